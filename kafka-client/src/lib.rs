@@ -1,0 +1,1 @@
+//! Native Kafka protocol client.

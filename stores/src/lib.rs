@@ -1,0 +1,1 @@
+//! State stores: not built yet (see the open "stores" issue).

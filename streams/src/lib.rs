@@ -1,0 +1,1 @@
+//! The streams framework: not built yet (see the open "streams core" issue).

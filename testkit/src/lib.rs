@@ -1,0 +1,1 @@
+//! Mock Kafka cluster: not built yet (see the open "testkit" issue).
