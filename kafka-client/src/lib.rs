@@ -1,1 +1,6 @@
-//! Native Kafka protocol client.
+//! A native Kafka protocol client in pure Rust: no librdkafka, no C compiler.
+
+pub mod error;
+pub mod protocol;
+
+pub use error::{Error, KafkaCode, Result};

@@ -1,0 +1,103 @@
+//! The crate's one error type.
+
+use std::time::Duration;
+
+pub use kafka_protocol::error::ResponseError as KafkaCode;
+use kafka_protocol::messages::ApiKey;
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the client, with the context needed to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bytes from the network or a caller that do not form what they claim to be.
+    #[error("malformed {what}: {reason}")]
+    Malformed { what: &'static str, reason: String },
+
+    /// A record batch whose stored CRC-32C does not match its contents.
+    #[error("corrupt record batch at base offset {base_offset}: stored CRC {stored:#010x}, computed {computed:#010x}")]
+    CorruptBatch { base_offset: i64, stored: u32, computed: u32 },
+
+    /// Compressing or decompressing a batch failed.
+    #[error("{codec} compression failed: {reason}")]
+    Compression { codec: &'static str, reason: String },
+
+    /// The broker answered with a Kafka error code.
+    #[error("broker error {code} ({retriable}) for {context}", retriable = if code.is_retriable() { "retriable" } else { "not retriable" })]
+    Broker { code: KafkaCode, context: String },
+
+    /// A socket error while talking to a broker.
+    #[error("I/O error with broker {broker}: {source}")]
+    Io {
+        broker: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The connection to a broker closed while requests were in flight.
+    #[error("connection to broker {broker} closed: {reason}")]
+    Disconnected { broker: String, reason: String },
+
+    /// No answer within the configured request timeout.
+    #[error("{api:?} request to broker {broker} timed out after {after:?}")]
+    Timeout { api: ApiKey, broker: String, after: Duration },
+
+    /// The broker does not support any version of an API we need.
+    #[error("broker {broker} does not support {api:?} in any version this client speaks ({ours})")]
+    UnsupportedVersion { api: ApiKey, broker: String, ours: String },
+
+    /// A topic or partition the cluster does not know.
+    #[error("unknown topic or partition {topic}/{partition}")]
+    UnknownPartition { topic: String, partition: i32 },
+
+    /// Settings that cannot work together, or an address that cannot be parsed.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// The producer or consumer was closed before the operation finished.
+    #[error("client is closed")]
+    Closed,
+
+    /// Retries ran out: the last error is kept.
+    #[error("gave up after {attempts} attempts: {last}")]
+    RetriesExhausted { attempts: u32, last: Box<Error> },
+}
+
+impl Error {
+    pub(crate) fn malformed(what: &'static str, reason: impl Into<String>) -> Self {
+        Error::Malformed { what, reason: reason.into() }
+    }
+
+    pub(crate) fn broker(code: KafkaCode, context: impl Into<String>) -> Self {
+        Error::Broker { code, context: context.into() }
+    }
+
+    /// Whether trying the same operation again (after a metadata refresh or a reconnect) may
+    /// succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Broker { code, .. } => code.is_retriable(),
+            Error::Io { .. } | Error::Disconnected { .. } | Error::Timeout { .. } => true,
+            Error::UnknownPartition { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The Kafka error code, when the broker sent one.
+    pub fn code(&self) -> Option<KafkaCode> {
+        match self {
+            Error::Broker { code, .. } => Some(*code),
+            Error::RetriesExhausted { last, .. } => last.code(),
+            _ => None,
+        }
+    }
+}
+
+/// Turns a response's error code into `Ok(())` or a typed [`Error::Broker`].
+pub fn check_code(code: i16, context: impl FnOnce() -> String) -> Result<()> {
+    match KafkaCode::try_from_code(code) {
+        None => Ok(()),
+        Some(code) => Err(Error::broker(code, context())),
+    }
+}
