@@ -1,6 +1,13 @@
 //! A native Kafka protocol client in pure Rust: no librdkafka, no C compiler.
 
+pub mod config;
+mod cluster;
+mod conn;
 pub mod error;
 pub mod protocol;
+mod topic_partition;
 
+pub use cluster::{BrokerInfo, ClusterInfo, PartitionInfo, TopicInfo};
+pub use config::ClientConfig;
 pub use error::{Error, KafkaCode, Result};
+pub use topic_partition::TopicPartition;

@@ -1,0 +1,340 @@
+//! What the client knows about the cluster: brokers, topic partitions and their leaders, and
+//! one connection per broker, opened on demand and reopened with backoff after a failure.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::{Request, StrBytes};
+
+use crate::config::ClientConfig;
+use crate::conn::Connection;
+use crate::error::{Error, KafkaCode, Result};
+
+/// Metadata versions this client speaks (v1 is the first with controller id and racks).
+const METADATA_VERSIONS: std::ops::RangeInclusive<i16> = 1..=12;
+
+/// A broker as the cluster advertises it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+impl BrokerInfo {
+    fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// One partition's placement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub partition: i32,
+    /// Broker id of the leader, or -1 while there is none.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// A topic's partitions, ordered by partition number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub internal: bool,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// A snapshot of cluster metadata.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterInfo {
+    pub cluster_id: Option<String>,
+    pub controller_id: i32,
+    pub brokers: Vec<BrokerInfo>,
+}
+
+#[derive(Default)]
+struct Cache {
+    cluster: ClusterInfo,
+    topics: HashMap<String, TopicInfo>,
+}
+
+#[derive(Default)]
+struct Slot {
+    conn: Option<Arc<Connection>>,
+    failures: u32,
+    last_failure: Option<Instant>,
+}
+
+/// Shared by every component of one client (producer, consumer, admin).
+pub(crate) struct Cluster {
+    pub(crate) config: ClientConfig,
+    cache: Mutex<Cache>,
+    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl Cluster {
+    /// Connects to a bootstrap broker and loads the broker list.
+    pub(crate) async fn connect(config: ClientConfig) -> Result<Arc<Cluster>> {
+        let cluster = Arc::new(Cluster {
+            config,
+            cache: Mutex::default(),
+            slots: Mutex::default(),
+            refresh: tokio::sync::Mutex::new(()),
+        });
+        cluster.refresh_metadata(&[], false).await?;
+        Ok(cluster)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn info(&self) -> ClusterInfo {
+        self.cache().cluster.clone()
+    }
+
+    pub(crate) fn topic(&self, topic: &str) -> Option<TopicInfo> {
+        self.cache().topics.get(topic).cloned()
+    }
+
+    /// The leader broker id of a partition, if known and present.
+    pub(crate) fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
+        let cache = self.cache();
+        let p = cache.topics.get(topic)?.partitions.get(partition as usize)?;
+        (p.leader >= 0).then_some(p.leader)
+    }
+
+    /// Partitions of a topic, fetching metadata when it is not cached. With
+    /// `allow_auto_create` the broker may create it (as the Java producer lets it).
+    pub(crate) async fn topic_or_fetch(&self, topic: &str, allow_auto_create: bool) -> Result<TopicInfo> {
+        if let Some(t) = self.topic(topic) {
+            return Ok(t);
+        }
+        let mut delay = Duration::from_millis(20);
+        let deadline = Instant::now() + self.config.request_timeout;
+        loop {
+            match self.refresh_metadata(&[topic.to_owned()], allow_auto_create).await {
+                Ok(()) => {}
+                Err(e) if e.is_retriable() && Instant::now() < deadline => {
+                    tracing::debug!(topic, error = %e, "metadata refresh failed, retrying");
+                }
+                Err(e) => return Err(e),
+            }
+            if let Some(t) = self.topic(topic) {
+                return Ok(t);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::UnknownPartition { topic: topic.to_owned(), partition: -1 });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Asks any broker for metadata of `topics` (all brokers, no topics when empty) and
+    /// merges it into the cache. Concurrent refreshes are serialised.
+    pub(crate) async fn refresh_metadata(&self, topics: &[String], allow_auto_create: bool) -> Result<()> {
+        let _one_at_a_time = self.refresh.lock().await;
+        let conn = self.any_connection().await?;
+        let version = conn.version(ApiKey::Metadata, METADATA_VERSIONS)?;
+        let request = MetadataRequest::default()
+            .with_topics(Some(
+                topics
+                    .iter()
+                    .map(|t| {
+                        MetadataRequestTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string(t.clone()))))
+                    })
+                    .collect(),
+            ))
+            .with_allow_auto_topic_creation(allow_auto_create);
+        let response = match conn.request(&request, version).await {
+            Ok(r) => r,
+            Err(e) => {
+                conn.close("metadata request failed");
+                return Err(e);
+            }
+        };
+        self.merge(response);
+        Ok(())
+    }
+
+    fn merge(&self, response: MetadataResponse) {
+        let mut cache = self.cache();
+        cache.cluster = ClusterInfo {
+            cluster_id: response.cluster_id.map(|s| s.to_string()),
+            controller_id: response.controller_id.0,
+            brokers: response
+                .brokers
+                .into_iter()
+                .map(|b| BrokerInfo {
+                    id: b.node_id.0,
+                    host: b.host.to_string(),
+                    port: b.port,
+                    rack: b.rack.map(|r| r.to_string()),
+                })
+                .collect(),
+        };
+        for topic in response.topics {
+            let Some(name) = topic.name.map(|n| n.0.to_string()) else { continue };
+            match KafkaCode::try_from_code(topic.error_code) {
+                None => {}
+                Some(code) => {
+                    tracing::debug!(topic = %name, %code, "metadata has no usable partitions");
+                    cache.topics.remove(&name);
+                    continue;
+                }
+            }
+            let mut partitions: Vec<PartitionInfo> = topic
+                .partitions
+                .into_iter()
+                .map(|p| PartitionInfo {
+                    partition: p.partition_index,
+                    leader: p.leader_id.0,
+                    leader_epoch: p.leader_epoch,
+                    replicas: p.replica_nodes.into_iter().map(|b| b.0).collect(),
+                    isr: p.isr_nodes.into_iter().map(|b| b.0).collect(),
+                })
+                .collect();
+            partitions.sort_by_key(|p| p.partition);
+            // A gap in partition numbers would break index-by-partition lookups.
+            if partitions.iter().enumerate().any(|(i, p)| p.partition != i as i32) {
+                tracing::warn!(topic = %name, "metadata lists partitions with gaps; ignored");
+                continue;
+            }
+            cache.topics.insert(
+                name.clone(),
+                TopicInfo { name, internal: topic.is_internal, partitions },
+            );
+        }
+    }
+
+    /// Forgets a topic so the next lookup asks the cluster again (after NOT_LEADER and such).
+    pub(crate) fn invalidate(&self, topic: &str) {
+        self.cache().topics.remove(topic);
+    }
+
+    /// The connection to broker `id`, opening it if needed.
+    pub(crate) async fn broker(&self, id: i32) -> Result<Arc<Connection>> {
+        let broker = {
+            let cache = self.cache();
+            cache.cluster.brokers.iter().find(|b| b.id == id).cloned()
+        };
+        let Some(broker) = broker else {
+            self.refresh_metadata(&[], false).await?;
+            let cache = self.cache();
+            let broker = cache.cluster.brokers.iter().find(|b| b.id == id).cloned();
+            drop(cache);
+            return match broker {
+                Some(b) => self.connection(&b.address(), format!("{}@{}", b.id, b.address())).await,
+                None => Err(Error::Config(format!("broker {id} is not in the cluster metadata"))),
+            };
+        };
+        self.connection(&broker.address(), format!("{}@{}", broker.id, broker.address()))
+            .await
+    }
+
+    /// Any live connection: a broker already connected, else a known broker, else bootstrap.
+    pub(crate) async fn any_connection(&self) -> Result<Arc<Connection>> {
+        let live = {
+            let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.values().cloned().collect::<Vec<_>>()
+        };
+        for slot in live {
+            if let Ok(slot) = slot.try_lock() {
+                if let Some(conn) = slot.conn.as_ref().filter(|c| !c.is_closed()) {
+                    return Ok(conn.clone());
+                }
+            }
+        }
+        let mut candidates: Vec<(String, String)> = self
+            .cache()
+            .cluster
+            .brokers
+            .iter()
+            .map(|b| (b.address(), format!("{}@{}", b.id, b.address())))
+            .collect();
+        candidates.extend(
+            self.config.bootstrap.iter().map(|a| (a.clone(), format!("bootstrap@{a}"))),
+        );
+        let mut last = None;
+        for (address, label) in candidates {
+            match self.connection(&address, label).await {
+                Ok(conn) => return Ok(conn),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Config("no broker address known".into())))
+    }
+
+    /// The pooled connection to `address`, reconnecting with exponential backoff.
+    async fn connection(&self, address: &str, label: String) -> Result<Arc<Connection>> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.entry(address.to_owned()).or_default().clone()
+        };
+        let mut slot = slot.lock().await;
+        if let Some(conn) = slot.conn.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(conn.clone());
+        }
+        if let Some(last) = slot.last_failure {
+            let backoff = self
+                .config
+                .reconnect_backoff
+                .saturating_mul(1 << slot.failures.min(10))
+                .min(self.config.reconnect_backoff_max);
+            let wait = (last + backoff).saturating_duration_since(Instant::now());
+            tokio::time::sleep(wait).await;
+        }
+        match Connection::connect(address, label.clone(), &self.config).await {
+            Ok(conn) => {
+                let conn = Arc::new(conn);
+                slot.conn = Some(conn.clone());
+                slot.failures = 0;
+                slot.last_failure = None;
+                tracing::debug!(broker = %label, "connected");
+                Ok(conn)
+            }
+            Err(e) => {
+                slot.conn = None;
+                slot.failures += 1;
+                slot.last_failure = Some(Instant::now());
+                tracing::warn!(broker = %label, error = %e, failures = slot.failures, "connect failed");
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends one request to broker `id` at the best common version, building it for that
+    /// version with `build`.
+    pub(crate) async fn request_to<R: Request>(
+        &self,
+        id: i32,
+        api: ApiKey,
+        ours: std::ops::RangeInclusive<i16>,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<R::Response> {
+        let conn = self.broker(id).await?;
+        let version = conn.version(api, ours)?;
+        conn.request(&build(version), version).await
+    }
+
+    /// Like [`Cluster::request_to`] on any broker.
+    pub(crate) async fn request_any<R: Request>(
+        &self,
+        api: ApiKey,
+        ours: std::ops::RangeInclusive<i16>,
+        build: impl FnOnce(i16) -> R,
+    ) -> Result<(R::Response, i16)> {
+        let conn = self.any_connection().await?;
+        let version = conn.version(api, ours)?;
+        Ok((conn.request(&build(version), version).await?, version))
+    }
+}

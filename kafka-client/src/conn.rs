@@ -1,0 +1,332 @@
+//! One TCP connection to one broker: a writer task and a reader task, requests pipelined and
+//! matched to responses by correlation id, a bounded number in flight.
+//!
+//! A connection that fails in any way (I/O error, malformed frame, timeout) shuts down as a
+//! whole: every waiting request gets an error and the owner opens a new connection.
+
+use std::collections::HashMap;
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::protocol::{Decodable, Request, StrBytes};
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::AbortHandle;
+
+use crate::config::ClientConfig;
+use crate::error::{Error, KafkaCode, Result};
+use crate::protocol::frame::{self, decode_response, encode_request, response_correlation_id};
+
+type Reply = oneshot::Sender<Result<Bytes>>;
+
+/// A live connection. Cheap to share behind an `Arc`.
+pub(crate) struct Connection {
+    shared: Arc<Shared>,
+    writer: mpsc::Sender<BytesMut>,
+    in_flight: Arc<Semaphore>,
+    next_correlation_id: AtomicI32,
+    versions: HashMap<i16, (i16, i16)>,
+    client_id: String,
+    request_timeout: Duration,
+}
+
+struct Shared {
+    broker: String,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    closed: Option<String>,
+    pending: HashMap<i32, Reply>,
+    tasks: Vec<AbortHandle>,
+}
+
+impl Shared {
+    /// Fails every waiting request and stops both tasks. Idempotent.
+    fn shut_down(&self, reason: &str) {
+        let (pending, tasks) = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.closed.is_some() {
+                return;
+            }
+            state.closed = Some(reason.to_owned());
+            (std::mem::take(&mut state.pending), std::mem::take(&mut state.tasks))
+        };
+        if !pending.is_empty() {
+            tracing::warn!(broker = %self.broker, reason, waiting = pending.len(), "connection closed");
+        } else {
+            tracing::debug!(broker = %self.broker, reason, "connection closed");
+        }
+        for (_, reply) in pending {
+            let _ = reply.send(Err(self.disconnected(reason)));
+        }
+        for task in tasks {
+            task.abort();
+        }
+    }
+
+    fn disconnected(&self, reason: &str) -> Error {
+        Error::Disconnected { broker: self.broker.clone(), reason: reason.to_owned() }
+    }
+}
+
+/// The answer to one request, still on its way. Holds an in-flight slot until dropped.
+pub(crate) struct PendingResponse {
+    rx: oneshot::Receiver<Result<Bytes>>,
+    api: ApiKey,
+    correlation_id: i32,
+    shared: Arc<Shared>,
+    timeout: Duration,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl PendingResponse {
+    /// Waits for the raw response frame (header included).
+    pub(crate) async fn frame(self) -> Result<Bytes> {
+        match tokio::time::timeout(self.timeout, self.rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(self.shared.disconnected("connection task ended")),
+            Err(_) => {
+                // A broker that stops answering one request cannot be trusted with the rest.
+                let reason = format!(
+                    "no response to {:?} (correlation id {}) within {:?}",
+                    self.api, self.correlation_id, self.timeout
+                );
+                self.shared.shut_down(&reason);
+                Err(Error::Timeout {
+                    api: self.api,
+                    broker: self.shared.broker.clone(),
+                    after: self.timeout,
+                })
+            }
+        }
+    }
+
+    /// Waits for the response and decodes it.
+    pub(crate) async fn decode<R: Request>(self, version: i16) -> Result<R::Response> {
+        decode_response::<R>(self.frame().await?, version)
+    }
+}
+
+impl Connection {
+    /// Opens a connection and negotiates API versions.
+    pub(crate) async fn connect(addr: &str, broker: String, config: &ClientConfig) -> Result<Self> {
+        let io_err = |source| Error::Io { broker: broker.clone(), source };
+        let stream = tokio::time::timeout(config.request_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| {
+                io_err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("connect to {addr} timed out"),
+                ))
+            })?
+            .map_err(io_err)?;
+        stream.set_nodelay(true).map_err(io_err)?;
+        let (read_half, write_half) = stream.into_split();
+
+        let shared = Arc::new(Shared { broker: broker.clone(), state: Mutex::default() });
+        let max_in_flight = config.max_in_flight_per_connection.max(1);
+        let (writer, rx) = mpsc::channel(max_in_flight);
+        let write_task = tokio::spawn(write_loop(write_half, rx, shared.clone()));
+        let read_task =
+            tokio::spawn(read_loop(read_half, shared.clone(), config.max_frame_bytes));
+        {
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.tasks.push(write_task.abort_handle());
+            state.tasks.push(read_task.abort_handle());
+        }
+
+        let mut conn = Connection {
+            shared,
+            writer,
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            next_correlation_id: AtomicI32::new(0),
+            versions: HashMap::new(),
+            client_id: config.client_id.clone(),
+            request_timeout: config.request_timeout,
+        };
+        conn.versions = conn.negotiate_versions().await?;
+        Ok(conn)
+    }
+
+    /// Asks the broker which versions of each API it speaks. Starts at v3; a broker that does
+    /// not know v3 answers UNSUPPORTED_VERSION in the v0 format, so that is decoded as v0.
+    async fn negotiate_versions(&self) -> Result<HashMap<i16, (i16, i16)>> {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("kafka-client-rs"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let frame = self.send(&request, 3).await?.frame().await?;
+        let response = match decode_response::<ApiVersionsRequest>(frame.clone(), 3) {
+            Ok(r) if r.error_code == 0 => r,
+            _ => {
+                let mut body = frame.slice(4..);
+                ApiVersionsResponse::decode(&mut body, 0).map_err(|e| {
+                    Error::malformed("ApiVersions response", e.to_string())
+                })?
+            }
+        };
+        if let Some(code) = KafkaCode::try_from_code(response.error_code) {
+            return Err(Error::broker(code, format!("ApiVersions from {}", self.shared.broker)));
+        }
+        Ok(response
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect())
+    }
+
+    /// Label used in errors and logs (`id@host:port`).
+    pub(crate) fn broker(&self) -> &str {
+        &self.shared.broker
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner()).closed.is_some()
+    }
+
+    /// The highest version of `api` that both this client (`ours`) and the broker speak.
+    pub(crate) fn version(&self, api: ApiKey, ours: RangeInclusive<i16>) -> Result<i16> {
+        let unsupported = || Error::UnsupportedVersion {
+            api,
+            broker: self.shared.broker.clone(),
+            ours: format!("v{}..=v{}", ours.start(), ours.end()),
+        };
+        let &(min, max) = self.versions.get(&(api as i16)).ok_or_else(unsupported)?;
+        let top = max.min(*ours.end());
+        if top < min.max(*ours.start()) {
+            return Err(unsupported());
+        }
+        Ok(top)
+    }
+
+    /// Writes a request and returns the response to come. Calls made one after another from
+    /// one task reach the socket in that order (the producer's ordering relies on it).
+    pub(crate) async fn send<R: Request>(&self, request: &R, version: i16) -> Result<PendingResponse> {
+        let (frame, correlation_id, permit) = self.encode(request, version).await?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(reason) = &state.closed {
+                return Err(self.shared.disconnected(reason));
+            }
+            state.pending.insert(correlation_id, tx);
+        }
+        self.write(frame).await?;
+        Ok(PendingResponse {
+            rx,
+            api: api_key(R::KEY),
+            correlation_id,
+            shared: self.shared.clone(),
+            timeout: self.request_timeout,
+            _permit: permit,
+        })
+    }
+
+    /// Writes a request the broker will not answer (Produce with acks=0).
+    pub(crate) async fn send_without_response<R: Request>(&self, request: &R, version: i16) -> Result<()> {
+        let (frame, _, _permit) = self.encode(request, version).await?;
+        self.write(frame).await
+    }
+
+    /// Sends a request and decodes its response.
+    pub(crate) async fn request<R: Request>(&self, request: &R, version: i16) -> Result<R::Response> {
+        self.send(request, version).await?.decode::<R>(version).await
+    }
+
+    async fn encode<R: Request>(&self, request: &R, version: i16) -> Result<(BytesMut, i32, OwnedSemaphorePermit)> {
+        let permit = self
+            .in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| self.shared.disconnected("connection dropped"))?;
+        let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
+        let mut frame = BytesMut::new();
+        encode_request(&mut frame, correlation_id, &self.client_id, version, request)?;
+        Ok((frame, correlation_id, permit))
+    }
+
+    async fn write(&self, frame: BytesMut) -> Result<()> {
+        self.writer.send(frame).await.map_err(|_| {
+            let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared
+                .disconnected(state.closed.as_deref().unwrap_or("writer task ended"))
+        })
+    }
+
+    /// Closes the connection, failing whatever is still waiting.
+    pub(crate) fn close(&self, reason: &str) {
+        self.shared.shut_down(reason);
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.shared.shut_down("dropped");
+    }
+}
+
+fn api_key(key: i16) -> ApiKey {
+    ApiKey::try_from(key).unwrap_or(ApiKey::ApiVersions)
+}
+
+async fn write_loop(
+    write_half: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<BytesMut>,
+    shared: Arc<Shared>,
+) {
+    let mut out = BufWriter::with_capacity(256 * 1024, write_half);
+    while let Some(frame) = rx.recv().await {
+        let mut result = out.write_all(&frame).await;
+        // Coalesce whatever else is queued into the same flush.
+        while result.is_ok() {
+            match rx.try_recv() {
+                Ok(frame) => result = out.write_all(&frame).await,
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = result.and(out.flush().await) {
+            shared.shut_down(&format!("write failed: {e}"));
+            return;
+        }
+    }
+}
+
+async fn read_loop(
+    read_half: tokio::net::tcp::OwnedReadHalf,
+    shared: Arc<Shared>,
+    max_frame_bytes: usize,
+) {
+    let mut input = BufReader::with_capacity(256 * 1024, read_half);
+    loop {
+        let frame = match frame::read_frame(&mut input, max_frame_bytes).await {
+            Ok(Some(frame)) => frame.freeze(),
+            Ok(None) => return shared.shut_down("closed by the broker"),
+            Err(e) => return shared.shut_down(&format!("read failed: {e}")),
+        };
+        let correlation_id = match response_correlation_id(&frame) {
+            Ok(id) => id,
+            Err(e) => return shared.shut_down(&e.to_string()),
+        };
+        let reply = {
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.pending.remove(&correlation_id)
+        };
+        match reply {
+            Some(reply) => {
+                let _ = reply.send(Ok(frame));
+            }
+            None => {
+                return shared.shut_down(&format!(
+                    "response with unknown correlation id {correlation_id}"
+                ))
+            }
+        }
+    }
+}
