@@ -1,0 +1,491 @@
+//! `RedbStore`: one redb file per table, a redb table per partition, and a table of applied
+//! offsets written in the same transaction as the data.
+//!
+//! File layout (layout version 1):
+//! - `meta`: `&str -> u64`, holds `layout = 1`, written when the file is created;
+//! - `offsets`: `i32 -> i64`, the applied changelog offset of each partition;
+//! - `data/{partition}`: `&[u8] -> &[u8]`, the partition's keys and values.
+
+use std::collections::btree_map::Entry as MapEntry;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use redb::{
+    Builder, Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, TableDefinition, TableError, TableHandle, WriteTransaction,
+};
+
+use crate::store::is_empty_range;
+use crate::{
+    BatchOp, EntryIter, Error, Offset, Partition, PartitionStats, Result, Store, StoreStats,
+    WriteBatch,
+};
+
+/// Version of the table layout above; bump it when the layout changes incompatibly.
+const LAYOUT_VERSION: u64 = 1;
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const OFFSETS: TableDefinition<Partition, Offset> = TableDefinition::new("offsets");
+const DATA_PREFIX: &str = "data/";
+
+fn data_table_name(partition: Partition) -> String {
+    format!("{DATA_PREFIX}{partition}")
+}
+
+fn data_table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+/// How a [`RedbStore`] opens its file and commits batches.
+#[derive(Debug, Clone, Default)]
+pub struct RedbOptions {
+    durable_batches: bool,
+    cache_size: Option<usize>,
+}
+
+impl RedbOptions {
+    /// Defaults: non-durable commits per batch, durable on [`Store::flush`]; redb's cache size.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Make every [`Store::apply`] a durable commit (an fsync, milliseconds each) instead of
+    /// waiting for [`Store::flush`].
+    pub fn durable_batches(mut self, durable: bool) -> Self {
+        self.durable_batches = durable;
+        self
+    }
+
+    /// Bytes of memory redb may use to cache pages.
+    pub fn cache_size(mut self, bytes: usize) -> Self {
+        self.cache_size = Some(bytes);
+        self
+    }
+}
+
+/// A persistent store in one redb file.
+///
+/// Each [`apply`](Store::apply) is one redb write transaction holding the batch's writes and its
+/// offsets, so a crash never leaves half a batch. By default those commits are non-durable
+/// (cheap, in memory until the next durable commit); [`flush`](Store::flush) makes them durable.
+/// A crash loses the batches since the last flush, and the applied offsets go back with them,
+/// so replaying the changelog from [`applied_offset`](Store::applied_offset)` + 1` restores them.
+///
+/// The file is locked while open: a second process (or a second handle) opening it gets
+/// [`Error::Locked`]. Dropping the store flushes; use [`close`](RedbStore::close) to see errors.
+pub struct RedbStore {
+    db: Database,
+    path: PathBuf,
+    durable_batches: bool,
+    /// Set after a non-durable commit; cleared by a durable one.
+    dirty: AtomicBool,
+}
+
+impl fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .field("durable_batches", &self.durable_batches)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedbStore {
+    /// Opens (or creates) the file of table `table` in directory `dir`, creating the directory
+    /// if needed: `dir/<table>.redb`.
+    pub fn open(dir: impl AsRef<Path>, table: &str) -> Result<Self> {
+        Self::open_with(dir, table, RedbOptions::default())
+    }
+
+    /// [`open`](Self::open) with options.
+    pub fn open_with(dir: impl AsRef<Path>, table: &str, options: RedbOptions) -> Result<Self> {
+        crate::url::validate_table_name(table)?;
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Self::open_file(dir.join(format!("{table}.redb")), options)
+    }
+
+    /// Opens (or creates) the store file at `path`.
+    pub fn open_file(path: impl Into<PathBuf>, options: RedbOptions) -> Result<Self> {
+        let path = path.into();
+        let mut builder = Builder::new();
+        if let Some(bytes) = options.cache_size {
+            builder.set_cache_size(bytes);
+        }
+        let db = builder
+            .create(&path)
+            .map_err(|e| classify(&path, "opening", None, e))?;
+        let store = Self {
+            db,
+            path,
+            durable_batches: options.durable_batches,
+            dirty: AtomicBool::new(false),
+        };
+        store.check_layout()?;
+        let offsets = store.applied_offsets()?;
+        tracing::debug!(path = %store.path.display(), ?offsets, "opened redb store");
+        Ok(store)
+    }
+
+    /// The file backing this store.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes and closes the file, reporting any error (dropping the store only logs it).
+    pub fn close(self) -> Result<()> {
+        self.flush()
+    }
+
+    /// Writes the layout marker into a new file, or checks the one in an existing file.
+    fn check_layout(&self) -> Result<()> {
+        let txn = self.read_txn("checking layout")?;
+        let names: Vec<String> = txn
+            .list_tables()
+            .map_err(|e| self.err("listing tables", None, e))?
+            .map(|t| t.name().to_string())
+            .collect();
+        if names.iter().any(|n| n == META.name()) {
+            let meta = txn
+                .open_table(META)
+                .map_err(|e| self.err("reading layout", None, e))?;
+            let layout = meta
+                .get("layout")
+                .map_err(|e| self.err("reading layout", None, e))?
+                .map(|g| g.value());
+            return match layout {
+                Some(LAYOUT_VERSION) => Ok(()),
+                Some(other) => Err(Error::Incompatible {
+                    path: self.path.clone(),
+                    detail: format!(
+                        "store layout version {other}, this build reads version {LAYOUT_VERSION}"
+                    ),
+                }),
+                None => Err(self.foreign()),
+            };
+        }
+        if !names.is_empty() {
+            return Err(self.foreign());
+        }
+        drop(txn);
+        // A new file: mark it durably so a crash cannot leave an unmarked file with data.
+        let txn = self.write_txn("writing layout", Durability::Immediate)?;
+        {
+            let mut meta = txn
+                .open_table(META)
+                .map_err(|e| self.err("writing layout", None, e))?;
+            meta.insert("layout", LAYOUT_VERSION)
+                .map_err(|e| self.err("writing layout", None, e))?;
+        }
+        txn.commit()
+            .map_err(|e| self.err("writing layout", None, e))
+    }
+
+    fn foreign(&self) -> Error {
+        Error::Incompatible {
+            path: self.path.clone(),
+            detail: "a redb file without this crate's layout marker".to_string(),
+        }
+    }
+
+    fn err(
+        &self,
+        op: &'static str,
+        partition: Option<Partition>,
+        e: impl Into<redb::Error>,
+    ) -> Error {
+        classify(&self.path, op, partition, e)
+    }
+
+    fn read_txn(&self, op: &'static str) -> Result<ReadTransaction> {
+        self.db.begin_read().map_err(|e| self.err(op, None, e))
+    }
+
+    fn write_txn(&self, op: &'static str, durability: Durability) -> Result<WriteTransaction> {
+        let mut txn = self.db.begin_write().map_err(|e| self.err(op, None, e))?;
+        txn.set_durability(durability)
+            .map_err(|e| self.err(op, None, e))?;
+        Ok(txn)
+    }
+
+    /// Durability for a batch commit, noting that a later flush has work to do.
+    fn batch_durability(&self) -> Durability {
+        if self.durable_batches {
+            Durability::Immediate
+        } else {
+            Durability::None
+        }
+    }
+
+    fn commit(&self, txn: WriteTransaction, op: &'static str) -> Result<()> {
+        txn.commit().map_err(|e| self.err(op, None, e))?;
+        if !self.durable_batches {
+            self.dirty.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    fn partition_stats_in(
+        &self,
+        txn: &ReadTransaction,
+        partition: Partition,
+    ) -> Result<PartitionStats> {
+        let name = data_table_name(partition);
+        let op = "reading partition stats";
+        let table = match txn.open_table(data_table(&name)) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(PartitionStats::default()),
+            Err(e) => return Err(self.err(op, Some(partition), e)),
+        };
+        let entries = table.len().map_err(|e| self.err(op, Some(partition), e))?;
+        let stats = table.stats().map_err(|e| self.err(op, Some(partition), e))?;
+        Ok(PartitionStats {
+            entries,
+            bytes: stats.stored_bytes(),
+        })
+    }
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::warn!(path = %self.path.display(), error = %e, "flush on drop failed; batches since the last flush will be replayed from the changelog");
+        }
+    }
+}
+
+impl Store for RedbStore {
+    fn get(&self, partition: Partition, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let op = "reading a key";
+        let txn = self.read_txn(op)?;
+        let name = data_table_name(partition);
+        let table = match txn.open_table(data_table(&name)) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(op, Some(partition), e)),
+        };
+        let value = table
+            .get(key)
+            .map_err(|e| self.err(op, Some(partition), e))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    fn range(
+        &self,
+        partition: Partition,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+    ) -> Result<EntryIter<'_>> {
+        if is_empty_range(start, end) {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        let op = "scanning";
+        let txn = self.read_txn(op)?;
+        let name = data_table_name(partition);
+        let table = match txn.open_table(data_table(&name)) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Box::new(std::iter::empty())),
+            Err(e) => return Err(self.err(op, Some(partition), e)),
+        };
+        // The range keeps the read transaction alive: the scan is a snapshot.
+        let range = table
+            .range::<&[u8]>((start, end))
+            .map_err(|e| self.err(op, Some(partition), e))?;
+        Ok(Box::new(range.map(move |item| {
+            item.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
+                .map_err(|e| self.err(op, Some(partition), e))
+        })))
+    }
+
+    fn apply(&self, batch: WriteBatch) -> Result<()> {
+        let op = "applying a batch";
+        let (ops, offsets) = batch.into_parts();
+        let txn = self.write_txn(op, self.batch_durability())?;
+        {
+            // redb allows one open handle per table and transaction: keep them by partition.
+            let mut tables = BTreeMap::new();
+            for write in &ops {
+                let partition = write.partition();
+                let table = match tables.entry(partition) {
+                    MapEntry::Occupied(t) => t.into_mut(),
+                    MapEntry::Vacant(slot) => {
+                        let name = data_table_name(partition);
+                        let table = txn
+                            .open_table(data_table(&name))
+                            .map_err(|e| self.err(op, Some(partition), e))?;
+                        slot.insert(table)
+                    }
+                };
+                let result = match write {
+                    BatchOp::Put { key, value, .. } => {
+                        table.insert(key.as_slice(), value.as_slice()).map(drop)
+                    }
+                    BatchOp::Delete { key, .. } => table.remove(key.as_slice()).map(drop),
+                };
+                result.map_err(|e| self.err(op, Some(partition), e))?;
+            }
+            if !offsets.is_empty() {
+                let mut table = txn
+                    .open_table(OFFSETS)
+                    .map_err(|e| self.err(op, None, e))?;
+                for (&partition, &offset) in &offsets {
+                    table
+                        .insert(partition, offset)
+                        .map_err(|e| self.err(op, Some(partition), e))?;
+                }
+            }
+        }
+        // An error above drops `txn` uncommitted, which aborts it: nothing of the batch lands.
+        self.commit(txn, op)
+    }
+
+    fn applied_offset(&self, partition: Partition) -> Result<Option<Offset>> {
+        let op = "reading the applied offset";
+        let txn = self.read_txn(op)?;
+        let table = match txn.open_table(OFFSETS) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(op, Some(partition), e)),
+        };
+        let offset = table
+            .get(partition)
+            .map_err(|e| self.err(op, Some(partition), e))?;
+        Ok(offset.map(|g| g.value()))
+    }
+
+    fn applied_offsets(&self) -> Result<BTreeMap<Partition, Offset>> {
+        let op = "reading applied offsets";
+        let txn = self.read_txn(op)?;
+        let table = match txn.open_table(OFFSETS) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(BTreeMap::new()),
+            Err(e) => return Err(self.err(op, None, e)),
+        };
+        let iter = table.iter().map_err(|e| self.err(op, None, e))?;
+        iter.map(|item| {
+            item.map(|(p, o)| (p.value(), o.value()))
+                .map_err(|e| self.err(op, None, e))
+        })
+        .collect()
+    }
+
+    fn partitions(&self) -> Result<Vec<Partition>> {
+        let op = "listing partitions";
+        let mut partitions: Vec<Partition> = self.applied_offsets()?.into_keys().collect();
+        let txn = self.read_txn(op)?;
+        let names = txn.list_tables().map_err(|e| self.err(op, None, e))?;
+        for handle in names {
+            let Some(partition) = handle
+                .name()
+                .strip_prefix(DATA_PREFIX)
+                .and_then(|p| p.parse::<Partition>().ok())
+            else {
+                continue;
+            };
+            if self.partition_stats_in(&txn, partition)?.entries > 0 {
+                partitions.push(partition);
+            }
+        }
+        partitions.sort_unstable();
+        partitions.dedup();
+        Ok(partitions)
+    }
+
+    fn flush(&self) -> Result<()> {
+        // Cleared before the commit: a batch committed meanwhile sets it again.
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let op = "flushing (durable commit)";
+        let result = self
+            .write_txn(op, Durability::Immediate)
+            .and_then(|txn| txn.commit().map_err(|e| self.err(op, None, e)));
+        if result.is_err() {
+            self.dirty.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    fn drop_partition(&self, partition: Partition) -> Result<()> {
+        let op = "dropping a partition";
+        let txn = self.write_txn(op, self.batch_durability())?;
+        let name = data_table_name(partition);
+        txn.delete_table(data_table(&name))
+            .map_err(|e| self.err(op, Some(partition), e))?;
+        {
+            let mut offsets = txn
+                .open_table(OFFSETS)
+                .map_err(|e| self.err(op, Some(partition), e))?;
+            offsets
+                .remove(partition)
+                .map_err(|e| self.err(op, Some(partition), e))?;
+        }
+        self.commit(txn, op)?;
+        tracing::debug!(path = %self.path.display(), partition, "dropped partition");
+        Ok(())
+    }
+
+    fn partition_stats(&self, partition: Partition) -> Result<PartitionStats> {
+        let txn = self.read_txn("reading partition stats")?;
+        self.partition_stats_in(&txn, partition)
+    }
+
+    fn stats(&self) -> Result<StoreStats> {
+        let partitions = self.partitions()?;
+        let txn = self.read_txn("reading stats")?;
+        let partitions = partitions
+            .into_iter()
+            .map(|p| Ok((p, self.partition_stats_in(&txn, p)?)))
+            .collect::<Result<_>>()?;
+        let file_bytes = std::fs::metadata(&self.path)
+            .map_err(|source| Error::Io {
+                path: self.path.clone(),
+                source,
+            })?
+            .len();
+        Ok(StoreStats {
+            partitions,
+            file_bytes: Some(file_bytes),
+        })
+    }
+}
+
+/// Turns a redb error into ours, picking out the cases an operator must act on.
+fn classify(
+    path: &Path,
+    op: &'static str,
+    partition: Option<Partition>,
+    e: impl Into<redb::Error>,
+) -> Error {
+    let path = path.to_path_buf();
+    match e.into() {
+        redb::Error::DatabaseAlreadyOpen | redb::Error::LockProtocolMismatch => {
+            Error::Locked { path }
+        }
+        redb::Error::UpgradeRequired(version) => Error::Incompatible {
+            path,
+            detail: format!("redb file format {version}, older than this build reads"),
+        },
+        redb::Error::Corrupted(detail) if detail.contains("file format version") => {
+            Error::Incompatible { path, detail }
+        }
+        redb::Error::Corrupted(detail) => Error::Corrupted { path, detail },
+        e @ (redb::Error::TableTypeMismatch { .. } | redb::Error::TypeDefinitionChanged { .. }) => {
+            Error::Incompatible {
+                path,
+                detail: e.to_string(),
+            }
+        }
+        source => Error::Redb {
+            path,
+            op,
+            partition,
+            source: Box::new(source),
+        },
+    }
+}
