@@ -243,7 +243,9 @@ impl RedbStore {
             Err(e) => return Err(self.err(op, Some(partition), e)),
         };
         let entries = table.len().map_err(|e| self.err(op, Some(partition), e))?;
-        let stats = table.stats().map_err(|e| self.err(op, Some(partition), e))?;
+        let stats = table
+            .stats()
+            .map_err(|e| self.err(op, Some(partition), e))?;
         Ok(PartitionStats {
             entries,
             bytes: stats.stored_bytes(),
@@ -330,9 +332,7 @@ impl Store for RedbStore {
                 result.map_err(|e| self.err(op, Some(partition), e))?;
             }
             if !offsets.is_empty() {
-                let mut table = txn
-                    .open_table(OFFSETS)
-                    .map_err(|e| self.err(op, None, e))?;
+                let mut table = txn.open_table(OFFSETS).map_err(|e| self.err(op, None, e))?;
                 for (&partition, &offset) in &offsets {
                     table
                         .insert(partition, offset)
@@ -475,6 +475,11 @@ fn classify(
             Error::Incompatible { path, detail }
         }
         redb::Error::Corrupted(detail) => Error::Corrupted { path, detail },
+        // redb reports a file that is not a redb database at all this way.
+        redb::Error::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => Error::Corrupted {
+            path,
+            detail: e.to_string(),
+        },
         e @ (redb::Error::TableTypeMismatch { .. } | redb::Error::TypeDefinitionChanged { .. }) => {
             Error::Incompatible {
                 path,

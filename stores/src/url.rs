@@ -42,7 +42,9 @@ impl StoreUrl {
             url: url.to_string(),
             reason,
         };
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| invalid("missing \"://\""))?;
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| invalid("missing \"://\""))?;
         match scheme.to_ascii_lowercase().as_str() {
             "memory" if rest.is_empty() => Ok(StoreUrl::Memory),
             "memory" => Err(invalid("memory:// takes no path")),
