@@ -4,6 +4,10 @@
 //! [`messages`]; the record batch codec is ours because it is the hot path.
 
 pub mod frame;
+pub mod record;
 
 pub use kafka_protocol::messages;
 pub use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+pub use record::{
+    BatchBuilder, BatchHeader, Compression, Header, Record, RecordBatch, RecordBatches, TimestampType,
+};
