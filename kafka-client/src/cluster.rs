@@ -104,23 +104,51 @@ impl Cluster {
         self.cache().topics.get(topic).cloned()
     }
 
+    /// Number of partitions of a cached topic, without copying its metadata.
+    pub(crate) fn partition_count(&self, topic: &str) -> Option<usize> {
+        self.cache().topics.get(topic).map(|t| t.partitions.len())
+    }
+
     /// The leader broker id of a partition, if known and present.
     pub(crate) fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
         let cache = self.cache();
-        let p = cache.topics.get(topic)?.partitions.get(partition as usize)?;
+        let p = cache
+            .topics
+            .get(topic)?
+            .partitions
+            .get(partition as usize)?;
         (p.leader >= 0).then_some(p.leader)
+    }
+
+    /// The leader broker id and leader epoch of a partition, if known and present (the
+    /// consumer sends the epoch with fetches so a stale leader is fenced).
+    pub(crate) fn leader_and_epoch(&self, topic: &str, partition: i32) -> Option<(i32, i32)> {
+        let cache = self.cache();
+        let p = cache
+            .topics
+            .get(topic)?
+            .partitions
+            .get(usize::try_from(partition).ok()?)?;
+        (p.leader >= 0).then_some((p.leader, p.leader_epoch))
     }
 
     /// Partitions of a topic, fetching metadata when it is not cached. With
     /// `allow_auto_create` the broker may create it (as the Java producer lets it).
-    pub(crate) async fn topic_or_fetch(&self, topic: &str, allow_auto_create: bool) -> Result<TopicInfo> {
+    pub(crate) async fn topic_or_fetch(
+        &self,
+        topic: &str,
+        allow_auto_create: bool,
+    ) -> Result<TopicInfo> {
         if let Some(t) = self.topic(topic) {
             return Ok(t);
         }
         let mut delay = Duration::from_millis(20);
         let deadline = Instant::now() + self.config.request_timeout;
         loop {
-            match self.refresh_metadata(&[topic.to_owned()], allow_auto_create).await {
+            match self
+                .refresh_metadata(&[topic.to_owned()], allow_auto_create)
+                .await
+            {
                 Ok(()) => {}
                 Err(e) if e.is_retriable() && Instant::now() < deadline => {
                     tracing::debug!(topic, error = %e, "metadata refresh failed, retrying");
@@ -131,7 +159,10 @@ impl Cluster {
                 return Ok(t);
             }
             if Instant::now() >= deadline {
-                return Err(Error::UnknownPartition { topic: topic.to_owned(), partition: -1 });
+                return Err(Error::UnknownPartition {
+                    topic: topic.to_owned(),
+                    partition: -1,
+                });
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(500));
@@ -140,7 +171,11 @@ impl Cluster {
 
     /// Asks any broker for metadata of `topics` (all brokers, no topics when empty) and
     /// merges it into the cache. Concurrent refreshes are serialised.
-    pub(crate) async fn refresh_metadata(&self, topics: &[String], allow_auto_create: bool) -> Result<()> {
+    pub(crate) async fn refresh_metadata(
+        &self,
+        topics: &[String],
+        allow_auto_create: bool,
+    ) -> Result<()> {
         let _one_at_a_time = self.refresh.lock().await;
         let conn = self.any_connection().await?;
         let version = conn.version(ApiKey::Metadata, METADATA_VERSIONS)?;
@@ -183,7 +218,9 @@ impl Cluster {
                 .collect(),
         };
         for topic in response.topics {
-            let Some(name) = topic.name.map(|n| n.0.to_string()) else { continue };
+            let Some(name) = topic.name.map(|n| n.0.to_string()) else {
+                continue;
+            };
             match KafkaCode::try_from_code(topic.error_code) {
                 None => {}
                 Some(code) => {
@@ -205,13 +242,21 @@ impl Cluster {
                 .collect();
             partitions.sort_by_key(|p| p.partition);
             // A gap in partition numbers would break index-by-partition lookups.
-            if partitions.iter().enumerate().any(|(i, p)| p.partition != i as i32) {
+            if partitions
+                .iter()
+                .enumerate()
+                .any(|(i, p)| p.partition != i as i32)
+            {
                 tracing::warn!(topic = %name, "metadata lists partitions with gaps; ignored");
                 continue;
             }
             cache.topics.insert(
                 name.clone(),
-                TopicInfo { name, internal: topic.is_internal, partitions },
+                TopicInfo {
+                    name,
+                    internal: topic.is_internal,
+                    partitions,
+                },
             );
         }
     }
@@ -223,22 +268,27 @@ impl Cluster {
 
     /// The connection to broker `id`, opening it if needed.
     pub(crate) async fn broker(&self, id: i32) -> Result<Arc<Connection>> {
-        let broker = {
-            let cache = self.cache();
-            cache.cluster.brokers.iter().find(|b| b.id == id).cloned()
-        };
-        let Some(broker) = broker else {
+        let mut broker = self.broker_info(id);
+        if broker.is_none() {
             self.refresh_metadata(&[], false).await?;
-            let cache = self.cache();
-            let broker = cache.cluster.brokers.iter().find(|b| b.id == id).cloned();
-            drop(cache);
-            return match broker {
-                Some(b) => self.connection(&b.address(), format!("{}@{}", b.id, b.address())).await,
-                None => Err(Error::Config(format!("broker {id} is not in the cluster metadata"))),
-            };
-        };
-        self.connection(&broker.address(), format!("{}@{}", broker.id, broker.address()))
-            .await
+            broker = self.broker_info(id);
+        }
+        let broker = broker
+            .ok_or_else(|| Error::Config(format!("broker {id} is not in the cluster metadata")))?;
+        self.connection(
+            &broker.address(),
+            format!("{}@{}", broker.id, broker.address()),
+        )
+        .await
+    }
+
+    fn broker_info(&self, id: i32) -> Option<BrokerInfo> {
+        self.cache()
+            .cluster
+            .brokers
+            .iter()
+            .find(|b| b.id == id)
+            .cloned()
     }
 
     /// Any live connection: a broker already connected, else a known broker, else bootstrap.
@@ -262,7 +312,10 @@ impl Cluster {
             .map(|b| (b.address(), format!("{}@{}", b.id, b.address())))
             .collect();
         candidates.extend(
-            self.config.bootstrap.iter().map(|a| (a.clone(), format!("bootstrap@{a}"))),
+            self.config
+                .bootstrap
+                .iter()
+                .map(|a| (a.clone(), format!("bootstrap@{a}"))),
         );
         let mut last = None;
         for (address, label) in candidates {

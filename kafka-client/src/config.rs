@@ -68,7 +68,10 @@ pub fn parse_bootstrap(url: &str) -> Result<Vec<String>> {
         let part = part
             .split_once("://")
             .map(|(scheme, rest)| {
-                if matches!(scheme.to_ascii_lowercase().as_str(), "kafka" | "plaintext" | "tcp") {
+                if matches!(
+                    scheme.to_ascii_lowercase().as_str(),
+                    "kafka" | "plaintext" | "tcp"
+                ) {
                     Ok(rest)
                 } else {
                     Err(Error::Config(format!(
@@ -109,8 +112,14 @@ mod tests {
             parse_bootstrap("kafka://a:1,b:2").unwrap(),
             vec!["a:1".to_owned(), "b:2".to_owned()]
         );
-        assert_eq!(parse_bootstrap("PLAINTEXT://h:9092").unwrap(), vec!["h:9092".to_owned()]);
-        assert_eq!(parse_bootstrap(" 127.0.0.1:9 ").unwrap(), vec!["127.0.0.1:9".to_owned()]);
+        assert_eq!(
+            parse_bootstrap("PLAINTEXT://h:9092").unwrap(),
+            vec!["h:9092".to_owned()]
+        );
+        assert_eq!(
+            parse_bootstrap(" 127.0.0.1:9 ").unwrap(),
+            vec!["127.0.0.1:9".to_owned()]
+        );
     }
 
     #[test]

@@ -56,7 +56,10 @@ impl Shared {
                 return;
             }
             state.closed = Some(reason.to_owned());
-            (std::mem::take(&mut state.pending), std::mem::take(&mut state.tasks))
+            (
+                std::mem::take(&mut state.pending),
+                std::mem::take(&mut state.tasks),
+            )
         };
         if !pending.is_empty() {
             tracing::warn!(broker = %self.broker, reason, waiting = pending.len(), "connection closed");
@@ -72,7 +75,10 @@ impl Shared {
     }
 
     fn disconnected(&self, reason: &str) -> Error {
-        Error::Disconnected { broker: self.broker.clone(), reason: reason.to_owned() }
+        Error::Disconnected {
+            broker: self.broker.clone(),
+            reason: reason.to_owned(),
+        }
     }
 }
 
@@ -117,7 +123,10 @@ impl PendingResponse {
 impl Connection {
     /// Opens a connection and negotiates API versions.
     pub(crate) async fn connect(addr: &str, broker: String, config: &ClientConfig) -> Result<Self> {
-        let io_err = |source| Error::Io { broker: broker.clone(), source };
+        let io_err = |source| Error::Io {
+            broker: broker.clone(),
+            source,
+        };
         let stream = tokio::time::timeout(config.request_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| {
@@ -130,12 +139,14 @@ impl Connection {
         stream.set_nodelay(true).map_err(io_err)?;
         let (read_half, write_half) = stream.into_split();
 
-        let shared = Arc::new(Shared { broker: broker.clone(), state: Mutex::default() });
+        let shared = Arc::new(Shared {
+            broker: broker.clone(),
+            state: Mutex::default(),
+        });
         let max_in_flight = config.max_in_flight_per_connection.max(1);
         let (writer, rx) = mpsc::channel(max_in_flight);
         let write_task = tokio::spawn(write_loop(write_half, rx, shared.clone()));
-        let read_task =
-            tokio::spawn(read_loop(read_half, shared.clone(), config.max_frame_bytes));
+        let read_task = tokio::spawn(read_loop(read_half, shared.clone(), config.max_frame_bytes));
         {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             state.tasks.push(write_task.abort_handle());
@@ -166,13 +177,15 @@ impl Connection {
             Ok(r) if r.error_code == 0 => r,
             _ => {
                 let mut body = frame.slice(4..);
-                ApiVersionsResponse::decode(&mut body, 0).map_err(|e| {
-                    Error::malformed("ApiVersions response", e.to_string())
-                })?
+                ApiVersionsResponse::decode(&mut body, 0)
+                    .map_err(|e| Error::malformed("ApiVersions response", e.to_string()))?
             }
         };
         if let Some(code) = KafkaCode::try_from_code(response.error_code) {
-            return Err(Error::broker(code, format!("ApiVersions from {}", self.shared.broker)));
+            return Err(Error::broker(
+                code,
+                format!("ApiVersions from {}", self.shared.broker),
+            ));
         }
         Ok(response
             .api_keys
@@ -187,7 +200,12 @@ impl Connection {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.shared.state.lock().unwrap_or_else(|e| e.into_inner()).closed.is_some()
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed
+            .is_some()
     }
 
     /// The highest version of `api` that both this client (`ours`) and the broker speak.
@@ -207,7 +225,11 @@ impl Connection {
 
     /// Writes a request and returns the response to come. Calls made one after another from
     /// one task reach the socket in that order (the producer's ordering relies on it).
-    pub(crate) async fn send<R: Request>(&self, request: &R, version: i16) -> Result<PendingResponse> {
+    pub(crate) async fn send<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<PendingResponse> {
         let (frame, correlation_id, permit) = self.encode(request, version).await?;
         let (tx, rx) = oneshot::channel();
         {
@@ -229,17 +251,32 @@ impl Connection {
     }
 
     /// Writes a request the broker will not answer (Produce with acks=0).
-    pub(crate) async fn send_without_response<R: Request>(&self, request: &R, version: i16) -> Result<()> {
+    pub(crate) async fn send_without_response<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<()> {
         let (frame, _, _permit) = self.encode(request, version).await?;
         self.write(frame).await
     }
 
     /// Sends a request and decodes its response.
-    pub(crate) async fn request<R: Request>(&self, request: &R, version: i16) -> Result<R::Response> {
-        self.send(request, version).await?.decode::<R>(version).await
+    pub(crate) async fn request<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response> {
+        self.send(request, version)
+            .await?
+            .decode::<R>(version)
+            .await
     }
 
-    async fn encode<R: Request>(&self, request: &R, version: i16) -> Result<(BytesMut, i32, OwnedSemaphorePermit)> {
+    async fn encode<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<(BytesMut, i32, OwnedSemaphorePermit)> {
         let permit = self
             .in_flight
             .clone()
@@ -248,7 +285,13 @@ impl Connection {
             .map_err(|_| self.shared.disconnected("connection dropped"))?;
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
         let mut frame = BytesMut::new();
-        encode_request(&mut frame, correlation_id, &self.client_id, version, request)?;
+        encode_request(
+            &mut frame,
+            correlation_id,
+            &self.client_id,
+            version,
+            request,
+        )?;
         Ok((frame, correlation_id, permit))
     }
 

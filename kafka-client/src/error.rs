@@ -17,7 +17,11 @@ pub enum Error {
 
     /// A record batch whose stored CRC-32C does not match its contents.
     #[error("corrupt record batch at base offset {base_offset}: stored CRC {stored:#010x}, computed {computed:#010x}")]
-    CorruptBatch { base_offset: i64, stored: u32, computed: u32 },
+    CorruptBatch {
+        base_offset: i64,
+        stored: u32,
+        computed: u32,
+    },
 
     /// Compressing or decompressing a batch failed.
     #[error("{codec} compression failed: {reason}")]
@@ -41,15 +45,51 @@ pub enum Error {
 
     /// No answer within the configured request timeout.
     #[error("{api:?} request to broker {broker} timed out after {after:?}")]
-    Timeout { api: ApiKey, broker: String, after: Duration },
+    Timeout {
+        api: ApiKey,
+        broker: String,
+        after: Duration,
+    },
 
     /// The broker does not support any version of an API we need.
     #[error("broker {broker} does not support {api:?} in any version this client speaks ({ours})")]
-    UnsupportedVersion { api: ApiKey, broker: String, ours: String },
+    UnsupportedVersion {
+        api: ApiKey,
+        broker: String,
+        ours: String,
+    },
 
     /// A topic or partition the cluster does not know.
     #[error("unknown topic or partition {topic}/{partition}")]
     UnknownPartition { topic: String, partition: i32 },
+
+    /// A consumer's position is outside the partition's log and `auto_offset_reset` is `None`;
+    /// the partition stays stopped until it is sought.
+    #[error("offset {offset} is out of range for {topic}/{partition} and auto_offset_reset is None: seek to continue")]
+    OffsetOutOfRange {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
+
+    /// A consumer partition has no position and `auto_offset_reset` is `None`.
+    #[error("no position for {topic}/{partition} and auto_offset_reset is None: seek to start")]
+    NoPosition { topic: String, partition: i32 },
+
+    /// An operation on a partition that is not assigned to this consumer.
+    #[error("{topic}/{partition} is not assigned to this consumer")]
+    NotAssigned { topic: String, partition: i32 },
+
+    /// Fetched records that cannot be read (corrupt or malformed batch). The consumer skips
+    /// what it cannot read and goes on.
+    #[error("cannot read records of {topic}/{partition} at offset {offset}: {source}")]
+    Records {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        #[source]
+        source: Box<Error>,
+    },
 
     /// Settings that cannot work together, or an address that cannot be parsed.
     #[error("invalid configuration: {0}")]
@@ -59,6 +99,19 @@ pub enum Error {
     #[error("client is closed")]
     Closed,
 
+    /// A record larger than the producer may send in one request.
+    #[error("record of {size} bytes exceeds max_request_size of {max} bytes")]
+    RecordTooLarge { size: usize, max: usize },
+
+    /// A produced record was not acknowledged; shared by every record of its batch.
+    #[error("delivery to {topic}/{partition} failed: {source}")]
+    Delivery {
+        topic: String,
+        partition: i32,
+        #[source]
+        source: std::sync::Arc<Error>,
+    },
+
     /// Retries ran out: the last error is kept.
     #[error("gave up after {attempts} attempts: {last}")]
     RetriesExhausted { attempts: u32, last: Box<Error> },
@@ -66,11 +119,17 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn malformed(what: &'static str, reason: impl Into<String>) -> Self {
-        Error::Malformed { what, reason: reason.into() }
+        Error::Malformed {
+            what,
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn broker(code: KafkaCode, context: impl Into<String>) -> Self {
-        Error::Broker { code, context: context.into() }
+        Error::Broker {
+            code,
+            context: context.into(),
+        }
     }
 
     /// Whether trying the same operation again (after a metadata refresh or a reconnect) may
@@ -80,6 +139,7 @@ impl Error {
             Error::Broker { code, .. } => code.is_retriable(),
             Error::Io { .. } | Error::Disconnected { .. } | Error::Timeout { .. } => true,
             Error::UnknownPartition { .. } => true,
+            Error::Delivery { source, .. } => source.is_retriable(),
             _ => false,
         }
     }
@@ -89,6 +149,7 @@ impl Error {
         match self {
             Error::Broker { code, .. } => Some(*code),
             Error::RetriesExhausted { last, .. } => last.code(),
+            Error::Delivery { source, .. } => source.code(),
             _ => None,
         }
     }

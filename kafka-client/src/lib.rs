@@ -4,6 +4,7 @@ pub mod config;
 mod cluster;
 mod conn;
 pub mod error;
+pub mod producer;
 pub mod protocol;
 mod topic_partition;
 

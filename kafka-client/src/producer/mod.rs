@@ -1,0 +1,242 @@
+//! The producer: batches records per partition, sends one Produce request per broker with
+//! every ready partition, retries retriable failures in order, and is idempotent by default.
+//!
+//! ```no_run
+//! # async fn demo() -> kafka_client::Result<()> {
+//! use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
+//! use kafka_client::ClientConfig;
+//!
+//! let producer = Producer::new(ClientConfig::new("127.0.0.1:9092")?, ProducerConfig::default()).await?;
+//! let delivery = producer
+//!     .send(ProducerRecord::new("purchases").key("alice").value("{\"amount\": 3}").header("source", "web"))
+//!     .await?;
+//! let written = delivery.await?;
+//! println!("written to {}/{} at offset {}", written.topic, written.partition, written.offset);
+//! producer.close().await?;
+//! # Ok(()) }
+//! ```
+
+mod accumulator;
+mod config;
+mod delivery;
+pub mod partitioner;
+mod record;
+mod sender;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Notify, Semaphore};
+
+pub use config::{Acks, ProducerConfig};
+pub use delivery::{DeliveryFuture, RecordMetadata};
+pub use record::ProducerRecord;
+
+use crate::cluster::Cluster;
+use crate::config::ClientConfig;
+use crate::error::{Error, Result};
+use accumulator::{Accumulator, PendingRecord};
+use partitioner::Partitioner;
+
+/// A Kafka producer. Share it by reference or in an `Arc`; every method takes `&self`.
+pub struct Producer {
+    inner: Arc<Inner>,
+    sender: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+pub(crate) struct Inner {
+    cluster: Arc<Cluster>,
+    config: ProducerConfig,
+    idempotent: bool,
+    partitioner: Partitioner,
+    acc: Mutex<Accumulator>,
+    /// Wakes the sender: a batch filled, a new batch started lingering, a retry is due.
+    wake: Notify,
+    /// Bytes of accepted, unacknowledged records; `send` waits when it runs out.
+    buffer: Semaphore,
+    /// Records accepted and not yet completed; `flush` waits for zero.
+    outstanding: AtomicUsize,
+    idle: Notify,
+    flushing: AtomicUsize,
+    closing: AtomicBool,
+}
+
+impl Producer {
+    /// Connects to the cluster and, when idempotent, obtains a producer id.
+    pub async fn new(client: ClientConfig, config: ProducerConfig) -> Result<Producer> {
+        config.validate()?;
+        let cluster = Cluster::connect(client).await?;
+        Self::with_cluster(cluster, config).await
+    }
+
+    pub(crate) async fn with_cluster(
+        cluster: Arc<Cluster>,
+        config: ProducerConfig,
+    ) -> Result<Producer> {
+        config.validate()?;
+        let idempotent = config.idempotence_enabled();
+        let inner = Arc::new(Inner {
+            cluster,
+            buffer: Semaphore::new(config.buffer_memory.min(Semaphore::MAX_PERMITS)),
+            idempotent,
+            config,
+            partitioner: Partitioner::default(),
+            acc: Mutex::default(),
+            wake: Notify::new(),
+            outstanding: AtomicUsize::new(0),
+            idle: Notify::new(),
+            flushing: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+        });
+        let producer_id = if idempotent {
+            sender::init_producer_id(&inner.cluster).await?
+        } else {
+            sender::ProducerIdentity::NONE
+        };
+        let sender = tokio::spawn(sender::run(inner.clone(), producer_id));
+        Ok(Producer {
+            inner,
+            sender: Mutex::new(Some(sender)),
+        })
+    }
+
+    /// Accepts a record for sending and returns the future of its acknowledgement.
+    ///
+    /// Waits while the producer's buffer is full, and for metadata the first time a topic is
+    /// used (the broker may create it, as with the Java client).
+    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        let inner = &self.inner;
+        if inner.closing.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let partitions = match inner.cluster.partition_count(&record.topic) {
+            Some(n) => n,
+            None => inner
+                .cluster
+                .topic_or_fetch(&record.topic, true)
+                .await?
+                .partitions
+                .len(),
+        };
+        let partition = match record.partition {
+            Some(p) if p >= 0 && (p as usize) < partitions => p,
+            Some(p) => {
+                return Err(Error::UnknownPartition {
+                    topic: record.topic,
+                    partition: p,
+                });
+            }
+            None => inner
+                .partitioner
+                .partition(&record.topic, record.key.as_deref(), partitions),
+        };
+        let timestamp = record.timestamp.unwrap_or_else(now_millis);
+        let pending = PendingRecord {
+            timestamp,
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+        };
+        let size = pending.size_estimate();
+        if size + 61 > inner.config.max_request_size {
+            return Err(Error::RecordTooLarge {
+                size,
+                max: inner.config.max_request_size,
+            });
+        }
+        let reserve = size
+            .min(inner.config.buffer_memory)
+            .min(Semaphore::MAX_PERMITS);
+        inner
+            .buffer
+            .acquire_many(reserve as u32)
+            .await
+            .map_err(|_| Error::Closed)?
+            .forget();
+        inner.outstanding.fetch_add(1, Ordering::AcqRel);
+        let appended = {
+            let mut acc = inner.acc.lock().unwrap_or_else(|e| e.into_inner());
+            acc.append(
+                &record.topic,
+                partition,
+                pending,
+                reserve,
+                inner.config.batch_size,
+                inner.config.compression,
+            )
+        };
+        let appended = match appended {
+            Ok(a) => a,
+            Err(e) => {
+                inner.outstanding.fetch_sub(1, Ordering::AcqRel);
+                inner.buffer.add_permits(reserve);
+                return Err(e);
+            }
+        };
+        if appended.index == 0 || appended.batch_full {
+            inner.wake.notify_one();
+        }
+        if appended.batch_full && record.partition.is_none() {
+            inner
+                .partitioner
+                .batch_full(&record.topic, partition, partitions);
+        }
+        Ok(DeliveryFuture {
+            completion: appended.completion,
+            index: appended.index,
+            timestamp,
+        })
+    }
+
+    /// Sends every accepted record now and waits until each is acknowledged or failed.
+    pub async fn flush(&self) {
+        self.inner.flushing.fetch_add(1, Ordering::AcqRel);
+        self.inner.wake.notify_one();
+        loop {
+            let idle = self.inner.idle.notified();
+            if self.inner.outstanding.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            idle.await;
+        }
+        self.inner.flushing.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Delivers everything accepted so far, then stops. Later `send`s fail with `Closed`.
+    pub async fn close(&self) -> Result<()> {
+        self.inner.closing.store(true, Ordering::Release);
+        self.flush().await;
+        self.inner.wake.notify_one();
+        let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(sender) = sender {
+            let _ = sender.await;
+        }
+        Ok(())
+    }
+
+    /// Partition numbers of a topic (fetching metadata if needed).
+    pub async fn partitions(&self, topic: &str) -> Result<usize> {
+        Ok(self
+            .inner
+            .cluster
+            .topic_or_fetch(topic, true)
+            .await?
+            .partitions
+            .len())
+    }
+}
+
+impl Drop for Producer {
+    /// Dropping without `close` still delivers what was accepted, in the background.
+    fn drop(&mut self) {
+        self.inner.closing.store(true, Ordering::Release);
+        self.inner.wake.notify_one();
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
