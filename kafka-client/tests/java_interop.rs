@@ -1,0 +1,184 @@
+//! Cross-checks with Apache Kafka's own Java client, run from the jars `scripts/kafka`
+//! fetches. They need the broker named by KAFKA_BOOTSTRAP (CI starts one) and Java.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use kafka_client::producer::partitioner::partition_for_key;
+use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
+use kafka_client::ClientConfig;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The broker address, or None (test skipped) when no real Kafka is configured.
+fn real_kafka() -> Option<String> {
+    let bootstrap = std::env::var("KAFKA_BOOTSTRAP").ok();
+    if bootstrap.is_none() {
+        eprintln!(
+            "skipped: set KAFKA_BOOTSTRAP (and run scripts/kafka fetch) for Java cross-checks"
+        );
+    }
+    bootstrap
+}
+
+fn classpath() -> String {
+    let out = Command::new(repo().join("scripts/kafka"))
+        .arg("classpath")
+        .output()
+        .expect("run scripts/kafka");
+    assert!(
+        out.status.success(),
+        "scripts/kafka classpath failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Runs one of scripts/java/*.java with the Kafka classpath, feeding `stdin`.
+fn java(program: &str, args: &[&str], stdin: &str) -> String {
+    let mut child = Command::new("java")
+        .arg("-cp")
+        .arg(classpath())
+        .arg(repo().join("scripts/java").join(program))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("java on PATH");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn create_topic(bootstrap: &str, topic: &str, partitions: u32) {
+    let out = Command::new(repo().join("scripts/kafka"))
+        .args([
+            "tool",
+            "topics",
+            "--bootstrap-server",
+            bootstrap,
+            "--create",
+            "--topic",
+            topic,
+        ])
+        .args([
+            "--partitions",
+            &partitions.to_string(),
+            "--replication-factor",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "create topic: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}-{nanos}")
+}
+
+#[test]
+fn partitioner_agrees_with_java_for_1000_keys() {
+    if real_kafka().is_none() {
+        return;
+    }
+    let keys: Vec<String> = (0..1000)
+        .map(|i| match i % 4 {
+            0 => format!("user-{i}"),
+            1 => format!("{i}"),
+            2 => format!("ключ-{i}-é"),
+            _ => "x".repeat(i % 37),
+        })
+        .collect();
+    for partitions in [1usize, 3, 7, 12, 100] {
+        let java_out = java(
+            "Partitions.java",
+            &[&partitions.to_string()],
+            &(keys.join("\n") + "\n"),
+        );
+        let java_parts: Vec<i32> = java_out
+            .lines()
+            .map(|l| l.rsplit('\t').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(java_parts.len(), keys.len());
+        for (key, java_part) in keys.iter().zip(java_parts) {
+            assert_eq!(
+                partition_for_key(key.as_bytes(), partitions),
+                java_part,
+                "key {key:?} of {partitions}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_consumer_reads_what_we_produce() {
+    let Some(bootstrap) = real_kafka() else {
+        return;
+    };
+    let topic = unique("interop-ours-to-java");
+    create_topic(&bootstrap, &topic, 4);
+    let producer = Producer::new(
+        ClientConfig::new(&bootstrap).unwrap(),
+        ProducerConfig::default(),
+    )
+    .await
+    .unwrap();
+    let mut expected = Vec::new();
+    for i in 0..300 {
+        let mut record = ProducerRecord::new(&topic)
+            .key(format!("key-{i}"))
+            .value(format!("value {i}"))
+            .header("seq", i.to_string())
+            .header("dup", "first")
+            .header("dup", "second");
+        if i % 10 == 0 {
+            record.value = None; // a tombstone
+        }
+        let written = producer.send(record.clone()).await.unwrap().await.unwrap();
+        let value = record
+            .value
+            .map(|v| String::from_utf8(v.to_vec()).unwrap())
+            .unwrap_or_else(|| "\\N".into());
+        expected.push(format!(
+            "{}\t{}\tkey-{i}\t{value}\tseq={i}\tdup=first\tdup=second",
+            written.partition, written.offset
+        ));
+    }
+    producer.close().await.unwrap();
+    expected.sort_by_key(|l| {
+        let mut f = l.split('\t');
+        (
+            f.next().unwrap().parse::<i32>().unwrap(),
+            f.next().unwrap().parse::<i64>().unwrap(),
+        )
+    });
+    let dumped = tokio::task::spawn_blocking(move || {
+        java("DumpTopic.java", &[&bootstrap, &topic, "300"], "")
+    })
+    .await
+    .unwrap();
+    let dumped: Vec<&str> = dumped.lines().collect();
+    assert_eq!(dumped, expected);
+}
