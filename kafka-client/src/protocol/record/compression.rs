@@ -60,6 +60,17 @@ impl Compression {
         })
     }
 
+    /// Appends `input` compressed with this codec to `out` (as a batch's records section).
+    pub fn compress(self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        compress(self, input, out)
+    }
+
+    /// Decompresses a batch's records section, failing with [`Error::Compression`] once the
+    /// output would exceed `max` bytes. Snappy accepts raw and xerial-framed input.
+    pub fn decompress(self, input: &[u8], max: usize) -> Result<Vec<u8>> {
+        decompress(self, input, max)
+    }
+
     /// The name Kafka's `compression.type` setting uses.
     pub fn name(self) -> &'static str {
         match self {
@@ -231,10 +242,11 @@ fn decompress_xerial(input: &[u8], max: usize) -> Result<Vec<u8>> {
 /// Decodes one or more concatenated zstd frames.
 fn decompress_zstd(mut input: &[u8], max: usize) -> Result<Vec<u8>> {
     let codec = Compression::Zstd;
-    // ruzstd reserves the declared window up front, so bound it by the output cap; but
-    // encoders declare windows larger than tiny inputs (ruzstd: 128 KiB, zstd: up to 8 MiB
-    // at common levels), and 128 MiB is zstd's own default limit (window log 27).
-    let max_window = (max as u64).clamp(8 << 20, ruzstd::decoding::DEFAULT_MAX_WINDOW_SIZE);
+    // ruzstd reserves the declared window up front (address space, touched only as output is
+    // written). Frames from streaming encoders declare windows far larger than their content
+    // (zstd level 22: 128 MiB), so the limit is zstd's own default, window log 27, rather than
+    // the output cap; the output itself is still capped below.
+    let max_window = ruzstd::decoding::DEFAULT_MAX_WINDOW_SIZE;
     let mut out = Vec::new();
     loop {
         let decoder =
