@@ -1,0 +1,84 @@
+//! `mock-broker`: runs a mock Kafka cluster until Ctrl-C or SIGTERM.
+//!
+//! Prints the bootstrap address as the first line on stdout.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use testkit::MockCluster;
+
+/// A mock Kafka cluster on the real wire protocol.
+#[derive(Debug, Parser)]
+#[command(name = "mock-broker", version, about)]
+struct Args {
+    /// Address of the first broker; the others use the same IP and free ports.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    listen: SocketAddr,
+    /// Number of brokers.
+    #[arg(long, default_value_t = 1)]
+    brokers: usize,
+    /// Partitions of auto-created topics.
+    #[arg(long, default_value_t = 1)]
+    partitions: i32,
+    /// Do not create topics on Metadata requests.
+    #[arg(long)]
+    no_auto_create: bool,
+    /// Smallest group session timeout accepted, in milliseconds.
+    #[arg(long, default_value_t = 6000)]
+    min_session_timeout_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let cluster = match MockCluster::builder()
+        .listen(args.listen)
+        .brokers(args.brokers)
+        .default_partitions(args.partitions)
+        .auto_create_topics(!args.no_auto_create)
+        .group_min_session_timeout(Duration::from_millis(args.min_session_timeout_ms))
+        .build()
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mock-broker: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    println!("{}", cluster.bootstrap());
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    drop(cluster);
+    std::process::ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the broker");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

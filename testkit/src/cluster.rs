@@ -1,0 +1,501 @@
+//! [`MockCluster`]: building it, its control surface for tests, and shutting it down.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use tokio::task::JoinHandle;
+
+use crate::control::{Intercept, InterceptRule, RequestRecord};
+use crate::error::{Error, Result};
+use crate::state::{self, lock, BrokerInfo, Settings, Shared, State};
+use crate::{batch, broker};
+
+/// Builder for [`MockCluster`]; start with [`MockCluster::builder`].
+#[derive(Debug, Clone)]
+pub struct MockClusterBuilder {
+    brokers: usize,
+    default_partitions: i32,
+    auto_create_topics: bool,
+    listen: Option<SocketAddr>,
+    min_session_timeout: Duration,
+    max_session_timeout: Duration,
+    compaction_interval: Option<Duration>,
+    cluster_id: String,
+}
+
+impl MockClusterBuilder {
+    /// Number of brokers (ids 1..=n); default 1.
+    pub fn brokers(mut self, n: usize) -> Self {
+        self.brokers = n.max(1);
+        self
+    }
+    /// Partitions of auto-created topics and of CreateTopics with -1; default 1.
+    pub fn default_partitions(mut self, p: i32) -> Self {
+        self.default_partitions = p.max(1);
+        self
+    }
+    /// Whether Metadata requests create unknown topics; default true (Kafka's default).
+    pub fn auto_create_topics(mut self, on: bool) -> Self {
+        self.auto_create_topics = on;
+        self
+    }
+    /// Address of the first broker (the others use the same IP with any free port); default
+    /// `127.0.0.1:0`.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = Some(addr);
+        self
+    }
+    /// Smallest session timeout JoinGroup accepts (Kafka's `group.min.session.timeout.ms`,
+    /// 6 s by default). Lower it to test session expiry quickly.
+    pub fn group_min_session_timeout(mut self, d: Duration) -> Self {
+        self.min_session_timeout = d;
+        self
+    }
+    /// How often compacted topics are compacted in the background; `None` compacts only on
+    /// [`MockCluster::compact`]. Default 1 s.
+    pub fn compaction_interval(mut self, every: Option<Duration>) -> Self {
+        self.compaction_interval = every;
+        self
+    }
+    /// The cluster id Metadata reports.
+    pub fn cluster_id(mut self, id: impl Into<String>) -> Self {
+        self.cluster_id = id.into();
+        self
+    }
+
+    /// Binds every broker and starts serving.
+    pub async fn build(self) -> Result<MockCluster> {
+        let first = self
+            .listen
+            .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
+        let mut listeners = Vec::with_capacity(self.brokers);
+        for i in 0..self.brokers {
+            let addr = if i == 0 {
+                first
+            } else {
+                SocketAddr::new(first.ip(), 0)
+            };
+            listeners.push(broker::bind(addr).await?);
+        }
+        let mut infos = Vec::new();
+        for (i, l) in listeners.iter().enumerate() {
+            let port = l
+                .local_addr()
+                .map_err(|e| Error::io("reading a listener's address", e))?
+                .port();
+            infos.push(BrokerInfo {
+                id: i as i32 + 1,
+                port,
+                running: true,
+            });
+        }
+        let host = if first.ip().is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            first.ip()
+        };
+        let settings = Settings {
+            default_partitions: self.default_partitions,
+            auto_create_topics: self.auto_create_topics,
+            cluster_id: self.cluster_id,
+            min_session_timeout: self.min_session_timeout,
+            max_session_timeout: self.max_session_timeout,
+        };
+        let shared: Shared = Arc::new(Mutex::new(State::new(settings, infos.clone())));
+        let tasks = listeners
+            .into_iter()
+            .zip(&infos)
+            .map(|(l, b)| BrokerTask {
+                id: b.id,
+                addr: SocketAddr::new(first.ip(), b.port),
+                task: Some(broker::spawn(l, shared.clone(), b.id)),
+            })
+            .collect();
+        let background = tokio::spawn(background(shared.clone(), self.compaction_interval));
+        tracing::info!(brokers = infos.len(), "mock cluster started");
+        Ok(MockCluster {
+            shared,
+            host,
+            brokers: Mutex::new(tasks),
+            background,
+        })
+    }
+}
+
+struct BrokerTask {
+    id: i32,
+    addr: SocketAddr,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Group session expiry, rebalance timeouts and background compaction.
+async fn background(shared: Shared, compaction: Option<Duration>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_compaction = Instant::now();
+    loop {
+        tick.tick().await;
+        let mut st = lock(&shared);
+        st.groups.tick(Instant::now());
+        if compaction.is_some_and(|every| last_compaction.elapsed() >= every) {
+            last_compaction = Instant::now();
+            compact_all(&mut st, None);
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn compact_all(st: &mut State, only: Option<&str>) {
+    let now = now_ms();
+    for (name, topic) in st.topics.iter_mut() {
+        if !topic.is_compacted() || only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let retention = topic.delete_retention_ms();
+        for p in &mut topic.partitions {
+            p.compact(now, retention);
+        }
+    }
+}
+
+/// An in-process Kafka cluster serving the real wire protocol on `127.0.0.1`.
+///
+/// Dropping it stops every broker: listeners and connections are closed.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), testkit::Error> {
+/// use testkit::{ApiKey, Intercept, KafkaCode, MockCluster};
+///
+/// let cluster = MockCluster::builder().brokers(3).default_partitions(4).build().await?;
+/// cluster.create_topic("orders", 6, [("cleanup.policy", "compact")])?;
+/// assert_eq!(cluster.bootstrap().split(',').count(), 3);
+///
+/// // The next Produce request that names orders/0 fails once with NOT_LEADER_OR_FOLLOWER.
+/// cluster.intercept(ApiKey::Produce, Intercept::error(KafkaCode::NotLeaderOrFollower).for_partition("orders", 0));
+///
+/// // Records can also be appended and read back directly, without a client.
+/// let offset = cluster.append("orders", 1, &[(Some("k"), Some("v"))])?;
+/// assert_eq!(offset, 0);
+/// assert_eq!(cluster.high_watermark("orders", 1), Some(1));
+/// # Ok(())
+/// # }
+/// ```
+pub struct MockCluster {
+    shared: Shared,
+    host: IpAddr,
+    brokers: Mutex<Vec<BrokerTask>>,
+    background: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for MockCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockCluster")
+            .field("bootstrap", &self.bootstrap())
+            .finish()
+    }
+}
+
+impl MockCluster {
+    /// A builder with Kafka-like defaults: 1 broker, 1 partition, auto-create on.
+    pub fn builder() -> MockClusterBuilder {
+        MockClusterBuilder {
+            brokers: 1,
+            default_partitions: 1,
+            auto_create_topics: true,
+            listen: None,
+            min_session_timeout: Duration::from_secs(6),
+            max_session_timeout: Duration::from_secs(1800),
+            compaction_interval: Some(Duration::from_secs(1)),
+            cluster_id: "testkit-mock-cluster".into(),
+        }
+    }
+
+    fn tasks(&self) -> std::sync::MutexGuard<'_, Vec<BrokerTask>> {
+        self.brokers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The bootstrap list, `"127.0.0.1:a,127.0.0.1:b"`, every broker (running or stopped).
+    pub fn bootstrap(&self) -> String {
+        self.tasks()
+            .iter()
+            .map(|b| SocketAddr::new(self.host, b.addr.port()).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Broker ids and addresses.
+    pub fn brokers(&self) -> Vec<(i32, SocketAddr)> {
+        self.tasks()
+            .iter()
+            .map(|b| (b.id, SocketAddr::new(self.host, b.addr.port())))
+            .collect()
+    }
+
+    /// Creates a topic with configs (e.g. `("cleanup.policy", "compact")`).
+    pub fn create_topic<K: Into<String>, V: Into<String>>(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<()> {
+        let configs: BTreeMap<String, String> = configs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        lock(&self.shared)
+            .create_topic(name, partitions, configs)
+            .map(|_| ())
+            .map_err(|(_, reason)| Error::Topic {
+                topic: name.into(),
+                reason,
+            })
+    }
+
+    /// Deletes a topic.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        lock(&self.shared)
+            .delete_topic(name)
+            .map(|_| ())
+            .ok_or_else(|| Error::Topic {
+                topic: name.into(),
+                reason: "no such topic".into(),
+            })
+    }
+
+    /// Topic names.
+    pub fn topics(&self) -> Vec<String> {
+        lock(&self.shared).topics.keys().cloned().collect()
+    }
+
+    /// Installs a fault-injection rule for requests of `api`. Rules are tried in the order
+    /// they were added; the first that matches a request applies.
+    pub fn intercept(&self, api: ApiKey, intercept: Intercept) {
+        lock(&self.shared).intercepts.push(InterceptRule {
+            api_key: api,
+            intercept,
+        });
+    }
+
+    /// Removes every intercept rule.
+    pub fn clear_intercepts(&self) {
+        lock(&self.shared).intercepts.clear();
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.shared).requests.clone()
+    }
+
+    /// Forgets the request log.
+    pub fn clear_requests(&self) {
+        lock(&self.shared).requests.clear();
+    }
+
+    /// Stops a broker: its port closes and its connections drop. Data is kept; partitions it
+    /// leads report no leader (LEADER_NOT_AVAILABLE) and groups it coordinates move to the
+    /// next running broker.
+    pub async fn stop_broker(&self, id: i32) -> Result<()> {
+        let task = {
+            let mut tasks = self.tasks();
+            let b = tasks
+                .iter_mut()
+                .find(|b| b.id == id)
+                .ok_or(Error::UnknownBroker(id))?;
+            b.task.take()
+        };
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Some(b) = lock(&self.shared).brokers.iter_mut().find(|b| b.id == id) {
+            b.running = false;
+        }
+        tracing::info!(broker = id, "broker stopped");
+        Ok(())
+    }
+
+    /// Restarts a stopped broker on the same port; a no-op for a running broker.
+    pub async fn restart_broker(&self, id: i32) -> Result<()> {
+        let addr = {
+            let tasks = self.tasks();
+            let b = tasks
+                .iter()
+                .find(|b| b.id == id)
+                .ok_or(Error::UnknownBroker(id))?;
+            if b.task.is_some() {
+                return Ok(());
+            }
+            b.addr
+        };
+        let listener = broker::bind(addr).await?;
+        let task = broker::spawn(listener, self.shared.clone(), id);
+        if let Some(b) = self.tasks().iter_mut().find(|b| b.id == id) {
+            b.task = Some(task);
+        }
+        if let Some(b) = lock(&self.shared).brokers.iter_mut().find(|b| b.id == id) {
+            b.running = true;
+        }
+        tracing::info!(broker = id, %addr, "broker restarted");
+        Ok(())
+    }
+
+    /// Makes `to` the leader of a partition and bumps its leader epoch; the old leader answers
+    /// NOT_LEADER_OR_FOLLOWER from now on.
+    pub fn move_leader(&self, topic: &str, partition: i32, to: i32) -> Result<()> {
+        let mut st = lock(&self.shared);
+        if st.broker(to).is_none() {
+            return Err(Error::UnknownBroker(to));
+        }
+        let log = st
+            .partition_mut(topic, partition)
+            .ok_or_else(|| Error::Topic {
+                topic: topic.into(),
+                reason: format!("no partition {partition}"),
+            })?;
+        log.leader = to;
+        log.leader_epoch += 1;
+        log.notify.notify_waiters();
+        Ok(())
+    }
+
+    /// The leader of a partition.
+    pub fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
+        lock(&self.shared)
+            .partition(topic, partition)
+            .map(|p| p.leader)
+    }
+
+    /// Compacts a compacted topic now (latest record per key kept; tombstones older than the
+    /// topic's `delete.retention.ms` dropped).
+    pub fn compact(&self, topic: &str) -> Result<()> {
+        let mut st = lock(&self.shared);
+        match st.topics.get(topic) {
+            None => {
+                return Err(Error::Topic {
+                    topic: topic.into(),
+                    reason: "no such topic".into(),
+                })
+            }
+            Some(t) if !t.is_compacted() => {
+                return Err(Error::Topic {
+                    topic: topic.into(),
+                    reason: "cleanup.policy is not compact".into(),
+                })
+            }
+            Some(_) => {}
+        }
+        compact_all(&mut st, Some(topic));
+        Ok(())
+    }
+
+    /// The next offset to be written to a partition.
+    pub fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        lock(&self.shared)
+            .partition(topic, partition)
+            .map(|p| p.high_watermark)
+    }
+
+    /// A group's committed offset for a partition.
+    pub fn committed_offset(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
+        lock(&self.shared)
+            .groups
+            .groups
+            .get(group)?
+            .offsets
+            .get(&(topic.to_owned(), partition))
+            .map(|c| c.offset)
+    }
+
+    /// Appends records (key, value; `None` is null) as one uncompressed batch, as a producer
+    /// would; returns the base offset.
+    pub fn append(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: &[(Option<&str>, Option<&str>)],
+    ) -> Result<i64> {
+        let ts = now_ms();
+        let recs: Vec<_> = records
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+                    v.map(|v| Bytes::copy_from_slice(v.as_bytes())),
+                    ts,
+                )
+            })
+            .collect();
+        let raw = batch::build(&recs);
+        let header = batch::parse_header(&raw).map_err(|e| Error::Topic {
+            topic: topic.into(),
+            reason: e.to_string(),
+        })?;
+        let mut st = lock(&self.shared);
+        let log = st
+            .partition_mut(topic, partition)
+            .ok_or_else(|| Error::Topic {
+                topic: topic.into(),
+                reason: format!("no partition {partition}"),
+            })?;
+        Ok(log.append(&header, &raw))
+    }
+
+    /// The records of a partition as (offset, key, value), for uncompressed batches (compressed
+    /// batches are skipped).
+    #[allow(clippy::type_complexity)]
+    pub fn records(&self, topic: &str, partition: i32) -> Vec<(i64, Option<Bytes>, Option<Bytes>)> {
+        let st = lock(&self.shared);
+        let Some(log) = st.partition(topic, partition) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for b in &log.batches {
+            if let Some(recs) = batch::records(&b.bytes) {
+                out.extend(
+                    recs.into_iter()
+                        .map(|r| (b.base_offset + r.offset_delta as i64, r.key, r.value)),
+                );
+            }
+        }
+        out
+    }
+
+    /// Bytes of record batches stored across all partitions.
+    pub fn stored_bytes(&self) -> usize {
+        lock(&self.shared)
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.iter())
+            .map(|p| p.bytes)
+            .sum()
+    }
+}
+
+impl Drop for MockCluster {
+    fn drop(&mut self) {
+        self.background.abort();
+        for b in self.tasks().iter_mut() {
+            if let Some(t) = b.task.take() {
+                t.abort();
+            }
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<MockCluster>();
+    let _ = state::random_uuid;
+}

@@ -1,0 +1,187 @@
+//! Fault injection for tests: intercept rules and the request log.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::{ApiKey, RequestKind};
+use kafka_protocol::ResponseError;
+
+use crate::state::State;
+
+/// What to do with an intercepted request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Answer without executing the request, with this error code in every error field of the
+    /// response (top level, per topic, per partition, as the API has them).
+    Error(ResponseError),
+    /// Wait this long, then serve the request normally.
+    Delay(Duration),
+    /// Close the client's connection without answering.
+    DropConnection,
+    /// Never answer (the connection stays open and keeps serving later requests).
+    NoResponse,
+}
+
+/// A rule for [`MockCluster::intercept`](crate::MockCluster::intercept): an action, how many
+/// matching requests it applies to, and optional filters.
+///
+/// ```
+/// use std::time::Duration;
+/// use testkit::{Intercept, KafkaCode};
+/// let _ = Intercept::error(KafkaCode::NotLeaderOrFollower).times(2).on_broker(1);
+/// let _ = Intercept::delay(Duration::from_millis(200)).for_partition("orders", 0);
+/// let _ = Intercept::drop_connection();
+/// let _ = Intercept::no_response().always();
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intercept {
+    pub(crate) action: Action,
+    pub(crate) times: Option<usize>,
+    pub(crate) broker: Option<i32>,
+    pub(crate) partition: Option<(String, i32)>,
+}
+
+impl Intercept {
+    fn new(action: Action) -> Self {
+        Intercept {
+            action,
+            times: Some(1),
+            broker: None,
+            partition: None,
+        }
+    }
+    /// Answer with an error code (the request is not executed).
+    pub fn error(code: ResponseError) -> Self {
+        Self::new(Action::Error(code))
+    }
+    /// Delay the request, then serve it.
+    pub fn delay(by: Duration) -> Self {
+        Self::new(Action::Delay(by))
+    }
+    /// Close the connection instead of answering.
+    pub fn drop_connection() -> Self {
+        Self::new(Action::DropConnection)
+    }
+    /// Swallow the request: no answer ever.
+    pub fn no_response() -> Self {
+        Self::new(Action::NoResponse)
+    }
+    /// Apply to the next `n` matching requests (the default is 1).
+    pub fn times(mut self, n: usize) -> Self {
+        self.times = Some(n);
+        self
+    }
+    /// Apply to every matching request until [`MockCluster::clear_intercepts`](crate::MockCluster::clear_intercepts).
+    pub fn always(mut self) -> Self {
+        self.times = None;
+        self
+    }
+    /// Only requests received by this broker.
+    pub fn on_broker(mut self, id: i32) -> Self {
+        self.broker = Some(id);
+        self
+    }
+    /// Only requests that name this topic-partition (Produce, Fetch, ListOffsets,
+    /// OffsetCommit, OffsetFetch; Metadata, CreatePartitions and DeleteTopics match on the topic).
+    /// The whole request gets the action.
+    pub fn for_partition(mut self, topic: impl Into<String>, partition: i32) -> Self {
+        self.partition = Some((topic.into(), partition));
+        self
+    }
+    /// The action this rule takes.
+    pub fn action(&self) -> &Action {
+        &self.action
+    }
+}
+
+/// An installed rule.
+#[derive(Debug, Clone)]
+pub(crate) struct InterceptRule {
+    pub api_key: ApiKey,
+    pub intercept: Intercept,
+}
+
+/// One request as the cluster received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// The broker that received it.
+    pub broker: i32,
+    /// Its API.
+    pub api_key: ApiKey,
+    /// Its version.
+    pub version: i16,
+    /// The client id from its header.
+    pub client_id: Option<String>,
+}
+
+/// Finds the first rule matching a request and consumes one use of it.
+pub(crate) fn take_action(
+    state: &mut State,
+    broker: i32,
+    api_key: ApiKey,
+    body: &RequestKind,
+) -> Option<Action> {
+    let idx = state.intercepts.iter().position(|rule| {
+        rule.api_key == api_key
+            && rule.intercept.broker.is_none_or(|b| b == broker)
+            && rule
+                .intercept
+                .partition
+                .as_ref()
+                .is_none_or(|(t, p)| touches(state, body, t, *p))
+    })?;
+    let rule = &mut state.intercepts[idx];
+    let action = rule.intercept.action.clone();
+    if let Some(n) = rule.intercept.times.as_mut() {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            state.intercepts.remove(idx);
+        }
+    }
+    Some(action)
+}
+
+/// Whether a request names `topic`/`partition`.
+fn touches(state: &State, body: &RequestKind, topic: &str, partition: i32) -> bool {
+    let by_id = |id: &uuid::Uuid| state.topic_ids.get(id).is_some_and(|t| t == topic);
+    match body {
+        RequestKind::Produce(r) => r.topic_data.iter().any(|t| {
+            (t.name.0.as_str() == topic || by_id(&t.topic_id))
+                && t.partition_data.iter().any(|p| p.index == partition)
+        }),
+        RequestKind::Fetch(r) => r.topics.iter().any(|t| {
+            (t.topic.0.as_str() == topic || by_id(&t.topic_id))
+                && t.partitions.iter().any(|p| p.partition == partition)
+        }),
+        RequestKind::ListOffsets(r) => r.topics.iter().any(|t| {
+            t.name.0.as_str() == topic
+                && t.partitions.iter().any(|p| p.partition_index == partition)
+        }),
+        RequestKind::OffsetCommit(r) => r.topics.iter().any(|t| {
+            (t.name.0.as_str() == topic || by_id(&t.topic_id))
+                && t.partitions.iter().any(|p| p.partition_index == partition)
+        }),
+        RequestKind::OffsetFetch(r) => {
+            let single =
+                r.topics.iter().flatten().any(|t| {
+                    t.name.0.as_str() == topic && t.partition_indexes.contains(&partition)
+                });
+            let multi = r
+                .groups
+                .iter()
+                .flat_map(|g| g.topics.iter().flatten())
+                .any(|t| {
+                    (t.name.0.as_str() == topic || by_id(&t.topic_id))
+                        && t.partition_indexes.contains(&partition)
+                });
+            single || multi
+        }
+        RequestKind::Metadata(r) => r
+            .topics
+            .iter()
+            .flatten()
+            .any(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic)),
+        RequestKind::CreatePartitions(r) => r.topics.iter().any(|t| t.name.0.as_str() == topic),
+        RequestKind::DeleteTopics(r) => r.topic_names.iter().any(|t| t.0.as_str() == topic),
+        _ => false,
+    }
+}

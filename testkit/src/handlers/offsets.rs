@@ -1,0 +1,190 @@
+//! OffsetCommit and OffsetFetch against the group coordinator's committed offsets.
+
+use std::time::Instant;
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
+};
+use kafka_protocol::ResponseError as E;
+
+use super::groups::coordinator_error;
+use super::{s, Ctx};
+use crate::group::Committed;
+use crate::state::{lock, State};
+
+pub(crate) fn commit(ctx: &Ctx, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+    let mut st = lock(&ctx.shared);
+    let group_id = req.group_id.0.to_string();
+    let now = Instant::now();
+    let group_code = match coordinator_error(&st, ctx.broker, &group_id) {
+        Some(code) => code,
+        None => {
+            let generation = if version >= 1 {
+                req.generation_id_or_member_epoch
+            } else {
+                -1
+            };
+            st.groups.group_mut(&group_id).check_commit(
+                &req.member_id,
+                req.group_instance_id.as_deref(),
+                generation,
+                now,
+            )
+        }
+    };
+    if group_code != 0 {
+        tracing::debug!(group = %group_id, code = group_code, "offset commit rejected");
+    }
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let known = st.topics.get(&name).map(|t| t.partitions.len() as i32);
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let code = if group_code != 0 {
+                        group_code
+                    } else if known.is_none_or(|n| p.partition_index < 0 || p.partition_index >= n)
+                    {
+                        E::UnknownTopicOrPartition.code()
+                    } else {
+                        let committed = Committed {
+                            offset: p.committed_offset,
+                            leader_epoch: p.committed_leader_epoch,
+                            metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                        };
+                        st.groups
+                            .group_mut(&group_id)
+                            .offsets
+                            .insert((name.clone(), p.partition_index), committed);
+                        0
+                    };
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// Committed offsets of one group: (topic, [(partition, committed)]).
+type Lookup = Vec<(String, Vec<(i32, Option<Committed>)>)>;
+
+fn lookup(st: &State, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Lookup {
+    let g = st.groups.groups.get(group);
+    match topics {
+        Some(list) => list
+            .into_iter()
+            .map(|(t, parts)| {
+                let found = parts
+                    .into_iter()
+                    .map(|p| (p, g.and_then(|g| g.offsets.get(&(t.clone(), p)).cloned())))
+                    .collect();
+                (t, found)
+            })
+            .collect(),
+        None => {
+            let mut out: Lookup = Vec::new();
+            for ((t, p), c) in g.map(|g| g.offsets.iter()).into_iter().flatten() {
+                match out.last_mut() {
+                    Some((last, v)) if last == t => v.push((*p, Some(c.clone()))),
+                    _ => out.push((t.clone(), vec![(*p, Some(c.clone()))])),
+                }
+            }
+            out
+        }
+    }
+}
+
+pub(crate) fn fetch(ctx: &Ctx, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    let st = lock(&ctx.shared);
+    if version < 8 {
+        let group_id = req.group_id.0.to_string();
+        if let Some(code) = coordinator_error(&st, ctx.broker, &group_id) {
+            return OffsetFetchResponse::default().with_error_code(code);
+        }
+        let topics = req.topics.map(|ts| {
+            ts.into_iter()
+                .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                .collect()
+        });
+        let found = lookup(&st, &group_id, topics);
+        let topics = found
+            .into_iter()
+            .map(|(t, parts)| {
+                let partitions = parts
+                    .into_iter()
+                    .map(|(p, c)| {
+                        let (offset, epoch, meta) = c
+                            .map(|c| (c.offset, c.leader_epoch, c.metadata))
+                            .unwrap_or((-1, -1, Some(String::new())));
+                        OffsetFetchResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(offset)
+                            .with_committed_leader_epoch(epoch)
+                            .with_metadata(Some(s(meta.unwrap_or_default())))
+                    })
+                    .collect();
+                OffsetFetchResponseTopic::default()
+                    .with_name(TopicName(s(t)))
+                    .with_partitions(partitions)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_topics(topics);
+    }
+    let groups = req
+        .groups
+        .into_iter()
+        .map(|g| {
+            let group_id = g.group_id.0.to_string();
+            let out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+            if let Some(code) = coordinator_error(&st, ctx.broker, &group_id) {
+                return out.with_error_code(code);
+            }
+            let topics = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                    .collect()
+            });
+            let topics = lookup(&st, &group_id, topics)
+                .into_iter()
+                .map(|(t, parts)| {
+                    let partitions = parts
+                        .into_iter()
+                        .map(|(p, c)| {
+                            let (offset, epoch, meta) = c
+                                .map(|c| (c.offset, c.leader_epoch, c.metadata))
+                                .unwrap_or((-1, -1, Some(String::new())));
+                            OffsetFetchResponsePartitions::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(offset)
+                                .with_committed_leader_epoch(epoch)
+                                .with_metadata(Some(s(meta.unwrap_or_default())))
+                        })
+                        .collect();
+                    OffsetFetchResponseTopics::default()
+                        .with_name(TopicName(s(t)))
+                        .with_partitions(partitions)
+                })
+                .collect();
+            out.with_topics(topics)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_groups(groups)
+}
