@@ -1,8 +1,10 @@
 //! A native Kafka protocol client in pure Rust: no librdkafka, no C compiler.
 
+pub mod admin;
 pub mod config;
 mod cluster;
 mod conn;
+pub mod consumer;
 pub mod error;
 pub mod producer;
 pub mod protocol;
@@ -10,5 +12,7 @@ mod topic_partition;
 
 pub use cluster::{BrokerInfo, ClusterInfo, PartitionInfo, TopicInfo};
 pub use config::ClientConfig;
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, Offset};
+pub use admin::{Admin, NewTopic, OffsetSpec};
 pub use error::{Error, KafkaCode, Result};
 pub use topic_partition::TopicPartition;
