@@ -41,6 +41,11 @@ impl Raw {
         Some(decode_response::<R>(frame, version).expect("decode response"))
     }
 
+    /// Reads one response frame as sent.
+    pub async fn read_frame(&mut self) -> Option<Bytes> {
+        Some(read_frame(&mut self.stream, 64 << 20).await.ok()??.freeze())
+    }
+
     pub async fn write_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes).await
     }
