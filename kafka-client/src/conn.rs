@@ -114,9 +114,15 @@ impl PendingResponse {
         }
     }
 
-    /// Waits for the response and decodes it.
+    /// Waits for the response and decodes it. A response that does not decode means the
+    /// broker and we disagree about the protocol: the connection is reset.
     pub(crate) async fn decode<R: Request>(self, version: i16) -> Result<R::Response> {
-        decode_response::<R>(self.frame().await?, version)
+        let shared = self.shared.clone();
+        let result = decode_response::<R>(self.frame().await?, version);
+        if let Err(e) = &result {
+            shared.shut_down(&e.to_string());
+        }
+        result
     }
 }
 
@@ -371,5 +377,148 @@ async fn read_loop(
                 ))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BufMut;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::{MetadataRequest, ResponseHeader};
+    use kafka_protocol::protocol::Encodable;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    /// What the fake broker answers to the request after ApiVersions.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        AbsurdLength,
+        GarbageBody,
+        WrongCorrelationId,
+        Close,
+    }
+
+    /// A broker that answers ApiVersions properly and the next request per `answer`.
+    async fn fake_broker(answer: Answer) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let frame = frame::read_frame(&mut socket, 1 << 20)
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    let correlation_id = i32::from_be_bytes(frame[4..8].try_into().unwrap());
+                    let mut body = BytesMut::new();
+                    ResponseHeader::default()
+                        .with_correlation_id(correlation_id)
+                        .encode(&mut body, 0)
+                        .unwrap();
+                    let mut response = ApiVersionsResponse::default();
+                    for key in [ApiKey::ApiVersions, ApiKey::Metadata] {
+                        response.api_keys.push(
+                            ApiVersion::default()
+                                .with_api_key(key as i16)
+                                .with_min_version(0)
+                                .with_max_version(12),
+                        );
+                    }
+                    response.encode(&mut body, 3).unwrap();
+                    let mut out = BytesMut::new();
+                    out.put_i32(body.len() as i32);
+                    out.extend_from_slice(&body);
+                    socket.write_all(&out).await.unwrap();
+
+                    let mut size = [0u8; 4];
+                    if socket.read_exact(&mut size).await.is_err() {
+                        return;
+                    }
+                    let mut request = vec![0u8; i32::from_be_bytes(size) as usize];
+                    socket.read_exact(&mut request).await.unwrap();
+                    let correlation_id = i32::from_be_bytes(request[4..8].try_into().unwrap());
+                    let reply: Vec<u8> = match answer {
+                        Answer::AbsurdLength => i32::MAX.to_be_bytes().to_vec(),
+                        Answer::GarbageBody => {
+                            let mut v = 12i32.to_be_bytes().to_vec();
+                            v.extend_from_slice(&correlation_id.to_be_bytes());
+                            v.extend_from_slice(&[0xff; 8]);
+                            v
+                        }
+                        Answer::WrongCorrelationId => {
+                            let mut v = 4i32.to_be_bytes().to_vec();
+                            v.extend_from_slice(&(correlation_id + 1000).to_be_bytes());
+                            v
+                        }
+                        Answer::Close => Vec::new(),
+                    };
+                    let _ = socket.write_all(&reply).await;
+                    // Keep the socket open until the client gives up on it.
+                    let mut rest = Vec::new();
+                    let _ = socket.read_to_end(&mut rest).await;
+                });
+            }
+        });
+        addr
+    }
+
+    async fn metadata_through(answer: Answer) -> (Error, Connection) {
+        let addr = fake_broker(answer).await;
+        let config = ClientConfig::new(&addr)
+            .unwrap()
+            .with_request_timeout(Duration::from_secs(5));
+        let conn = Connection::connect(&addr, "fake".into(), &config)
+            .await
+            .unwrap();
+        let version = conn.version(ApiKey::Metadata, 1..=12).unwrap();
+        let err = conn
+            .request(&MetadataRequest::default(), version)
+            .await
+            .unwrap_err();
+        (err, conn)
+    }
+
+    #[tokio::test]
+    async fn absurd_frame_length_resets_the_connection() {
+        let (err, conn) = metadata_through(Answer::AbsurdLength).await;
+        assert!(err.to_string().contains("exceeds the maximum"), "{err}");
+        assert!(conn.is_closed());
+    }
+
+    #[tokio::test]
+    async fn undecodable_body_is_an_error_naming_the_api_and_resets() {
+        let (err, conn) = metadata_through(Answer::GarbageBody).await;
+        assert!(matches!(err, Error::Malformed { .. }), "{err:?}");
+        assert!(err.to_string().contains("API key 3"), "{err}");
+        assert!(conn.is_closed());
+    }
+
+    #[tokio::test]
+    async fn unknown_correlation_id_resets() {
+        let (err, conn) = metadata_through(Answer::WrongCorrelationId).await;
+        assert!(err.to_string().contains("unknown correlation id"), "{err}");
+        assert!(conn.is_closed());
+    }
+
+    #[tokio::test]
+    async fn broker_closing_mid_request_fails_it_as_retriable() {
+        let (err, _conn) = metadata_through(Answer::Close).await;
+        assert!(err.is_retriable(), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn unsupported_api_is_a_clear_error() {
+        let addr = fake_broker(Answer::Close).await;
+        let config = ClientConfig::new(&addr).unwrap();
+        let conn = Connection::connect(&addr, "fake".into(), &config)
+            .await
+            .unwrap();
+        let err = conn.version(ApiKey::Produce, 3..=12).unwrap_err();
+        assert!(
+            err.to_string().contains("does not support Produce"),
+            "{err}"
+        );
+        assert!(conn.version(ApiKey::Metadata, 13..=20).is_err());
     }
 }
