@@ -327,7 +327,8 @@ impl Admin {
                 .with_timeout_ms(self.timeout_ms())
                 .with_topics(vec![CreatePartitionsTopic::default()
                     .with_name(topic_name(topic))
-                    .with_count(new_total)]);
+                    .with_count(new_total)
+                    .with_assignments(None)]);
             let result = self
                 .cluster
                 .request_any(ApiKey::CreatePartitions, CREATE_PARTITIONS_VERSIONS, |_| {
@@ -571,7 +572,18 @@ pub(crate) async fn list_offsets(
     requests: Vec<(TopicPartition, OffsetSpec)>,
 ) -> HashMap<TopicPartition, Result<ListedOffset>> {
     let mut out = HashMap::new();
-    let mut pending = requests;
+    // One question per partition: the last one asked wins.
+    let mut index: HashMap<TopicPartition, usize> = HashMap::new();
+    let mut pending: Vec<(TopicPartition, OffsetSpec)> = Vec::with_capacity(requests.len());
+    for (tp, spec) in requests {
+        match index.get(&tp) {
+            Some(&i) => pending[i].1 = spec,
+            None => {
+                index.insert(tp.clone(), pending.len());
+                pending.push((tp, spec));
+            }
+        }
+    }
     let mut backoff = FIRST_BACKOFF;
     let mut attempts = 0;
     while !pending.is_empty() {

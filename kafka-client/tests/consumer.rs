@@ -1,0 +1,398 @@
+//! Consumer (assign mode) against the broker named by KAFKA_BOOTSTRAP.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use kafka_client::consumer::{AutoOffsetReset, ConsumerConfig, Header, IsolationLevel, Offset};
+use kafka_client::producer::{ProducerConfig, ProducerRecord};
+use kafka_client::protocol::record::Compression;
+use kafka_client::{Error, TopicPartition};
+
+fn earliest() -> ConsumerConfig {
+    ConsumerConfig::default()
+        .with_auto_offset_reset(AutoOffsetReset::Earliest)
+        .with_fetch_max_wait(Duration::from_millis(100))
+}
+
+fn tps(topic: &str, partitions: i32) -> Vec<TopicPartition> {
+    (0..partitions)
+        .map(|p| TopicPartition::new(topic, p))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_come_back_in_order_per_partition_with_keys_values_and_headers() {
+    let Some(bootstrap) = common::bootstrap().await else {
+        return;
+    };
+    let topic = common::topic(&bootstrap, "consumer-order", 3).await;
+    let records: Vec<ProducerRecord> = (0..600)
+        .map(|i| {
+            let mut r = ProducerRecord::new(&topic).key(format!("key-{}", i % 37));
+            if i % 50 != 7 {
+                r = r.value(format!("value-{i}"));
+            }
+            r.header("n", i.to_string())
+                .header("dup", "a")
+                .header("dup", "b")
+        })
+        .collect();
+    let sent = common::produce(&bootstrap, records).await;
+    // What each partition should hold, by offset: (i, key, value).
+    let mut expected: BTreeMap<i32, Vec<(i64, usize)>> = BTreeMap::new();
+    for (i, &(partition, offset)) in sent.iter().enumerate() {
+        expected.entry(partition).or_default().push((offset, i));
+    }
+    assert!(expected.len() > 1, "keys should spread over partitions");
+
+    let mut consumer = common::consumer(&bootstrap, earliest()).await;
+    consumer.assign(tps(&topic, 3));
+    let got = common::recv_n(&mut consumer, 600).await;
+    let mut per_partition: BTreeMap<i32, Vec<_>> = BTreeMap::new();
+    for r in got {
+        assert_eq!(&*r.topic, topic.as_str());
+        per_partition.entry(r.partition).or_default().push(r);
+    }
+    for (partition, want) in &expected {
+        let have = &per_partition[partition];
+        assert_eq!(have.len(), want.len(), "partition {partition}");
+        for (r, &(offset, i)) in have.iter().zip(want) {
+            assert_eq!(r.offset, offset);
+            assert_eq!(r.key.as_deref(), Some(format!("key-{}", i % 37).as_bytes()));
+            let value = (i % 50 != 7).then(|| Bytes::from(format!("value-{i}")));
+            assert_eq!(r.value, value, "offset {offset}");
+            assert_eq!(
+                r.headers,
+                vec![
+                    Header::new("n", Some(i.to_string())),
+                    Header::new("dup", Some("a")),
+                    Header::new("dup", Some("b")),
+                ]
+            );
+            assert!(r.timestamp > 1_600_000_000_000);
+        }
+        let tp = TopicPartition::new(&topic, *partition);
+        let end = want.last().unwrap().0 + 1;
+        assert_eq!(consumer.position(&tp), Some(end));
+    }
+    common::assert_quiet(&mut consumer, Duration::from_millis(300)).await;
+    for partition in 0..3 {
+        let tp = TopicPartition::new(&topic, partition);
+        let end = expected
+            .get(&partition)
+            .map_or(0, |v| v.last().unwrap().0 + 1);
+        assert_eq!(consumer.high_watermark(&tp), Some(end), "{tp}");
+        assert_eq!(consumer.position(&tp), Some(end), "{tp}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_batches_of_every_codec_are_read() {
+    let Some(bootstrap) = common::bootstrap().await else {
+        return;
+    };
+    let topic = common::topic(&bootstrap, "consumer-codecs", 1).await;
+    let mut n = 0;
+    for codec in Compression::ALL {
+        let records = (0..200)
+            .map(|i| {
+                ProducerRecord::new(&topic)
+                    .partition(0)
+                    .value(format!("{codec:?}-{i}"))
+            })
+            .collect();
+        let config = ProducerConfig::default().with_compression(codec);
+        common::produce_with(&bootstrap, config, records).await;
+        n += 200;
+    }
+    let mut consumer = common::consumer(&bootstrap, earliest()).await;
+    consumer.assign(tps(&topic, 1));
+    let got = common::recv_n(&mut consumer, n).await;
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r.offset, i as i64);
+        let codec = Compression::ALL[i / 200];
+        assert_eq!(
+            r.value.as_deref(),
+            Some(format!("{codec:?}-{}", i % 200).as_bytes())
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seek_to_earliest_latest_offset_and_timestamp() {
+    let Some(bootstrap) = common::bootstrap().await else {
+        return;
+    };
+    let topic = common::topic(&bootstrap, "consumer-seek", 2).await;
+    let base = 1_650_000_000_000i64;
+    let records = (0..10)
+        .map(|i| {
+            ProducerRecord::new(&topic)
+                .partition(0)
+                .value(format!("v{i}"))
+                .timestamp(base + i * 1000)
+        })
+        .collect();
+    common::produce(&bootstrap, records).await;
+    let tp = TopicPartition::new(&topic, 0);
+
+    // Latest (the default reset) starts at the end.
+    let mut consumer = common::consumer(&bootstrap, ConsumerConfig::default()).await;
+    consumer.assign(tps(&topic, 2));
+    assert!(matches!(
+        consumer
+            .seek(&TopicPartition::new(&topic, 9), Offset::At(0))
+            .await,
+        Err(Error::NotAssigned { partition: 9, .. })
+    ));
+    common::assert_quiet(&mut consumer, Duration::from_millis(500)).await;
+    assert_eq!(consumer.position(&tp), Some(10));
+
+    consumer.seek(&tp, Offset::Earliest).await.unwrap();
+    assert_eq!(consumer.position(&tp), Some(0));
+    assert_eq!(common::recv(&mut consumer).await.offset, 0);
+    assert_eq!(consumer.position(&tp), Some(1));
+
+    consumer.seek(&tp, Offset::At(5)).await.unwrap();
+    let r = common::recv(&mut consumer).await;
+    assert_eq!(
+        (r.offset, r.timestamp, r.value.as_deref()),
+        (5, base + 5000, Some(&b"v5"[..]))
+    );
+
+    consumer
+        .seek(&tp, Offset::Timestamp(base + 3500))
+        .await
+        .unwrap();
+    assert_eq!(consumer.position(&tp), Some(4));
+    assert_eq!(common::recv(&mut consumer).await.offset, 4);
+
+    consumer
+        .seek(&tp, Offset::Timestamp(base + 60_000))
+        .await
+        .unwrap();
+    assert_eq!(consumer.position(&tp), Some(10));
+
+    consumer.seek(&tp, Offset::Latest).await.unwrap();
+    assert_eq!(consumer.position(&tp), Some(10));
+    let more = (0..2).map(|i| {
+        ProducerRecord::new(&topic)
+            .partition(0)
+            .value(format!("w{i}"))
+    });
+    common::produce(&bootstrap, more.collect()).await;
+    let r = common::recv(&mut consumer).await;
+    assert_eq!((r.offset, r.value.as_deref()), (10, Some(&b"w0"[..])));
+    assert_eq!(common::recv(&mut consumer).await.offset, 11);
+    assert_eq!(consumer.high_watermark(&tp), Some(12));
+
+    // Seeking back while records are buffered drops them: the next record is the sought one.
+    consumer.seek(&tp, Offset::At(2)).await.unwrap();
+    assert_eq!(common::recv(&mut consumer).await.offset, 2);
+    consumer.seek(&tp, Offset::At(8)).await.unwrap();
+    let offsets: Vec<i64> = consumer
+        .stream()
+        .take(4)
+        .map(|r| r.unwrap().offset)
+        .collect()
+        .await;
+    assert_eq!(offsets, vec![8, 9, 10, 11]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_positions_follow_the_reset_policy() {
+    let Some(bootstrap) = common::bootstrap().await else {
+        return;
+    };
+    let topic = common::topic(&bootstrap, "consumer-oor", 1).await;
+    let records = (0..5).map(|i| {
+        ProducerRecord::new(&topic)
+            .partition(0)
+            .value(format!("v{i}"))
+    });
+    common::produce(&bootstrap, records.collect()).await;
+    let tp = TopicPartition::new(&topic, 0);
+
+    // No policy: assigning without a position is an error, and so is a position past the end.
+    let none = ConsumerConfig::default().with_auto_offset_reset(AutoOffsetReset::None);
+    let mut consumer = common::consumer(&bootstrap, none).await;
+    consumer.assign(vec![tp.clone()]);
+    let err = consumer.recv().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::NoPosition { partition: 0, .. }),
+        "{err}"
+    );
+    consumer.seek(&tp, Offset::At(1000)).await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+        .await
+        .unwrap()
+        .unwrap_err();
+    match &err {
+        Error::OffsetOutOfRange {
+            topic: t,
+            partition: 0,
+            offset: 1000,
+        } => assert_eq!(t, &topic),
+        other => panic!("expected OffsetOutOfRange, got {other}"),
+    }
+    assert!(err.to_string().contains(&format!("{topic}/0")), "{err}");
+    common::assert_quiet(&mut consumer, Duration::from_millis(300)).await;
+    consumer.seek(&tp, Offset::At(3)).await.unwrap();
+    assert_eq!(common::recv(&mut consumer).await.offset, 3);
+
+    // Earliest policy: a position past the end starts over.
+    let mut consumer = common::consumer(&bootstrap, earliest()).await;
+    consumer.assign(vec![tp.clone()]);
+    consumer.seek(&tp, Offset::At(1000)).await.unwrap();
+    assert_eq!(common::recv(&mut consumer).await.offset, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefetch_stays_within_the_byte_budget() {
+    let Some(bootstrap) = common::bootstrap().await else {
+        return;
+    };
+    let topic = common::topic(&bootstrap, "consumer-prefetch", 2).await;
+    let value = vec![b'x'; 1000];
+    let records = (0..4000)
+        .map(|i| {
+            ProducerRecord::new(&topic)
+                .partition(i % 2)
+                .value(value.clone())
+        })
+        .collect();
+    common::produce(&bootstrap, records).await; // about 4 MB
+    let budget = 64 * 1024;
+    let batch_size = 16 * 1024 + 2048; // the producer's batch.size, plus slack for one record
+    let config = earliest().with_max_buffered_bytes(budget);
+    let mut consumer = common::consumer(&bootstrap, config).await;
+    consumer.assign(tps(&topic, 2));
+    common::recv(&mut consumer).await;
+    let mut max_seen = 0;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        max_seen = max_seen.max(consumer.buffered_bytes());
+    }
+    // One response may overshoot by at most one batch per partition.
+    assert!(
+        max_seen > 0 && max_seen <= budget + 2 * batch_size,
+        "buffered {max_seen}"
+    );
+    let mut count = 1;
+    while count < 4000 {
+        common::recv(&mut consumer).await;
+        count += 1;
+        max_seen = max_seen.max(consumer.buffered_bytes());
+    }
+    assert!(max_seen <= budget + 2 * batch_size, "buffered {max_seen}");
+    common::assert_quiet(&mut consumer, Duration::from_millis(300)).await;
+    assert_eq!(consumer.buffered_bytes(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_and_assignment_changes() {
+    let Some(bootstrap) = common::bootstrap().await else {
+        return;
+    };
+    let topic = common::topic(&bootstrap, "consumer-pause", 2).await;
+    let records = (0..20)
+        .map(|i| {
+            ProducerRecord::new(&topic)
+                .partition(i % 2)
+                .value(format!("v{i}"))
+        })
+        .collect();
+    common::produce(&bootstrap, records).await;
+    let (p0, p1) = (
+        TopicPartition::new(&topic, 0),
+        TopicPartition::new(&topic, 1),
+    );
+
+    let mut consumer = common::consumer(&bootstrap, earliest()).await;
+    consumer.assign(vec![p0.clone(), p1.clone()]);
+    consumer.pause(&[p1.clone()]).unwrap();
+    assert_eq!(consumer.paused(), vec![p1.clone()]);
+    let got = common::recv_n(&mut consumer, 10).await;
+    assert!(got.iter().all(|r| r.partition == 0));
+    common::assert_quiet(&mut consumer, Duration::from_millis(300)).await;
+
+    consumer.resume(&[p1.clone()]).unwrap();
+    let got = common::recv_n(&mut consumer, 10).await;
+    assert!(got.iter().all(|r| r.partition == 1));
+    assert_eq!(
+        got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>()
+    );
+
+    // Pausing mid-partition keeps the position.
+    consumer.seek(&p0, Offset::At(0)).await.unwrap();
+    assert_eq!(common::recv(&mut consumer).await.offset, 0);
+    consumer.pause(&[p0.clone()]).unwrap();
+    assert_eq!(consumer.position(&p0), Some(1));
+    consumer.resume(&[p0.clone()]).unwrap();
+    assert_eq!(common::recv(&mut consumer).await.offset, 1);
+
+    // Reassigning keeps what stays; new partitions start per policy.
+    consumer.assign(vec![p1.clone()]);
+    assert_eq!(consumer.assignment(), vec![p1.clone()]);
+    assert_eq!(consumer.position(&p1), Some(10));
+    assert!(consumer.position(&p0).is_none());
+    consumer.incremental_assign(vec![(p0.clone(), Some(Offset::At(7)))]);
+    let r = common::recv(&mut consumer).await;
+    assert_eq!((r.partition, r.offset), (0, 7));
+    consumer.incremental_unassign(&[p0.clone()]);
+    assert_eq!(consumer.assignment(), vec![p1]);
+    common::assert_quiet(&mut consumer, Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_committed_reads_non_transactional_records() {
+    let Some(bootstrap) = common::bootstrap().await else {
+        return;
+    };
+    let topic = common::topic(&bootstrap, "consumer-committed", 1).await;
+    let records = (0..5).map(|i| {
+        ProducerRecord::new(&topic)
+            .partition(0)
+            .value(format!("v{i}"))
+    });
+    common::produce(&bootstrap, records.collect()).await;
+    let config = earliest().with_isolation_level(IsolationLevel::ReadCommitted);
+    let mut consumer = common::consumer(&bootstrap, config).await;
+    let tp = TopicPartition::new(&topic, 0);
+    consumer.assign(vec![tp.clone()]);
+    let got = common::recv_n(&mut consumer, 5).await;
+    assert_eq!(got.last().unwrap().offset, 4);
+    common::assert_quiet(&mut consumer, Duration::from_millis(300)).await;
+    assert_eq!(consumer.last_stable_offset(&tp), Some(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_created_after_assignment_is_picked_up() {
+    let Some(bootstrap) = common::bootstrap().await else {
+        return;
+    };
+    let topic = common::unique("consumer-late");
+    let tp = TopicPartition::new(&topic, 0);
+    let config =
+        earliest().with_retry_backoff(Duration::from_millis(20), Duration::from_millis(200));
+    let mut consumer = common::consumer(&bootstrap, config).await;
+    consumer.assign(vec![tp.clone()]);
+    common::assert_quiet(&mut consumer, Duration::from_millis(500)).await;
+    let admin = common::admin(&bootstrap).await;
+    admin
+        .create_topics(vec![kafka_client::NewTopic::new(&topic, 1, 1)])
+        .await
+        .unwrap();
+    common::produce(
+        &bootstrap,
+        vec![ProducerRecord::new(&topic).partition(0).value("late")],
+    )
+    .await;
+    let r = common::recv(&mut consumer).await;
+    assert_eq!((r.offset, r.value.as_deref()), (0, Some(&b"late"[..])));
+}
