@@ -13,9 +13,10 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use kafka_client::consumer::{Consumer, ConsumerConfig, Offset};
 use kafka_client::producer::{Acks, Producer, ProducerConfig, ProducerRecord};
 use kafka_client::protocol::record::Compression;
-use kafka_client::ClientConfig;
+use kafka_client::{ClientConfig, TopicPartition};
 
 struct Options {
     mode: String,
@@ -119,6 +120,34 @@ async fn produce(o: &Options) -> kafka_client::Result<()> {
     Ok(())
 }
 
+/// Reads `records` records from the start of every partition of the topic.
+async fn consume(o: &Options) -> kafka_client::Result<()> {
+    let client = ClientConfig::new(&o.bootstrap)?;
+    let partitions = kafka_client::admin::Admin::new(client.clone())
+        .await?
+        .describe_topic(&o.topic)
+        .await?
+        .partitions
+        .len() as i32;
+    let mut consumer = Consumer::new(client, ConsumerConfig::default()).await?;
+    let assignment: Vec<TopicPartition> = (0..partitions)
+        .map(|p| TopicPartition::new(o.topic.clone(), p))
+        .collect();
+    consumer.assign(assignment.clone());
+    for tp in &assignment {
+        consumer.seek(tp, Offset::Earliest).await?;
+    }
+    let started = Instant::now();
+    let (mut count, mut bytes) = (0u64, 0u64);
+    while count < o.records {
+        let record = consumer.recv().await?;
+        bytes += record.value.as_ref().map_or(0, |v| v.len() as u64);
+        count += 1;
+    }
+    summary("rust-consumer", o, count, bytes, started.elapsed());
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() {
     let options = match parse() {
@@ -130,8 +159,9 @@ async fn main() {
     };
     let result = match options.mode.as_str() {
         "produce" => produce(&options).await,
+        "consume" => consume(&options).await,
         other => {
-            eprintln!("client_perf: unknown mode {other:?} (produce)");
+            eprintln!("client_perf: unknown mode {other:?} (produce|consume)");
             std::process::exit(2);
         }
     };
