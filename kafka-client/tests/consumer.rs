@@ -289,6 +289,7 @@ async fn prefetch_stays_within_the_byte_budget() {
         max_seen = max_seen.max(consumer.buffered_bytes());
     }
     assert!(max_seen <= budget + 2 * batch_size, "buffered {max_seen}");
+    eprintln!("prefetch: at most {max_seen} bytes buffered for a budget of {budget}");
     common::assert_quiet(&mut consumer, Duration::from_millis(300)).await;
     assert_eq!(consumer.buffered_bytes(), 0);
 }
@@ -314,13 +315,13 @@ async fn pause_resume_and_assignment_changes() {
 
     let mut consumer = common::consumer(&bootstrap, earliest()).await;
     consumer.assign(vec![p0.clone(), p1.clone()]);
-    consumer.pause(&[p1.clone()]).unwrap();
+    consumer.pause([&p1]).unwrap();
     assert_eq!(consumer.paused(), vec![p1.clone()]);
     let got = common::recv_n(&mut consumer, 10).await;
     assert!(got.iter().all(|r| r.partition == 0));
     common::assert_quiet(&mut consumer, Duration::from_millis(300)).await;
 
-    consumer.resume(&[p1.clone()]).unwrap();
+    consumer.resume([&p1]).unwrap();
     let got = common::recv_n(&mut consumer, 10).await;
     assert!(got.iter().all(|r| r.partition == 1));
     assert_eq!(
@@ -331,9 +332,9 @@ async fn pause_resume_and_assignment_changes() {
     // Pausing mid-partition keeps the position.
     consumer.seek(&p0, Offset::At(0)).await.unwrap();
     assert_eq!(common::recv(&mut consumer).await.offset, 0);
-    consumer.pause(&[p0.clone()]).unwrap();
+    consumer.pause([&p0]).unwrap();
     assert_eq!(consumer.position(&p0), Some(1));
-    consumer.resume(&[p0.clone()]).unwrap();
+    consumer.resume([&p0]).unwrap();
     assert_eq!(common::recv(&mut consumer).await.offset, 1);
 
     // Reassigning keeps what stays; new partitions start per policy.
@@ -344,7 +345,7 @@ async fn pause_resume_and_assignment_changes() {
     consumer.incremental_assign(vec![(p0.clone(), Some(Offset::At(7)))]);
     let r = common::recv(&mut consumer).await;
     assert_eq!((r.partition, r.offset), (0, 7));
-    consumer.incremental_unassign(&[p0.clone()]);
+    consumer.incremental_unassign([&p0]);
     assert_eq!(consumer.assignment(), vec![p1]);
     common::assert_quiet(&mut consumer, Duration::from_millis(300)).await;
 }

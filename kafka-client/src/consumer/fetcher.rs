@@ -363,8 +363,13 @@ impl Fetcher {
             }
             // No record at or after the timestamp: continue from the end, as Java's seek does.
             Some(Ok(_)) => p.fetch = FetchState::Reset(OffsetSpec::Latest),
-            Some(Err(e)) if e.is_retriable() => {
-                tracing::debug!(%tp, error = %e, "offset lookup failed, retrying");
+            // A partition that does not exist yet may be created: keep looking, as Java does.
+            Some(Err(e)) if e.is_retriable() || exhausted_retriable(&e) => {
+                if p.failures % 10 == 9 {
+                    tracing::warn!(%tp, error = %e, "still cannot find the start offset");
+                } else {
+                    tracing::debug!(%tp, error = %e, "offset lookup failed, retrying");
+                }
                 p.retry_at = Some(Instant::now() + backoff(p.failures));
                 p.failures += 1;
             }
@@ -498,6 +503,10 @@ impl Fetcher {
         }
         delivered
     }
+}
+
+fn exhausted_retriable(e: &Error) -> bool {
+    matches!(e, Error::RetriesExhausted { last, .. } if last.is_retriable())
 }
 
 /// Partition errors that mean our metadata is stale, whatever their retriable flag says.

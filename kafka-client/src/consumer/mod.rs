@@ -17,7 +17,7 @@ mod state;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::task::JoinHandle;
 
 pub use self::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
@@ -130,6 +130,12 @@ impl Consumer {
     /// partitions are assigned.
     pub async fn new(client: ClientConfig, config: ConsumerConfig) -> Result<Consumer> {
         config.validate()?;
+        if config.fetch_max_wait >= client.request_timeout {
+            return Err(Error::Config(format!(
+                "consumer: fetch_max_wait ({:?}) must be below the request timeout ({:?})",
+                config.fetch_max_wait, client.request_timeout
+            )));
+        }
         let cluster = Cluster::connect(client).await?;
         let shared = Shared::new();
         let fetcher =
@@ -201,7 +207,10 @@ impl Consumer {
     }
 
     /// Removes partitions from the assignment, dropping their buffered records.
-    pub fn incremental_unassign(&mut self, partitions: &[TopicPartition]) {
+    pub fn incremental_unassign<'a>(
+        &mut self,
+        partitions: impl IntoIterator<Item = &'a TopicPartition>,
+    ) {
         let mut state = self.shared.lock();
         for tp in partitions {
             if self.current.as_ref().is_some_and(|d| &d.tp == tp) {
@@ -299,12 +308,17 @@ impl Consumer {
 
     /// Stops fetching and returning records of these partitions until [`resume`](Self::resume).
     /// Their buffered records are dropped; the position is kept.
-    pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+    pub fn pause<'a>(
+        &mut self,
+        partitions: impl IntoIterator<Item = &'a TopicPartition>,
+    ) -> Result<()> {
+        let partitions: Vec<&TopicPartition> = partitions.into_iter().collect();
         let mut state = self.shared.lock();
-        for tp in partitions {
-            if !state.partitions.contains_key(tp) {
-                return Err(not_assigned(tp));
-            }
+        if let Some(tp) = partitions
+            .iter()
+            .find(|tp| !state.partitions.contains_key(**tp))
+        {
+            return Err(not_assigned(tp));
         }
         for tp in partitions {
             let mut position = state.partitions.get(tp).and_then(|p| p.position);
@@ -330,12 +344,21 @@ impl Consumer {
     }
 
     /// Fetches and returns records of paused partitions again.
-    pub fn resume(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+    pub fn resume<'a>(
+        &mut self,
+        partitions: impl IntoIterator<Item = &'a TopicPartition>,
+    ) -> Result<()> {
+        let partitions: Vec<&TopicPartition> = partitions.into_iter().collect();
         let mut state = self.shared.lock();
+        if let Some(tp) = partitions
+            .iter()
+            .find(|tp| !state.partitions.contains_key(**tp))
+        {
+            return Err(not_assigned(tp));
+        }
         for tp in partitions {
-            match state.partitions.get_mut(tp) {
-                Some(p) => p.paused = false,
-                None => return Err(not_assigned(tp)),
+            if let Some(p) = state.partitions.get_mut(tp) {
+                p.paused = false;
             }
         }
         drop(state);
@@ -369,8 +392,13 @@ impl Consumer {
     /// ([`Error::OffsetOutOfRange`], partition stopped until seek), or a fatal fetch error
     /// ([`Error::Broker`], partition stopped until seek). Network trouble is retried
     /// internally and never surfaces here. With nothing assigned, waits forever.
+    ///
+    /// Cancel-safe: dropping the future (in `select!`, on timeout) loses no record.
     pub async fn recv(&mut self) -> Result<ConsumerRecord> {
         loop {
+            if self.fetcher.is_finished() {
+                return Err(Error::Closed);
+            }
             if let Some(drain) = &mut self.current {
                 if let Some(item) = drain.next() {
                     return item;
@@ -403,19 +431,23 @@ impl Consumer {
     }
 
     /// The records as a stream borrowing the consumer; see [`recv`](Self::recv). Never ends.
-    pub fn stream(&mut self) -> impl Stream<Item = Result<ConsumerRecord>> + Send + '_ {
+    pub fn stream(&mut self) -> impl Stream<Item = Result<ConsumerRecord>> + Unpin + Send + '_ {
         futures::stream::unfold(self, |consumer| async move {
             let item = consumer.recv().await;
             Some((item, consumer))
         })
+        .boxed()
     }
 
     /// The records as a stream owning the consumer. Never ends.
-    pub fn into_stream(self) -> impl Stream<Item = Result<ConsumerRecord>> + Send + 'static {
+    pub fn into_stream(
+        self,
+    ) -> impl Stream<Item = Result<ConsumerRecord>> + Unpin + Send + 'static {
         futures::stream::unfold(self, |mut consumer| async move {
             let item = consumer.recv().await;
             Some((item, consumer))
         })
+        .boxed()
     }
 
     fn wake_both(&self) {
