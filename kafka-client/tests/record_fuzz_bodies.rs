@@ -1,0 +1,295 @@
+//! Bodies of the cargo-fuzz targets in `fuzz/` (which include this file by path), run here
+//! over random and mutated inputs with proptest so that stable `cargo test` exercises them.
+//!
+//! A body must never panic, whatever the bytes; errors are expected and ignored.
+#![allow(dead_code)]
+
+use bytes::{Bytes, BytesMut};
+use kafka_client::protocol::frame::{decode_response, response_correlation_id};
+use kafka_client::protocol::messages::{
+    ApiVersionsRequest, FetchRequest, FindCoordinatorRequest, JoinGroupRequest, ListOffsetsRequest,
+    MetadataRequest, OffsetFetchRequest, ProduceRequest,
+};
+use kafka_client::protocol::record::{
+    assign_offsets, set_base_offset, set_log_append_time, Compression, RecordBatches,
+};
+use kafka_protocol::protocol::Request;
+
+/// Largest decompressed batch the fuzz bodies allow (keeps iterations fast).
+const MAX_DECOMPRESSED: usize = 1 << 20;
+
+/// `record_batch` target. The first byte picks a mode: decode as given; decode after fixing
+/// each batch's CRC (so mutations reach the record parser and decompressors); decompress the
+/// rest directly with one codec; or apply the broker's in-place edits, then decode.
+pub fn record_batch(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    match mode % 4 {
+        0 => decode_all(Bytes::copy_from_slice(rest)),
+        1 => {
+            let mut fixed = rest.to_vec();
+            fix_crcs(&mut fixed);
+            decode_all(Bytes::from(fixed));
+        }
+        2 => {
+            if let Some((&codec, payload)) = rest.split_first() {
+                let codec = Compression::ALL[usize::from(codec) % Compression::ALL.len()];
+                let _ = codec.decompress(payload, MAX_DECOMPRESSED);
+            }
+        }
+        _ => {
+            let mut edited = rest.to_vec();
+            let _ = assign_offsets(&mut edited, i64::MAX - 3);
+            let _ = set_base_offset(&mut edited, -1);
+            let _ = set_log_append_time(&mut edited, i64::MIN);
+            fix_crcs(&mut edited);
+            decode_all(Bytes::from(edited));
+        }
+    }
+}
+
+/// Decodes every batch and every record, touching each helper.
+pub fn decode_all(data: Bytes) {
+    for batch in RecordBatches::new(data) {
+        let Ok(batch) = batch else { return };
+        let h = batch.header();
+        let _ = (h.compression(), h.timestamp_type(), h.is_transactional(), h.is_control());
+        let _ = (h.last_offset(), h.next_offset(), h.total_len(), h.has_delete_horizon());
+        let _ = batch.control_type();
+        let Ok(records) = batch.records_with_limit(MAX_DECOMPRESSED) else { continue };
+        for record in records {
+            let Ok(record) = record else { break };
+            let _ = record.control_type();
+            for header in &record.headers {
+                let _ = header.key_str();
+            }
+        }
+    }
+}
+
+/// Rewrites the CRC of each complete batch (walking the declared lengths).
+pub fn fix_crcs(data: &mut [u8]) {
+    let mut pos = 0usize;
+    while let Some(batch) = data.get_mut(pos..) {
+        let Some(len) = batch.get(8..12) else { return };
+        let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+        let Some(total) = usize::try_from(len).ok().filter(|l| *l >= 49).map(|l| l + 12) else {
+            return;
+        };
+        let Some(batch) = batch.get_mut(..total) else { return };
+        let crc = crc32c::crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        pos += total;
+    }
+}
+
+/// `response_frame` target: the first byte picks the API (low 3 bits) and the version (the
+/// rest, modulo the API's version range); the remaining bytes are the frame after its size.
+pub fn response_frame(data: &[u8]) {
+    let _ = response_correlation_id(data);
+    let Some((&selector, frame)) = data.split_first() else { return };
+    let frame = Bytes::copy_from_slice(frame);
+    let v = selector >> 3;
+    match selector & 7 {
+        0 => decode::<MetadataRequest>(frame, v),
+        1 => decode::<ProduceRequest>(frame, v),
+        2 => {
+            // Fetch responses carry record sets: walk them as the consumer would.
+            let Some(version) = pick_version::<FetchRequest>(v) else { return };
+            if let Ok(response) = decode_response::<FetchRequest>(frame, version) {
+                for topic in &response.responses {
+                    for partition in &topic.partitions {
+                        if let Some(records) = &partition.records {
+                            decode_all(records.clone());
+                        }
+                    }
+                }
+            }
+        }
+        3 => decode::<ListOffsetsRequest>(frame, v),
+        4 => decode::<ApiVersionsRequest>(frame, v),
+        5 => decode::<FindCoordinatorRequest>(frame, v),
+        6 => decode::<JoinGroupRequest>(frame, v),
+        _ => decode::<OffsetFetchRequest>(frame, v),
+    }
+}
+
+/// The selector modulo `R`'s supported versions.
+pub fn pick_version<R: Request>(selector: u8) -> Option<i16> {
+    let range = R::VERSIONS;
+    let span = i32::from(range.max) - i32::from(range.min) + 1;
+    (span > 0).then(|| range.min + (i32::from(selector) % span) as i16)
+}
+
+fn decode<R: Request>(frame: Bytes, selector: u8) {
+    if let Some(version) = pick_version::<R>(selector) {
+        let _ = decode_response::<R>(frame, version);
+    }
+}
+
+/// A valid response frame (after the size prefix) for `R`, to seed mutations.
+pub fn valid_response<R: Request>(version: i16, body: &R::Response) -> Vec<u8> {
+    use kafka_client::protocol::messages::ResponseHeader;
+    use kafka_protocol::protocol::{Encodable, HeaderVersion};
+    let mut buf = BytesMut::new();
+    let header = ResponseHeader::default().with_correlation_id(7);
+    header.encode(&mut buf, R::Response::header_version(version)).unwrap();
+    body.encode(&mut buf, version).unwrap();
+    buf.to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_client::protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_client::protocol::messages::{
+        ApiVersionsResponse, FetchResponse, MetadataResponse, TopicName,
+    };
+    use kafka_client::protocol::record::{BatchBuilder, EndTxnMarker, Header};
+    use kafka_client::protocol::StrBytes;
+    use kafka_protocol::protocol::Message;
+    use proptest::prelude::*;
+
+    fn sample_record_set() -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, codec) in Compression::ALL.into_iter().enumerate() {
+            let mut b = BatchBuilder::new(codec).base_offset(i as i64 * 10).producer(1, 2, 3);
+            b.append(5, Some(b"k"), Some(b"value"), &[Header::new("h", Some("v"))]).unwrap();
+            b.append(6, None, None, &[]).unwrap();
+            out.extend_from_slice(&b.build().unwrap());
+        }
+        let marker = EndTxnMarker { commit: false, coordinator_epoch: 1 };
+        out.extend_from_slice(&marker.encode_batch(1, 2, 9).unwrap());
+        out
+    }
+
+    /// Selector byte + a valid Fetch response (v4 and v12) carrying `sample_record_set`.
+    fn fetch_frames() -> Vec<Vec<u8>> {
+        let records = Bytes::from(sample_record_set());
+        [4i16, 12]
+            .into_iter()
+            .map(|version| {
+                let partition = PartitionData::default().with_records(Some(records.clone()));
+                let topic = FetchableTopicResponse::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("t")))
+                    .with_partitions(vec![partition]);
+                let response = FetchResponse::default().with_responses(vec![topic]);
+                let range = FetchRequest::VERSIONS;
+                let selector = (((version - range.min) as u8) << 3) | 2;
+                let mut frame = vec![selector];
+                frame.extend(valid_response::<FetchRequest>(version, &response));
+                frame
+            })
+            .collect()
+    }
+
+    fn mutate(base: &[u8], edits: &[(usize, u8)], cut: usize) -> Vec<u8> {
+        let mut data = base.to_vec();
+        for &(at, x) in edits {
+            if !data.is_empty() {
+                let i = at % data.len();
+                data[i] ^= x;
+            }
+        }
+        data.truncate(data.len() - cut % (data.len() + 1));
+        data
+    }
+
+    #[test]
+    fn seeds_decode() {
+        for frame in fetch_frames() {
+            let version = pick_version::<FetchRequest>(frame[0] >> 3).unwrap();
+            let response =
+                decode_response::<FetchRequest>(Bytes::from(frame[1..].to_vec()), version).unwrap();
+            let records = response.responses[0].partitions[0].records.clone().unwrap();
+            assert_eq!(RecordBatches::new(records).count(), 6);
+        }
+        let meta = valid_response::<MetadataRequest>(9, &MetadataResponse::default());
+        assert!(decode_response::<MetadataRequest>(Bytes::from(meta), 9).is_ok());
+        let api = valid_response::<ApiVersionsRequest>(3, &ApiVersionsResponse::default());
+        assert!(decode_response::<ApiVersionsRequest>(Bytes::from(api), 3).is_ok());
+    }
+
+    /// Writes seed inputs for `cargo fuzz` into `$FUZZ_SEED_DIR/{record_batch,response_frame}`:
+    /// `FUZZ_SEED_DIR=fuzz/corpus cargo test -p kafka-client --test record_fuzz_bodies -- --ignored`
+    #[test]
+    #[ignore]
+    fn write_fuzz_seeds() {
+        let Some(dir) = std::env::var_os("FUZZ_SEED_DIR") else { return };
+        let dir = std::path::PathBuf::from(dir);
+        let write = |target: &str, name: String, data: &[u8]| {
+            let d = dir.join(target);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(name), data).unwrap();
+        };
+        let set = sample_record_set();
+        for mode in 0..4u8 {
+            let mut data = vec![mode];
+            data.extend_from_slice(&set);
+            write("record_batch", format!("set-{mode}"), &data);
+        }
+        let mut pos = 0;
+        for (i, codec) in Compression::ALL.into_iter().enumerate() {
+            let len = i32::from_be_bytes(set[pos + 8..pos + 12].try_into().unwrap()) as usize + 12;
+            let mut data = vec![2, i as u8];
+            data.extend_from_slice(&set[pos + 61..pos + len]);
+            write("record_batch", format!("codec-{codec}"), &data);
+            pos += len;
+        }
+        for (i, frame) in fetch_frames().into_iter().enumerate() {
+            write("response_frame", format!("fetch-{i}"), &frame);
+        }
+        let meta = valid_response::<MetadataRequest>(9, &MetadataResponse::default());
+        let range = MetadataRequest::VERSIONS;
+        let mut data = vec![((9 - range.min) as u8) << 3];
+        data.extend(meta);
+        write("response_frame", "metadata-9".into(), &data);
+        let api = valid_response::<ApiVersionsRequest>(3, &ApiVersionsResponse::default());
+        let range = ApiVersionsRequest::VERSIONS;
+        let mut data = vec![(((3 - range.min) as u8) << 3) | 4];
+        data.extend(api);
+        write("response_frame", "api-versions-3".into(), &data);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn record_batch_random(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+            record_batch(&data);
+        }
+
+        #[test]
+        fn response_frame_random(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+            response_frame(&data);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1500))]
+
+        #[test]
+        fn record_batch_mutated(
+            mode in 0u8..4,
+            edits in proptest::collection::vec((any::<usize>(), 1u8..), 1..6),
+            cut in any::<usize>(),
+        ) {
+            let mut data = vec![mode];
+            data.extend(mutate(&sample_record_set(), &edits, cut % 64));
+            record_batch(&data);
+        }
+
+        #[test]
+        fn response_frame_mutated(
+            which in any::<bool>(),
+            edits in proptest::collection::vec((any::<usize>(), 1u8..), 1..6),
+            cut in any::<usize>(),
+        ) {
+            let frames = fetch_frames();
+            let base = &frames[usize::from(which)];
+            // Keep the selector byte; damage the frame.
+            let mut data = vec![base[0]];
+            data.extend(mutate(&base[1..], &edits, cut % 64));
+            response_frame(&data);
+        }
+    }
+}
