@@ -94,6 +94,7 @@ async fn serve_request(ctx: &Ctx, req: DecodedRequest) -> Outcome {
         body,
     } = req;
     let version = header.request_api_version;
+    tracing::trace!(broker = ctx.broker, ?api_key, version, correlation_id = header.correlation_id, client = ?header.client_id, "request");
     let action = {
         let mut st = lock(&ctx.shared);
         st.requests.push(RequestRecord {

@@ -358,6 +358,7 @@ impl Group {
     }
 
     pub fn join(&mut self, p: JoinParams, seq: u64, now: Instant) -> Pending<JoinResult> {
+        tracing::debug!(member = %p.member_id, instance = ?p.instance_id, client = %p.client_id, state = self.state.name(), generation = self.generation, "join");
         let fail = |code: E, member_id: &str| {
             Pending::Now(JoinResult {
                 error: code.code(),
