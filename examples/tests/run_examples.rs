@@ -1,0 +1,69 @@
+//! Runs each example as a user would and checks what it prints. `cargo test` builds the
+//! examples first, into target/<profile>/examples/.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn example(name: &str) -> PathBuf {
+    let deps = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = deps.parent().unwrap().join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run through `cargo test`, which builds examples",
+        path.display()
+    );
+    path
+}
+
+fn run(name: &str, args: &[&str]) -> String {
+    let out = Command::new(example(name)).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{name} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn quickstart_round_trips_every_purchase_on_the_embedded_mock() {
+    let out = run("quickstart", &[]);
+    assert!(out.contains("started an embedded mock Kafka"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("sent ")).count(),
+        6,
+        "{out}"
+    );
+    let read: Vec<&str> = out.lines().filter(|l| l.starts_with("read ")).collect();
+    assert_eq!(read.len(), 6, "{out}");
+    // Keyed records of one user share a partition, in the order they were sent.
+    let alice: Vec<&&str> = read.iter().filter(|l| l.contains("\"alice\"")).collect();
+    assert!(
+        alice[0].contains("EUR") && alice[1].contains("GBP"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("done: 6 purchases produced and consumed\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn quickstart_runs_against_a_real_broker_when_one_is_named() {
+    let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP") else {
+        eprintln!("skipped: set KAFKA_BOOTSTRAP");
+        return;
+    };
+    let out = run("quickstart", &["--broker", &format!("kafka://{bootstrap}")]);
+    assert!(!out.contains("embedded mock"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("read ")).count(),
+        6,
+        "{out}"
+    );
+}
