@@ -298,7 +298,7 @@ pub fn rebuild(original: &Header, keep: &[Record]) -> Option<Bytes> {
         put_varlong(&mut rec, r.timestamp_delta);
         put_varlong(
             &mut rec,
-            (original.base_offset + r.offset_delta as i64 - new_base) as i64,
+            original.base_offset + r.offset_delta as i64 - new_base,
         );
         put_nullable(&mut rec, &r.key);
         put_nullable(&mut rec, &r.value);
