@@ -397,3 +397,68 @@ async fn a_topic_created_after_assignment_is_picked_up() {
     let r = common::recv(&mut consumer).await;
     assert_eq!((r.offset, r.value.as_deref()), (0, Some(&b"late"[..])));
 }
+
+/// The Java producer (Apache Kafka's client, via scripts/java/ProduceKeyed.java) writes keyed
+/// records with headers in every codec; our consumer reads exactly those records back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_written_by_the_java_producer_are_read() {
+    let Some(bootstrap) = common::bootstrap().await else {
+        return;
+    };
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let topic = common::unique(&format!("consumer-java-{codec}"));
+        let args = [
+            &bootstrap,
+            &topic,
+            "200",
+            "--partitions",
+            "3",
+            "--compression",
+            codec,
+        ];
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let java = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            common::java("ProduceKeyed.java", &args)
+        });
+        let Some(java_lines) = java.await.unwrap() else {
+            return;
+        };
+        let mut expected: Vec<&str> = java_lines.lines().collect();
+        expected.sort_by_key(|l| sort_key(l));
+        assert_eq!(expected.len(), 200, "{codec}");
+
+        let mut consumer = common::consumer(&bootstrap, earliest()).await;
+        consumer.assign(tps(&topic, 3));
+        let mut ours: Vec<String> = common::recv_n(&mut consumer, 200)
+            .await
+            .iter()
+            .map(|r| {
+                let text = |b: &Option<Bytes>| match b {
+                    Some(b) => String::from_utf8(b.to_vec()).unwrap(),
+                    None => "\\N".to_owned(),
+                };
+                let mut line = format!(
+                    "{}\t{}\t{}\t{}",
+                    r.partition,
+                    r.offset,
+                    text(&r.key),
+                    text(&r.value)
+                );
+                for h in &r.headers {
+                    line.push_str(&format!("\t{}={}", h.key_str().unwrap(), text(&h.value)));
+                }
+                line
+            })
+            .collect();
+        ours.sort_by_key(|l| sort_key(l));
+        assert_eq!(ours, expected, "{codec}");
+        common::assert_quiet(&mut consumer, Duration::from_millis(200)).await;
+    }
+}
+
+fn sort_key(line: &str) -> (i32, i64) {
+    let mut fields = line.split('\t');
+    let mut next = || fields.next().unwrap_or_default();
+    (next().parse().unwrap_or(-1), next().parse().unwrap_or(-1))
+}

@@ -118,3 +118,39 @@ pub async fn assert_quiet(consumer: &mut Consumer, wait: Duration) {
         panic!("expected nothing, got {item:?}");
     }
 }
+
+/// Runs one of `scripts/java/*.java` (Java's single-file launcher) with the classpath from
+/// `scripts/kafka classpath`; `None` (with a message) when Java or the jars are missing.
+pub fn java(program: &str, args: &[&str]) -> Option<String> {
+    use std::process::Command;
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let classpath = match Command::new(repo.join("scripts/kafka"))
+        .arg("classpath")
+        .output()
+    {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        _ => {
+            eprintln!("skipped: `scripts/kafka classpath` failed (run scripts/kafka fetch)");
+            return None;
+        }
+    };
+    let out = match Command::new("java")
+        .arg("-cp")
+        .arg(classpath)
+        .arg(repo.join("scripts/java").join(program))
+        .args(args)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("skipped: cannot run java: {e}");
+            return None;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "{program} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).expect("UTF-8 output"))
+}
