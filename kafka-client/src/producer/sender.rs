@@ -387,7 +387,11 @@ fn handle_response(
     let response = match response {
         Ok(r) => r,
         Err(e) => {
-            // The whole request failed (connection, timeout): every batch may be retried.
+            // The whole request failed (connection, timeout): every batch may be retried, and
+            // the leader may have moved, so look it up again.
+            for b in &batches {
+                inner.cluster.invalidate(&b.topic);
+            }
             let shared = Arc::new(e);
             for b in batches {
                 let err = Error::Delivery {

@@ -1,0 +1,132 @@
+//! The producer under faults injected by the mock cluster: leader errors, dropped
+//! connections, slow brokers, a broker restart. Records arrive once each, in order.
+
+use std::time::Duration;
+
+use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
+use kafka_client::ClientConfig;
+use testkit::{ApiKey, Intercept, KafkaCode, MockCluster};
+
+async fn cluster() -> MockCluster {
+    let cluster = MockCluster::builder().build().await.unwrap();
+    cluster
+        .create_topic("t", 1, std::iter::empty::<(String, String)>())
+        .unwrap();
+    cluster
+}
+
+async fn producer(cluster: &MockCluster, request_timeout: Duration) -> Producer {
+    let client = ClientConfig::new(&cluster.bootstrap())
+        .unwrap()
+        .with_request_timeout(request_timeout);
+    let config = ProducerConfig::default()
+        .with_linger(Duration::from_millis(1))
+        .with_batch_size(2048);
+    Producer::new(client, config).await.unwrap()
+}
+
+/// Sends `n` records numbered 0..n to t/0, returns their offsets in send order.
+async fn send_numbered(producer: &Producer, n: usize) -> Vec<i64> {
+    let mut deliveries = Vec::new();
+    for i in 0..n {
+        let record = ProducerRecord::new("t").partition(0).value(i.to_string());
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    let mut offsets = Vec::new();
+    for d in deliveries {
+        offsets.push(d.await.unwrap().offset);
+    }
+    offsets
+}
+
+/// The partition holds exactly the values 0..n, in order, once each.
+fn assert_log_is_exactly(cluster: &MockCluster, n: usize) {
+    let values: Vec<String> = cluster
+        .records("t", 0)
+        .into_iter()
+        .map(|(_, _, v)| String::from_utf8(v.unwrap().to_vec()).unwrap())
+        .collect();
+    let expected: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    assert_eq!(values.len(), n, "duplicates or losses in the log");
+    assert_eq!(values, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_leader_errors_are_retried_in_order() {
+    let cluster = cluster().await;
+    let producer = producer(&cluster, Duration::from_secs(5)).await;
+    cluster.intercept(
+        ApiKey::Produce,
+        Intercept::error(KafkaCode::NotLeaderOrFollower).times(3),
+    );
+    let offsets = send_numbered(&producer, 2000).await;
+    assert!(offsets.windows(2).all(|w| w[1] == w[0] + 1) || offsets.contains(&-1));
+    producer.close().await.unwrap();
+    assert_log_is_exactly(&cluster, 2000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_is_reopened_and_nothing_is_duplicated() {
+    let cluster = cluster().await;
+    let producer = producer(&cluster, Duration::from_secs(5)).await;
+    cluster.intercept(ApiKey::Produce, Intercept::drop_connection().times(2));
+    send_numbered(&producer, 2000).await;
+    producer.close().await.unwrap();
+    assert_log_is_exactly(&cluster, 2000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_request_that_did_arrive_is_not_written_twice() {
+    let cluster = cluster().await;
+    let producer = producer(&cluster, Duration::from_millis(500)).await;
+    // The broker writes the batch only after the client gave up waiting: the retry is a
+    // duplicate that idempotence must absorb.
+    cluster.intercept(
+        ApiKey::Produce,
+        Intercept::delay(Duration::from_millis(1500)).times(1),
+    );
+    send_numbered(&producer, 500).await;
+    producer.close().await.unwrap();
+    assert_log_is_exactly(&cluster, 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_producer_recovers_after_its_broker_restarts() {
+    let cluster = cluster().await;
+    let producer = producer(&cluster, Duration::from_secs(2)).await;
+    send_numbered(&producer, 100).await;
+    cluster.stop_broker(1).await.unwrap();
+    let restart = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cluster.restart_broker(1).await.unwrap();
+    };
+    let (offsets, ()) = tokio::join!(send_numbered(&producer, 100), restart);
+    assert_eq!(offsets.len(), 100);
+    producer.close().await.unwrap();
+    let values = cluster.records("t", 0);
+    assert_eq!(values.len(), 200, "every record once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_retriable_error_fails_only_the_affected_records() {
+    let cluster = cluster().await;
+    let producer = producer(&cluster, Duration::from_secs(5)).await;
+    cluster.intercept(
+        ApiKey::Produce,
+        Intercept::error(KafkaCode::InvalidRecord).times(1),
+    );
+    let first = producer
+        .send(ProducerRecord::new("t").partition(0).value("doomed"))
+        .await
+        .unwrap();
+    let err = first.await.unwrap_err();
+    assert_eq!(err.code(), Some(KafkaCode::InvalidRecord), "{err}");
+    assert!(err.to_string().contains("t/0"), "{err}");
+    // The producer takes a new producer id and goes on.
+    let later = producer
+        .send(ProducerRecord::new("t").partition(0).value("fine"))
+        .await
+        .unwrap();
+    assert!(later.await.unwrap().offset >= 0);
+    producer.close().await.unwrap();
+}
