@@ -22,8 +22,7 @@ fn decode_all(data: Bytes) -> Result<usize, Error> {
 fn sample_batch(compression: Compression) -> Vec<u8> {
     let mut b = BatchBuilder::new(compression).producer(3, 0, 10);
     b.append(1000, Some(b"key-1"), Some(b"value one"), &[Header::new("h", Some("1"))]).unwrap();
-    b.append(1001, None, None, &[Header::new("h", None::<Bytes>), Header::new("h", Some(""))])
-        .unwrap();
+    b.append(1001, None, None, &[Header::null("h"), Header::new("h", Some(""))]).unwrap();
     b.append(999, Some(b""), Some(&[7u8; 200]), &[]).unwrap();
     b.build().unwrap().to_vec()
 }

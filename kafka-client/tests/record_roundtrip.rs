@@ -118,7 +118,7 @@ proptest! {
                 timestamp: 10 * i as i64,
                 key: Some(Bytes::from(format!("k{i}"))),
                 value: (i % 3 != 0).then(|| Bytes::from(vec![i as u8; i])),
-                headers: vec![Header::new("x", Some("1")), Header::new("x", None::<Bytes>)],
+                headers: vec![Header::new("x", Some("1")), Header::null("x")],
             });
             offset += gap;
         }

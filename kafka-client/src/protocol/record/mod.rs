@@ -85,6 +85,11 @@ impl Header {
         Header { key: key.into(), value: value.map(Into::into) }
     }
 
+    /// A header with a null value.
+    pub fn null(key: impl Into<Bytes>) -> Self {
+        Header { key: key.into(), value: None }
+    }
+
     /// The key as text, or the UTF-8 error if a producer wrote something else.
     pub fn key_str(&self) -> std::result::Result<&str, std::str::Utf8Error> {
         std::str::from_utf8(&self.key)
