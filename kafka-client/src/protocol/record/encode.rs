@@ -238,7 +238,7 @@ impl BatchBuilder {
         }
         let body_len = i32::try_from(body).map_err(|_| full("record length"))?;
         let total = varint_len(body_len) + body;
-        if self.buf.len() - LOG_OVERHEAD + total > MAX_BATCH_LENGTH {
+        if (self.buf.len() - LOG_OVERHEAD).saturating_add(total) > MAX_BATCH_LENGTH {
             return Err(full("batch length"));
         }
 
@@ -396,9 +396,10 @@ pub fn assign_offsets(record_set: &mut [u8], first_offset: i64) -> Result<i64> {
         let total = check_batch(batch)?;
         let last_offset_delta = i32::from_be_bytes([batch[23], batch[24], batch[25], batch[26]]);
         batch[0..8].copy_from_slice(&next.to_be_bytes());
+        // A delta below -1 would move the log end backwards.
         next = next
             .checked_add(i64::from(last_offset_delta) + 1)
-            .filter(|n| *n >= first_offset)
+            .filter(|n| *n >= next)
             .ok_or_else(|| {
                 Error::malformed(
                     "record batch",
