@@ -147,6 +147,9 @@ fn assign_offsets_walks_every_batch_of_a_record_set() {
     assert_eq!(bases, [10, 12]);
     let mut cut = GOLDEN[..80].to_vec();
     assert!(assign_offsets(&mut cut, 0).is_err());
+    let mut backwards = GOLDEN.to_vec();
+    backwards[23..27].copy_from_slice(&(-5i32).to_be_bytes()); // last offset delta -5
+    assert!(assign_offsets(&mut backwards, 100).is_err());
 }
 
 #[test]
