@@ -62,6 +62,8 @@ pub(crate) struct Fetcher {
     resetting: HashSet<TopicPartition>,
     metadata_in_flight: bool,
     metadata_backoff: Option<(Instant, u32)>,
+    /// Fetch requests sent so far, to rotate the partition order.
+    fetches_sent: usize,
 }
 
 impl Fetcher {
@@ -77,6 +79,7 @@ impl Fetcher {
             resetting: HashSet::new(),
             metadata_in_flight: false,
             metadata_backoff: None,
+            fetches_sent: 0,
         }
     }
 
@@ -223,9 +226,9 @@ impl Fetcher {
         budget: usize,
     ) -> usize {
         // Rotate so that no partition is always last when a response fills up.
-        let rotate = self.tasks.len() + partitions.len() + budget;
-        let len = partitions.len();
-        partitions.rotate_left(rotate % len.max(1));
+        self.fetches_sent = self.fetches_sent.wrapping_add(1);
+        let len = partitions.len().max(1);
+        partitions.rotate_left(self.fetches_sent % len);
         let max_bytes = budget.min(self.config.fetch_max_bytes as usize);
         let partition_max = max_bytes.min(self.config.max_partition_fetch_bytes as usize);
         let mut topics: Vec<FetchTopic> = Vec::new();
