@@ -220,11 +220,39 @@ impl Cursor<'_> {
     }
 }
 
-/// Decodes the records of an uncompressed batch; `None` for compressed or malformed batches.
+/// Largest decompressed size accepted when decoding a compressed batch.
+const MAX_DECOMPRESSED: usize = 64 << 20;
+
+/// Decodes a compressed batch with kafka-client's record codec.
+fn compressed_records(batch: &Bytes, h: &Header) -> Option<Vec<Record>> {
+    use kafka_client::protocol::record::RecordBatches;
+    let decoded = RecordBatches::new(batch.clone()).next()?.ok()?;
+    let mut out = Vec::new();
+    for r in decoded.records_with_limit(MAX_DECOMPRESSED).ok()? {
+        let r = r.ok()?;
+        let mut headers = BytesMut::new();
+        put_varlong(&mut headers, r.headers.len() as i64);
+        for hd in &r.headers {
+            put_nullable(&mut headers, &Some(hd.key.clone()));
+            put_nullable(&mut headers, &hd.value);
+        }
+        out.push(Record {
+            attributes: 0,
+            timestamp_delta: r.timestamp - h.base_timestamp,
+            offset_delta: i32::try_from(r.offset - h.base_offset).ok()?,
+            key: r.key,
+            value: r.value,
+            headers: headers.freeze(),
+        });
+    }
+    Some(out)
+}
+
+/// Decodes the records of a batch (decompressing it if needed); `None` if malformed.
 pub fn records(batch: &Bytes) -> Option<Vec<Record>> {
     let h = parse_header(batch).ok()?;
     if h.compression() != 0 {
-        return None;
+        return compressed_records(batch, &h);
     }
     let mut c = Cursor {
         b: batch,
@@ -285,7 +313,8 @@ fn put_nullable(out: &mut BytesMut, v: &Option<Bytes>) {
 }
 
 /// Rebuilds an uncompressed batch with only `keep` records (offset deltas relative to the old
-/// base offset), preserving the original last offset like Kafka's log cleaner.
+/// base offset), preserving the original last offset like Kafka's log cleaner. A compressed
+/// original is rewritten uncompressed.
 pub fn rebuild(original: &Header, keep: &[Record]) -> Option<Bytes> {
     let first = keep.first()?;
     let new_base = original.base_offset + first.offset_delta as i64;
@@ -313,7 +342,7 @@ pub fn rebuild(original: &Header, keep: &[Record]) -> Option<Bytes> {
     out.put_i32(0); // partition leader epoch, restamped below by the caller's data
     out.put_i8(2);
     out.put_u32(0); // CRC, patched below
-    out.put_i16(original.attributes);
+    out.put_i16(original.attributes & !0x7);
     out.put_i32((last_offset - new_base) as i32);
     out.put_i64(original.base_timestamp);
     out.put_i64(if original.attributes & 0x8 != 0 {

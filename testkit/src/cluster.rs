@@ -451,7 +451,7 @@ impl MockCluster {
         Ok(log.append(&header, &raw))
     }
 
-    /// The records of a partition as (offset, key, value), for uncompressed batches (compressed
+    /// The records of a partition as (offset, key, value), compressed batches decoded (malformed
     /// batches are skipped).
     #[allow(clippy::type_complexity)]
     pub fn records(&self, topic: &str, partition: i32) -> Vec<(i64, Option<Bytes>, Option<Bytes>)> {

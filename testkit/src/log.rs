@@ -206,7 +206,8 @@ impl PartitionLog {
     }
 
     /// Compacts the log: keeps the latest record per key, drops tombstones whose timestamp is
-    /// older than `now_ms - delete_retention_ms`. Compressed batches are kept whole.
+    /// older than `now_ms - delete_retention_ms`. Compressed batches that lose records are
+    /// rewritten uncompressed.
     pub fn compact(&mut self, now_ms: i64, delete_retention_ms: i64) {
         let mut latest: HashMap<Bytes, i64> = HashMap::new();
         let mut decoded = Vec::with_capacity(self.batches.len());

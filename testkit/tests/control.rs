@@ -254,3 +254,41 @@ async fn dropping_the_cluster_closes_its_ports() {
         );
     }
 }
+
+#[tokio::test]
+async fn compressed_batches_are_compacted_and_searchable_by_timestamp() {
+    use kafka_client::protocol::record::{BatchBuilder, Compression};
+    let cluster = MockCluster::builder()
+        .compaction_interval(None)
+        .build()
+        .await
+        .unwrap();
+    cluster
+        .create_topic("z", 1, [("cleanup.policy", "compact")])
+        .unwrap();
+    let mut b = BatchBuilder::new(Compression::Gzip);
+    for (i, k) in ["a", "b", "a"].iter().enumerate() {
+        b.append(
+            1000 + i as i64,
+            Some(k.as_bytes()),
+            Some(b"v".as_slice()),
+            &[],
+        )
+        .unwrap();
+    }
+    let gz = b.build().unwrap();
+    let mut c = Raw::connect(&cluster.bootstrap()).await;
+    let req = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("z")))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(gz))])]);
+    assert_eq!(code(&c.send(9, &req).await), 0);
+    cluster.compact("z").unwrap();
+    let offsets: Vec<i64> = cluster.records("z", 0).into_iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![1, 2]);
+    assert_eq!(cluster.high_watermark("z", 0), Some(3));
+}
