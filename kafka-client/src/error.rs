@@ -112,6 +112,17 @@ pub enum Error {
         source: std::sync::Arc<Error>,
     },
 
+    /// A group operation (commit, heartbeat) was refused because this member's generation is
+    /// no longer current (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS,
+    /// FENCED_INSTANCE_ID): its partitions may already belong to another member, so the
+    /// offsets were not committed. The member rejoins on its next `recv`.
+    #[error("group {group}: {operation} refused with {code}: the group is rebalancing or this member was removed; it rejoins on the next recv and nothing was committed")]
+    Rebalancing {
+        group: String,
+        operation: &'static str,
+        code: KafkaCode,
+    },
+
     /// Retries ran out: the last error is kept.
     #[error("gave up after {attempts} attempts: {last}")]
     RetriesExhausted { attempts: u32, last: Box<Error> },
@@ -150,6 +161,7 @@ impl Error {
             Error::Broker { code, .. } => Some(*code),
             Error::RetriesExhausted { last, .. } => last.code(),
             Error::Delivery { source, .. } => source.code(),
+            Error::Rebalancing { code, .. } => Some(*code),
             _ => None,
         }
     }

@@ -1,0 +1,32 @@
+//! Consumer groups (classic protocol): [`GroupConsumer`] joins a group, gets partitions from
+//! its leader's [`Assignor`], keeps its membership with background heartbeats, tells the
+//! application about assignment changes through a [`RebalanceListener`], and commits offsets
+//! fenced by its generation.
+//!
+//! Members of this client, the Java client and librdkafka share groups: subscriptions and
+//! assignments are encoded as the Java client encodes them and the standard assignors go by
+//! their standard names (`range`, `roundrobin`, `cooperative-sticky`).
+//!
+//! Module map: [`config`](GroupConfig) (settings), `assignor` (the trait and the standard
+//! assignors), `protocol` (subscription/assignment bytes), `coordinator` (finding and
+//! addressing the coordinator), `membership` (join/sync/heartbeat/leave and the heartbeat
+//! task), `offsets` (commit/fetch), `committer` (ordered commit queue), `listener`
+//! (callbacks), `consumer` ([`GroupConsumer`]).
+
+mod assignor;
+mod committer;
+mod config;
+mod consumer;
+mod coordinator;
+mod listener;
+mod membership;
+mod offsets;
+mod protocol;
+
+pub use assignor::{
+    Assignment, Assignor, CooperativeStickyAssignor, RangeAssignor, RebalanceProtocol,
+    RoundRobinAssignor, Subscription,
+};
+pub use config::GroupConfig;
+pub use consumer::GroupConsumer;
+pub use listener::{NoopListener, RebalanceContext, RebalanceListener};
