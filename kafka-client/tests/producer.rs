@@ -1,29 +1,18 @@
-//! Producer behaviour against the broker named by KAFKA_BOOTSTRAP.
+//! Producer behaviour against real Kafka (KAFKA_BOOTSTRAP) or the mock cluster.
 
 use std::collections::HashMap;
 
 use kafka_client::producer::{Acks, Producer, ProducerConfig, ProducerRecord};
 use kafka_client::ClientConfig;
 
-fn bootstrap() -> Option<String> {
-    let b = std::env::var("KAFKA_BOOTSTRAP").ok();
-    if b.is_none() {
-        eprintln!("skipped: set KAFKA_BOOTSTRAP");
-    }
-    b
-}
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{nanos}")
-}
+mod common;
+use common::{bootstrap, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_are_contiguous_and_in_send_order() {
-    let Some(bootstrap) = bootstrap() else { return };
+    let Some(bootstrap) = bootstrap().await else {
+        return;
+    };
     let topic = unique("producer-order");
     for config in [
         ProducerConfig::default(),
@@ -56,7 +45,9 @@ async fn offsets_are_contiguous_and_in_send_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyed_records_go_to_the_java_partition() {
-    let Some(bootstrap) = bootstrap() else { return };
+    let Some(bootstrap) = bootstrap().await else {
+        return;
+    };
     let topic = unique("producer-keys");
     let producer = Producer::new(
         ClientConfig::new(&bootstrap).unwrap(),

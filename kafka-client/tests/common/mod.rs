@@ -1,11 +1,12 @@
 //! Helpers shared by the integration suites (`mod common;` in each test file).
 //!
 //! Every suite runs against the broker named by the `KAFKA_BOOTSTRAP` environment variable
-//! (`scripts/kafka start` prints one). Topic names get a unique suffix so that suites can run
+//! (`scripts/kafka start` prints one), or else against an in-process mock cluster. Topic names get a unique suffix so that suites can run
 //! in parallel against one broker.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use kafka_client::admin::{Admin, NewTopic};
@@ -13,17 +14,37 @@ use kafka_client::consumer::{Consumer, ConsumerConfig, ConsumerRecord};
 use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
 use kafka_client::ClientConfig;
 
-/// The bootstrap address to test against, or `None` (the test then returns early after
-/// printing why).
+/// The bootstrap address to test against: the broker named by `KAFKA_BOOTSTRAP` (real
+/// Kafka in CI), else an in-process mock cluster shared by the tests of this binary.
 pub async fn bootstrap() -> Option<String> {
     if let Ok(address) = std::env::var("KAFKA_BOOTSTRAP") {
         return Some(address);
     }
-    // ==== MOCK CLUSTER DEFAULT ====
-    // Once kafka-client's dev-dependencies include testkit, start an in-process
-    // `testkit::MockCluster` here and return its bootstrap address instead of skipping.
-    eprintln!("skipped: set KAFKA_BOOTSTRAP (e.g. KAFKA_BOOTSTRAP=$(scripts/kafka start))");
-    None
+    Some(shared_mock().to_owned())
+}
+
+/// A mock cluster on its own runtime thread, so that it outlives each test's runtime.
+fn shared_mock() -> &'static str {
+    static MOCK: OnceLock<String> = OnceLock::new();
+    MOCK.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("mock runtime");
+            runtime.block_on(async {
+                let cluster = testkit::MockCluster::builder()
+                    .build()
+                    .await
+                    .expect("mock cluster");
+                tx.send(cluster.bootstrap()).expect("test thread waits");
+                std::future::pending::<()>().await;
+            });
+        });
+        rx.recv().expect("mock cluster started")
+    })
 }
 
 /// A topic name no other test uses: `prefix-<time>-<pid>-<counter>`.

@@ -30,6 +30,31 @@ const TOPIC_DEFAULTS: &[(&str, &str)] = &[
     ("segment.bytes", "1073741824"),
 ];
 
+/// Checks the values of the topic configs the mock knows, as the broker would; names it
+/// does not know pass (Kafka has many more topic configs than the mock models).
+fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), String> {
+    for (name, value) in configs {
+        let ok = match name.as_str() {
+            "cleanup.policy" => value
+                .split(',')
+                .all(|p| matches!(p.trim(), "delete" | "compact")),
+            "compression.type" => matches!(
+                value.as_str(),
+                "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd"
+            ),
+            "message.timestamp.type" => matches!(value.as_str(), "CreateTime" | "LogAppendTime"),
+            n if n.ends_with(".ms") || n.ends_with(".bytes") || n == "min.insync.replicas" => {
+                value.parse::<i64>().is_ok()
+            }
+            _ => true,
+        };
+        if !ok {
+            return Err(format!("invalid value {value:?} for configuration {name}"));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn create_topics(
     ctx: &Ctx,
     req: CreateTopicsRequest,
@@ -75,7 +100,9 @@ pub(crate) fn create_topics(
                 .iter()
                 .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
                 .collect();
-            let result = if req.validate_only {
+            let result = if let Err(msg) = validate_configs(&configs) {
+                Err((E::InvalidConfig.code(), msg))
+            } else if req.validate_only {
                 match (
                     crate::state::valid_topic_name(&name),
                     st.topics.contains_key(&name),

@@ -1,0 +1,245 @@
+//! The consumer and admin client under faults injected by the mock cluster.
+
+use std::time::Duration;
+
+use kafka_client::consumer::{AutoOffsetReset, Consumer, ConsumerConfig, Offset};
+use kafka_client::{Admin, ClientConfig, NewTopic, TopicPartition};
+use testkit::{ApiKey, Intercept, KafkaCode, MockCluster};
+
+fn cfg() -> ConsumerConfig {
+    ConsumerConfig::default()
+        .with_auto_offset_reset(AutoOffsetReset::Earliest)
+        .with_fetch_max_wait(Duration::from_millis(50))
+        .with_retry_backoff(Duration::from_millis(10), Duration::from_millis(100))
+}
+
+async fn mock(brokers: usize) -> MockCluster {
+    MockCluster::builder()
+        .brokers(brokers)
+        .build()
+        .await
+        .unwrap()
+}
+
+async fn consumer(cluster: &MockCluster) -> Consumer {
+    let client = ClientConfig::new(&cluster.bootstrap())
+        .unwrap()
+        .with_request_timeout(Duration::from_secs(5));
+    Consumer::new(client, cfg()).await.unwrap()
+}
+
+fn fill(cluster: &MockCluster, topic: &str, partition: i32, from: usize, n: usize) {
+    for i in from..from + n {
+        let v = format!("v{i}");
+        cluster
+            .append(topic, partition, &[(Some("k"), Some(v.as_str()))])
+            .unwrap();
+    }
+}
+
+async fn read(consumer: &mut Consumer, n: usize) -> Vec<(i32, i64, String)> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let r = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+            .await
+            .expect("timeout")
+            .expect("recv");
+        out.push((
+            r.partition,
+            r.offset,
+            String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+        ));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_errors_and_dropped_connections_are_retried() {
+    let cluster = mock(1).await;
+    cluster
+        .create_topic("t", 1, Vec::<(String, String)>::new())
+        .unwrap();
+    fill(&cluster, "t", 0, 0, 20);
+    cluster.intercept(
+        ApiKey::Fetch,
+        Intercept::error(KafkaCode::NotLeaderOrFollower).times(3),
+    );
+    cluster.intercept(ApiKey::Fetch, Intercept::drop_connection().times(2));
+    let mut c = consumer(&cluster).await;
+    c.assign(vec![TopicPartition::new("t", 0)]);
+    let got = read(&mut c, 20).await;
+    assert_eq!(
+        got.iter().map(|r| r.1).collect::<Vec<_>>(),
+        (0..20).collect::<Vec<_>>()
+    );
+    cluster.intercept(ApiKey::Fetch, Intercept::no_response().times(1));
+    fill(&cluster, "t", 0, 20, 5);
+    let got = read(&mut c, 5).await;
+    assert_eq!(got[0].1, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_moves_and_broker_restarts_are_survived() {
+    let cluster = mock(3).await;
+    cluster
+        .create_topic("t", 2, Vec::<(String, String)>::new())
+        .unwrap();
+    fill(&cluster, "t", 0, 0, 10);
+    fill(&cluster, "t", 1, 0, 10);
+    let mut c = consumer(&cluster).await;
+    c.assign(vec![
+        TopicPartition::new("t", 0),
+        TopicPartition::new("t", 1),
+    ]);
+    let mut got = read(&mut c, 20).await;
+    let leader = cluster.leader("t", 0).unwrap();
+    let other = cluster
+        .brokers()
+        .iter()
+        .map(|b| b.0)
+        .find(|&b| b != leader)
+        .unwrap();
+    cluster.move_leader("t", 0, other).unwrap();
+    fill(&cluster, "t", 0, 10, 10);
+    got.extend(read(&mut c, 10).await);
+    let l1 = cluster.leader("t", 1).unwrap();
+    cluster.stop_broker(l1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.restart_broker(l1).await.unwrap();
+    fill(&cluster, "t", 1, 10, 10);
+    got.extend(read(&mut c, 10).await);
+    for p in 0..2 {
+        let offs: Vec<i64> = got.iter().filter(|r| r.0 == p).map(|r| r.1).collect();
+        assert_eq!(offs, (0..20).collect::<Vec<_>>(), "partition {p}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_gaps() {
+    let cluster = mock(1).await;
+    cluster
+        .create_topic("c", 1, [("cleanup.policy", "compact")])
+        .unwrap();
+    for i in 0..30 {
+        let k = format!("k{}", i % 5);
+        let v = format!("v{i}");
+        cluster
+            .append("c", 0, &[(Some(k.as_str()), Some(v.as_str()))])
+            .unwrap();
+    }
+    cluster.compact("c").unwrap();
+    let survivors = cluster.records("c", 0);
+    eprintln!(
+        "survivors {:?}",
+        survivors.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    let mut c = consumer(&cluster).await;
+    let tp = TopicPartition::new("c", 0);
+    c.assign(vec![tp.clone()]);
+    let got = read(&mut c, survivors.len()).await;
+    assert_eq!(
+        got.iter().map(|r| r.1).collect::<Vec<_>>(),
+        survivors.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(c.position(&tp), Some(30));
+    assert_eq!(c.high_watermark(&tp), Some(30));
+    c.seek(&tp, Offset::At(1)).await.unwrap();
+    let r = read(&mut c, 1).await;
+    assert!(r[0].1 >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_from_the_broker_resets() {
+    let cluster = mock(1).await;
+    cluster
+        .create_topic("t", 1, Vec::<(String, String)>::new())
+        .unwrap();
+    fill(&cluster, "t", 0, 0, 5);
+    let mut c = consumer(&cluster).await;
+    let tp = TopicPartition::new("t", 0);
+    c.assign(vec![tp.clone()]);
+    c.seek(&tp, Offset::At(3)).await.unwrap();
+    cluster.intercept(
+        ApiKey::Fetch,
+        Intercept::error(KafkaCode::OffsetOutOfRange).times(1),
+    );
+    let got = read(&mut c, 1).await;
+    assert_eq!(got[0].1, 0, "reset to earliest");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_against_the_mock() {
+    let cluster = mock(3).await;
+    let admin = Admin::new(ClientConfig::new(&cluster.bootstrap()).unwrap())
+        .await
+        .unwrap();
+    admin
+        .create_topics(vec![
+            NewTopic::new("a", 3, 2).with_config("cleanup.policy", "compact")
+        ])
+        .await
+        .unwrap();
+    assert_eq!(admin.describe_topic("a").await.unwrap().partitions.len(), 3);
+    cluster.intercept(
+        ApiKey::CreatePartitions,
+        Intercept::error(KafkaCode::NotController).times(2),
+    );
+    admin.create_partitions("a", 4).await.unwrap();
+    assert_eq!(admin.describe_topic("a").await.unwrap().partitions.len(), 4);
+    let err = admin
+        .create_topics(vec![NewTopic::new("a", 3, 1)])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(KafkaCode::TopicAlreadyExists));
+    let info = admin.describe_cluster().await.unwrap();
+    assert_eq!(info.brokers.len(), 3);
+    cluster.intercept(ApiKey::DeleteTopics, Intercept::drop_connection().times(1));
+    admin.delete_topics(vec!["a".into()]).await.unwrap();
+    assert!(admin.describe_topic("a").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swallowed_fetch_times_out_and_is_retried() {
+    let cluster = mock(1).await;
+    cluster
+        .create_topic("t", 1, Vec::<(String, String)>::new())
+        .unwrap();
+    fill(&cluster, "t", 0, 0, 3);
+    cluster.intercept(ApiKey::Fetch, Intercept::no_response().times(1));
+    let client = ClientConfig::new(&cluster.bootstrap())
+        .unwrap()
+        .with_request_timeout(Duration::from_secs(1));
+    let mut c = Consumer::new(client, cfg()).await.unwrap();
+    c.assign(vec![TopicPartition::new("t", 0)]);
+    let t = std::time::Instant::now();
+    let got = read(&mut c, 3).await;
+    assert_eq!(got[0].1, 0);
+    eprintln!("recovered after {:?}", t.elapsed());
+    assert!(t.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_offsets_errors_are_retried_by_seek() {
+    let cluster = mock(1).await;
+    cluster
+        .create_topic("t", 1, Vec::<(String, String)>::new())
+        .unwrap();
+    fill(&cluster, "t", 0, 0, 3);
+    let mut c = consumer(&cluster).await;
+    let tp = TopicPartition::new("t", 0);
+    // Start at an offset: no background lookup to race with the intercepts.
+    c.incremental_assign(vec![(tp.clone(), Some(Offset::At(0)))]);
+    cluster.intercept(
+        ApiKey::ListOffsets,
+        Intercept::error(KafkaCode::NotLeaderOrFollower).times(2),
+    );
+    c.seek(&tp, Offset::Latest).await.unwrap();
+    assert_eq!(c.position(&tp), Some(3));
+    cluster.intercept(
+        ApiKey::ListOffsets,
+        Intercept::error(KafkaCode::TopicAuthorizationFailed).times(1),
+    );
+    let err = c.seek(&tp, Offset::Earliest).await.unwrap_err();
+    eprintln!("{err}");
+}
