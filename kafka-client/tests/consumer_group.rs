@@ -1,0 +1,359 @@
+//! Consumer groups against the mock cluster (default) or real Kafka (`KAFKA_BOOTSTRAP`):
+//! balanced assignment, a member's death, static membership, cooperative rebalancing,
+//! commits, reset policy, and mixed groups with a Java member.
+
+mod group_env;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use group_env::{covers, describe, unique, wait_until, Env};
+use kafka_client::consumer::AutoOffsetReset;
+use kafka_client::group::{CooperativeStickyAssignor, GroupConsumer, RoundRobinAssignor};
+use kafka_client::{Error, TopicPartition};
+
+const WAIT: Duration = Duration::from_secs(40);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_share_twelve_partitions_evenly_then_a_dead_member_is_replaced() {
+    let env = Env::new(1).await;
+    let topic = env.topic("group-share", 12).await;
+    let group = unique("g-share");
+    env.produce(&topic, 12, 5).await;
+
+    let a = env.member("a", env.group(&group), &topic, true).await;
+    let b = env.member("b", env.group(&group), &topic, true).await;
+    let c = env.member("c", env.group(&group), &topic, true).await;
+    let all = [&a, &b, &c];
+    wait_until(
+        WAIT,
+        "three members with four partitions each, everything consumed and committed",
+        || {
+            let views: Vec<_> = all.iter().map(|m| m.view()).collect();
+            covers(&views, 12)
+                && views.iter().all(|v| v.owned.len() == 4)
+                && views.iter().map(|v| v.committed.len()).sum::<usize>() == 12
+                && views
+                    .iter()
+                    .flat_map(|v| v.committed.values())
+                    .all(|&o| o == 5)
+        },
+        || describe(&all),
+    )
+    .await;
+    let generation = a.view().generation;
+    assert!(
+        all.iter().all(|m| m.view().generation == generation),
+        "{}",
+        describe(&all)
+    );
+
+    // c dies without LeaveGroup; more records arrive while it is dead.
+    let dead = c.kill().await;
+    env.produce(&topic, 12, 3).await;
+    let survivors = [&a, &b];
+    let took = wait_until(
+        WAIT,
+        "the survivors own all twelve partitions",
+        || covers(&survivors.iter().map(|m| m.view()).collect::<Vec<_>>(), 12),
+        || describe(&survivors),
+    )
+    .await;
+    assert!(
+        took >= env.session_timeout / 2,
+        "rebalanced after {took:?}: before the session timeout?"
+    );
+    wait_until(
+        WAIT,
+        "the dead member's new records consumed",
+        || {
+            let got: usize = survivors
+                .iter()
+                .map(|m| {
+                    m.view()
+                        .records
+                        .iter()
+                        .filter(|(p, _)| dead.owned.contains(p))
+                        .count()
+                })
+                .sum();
+            got >= dead.owned.len() * 3
+        },
+        || describe(&survivors),
+    )
+    .await;
+    // Nothing before the dead member's last commit came again.
+    for m in survivors {
+        let v = m.view();
+        for &(p, offset) in &v.records {
+            if let Some(&committed) = dead.committed.get(&p) {
+                assert!(
+                    offset >= committed,
+                    "{}: {p}@{offset} again, committed {committed}",
+                    m.name
+                );
+            }
+        }
+        // Each record of the dead member's partitions once.
+        let mut seen = BTreeSet::new();
+        for r in v.records.iter().filter(|(p, _)| dead.owned.contains(p)) {
+            assert!(seen.insert(*r), "{}: {r:?} twice", m.name);
+        }
+    }
+    assert!(a.view().generation > generation);
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_member_restarts_without_a_rebalance() {
+    let env = Env::new(1).await;
+    let topic = env.topic("group-static", 6).await;
+    let group = unique("g-static");
+    env.produce(&topic, 6, 2).await;
+
+    let a = env.member("a", env.group(&group), &topic, true).await;
+    wait_until(
+        WAIT,
+        "a owns everything",
+        || a.view().owned.len() == 6,
+        || describe(&[&a]),
+    )
+    .await;
+    let static_config = || {
+        env.group(&group)
+            .with_group_instance_id("worker-b")
+            .with_session_timeout(env.session_timeout * 3)
+    };
+    let b = env.member("b", static_config(), &topic, true).await;
+    wait_until(
+        WAIT,
+        "a and b share the partitions",
+        || covers(&[a.view(), b.view()], 6) && b.view().owned.len() == 3,
+        || describe(&[&a, &b]),
+    )
+    .await;
+    let before = a.view();
+    let b_before = b.view();
+    b.close().await;
+
+    // Back within the session timeout, under the same instance id.
+    let b2 = env.member("b2", static_config(), &topic, true).await;
+    wait_until(
+        WAIT,
+        "the restarted static member has its partitions back",
+        || b2.view().owned == b_before.owned,
+        || describe(&[&a, &b2]),
+    )
+    .await;
+    assert_eq!(
+        b2.view().generation,
+        b_before.generation,
+        "{}",
+        describe(&[&a, &b2])
+    );
+    // Give a rebalance, if one was wrongly started, time to show.
+    tokio::time::sleep(env.heartbeat_interval * 5).await;
+    let after = a.view();
+    assert_eq!(
+        after.generation,
+        before.generation,
+        "{}",
+        describe(&[&a, &b2])
+    );
+    assert_eq!(
+        after.events,
+        before.events,
+        "a saw a rebalance: {}",
+        describe(&[&a, &b2])
+    );
+    a.close().await;
+    b2.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperative_rebalancing_revokes_only_what_moves() {
+    let env = Env::new(1).await;
+    let topic = env.topic("group-coop", 8).await;
+    let group = unique("g-coop");
+    env.produce(&topic, 8, 2).await;
+    let coop = || {
+        env.group(&group)
+            .with_assignors(vec![Arc::new(CooperativeStickyAssignor::default())])
+    };
+    let a = env.member("a", coop(), &topic, true).await;
+    wait_until(
+        WAIT,
+        "a owns everything",
+        || a.view().owned.len() == 8,
+        || describe(&[&a]),
+    )
+    .await;
+    let b = env.member("b", coop(), &topic, true).await;
+    wait_until(
+        WAIT,
+        "a and b own four each",
+        || covers(&[a.view(), b.view()], 8) && a.view().owned.len() == 4,
+        || describe(&[&a, &b]),
+    )
+    .await;
+    let v = a.view();
+    // a never gave up the four it kept: one revocation of exactly the four that moved.
+    let revoked: Vec<&String> = v
+        .events
+        .iter()
+        .filter(|e| e.starts_with("revoked"))
+        .collect();
+    assert_eq!(revoked.len(), 1, "{:?}", v.events);
+    assert!(
+        v.events.iter().all(|e| !e.starts_with("lost")),
+        "{:?}",
+        v.events
+    );
+    // a kept consuming its partitions during the rebalance: new records there arrive.
+    let kept: Vec<i32> = v.owned.iter().copied().collect();
+    env.produce(&topic, 8, 1).await;
+    wait_until(
+        WAIT,
+        "a receives new records of the partitions it kept",
+        || {
+            a.view()
+                .records
+                .iter()
+                .filter(|(p, o)| kept.contains(p) && *o == 2)
+                .count()
+                == kept.len()
+        },
+        || describe(&[&a, &b]),
+    )
+    .await;
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roundrobin_and_commits_survive_a_restart_of_the_group() {
+    let env = Env::new(1).await;
+    let topic = env.topic("group-rr", 4).await;
+    let group = unique("g-rr");
+    env.produce(&topic, 4, 10).await;
+    let config = env
+        .group(&group)
+        .with_assignors(vec![Arc::new(RoundRobinAssignor)]);
+    let mut consumer =
+        GroupConsumer::new(env.client(), group_env::consumer_config(), config.clone())
+            .await
+            .unwrap();
+    consumer.subscribe([topic.as_str()]);
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    for _ in 0..20 {
+        let r = tokio::time::timeout(WAIT, consumer.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        last.insert(r.partition, r.offset);
+    }
+    assert_eq!(consumer.assignment().len(), 4);
+    consumer.commit().await.unwrap();
+    let tps: Vec<TopicPartition> = (0..4).map(|p| TopicPartition::new(&topic, p)).collect();
+    let committed = consumer.committed(&tps).await.unwrap();
+    for tp in &tps {
+        assert_eq!(committed[tp], consumer.position(tp), "{tp}");
+    }
+    // An async commit of explicit offsets, awaited later.
+    let pending = consumer.commit_offsets_async([(tps[0].clone(), 1)]);
+    pending.await.unwrap();
+    assert_eq!(
+        consumer.committed(&tps[..1]).await.unwrap()[&tps[0]],
+        Some(1)
+    );
+    consumer.commit().await.unwrap();
+    consumer.close().await.unwrap();
+
+    // A new member resumes from the commits: exactly the 20 records not yet read.
+    let mut again = GroupConsumer::new(env.client(), group_env::consumer_config(), config)
+        .await
+        .unwrap();
+    again.subscribe([topic.as_str()]);
+    let mut seen = BTreeSet::new();
+    for _ in 0..20 {
+        let r = tokio::time::timeout(WAIT, again.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            last.get(&r.partition).is_none_or(|&l| r.offset > l),
+            "{}@{} again",
+            r.partition,
+            r.offset
+        );
+        assert!(seen.insert((r.partition, r.offset)));
+    }
+    again.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_policy_none_names_the_partition_without_a_commit() {
+    let env = Env::new(1).await;
+    let topic = env.topic("group-none", 1).await;
+    let group = unique("g-none");
+    env.produce(&topic, 1, 1).await;
+    let mut consumer = GroupConsumer::new(
+        env.client(),
+        group_env::consumer_config().with_auto_offset_reset(AutoOffsetReset::None),
+        env.group(&group),
+    )
+    .await
+    .unwrap();
+    consumer.subscribe([topic.as_str()]);
+    let err = tokio::time::timeout(WAIT, consumer.recv())
+        .await
+        .unwrap()
+        .unwrap_err();
+    match &err {
+        Error::NoPosition {
+            topic: t,
+            partition,
+        } => assert_eq!((t.as_str(), *partition), (topic.as_str(), 0)),
+        other => panic!("expected NoPosition, got {other:?}"),
+    }
+    assert!(err.to_string().contains(&format!("{topic}/0")), "{err}");
+    consumer.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_stops_polling_leaves_the_group() {
+    let env = Env::new(1).await;
+    let topic = env.topic("group-poll", 2).await;
+    let group = unique("g-poll");
+    env.produce(&topic, 2, 1).await;
+    let mut slow = GroupConsumer::new(
+        env.client(),
+        group_env::consumer_config(),
+        env.group(&group)
+            .with_max_poll_interval(Duration::from_secs(2))
+            .with_rebalance_timeout(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    slow.subscribe([topic.as_str()]);
+    let _ = tokio::time::timeout(WAIT, slow.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(slow.assignment().len(), 2);
+    let other = env.member("other", env.group(&group), &topic, false).await;
+    // `slow` never polls again; after max_poll_interval it leaves and `other` gets both.
+    wait_until(
+        WAIT,
+        "the live member owns both",
+        || other.view().owned.len() == 2,
+        || describe(&[&other]),
+    )
+    .await;
+    // When `slow` polls again it learns it lost its partitions and rejoins.
+    let _ = tokio::time::timeout(Duration::from_secs(1), slow.recv()).await;
+    other.close().await;
+    drop(slow);
+}
