@@ -1,1 +1,62 @@
-//! The streams framework: not built yet (see the open "streams core" issue).
+//! Stream processing on Kafka in pure Rust, in the spirit of Python's Faust.
+//!
+//! An [`App`] declares typed [`Topic`]s and [`Agent`]s: async functions over a
+//! `futures::Stream` of a topic's values. The app is consumer group `<app id>`; an event's
+//! offset is committed once its agent has finished with it (and what it sent is
+//! acknowledged), so a crash re-delivers only what was not done: at-least-once.
+//!
+//! | Faust | here |
+//! |---|---|
+//! | `faust.App("demo", broker="kafka://h:9092")` | `App::builder("demo").broker("kafka://h:9092").build()?` |
+//! | `class Purchase(faust.Record, validation=True)` | `#[derive(Serialize, Deserialize)] struct Purchase` + [`Validate`] + [`Topic::validated`] |
+//! | `app.topic("purchases", key_type=str, value_type=Purchase)` | `app.topic::<String, Purchase>("purchases")` |
+//! | `@app.agent(topic)` `async def f(stream): async for v in stream:` | `app.agent(&topic, \|mut stream\| async move { while let Some(v) = stream.next().await { .. } })` |
+//! | `stream.enumerate()`, `filter`, ... | `futures::StreamExt` |
+//! | `stream.events()`, `items()`, `take(n, within=s)`, `echo(t)` | [`AgentStream`] methods |
+//! | `stream.group_by(Purchase.currency, name="currency")` | [`AgentBuilder::group_by`] |
+//! | `await topic.send(key=k, value=v)` | `topic.send(k, v).await?` |
+//! | `serializer="binary\|json"` | `.value_serializer("binary\|json")` ([`codec`]) |
+//! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`) |
+//!
+//! ```
+//! use futures::StreamExt;
+//! use serde::{Deserialize, Serialize};
+//! use streams::App;
+//!
+//! #[derive(Serialize, Deserialize, Clone, Debug)]
+//! struct Purchase { username: String, currency: String, amount: u32 }
+//!
+//! # fn main() -> streams::Result<()> {
+//! let app = App::builder("demo-app").broker("mock://").build()?;
+//! let purchases = app.topic::<String, Purchase>("purchases");
+//! app.agent(&purchases, |mut purchases| async move {
+//!     while let Some(p) = purchases.next().await {
+//!         println!("{} bought {} {}", p.username, p.amount, p.currency);
+//!     }
+//! });
+//! // fn main() -> ExitCode { app.main() }
+//! # Ok(()) }
+//! ```
+
+mod agent;
+mod app;
+mod broker;
+mod cli;
+pub mod codec;
+mod error;
+pub mod offsets;
+mod record;
+mod settings;
+mod stream;
+mod topic;
+mod worker;
+
+pub use agent::{Agent, AgentBuilder, AgentResult, Processor, Sink};
+pub use app::{AgentSummary, App, AppBuilder, TopicSummary};
+pub use broker::BrokerUrl;
+pub use cli::init_logging;
+pub use error::{Error, Result};
+pub use record::{Event, Header, Validate};
+pub use settings::Settings;
+pub use stream::{AgentStream, EventStream, Take};
+pub use topic::{OnDecodeError, Topic};

@@ -1,0 +1,253 @@
+//! The command line of an app, through [`App::main`]: `worker`, `send`, `agents`, `topics`.
+
+use std::fmt;
+use std::future::Future;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+use crate::app::App;
+use crate::codec::Payload;
+use crate::error::{Error, Result};
+
+/// A stream-processing app (run `<command> --help` for details).
+#[derive(Debug, Parser)]
+#[command(
+    disable_version_flag = true,
+    after_help = "Examples:\n  \
+        APP worker --broker kafka://localhost:9092\n  \
+        APP send purchases --key alice '{\"username\":\"alice\",\"currency\":\"EUR\",\"amount\":3}'\n  \
+        APP agents"
+)]
+struct Cli {
+    /// Kafka to use: kafka://host:port[,host:port...], PLAINTEXT://host:port, or mock:// for
+    /// an embedded in-process mock cluster
+    #[arg(long, short = 'b', global = true, value_name = "URL")]
+    broker: Option<String>,
+
+    /// Log level: error, warn, info, debug or trace (or a tracing filter such as
+    /// "streams=debug")
+    #[arg(
+        long,
+        short = 'l',
+        global = true,
+        default_value = "warn",
+        value_name = "LEVEL"
+    )]
+    loglevel: String,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the worker: run every agent until Ctrl-C, which finishes in-flight events and
+    /// commits them
+    Worker,
+    /// Send a value to a topic, encoded with the topic's codecs if the app declares it
+    Send {
+        /// Topic to send to
+        topic: String,
+        /// Record key (raw text, encoded with the topic's key codecs)
+        #[arg(long, short = 'k')]
+        key: Option<String>,
+        /// Value: JSON for JSON topics (a bare word is sent as a JSON string)
+        value: String,
+        /// Send the value this many times
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        repeat: u32,
+    },
+    /// List the agents: name, topic, concurrency and sinks
+    Agents,
+    /// List the topics the app declares: name, codecs and partitions
+    Topics,
+    /// Run the demo: send sample records, process them, print, stop
+    Demo,
+}
+
+type Demo = Box<dyn FnOnce(App) -> BoxFuture<'static, Result<(), String>> + Send>;
+
+impl App {
+    /// Runs the app's command line (Faust's `app.main()`) and returns the exit code: use it as
+    /// `fn main() -> ExitCode { app.main() }`. Starts its own Tokio runtime.
+    pub fn main(self) -> ExitCode {
+        self.main_inner(None)
+    }
+
+    /// [`main`](Self::main) with a `demo` command, the default when no command is given:
+    /// `demo(app)` runs while the worker runs (sending sample records, say); then the app waits
+    /// until everything is processed and stops. What examples use.
+    pub fn main_with_demo<F, Fut, E>(self, demo: F) -> ExitCode
+    where
+        F: FnOnce(App) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: fmt::Display,
+    {
+        let demo: Demo =
+            Box::new(move |app| demo(app).map(|r| r.map_err(|e| e.to_string())).boxed());
+        self.main_inner(Some(demo))
+    }
+
+    fn main_inner(self, demo: Option<Demo>) -> ExitCode {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("error: cannot start the Tokio runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let args: Vec<String> = std::env::args().collect();
+        match runtime.block_on(self.run_cli(args, demo)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    /// Runs one command line (`args[0]` is the program name) inside an existing runtime.
+    async fn run_cli(&self, args: Vec<String>, demo: Option<Demo>) -> Result<()> {
+        let name: &'static str = Box::leak(self.id().to_owned().into_boxed_str());
+        let mut command = Cli::command().name(name).bin_name(name);
+        if demo.is_none() {
+            command = command.mut_subcommand("demo", |c| c.hide(true));
+        }
+        let cli = match command.try_get_matches_from(args) {
+            Ok(m) => Cli::from_arg_matches(&m).map_err(|e| Error::config(e.to_string()))?,
+            Err(e) => {
+                // --help and bad usage: clap prints and picks the exit code.
+                e.exit();
+            }
+        };
+        init_logging(&cli.loglevel);
+        if let Some(url) = &cli.broker {
+            self.set_broker(url)?;
+        }
+        let command = match (cli.command, &demo) {
+            (Some(c), _) => c,
+            (None, Some(_)) => Command::Demo,
+            (None, None) => {
+                let _ = Cli::command().name(name).print_help();
+                return Ok(());
+            }
+        };
+        match command {
+            Command::Worker => self.run().await,
+            Command::Demo => match demo {
+                Some(demo) => {
+                    self.run_until(demo(self.clone()), Duration::from_secs(60))
+                        .await
+                }
+                None => Err(Error::config("this app has no demo: use `worker`")),
+            },
+            Command::Agents => {
+                println!(
+                    "{:<32} {:<32} {:>11}  sinks",
+                    "agent", "topic", "concurrency"
+                );
+                for a in self.agents() {
+                    println!(
+                        "{:<32} {:<32} {:>11}  {}",
+                        a.name,
+                        a.topic,
+                        a.concurrency,
+                        a.sinks.join(", ")
+                    );
+                }
+                Ok(())
+            }
+            Command::Topics => {
+                println!(
+                    "{:<40} {:<10} {:<14} {:>10}",
+                    "topic", "key", "value", "partitions"
+                );
+                for t in self.topics() {
+                    let name = if t.internal {
+                        format!("{} (internal)", t.name)
+                    } else {
+                        t.name
+                    };
+                    println!(
+                        "{:<40} {:<10} {:<14} {:>10}",
+                        name, t.key_serializer, t.value_serializer, t.partitions
+                    );
+                }
+                Ok(())
+            }
+            Command::Send {
+                topic,
+                key,
+                value,
+                repeat,
+            } => {
+                self.connect().await?;
+                for _ in 0..repeat {
+                    let record = self.encode_cli_record(&topic, key.as_deref(), &value)?;
+                    let written = self.produce_and_wait(record).await?;
+                    println!(
+                        "sent to {}/{} at offset {}",
+                        written.topic, written.partition, written.offset
+                    );
+                }
+                if let Ok(conn) = self.conn() {
+                    conn.producer.close().await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn encode_cli_record(
+        &self,
+        topic: &str,
+        key: Option<&str>,
+        value: &str,
+    ) -> Result<kafka_client::producer::ProducerRecord> {
+        let mut record = kafka_client::producer::ProducerRecord::new(topic);
+        let Some(spec) = self.topic_spec(topic) else {
+            // Not declared: send the text as it is.
+            if let Some(k) = key {
+                record = record.key(k.to_owned());
+            }
+            return Ok(record.value(value.to_owned()));
+        };
+        let encode_err = |part, e: Error| Error::Encode {
+            topic: topic.to_owned(),
+            part,
+            reason: e.to_string(),
+        };
+        if let Some(k) = key {
+            let bytes = spec
+                .key_ser()?
+                .encode_payload(Payload::Value(serde_json::Value::String(k.to_owned())))
+                .map_err(|e| encode_err("key", e))?;
+            record = record.key(bytes);
+        }
+        let parsed = serde_json::from_str(value)
+            .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+        let bytes = spec
+            .value_ser()?
+            .encode_payload(Payload::Value(parsed))
+            .map_err(|e| encode_err("value", e))?;
+        Ok(record.value(bytes))
+    }
+}
+
+/// Logs to stderr at `level` (RUST_LOG, when set, wins).
+pub fn init_logging(level: &str) {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_owned());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

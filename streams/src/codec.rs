@@ -1,0 +1,435 @@
+//! Codecs turn record keys and values into bytes and back, composed like Faust's:
+//! `"json|binary"` encodes with `json`, then `binary` (and decodes in reverse).
+//!
+//! A codec works on a [`Payload`]: a structured value (JSON data model) or bytes, so text and
+//! structure codecs compose with byte codecs in any order. `"binary|json"`, the Faust talk's
+//! example, base64-encodes the value's bytes and then wraps them in a JSON string; either order
+//! round-trips.
+//!
+//! ```
+//! use streams::codec::{CodecRegistry, Serializer};
+//! #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+//! struct Purchase { username: String, amount: u32 }
+//!
+//! let registry = CodecRegistry::default();
+//! let ser = Serializer::parse("binary|json", &registry).unwrap();
+//! let bytes = ser.encode(&Purchase { username: "ann".into(), amount: 3 }).unwrap();
+//! assert_eq!(bytes, br#""eyJ1c2VybmFtZSI6ImFubiIsImFtb3VudCI6M30=""#);
+//! let back: Purchase = ser.decode(&bytes).unwrap();
+//! assert_eq!(back.amount, 3);
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// What flows between codecs: structured data or bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// A value in the JSON data model (what `serde_json::to_value` gives).
+    Value(serde_json::Value),
+    /// Encoded bytes.
+    Bytes(Vec<u8>),
+}
+
+impl Payload {
+    /// The payload as bytes: strings as their UTF-8, other values as JSON.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Payload::Bytes(b) => b,
+            Payload::Value(serde_json::Value::String(s)) => s.into_bytes(),
+            // Serializing a `Value` cannot fail.
+            Payload::Value(v) => serde_json::to_vec(&v).unwrap_or_default(),
+        }
+    }
+}
+
+/// One encoding step. Implement it to add your own (compression, encryption, ...) and register
+/// it with [`AppBuilder::codec`](crate::AppBuilder::codec).
+///
+/// ```
+/// use streams::codec::{Codec, Payload};
+/// /// Reverses bytes: a toy codec.
+/// struct Reverse;
+/// impl Codec for Reverse {
+///     fn dumps(&self, p: Payload) -> streams::Result<Payload> {
+///         let mut b = p.into_bytes(); b.reverse(); Ok(Payload::Bytes(b))
+///     }
+///     fn loads(&self, p: Payload) -> streams::Result<Payload> { self.dumps(p) }
+/// }
+/// ```
+pub trait Codec: Send + Sync + 'static {
+    /// Encodes one step further.
+    fn dumps(&self, payload: Payload) -> Result<Payload>;
+    /// Undoes [`dumps`](Codec::dumps).
+    fn loads(&self, payload: Payload) -> Result<Payload>;
+}
+
+fn codec_error(codec: &str, reason: impl fmt::Display) -> Error {
+    Error::Codec {
+        codec: codec.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// `raw`: strings as their UTF-8 bytes, bytes unchanged.
+struct Raw;
+impl Codec for Raw {
+    fn dumps(&self, payload: Payload) -> Result<Payload> {
+        Ok(Payload::Bytes(payload.into_bytes()))
+    }
+    fn loads(&self, payload: Payload) -> Result<Payload> {
+        Ok(payload)
+    }
+}
+
+/// `json`: structured values as JSON text; bytes from an earlier codec as a JSON string.
+struct Json;
+impl Codec for Json {
+    fn dumps(&self, payload: Payload) -> Result<Payload> {
+        let value = match payload {
+            Payload::Value(v) => v,
+            Payload::Bytes(b) => serde_json::Value::String(String::from_utf8(b).map_err(|_| {
+                codec_error("json", "bytes are not UTF-8: put `binary` before `json`")
+            })?),
+        };
+        Ok(Payload::Bytes(
+            serde_json::to_vec(&value).map_err(|e| codec_error("json", e))?,
+        ))
+    }
+    fn loads(&self, payload: Payload) -> Result<Payload> {
+        match payload {
+            Payload::Bytes(b) => Ok(Payload::Value(
+                serde_json::from_slice(&b).map_err(|e| codec_error("json", e))?,
+            )),
+            value => Ok(value),
+        }
+    }
+}
+
+/// `binary`: base64 (standard alphabet, padded), as Faust's.
+struct Binary;
+impl Codec for Binary {
+    fn dumps(&self, payload: Payload) -> Result<Payload> {
+        let text = base64::engine::general_purpose::STANDARD.encode(payload.into_bytes());
+        Ok(Payload::Bytes(text.into_bytes()))
+    }
+    fn loads(&self, payload: Payload) -> Result<Payload> {
+        let text = payload.into_bytes();
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim_ascii())
+            .map(Payload::Bytes)
+            .map_err(|e| codec_error("binary", format!("not base64: {e}")))
+    }
+}
+
+/// Codecs by name: `raw`, `json`, `binary` and any registered with
+/// [`AppBuilder::codec`](crate::AppBuilder::codec).
+#[derive(Clone)]
+pub struct CodecRegistry {
+    codecs: BTreeMap<String, Arc<dyn Codec>>,
+}
+
+impl Default for CodecRegistry {
+    fn default() -> Self {
+        let mut codecs: BTreeMap<String, Arc<dyn Codec>> = BTreeMap::new();
+        codecs.insert("raw".into(), Arc::new(Raw));
+        codecs.insert("json".into(), Arc::new(Json));
+        codecs.insert("binary".into(), Arc::new(Binary));
+        CodecRegistry { codecs }
+    }
+}
+
+impl fmt::Debug for CodecRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.codecs.keys()).finish()
+    }
+}
+
+impl CodecRegistry {
+    /// Adds or replaces a codec. Names may not contain `|`.
+    pub fn register(&mut self, name: &str, codec: Arc<dyn Codec>) -> Result<()> {
+        let name = name.trim();
+        if name.is_empty() || name.contains('|') {
+            return Err(Error::config(format!(
+                "codec name {name:?} must be non-empty and without '|'"
+            )));
+        }
+        self.codecs.insert(name.to_owned(), codec);
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> Result<Arc<dyn Codec>> {
+        self.codecs.get(name).cloned().ok_or_else(|| {
+            let known: Vec<&str> = self.codecs.keys().map(String::as_str).collect();
+            Error::config(format!(
+                "unknown codec {name:?}: known codecs are {}; register others with AppBuilder::codec",
+                known.join(", ")
+            ))
+        })
+    }
+}
+
+/// Which common chain a serializer is, for the fast paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fast {
+    Json,
+    None,
+}
+
+/// A parsed codec chain such as `binary|json`, applied left to right when encoding.
+#[derive(Clone)]
+pub struct Serializer {
+    spec: Arc<str>,
+    chain: Arc<[Arc<dyn Codec>]>,
+    fast: Fast,
+}
+
+impl fmt::Debug for Serializer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Serializer({})", self.spec)
+    }
+}
+
+impl fmt::Display for Serializer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.spec)
+    }
+}
+
+/// Why a payload could not become the wanted type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeFailure {
+    /// Path of the failing field, such as `items[0].amount`, when there is one.
+    pub field: Option<String>,
+    pub reason: String,
+}
+
+impl Serializer {
+    /// Parses `name|name|...` against the registry.
+    pub fn parse(spec: &str, registry: &CodecRegistry) -> Result<Serializer> {
+        let names: Vec<&str> = spec.split('|').map(str::trim).collect();
+        let chain = names
+            .iter()
+            .map(|n| registry.get(n))
+            .collect::<Result<Vec<_>>>()?;
+        let fast = if names == ["json"] {
+            Fast::Json
+        } else {
+            Fast::None
+        };
+        Ok(Serializer {
+            spec: names.join("|").into(),
+            chain: chain.into(),
+            fast,
+        })
+    }
+
+    /// The chain as written, normalised (`binary|json`).
+    pub fn spec(&self) -> &str {
+        &self.spec
+    }
+
+    /// Encodes a serde value.
+    pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>> {
+        if self.fast == Fast::Json {
+            return serde_json::to_vec(value).map_err(|e| codec_error("json", e));
+        }
+        let value = serde_json::to_value(value).map_err(|e| codec_error(&self.spec, e))?;
+        self.encode_payload(Payload::Value(value))
+    }
+
+    /// Encodes an untyped payload (what the CLI's `send` does with its argument).
+    pub fn encode_payload(&self, mut payload: Payload) -> Result<Vec<u8>> {
+        for codec in self.chain.iter() {
+            payload = codec.dumps(payload)?;
+        }
+        Ok(payload.into_bytes())
+    }
+
+    /// Decodes bytes into a serde type; on failure says which field failed.
+    pub fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, DecodeFailure> {
+        if self.fast == Fast::Json {
+            return match serde_json::from_slice(bytes) {
+                Ok(v) => Ok(v),
+                Err(e) => Err(json_failure::<T>(bytes, e)),
+            };
+        }
+        let mut payload = Payload::Bytes(bytes.to_vec());
+        for codec in self.chain.iter().rev() {
+            payload = codec.loads(payload).map_err(|e| DecodeFailure {
+                field: None,
+                reason: e.to_string(),
+            })?;
+        }
+        match payload {
+            Payload::Value(v) => serde_path_to_error::deserialize(v).map_err(|e| DecodeFailure {
+                field: field_of(e.path()),
+                reason: e.into_inner().to_string(),
+            }),
+            Payload::Bytes(b) => {
+                // Raw text first (a `String` key stays as written), then JSON (numbers, structs).
+                if let Ok(text) = std::str::from_utf8(&b) {
+                    let de =
+                        serde::de::value::StrDeserializer::<serde::de::value::Error>::new(text);
+                    if let Ok(v) = T::deserialize(de) {
+                        return Ok(v);
+                    }
+                }
+                serde_json::from_slice(&b).map_err(|e| json_failure::<T>(&b, e))
+            }
+        }
+    }
+}
+
+/// Re-reads the bytes with path tracking to name the failing field (only on the error path).
+fn json_failure<T: DeserializeOwned>(bytes: &[u8], error: serde_json::Error) -> DecodeFailure {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Err(e) => DecodeFailure {
+            field: field_of(e.path()),
+            reason: e.into_inner().to_string(),
+        },
+        Ok(_) => DecodeFailure {
+            field: None,
+            reason: error.to_string(),
+        },
+    }
+}
+
+fn field_of(path: &serde_path_to_error::Path) -> Option<String> {
+    let path = path.to_string();
+    (path != "." && !path.is_empty()).then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    struct Purchase {
+        username: String,
+        currency: String,
+        amount: u32,
+    }
+
+    fn purchase() -> Purchase {
+        Purchase {
+            username: "ann".into(),
+            currency: "EUR".into(),
+            amount: 7,
+        }
+    }
+
+    fn ser(spec: &str) -> Serializer {
+        Serializer::parse(spec, &CodecRegistry::default()).unwrap()
+    }
+
+    #[test]
+    fn every_builtin_chain_round_trips_a_record() {
+        for spec in [
+            "json",
+            "binary|json",
+            "json|binary",
+            "json|binary|binary",
+            " json | binary ",
+        ] {
+            let s = ser(spec);
+            let bytes = s.encode(&purchase()).unwrap();
+            assert_eq!(s.decode::<Purchase>(&bytes).unwrap(), purchase(), "{spec}");
+        }
+    }
+
+    #[test]
+    fn json_then_binary_is_base64_of_the_json() {
+        let bytes = ser("json|binary").encode(&purchase()).unwrap();
+        let json = base64::engine::general_purpose::STANDARD
+            .decode(&bytes)
+            .unwrap();
+        assert_eq!(
+            json,
+            br#"{"username":"ann","currency":"EUR","amount":7}"#.to_vec()
+        );
+    }
+
+    #[test]
+    fn raw_keeps_strings_as_written_and_reads_numbers() {
+        let raw = ser("raw");
+        assert_eq!(raw.encode("alice").unwrap(), b"alice");
+        assert_eq!(raw.decode::<String>(b"alice").unwrap(), "alice");
+        assert_eq!(raw.decode::<String>(b"123").unwrap(), "123");
+        assert_eq!(raw.encode(&42u64).unwrap(), b"42");
+        assert_eq!(raw.decode::<u64>(b"42").unwrap(), 42);
+    }
+
+    #[test]
+    fn decode_errors_name_the_failing_field() {
+        let s = ser("json");
+        let e = s
+            .decode::<Purchase>(br#"{"username":"a","currency":"EUR","amount":"lots"}"#)
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("amount"), "{e:?}");
+        assert!(e.reason.contains("invalid type"), "{e:?}");
+        let e = s
+            .decode::<Purchase>(br#"{"username":"a","currency":"EUR"}"#)
+            .unwrap_err();
+        assert!(e.reason.contains("missing field `amount`"), "{e:?}");
+        // The same through a chain.
+        let chained = ser("json|binary");
+        let bytes = chained
+            .encode_payload(Payload::Value(
+                serde_json::json!({"username": "a", "currency": 5, "amount": 1}),
+            ))
+            .unwrap();
+        let e = chained.decode::<Purchase>(&bytes).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("currency"), "{e:?}");
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for spec in ["json", "binary|json", "json|binary", "raw"] {
+            let s = ser(spec);
+            for input in [&b""[..], b"\xff\xfe", b"{", b"\"%%%\"", b"!!"] {
+                let _ = s.decode::<Purchase>(input);
+            }
+        }
+        let e = ser("json|binary").decode::<Purchase>(b"!!").unwrap_err();
+        assert!(e.reason.contains("not base64"), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_codecs_are_named_with_the_known_ones() {
+        let e = Serializer::parse("json|gzip", &CodecRegistry::default()).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("\"gzip\"") && text.contains("binary, json, raw"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn user_codecs_compose_with_builtins() {
+        struct Upper;
+        impl Codec for Upper {
+            fn dumps(&self, p: Payload) -> Result<Payload> {
+                Ok(Payload::Bytes(p.into_bytes().to_ascii_uppercase()))
+            }
+            fn loads(&self, p: Payload) -> Result<Payload> {
+                Ok(Payload::Bytes(p.into_bytes().to_ascii_lowercase()))
+            }
+        }
+        let mut registry = CodecRegistry::default();
+        registry.register("upper", Arc::new(Upper)).unwrap();
+        assert!(registry.register("a|b", Arc::new(Upper)).is_err());
+        let s = Serializer::parse("raw|upper", &registry).unwrap();
+        assert_eq!(s.encode("shout").unwrap(), b"SHOUT");
+        assert_eq!(s.decode::<String>(b"SHOUT").unwrap(), "shout");
+    }
+}

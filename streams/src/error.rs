@@ -1,0 +1,77 @@
+//! The crate's one error type.
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in an app, with the context needed to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kafka client failed (connection, broker answer, closed producer...).
+    #[error("kafka: {0}")]
+    Kafka(#[from] kafka_client::Error),
+
+    /// A state store failed.
+    #[error("store: {0}")]
+    Store(#[from] stores::Error),
+
+    /// The embedded mock broker (`mock://`) could not start.
+    #[error("embedded mock broker: {0}")]
+    Mock(#[from] testkit::Error),
+
+    /// Settings or URLs that cannot work; the message says what to change.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// A record that its topic's codecs or type cannot read.
+    #[error("cannot decode the {part} of {topic}/{partition}@{offset}{}: {reason}",
+        field.as_deref().map(|f| format!(" at field `{f}`")).unwrap_or_default())]
+    Decode {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        /// `key` or `value`.
+        part: &'static str,
+        /// The path of the failing field (`items[2].amount`), when the type says.
+        field: Option<String>,
+        reason: String,
+    },
+
+    /// A value that cannot be encoded for its topic.
+    #[error("cannot encode a {part} for topic {topic}: {reason}")]
+    Encode {
+        topic: String,
+        part: &'static str,
+        reason: String,
+    },
+
+    /// A codec failed on its own terms (bad base64, not JSON...). Wrapped into
+    /// [`Error::Decode`]/[`Error::Encode`] with the record's context before it reaches users.
+    #[error("codec {codec}: {reason}")]
+    Codec { codec: String, reason: String },
+
+    /// A record whose fields decoded but broke a rule of its type ([`crate::Validate`]).
+    #[error("invalid field `{field}`: {reason}")]
+    Validation { field: String, reason: String },
+
+    /// An operation that needs a running app (sending, the CLI's `send`) before `start`.
+    #[error("the app is not running: call App::start (or run/main) first")]
+    NotStarted,
+
+    /// An agent stopped because of an error, as its decode policy asked.
+    #[error("agent {agent} stopped: {reason}")]
+    AgentStopped { agent: String, reason: String },
+}
+
+impl Error {
+    /// A validation failure of `field`.
+    pub fn validation(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Validation {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Error::Config(message.into())
+    }
+}

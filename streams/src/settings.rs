@@ -1,0 +1,39 @@
+//! App settings, named after Faust's where they mean the same.
+
+use std::time::Duration;
+
+/// Tunables of an [`App`](crate::App); set them through [`AppBuilder`](crate::AppBuilder).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Partitions of topics the app creates (Faust's `topic_partitions`).
+    pub topic_partitions: i32,
+    /// Replicas of topics the app creates (`topic_replication_factor`).
+    pub topic_replication_factor: i16,
+    /// Commit done offsets at least this often (`broker_commit_interval`).
+    pub broker_commit_interval: Duration,
+    /// ... and also after this many events were handed to agents (`broker_commit_every`).
+    pub broker_commit_every: usize,
+    /// Events buffered per agent instance before the consumer waits (`stream_buffer_maxsize`).
+    pub stream_buffer_maxsize: usize,
+    /// How long a graceful stop waits for agents to finish in-flight events.
+    pub worker_shutdown_timeout: Duration,
+    /// How long the producer gathers a batch (`producer_linger`).
+    pub producer_linger: Duration,
+    /// Where a group with no committed offset starts: `true` is Faust's `earliest`.
+    pub consumer_auto_offset_reset_earliest: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            topic_partitions: 8,
+            topic_replication_factor: 1,
+            broker_commit_interval: Duration::from_millis(2800),
+            broker_commit_every: 10_000,
+            stream_buffer_maxsize: 4096,
+            worker_shutdown_timeout: Duration::from_secs(30),
+            producer_linger: Duration::from_millis(5),
+            consumer_auto_offset_reset_earliest: true,
+        }
+    }
+}

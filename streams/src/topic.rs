@@ -1,0 +1,285 @@
+//! Typed topics: a name, codecs for key and value, what to do with records that do not decode,
+//! and sending.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use kafka_client::consumer::ConsumerRecord;
+use kafka_client::producer::{ProducerRecord, RecordMetadata};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::app::App;
+use crate::codec::{DecodeFailure, Serializer};
+use crate::error::{Error, Result};
+use crate::record::{Event, Validate};
+
+/// What an agent does with a record that does not decode or validate. Whatever the choice,
+/// the record is never lost silently and never retried in a loop.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum OnDecodeError {
+    /// Log a warning naming topic, partition, offset and field, and go on (Faust's behaviour).
+    #[default]
+    Skip,
+    /// Copy the record as it is (key, value, headers, plus `x-error-*` headers saying where it
+    /// came from and why) to this topic, and go on once it is written.
+    DeadLetter(String),
+    /// Stop the agent. The record's offset is never committed, so a fixed worker re-reads it.
+    Stop,
+}
+
+/// A topic as declared: shared by every `Topic` handle of that name.
+#[derive(Debug, Clone)]
+pub(crate) struct TopicSpec {
+    pub name: String,
+    pub partitions: Option<i32>,
+    pub configs: Vec<(String, String)>,
+    pub key_serializer: Result<Serializer, String>,
+    pub value_serializer: Result<Serializer, String>,
+    pub on_decode_error: OnDecodeError,
+    /// Created by the app for its own use (repartition topics).
+    pub internal: bool,
+}
+
+impl TopicSpec {
+    pub(crate) fn key_ser(&self) -> Result<&Serializer> {
+        self.key_serializer
+            .as_ref()
+            .map_err(|e| Error::config(format!("topic {}: key serializer: {e}", self.name)))
+    }
+    pub(crate) fn value_ser(&self) -> Result<&Serializer> {
+        self.value_serializer
+            .as_ref()
+            .map_err(|e| Error::config(format!("topic {}: value serializer: {e}", self.name)))
+    }
+}
+
+type Validator<V> = Arc<dyn Fn(&V) -> Result<()> + Send + Sync>;
+
+/// A Kafka topic with key type `K` and value type `V`, both serde types. Cheap to clone.
+///
+/// Keys default to the `raw` codec and values to `json`, as in Faust.
+///
+/// ```
+/// # fn main() -> streams::Result<()> {
+/// use streams::{App, OnDecodeError};
+/// #[derive(serde::Serialize, serde::Deserialize, Clone)]
+/// struct Purchase { username: String, currency: String, amount: u32 }
+///
+/// let app = App::builder("demo-app").broker("mock://").build()?;
+/// let purchases = app
+///     .topic::<String, Purchase>("purchases")
+///     .value_serializer("binary|json")
+///     .partitions(4)
+///     .on_decode_error(OnDecodeError::DeadLetter("purchases-dead".into()));
+/// assert_eq!(purchases.name(), "purchases");
+/// # Ok(()) }
+/// ```
+pub struct Topic<K, V> {
+    pub(crate) app: App,
+    pub(crate) spec: Arc<TopicSpec>,
+    validator: Option<Validator<V>>,
+    _types: PhantomData<fn() -> K>,
+}
+
+impl<K, V> Clone for Topic<K, V> {
+    fn clone(&self) -> Self {
+        Topic {
+            app: self.app.clone(),
+            spec: self.spec.clone(),
+            validator: self.validator.clone(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for Topic<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Topic")
+            .field("name", &self.spec.name)
+            .field("key_serializer", &self.spec.key_serializer)
+            .field("value_serializer", &self.spec.value_serializer)
+            .finish()
+    }
+}
+
+impl<K, V> Topic<K, V>
+where
+    K: Serialize + DeserializeOwned + Send + 'static,
+    V: Serialize + DeserializeOwned + Send + 'static,
+{
+    pub(crate) fn declare(app: &App, spec: TopicSpec) -> Self {
+        let spec = app.register_topic(spec);
+        Topic {
+            app: app.clone(),
+            spec,
+            validator: None,
+            _types: PhantomData,
+        }
+    }
+
+    fn redeclare(mut self, change: impl FnOnce(&mut TopicSpec)) -> Self {
+        let mut spec = (*self.spec).clone();
+        change(&mut spec);
+        self.spec = self.app.register_topic(spec);
+        self
+    }
+
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// The app the topic belongs to.
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// Codec chain of keys, such as `raw` (the default) or `json`.
+    pub fn key_serializer(self, spec: &str) -> Self {
+        let parsed = self.app.parse_serializer(spec);
+        self.redeclare(|s| s.key_serializer = parsed)
+    }
+
+    /// Codec chain of values, such as `json` (the default) or `binary|json`.
+    pub fn value_serializer(self, spec: &str) -> Self {
+        let parsed = self.app.parse_serializer(spec);
+        self.redeclare(|s| s.value_serializer = parsed)
+    }
+
+    /// Partitions when the app creates the topic (default: the app's `topic_partitions`).
+    pub fn partitions(self, n: i32) -> Self {
+        self.redeclare(|s| s.partitions = Some(n))
+    }
+
+    /// A topic config for creation, such as `("cleanup.policy", "compact")`.
+    pub fn config(self, key: &str, value: &str) -> Self {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.redeclare(|s| s.configs.push((key, value)))
+    }
+
+    /// What agents do with records of this topic that do not decode or validate.
+    pub fn on_decode_error(self, policy: OnDecodeError) -> Self {
+        self.redeclare(|s| s.on_decode_error = policy)
+    }
+
+    /// Checks every decoded value with its [`Validate`] rules (Faust's `validation=True`);
+    /// failures go through [`on_decode_error`](Self::on_decode_error) like decode errors.
+    pub fn validated(mut self) -> Self
+    where
+        V: Validate,
+    {
+        self.validator = Some(Arc::new(|v: &V| v.validate()));
+        self
+    }
+
+    /// Encodes a key and a value into a record for this topic.
+    pub fn record(&self, key: Option<&K>, value: &V) -> Result<ProducerRecord> {
+        let encode = |ser: Result<&Serializer>, part: &'static str, bytes: Result<Vec<u8>>| {
+            ser?;
+            bytes.map_err(|e| Error::Encode {
+                topic: self.spec.name.clone(),
+                part,
+                reason: e.to_string(),
+            })
+        };
+        let mut record = ProducerRecord::new(self.spec.name.clone());
+        if let Some(key) = key {
+            let ser = self.spec.key_ser();
+            let bytes = ser.and_then(|s| s.encode(key));
+            record = record.key(encode(self.spec.key_ser(), "key", bytes)?);
+        }
+        let bytes = self.spec.value_ser().and_then(|s| s.encode(value));
+        Ok(record.value(encode(self.spec.value_ser(), "value", bytes)?))
+    }
+
+    /// Sends a keyed value. Returns once the producer has accepted it; inside an agent, the
+    /// event being handled is not done (committed) until the broker has acknowledged this
+    /// record. Takes values or references.
+    ///
+    /// Faust: `await topic.send(key=k, value=v)`.
+    pub async fn send(&self, key: impl Borrow<K>, value: impl Borrow<V>) -> Result<()> {
+        let record = self.record(Some(key.borrow()), value.borrow())?;
+        self.app.produce(record).await
+    }
+
+    /// Sends a value with no key (the producer spreads such records over partitions).
+    pub async fn send_value(&self, value: impl Borrow<V>) -> Result<()> {
+        let record = self.record(None, value.borrow())?;
+        self.app.produce(record).await
+    }
+
+    /// Sends and waits for the broker's acknowledgement.
+    pub async fn send_and_wait(
+        &self,
+        key: Option<&K>,
+        value: impl Borrow<V>,
+    ) -> Result<RecordMetadata> {
+        let record = self.record(key, value.borrow())?;
+        self.app.produce_and_wait(record).await
+    }
+
+    /// Decodes a consumed record into an event, checking validation rules.
+    pub(crate) fn decode(&self, record: &ConsumerRecord) -> Result<Event<K, V>> {
+        let fail = |part: &'static str, f: DecodeFailure| Error::Decode {
+            topic: record.topic.to_string(),
+            partition: record.partition,
+            offset: record.offset,
+            part,
+            field: f.field,
+            reason: f.reason,
+        };
+        let key = match &record.key {
+            None => None,
+            Some(bytes) => Some(
+                self.spec
+                    .key_ser()?
+                    .decode::<K>(bytes)
+                    .map_err(|f| fail("key", f))?,
+            ),
+        };
+        let value = match &record.value {
+            Some(bytes) => self
+                .spec
+                .value_ser()?
+                .decode::<V>(bytes)
+                .map_err(|f| fail("value", f))?,
+            None => serde_json::from_value(serde_json::Value::Null).map_err(|_| {
+                fail(
+                    "value",
+                    DecodeFailure {
+                        field: None,
+                        reason: "null value (tombstone) but the value type is not an Option".into(),
+                    },
+                )
+            })?,
+        };
+        if let Some(validate) = &self.validator {
+            if let Err(e) = validate(&value) {
+                let (field, reason) = match e {
+                    Error::Validation { field, reason } => (Some(field), reason),
+                    other => (None, other.to_string()),
+                };
+                return Err(fail(
+                    "value",
+                    DecodeFailure {
+                        field,
+                        reason: format!("validation failed: {reason}"),
+                    },
+                ));
+            }
+        }
+        Ok(Event {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+            timestamp: record.timestamp,
+            key,
+            value,
+            headers: record.headers.clone(),
+            ack: None,
+        })
+    }
+}
