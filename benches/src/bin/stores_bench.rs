@@ -116,6 +116,13 @@ fn flush_every() -> usize {
         .unwrap_or(100_000)
 }
 
+/// Options of the loaded redb stores: `STORES_BENCH_DURABLE_BATCHES=1` makes every batch a
+/// durable commit, for comparison.
+fn redb_options() -> RedbOptions {
+    let durable = std::env::var("STORES_BENCH_DURABLE_BATCHES").is_ok_and(|v| v == "1");
+    RedbOptions::new().durable_batches(durable)
+}
+
 /// Writes keys `0..n` through `apply` in batches of `batch`, flushing every `flush_every()`.
 fn load(store: &dyn Store, n: u64, batch: usize) -> Span {
     let flush_every = flush_every();
@@ -248,7 +255,7 @@ fn main() {
     for batch in [1_000usize, 10_000] {
         let memory = MemoryStore::new();
         let mem_load = load(&memory, n, batch);
-        let redb = RedbStore::open(&dir.0, &format!("load-{batch}")).unwrap();
+        let redb = RedbStore::open_with(&dir.0, &format!("load-{batch}"), redb_options()).unwrap();
         let redb_load = load(&redb, n, batch);
         eprintln!("batch {batch}: memory {mem_load:?}\n    redb {redb_load:?}");
         apply_rows.push(Row {
