@@ -281,12 +281,12 @@ fn sigkill_never_leaves_half_a_batch() {
 
 #[test]
 fn crash_check_catches_a_store_that_commits_batches_in_two_steps() {
-    let (failures, _) = crash_loop("torn", 12, 60);
+    let (failures, _) = crash_loop("torn", 16, 60);
     assert!(
         !failures.is_empty(),
-        "12 kills of a torn writer went unnoticed: the crash check is too weak"
+        "16 kills of a torn writer went unnoticed: the crash check is too weak"
     );
-    eprintln!("torn writer caught {} times out of 12", failures.len());
+    eprintln!("torn writer caught {} times out of 16", failures.len());
 }
 
 #[test]
