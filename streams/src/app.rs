@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -86,6 +86,25 @@ impl AppBuilder {
         self
     }
 
+    /// How long a silent worker keeps its partitions (default 60 s, as Faust); brokers
+    /// accept 6 s and more by default.
+    pub fn broker_session_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.broker_session_timeout = timeout;
+        self
+    }
+
+    /// Time between heartbeats (default 3 s).
+    pub fn broker_heartbeat_interval(mut self, every: Duration) -> Self {
+        self.settings.broker_heartbeat_interval = every;
+        self
+    }
+
+    /// How long a rebalance waits for workers to rejoin (default 60 s).
+    pub fn broker_rebalance_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.broker_rebalance_timeout = timeout;
+        self
+    }
+
     /// How long the producer gathers a batch (default 5 ms).
     pub fn producer_linger(mut self, linger: Duration) -> Self {
         self.settings.producer_linger = linger;
@@ -149,6 +168,8 @@ impl AppBuilder {
                 conn: OnceLock::new(),
                 worker: Mutex::new(None),
                 stop: watch::channel(false).0,
+                rebalances: watch::channel(0).0,
+                aborted: AtomicBool::new(false),
                 sends: AtomicUsize::new(0),
                 sends_idle: Notify::new(),
             }),
@@ -206,6 +227,10 @@ pub(crate) struct Shared {
     conn: OnceLock<Connection>,
     worker: Mutex<Option<JoinHandle<Result<()>>>>,
     pub stop: watch::Sender<bool>,
+    /// Completed rebalances of this worker.
+    pub rebalances: watch::Sender<u64>,
+    /// Set by [`App::abort`]: stop like a crash.
+    pub aborted: AtomicBool,
     /// Sends whose acknowledgement is awaited by a background watcher.
     sends: AtomicUsize,
     sends_idle: Notify,
@@ -440,6 +465,16 @@ impl App {
         let agents = agent::start_all(self)?;
         let ready = worker::Worker::start(self.clone(), agents).await?;
         *lock(&self.shared.worker) = Some(ready);
+        // Return once the group gave this worker its partitions, so callers see it working.
+        let mut rebalances = self.shared.rebalances.subscribe();
+        let joined = rebalances.wait_for(|n| *n > 0);
+        let limit = self.shared.settings.broker_rebalance_timeout + Duration::from_secs(10);
+        if tokio::time::timeout(limit, joined).await.is_err() {
+            tracing::warn!(
+                ?limit,
+                "no partitions assigned yet; the worker keeps trying"
+            );
+        }
         tracing::info!(app = %self.shared.id, broker = %self.broker(), "worker started");
         Ok(())
     }
@@ -477,6 +512,18 @@ impl App {
             conn.producer.close().await?;
         }
         result
+    }
+
+    /// Stops like a crash, for tests of recovery: agents are aborted, nothing is committed,
+    /// the group is not left (its partitions move after the session timeout).
+    #[doc(hidden)]
+    pub async fn abort(&self) {
+        self.shared.aborted.store(true, Ordering::Release);
+        self.stop();
+        let worker = lock(&self.shared.worker).take();
+        if let Some(handle) = worker {
+            let _ = handle.await;
+        }
     }
 
     /// Starts, runs until Ctrl-C (or [`stop`](Self::stop)), then shuts down gracefully.

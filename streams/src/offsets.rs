@@ -7,7 +7,7 @@
 //! never delivered (compacted away, transaction markers) do not hold the commit back.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kafka_client::TopicPartition;
@@ -38,7 +38,8 @@ pub struct OffsetTracker {
 }
 
 impl OffsetTracker {
-    /// A tracker for a partition read from `start` (its committed offset).
+    /// A tracker for a partition read from `start` (its committed offset; -1 if unknown yet,
+    /// then the first delivered offset is the start).
     pub fn new(start: i64) -> Self {
         OffsetTracker {
             pending: BTreeSet::new(),
@@ -133,6 +134,8 @@ impl PartitionAcks {
 #[derive(Debug, Default)]
 pub struct Acks {
     parts: Mutex<HashMap<TopicPartition, Arc<PartitionAcks>>>,
+    /// Bumped by every assignment change, so readers can cache trackers.
+    epoch: AtomicU64,
 }
 
 impl Acks {
@@ -150,6 +153,7 @@ impl Acks {
         if let Some(old) = self.lock().insert(tp, part.clone()) {
             old.live.store(false, Ordering::Release);
         }
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         part
     }
 
@@ -157,8 +161,14 @@ impl Acks {
     pub fn revoke(&self, tp: &TopicPartition) -> Option<OffsetTracker> {
         let part = self.lock().remove(tp)?;
         part.live.store(false, Ordering::Release);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         let tracker = part.lock().clone();
         Some(tracker)
+    }
+
+    /// Changes with every assignment change.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// The tracker of an assigned partition.
@@ -319,6 +329,17 @@ mod tests {
         let t = OffsetTracker::new(42);
         assert_eq!(t.commit_position(), 42);
         assert!(!t.has_progress());
+    }
+
+    #[test]
+    fn an_unknown_start_is_set_by_the_first_delivery() {
+        let mut t = OffsetTracker::new(-1);
+        assert!(!t.has_progress());
+        t.deliver(57);
+        assert_eq!(t.commit_position(), 57);
+        t.ack(57);
+        assert_eq!(t.commit_position(), 58);
+        assert!(t.has_progress());
     }
 
     #[test]

@@ -19,6 +19,13 @@ pub struct Settings {
     pub worker_shutdown_timeout: Duration,
     /// How long the producer gathers a batch (`producer_linger`).
     pub producer_linger: Duration,
+    /// A worker that stops heartbeating for this long loses its partitions
+    /// (`broker_session_timeout`; brokers accept 6 s and more by default).
+    pub broker_session_timeout: Duration,
+    /// Time between heartbeats (`broker_heartbeat_interval`).
+    pub broker_heartbeat_interval: Duration,
+    /// How long a rebalance waits for every worker to rejoin (`broker_rebalance_timeout`).
+    pub broker_rebalance_timeout: Duration,
     /// Where a group with no committed offset starts: `true` is Faust's `earliest`.
     pub consumer_auto_offset_reset_earliest: bool,
 }
@@ -34,6 +41,9 @@ impl Default for Settings {
             worker_shutdown_timeout: Duration::from_secs(30),
             producer_linger: Duration::from_millis(5),
             consumer_auto_offset_reset_earliest: true,
+            broker_session_timeout: Duration::from_secs(60),
+            broker_heartbeat_interval: Duration::from_secs(3),
+            broker_rebalance_timeout: Duration::from_secs(60),
         }
     }
 }

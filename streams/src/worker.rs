@@ -1,13 +1,16 @@
-//! The worker: one consumer for the whole app (the group `<app id>`), routing each record to
-//! the agents of its topic, committing done offsets, and the graceful stop.
+//! The worker: one group consumer for the whole app (group `<app id>`), routing each record
+//! to the agents of its topic, committing done offsets (every interval, on revocation, on
+//! stop), and the graceful stop.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use kafka_client::admin::OffsetSpec;
-use kafka_client::consumer::{AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, Offset};
+use kafka_client::consumer::{AutoOffsetReset, ConsumerConfig, ConsumerRecord};
+use kafka_client::group::{GroupConfig, GroupConsumer, RebalanceContext, RebalanceListener};
 use kafka_client::TopicPartition;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
@@ -35,8 +38,10 @@ struct Target {
 
 pub(crate) struct Worker {
     app: App,
-    consumer: Consumer,
+    consumer: GroupConsumer,
     routes: HashMap<String, Route>,
+    /// The [`Acks::epoch`](crate::offsets::Acks::epoch) the routes' trackers were read at.
+    epoch: u64,
     tasks: Vec<JoinHandle<()>>,
     since_commit: usize,
 }
@@ -51,13 +56,20 @@ impl Worker {
         } else {
             AutoOffsetReset::Latest
         };
-        let consumer = Consumer::new(
+        let group = GroupConfig::new(app.id())
+            .with_auto_commit(false)
+            .with_session_timeout(settings.broker_session_timeout)
+            .with_heartbeat_interval(settings.broker_heartbeat_interval)
+            .with_rebalance_timeout(settings.broker_rebalance_timeout);
+        let mut consumer = GroupConsumer::new(
             conn.client.clone(),
             ConsumerConfig::default()
                 .with_auto_offset_reset(reset)
                 .with_fetch_max_wait(Duration::from_millis(100)),
+            group,
         )
         .await?;
+        consumer.set_listener(Listener { app: app.clone() });
         let mut routes: HashMap<String, Route> = HashMap::new();
         let mut tasks = Vec::new();
         for agent in agents {
@@ -77,94 +89,16 @@ impl Worker {
                     warned: false,
                 });
         }
-        let mut worker = Worker {
+        consumer.subscribe(routes.keys().cloned());
+        let worker = Worker {
             app: app.clone(),
             consumer,
             routes,
+            epoch: u64::MAX,
             tasks,
             since_commit: 0,
         };
-        worker.assign_all().await?;
         Ok(tokio::spawn(worker.run()))
-    }
-
-    /// Assign mode: every partition of every topic an agent reads, from the group's committed
-    /// offset (the reset policy without one).
-    async fn assign_all(&mut self) -> Result<()> {
-        let conn = self.app.conn()?;
-        let mut tps = Vec::new();
-        for topic in self.routes.keys() {
-            let info = conn.admin.describe_topic(topic).await?;
-            tps.extend(
-                info.partitions
-                    .iter()
-                    .map(|p| TopicPartition::new(topic.clone(), p.partition)),
-            );
-        }
-        let spec = if self.app.settings().consumer_auto_offset_reset_earliest {
-            OffsetSpec::Earliest
-        } else {
-            OffsetSpec::Latest
-        };
-        let starts = conn
-            .admin
-            .list_offsets(tps.iter().map(|tp| (tp.clone(), spec)).collect())
-            .await?;
-        let assigned = tps
-            .into_iter()
-            .map(|tp| {
-                let start = starts.get(&tp).map_or(0, |o| o.offset.max(0));
-                (tp, start)
-            })
-            .collect();
-        self.on_assigned(assigned);
-        Ok(())
-    }
-
-    /// Rebalance hook: partitions given to this worker, with their start offsets.
-    fn on_assigned(&mut self, partitions: Vec<(TopicPartition, i64)>) {
-        let conn = match self.app.conn() {
-            Ok(c) => c,
-            Err(_) => return,
-        };
-        let mut assign = Vec::new();
-        for (tp, start) in partitions {
-            let part = conn.acks.assign(tp.clone(), start);
-            if let Some(route) = self.routes.get_mut(&tp.topic) {
-                let i = tp.partition as usize;
-                if route.partitions.len() <= i {
-                    route.partitions.resize(i + 1, None);
-                }
-                route.partitions[i] = Some(part);
-            }
-            tracing::debug!(%tp, start, "assigned");
-            assign.push((tp, Some(Offset::At(start))));
-        }
-        self.consumer.incremental_assign(assign);
-    }
-
-    /// Rebalance hook: partitions taken away. Waits (bounded) for their in-flight events,
-    /// commits them, and stops tracking them.
-    #[allow(dead_code)] // called by group membership
-    async fn on_revoked(&mut self, partitions: Vec<TopicPartition>) {
-        let app = self.app.clone();
-        let Ok(conn) = app.conn() else { return };
-        self.consumer.incremental_unassign(&partitions);
-        let deadline = tokio::time::Instant::now() + self.app.settings().worker_shutdown_timeout;
-        while conn.acks.in_flight(Some(&partitions)) > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        self.commit().await;
-        for tp in &partitions {
-            conn.acks.revoke(tp);
-            if let Some(slot) = self
-                .routes
-                .get_mut(&tp.topic)
-                .and_then(|r| r.partitions.get_mut(tp.partition as usize))
-            {
-                *slot = None;
-            }
-        }
     }
 
     async fn run(mut self) -> Result<()> {
@@ -199,6 +133,10 @@ impl Worker {
         record: ConsumerRecord,
         stop: &mut tokio::sync::watch::Receiver<bool>,
     ) -> bool {
+        let epoch = self.app.conn().map_or(0, |c| c.acks.epoch());
+        if epoch != self.epoch {
+            self.refresh_routes(epoch);
+        }
         let Some(route) = self.routes.get_mut(&*record.topic) else {
             return true;
         };
@@ -230,8 +168,27 @@ impl Worker {
         true
     }
 
-    /// Commits the done offsets that moved. Needs consumer-group support in the client; until
-    /// then progress is only logged.
+    /// Re-reads which partitions are tracked after a rebalance.
+    fn refresh_routes(&mut self, epoch: u64) {
+        let Ok(conn) = self.app.conn() else { return };
+        for route in self.routes.values_mut() {
+            route.partitions.clear();
+        }
+        for tp in conn.acks.assigned() {
+            if let (Some(route), Some(part)) =
+                (self.routes.get_mut(&tp.topic), conn.acks.partition(&tp))
+            {
+                let i = tp.partition as usize;
+                if route.partitions.len() <= i {
+                    route.partitions.resize(i + 1, None);
+                }
+                route.partitions[i] = Some(part);
+            }
+        }
+        self.epoch = epoch;
+    }
+
+    /// Commits the done offsets that moved since the last commit.
     async fn commit(&mut self) {
         self.since_commit = 0;
         let Ok(conn) = self.app.conn() else { return };
@@ -239,14 +196,24 @@ impl Worker {
         if progress.is_empty() {
             return;
         }
-        tracing::debug!(?progress, "done offsets (no group commit in assign mode)");
-        conn.acks.committed(&progress);
+        match self.consumer.commit_offsets(progress.clone()).await {
+            Ok(()) => {
+                tracing::debug!(?progress, "committed");
+                conn.acks.committed(&progress);
+            }
+            Err(e) => tracing::warn!(error = %e, "commit failed; the next one will retry"),
+        }
     }
 
     /// The graceful stop: no more records; agents finish what they have; sends are
     /// acknowledged; done offsets are committed.
     async fn finish(mut self) -> Result<()> {
         self.routes.values_mut().for_each(|r| r.agents.clear()); // closes the agents' streams
+        if self.app.shared.aborted.load(Ordering::Acquire) {
+            // A simulated crash: no waiting, no commit, no LeaveGroup.
+            self.tasks.iter().for_each(|t| t.abort());
+            return Ok(());
+        }
         let timeout = self.app.settings().worker_shutdown_timeout;
         let tasks = std::mem::take(&mut self.tasks);
         let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
@@ -259,8 +226,111 @@ impl Worker {
             tracing::warn!(error = %e, "sends were not acknowledged in time");
         }
         self.commit().await;
+        // Leaving the group hands the partitions over at once (the listener commits again).
+        if let Err(e) = self.consumer.close().await {
+            tracing::warn!(error = %e, "leaving the group failed; it expires with the session");
+        }
         tracing::info!(app = %self.app.id(), "worker stopped");
         Ok(())
+    }
+}
+
+/// Ties rebalances to done-tracking: new partitions start tracking at their committed offset;
+/// revoked ones finish their in-flight events and commit before they go.
+struct Listener {
+    app: App,
+}
+
+impl Listener {
+    async fn assigned(&self, ctx: &RebalanceContext<'_>, partitions: &[TopicPartition]) {
+        let Ok(conn) = self.app.conn() else { return };
+        // Partitions without a committed offset start where the reset policy says.
+        let unknown: Vec<TopicPartition> = partitions
+            .iter()
+            .filter(|tp| ctx.position(tp).is_none())
+            .cloned()
+            .collect();
+        let spec = if self.app.settings().consumer_auto_offset_reset_earliest {
+            OffsetSpec::Earliest
+        } else {
+            OffsetSpec::Latest
+        };
+        let resolved = if unknown.is_empty() {
+            Default::default()
+        } else {
+            conn.admin
+                .list_offsets(unknown.iter().map(|tp| (tp.clone(), spec)).collect())
+                .await
+                .unwrap_or_default()
+        };
+        for tp in partitions {
+            let start = ctx
+                .position(tp)
+                .or_else(|| resolved.get(tp).map(|o| o.offset))
+                .unwrap_or(-1);
+            tracing::info!(%tp, start, "partition assigned");
+            conn.acks.assign(tp.clone(), start);
+        }
+        self.app.shared.rebalances.send_modify(|n| *n += 1);
+    }
+
+    async fn revoked(&self, ctx: &RebalanceContext<'_>, partitions: &[TopicPartition]) {
+        let Ok(conn) = self.app.conn() else { return };
+        let deadline = tokio::time::Instant::now() + self.app.settings().worker_shutdown_timeout;
+        while conn.acks.in_flight(Some(partitions)) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if let Err(e) = tokio::time::timeout_at(deadline, self.app.flush()).await {
+            tracing::warn!(error = %e, "sends not acknowledged before revocation");
+        }
+        let positions: Vec<(TopicPartition, i64)> = conn
+            .acks
+            .positions(Some(partitions))
+            .into_iter()
+            .filter(|(_, p)| *p >= 0)
+            .collect();
+        if let Err(e) = ctx.commit_offsets(positions.clone()).await {
+            tracing::warn!(error = %e, "commit on revocation failed; the new owner re-reads from the last commit");
+        }
+        for tp in partitions {
+            tracing::info!(%tp, "partition revoked");
+            conn.acks.revoke(tp);
+        }
+    }
+
+    fn lost(&self, partitions: &[TopicPartition]) {
+        let Ok(conn) = self.app.conn() else { return };
+        for tp in partitions {
+            tracing::warn!(%tp, "partition lost without a commit; its uncommitted events will be read again by its new owner");
+            conn.acks.revoke(tp);
+        }
+    }
+}
+
+impl RebalanceListener for Listener {
+    fn on_partitions_assigned<'a>(
+        &'a mut self,
+        ctx: &'a RebalanceContext<'_>,
+        partitions: &'a [TopicPartition],
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(self.assigned(ctx, partitions))
+    }
+
+    fn on_partitions_revoked<'a>(
+        &'a mut self,
+        ctx: &'a RebalanceContext<'_>,
+        partitions: &'a [TopicPartition],
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(self.revoked(ctx, partitions))
+    }
+
+    fn on_partitions_lost<'a>(
+        &'a mut self,
+        _ctx: &'a RebalanceContext<'_>,
+        partitions: &'a [TopicPartition],
+    ) -> BoxFuture<'a, ()> {
+        self.lost(partitions);
+        Box::pin(async {})
     }
 }
 
