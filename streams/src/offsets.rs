@@ -31,6 +31,8 @@ use kafka_client::TopicPartition;
 pub struct OffsetTracker {
     /// Delivered offsets not yet done.
     pending: BTreeSet<i64>,
+    /// Pending offsets that failed (poisoned): never done, but no longer in flight.
+    failed: BTreeSet<i64>,
     /// One past the highest delivered offset (or the start position).
     next: i64,
     /// The last position handed to a successful commit.
@@ -43,6 +45,7 @@ impl OffsetTracker {
     pub fn new(start: i64) -> Self {
         OffsetTracker {
             pending: BTreeSet::new(),
+            failed: BTreeSet::new(),
             next: start,
             committed: start,
         }
@@ -68,9 +71,16 @@ impl OffsetTracker {
         self.pending.first().copied().unwrap_or(self.next)
     }
 
-    /// Offsets delivered and not yet done.
+    /// An offset failed: it stays undone (the commit stops before it) but is not waited for.
+    pub fn fail(&mut self, offset: i64) {
+        if self.pending.contains(&offset) {
+            self.failed.insert(offset);
+        }
+    }
+
+    /// Offsets delivered and still being worked on (neither done nor failed).
     pub fn in_flight(&self) -> usize {
-        self.pending.len()
+        self.pending.len() - self.failed.len()
     }
 
     /// Whether the commit position moved since the last [`committed`](Self::committed).
@@ -266,11 +276,13 @@ impl AckToken {
 
 impl Drop for AckInner {
     fn drop(&mut self) {
+        if !self.part.live.load(Ordering::Acquire) {
+            return;
+        }
         // A panicking agent has not finished its event: leave it undone.
-        if !self.poisoned.load(Ordering::Acquire)
-            && !std::thread::panicking()
-            && self.part.live.load(Ordering::Acquire)
-        {
+        if self.poisoned.load(Ordering::Acquire) || std::thread::panicking() {
+            self.part.lock().fail(self.offset);
+        } else {
             self.part.lock().ack(self.offset);
         }
     }
@@ -421,7 +433,7 @@ mod tests {
         b.poison();
         drop(b);
         assert_eq!(acks.position(&tp), Some(1));
-        assert_eq!(acks.in_flight(None), 1);
+        assert_eq!(acks.in_flight(None), 0, "failed events are not waited for");
         assert_eq!(acks.progress(), vec![(tp.clone(), 1)]);
         acks.committed(&[(tp.clone(), 1)]);
         assert!(acks.progress().is_empty());
