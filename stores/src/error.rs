@@ -93,8 +93,8 @@ pub enum Error {
         source: Box<redb::Error>,
     },
 
-    /// A thread panicked while it held the memory store's lock, possibly half-way through a batch.
-    #[error("memory store poisoned: a thread panicked while writing to it; rebuild it from the changelog")]
+    /// A thread panicked while it held the store's write lock, possibly half-way through a batch.
+    #[error("store poisoned: a thread panicked while writing to it; reopen it (a memory store: rebuild it from the changelog)")]
     Poisoned,
 }
 

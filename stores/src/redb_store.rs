@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use redb::{
     Builder, Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable,
@@ -39,16 +39,37 @@ fn data_table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
 }
 
 /// How a [`RedbStore`] opens its file and commits batches.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RedbOptions {
     durable_batches: bool,
+    group_records: usize,
     cache_size: Option<usize>,
 }
 
+impl Default for RedbOptions {
+    fn default() -> Self {
+        Self {
+            durable_batches: false,
+            group_records: 50_000,
+            cache_size: None,
+        }
+    }
+}
+
 impl RedbOptions {
-    /// Defaults: non-durable commits per batch, durable on [`Store::flush`]; redb's cache size.
+    /// Defaults: batches grouped into non-durable commits of up to 50,000 records, durable on
+    /// [`Store::flush`]; redb's cache size.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Consecutive batches share one redb transaction until it holds `records` writes, or until
+    /// a read or a flush commits it (reads always see every applied batch). Larger groups make a
+    /// changelog restore faster (each commit copies every B-tree page it touched) and hold more
+    /// dirty pages in memory. `1` commits every batch on its own.
+    pub fn group_records(mut self, records: usize) -> Self {
+        self.group_records = records.max(1);
+        self
     }
 
     /// Make every [`Store::apply`] a durable commit (an fsync, milliseconds each) instead of
@@ -67,16 +88,24 @@ impl RedbOptions {
 
 /// A persistent store in one redb file.
 ///
-/// Each [`apply`](Store::apply) is one redb write transaction holding the batch's writes and its
-/// offsets, so a crash never leaves half a batch. By default those commits are non-durable
-/// (cheap, in memory until the next durable commit); [`flush`](Store::flush) makes them durable.
-/// A crash loses the batches since the last flush, and the applied offsets go back with them,
-/// so replaying the changelog from [`applied_offset`](Store::applied_offset)` + 1` restores them.
+/// Each [`apply`](Store::apply) writes the batch's data and offsets into one redb write
+/// transaction, committed only at a batch boundary, so a crash never leaves half a batch.
+/// Consecutive batches share a transaction (see [`RedbOptions::group_records`]) until a read,
+/// [`flush`](Store::flush) or the group limit commits it; those commits are non-durable (in
+/// memory until the next durable commit) and `flush` commits durably. A crash loses the batches
+/// since the last flush, and the applied offsets go back with them, so replaying the changelog
+/// from [`applied_offset`](Store::applied_offset)` + 1` restores them.
 ///
-/// Costs: every `apply` is one redb transaction, so group writes into batches (a changelog poll,
-/// the events of one consumer poll) rather than applying one record at a time. A durable commit
-/// writes out every page changed since the previous one and fsyncs (milliseconds), so flush at
-/// the consumer's commit interval, and rarely while restoring a partition from its changelog.
+/// Errors are crash-like: if `apply`, `drop_partition` or `flush` fails, the open transaction is
+/// abandoned and the store is back at its last commit, possibly without batches that were
+/// applied successfully before; data and offsets still agree, so re-read `applied_offset` and
+/// resume from there.
+///
+/// Costs: an `apply` followed by a read costs one commit, so group writes into batches (a
+/// changelog poll, the events of one consumer poll) rather than applying one record at a time.
+/// A durable commit writes out every page changed since the previous one and fsyncs
+/// (milliseconds), so flush at the consumer's commit interval, and rarely while restoring a
+/// partition from its changelog.
 ///
 /// The file is locked while open: a second process (or a second handle) opening it gets
 /// [`Error::Locked`]. Dropping the store flushes; use [`close`](RedbStore::close) to see errors.
@@ -84,8 +113,22 @@ pub struct RedbStore {
     db: Database,
     path: PathBuf,
     durable_batches: bool,
-    /// Set after a non-durable commit; cleared by a durable one.
-    dirty: AtomicBool,
+    group_records: usize,
+    writer: Mutex<Writer>,
+}
+
+/// Write state, behind one lock so commits and flushes never interleave.
+#[derive(Default)]
+struct Writer {
+    /// The transaction that the latest batches went into, not committed yet.
+    group: Option<Group>,
+    /// True after a non-durable commit, until a durable one.
+    dirty: bool,
+}
+
+struct Group {
+    txn: WriteTransaction,
+    records: usize,
 }
 
 impl fmt::Debug for RedbStore {
@@ -129,7 +172,12 @@ impl RedbStore {
             db,
             path,
             durable_batches: options.durable_batches,
-            dirty: AtomicBool::new(false),
+            group_records: if options.durable_batches {
+                1
+            } else {
+                options.group_records
+            },
+            writer: Mutex::new(Writer::default()),
         };
         store.check_layout()?;
         let offsets = store.applied_offsets()?;
@@ -207,8 +255,85 @@ impl RedbStore {
         classify(&self.path, op, partition, e)
     }
 
+    /// A read transaction that sees every applied batch: commits the pending group first.
     fn read_txn(&self, op: &'static str) -> Result<ReadTransaction> {
+        {
+            let mut writer = self.lock_writer()?;
+            if writer.group.is_some() {
+                self.commit_group(&mut writer, Durability::None, op)?;
+            }
+        }
         self.db.begin_read().map_err(|e| self.err(op, None, e))
+    }
+
+    fn lock_writer(&self) -> Result<MutexGuard<'_, Writer>> {
+        self.writer.lock().map_err(|_| Error::Poisoned)
+    }
+
+    /// Commits the pending group (if any) with `durability`. On failure the group is gone
+    /// (aborted), which leaves the store at its last commit.
+    fn commit_group(
+        &self,
+        writer: &mut Writer,
+        durability: Durability,
+        op: &'static str,
+    ) -> Result<()> {
+        let durable = matches!(durability, Durability::Immediate);
+        match writer.group.take() {
+            Some(mut group) => {
+                group
+                    .txn
+                    .set_durability(durability)
+                    .map_err(|e| self.err(op, None, e))?;
+                group.txn.commit().map_err(|e| self.err(op, None, e))?;
+            }
+            None if durable && writer.dirty => {
+                // Nothing pending, but earlier non-durable commits: an empty durable commit
+                // persists them.
+                self.write_txn(op, Durability::Immediate)?
+                    .commit()
+                    .map_err(|e| self.err(op, None, e))?;
+            }
+            None => return Ok(()),
+        }
+        writer.dirty = !durable;
+        Ok(())
+    }
+
+    /// Runs `write` in the pending group (opening one if needed), then commits the group if it
+    /// is full. If `write` fails, the whole group is abandoned: nothing of it lands.
+    fn write_grouped(
+        &self,
+        op: &'static str,
+        records: usize,
+        write: impl FnOnce(&WriteTransaction) -> Result<()>,
+    ) -> Result<()> {
+        let mut writer = self.lock_writer()?;
+        let mut group = match writer.group.take() {
+            Some(group) => group,
+            None => Group {
+                txn: self.write_txn(op, Durability::None)?,
+                records: 0,
+            },
+        };
+        if let Err(e) = write(&group.txn) {
+            if group.records > 0 {
+                tracing::warn!(path = %self.path.display(), error = %e, lost = group.records, "write failed: uncommitted batches abandoned, store back at its last commit");
+            }
+            return Err(e);
+        }
+        group.records += records.max(1);
+        let full = group.records >= self.group_records;
+        writer.group = Some(group);
+        if full {
+            let durability = if self.durable_batches {
+                Durability::Immediate
+            } else {
+                Durability::None
+            };
+            self.commit_group(&mut writer, durability, op)?;
+        }
+        Ok(())
     }
 
     fn write_txn(&self, op: &'static str, durability: Durability) -> Result<WriteTransaction> {
@@ -216,23 +341,6 @@ impl RedbStore {
         txn.set_durability(durability)
             .map_err(|e| self.err(op, None, e))?;
         Ok(txn)
-    }
-
-    /// Durability for a batch commit, noting that a later flush has work to do.
-    fn batch_durability(&self) -> Durability {
-        if self.durable_batches {
-            Durability::Immediate
-        } else {
-            Durability::None
-        }
-    }
-
-    fn commit(&self, txn: WriteTransaction, op: &'static str) -> Result<()> {
-        txn.commit().map_err(|e| self.err(op, None, e))?;
-        if !self.durable_batches {
-            self.dirty.store(true, Ordering::Release);
-        }
-        Ok(())
     }
 
     fn partition_stats_in(
@@ -317,8 +425,7 @@ impl Store for RedbStore {
         if !ops.is_sorted_by(|a, b| (a.partition(), a.key()) <= (b.partition(), b.key())) {
             ops.sort_by(|a, b| (a.partition(), a.key()).cmp(&(b.partition(), b.key())));
         }
-        let txn = self.write_txn(op, self.batch_durability())?;
-        {
+        self.write_grouped(op, ops.len(), |txn| {
             // redb allows one open handle per table and transaction: keep them by partition.
             let mut tables = BTreeMap::new();
             for write in &ops {
@@ -349,9 +456,8 @@ impl Store for RedbStore {
                         .map_err(|e| self.err(op, Some(partition), e))?;
                 }
             }
-        }
-        // An error above drops `txn` uncommitted, which aborts it: nothing of the batch lands.
-        self.commit(txn, op)
+            Ok(())
+        })
     }
 
     fn applied_offset(&self, partition: Partition) -> Result<Option<Offset>> {
@@ -407,35 +513,28 @@ impl Store for RedbStore {
     }
 
     fn flush(&self) -> Result<()> {
-        // Cleared before the commit: a batch committed meanwhile sets it again.
-        if !self.dirty.swap(false, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let op = "flushing (durable commit)";
-        let result = self
-            .write_txn(op, Durability::Immediate)
-            .and_then(|txn| txn.commit().map_err(|e| self.err(op, None, e)));
-        if result.is_err() {
-            self.dirty.store(true, Ordering::Release);
-        }
-        result
+        let mut writer = self.lock_writer()?;
+        self.commit_group(
+            &mut writer,
+            Durability::Immediate,
+            "flushing (durable commit)",
+        )
     }
 
     fn drop_partition(&self, partition: Partition) -> Result<()> {
         let op = "dropping a partition";
-        let txn = self.write_txn(op, self.batch_durability())?;
-        let name = data_table_name(partition);
-        txn.delete_table(data_table(&name))
-            .map_err(|e| self.err(op, Some(partition), e))?;
-        {
+        self.write_grouped(op, 1, |txn| {
+            let name = data_table_name(partition);
+            txn.delete_table(data_table(&name))
+                .map_err(|e| self.err(op, Some(partition), e))?;
             let mut offsets = txn
                 .open_table(OFFSETS)
                 .map_err(|e| self.err(op, Some(partition), e))?;
             offsets
                 .remove(partition)
                 .map_err(|e| self.err(op, Some(partition), e))?;
-        }
-        self.commit(txn, op)?;
+            Ok(())
+        })?;
         tracing::debug!(path = %self.path.display(), partition, "dropped partition");
         Ok(())
     }

@@ -16,6 +16,7 @@ use stores::{Error, Offset, RedbOptions, RedbStore, Store, WriteBatch};
 
 const CHILD_DIR: &str = "STORES_CRASH_CHILD_DIR";
 const CHILD_MODE: &str = "STORES_CRASH_CHILD_MODE";
+const CHILD_GROUP: &str = "STORES_CRASH_CHILD_GROUP";
 const TABLE: &str = "crash";
 const PARTITIONS: [i32; 2] = [0, 1];
 /// Changelog offsets reserved per batch: batch `n` covers `n * STRIDE ..`.
@@ -94,8 +95,8 @@ fn next_batch(store: &dyn Store) -> u64 {
 
 /// The child: applies batches until killed (or for 20 s), resuming where the store says.
 ///
-/// Modes: `atomic` applies each batch with `apply`, non-durably, with a durable flush after
-/// about one batch in three; `torn` splits each batch into two durable commits, the offset going
+/// Modes: `atomic` applies each batch with `apply`, committed non-durably in groups of
+/// `CHILD_GROUP` records, with a durable flush after about one batch in three; `torn` splits each batch into two durable commits, the offset going
 /// with the second (what a store without atomic offsets would do); `hold` just keeps the file
 /// open.
 #[test]
@@ -104,7 +105,10 @@ fn crash_child() {
         return; // an ordinary test run: nothing to do
     };
     let mode = std::env::var(CHILD_MODE).unwrap();
-    let options = RedbOptions::new().durable_batches(mode == "torn");
+    let group: usize = std::env::var(CHILD_GROUP).map_or(1, |g| g.parse().unwrap());
+    let options = RedbOptions::new()
+        .durable_batches(mode == "torn")
+        .group_records(group);
     let store = RedbStore::open_with(&dir, TABLE, options).unwrap();
     println!("{READY}");
     // A child whose parent died must not run forever.
@@ -132,11 +136,12 @@ fn crash_child() {
     }
 }
 
-fn spawn_child(dir: &Path, mode: &str) -> Child {
+fn spawn_child(dir: &Path, mode: &str, group: usize) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR, dir)
         .env(CHILD_MODE, mode)
+        .env(CHILD_GROUP, group.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -236,7 +241,9 @@ fn crash_loop(mode: &str, kills: usize, max_life_ms: u64) -> (Vec<String>, u64) 
     let mut model = Model::default();
     let mut failures = Vec::new();
     for kill in 0..kills {
-        let mut child = spawn_child(dir.path(), mode);
+        // Commit groups from one batch (~20 records) to many.
+        let group = [1, 30, 100, 50_000][rng.below(4) as usize];
+        let mut child = spawn_child(dir.path(), mode, group);
         // Kill some children while they open the file, most while they write.
         let wait_ready = rng.below(8) != 0;
         if wait_ready {
@@ -292,7 +299,7 @@ fn crash_check_catches_a_store_that_commits_batches_in_two_steps() {
 #[test]
 fn a_store_held_by_another_process_is_locked() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = spawn_child(dir.path(), "hold");
+    let mut child = spawn_child(dir.path(), "hold", 1);
     assert!(
         wait_ready_line(&mut child),
         "the child did not open the store"

@@ -27,13 +27,22 @@ impl Backend for MemoryBackend {
 
 struct RedbBackend {
     dir: tempfile::TempDir,
-    durable_batches: bool,
+    options: RedbOptions,
+}
+
+impl RedbBackend {
+    fn new(options: RedbOptions) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            options,
+        }
+    }
 }
 
 impl Backend for RedbBackend {
     fn open(&mut self) -> Box<dyn Store> {
-        let options = RedbOptions::new().durable_batches(self.durable_batches);
-        Box::new(RedbStore::open_with(self.dir.path(), "table", options).unwrap())
+        let store = RedbStore::open_with(self.dir.path(), "table", self.options.clone());
+        Box::new(store.unwrap())
     }
     fn reopen(&mut self, store: Box<dyn Store>) -> Box<dyn Store> {
         drop(store); // flushes and releases the file lock
@@ -266,13 +275,17 @@ proptest! {
 
     #[test]
     fn redb_store_matches_model(ops in script()) {
-        let mut backend = RedbBackend { dir: tempfile::tempdir().unwrap(), durable_batches: false };
-        run_script(&mut backend, &ops)?;
+        run_script(&mut RedbBackend::new(RedbOptions::new()), &ops)?;
+    }
+
+    // Small groups: full groups commit between reads, and a group can span many batches.
+    #[test]
+    fn redb_store_with_small_groups_matches_model(ops in script()) {
+        run_script(&mut RedbBackend::new(RedbOptions::new().group_records(5)), &ops)?;
     }
 
     #[test]
     fn redb_store_with_durable_batches_matches_model(ops in script()) {
-        let mut backend = RedbBackend { dir: tempfile::tempdir().unwrap(), durable_batches: true };
-        run_script(&mut backend, &ops)?;
+        run_script(&mut RedbBackend::new(RedbOptions::new().durable_batches(true)), &ops)?;
     }
 }
