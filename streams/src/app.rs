@@ -311,7 +311,8 @@ impl App {
         K: Serialize + DeserializeOwned + Send + 'static,
         V: Serialize + DeserializeOwned + Send + 'static,
     {
-        if let Some(spec) = lock(&self.shared.topics).get(name).cloned() {
+        let existing = lock(&self.shared.topics).get(name).cloned();
+        if let Some(spec) = existing {
             // Declared before (perhaps with other types): keep its settings.
             return Topic::declare(self, (*spec).clone());
         }
