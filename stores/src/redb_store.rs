@@ -50,14 +50,14 @@ impl Default for RedbOptions {
     fn default() -> Self {
         Self {
             durable_batches: false,
-            group_records: 50_000,
+            group_records: 100_000,
             cache_size: None,
         }
     }
 }
 
 impl RedbOptions {
-    /// Defaults: batches grouped into non-durable commits of up to 50,000 records, durable on
+    /// Defaults: batches grouped into non-durable commits of up to 100,000 records, durable on
     /// [`Store::flush`]; redb's cache size.
     pub fn new() -> Self {
         Self::default()

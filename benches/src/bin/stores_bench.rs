@@ -5,12 +5,13 @@
 //!
 //! Measured, with 8-byte keys in random order and 100-byte values:
 //! - changelog apply: every key written once through `apply` in batches of 1,000 and 10,000
-//!   records, each batch carrying its changelog offset; redb commits non-durably per batch and
-//!   durably (`flush`) every 100,000 records (`STORES_BENCH_FLUSH_EVERY`), and that time is included;
+//!   records, each batch carrying its changelog offset; redb groups batches into non-durable
+//!   commits (default `RedbOptions`: up to 100,000 records, `STORES_BENCH_GROUP`) and commits
+//!   durably (`flush`) every 500,000 records (`STORES_BENCH_FLUSH_EVERY`), inside the timing;
 //! - gets: every key read once, in another random order;
-//! - single puts: 100,000 `apply` calls of one overwrite each (one redb transaction each);
-//! - durable commit: `flush` after a 1,000-record non-durable batch, and an `apply` of one record
-//!   with durable batches, median of 50.
+//! - single puts: 100,000 `apply` calls of one overwrite each, then a flush;
+//! - durable commit: `flush` after a 1,000-record batch, and an `apply` of one record with
+//!   durable batches, median of 50.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -108,19 +109,27 @@ fn print_rows(rows: &[Row]) {
     }
 }
 
-/// Records between durable commits while loading (`STORES_BENCH_FLUSH_EVERY`, default 100,000).
+/// Records between durable commits while loading (`STORES_BENCH_FLUSH_EVERY`, default 500,000).
 fn flush_every() -> usize {
     std::env::var("STORES_BENCH_FLUSH_EVERY")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000)
+        .unwrap_or(500_000)
 }
 
-/// Options of the loaded redb stores: `STORES_BENCH_DURABLE_BATCHES=1` makes every batch a
-/// durable commit, for comparison.
+/// Options of the loaded redb stores, for comparisons: `STORES_BENCH_GROUP=N` sets the commit
+/// group (records per non-durable commit; 1 commits every batch), and
+/// `STORES_BENCH_DURABLE_BATCHES=1` makes every batch a durable commit.
 fn redb_options() -> RedbOptions {
+    let mut options = RedbOptions::new();
+    if let Some(group) = std::env::var("STORES_BENCH_GROUP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        options = options.group_records(group);
+    }
     let durable = std::env::var("STORES_BENCH_DURABLE_BATCHES").is_ok_and(|v| v == "1");
-    RedbOptions::new().durable_batches(durable)
+    options.durable_batches(durable)
 }
 
 /// Writes keys `0..n` through `apply` in batches of `batch`, flushing every `flush_every()`.
