@@ -392,7 +392,13 @@ impl Group {
                                 ..Default::default()
                             });
                         }
-                        let unchanged = m.protocols == p.protocols;
+                        // As Kafka: no rebalance unless the group's selected protocol
+                        // would change (member metadata such as a generation in the
+                        // subscription may differ from the last join).
+                        let unchanged = self
+                            .protocol_name
+                            .as_ref()
+                            .is_some_and(|name| p.protocols.iter().any(|(n, _)| n == name));
                         m.last_seen = now;
                         m.session_timeout = p.session_timeout;
                         m.rebalance_timeout = p.rebalance_timeout;
@@ -748,5 +754,47 @@ mod tests {
         );
         assert_eq!(g.heartbeat("nope", None, 1, now), E::UnknownMemberId.code());
         assert_eq!(g.heartbeat(&j.member_id, None, 1, now), 0);
+    }
+
+    /// A static follower that comes back with other subscription bytes (Java puts the
+    /// generation in them) but the same protocol causes no rebalance, as on Kafka.
+    #[tokio::test]
+    async fn static_member_rejoin_with_new_metadata_keeps_the_generation() {
+        let mut g = Group::new();
+        let now = Instant::now();
+        let join = |instance: &str, member: &str, meta: &'static [u8]| JoinParams {
+            instance_id: Some(instance.into()),
+            protocols: vec![("range".into(), Bytes::from_static(meta))],
+            ..params(member)
+        };
+        // "a" alone: generation 1, stable.
+        let Pending::Wait(rx) = g.join(join("a", "", b"gen0"), 1, now) else {
+            panic!("static members join directly")
+        };
+        let a = rx.await.unwrap();
+        let _ = g.sync(&a.member_id, Some("a"), a.generation, vec![], now);
+        // "b" joins, "a" rejoins: generation 2 with both.
+        let Pending::Wait(b_rx) = g.join(join("b", "", b"gen0"), 2, now) else {
+            panic!("the join waits for the rebalance")
+        };
+        let Pending::Wait(a_rx) = g.join(join("a", &a.member_id, b"gen1"), 1, now) else {
+            panic!("the leader's rejoin completes the join phase")
+        };
+        let (a, b) = (a_rx.await.unwrap(), b_rx.await.unwrap());
+        assert_eq!((a.generation, b.generation), (2, 2));
+        assert_eq!(a.leader, a.member_id);
+        let assignments = vec![
+            (a.member_id.clone(), Bytes::from_static(b"for a")),
+            (b.member_id.clone(), Bytes::from_static(b"for b")),
+        ];
+        let _ = g.sync(&b.member_id, Some("b"), 2, Vec::new(), now);
+        let _ = g.sync(&a.member_id, Some("a"), 2, assignments, now);
+        assert_eq!(g.state, GroupState::Stable);
+        // "b" restarts (no member id) with new subscription bytes.
+        let Pending::Now(again) = g.join(join("b", "", b"gen2"), 3, now) else {
+            panic!("a known static member with the same protocol is answered at once")
+        };
+        assert_eq!((again.error, again.generation), (0, 2));
+        assert_eq!(g.state, GroupState::Stable);
     }
 }
