@@ -1,8 +1,8 @@
 //! A native Kafka protocol client in pure Rust: no librdkafka, no C compiler.
 
 pub mod admin;
-pub mod config;
 mod cluster;
+pub mod config;
 mod conn;
 pub mod consumer;
 pub mod error;
@@ -11,10 +11,10 @@ pub mod producer;
 pub mod protocol;
 mod topic_partition;
 
+pub use admin::{Admin, NewTopic, OffsetSpec};
 pub use cluster::{BrokerInfo, ClusterInfo, PartitionInfo, TopicInfo};
 pub use config::ClientConfig;
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, Offset};
-pub use admin::{Admin, NewTopic, OffsetSpec};
 pub use error::{Error, KafkaCode, Result};
 pub use group::{GroupConfig, GroupConsumer};
 pub use topic_partition::TopicPartition;

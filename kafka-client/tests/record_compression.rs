@@ -24,8 +24,14 @@ const XERIAL: [u8; 16 + 4 + 7 + 4 + 7] = [
 
 #[test]
 fn hand_built_xerial_stream() {
-    assert_eq!(Compression::Snappy.decompress(&XERIAL, 100).unwrap(), b"helloabcabcabc");
-    assert!(Compression::Snappy.decompress(&XERIAL, 13).is_err(), "cap applies across blocks");
+    assert_eq!(
+        Compression::Snappy.decompress(&XERIAL, 100).unwrap(),
+        b"helloabcabcabc"
+    );
+    assert!(
+        Compression::Snappy.decompress(&XERIAL, 13).is_err(),
+        "cap applies across blocks"
+    );
     // A block length past the end, a negative one, a cut header.
     let mut bad = XERIAL.to_vec();
     bad[19] = 8;
@@ -35,7 +41,10 @@ fn hand_built_xerial_stream() {
     assert!(Compression::Snappy.decompress(&XERIAL[..12], 100).is_err());
     assert!(Compression::Snappy.decompress(&XERIAL[..22], 100).is_err());
     // Header only: empty content.
-    assert_eq!(Compression::Snappy.decompress(&XERIAL[..16], 100).unwrap(), b"");
+    assert_eq!(
+        Compression::Snappy.decompress(&XERIAL[..16], 100).unwrap(),
+        b""
+    );
 }
 
 #[test]
@@ -78,8 +87,13 @@ fn sample_records() -> BatchBuilder {
     for i in 0..50u8 {
         let key = [i; 3];
         let value = vec![i; i as usize * 4];
-        b.append(1000 + i64::from(i), Some(&key), Some(&value), &[Header::new("i", Some(vec![i]))])
-            .unwrap();
+        b.append(
+            1000 + i64::from(i),
+            Some(&key),
+            Some(&value),
+            &[Header::new("i", Some(vec![i]))],
+        )
+        .unwrap();
     }
     b
 }
@@ -118,7 +132,10 @@ fn batches_with_java_and_librdkafka_style_snappy() {
         xerial.extend_from_slice(&(block.len() as u32).to_be_bytes());
         xerial.extend_from_slice(&block);
     }
-    assert_eq!(records_of(rewrap(&plain, Compression::Snappy, &xerial)), expected);
+    assert_eq!(
+        records_of(rewrap(&plain, Compression::Snappy, &xerial)),
+        expected
+    );
 }
 
 /// XXH32 of a short input (< 16 bytes), written from the xxHash specification: what the LZ4
@@ -134,10 +151,16 @@ fn xxh32_short(input: &[u8], seed: u32) -> u32 {
     let mut lanes = input.chunks_exact(4);
     for lane in &mut lanes {
         let v = u32::from_le_bytes(lane.try_into().unwrap());
-        acc = acc.wrapping_add(v.wrapping_mul(P3)).rotate_left(17).wrapping_mul(P4);
+        acc = acc
+            .wrapping_add(v.wrapping_mul(P3))
+            .rotate_left(17)
+            .wrapping_mul(P4);
     }
     for &b in lanes.remainder() {
-        acc = acc.wrapping_add(u32::from(b).wrapping_mul(P5)).rotate_left(11).wrapping_mul(P1);
+        acc = acc
+            .wrapping_add(u32::from(b).wrapping_mul(P5))
+            .rotate_left(11)
+            .wrapping_mul(P1);
     }
     acc ^= acc >> 15;
     acc = acc.wrapping_mul(P2);
@@ -152,16 +175,28 @@ fn lz4_frames_have_the_layout_kafka_expects() {
     let mut out = Vec::new();
     Compression::Lz4.compress(&data, &mut out).unwrap();
 
-    assert_eq!(&out[..4], &[0x04, 0x22, 0x4d, 0x18], "LZ4 frame magic, little-endian");
+    assert_eq!(
+        &out[..4],
+        &[0x04, 0x22, 0x4d, 0x18],
+        "LZ4 frame magic, little-endian"
+    );
     let flg = out[4];
     assert_eq!(flg >> 6, 0b01, "version 01");
-    assert_eq!(flg & 0x20, 0x20, "independent blocks, as Java's KafkaLZ4BlockOutputStream");
+    assert_eq!(
+        flg & 0x20,
+        0x20,
+        "independent blocks, as Java's KafkaLZ4BlockOutputStream"
+    );
     assert_eq!(flg & 0x10, 0, "no block checksums");
     assert_eq!(flg & 0x08, 0, "no content size");
     assert_eq!(flg & 0x01, 0, "no dictionary id");
     assert_eq!(flg & 0x02, 0, "reserved bit clear");
     assert_eq!(out[5], 0x40, "BD: 64 KiB maximum block size");
-    assert_eq!(u32::from(out[6]), (xxh32_short(&out[4..6], 0) >> 8) & 0xff, "header checksum");
+    assert_eq!(
+        u32::from(out[6]),
+        (xxh32_short(&out[4..6], 0) >> 8) & 0xff,
+        "header checksum"
+    );
     assert_eq!(&out[4..7], &[0x60, 0x40, 0x82]);
 
     // Blocks: little-endian size (high bit = stored uncompressed), then an end mark of 0.
@@ -198,7 +233,10 @@ fn hand_built_lz4_frame_decodes() {
     assert_eq!(out, b"abcdabcdabcdabcdabcd12345xyz");
     let mut bad = frame;
     bad[6] ^= 1;
-    assert!(Compression::Lz4.decompress(&bad, 1000).is_err(), "header checksum is verified");
+    assert!(
+        Compression::Lz4.decompress(&bad, 1000).is_err(),
+        "header checksum is verified"
+    );
 }
 
 fn tool(name: &str) -> bool {
@@ -215,8 +253,12 @@ fn tool(name: &str) -> bool {
 }
 
 fn run(name: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
-    let mut child =
-        Command::new(name).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(name)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let input = input.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&input));
@@ -230,11 +272,23 @@ fn run(name: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
 fn reference_tools_read_ours_and_we_read_theirs() {
     let mut inputs: Vec<Vec<u8>> = vec![Vec::new(), b"x".to_vec()];
     inputs.push(sample_records().build().unwrap()[61..].to_vec());
-    inputs.push((0..1_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 28) as u8).collect());
+    inputs.push(
+        (0..1_000_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 28) as u8)
+            .collect(),
+    );
     for (codec, name, levels) in [
         (Compression::Gzip, "gzip", &["-1", "-9"][..]),
-        (Compression::Lz4, "lz4", &["-1", "-9", "--content-size", "-BD"][..]),
-        (Compression::Zstd, "zstd", &["-1", "-19", "--no-check", "--long=24"][..]),
+        (
+            Compression::Lz4,
+            "lz4",
+            &["-1", "-9", "--content-size", "-BD"][..],
+        ),
+        (
+            Compression::Zstd,
+            "zstd",
+            &["-1", "-19", "--no-check", "--long=24"][..],
+        ),
     ] {
         if !tool(name) {
             continue;
@@ -242,7 +296,11 @@ fn reference_tools_read_ours_and_we_read_theirs() {
         for data in &inputs {
             let mut ours = Vec::new();
             codec.compress(data, &mut ours).unwrap();
-            assert_eq!(&run(name, &["-d", "-c"], &ours), data, "{name} reads our {codec}");
+            assert_eq!(
+                &run(name, &["-d", "-c"], &ours),
+                data,
+                "{name} reads our {codec}"
+            );
             for level in levels {
                 let theirs = run(name, &["-c", level], data);
                 let back = codec.decompress(&theirs, data.len()).unwrap();

@@ -21,8 +21,20 @@ fn decode_all(data: Bytes) -> Result<usize, Error> {
 
 fn sample_batch(compression: Compression) -> Vec<u8> {
     let mut b = BatchBuilder::new(compression).producer(3, 0, 10);
-    b.append(1000, Some(b"key-1"), Some(b"value one"), &[Header::new("h", Some("1"))]).unwrap();
-    b.append(1001, None, None, &[Header::null("h"), Header::new("h", Some(""))]).unwrap();
+    b.append(
+        1000,
+        Some(b"key-1"),
+        Some(b"value one"),
+        &[Header::new("h", Some("1"))],
+    )
+    .unwrap();
+    b.append(
+        1001,
+        None,
+        None,
+        &[Header::null("h"), Header::new("h", Some(""))],
+    )
+    .unwrap();
     b.append(999, Some(b""), Some(&[7u8; 200]), &[]).unwrap();
     b.build().unwrap().to_vec()
 }
@@ -125,7 +137,8 @@ fn absurd_batch_lengths() {
 fn absurd_field_lengths_inside_a_record() {
     // One record with a 1-byte key; the key length varint is at byte 61 + 4.
     let mut b = BatchBuilder::new(Compression::None);
-    b.append(0, Some(b"k"), Some(b"v"), &[Header::new("a", Some("b"))]).unwrap();
+    b.append(0, Some(b"k"), Some(b"v"), &[Header::new("a", Some("b"))])
+        .unwrap();
     let good = b.build().unwrap().to_vec();
     assert_eq!(good[61 + 4], 0x02, "key length 1");
     let header_count_at = good.len() - 5;
@@ -147,7 +160,10 @@ fn absurd_field_lengths_inside_a_record() {
         bad[8..12].copy_from_slice(&len.to_be_bytes());
         fix_crc(&mut bad);
         let err = decode_all(Bytes::from(bad)).unwrap_err();
-        assert!(matches!(err, Error::Malformed { .. }), "at {at} {bytes:x?}: {err}");
+        assert!(
+            matches!(err, Error::Malformed { .. }),
+            "at {at} {bytes:x?}: {err}"
+        );
     }
 }
 
@@ -163,26 +179,51 @@ fn unknown_compression_code_is_named() {
 #[test]
 fn decompression_bomb_stops_at_the_limit() {
     let zeros = vec![0u8; 8 << 20];
-    for compression in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd]
-    {
+    for compression in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
         let mut b = BatchBuilder::new(compression);
         b.append(0, None, Some(&zeros), &[]).unwrap();
         let bytes = b.build().unwrap();
-        assert!(bytes.len() < zeros.len() / 20, "{compression} compressed to {}", bytes.len());
+        assert!(
+            bytes.len() < zeros.len() / 20,
+            "{compression} compressed to {}",
+            bytes.len()
+        );
         let batch = RecordBatches::new(bytes).next().unwrap().unwrap();
         let err = batch.records_with_limit(1 << 20).unwrap_err();
-        assert!(matches!(err, Error::Compression { .. }), "{compression}: {err}");
-        assert!(batch.records().is_ok(), "{compression} within the default limit");
+        assert!(
+            matches!(err, Error::Compression { .. }),
+            "{compression}: {err}"
+        );
+        assert!(
+            batch.records().is_ok(),
+            "{compression} within the default limit"
+        );
     }
 }
 
 #[test]
 fn garbage_compressed_payloads_are_compression_errors() {
-    for compression in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd]
-    {
-        for payload in [&b"not compressed at all, really"[..], &[0xff; 64], &[0x82, b'S', b'N']] {
+    for compression in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        for payload in [
+            &b"not compressed at all, really"[..],
+            &[0xff; 64],
+            &[0x82, b'S', b'N'],
+        ] {
             let err = compression.decompress(payload, 1 << 20).unwrap_err();
-            assert!(matches!(err, Error::Compression { .. }), "{compression} {payload:x?}: {err}");
+            assert!(
+                matches!(err, Error::Compression { .. }),
+                "{compression} {payload:x?}: {err}"
+            );
         }
     }
     // A single zero byte is raw snappy for "": valid.

@@ -22,7 +22,9 @@ const MAX_DECOMPRESSED: usize = 1 << 20;
 /// each batch's CRC (so mutations reach the record parser and decompressors); decompress the
 /// rest directly with one codec; or apply the broker's in-place edits, then decode.
 pub fn record_batch(data: &[u8]) {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     match mode % 4 {
         0 => decode_all(Bytes::copy_from_slice(rest)),
         1 => {
@@ -52,10 +54,22 @@ pub fn decode_all(data: Bytes) {
     for batch in RecordBatches::new(data) {
         let Ok(batch) = batch else { return };
         let h = batch.header();
-        let _ = (h.compression(), h.timestamp_type(), h.is_transactional(), h.is_control());
-        let _ = (h.last_offset(), h.next_offset(), h.total_len(), h.has_delete_horizon());
+        let _ = (
+            h.compression(),
+            h.timestamp_type(),
+            h.is_transactional(),
+            h.is_control(),
+        );
+        let _ = (
+            h.last_offset(),
+            h.next_offset(),
+            h.total_len(),
+            h.has_delete_horizon(),
+        );
         let _ = batch.control_type();
-        let Ok(records) = batch.records_with_limit(MAX_DECOMPRESSED) else { continue };
+        let Ok(records) = batch.records_with_limit(MAX_DECOMPRESSED) else {
+            continue;
+        };
         for record in records {
             let Ok(record) = record else { break };
             let _ = record.control_type();
@@ -72,10 +86,16 @@ pub fn fix_crcs(data: &mut [u8]) {
     while let Some(batch) = data.get_mut(pos..) {
         let Some(len) = batch.get(8..12) else { return };
         let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
-        let Some(total) = usize::try_from(len).ok().filter(|l| *l >= 49).map(|l| l + 12) else {
+        let Some(total) = usize::try_from(len)
+            .ok()
+            .filter(|l| *l >= 49)
+            .map(|l| l + 12)
+        else {
             return;
         };
-        let Some(batch) = batch.get_mut(..total) else { return };
+        let Some(batch) = batch.get_mut(..total) else {
+            return;
+        };
         let crc = crc32c::crc32c(&batch[21..]);
         batch[17..21].copy_from_slice(&crc.to_be_bytes());
         pos += total;
@@ -86,7 +106,9 @@ pub fn fix_crcs(data: &mut [u8]) {
 /// rest, modulo the API's version range); the remaining bytes are the frame after its size.
 pub fn response_frame(data: &[u8]) {
     let _ = response_correlation_id(data);
-    let Some((&selector, frame)) = data.split_first() else { return };
+    let Some((&selector, frame)) = data.split_first() else {
+        return;
+    };
     let frame = Bytes::copy_from_slice(frame);
     let v = selector >> 3;
     match selector & 7 {
@@ -94,7 +116,9 @@ pub fn response_frame(data: &[u8]) {
         1 => decode::<ProduceRequest>(frame, v),
         2 => {
             // Fetch responses carry record sets: walk them as the consumer would.
-            let Some(version) = pick_version::<FetchRequest>(v) else { return };
+            let Some(version) = pick_version::<FetchRequest>(v) else {
+                return;
+            };
             if let Ok(response) = decode_response::<FetchRequest>(frame, version) {
                 for topic in &response.responses {
                     for partition in &topic.partitions {
@@ -132,7 +156,9 @@ pub fn valid_response<R: Request>(version: i16, body: &R::Response) -> Vec<u8> {
     use kafka_protocol::protocol::{Encodable, HeaderVersion};
     let mut buf = BytesMut::new();
     let header = ResponseHeader::default().with_correlation_id(7);
-    header.encode(&mut buf, R::Response::header_version(version)).unwrap();
+    header
+        .encode(&mut buf, R::Response::header_version(version))
+        .unwrap();
     body.encode(&mut buf, version).unwrap();
     buf.to_vec()
 }
@@ -152,12 +178,23 @@ mod tests {
     fn sample_record_set() -> Vec<u8> {
         let mut out = Vec::new();
         for (i, codec) in Compression::ALL.into_iter().enumerate() {
-            let mut b = BatchBuilder::new(codec).base_offset(i as i64 * 10).producer(1, 2, 3);
-            b.append(5, Some(b"k"), Some(b"value"), &[Header::new("h", Some("v"))]).unwrap();
+            let mut b = BatchBuilder::new(codec)
+                .base_offset(i as i64 * 10)
+                .producer(1, 2, 3);
+            b.append(
+                5,
+                Some(b"k"),
+                Some(b"value"),
+                &[Header::new("h", Some("v"))],
+            )
+            .unwrap();
             b.append(6, None, None, &[]).unwrap();
             out.extend_from_slice(&b.build().unwrap());
         }
-        let marker = EndTxnMarker { commit: false, coordinator_epoch: 1 };
+        let marker = EndTxnMarker {
+            commit: false,
+            coordinator_epoch: 1,
+        };
         out.extend_from_slice(&marker.encode_batch(1, 2, 9).unwrap());
         out
     }
@@ -214,7 +251,9 @@ mod tests {
     #[test]
     #[ignore]
     fn write_fuzz_seeds() {
-        let Some(dir) = std::env::var_os("FUZZ_SEED_DIR") else { return };
+        let Some(dir) = std::env::var_os("FUZZ_SEED_DIR") else {
+            return;
+        };
         let dir = std::path::PathBuf::from(dir);
         let write = |target: &str, name: String, data: &[u8]| {
             let d = dir.join(target);

@@ -69,7 +69,14 @@ fn golden_records() -> Vec<Record> {
 fn encode_produces_the_golden_bytes() {
     let mut builder = BatchBuilder::new(Compression::None).producer(7, 1, 0);
     assert_eq!(
-        builder.append(1000, Some(b"k1"), Some(b"v1"), &[Header::new("h", Some("x"))]).unwrap(),
+        builder
+            .append(
+                1000,
+                Some(b"k1"),
+                Some(b"v1"),
+                &[Header::new("h", Some("x"))]
+            )
+            .unwrap(),
         0
     );
     assert_eq!(builder.append(1005, None, Some(b"v2"), &[]).unwrap(), 1);
@@ -120,7 +127,10 @@ fn decoded_slices_share_the_input_buffer() {
     let record = batch.records().unwrap().next().unwrap().unwrap();
     let value = record.value.unwrap();
     let range = input.as_ptr_range();
-    assert!(range.contains(&value.as_ptr()), "value was copied instead of sliced");
+    assert!(
+        range.contains(&value.as_ptr()),
+        "value was copied instead of sliced"
+    );
     assert!(range.contains(&record.headers[0].key.as_ptr()));
 }
 
@@ -130,10 +140,21 @@ fn broker_edits_base_offset_without_touching_the_crc() {
     set_base_offset(&mut bytes, 1_000_000).unwrap();
     set_partition_leader_epoch(&mut bytes, 5).unwrap();
     assert_eq!(&bytes[..8], &1_000_000i64.to_be_bytes());
-    assert_eq!(&bytes[17..], &GOLDEN[17..], "CRC and covered bytes unchanged");
-    let batch = RecordBatches::new(Bytes::from(bytes)).next().unwrap().unwrap();
+    assert_eq!(
+        &bytes[17..],
+        &GOLDEN[17..],
+        "CRC and covered bytes unchanged"
+    );
+    let batch = RecordBatches::new(Bytes::from(bytes))
+        .next()
+        .unwrap()
+        .unwrap();
     assert_eq!(batch.header().partition_leader_epoch, 5);
-    let offsets: Vec<i64> = batch.records().unwrap().map(|r| r.unwrap().offset).collect();
+    let offsets: Vec<i64> = batch
+        .records()
+        .unwrap()
+        .map(|r| r.unwrap().offset)
+        .collect();
     assert_eq!(offsets, [1_000_000, 1_000_001]);
 }
 
@@ -142,8 +163,9 @@ fn assign_offsets_walks_every_batch_of_a_record_set() {
     let mut set = GOLDEN.to_vec();
     set.extend_from_slice(&GOLDEN);
     assert_eq!(assign_offsets(&mut set, 10).unwrap(), 14);
-    let bases: Vec<i64> =
-        RecordBatches::new(Bytes::from(set)).map(|b| b.unwrap().header().base_offset).collect();
+    let bases: Vec<i64> = RecordBatches::new(Bytes::from(set))
+        .map(|b| b.unwrap().header().base_offset)
+        .collect();
     assert_eq!(bases, [10, 12]);
     let mut cut = GOLDEN[..80].to_vec();
     assert!(assign_offsets(&mut cut, 0).is_err());
@@ -156,9 +178,19 @@ fn assign_offsets_walks_every_batch_of_a_record_set() {
 fn log_append_time_overrides_record_timestamps_and_keeps_the_crc_valid() {
     let mut bytes = GOLDEN.to_vec();
     set_log_append_time(&mut bytes, 99_999).unwrap();
-    let batch = RecordBatches::new(Bytes::from(bytes)).next().unwrap().unwrap();
-    assert_eq!(batch.header().timestamp_type(), TimestampType::LogAppendTime);
-    let stamps: Vec<i64> = batch.records().unwrap().map(|r| r.unwrap().timestamp).collect();
+    let batch = RecordBatches::new(Bytes::from(bytes))
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        batch.header().timestamp_type(),
+        TimestampType::LogAppendTime
+    );
+    let stamps: Vec<i64> = batch
+        .records()
+        .unwrap()
+        .map(|r| r.unwrap().timestamp)
+        .collect();
     assert_eq!(stamps, [99_999, 99_999]);
 }
 
@@ -187,12 +219,18 @@ const COMMIT_MARKER: [u8; 61 + 17] = [
 
 #[test]
 fn commit_marker_golden_bytes() {
-    let marker = EndTxnMarker { commit: true, coordinator_epoch: 4 };
+    let marker = EndTxnMarker {
+        commit: true,
+        coordinator_epoch: 4,
+    };
     let bytes = marker.encode_batch(9, 3, 50).unwrap();
     assert_eq!(&bytes[..], &COMMIT_MARKER[..]);
     let batch = RecordBatches::new(bytes).next().unwrap().unwrap();
     assert!(batch.header().is_control() && batch.header().is_transactional());
-    assert_eq!(batch.control_type().unwrap(), Some(ControlRecordType::Commit));
+    assert_eq!(
+        batch.control_type().unwrap(),
+        Some(ControlRecordType::Commit)
+    );
     let record = batch.records().unwrap().next().unwrap().unwrap();
     assert_eq!(EndTxnMarker::parse(&record).unwrap(), marker);
 }
@@ -201,7 +239,10 @@ fn commit_marker_golden_bytes() {
 fn old_magic_is_named() {
     let mut bytes = GOLDEN.to_vec();
     bytes[16] = 1;
-    let err = RecordBatches::new(Bytes::from(bytes)).next().unwrap().unwrap_err();
+    let err = RecordBatches::new(Bytes::from(bytes))
+        .next()
+        .unwrap()
+        .unwrap_err();
     assert!(matches!(err, Error::Malformed { .. }), "{err}");
     assert!(err.to_string().contains("magic 1"), "{err}");
 }
@@ -211,7 +252,11 @@ fn wrong_crc_is_corrupt_batch() {
     let mut bytes = GOLDEN.to_vec();
     bytes[80] ^= 1;
     match RecordBatches::new(Bytes::from(bytes)).next().unwrap() {
-        Err(Error::CorruptBatch { base_offset: 0, stored: 0x82e1_3cf1, .. }) => {}
+        Err(Error::CorruptBatch {
+            base_offset: 0,
+            stored: 0x82e1_3cf1,
+            ..
+        }) => {}
         other => panic!("{other:?}"),
     }
 }

@@ -17,12 +17,19 @@ fn bytes_opt() -> impl Strategy<Value = Option<Vec<u8>>> {
 
 fn header() -> impl Strategy<Value = Header> {
     // A small key alphabet so duplicate keys are common.
-    (prop_oneof![Just("a"), Just("b"), Just("trace-id"), Just("")], bytes_opt())
+    (
+        prop_oneof![Just("a"), Just("b"), Just("trace-id"), Just("")],
+        bytes_opt(),
+    )
         .prop_map(|(k, v)| Header::new(k, v))
 }
 
 fn timestamp() -> impl Strategy<Value = i64> {
-    prop_oneof![1_700_000_000_000i64..1_700_000_100_000, any::<i64>(), Just(-1i64)]
+    prop_oneof![
+        1_700_000_000_000i64..1_700_000_100_000,
+        any::<i64>(),
+        Just(-1i64)
+    ]
 }
 
 #[derive(Debug, Clone)]
@@ -34,8 +41,18 @@ struct Input {
 }
 
 fn input() -> impl Strategy<Value = Input> {
-    (timestamp(), bytes_opt(), bytes_opt(), proptest::collection::vec(header(), 0..4))
-        .prop_map(|(timestamp, key, value, headers)| Input { timestamp, key, value, headers })
+    (
+        timestamp(),
+        bytes_opt(),
+        bytes_opt(),
+        proptest::collection::vec(header(), 0..4),
+    )
+        .prop_map(|(timestamp, key, value, headers)| Input {
+            timestamp,
+            key,
+            value,
+            headers,
+        })
 }
 
 fn codec() -> impl Strategy<Value = Compression> {
@@ -150,7 +167,10 @@ proptest! {
 
 #[test]
 fn empty_batch_round_trips() {
-    let bytes = BatchBuilder::new(Compression::Gzip).base_offset(7).build().unwrap();
+    let bytes = BatchBuilder::new(Compression::Gzip)
+        .base_offset(7)
+        .build()
+        .unwrap();
     let batch = RecordBatches::new(bytes).next().unwrap().unwrap();
     assert_eq!(batch.header().record_count, 0);
     assert_eq!(batch.header().next_offset(), 7);
@@ -163,9 +183,19 @@ fn log_append_time_builder_flag() {
         BatchBuilder::new(Compression::None).timestamp_type(TimestampType::LogAppendTime);
     builder.append(5, None, Some(b"a"), &[]).unwrap();
     builder.append(9, None, Some(b"b"), &[]).unwrap();
-    let batch = RecordBatches::new(builder.build().unwrap()).next().unwrap().unwrap();
-    assert_eq!(batch.header().timestamp_type(), TimestampType::LogAppendTime);
-    let stamps: Vec<i64> = batch.records().unwrap().map(|r| r.unwrap().timestamp).collect();
+    let batch = RecordBatches::new(builder.build().unwrap())
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        batch.header().timestamp_type(),
+        TimestampType::LogAppendTime
+    );
+    let stamps: Vec<i64> = batch
+        .records()
+        .unwrap()
+        .map(|r| r.unwrap().timestamp)
+        .collect();
     assert_eq!(stamps, [9, 9]);
 }
 
@@ -176,11 +206,21 @@ fn large_values_span_many_compression_blocks() {
     for compression in Compression::ALL {
         let mut builder = BatchBuilder::new(compression);
         builder.append(1, Some(b"big"), Some(&value), &[]).unwrap();
-        builder.append(2, Some(b"big"), Some(&value[..1000]), &[]).unwrap();
+        builder
+            .append(2, Some(b"big"), Some(&value[..1000]), &[])
+            .unwrap();
         let bytes = builder.build().unwrap();
         let batch = RecordBatches::new(bytes).next().unwrap().unwrap();
         let records: Vec<Record> = batch.records().unwrap().collect::<Result<_, _>>().unwrap();
-        assert_eq!(records[0].value.as_deref(), Some(&value[..]), "{compression}");
-        assert_eq!(records[1].value.as_deref(), Some(&value[..1000]), "{compression}");
+        assert_eq!(
+            records[0].value.as_deref(),
+            Some(&value[..]),
+            "{compression}"
+        );
+        assert_eq!(
+            records[1].value.as_deref(),
+            Some(&value[..1000]),
+            "{compression}"
+        );
     }
 }

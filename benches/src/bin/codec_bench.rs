@@ -68,7 +68,10 @@ fn measure(budget: Duration, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let secs: f64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2.0);
+    let secs: f64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2.0);
     let budget = Duration::from_secs_f64(secs);
     let values = values();
     println!(

@@ -42,7 +42,9 @@ pub fn checked_frame_len(size: i32, max_bytes: usize) -> std::result::Result<usi
     }
     let len = size as usize;
     if len > max_bytes {
-        return Err(format!("frame size {len} exceeds the maximum of {max_bytes} bytes"));
+        return Err(format!(
+            "frame size {len} exceeds the maximum of {max_bytes} bytes"
+        ));
     }
     Ok(len)
 }
@@ -67,7 +69,10 @@ pub fn encode_request<R: Request>(
         .and_then(|()| request.encode(out, version))
         .map_err(|e| {
             out.truncate(start);
-            Error::malformed("request", format!("cannot encode API key {} v{version}: {e}", R::KEY))
+            Error::malformed(
+                "request",
+                format!("cannot encode API key {} v{version}: {e}", R::KEY),
+            )
         })?;
     let size = (out.len() - start - 4) as i32;
     out[start..start + 4].copy_from_slice(&size.to_be_bytes());
@@ -89,10 +94,16 @@ pub fn response_correlation_id(frame: &[u8]) -> Result<i32> {
 pub fn decode_response<R: Request>(mut frame: Bytes, version: i16) -> Result<R::Response> {
     let header_version = R::Response::header_version(version);
     ResponseHeader::decode(&mut frame, header_version).map_err(|e| {
-        Error::malformed("response header", format!("API key {} v{version}: {e}", R::KEY))
+        Error::malformed(
+            "response header",
+            format!("API key {} v{version}: {e}", R::KEY),
+        )
     })?;
     let response = R::Response::decode(&mut frame, version).map_err(|e| {
-        Error::malformed("response body", format!("API key {} v{version}: {e}", R::KEY))
+        Error::malformed(
+            "response body",
+            format!("API key {} v{version}: {e}", R::KEY),
+        )
     })?;
     if frame.has_remaining() {
         tracing::debug!(
@@ -136,7 +147,10 @@ mod tests {
         let mut out = BytesMut::new();
         encode_request(&mut out, 7, "c", 0, &ApiVersionsRequest::default()).unwrap();
         // size 11 | api key 18 | version 0 | correlation id 7 | client id "c" (len 1) | empty body
-        assert_eq!(&out[..], &[0, 0, 0, 11, 0, 18, 0, 0, 0, 0, 0, 7, 0, 1, b'c']);
+        assert_eq!(
+            &out[..],
+            &[0, 0, 0, 11, 0, 18, 0, 0, 0, 0, 0, 7, 0, 1, b'c']
+        );
     }
 
     #[test]

@@ -9,5 +9,6 @@ pub mod record;
 pub use kafka_protocol::messages;
 pub use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 pub use record::{
-    BatchBuilder, BatchHeader, Compression, Header, Record, RecordBatch, RecordBatches, TimestampType,
+    BatchBuilder, BatchHeader, Compression, Header, Record, RecordBatch, RecordBatches,
+    TimestampType,
 };

@@ -94,22 +94,29 @@ impl FromStr for Compression {
 
     /// Parses Kafka's `compression.type` names, ignoring ASCII case.
     fn from_str(s: &str) -> Result<Self> {
-        Compression::ALL.into_iter().find(|c| c.name().eq_ignore_ascii_case(s.trim())).ok_or_else(
-            || {
+        Compression::ALL
+            .into_iter()
+            .find(|c| c.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
                 Error::Config(format!(
                     "unknown compression type {s:?} (expected none, gzip, snappy, lz4 or zstd)"
                 ))
-            },
-        )
+            })
     }
 }
 
 fn codec_error(codec: Compression, reason: impl fmt::Display) -> Error {
-    Error::Compression { codec: codec.name(), reason: reason.to_string() }
+    Error::Compression {
+        codec: codec.name(),
+        reason: reason.to_string(),
+    }
 }
 
 fn too_large(codec: Compression, max: usize) -> Error {
-    codec_error(codec, format!("decompressed records exceed the limit of {max} bytes"))
+    codec_error(
+        codec,
+        format!("decompressed records exceed the limit of {max} bytes"),
+    )
 }
 
 /// Java's xerial `SnappyOutputStream` header: magic, then version 1 and compatible version 1.
@@ -137,8 +144,9 @@ pub(crate) fn compress(codec: Compression, input: &[u8], out: &mut Vec<u8>) -> R
                 let at = out.len();
                 out.extend_from_slice(&[0; 4]);
                 out.resize(at + 4 + snap::raw::max_compress_len(block.len()), 0);
-                let n =
-                    enc.compress(block, &mut out[at + 4..]).map_err(|e| codec_error(codec, e))?;
+                let n = enc
+                    .compress(block, &mut out[at + 4..])
+                    .map_err(|e| codec_error(codec, e))?;
                 out.truncate(at + 4 + n);
                 out[at..at + 4].copy_from_slice(&(n as u32).to_be_bytes());
             }
@@ -191,7 +199,10 @@ pub(crate) fn decompress(codec: Compression, input: &[u8], max: usize) -> Result
 fn read_capped(codec: Compression, reader: impl Read, max: usize) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let limit = (max as u64).saturating_add(1);
-    reader.take(limit).read_to_end(&mut out).map_err(|e| codec_error(codec, e))?;
+    reader
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| codec_error(codec, e))?;
     if out.len() > max {
         return Err(too_large(codec, max));
     }
@@ -224,15 +235,24 @@ fn decompress_xerial(input: &[u8], max: usize) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     while !rest.is_empty() {
         let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-            return Err(codec_error(codec, "xerial snappy block length is truncated"));
+            return Err(codec_error(
+                codec,
+                "xerial snappy block length is truncated",
+            ));
         };
         let len = i32::from_be_bytes(*len);
-        let block = usize::try_from(len).ok().and_then(|n| tail.get(..n)).ok_or_else(|| {
-            codec_error(
-                codec,
-                format!("xerial snappy block of {len} bytes but {} bytes left", tail.len()),
-            )
-        })?;
+        let block = usize::try_from(len)
+            .ok()
+            .and_then(|n| tail.get(..n))
+            .ok_or_else(|| {
+                codec_error(
+                    codec,
+                    format!(
+                        "xerial snappy block of {len} bytes but {} bytes left",
+                        tail.len()
+                    ),
+                )
+            })?;
         snappy_block(block, &mut out, max)?;
         rest = &tail[block.len()..];
     }
@@ -253,7 +273,10 @@ fn decompress_zstd(mut input: &[u8], max: usize) -> Result<Vec<u8>> {
             ruzstd::decoding::StreamingDecoder::new_with_max_window_size(&mut input, max_window)
                 .map_err(|e| codec_error(codec, e))?;
         let limit = ((max - out.len()) as u64).saturating_add(1);
-        decoder.take(limit).read_to_end(&mut out).map_err(|e| codec_error(codec, e))?;
+        decoder
+            .take(limit)
+            .read_to_end(&mut out)
+            .map_err(|e| codec_error(codec, e))?;
         if out.len() > max {
             return Err(too_large(codec, max));
         }
@@ -280,7 +303,9 @@ mod tests {
 
     #[test]
     fn every_codec_round_trips_and_respects_the_cap() {
-        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8 ^ (i / 7) as u8).collect();
+        let data: Vec<u8> = (0..200_000u32)
+            .map(|i| (i % 251) as u8 ^ (i / 7) as u8)
+            .collect();
         for c in Compression::ALL {
             let mut z = Vec::new();
             compress(c, &data, &mut z).unwrap();
@@ -298,7 +323,10 @@ mod tests {
         let mut two = Vec::new();
         compress(Compression::Zstd, b"hello ", &mut two).unwrap();
         compress(Compression::Zstd, b"world", &mut two).unwrap();
-        assert_eq!(decompress(Compression::Zstd, &two, 100).unwrap(), b"hello world");
+        assert_eq!(
+            decompress(Compression::Zstd, &two, 100).unwrap(),
+            b"hello world"
+        );
         assert!(decompress(Compression::Zstd, &[], 100).is_err());
     }
 }

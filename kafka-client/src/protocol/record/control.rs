@@ -96,10 +96,16 @@ impl EndTxnMarker {
         let Some(&[_, _, a, b, c, d]) = value.first_chunk::<6>() else {
             return Err(Error::malformed(
                 "transaction marker",
-                format!("value of {} bytes, need 6 (version and coordinator epoch)", value.len()),
+                format!(
+                    "value of {} bytes, need 6 (version and coordinator epoch)",
+                    value.len()
+                ),
             ));
         };
-        Ok(EndTxnMarker { commit, coordinator_epoch: i32::from_be_bytes([a, b, c, d]) })
+        Ok(EndTxnMarker {
+            commit,
+            coordinator_epoch: i32::from_be_bytes([a, b, c, d]),
+        })
     }
 }
 

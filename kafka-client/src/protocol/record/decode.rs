@@ -38,7 +38,11 @@ pub struct RecordBatches {
 impl RecordBatches {
     /// Starts at the beginning of `data`.
     pub fn new(data: Bytes) -> Self {
-        RecordBatches { data, pos: 0, done: false }
+        RecordBatches {
+            data,
+            pos: 0,
+            done: false,
+        }
     }
 
     /// Bytes not yet yielded as batches: after iteration ended cleanly, the size of the
@@ -79,7 +83,11 @@ impl RecordBatches {
         let header = BatchHeader::parse(&bytes)?;
         let computed = crc32c::crc32c(&bytes[ATTRIBUTES_OFFSET..]);
         if computed != header.crc {
-            return Err(Error::CorruptBatch { base_offset, stored: header.crc, computed });
+            return Err(Error::CorruptBatch {
+                base_offset,
+                stored: header.crc,
+                computed,
+            });
         }
         header.compression()?;
         if header.record_count < 0 {
@@ -285,7 +293,11 @@ fn read_nullable(
     }
     let start = *pos;
     *pos += len as usize;
-    Ok(Some(if len == 0 { Bytes::new() } else { data.slice(start..*pos) }))
+    Ok(Some(if len == 0 {
+        Bytes::new()
+    } else {
+        data.slice(start..*pos)
+    }))
 }
 
 impl Iterator for Records {

@@ -151,8 +151,10 @@ impl BatchBuilder {
         headers: &[Header],
     ) -> usize {
         let bytes = |b: Option<&[u8]>| 5 + b.map_or(0, <[u8]>::len);
-        let headers: usize =
-            headers.iter().map(|h| bytes(Some(&h.key)) + bytes(h.value.as_deref())).sum();
+        let headers: usize = headers
+            .iter()
+            .map(|h| bytes(Some(&h.key)) + bytes(h.value.as_deref()))
+            .sum();
         // length 5, attributes 1, timestamp delta 10, offset delta 5, header count 5
         26 + bytes(key) + bytes(value) + headers
     }
@@ -165,7 +167,10 @@ impl BatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header],
     ) -> Result<i32> {
-        let delta = self.last_offset_delta.checked_add(1).ok_or_else(|| full("offset delta"))?;
+        let delta = self
+            .last_offset_delta
+            .checked_add(1)
+            .ok_or_else(|| full("offset delta"))?;
         self.append_with_offset_delta(delta, timestamp, key, value, headers)?;
         Ok(delta)
     }
@@ -217,7 +222,11 @@ impl BatchBuilder {
         if self.count == i32::MAX {
             return Err(full("record count"));
         }
-        let base_timestamp = if self.count == 0 { timestamp } else { self.base_timestamp };
+        let base_timestamp = if self.count == 0 {
+            timestamp
+        } else {
+            self.base_timestamp
+        };
         let timestamp_delta = timestamp.wrapping_sub(base_timestamp);
         let key_len = wire_len(key)?;
         let value_len = wire_len(value)?;
@@ -258,8 +267,11 @@ impl BatchBuilder {
         }
 
         self.base_timestamp = base_timestamp;
-        self.max_timestamp =
-            if self.count == 0 { timestamp } else { self.max_timestamp.max(timestamp) };
+        self.max_timestamp = if self.count == 0 {
+            timestamp
+        } else {
+            self.max_timestamp.max(timestamp)
+        };
         self.last_offset_delta = offset_delta;
         self.count += 1;
         Ok(())
@@ -344,14 +356,21 @@ fn check_batch(batch: &[u8]) -> Result<usize> {
     if header.magic != MAGIC_V2 {
         return Err(Error::malformed(
             "record batch",
-            format!("unsupported magic {} (only v2 batches can be edited)", header.magic),
+            format!(
+                "unsupported magic {} (only v2 batches can be edited)",
+                header.magic
+            ),
         ));
     }
     let total = header.total_len();
     if header.batch_length < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32 || total > batch.len() {
         return Err(Error::malformed(
             "record batch",
-            format!("batch length {} does not fit in {} bytes", header.batch_length, batch.len()),
+            format!(
+                "batch length {} does not fit in {} bytes",
+                header.batch_length,
+                batch.len()
+            ),
         ));
     }
     Ok(total)

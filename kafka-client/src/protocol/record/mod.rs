@@ -82,12 +82,18 @@ pub struct Header {
 impl Header {
     /// A header from anything convertible to [`Bytes`] (`&'static str`, `String`, `Vec<u8>`..).
     pub fn new(key: impl Into<Bytes>, value: Option<impl Into<Bytes>>) -> Self {
-        Header { key: key.into(), value: value.map(Into::into) }
+        Header {
+            key: key.into(),
+            value: value.map(Into::into),
+        }
     }
 
     /// A header with a null value.
     pub fn null(key: impl Into<Bytes>) -> Self {
-        Header { key: key.into(), value: None }
+        Header {
+            key: key.into(),
+            value: None,
+        }
     }
 
     /// The key as text, or the UTF-8 error if a producer wrote something else.
@@ -183,7 +189,10 @@ impl BatchHeader {
         Compression::from_code(code).ok_or_else(|| {
             Error::malformed(
                 "record batch",
-                format!("unknown compression code {code} at base offset {}", self.base_offset),
+                format!(
+                    "unknown compression code {code} at base offset {}",
+                    self.base_offset
+                ),
             )
         })
     }
@@ -214,7 +223,8 @@ impl BatchHeader {
 
     /// Offset of the last record (or of the last record before compaction removed it).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset.wrapping_add(i64::from(self.last_offset_delta))
+        self.base_offset
+            .wrapping_add(i64::from(self.last_offset_delta))
     }
 
     /// The offset after this batch: where a consumer continues.

@@ -52,7 +52,10 @@ fn read_raw(buf: &[u8], pos: &mut usize, max_bytes: usize, what: &'static str) -
     let mut shift = 0u32;
     for i in 0..max_bytes {
         let Some(&b) = buf.get(*pos + i) else {
-            return Err(Error::malformed(what, "varint runs past the end of its record"));
+            return Err(Error::malformed(
+                what,
+                "varint runs past the end of its record",
+            ));
         };
         result |= u64::from(b & 0x7f) << shift;
         if b & 0x80 == 0 {
@@ -61,7 +64,10 @@ fn read_raw(buf: &[u8], pos: &mut usize, max_bytes: usize, what: &'static str) -
         }
         shift += 7;
     }
-    Err(Error::malformed(what, format!("varint longer than {max_bytes} bytes")))
+    Err(Error::malformed(
+        what,
+        format!("varint longer than {max_bytes} bytes"),
+    ))
 }
 
 /// Reads a zigzag varint (at most 5 bytes, as Kafka's Java client accepts).
