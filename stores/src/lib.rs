@@ -9,8 +9,9 @@
 //! Backends:
 //! - [`MemoryStore`]: a `BTreeMap` per partition; empty after a restart.
 //! - [`RedbStore`]: one [redb](https://docs.rs/redb) file per table, a redb table per partition
-//!   plus a table of applied offsets. Batches commit non-durably (cheap) and
-//!   [`Store::flush`] commits durably (an fsync); call it when the consumer commits.
+//!   plus a table of applied offsets. Batches commit non-durably, grouped into one redb
+//!   transaction until the next read (cheap), and [`Store::flush`] commits durably (an fsync);
+//!   call it when the consumer commits.
 //!
 //! [`StoreUrl`] picks a backend from `memory://` or `redb://DIR`.
 //!
