@@ -32,10 +32,8 @@ fn values() -> Vec<Vec<u8>> {
 fn encode(values: &[Vec<u8>], codec: Compression) -> Bytes {
     let mut builder =
         BatchBuilder::with_capacity(codec, RECORDS * (VALUE_LEN + 8)).producer(1, 0, 0);
-    let mut ts = 1_700_000_000_000;
-    for v in values {
+    for (ts, v) in (1_700_000_000_000..).zip(values) {
         builder.append(ts, None, Some(v), &[]).expect("append");
-        ts += 1;
     }
     builder.build().expect("build")
 }
