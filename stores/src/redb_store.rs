@@ -503,7 +503,12 @@ impl Store for RedbStore {
             else {
                 continue;
             };
-            if self.partition_stats_in(&txn, partition)?.entries > 0 {
+            // `len` is O(1); the byte count of `partition_stats_in` walks the tree.
+            let name = data_table_name(partition);
+            let table = txn
+                .open_table(data_table(&name))
+                .map_err(|e| self.err(op, Some(partition), e))?;
+            if table.len().map_err(|e| self.err(op, Some(partition), e))? > 0 {
                 partitions.push(partition);
             }
         }
