@@ -1,33 +1,10 @@
 //! Runs each example as a user would and checks what it prints. `cargo test` builds the
 //! examples first, into target/<profile>/examples/.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-fn example(name: &str) -> PathBuf {
-    let deps = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = deps.parent().unwrap().join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run through `cargo test`, which builds examples",
-        path.display()
-    );
-    path
-}
+mod common;
 
 fn run(name: &str, args: &[&str]) -> String {
-    let out = Command::new(example(name)).args(args).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{name} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    common::run(name, args).0
 }
 
 #[test]

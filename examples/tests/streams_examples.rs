@@ -1,40 +1,8 @@
 //! Runs each streams example (the Faust talk's demos) as a user would and checks what it
 //! prints. `cargo test` builds the examples first, into target/<profile>/examples/.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-fn example(name: &str) -> PathBuf {
-    let deps = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = deps.parent().unwrap().join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run through `cargo test`, which builds examples",
-        path.display()
-    );
-    path
-}
-
-/// Runs an example; returns (stdout, stderr).
-fn run(name: &str, args: &[&str]) -> (String, String) {
-    let out = Command::new(example(name))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{name} failed:\n{stdout}\n{stderr}");
-    (stdout, stderr)
-}
-
-fn lines<'a>(out: &'a str, prefix: &str) -> Vec<&'a str> {
-    out.lines().filter(|l| l.starts_with(prefix)).collect()
-}
+mod common;
+use common::{lines, run};
 
 /// With KAFKA_BOOTSTRAP set, also against real Kafka.
 fn brokers() -> Vec<Vec<String>> {
