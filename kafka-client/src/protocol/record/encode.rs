@@ -277,6 +277,44 @@ impl BatchBuilder {
         Ok(())
     }
 
+    /// Makes the batch end at `last_offset` even if its last record sits before it
+    /// (`overrideLastOffset` in the Java client). A log cleaner rewriting a compacted batch
+    /// uses it to keep the original last offset, so consumers continue after the removed
+    /// records and the producer's last sequence number is preserved. Later appends continue
+    /// after `last_offset`.
+    ///
+    /// Fails if `last_offset` is before the last appended record or not within an `i32`
+    /// delta of the base offset.
+    ///
+    /// ```
+    /// use kafka_client::protocol::record::{BatchBuilder, Compression, RecordBatches};
+    ///
+    /// let mut builder = BatchBuilder::new(Compression::None).base_offset(10);
+    /// builder.append(0, Some(b"k"), Some(b"v"), &[])?;
+    /// builder.override_last_offset(12)?;
+    /// let batch = RecordBatches::new(builder.build()?).next().unwrap()?;
+    /// assert_eq!((batch.header().record_count, batch.header().last_offset()), (1, 12));
+    /// # Ok::<(), kafka_client::Error>(())
+    /// ```
+    pub fn override_last_offset(&mut self, last_offset: i64) -> Result<()> {
+        let delta = last_offset
+            .checked_sub(self.base_offset)
+            .and_then(|d| i32::try_from(d).ok())
+            .filter(|d| *d >= self.last_offset_delta)
+            .ok_or_else(|| {
+                Error::malformed(
+                    "record batch",
+                    format!(
+                        "last offset {last_offset} is before the last record or not within an \
+                         i32 delta of base offset {}",
+                        self.base_offset
+                    ),
+                )
+            })?;
+        self.last_offset_delta = delta;
+        Ok(())
+    }
+
     /// Encodes the batch: compresses the records, writes the header, computes the CRC.
     pub fn build(self) -> Result<Bytes> {
         let mut buf = self.buf;
@@ -428,4 +466,43 @@ pub fn assign_offsets(record_set: &mut [u8], first_offset: i64) -> Result<i64> {
         pos += total;
     }
     Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::RecordBatches;
+    use super::*;
+
+    #[test]
+    fn override_last_offset_keeps_the_last_offset_past_the_last_record() {
+        let mut b = BatchBuilder::new(Compression::None).base_offset(100);
+        let first = Record {
+            offset: 101,
+            timestamp: 5,
+            key: Some(Bytes::from_static(b"k")),
+            ..Record::default()
+        };
+        b.append_record(&first).unwrap();
+        assert!(
+            b.override_last_offset(100).is_err(),
+            "before the last record"
+        );
+        assert!(
+            b.override_last_offset(100 + (1 << 31)).is_err(),
+            "beyond an i32 delta"
+        );
+        b.override_last_offset(104).unwrap();
+        assert!(b.append_with_offset_delta(4, 6, None, None, &[]).is_err());
+        let batch = RecordBatches::new(b.build().unwrap())
+            .next()
+            .unwrap()
+            .unwrap();
+        let h = batch.header();
+        assert_eq!(
+            (h.base_offset, h.last_offset(), h.record_count),
+            (100, 104, 1)
+        );
+        let records: Vec<_> = batch.records().unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(records, vec![first]);
+    }
 }

@@ -241,4 +241,49 @@ impl BatchHeader {
     pub fn has_producer_id(&self) -> bool {
         self.producer_id >= 0
     }
+
+    /// Sequence number of the batch's last record (`lastSequence()` in the Java client):
+    /// `base_sequence + last_offset_delta`, wrapping past `i32::MAX` to 0 as Kafka's sequences
+    /// do. A batch without sequence numbers (`base_sequence` < 0) returns `base_sequence`.
+    /// Brokers compare it with the producer's previous batches to detect duplicates.
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence < 0 {
+            return self.base_sequence;
+        }
+        let last = i64::from(self.base_sequence) + i64::from(self.last_offset_delta);
+        last.rem_euclid(i64::from(i32::MAX) + 1) as i32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(base_sequence: i32, last_offset_delta: i32) -> BatchHeader {
+        BatchHeader {
+            base_offset: 0,
+            batch_length: 49,
+            partition_leader_epoch: -1,
+            magic: MAGIC_V2,
+            crc: 0,
+            attributes: 0,
+            last_offset_delta,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            producer_id: 1,
+            producer_epoch: 0,
+            base_sequence,
+            record_count: last_offset_delta + 1,
+        }
+    }
+
+    #[test]
+    fn last_sequence_adds_the_offset_delta_and_wraps_like_kafka() {
+        assert_eq!(header(0, 0).last_sequence(), 0);
+        assert_eq!(header(5, 3).last_sequence(), 8);
+        assert_eq!(header(i32::MAX, 0).last_sequence(), i32::MAX);
+        assert_eq!(header(i32::MAX, 1).last_sequence(), 0);
+        assert_eq!(header(i32::MAX - 1, 4).last_sequence(), 2);
+        assert_eq!(header(-1, 7).last_sequence(), -1);
+    }
 }
