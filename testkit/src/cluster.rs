@@ -6,13 +6,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use kafka_client::protocol::record::{BatchBuilder, BatchHeader, Compression};
 use kafka_protocol::messages::ApiKey;
 use tokio::task::JoinHandle;
 
+use crate::broker;
 use crate::control::{Intercept, InterceptRule, RequestRecord};
 use crate::error::{Error, Result};
 use crate::state::{self, lock, BrokerInfo, Settings, Shared, State};
-use crate::{batch, broker};
 
 /// Builder for [`MockCluster`]; start with [`MockCluster::builder`].
 #[derive(Debug, Clone)]
@@ -425,22 +426,22 @@ impl MockCluster {
         partition: i32,
         records: &[(Option<&str>, Option<&str>)],
     ) -> Result<i64> {
-        let ts = now_ms();
-        let recs: Vec<_> = records
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.map(|k| Bytes::copy_from_slice(k.as_bytes())),
-                    v.map(|v| Bytes::copy_from_slice(v.as_bytes())),
-                    ts,
-                )
-            })
-            .collect();
-        let raw = batch::build(&recs);
-        let header = batch::parse_header(&raw).map_err(|e| Error::Topic {
+        let invalid = |reason: String| Error::Topic {
             topic: topic.into(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        if records.is_empty() {
+            return Err(invalid("no records to append".into()));
+        }
+        let ts = now_ms();
+        let mut builder = BatchBuilder::new(Compression::None);
+        for (k, v) in records {
+            builder
+                .append(ts, k.map(str::as_bytes), v.map(str::as_bytes), &[])
+                .map_err(|e| invalid(e.to_string()))?;
+        }
+        let raw = builder.build().map_err(|e| invalid(e.to_string()))?;
+        let header = BatchHeader::parse(&raw).map_err(|e| invalid(e.to_string()))?;
         let mut st = lock(&self.shared);
         let log = st
             .partition_mut(topic, partition)
@@ -448,7 +449,8 @@ impl MockCluster {
                 topic: topic.into(),
                 reason: format!("no partition {partition}"),
             })?;
-        Ok(log.append(&header, &raw))
+        log.append(&header, &raw)
+            .map_err(|e| invalid(e.to_string()))
     }
 
     /// The records of a partition as (offset, key, value), compressed batches decoded (malformed
@@ -461,11 +463,8 @@ impl MockCluster {
         };
         let mut out = Vec::new();
         for b in &log.batches {
-            if let Some(recs) = batch::records(&b.bytes) {
-                out.extend(
-                    recs.into_iter()
-                        .map(|r| (b.base_offset + r.offset_delta as i64, r.key, r.value)),
-                );
+            if let Some((_, recs)) = b.records() {
+                out.extend(recs.into_iter().map(|r| (r.offset, r.key, r.value)));
             }
         }
         out

@@ -22,7 +22,6 @@
 //!
 //! See the README for the APIs and versions served and the known differences from Kafka.
 
-mod batch;
 mod broker;
 mod cluster;
 mod connection;

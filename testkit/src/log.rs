@@ -4,9 +4,23 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use kafka_client::protocol::record::{
+    set_base_offset, set_partition_leader_epoch, BatchBuilder, BatchHeader, Compression, Record,
+    RecordBatch, RecordBatches,
+};
 use tokio::sync::Notify;
 
-use crate::batch::{self, Header};
+/// Largest decompressed size accepted when decoding a batch's records.
+const MAX_DECOMPRESSED: usize = 64 << 20;
+
+/// All the records of a batch, decompressed; `None` if any is malformed.
+pub(crate) fn decode_records(batch: &RecordBatch) -> Option<Vec<Record>> {
+    batch
+        .records_with_limit(MAX_DECOMPRESSED)
+        .ok()?
+        .collect::<Result<_, _>>()
+        .ok()
+}
 
 /// A stored batch and the header fields lookups need.
 #[derive(Debug, Clone)]
@@ -15,6 +29,15 @@ pub(crate) struct StoredBatch {
     pub last_offset: i64,
     pub max_timestamp: i64,
     pub bytes: Bytes,
+}
+
+impl StoredBatch {
+    /// The batch's header and records, decompressed; `None` if malformed.
+    pub fn records(&self) -> Option<(BatchHeader, Vec<Record>)> {
+        let batch = RecordBatches::new(self.bytes.clone()).next()?.ok()?;
+        let records = decode_records(&batch)?;
+        Some((*batch.header(), records))
+    }
 }
 
 /// The last batches appended by one idempotent producer (Kafka keeps five).
@@ -64,7 +87,7 @@ impl PartitionLog {
     }
 
     /// Checks an idempotent batch's sequence against the producer's recent batches.
-    pub fn check_sequence(&self, h: &Header) -> SequenceCheck {
+    pub fn check_sequence(&self, h: &BatchHeader) -> SequenceCheck {
         if h.producer_id < 0 || h.base_sequence < 0 {
             return SequenceCheck::Append;
         }
@@ -110,10 +133,11 @@ impl PartitionLog {
         }
     }
 
-    /// Appends a validated batch, stamping its base offset; returns the base offset.
-    pub fn append(&mut self, h: &Header, raw: &[u8]) -> i64 {
+    /// Appends a validated batch, stamping its base offset and the leader epoch; returns the
+    /// base offset. Fails only if `raw` is not a whole batch.
+    pub fn append(&mut self, h: &BatchHeader, raw: &[u8]) -> kafka_client::Result<i64> {
         let base = self.high_watermark;
-        let bytes = batch::stamp(raw, base, self.leader_epoch);
+        let bytes = stamp(raw, base, self.leader_epoch)?;
         let last = base + h.last_offset_delta as i64;
         self.bytes += bytes.len();
         self.batches.push(StoredBatch {
@@ -137,7 +161,7 @@ impl PartitionLog {
             }
         }
         self.notify.notify_waiters();
-        base
+        Ok(base)
     }
 
     /// Index of the first batch whose last offset is at or after `offset`.
@@ -175,15 +199,9 @@ impl PartitionLog {
             if b.max_timestamp < ts {
                 continue;
             }
-            if let Some(recs) = batch::records(&b.bytes) {
-                let Ok(h) = batch::parse_header(&b.bytes) else {
-                    continue;
-                };
-                for r in recs {
-                    let rts = h.base_timestamp + r.timestamp_delta;
-                    if rts >= ts {
-                        return Some((b.base_offset + r.offset_delta as i64, rts));
-                    }
+            if let Some((_, recs)) = b.records() {
+                if let Some(r) = recs.iter().find(|r| r.timestamp >= ts) {
+                    return Some((r.offset, r.timestamp));
                 }
             } else {
                 return Some((b.base_offset, b.max_timestamp));
@@ -195,12 +213,9 @@ impl PartitionLog {
     /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
         let b = self.batches.iter().max_by_key(|b| b.max_timestamp)?;
-        if let (Some(recs), Ok(h)) = (batch::records(&b.bytes), batch::parse_header(&b.bytes)) {
-            let r = recs.iter().max_by_key(|r| r.timestamp_delta)?;
-            return Some((
-                b.base_offset + r.offset_delta as i64,
-                h.base_timestamp + r.timestamp_delta,
-            ));
+        if let Some((_, recs)) = b.records() {
+            let r = recs.iter().max_by_key(|r| r.timestamp)?;
+            return Some((r.offset, r.timestamp));
         }
         Some((b.last_offset, b.max_timestamp))
     }
@@ -212,17 +227,11 @@ impl PartitionLog {
         let mut latest: HashMap<Bytes, i64> = HashMap::new();
         let mut decoded = Vec::with_capacity(self.batches.len());
         for b in &self.batches {
-            let parsed = batch::parse_header(&b.bytes).ok().and_then(|h| {
-                if h.is_control() {
-                    None
-                } else {
-                    batch::records(&b.bytes).map(|r| (h, r))
-                }
-            });
-            if let Some((h, recs)) = &parsed {
+            let parsed = b.records().filter(|(h, _)| !h.is_control());
+            if let Some((_, recs)) = &parsed {
                 for r in recs {
                     if let Some(k) = &r.key {
-                        latest.insert(k.clone(), h.base_offset + r.offset_delta as i64);
+                        latest.insert(k.clone(), r.offset);
                     }
                 }
             }
@@ -240,13 +249,11 @@ impl PartitionLog {
             let keep: Vec<_> = recs
                 .into_iter()
                 .filter(|r| {
-                    let offset = h.base_offset + r.offset_delta as i64;
                     let Some(k) = &r.key else { return true };
-                    if latest.get(k) != Some(&offset) {
+                    if latest.get(k) != Some(&r.offset) {
                         return false;
                     }
-                    r.value.is_some()
-                        || h.base_timestamp + r.timestamp_delta > now_ms - delete_retention_ms
+                    r.value.is_some() || r.timestamp > now_ms - delete_retention_ms
                 })
                 .collect();
             if keep.len() == total {
@@ -254,21 +261,129 @@ impl PartitionLog {
                 kept.push(b);
                 continue;
             }
-            if let Some(rebuilt) = batch::rebuild(&h, &keep) {
-                let epoch =
-                    i32::from_be_bytes([b.bytes[12], b.bytes[13], b.bytes[14], b.bytes[15]]);
-                let base = h.base_offset + keep[0].offset_delta as i64;
-                let rebuilt = batch::stamp(&rebuilt, base, epoch);
-                bytes += rebuilt.len();
-                kept.push(StoredBatch {
-                    base_offset: base,
-                    last_offset: b.last_offset,
-                    max_timestamp: b.max_timestamp,
-                    bytes: rebuilt,
-                });
+            let Some(first) = keep.first() else {
+                continue; // nothing left: the whole batch goes
+            };
+            match rewrite(&h, &keep) {
+                Ok(rebuilt) => {
+                    bytes += rebuilt.len();
+                    kept.push(StoredBatch {
+                        base_offset: first.offset,
+                        last_offset: b.last_offset,
+                        max_timestamp: b.max_timestamp,
+                        bytes: rebuilt,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(base_offset = h.base_offset, error = %e, "compaction left a batch as it was");
+                    bytes += b.bytes.len();
+                    kept.push(b);
+                }
             }
         }
         self.batches = kept;
         self.bytes = bytes;
+    }
+}
+
+/// A copy of the batch `raw` with its base offset and partition leader epoch stamped (both
+/// outside the CRC), as a leader does on append.
+fn stamp(raw: &[u8], base_offset: i64, leader_epoch: i32) -> kafka_client::Result<Bytes> {
+    let mut b = BytesMut::from(raw);
+    set_base_offset(&mut b, base_offset)?;
+    set_partition_leader_epoch(&mut b, leader_epoch)?;
+    Ok(b.freeze())
+}
+
+/// Rewrites a batch with only the records `keep`, like Kafka's log cleaner: offset gaps stay
+/// and the original last offset is preserved; producer fields, leader epoch, timestamp type
+/// and the transactional flag are kept. Unlike Kafka, the base offset becomes the first kept
+/// record's (the base sequence is left as it was) and the result is uncompressed.
+fn rewrite(h: &BatchHeader, keep: &[Record]) -> kafka_client::Result<Bytes> {
+    let base_offset = keep.first().map_or(h.base_offset, |r| r.offset);
+    let mut builder = BatchBuilder::new(Compression::None)
+        .base_offset(base_offset)
+        .partition_leader_epoch(h.partition_leader_epoch)
+        .producer(h.producer_id, h.producer_epoch, h.base_sequence)
+        .transactional(h.is_transactional())
+        .timestamp_type(h.timestamp_type());
+    for r in keep {
+        builder.append_record(r)?;
+    }
+    builder.override_last_offset(h.last_offset())?;
+    builder.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(records: &[(&str, Option<&str>, i64)], producer: (i64, i32)) -> Bytes {
+        let mut b = BatchBuilder::new(Compression::Gzip).producer(producer.0, 0, producer.1);
+        for (k, v, ts) in records {
+            b.append(*ts, Some(k.as_bytes()), v.map(str::as_bytes), &[])
+                .unwrap();
+        }
+        b.build().unwrap()
+    }
+
+    fn append(log: &mut PartitionLog, raw: Bytes) -> i64 {
+        log.append(&BatchHeader::parse(&raw).unwrap(), &raw)
+            .unwrap()
+    }
+
+    #[test]
+    fn append_stamps_and_compaction_keeps_gaps_last_offsets_and_producer_fields() {
+        let mut log = PartitionLog::new(0);
+        log.leader_epoch = 7;
+        append(
+            &mut log,
+            batch(&[("a", Some("1"), 10), ("b", Some("1"), 11)], (-1, -1)),
+        );
+        append(
+            &mut log,
+            batch(
+                &[("c", Some("1"), 12), ("a", Some("2"), 13), ("c", None, 14)],
+                (5, 0),
+            ),
+        );
+        assert_eq!(log.high_watermark, 5);
+        assert_eq!(log.producers[&5].recent, [(0, 2, 2)]);
+        assert_eq!(log.offset_for_timestamp(12), Some((2, 12)));
+        assert_eq!(log.max_timestamp(), Some((4, 14)));
+
+        log.compact(1_000, 10_000);
+        let got: Vec<_> = log
+            .batches
+            .iter()
+            .map(|b| {
+                let (h, recs) = b.records().unwrap();
+                assert_eq!(
+                    (b.base_offset, b.last_offset),
+                    (h.base_offset, h.last_offset())
+                );
+                let recs: Vec<_> = recs.iter().map(|r| (r.offset, r.timestamp)).collect();
+                (
+                    h.base_offset,
+                    h.last_offset(),
+                    h.partition_leader_epoch,
+                    h.producer_id,
+                    h.base_sequence,
+                    recs,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 1, 7, -1, -1, vec![(1, 11)]),
+                // c's tombstone is within delete.retention.ms: kept; the last offset stays.
+                (3, 4, 7, 5, 0, vec![(3, 13), (4, 14)]),
+            ]
+        );
+        log.compact(100_000, 10_000);
+        let (h, recs) = log.batches[1].records().unwrap();
+        assert_eq!((h.base_offset, h.last_offset(), recs.len()), (3, 4, 1));
+        assert_eq!(log.high_watermark, 5);
     }
 }

@@ -6,8 +6,9 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::ResponseError as E;
 
 use super::{s, Ctx};
-use crate::batch::{self, BatchError};
-use crate::log::SequenceCheck;
+use kafka_client::protocol::record::{RecordBatch, RecordBatches};
+
+use crate::log::{decode_records, SequenceCheck};
 use crate::state::{lock, State};
 
 pub(crate) fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
@@ -63,15 +64,11 @@ fn append(
     if log.leader != broker {
         return Err(E::NotLeaderOrFollower.code());
     }
-    let records = records.unwrap_or_default();
-    let batches = batch::split_batches(&records).map_err(|e| {
-        tracing::warn!(topic, partition, error = %e, "produce rejected: bad record batch");
-        match e {
-            BatchError::Crc { .. } => E::CorruptMessage.code(),
-            BatchError::Invalid(_) => E::CorruptMessage.code(),
-        }
+    let batches = split_batches(records.unwrap_or_default()).map_err(|reason| {
+        tracing::warn!(topic, partition, error = %reason, "produce rejected: bad record batch");
+        E::CorruptMessage.code()
     })?;
-    let [(header, raw)] = batches.as_slice() else {
+    let [batch] = batches.as_slice() else {
         tracing::warn!(
             topic,
             partition,
@@ -80,8 +77,9 @@ fn append(
         );
         return Err(E::InvalidRecord.code());
     };
+    let header = batch.header();
     if compacted && !header.is_control() {
-        if let Some(recs) = batch::records(raw) {
+        if let Some(recs) = decode_records(batch) {
             if recs.iter().any(|r| r.key.is_none()) {
                 tracing::warn!(
                     topic,
@@ -93,7 +91,13 @@ fn append(
         }
     }
     match log.check_sequence(header) {
-        SequenceCheck::Append => Ok((log.append(header, raw), log.log_start_offset)),
+        SequenceCheck::Append => match log.append(header, batch.as_bytes()) {
+            Ok(base) => Ok((base, log.log_start_offset)),
+            Err(e) => {
+                tracing::warn!(topic, partition, error = %e, "produce rejected: bad record batch");
+                Err(E::CorruptMessage.code())
+            }
+        },
         SequenceCheck::Duplicate(base) => {
             tracing::debug!(
                 topic,
@@ -124,5 +128,58 @@ fn append(
             );
             Err(E::InvalidProducerEpoch.code())
         }
+    }
+}
+
+/// Splits a produced record set into whole batches, each with a valid length, magic, CRC,
+/// codec and counts; a truncated trailing batch is an error here (it only happens in fetch
+/// responses).
+fn split_batches(records: bytes::Bytes) -> Result<Vec<RecordBatch>, String> {
+    let mut iter = RecordBatches::new(records);
+    let batches: Vec<RecordBatch> = iter
+        .by_ref()
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    if iter.partial_trailing_bytes() > 0 {
+        return Err(format!(
+            "{} bytes after the last whole batch",
+            iter.partial_trailing_bytes()
+        ));
+    }
+    if let Some(b) = batches.iter().find(|b| b.header().last_offset_delta < 0) {
+        return Err(format!(
+            "negative last offset delta {}",
+            b.header().last_offset_delta
+        ));
+    }
+    Ok(batches)
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_client::protocol::record::{BatchBuilder, Compression};
+
+    use super::split_batches;
+
+    #[test]
+    fn truncated_corrupt_and_negative_delta_record_sets_are_refused() {
+        let mut b = BatchBuilder::new(Compression::None);
+        b.append(0, None, Some(b"v"), &[]).unwrap();
+        let good = b.build().unwrap();
+        assert_eq!(split_batches(good.clone()).unwrap().len(), 1);
+        assert!(split_batches(bytes::Bytes::new()).unwrap().is_empty());
+        for cut in 1..good.len() {
+            assert!(split_batches(good.slice(..cut)).is_err(), "cut at {cut}");
+        }
+        let mut two = good.to_vec();
+        two.extend_from_slice(&good[..20]);
+        assert!(split_batches(two.into()).is_err());
+        let mut bad = good.to_vec();
+        *bad.last_mut().unwrap() ^= 1;
+        assert!(split_batches(bad.into()).is_err());
+        let empty = BatchBuilder::new(Compression::None).build().unwrap();
+        assert!(split_batches(empty)
+            .unwrap_err()
+            .contains("negative last offset delta"));
     }
 }
