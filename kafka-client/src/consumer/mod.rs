@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 pub use self::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
 use self::drain::Drain;
-use self::state::{FetchState, Shared};
+use self::state::{FetchState, Shared, State};
 use crate::admin::{self, OffsetSpec};
 use crate::cluster::Cluster;
 use crate::config::ClientConfig;
@@ -314,12 +314,7 @@ impl Consumer {
     ) -> Result<()> {
         let partitions: Vec<&TopicPartition> = partitions.into_iter().collect();
         let mut state = self.shared.lock();
-        if let Some(tp) = partitions
-            .iter()
-            .find(|tp| !state.partitions.contains_key(**tp))
-        {
-            return Err(not_assigned(tp));
-        }
+        all_assigned(&state, &partitions)?;
         for tp in partitions {
             let mut position = state.partitions.get(tp).and_then(|p| p.position);
             if let Some(d) = self.current.take_if(|d| &d.tp == tp) {
@@ -350,12 +345,7 @@ impl Consumer {
     ) -> Result<()> {
         let partitions: Vec<&TopicPartition> = partitions.into_iter().collect();
         let mut state = self.shared.lock();
-        if let Some(tp) = partitions
-            .iter()
-            .find(|tp| !state.partitions.contains_key(**tp))
-        {
-            return Err(not_assigned(tp));
-        }
+        all_assigned(&state, &partitions)?;
         for tp in partitions {
             if let Some(p) = state.partitions.get_mut(tp) {
                 p.paused = false;
@@ -453,6 +443,18 @@ impl Consumer {
     fn wake_both(&self) {
         self.shared.fetcher_wake.notify_one();
         self.shared.data_ready.notify_one();
+    }
+}
+
+/// Checked before pause or resume changes anything, so a list with one unassigned partition
+/// changes none.
+fn all_assigned(state: &State, partitions: &[&TopicPartition]) -> Result<()> {
+    match partitions
+        .iter()
+        .find(|tp| !state.partitions.contains_key(**tp))
+    {
+        Some(tp) => Err(not_assigned(tp)),
+        None => Ok(()),
     }
 }
 

@@ -229,38 +229,11 @@ pub(crate) async fn fetch(
             }
             Err(e) => return Err(e),
         };
-        // (group code, [(topic, partition, offset, code)])
-        let (group_code, rows): (i16, Vec<(String, i32, i64, i16)>) = if version >= 8 {
-            match response.groups.into_iter().next() {
-                Some(g) => (
-                    g.error_code,
-                    g.topics
-                        .into_iter()
-                        .flat_map(|t| {
-                            let topic = t.name.0.to_string();
-                            t.partitions.into_iter().map(move |p| {
-                                (
-                                    topic.clone(),
-                                    p.partition_index,
-                                    p.committed_offset,
-                                    p.error_code,
-                                )
-                            })
-                        })
-                        .collect(),
-                ),
-                None => {
-                    return Err(Error::malformed(
-                        "OffsetFetch response",
-                        "no group in the answer",
-                    ))
-                }
-            }
-        } else {
-            (
-                response.error_code,
-                response
-                    .topics
+        // v8+ answers per group, older versions at the top level: the same topics and
+        // partitions under different generated types, flattened alike.
+        macro_rules! rows {
+            ($topics:expr) => {
+                $topics
                     .into_iter()
                     .flat_map(|t| {
                         let topic = t.name.0.to_string();
@@ -273,8 +246,22 @@ pub(crate) async fn fetch(
                             )
                         })
                     })
-                    .collect(),
-            )
+                    .collect()
+            };
+        }
+        // (group code, [(topic, partition, offset, code)])
+        let (group_code, rows): (i16, Vec<(String, i32, i64, i16)>) = if version >= 8 {
+            match response.groups.into_iter().next() {
+                Some(g) => (g.error_code, rows!(g.topics)),
+                None => {
+                    return Err(Error::malformed(
+                        "OffsetFetch response",
+                        "no group in the answer",
+                    ))
+                }
+            }
+        } else {
+            (response.error_code, rows!(response.topics))
         };
         let mut failure = KafkaCode::try_from_code(group_code).map(|c| (c, group.to_owned()));
         if failure.is_none() {

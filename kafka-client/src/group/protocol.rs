@@ -39,6 +39,16 @@ fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_owned()))
 }
 
+/// One topic's partitions, as owned (subscription) and assigned (assignment) topics list them.
+fn flatten<'a>(
+    topic: &'a TopicName,
+    partitions: &'a [i32],
+) -> impl Iterator<Item = TopicPartition> + 'a {
+    partitions
+        .iter()
+        .map(|&p| TopicPartition::new(topic.0.to_string(), p))
+}
+
 fn with_version(
     version: i16,
     body: impl FnOnce(&mut BytesMut) -> std::result::Result<(), String>,
@@ -112,11 +122,7 @@ pub(crate) fn decode_subscription(
         owned_partitions: s
             .owned_partitions
             .iter()
-            .flat_map(|t| {
-                t.partitions
-                    .iter()
-                    .map(|&p| TopicPartition::new(t.topic.0.to_string(), p))
-            })
+            .flat_map(|t| flatten(&t.topic, &t.partitions))
             .collect(),
         generation: s.generation_id,
         rack: s.rack_id.map(|r| r.to_string()),
@@ -155,11 +161,7 @@ pub(crate) fn decode_assignment(mut bytes: Bytes) -> Result<Assignment> {
         partitions: a
             .assigned_partitions
             .iter()
-            .flat_map(|t| {
-                t.partitions
-                    .iter()
-                    .map(|&p| TopicPartition::new(t.topic.0.to_string(), p))
-            })
+            .flat_map(|t| flatten(&t.topic, &t.partitions))
             .collect(),
         user_data: a.user_data,
     })
