@@ -35,6 +35,7 @@ pub use record::ProducerRecord;
 use crate::cluster::Cluster;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
+use crate::protocol::record::BATCH_HEADER_LEN;
 use accumulator::{Accumulator, PendingRecord};
 use partitioner::Partitioner;
 
@@ -138,7 +139,9 @@ impl Producer {
             headers: record.headers,
         };
         let size = pending.size_estimate();
-        if size + 61 > inner.config.max_request_size {
+        // Alone in a batch, the record still needs the batch header: if that exceeds the
+        // request size, no request could ever carry it.
+        if size + BATCH_HEADER_LEN > inner.config.max_request_size {
             return Err(Error::RecordTooLarge {
                 size,
                 max: inner.config.max_request_size,

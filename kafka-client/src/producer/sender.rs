@@ -473,21 +473,21 @@ fn retry_or_fail(inner: &Inner, mut b: InFlight, error: Error) {
     let retriable =
         error.is_retriable() || error.code() == Some(KafkaCode::OutOfOrderSequenceNumber);
     if retriable && in_time {
-        {
-            tracing::debug!(topic = %b.topic, partition = b.partition, attempt = b.batch.attempts, error = %error, "retrying batch");
-            b.batch.retry_at = Some(now + inner.config.retry_backoff);
-            let mut acc = inner.acc.lock().unwrap_or_else(|e| e.into_inner());
-            let queue = acc.queue(&b.topic, b.partition);
-            queue.in_flight -= 1;
-            queue.retrying = true;
-            let position = queue
-                .batches
-                .iter()
-                .position(|q| q.sequence.is_none() || q.sequence > b.batch.sequence)
-                .unwrap_or(queue.batches.len());
-            queue.batches.insert(position, b.batch);
-            return;
-        }
+        tracing::debug!(topic = %b.topic, partition = b.partition, attempt = b.batch.attempts, error = %error, "retrying batch");
+        b.batch.retry_at = Some(now + inner.config.retry_backoff);
+        let mut acc = inner.acc.lock().unwrap_or_else(|e| e.into_inner());
+        let queue = acc.queue(&b.topic, b.partition);
+        queue.in_flight -= 1;
+        queue.retrying = true;
+        // Back before every batch with a later (or no) sequence: the broker must see this
+        // partition's sequences in order.
+        let position = queue
+            .batches
+            .iter()
+            .position(|q| q.sequence.is_none() || q.sequence > b.batch.sequence)
+            .unwrap_or(queue.batches.len());
+        queue.batches.insert(position, b.batch);
+        return;
     }
     tracing::warn!(topic = %b.topic, partition = b.partition, error = %error, "giving up on batch");
     settle(inner, b, Err(error));
