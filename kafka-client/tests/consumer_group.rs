@@ -2,13 +2,14 @@
 //! balanced assignment, a member's death, static membership, cooperative rebalancing,
 //! commits, reset policy, and mixed groups with a Java member.
 
-mod group_env;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use group_env::{covers, describe, unique, wait_until, Env};
+use common::group::{consumer_config, covers, describe, wait_until, Env};
+use common::unique;
 use kafka_client::consumer::AutoOffsetReset;
 use kafka_client::group::{CooperativeStickyAssignor, GroupConsumer, RoundRobinAssignor};
 use kafka_client::{Error, TopicPartition};
@@ -241,10 +242,9 @@ async fn roundrobin_and_commits_survive_a_restart_of_the_group() {
     let config = env
         .group(&group)
         .with_assignors(vec![Arc::new(RoundRobinAssignor)]);
-    let mut consumer =
-        GroupConsumer::new(env.client(), group_env::consumer_config(), config.clone())
-            .await
-            .unwrap();
+    let mut consumer = GroupConsumer::new(env.client(), consumer_config(), config.clone())
+        .await
+        .unwrap();
     consumer.subscribe([topic.as_str()]);
     let mut last: BTreeMap<i32, i64> = BTreeMap::new();
     for _ in 0..20 {
@@ -272,7 +272,7 @@ async fn roundrobin_and_commits_survive_a_restart_of_the_group() {
     consumer.close().await.unwrap();
 
     // A new member resumes from the commits: exactly the 20 records not yet read.
-    let mut again = GroupConsumer::new(env.client(), group_env::consumer_config(), config)
+    let mut again = GroupConsumer::new(env.client(), consumer_config(), config)
         .await
         .unwrap();
     again.subscribe([topic.as_str()]);
@@ -301,7 +301,7 @@ async fn reset_policy_none_names_the_partition_without_a_commit() {
     env.produce(&topic, 1, 1).await;
     let mut consumer = GroupConsumer::new(
         env.client(),
-        group_env::consumer_config().with_auto_offset_reset(AutoOffsetReset::None),
+        consumer_config().with_auto_offset_reset(AutoOffsetReset::None),
         env.group(&group),
     )
     .await
@@ -330,7 +330,7 @@ async fn a_member_that_stops_polling_leaves_the_group() {
     env.produce(&topic, 2, 1).await;
     let mut slow = GroupConsumer::new(
         env.client(),
-        group_env::consumer_config(),
+        consumer_config(),
         env.group(&group)
             .with_max_poll_interval(Duration::from_secs(2))
             .with_rebalance_timeout(Duration::from_secs(5)),

@@ -4,12 +4,13 @@
 //! In every case the member recovers and rejoins, consumes everything, and no committed
 //! offset is lost or moved backwards.
 
-mod group_env;
+mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use group_env::{describe, unique, wait_until, Env, Member};
+use common::group::{describe, wait_until, Env, Member};
+use common::unique;
 use kafka_protocol::messages::ApiKey;
 use testkit::{Intercept, KafkaCode, MockCluster};
 
@@ -72,9 +73,26 @@ impl Run {
         self.env.mock.as_ref().expect("mock")
     }
 
+    /// Waits until the member's partitions are lost (not revoked).
+    async fn wait_lost(&self) {
+        wait_until(
+            WAIT,
+            "partitions lost",
+            || {
+                self.member
+                    .view()
+                    .events
+                    .iter()
+                    .any(|e| e.starts_with("lost"))
+            },
+            || describe(&[&self.member]),
+        )
+        .await;
+    }
+
     /// Produces a second round and waits until it is consumed and committed; checks that
     /// committed offsets only ever moved forward.
-    async fn finish(self) -> group_env::View {
+    async fn finish(self) -> common::group::View {
         self.env.produce(&self.topic, PARTITIONS, PER_ROUND).await;
         let end = 2 * PER_ROUND as i64;
         let mock = self.mock();
@@ -108,6 +126,13 @@ impl Run {
         }
         self.member.close().await;
         view
+    }
+
+    /// [`finish`](Self::finish), returning the number of FindCoordinator requests seen.
+    async fn finish_keep(self) -> usize {
+        let env = self.env.clone();
+        self.finish().await;
+        count(env.mock.as_ref().expect("mock"), ApiKey::FindCoordinator)
     }
 }
 
@@ -162,32 +187,14 @@ async fn not_coordinator_makes_the_member_find_it_again() {
     };
     let mock = run.mock();
     let finds = count(mock, ApiKey::FindCoordinator);
-    mock.intercept(
-        ApiKey::Heartbeat,
-        Intercept::error(KafkaCode::NotCoordinator).times(2),
-    );
-    mock.intercept(
-        ApiKey::OffsetCommit,
-        Intercept::error(KafkaCode::NotCoordinator).times(2),
-    );
-    mock.intercept(
-        ApiKey::JoinGroup,
-        Intercept::error(KafkaCode::NotCoordinator).times(2),
-    );
+    for api in [ApiKey::Heartbeat, ApiKey::OffsetCommit, ApiKey::JoinGroup] {
+        mock.intercept(api, Intercept::error(KafkaCode::NotCoordinator).times(2));
+    }
     let joins = count(mock, ApiKey::JoinGroup);
     force_rejoin(mock);
     wait_requests(&run, ApiKey::JoinGroup, joins + 3).await;
     let finds_after = run.finish_keep().await;
     assert!(finds_after > finds, "FindCoordinator was not sent again");
-}
-
-impl Run {
-    /// [`finish`](Self::finish), returning the number of FindCoordinator requests seen.
-    async fn finish_keep(self) -> usize {
-        let env = self.env.clone();
-        self.finish().await;
-        count(env.mock.as_ref().expect("mock"), ApiKey::FindCoordinator)
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,18 +240,16 @@ async fn coordinator_load_in_progress_is_waited_out() {
     };
     let mock = run.mock();
     let joins = count(mock, ApiKey::JoinGroup);
-    mock.intercept(
-        ApiKey::JoinGroup,
-        Intercept::error(KafkaCode::CoordinatorLoadInProgress).times(3),
-    );
-    mock.intercept(
-        ApiKey::OffsetFetch,
-        Intercept::error(KafkaCode::CoordinatorLoadInProgress).times(2),
-    );
-    mock.intercept(
-        ApiKey::OffsetCommit,
-        Intercept::error(KafkaCode::CoordinatorLoadInProgress).times(2),
-    );
+    for (api, times) in [
+        (ApiKey::JoinGroup, 3),
+        (ApiKey::OffsetFetch, 2),
+        (ApiKey::OffsetCommit, 2),
+    ] {
+        mock.intercept(
+            api,
+            Intercept::error(KafkaCode::CoordinatorLoadInProgress).times(times),
+        );
+    }
     force_rejoin(mock);
     wait_requests(&run, ApiKey::JoinGroup, joins + 4).await;
     wait_requests(&run, ApiKey::OffsetFetch, 3).await;
@@ -296,19 +301,7 @@ async fn illegal_generation_loses_the_partitions_and_rejoins() {
         ApiKey::Heartbeat,
         Intercept::error(KafkaCode::IllegalGeneration),
     );
-    wait_until(
-        WAIT,
-        "partitions lost",
-        || {
-            run.member
-                .view()
-                .events
-                .iter()
-                .any(|e| e.starts_with("lost"))
-        },
-        || describe(&[&run.member]),
-    )
-    .await;
+    run.wait_lost().await;
     mock.intercept(
         ApiKey::OffsetCommit,
         Intercept::error(KafkaCode::IllegalGeneration),
@@ -335,19 +328,7 @@ async fn unknown_member_id_joins_again_as_a_new_member() {
         ApiKey::Heartbeat,
         Intercept::error(KafkaCode::UnknownMemberId),
     );
-    wait_until(
-        WAIT,
-        "partitions lost",
-        || {
-            run.member
-                .view()
-                .events
-                .iter()
-                .any(|e| e.starts_with("lost"))
-        },
-        || describe(&[&run.member]),
-    )
-    .await;
+    run.wait_lost().await;
     let view = run.finish().await;
     assert!(
         view.events.iter().any(|e| e.starts_with("lost")),

@@ -2,7 +2,7 @@
 //! group split the partitions, with `range` and with `cooperative-sticky`. Runs only against
 //! real Kafka (`KAFKA_BOOTSTRAP`) with `java` and the Kafka jars (`scripts/kafka classpath`).
 
-mod group_env;
+mod common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -10,7 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use group_env::{describe, unique, wait_until, Env};
+use common::group::{describe, wait_until, Env};
+use common::unique;
 use kafka_client::group::{Assignor, CooperativeStickyAssignor, RangeAssignor};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -23,19 +24,7 @@ struct JavaMember {
 
 impl JavaMember {
     fn start(bootstrap: &str, topic: &str, group: &str, strategy: &str) -> Option<JavaMember> {
-        let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let classpath = match Command::new(repo.join("scripts/kafka"))
-            .arg("classpath")
-            .output()
-        {
-            Ok(out) if out.status.success() => {
-                String::from_utf8_lossy(&out.stdout).trim().to_owned()
-            }
-            _ => {
-                eprintln!("skipped: `scripts/kafka classpath` failed");
-                return None;
-            }
-        };
+        let (repo, classpath) = common::java_classpath()?;
         let mut child = match Command::new("java")
             .arg("-cp")
             .arg(classpath)

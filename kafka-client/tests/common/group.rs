@@ -1,10 +1,10 @@
-//! Shared by the consumer-group suites: a cluster to test against (real Kafka when
-//! `KAFKA_BOOTSTRAP` is set, else an in-process mock owned by the test), and group members
-//! running in tasks that record what they receive, commit and are told by the group.
-#![allow(dead_code)]
+//! For the consumer-group suites: a cluster to test against (real Kafka when
+//! `KAFKA_BOOTSTRAP` is set, else an in-process mock owned by the test, not the shared one of
+//! [`super::bootstrap`]: these tests inject faults, stop brokers and need several brokers and
+//! short session timeouts), and group members running in tasks that record what they
+//! receive, commit and are told by the group.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,8 @@ use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
 use kafka_client::{ClientConfig, TopicPartition};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+use super::unique;
 
 /// Where the test runs.
 pub struct Env {
@@ -130,16 +132,6 @@ pub fn consumer_config() -> ConsumerConfig {
         .with_fetch_max_wait(Duration::from_millis(100))
 }
 
-pub fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}-{nanos:x}-{}-{n}", std::process::id())
-}
-
 /// What a member saw.
 #[derive(Debug, Default, Clone)]
 pub struct View {
@@ -167,6 +159,17 @@ impl View {
 
 struct Tracker(Arc<Mutex<View>>);
 
+impl Tracker {
+    /// Revoked and lost partitions alike leave the view; only the event's name differs.
+    fn give_up(&self, event: &str, partitions: &[TopicPartition]) {
+        let mut v = self.0.lock().unwrap();
+        for p in parts(partitions) {
+            v.owned.remove(&p);
+        }
+        v.events.push(format!("{event} {:?}", parts(partitions)));
+    }
+}
+
 fn parts(tps: &[TopicPartition]) -> Vec<i32> {
     tps.iter().map(|tp| tp.partition).collect()
 }
@@ -192,13 +195,7 @@ impl RebalanceListener for Tracker {
         _ctx: &'a RebalanceContext<'_>,
         partitions: &'a [TopicPartition],
     ) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let mut v = self.0.lock().unwrap();
-            for p in parts(partitions) {
-                v.owned.remove(&p);
-            }
-            v.events.push(format!("revoked {:?}", parts(partitions)));
-        })
+        Box::pin(async move { self.give_up("revoked", partitions) })
     }
 
     fn on_partitions_lost<'a>(
@@ -206,13 +203,7 @@ impl RebalanceListener for Tracker {
         _ctx: &'a RebalanceContext<'_>,
         partitions: &'a [TopicPartition],
     ) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let mut v = self.0.lock().unwrap();
-            for p in parts(partitions) {
-                v.owned.remove(&p);
-            }
-            v.events.push(format!("lost {:?}", parts(partitions)));
-        })
+        Box::pin(async move { self.give_up("lost", partitions) })
     }
 }
 
@@ -286,11 +277,10 @@ impl Member {
     }
 
     /// Dies without LeaveGroup: the task and the consumer are dropped.
-    pub async fn kill(self) -> View {
+    pub async fn kill(mut self) -> View {
         self.task.abort();
-        let _ = self.task.await;
-        let v = self.view.lock().unwrap().clone();
-        v
+        let _ = (&mut self.task).await;
+        self.view()
     }
 
     /// Closes cleanly (commit/revoke/LeaveGroup as configured).
@@ -299,8 +289,7 @@ impl Member {
             let _ = stop.send(());
         }
         let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.task).await;
-        let v = self.view.lock().unwrap().clone();
-        v
+        self.view()
     }
 }
 

@@ -1,9 +1,12 @@
-//! Helpers shared by the integration suites (`mod common;` in each test file).
+//! Helpers shared by the integration suites (`mod common;` in each test file); the
+//! consumer-group suites use [`group`] as well.
 //!
 //! Every suite runs against the broker named by the `KAFKA_BOOTSTRAP` environment variable
-//! (`scripts/kafka start` prints one), or else against an in-process mock cluster. Topic names get a unique suffix so that suites can run
-//! in parallel against one broker.
+//! (`scripts/kafka start` prints one), or else against an in-process mock cluster. Topic names
+//! get a unique suffix so that suites can run in parallel against one broker.
 #![allow(dead_code)]
+
+pub mod group;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -140,21 +143,30 @@ pub async fn assert_quiet(consumer: &mut Consumer, wait: Duration) {
     }
 }
 
+/// The repository root and the Kafka jars' classpath from `scripts/kafka classpath`, for
+/// running `scripts/java/*.java`; `None` (with a message) when the jars are missing.
+pub fn java_classpath() -> Option<(std::path::PathBuf, String)> {
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    match std::process::Command::new(repo.join("scripts/kafka"))
+        .arg("classpath")
+        .output()
+    {
+        Ok(out) if out.status.success() => {
+            let classpath = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            Some((repo, classpath))
+        }
+        _ => {
+            eprintln!("skipped: `scripts/kafka classpath` failed (run scripts/kafka fetch)");
+            None
+        }
+    }
+}
+
 /// Runs one of `scripts/java/*.java` (Java's single-file launcher) with the classpath from
 /// `scripts/kafka classpath`; `None` (with a message) when Java or the jars are missing.
 pub fn java(program: &str, args: &[&str]) -> Option<String> {
     use std::process::Command;
-    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let classpath = match Command::new(repo.join("scripts/kafka"))
-        .arg("classpath")
-        .output()
-    {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-        _ => {
-            eprintln!("skipped: `scripts/kafka classpath` failed (run scripts/kafka fetch)");
-            return None;
-        }
-    };
+    let (repo, classpath) = java_classpath()?;
     let out = match Command::new("java")
         .arg("-cp")
         .arg(classpath)
