@@ -44,6 +44,18 @@ pub(crate) struct JoinResult {
     pub members: Vec<(String, Option<String>, Bytes)>,
 }
 
+impl JoinResult {
+    /// A refusal: `code` for `member_id`, no generation.
+    pub fn failed(code: i16, member_id: &str) -> Self {
+        JoinResult {
+            error: code,
+            generation: -1,
+            member_id: member_id.to_owned(),
+            ..Default::default()
+        }
+    }
+}
+
 /// The answer to a SyncGroup.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SyncResult {
@@ -51,6 +63,16 @@ pub(crate) struct SyncResult {
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub assignment: Bytes,
+}
+
+impl SyncResult {
+    /// A refusal with `code`.
+    pub fn failed(code: i16) -> Self {
+        SyncResult {
+            error: code,
+            ..Default::default()
+        }
+    }
 }
 
 /// Either an answer now, or one to wait for.
@@ -87,6 +109,19 @@ struct Member {
     joined_seq: u64,
     join_waiter: Option<oneshot::Sender<JoinResult>>,
     sync_waiter: Option<oneshot::Sender<SyncResult>>,
+}
+
+impl Member {
+    /// Answers the member's waiting JoinGroup and SyncGroup with `code`: it is out of the
+    /// group (or replaced), so nothing else will ever answer them.
+    fn reject_waiters(&mut self, member_id: &str, code: i16) {
+        if let Some(w) = self.join_waiter.take() {
+            let _ = w.send(JoinResult::failed(code, member_id));
+        }
+        if let Some(w) = self.sync_waiter.take() {
+            let _ = w.send(SyncResult::failed(code));
+        }
+    }
 }
 
 /// A committed offset.
@@ -176,10 +211,7 @@ impl Group {
         if self.state == GroupState::CompletingRebalance {
             for m in self.members.values_mut() {
                 if let Some(w) = m.sync_waiter.take() {
-                    let _ = w.send(SyncResult {
-                        error: E::RebalanceInProgress.code(),
-                        ..Default::default()
-                    });
+                    let _ = w.send(SyncResult::failed(E::RebalanceInProgress.code()));
                 }
             }
         }
@@ -305,26 +337,13 @@ impl Group {
     }
 
     fn remove_member(&mut self, id: &str) {
-        if let Some(m) = self.members.remove(id) {
+        if let Some(mut m) = self.members.remove(id) {
             if let Some(instance) = &m.instance_id {
                 if self.statics.get(instance).is_some_and(|x| x == id) {
                     self.statics.remove(instance);
                 }
             }
-            if let Some(w) = m.join_waiter {
-                let _ = w.send(JoinResult {
-                    error: E::UnknownMemberId.code(),
-                    member_id: id.to_owned(),
-                    generation: -1,
-                    ..Default::default()
-                });
-            }
-            if let Some(w) = m.sync_waiter {
-                let _ = w.send(SyncResult {
-                    error: E::UnknownMemberId.code(),
-                    ..Default::default()
-                });
-            }
+            m.reject_waiters(id, E::UnknownMemberId.code());
         }
         if self.leader.as_deref() == Some(id) {
             self.leader = None;
@@ -359,14 +378,8 @@ impl Group {
 
     pub fn join(&mut self, p: JoinParams, seq: u64, now: Instant) -> Pending<JoinResult> {
         tracing::debug!(member = %p.member_id, instance = ?p.instance_id, client = %p.client_id, state = self.state.name(), generation = self.generation, "join");
-        let fail = |code: E, member_id: &str| {
-            Pending::Now(JoinResult {
-                error: code.code(),
-                generation: -1,
-                member_id: member_id.to_owned(),
-                ..Default::default()
-            })
-        };
+        let fail =
+            |code: E, member_id: &str| Pending::Now(JoinResult::failed(code.code(), member_id));
         if !self.supports(&p.protocol_type, &p.protocols) {
             return fail(E::InconsistentGroupProtocol, &p.member_id);
         }
@@ -378,20 +391,7 @@ impl Group {
                 if let Some(old) = self.statics.get(instance).cloned() {
                     // A static member came back: it takes over the old member's place.
                     if let Some(mut m) = self.members.remove(&old) {
-                        if let Some(w) = m.join_waiter.take() {
-                            let _ = w.send(JoinResult {
-                                error: E::FencedInstanceId.code(),
-                                generation: -1,
-                                member_id: old.clone(),
-                                ..Default::default()
-                            });
-                        }
-                        if let Some(w) = m.sync_waiter.take() {
-                            let _ = w.send(SyncResult {
-                                error: E::FencedInstanceId.code(),
-                                ..Default::default()
-                            });
-                        }
+                        m.reject_waiters(&old, E::FencedInstanceId.code());
                         // As Kafka: no rebalance unless the group's selected protocol
                         // would change (member metadata such as a generation in the
                         // subscription may differ from the last join).
@@ -412,15 +412,7 @@ impl Group {
                             && unchanged
                             && self.leader.as_deref() != Some(member_id.as_str())
                         {
-                            return Pending::Now(JoinResult {
-                                error: 0,
-                                generation: self.generation,
-                                protocol_type: self.protocol_type.clone(),
-                                protocol_name: self.protocol_name.clone(),
-                                leader: self.leader.clone().unwrap_or_default(),
-                                member_id,
-                                members: Vec::new(),
-                            });
+                            return Pending::Now(self.follower_join(member_id));
                         }
                         return self.register_join(member_id, now, true);
                     }
@@ -435,12 +427,7 @@ impl Group {
         } else if self.pending.remove(&member_id).is_some() {
             is_new = true;
         } else if let Err(code) = self.check_member(&member_id, p.instance_id.as_deref()) {
-            return Pending::Now(JoinResult {
-                error: code,
-                generation: -1,
-                member_id,
-                ..Default::default()
-            });
+            return Pending::Now(JoinResult::failed(code, &member_id));
         }
         if is_new {
             if self.members.is_empty() {
@@ -474,17 +461,23 @@ impl Group {
         let is_leader = self.leader.as_deref() == Some(member_id.as_str());
         match self.state {
             GroupState::Stable | GroupState::CompletingRebalance if !changed && !is_leader => {
-                Pending::Now(JoinResult {
-                    error: 0,
-                    generation: self.generation,
-                    protocol_type: self.protocol_type.clone(),
-                    protocol_name: self.protocol_name.clone(),
-                    leader: self.leader.clone().unwrap_or_default(),
-                    member_id,
-                    members: Vec::new(),
-                })
+                Pending::Now(self.follower_join(member_id))
             }
             _ => self.register_join(member_id, now, changed || is_leader),
+        }
+    }
+
+    /// The answer to a follower that rejoins without changing anything: the current
+    /// generation at once, no rebalance (only the leader gets the member list).
+    fn follower_join(&self, member_id: String) -> JoinResult {
+        JoinResult {
+            error: 0,
+            generation: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol_name.clone(),
+            leader: self.leader.clone().unwrap_or_default(),
+            member_id,
+            members: Vec::new(),
         }
     }
 
@@ -497,12 +490,7 @@ impl Group {
         let (tx, rx) = oneshot::channel();
         if let Some(m) = self.members.get_mut(&member_id) {
             if let Some(old) = m.join_waiter.replace(tx) {
-                let _ = old.send(JoinResult {
-                    error: E::UnknownMemberId.code(),
-                    generation: -1,
-                    member_id: member_id.clone(),
-                    ..Default::default()
-                });
+                let _ = old.send(JoinResult::failed(E::UnknownMemberId.code(), &member_id));
             }
         }
         if self.state != GroupState::PreparingRebalance
@@ -522,12 +510,7 @@ impl Group {
         assignments: Vec<(String, Bytes)>,
         now: Instant,
     ) -> Pending<SyncResult> {
-        let fail = |code: i16| {
-            Pending::Now(SyncResult {
-                error: code,
-                ..Default::default()
-            })
-        };
+        let fail = |code: i16| Pending::Now(SyncResult::failed(code));
         if let Err(code) = self.check_member(member_id, instance) {
             return fail(code);
         }

@@ -111,17 +111,7 @@ pub(crate) async fn join(
     client_id: &str,
 ) -> JoinGroupResponse {
     let group_id = req.group_id.0.to_string();
-    let fail = |code: i16| {
-        join_response(
-            JoinResult {
-                error: code,
-                generation: -1,
-                member_id: req.member_id.to_string(),
-                ..Default::default()
-            },
-            version,
-        )
-    };
+    let fail = |code: i16| join_response(JoinResult::failed(code, &req.member_id), version);
     let pending = {
         let mut st = lock(&ctx.shared);
         if let Some(code) = coordinator_error(&st, ctx.broker, &group_id) {
@@ -184,15 +174,7 @@ fn sync_response(r: SyncResult, version: i16) -> SyncGroupResponse {
 
 pub(crate) async fn sync(ctx: &Ctx, req: SyncGroupRequest, version: i16) -> SyncGroupResponse {
     let group_id = req.group_id.0.to_string();
-    let fail = |code: i16| {
-        sync_response(
-            SyncResult {
-                error: code,
-                ..Default::default()
-            },
-            version,
-        )
-    };
+    let fail = |code: i16| sync_response(SyncResult::failed(code), version);
     let pending = {
         let mut st = lock(&ctx.shared);
         if let Some(code) = coordinator_error(&st, ctx.broker, &group_id) {
