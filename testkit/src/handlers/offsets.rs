@@ -112,78 +112,84 @@ fn lookup(st: &State, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> L
     }
 }
 
+/// A group's committed offsets for the requested topics (every committed one when `None`) as
+/// response topics, or the error code when this broker cannot answer for the group.
+///
+/// A macro because v0-7 and v8+ requests and responses have the same fields under different
+/// generated types, with no trait in common. Nothing committed reads as offset -1, leader
+/// epoch -1 and empty metadata, as on Kafka.
+macro_rules! committed_topics {
+    ($st:expr, $broker:expr, $group:expr, $requested:expr, $topic:ident, $partition:ident) => {
+        match coordinator_error($st, $broker, $group) {
+            Some(code) => Err(code),
+            None => {
+                let requested = $requested.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                        .collect()
+                });
+                let topics: Vec<$topic> = lookup($st, $group, requested)
+                    .into_iter()
+                    .map(|(t, parts)| {
+                        let partitions = parts
+                            .into_iter()
+                            .map(|(p, c)| {
+                                let (offset, epoch, meta) = c
+                                    .map_or((-1, -1, String::new()), |c| {
+                                        (c.offset, c.leader_epoch, c.metadata.unwrap_or_default())
+                                    });
+                                $partition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(epoch)
+                                    .with_metadata(Some(s(meta)))
+                            })
+                            .collect();
+                        $topic::default()
+                            .with_name(TopicName(s(t)))
+                            .with_partitions(partitions)
+                    })
+                    .collect();
+                Ok(topics)
+            }
+        }
+    };
+}
+
 pub(crate) fn fetch(ctx: &Ctx, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
     let st = lock(&ctx.shared);
     if version < 8 {
         let group_id = req.group_id.0.to_string();
-        if let Some(code) = coordinator_error(&st, ctx.broker, &group_id) {
-            return OffsetFetchResponse::default().with_error_code(code);
-        }
-        let topics = req.topics.map(|ts| {
-            ts.into_iter()
-                .map(|t| (t.name.0.to_string(), t.partition_indexes))
-                .collect()
-        });
-        let found = lookup(&st, &group_id, topics);
-        let topics = found
-            .into_iter()
-            .map(|(t, parts)| {
-                let partitions = parts
-                    .into_iter()
-                    .map(|(p, c)| {
-                        let (offset, epoch, meta) = c
-                            .map(|c| (c.offset, c.leader_epoch, c.metadata))
-                            .unwrap_or((-1, -1, Some(String::new())));
-                        OffsetFetchResponsePartition::default()
-                            .with_partition_index(p)
-                            .with_committed_offset(offset)
-                            .with_committed_leader_epoch(epoch)
-                            .with_metadata(Some(s(meta.unwrap_or_default())))
-                    })
-                    .collect();
-                OffsetFetchResponseTopic::default()
-                    .with_name(TopicName(s(t)))
-                    .with_partitions(partitions)
-            })
-            .collect();
-        return OffsetFetchResponse::default().with_topics(topics);
+        let out = OffsetFetchResponse::default();
+        return match committed_topics!(
+            &st,
+            ctx.broker,
+            &group_id,
+            req.topics,
+            OffsetFetchResponseTopic,
+            OffsetFetchResponsePartition
+        ) {
+            Ok(topics) => out.with_topics(topics),
+            Err(code) => out.with_error_code(code),
+        };
     }
     let groups = req
         .groups
         .into_iter()
         .map(|g| {
             let group_id = g.group_id.0.to_string();
-            let out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            if let Some(code) = coordinator_error(&st, ctx.broker, &group_id) {
-                return out.with_error_code(code);
+            let out = OffsetFetchResponseGroup::default().with_group_id(g.group_id);
+            match committed_topics!(
+                &st,
+                ctx.broker,
+                &group_id,
+                g.topics,
+                OffsetFetchResponseTopics,
+                OffsetFetchResponsePartitions
+            ) {
+                Ok(topics) => out.with_topics(topics),
+                Err(code) => out.with_error_code(code),
             }
-            let topics = g.topics.map(|ts| {
-                ts.into_iter()
-                    .map(|t| (t.name.0.to_string(), t.partition_indexes))
-                    .collect()
-            });
-            let topics = lookup(&st, &group_id, topics)
-                .into_iter()
-                .map(|(t, parts)| {
-                    let partitions = parts
-                        .into_iter()
-                        .map(|(p, c)| {
-                            let (offset, epoch, meta) = c
-                                .map(|c| (c.offset, c.leader_epoch, c.metadata))
-                                .unwrap_or((-1, -1, Some(String::new())));
-                            OffsetFetchResponsePartitions::default()
-                                .with_partition_index(p)
-                                .with_committed_offset(offset)
-                                .with_committed_leader_epoch(epoch)
-                                .with_metadata(Some(s(meta.unwrap_or_default())))
-                        })
-                        .collect();
-                    OffsetFetchResponseTopics::default()
-                        .with_name(TopicName(s(t)))
-                        .with_partitions(partitions)
-                })
-                .collect();
-            out.with_topics(topics)
         })
         .collect();
     OffsetFetchResponse::default().with_groups(groups)
