@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::broker;
 use crate::control::{Intercept, InterceptRule, RequestRecord};
 use crate::error::{Error, Result};
-use crate::state::{self, lock, BrokerInfo, Settings, Shared, State};
+use crate::state::{lock, BrokerInfo, Settings, Shared, State};
 
 /// Builder for [`MockCluster`]; start with [`MockCluster::builder`].
 #[derive(Debug, Clone)]
@@ -156,6 +156,25 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A refused topic operation.
+fn topic_error(topic: &str, reason: impl Into<String>) -> Error {
+    Error::Topic {
+        topic: topic.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The error for a partition `State::partition_mut` did not find.
+fn no_partition(topic: &str, partition: i32) -> Error {
+    topic_error(
+        topic,
+        format!(
+            "no partition {partition}: the topic does not exist or has fewer partitions \
+             (create it with create_topic first)"
+        ),
+    )
+}
+
 fn compact_all(st: &mut State, only: Option<&str>) {
     let now = now_ms();
     for (name, topic) in st.topics.iter_mut() {
@@ -257,10 +276,7 @@ impl MockCluster {
         lock(&self.shared)
             .create_topic(name, partitions, configs)
             .map(|_| ())
-            .map_err(|(_, reason)| Error::Topic {
-                topic: name.into(),
-                reason,
-            })
+            .map_err(|(_, reason)| topic_error(name, reason))
     }
 
     /// Deletes a topic.
@@ -268,10 +284,7 @@ impl MockCluster {
         lock(&self.shared)
             .delete_topic(name)
             .map(|_| ())
-            .ok_or_else(|| Error::Topic {
-                topic: name.into(),
-                reason: "no such topic".into(),
-            })
+            .ok_or_else(|| topic_error(name, "no such topic"))
     }
 
     /// Topic names.
@@ -319,9 +332,7 @@ impl MockCluster {
             task.abort();
             let _ = task.await;
         }
-        if let Some(b) = lock(&self.shared).brokers.iter_mut().find(|b| b.id == id) {
-            b.running = false;
-        }
+        self.set_running(id, false);
         tracing::info!(broker = id, "broker stopped");
         Ok(())
     }
@@ -344,11 +355,16 @@ impl MockCluster {
         if let Some(b) = self.tasks().iter_mut().find(|b| b.id == id) {
             b.task = Some(task);
         }
-        if let Some(b) = lock(&self.shared).brokers.iter_mut().find(|b| b.id == id) {
-            b.running = true;
-        }
+        self.set_running(id, true);
         tracing::info!(broker = id, %addr, "broker restarted");
         Ok(())
+    }
+
+    /// Marks a broker as serving or not, for Metadata and leader lookups.
+    fn set_running(&self, id: i32, running: bool) {
+        if let Some(b) = lock(&self.shared).brokers.iter_mut().find(|b| b.id == id) {
+            b.running = running;
+        }
     }
 
     /// Makes `to` the leader of a partition and bumps its leader epoch; the old leader answers
@@ -360,10 +376,7 @@ impl MockCluster {
         }
         let log = st
             .partition_mut(topic, partition)
-            .ok_or_else(|| Error::Topic {
-                topic: topic.into(),
-                reason: format!("no partition {partition}"),
-            })?;
+            .ok_or_else(|| no_partition(topic, partition))?;
         log.leader = to;
         log.leader_epoch += 1;
         log.notify.notify_waiters();
@@ -382,17 +395,13 @@ impl MockCluster {
     pub fn compact(&self, topic: &str) -> Result<()> {
         let mut st = lock(&self.shared);
         match st.topics.get(topic) {
-            None => {
-                return Err(Error::Topic {
-                    topic: topic.into(),
-                    reason: "no such topic".into(),
-                })
-            }
+            None => return Err(topic_error(topic, "no such topic")),
             Some(t) if !t.is_compacted() => {
-                return Err(Error::Topic {
-                    topic: topic.into(),
-                    reason: "cleanup.policy is not compact".into(),
-                })
+                return Err(topic_error(
+                    topic,
+                    "cleanup.policy is not compact: create the topic with \
+                     (\"cleanup.policy\", \"compact\") to compact it",
+                ))
             }
             Some(_) => {}
         }
@@ -426,10 +435,7 @@ impl MockCluster {
         partition: i32,
         records: &[(Option<&str>, Option<&str>)],
     ) -> Result<i64> {
-        let invalid = |reason: String| Error::Topic {
-            topic: topic.into(),
-            reason,
-        };
+        let invalid = |reason: String| topic_error(topic, reason);
         if records.is_empty() {
             return Err(invalid("no records to append".into()));
         }
@@ -445,10 +451,7 @@ impl MockCluster {
         let mut st = lock(&self.shared);
         let log = st
             .partition_mut(topic, partition)
-            .ok_or_else(|| Error::Topic {
-                topic: topic.into(),
-                reason: format!("no partition {partition}"),
-            })?;
+            .ok_or_else(|| no_partition(topic, partition))?;
         log.append(&header, &raw)
             .map_err(|e| invalid(e.to_string()))
     }
@@ -476,7 +479,8 @@ impl MockCluster {
             .topics
             .values()
             .flat_map(|t| t.partitions.iter())
-            .map(|p| p.bytes)
+            .flat_map(|p| p.batches.iter())
+            .map(|b| b.bytes.len())
             .sum()
     }
 }
@@ -492,9 +496,8 @@ impl Drop for MockCluster {
     }
 }
 
-#[allow(dead_code)]
-fn _assert_send_sync() {
+/// Tests hold the cluster across tasks and threads: a compile-time check.
+const _: fn() = || {
     fn is<T: Send + Sync>() {}
     is::<MockCluster>();
-    let _ = state::random_uuid;
-}
+};

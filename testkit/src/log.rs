@@ -68,8 +68,6 @@ pub(crate) struct PartitionLog {
     pub leader_epoch: i32,
     pub producers: HashMap<i64, ProducerEntry>,
     pub notify: Arc<Notify>,
-    /// Total bytes stored (for memory reports).
-    pub bytes: usize,
 }
 
 impl PartitionLog {
@@ -82,7 +80,6 @@ impl PartitionLog {
             leader_epoch: 0,
             producers: HashMap::new(),
             notify: Arc::new(Notify::new()),
-            bytes: 0,
         }
     }
 
@@ -139,7 +136,6 @@ impl PartitionLog {
         let base = self.high_watermark;
         let bytes = stamp(raw, base, self.leader_epoch)?;
         let last = base + h.last_offset_delta as i64;
-        self.bytes += bytes.len();
         self.batches.push(StoredBatch {
             base_offset: base,
             last_offset: last,
@@ -172,25 +168,32 @@ impl PartitionLog {
     /// Whole batches from `offset`, up to `max_bytes` but at least one batch when
     /// `at_least_one`; stops before `up_to` (exclusive, the high watermark or LSO).
     pub fn read(&self, offset: i64, max_bytes: usize, at_least_one: bool, up_to: i64) -> Bytes {
-        let mut i = self.batch_index(offset);
-        let mut out = BytesMut::new();
-        while let Some(b) = self.batches.get(i) {
+        let from = &self.batches[self.batch_index(offset)..];
+        let mut count = 0;
+        let mut size = 0;
+        for b in from {
             if b.base_offset >= up_to {
                 break;
             }
-            if out.len() + b.bytes.len() > max_bytes && !(out.is_empty() && at_least_one) {
+            if size + b.bytes.len() > max_bytes && !(count == 0 && at_least_one) {
                 break;
             }
-            if out.is_empty() && i + 1 == self.batches.len()
-                || out.is_empty() && b.bytes.len() >= max_bytes
-            {
-                // Single batch: no copy.
-                return b.bytes.clone();
-            }
-            out.extend_from_slice(&b.bytes);
-            i += 1;
+            size += b.bytes.len();
+            count += 1;
         }
-        out.freeze()
+        // Fetch serves this on every poll: one batch is shared, not copied, and several are
+        // copied once into a buffer of the right size.
+        match &from[..count] {
+            [] => Bytes::new(),
+            [one] => one.bytes.clone(),
+            several => {
+                let mut out = BytesMut::with_capacity(size);
+                for b in several {
+                    out.extend_from_slice(&b.bytes);
+                }
+                out.freeze()
+            }
+        }
     }
 
     /// The offset and timestamp of the first record with a timestamp at or after `ts`.
@@ -238,10 +241,8 @@ impl PartitionLog {
             decoded.push(parsed);
         }
         let mut kept = Vec::with_capacity(self.batches.len());
-        let mut bytes = 0;
         for (b, parsed) in self.batches.drain(..).zip(decoded) {
             let Some((h, recs)) = parsed else {
-                bytes += b.bytes.len();
                 kept.push(b);
                 continue;
             };
@@ -257,7 +258,6 @@ impl PartitionLog {
                 })
                 .collect();
             if keep.len() == total {
-                bytes += b.bytes.len();
                 kept.push(b);
                 continue;
             }
@@ -266,7 +266,6 @@ impl PartitionLog {
             };
             match rewrite(&h, &keep) {
                 Ok(rebuilt) => {
-                    bytes += rebuilt.len();
                     kept.push(StoredBatch {
                         base_offset: first.offset,
                         last_offset: b.last_offset,
@@ -276,13 +275,11 @@ impl PartitionLog {
                 }
                 Err(e) => {
                     tracing::warn!(base_offset = h.base_offset, error = %e, "compaction left a batch as it was");
-                    bytes += b.bytes.len();
                     kept.push(b);
                 }
             }
         }
         self.batches = kept;
-        self.bytes = bytes;
     }
 }
 
