@@ -5,6 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::{batch, Raw};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -14,6 +15,10 @@ use kafka_protocol::ResponseError as E;
 use testkit::{Intercept, KafkaCode, MockCluster};
 
 fn produce(topic: &str, partition: i32) -> ProduceRequest {
+    produce_records(topic, partition, batch(&[("k", "v")], -1, -1, -1, 0))
+}
+
+fn produce_records(topic: &str, partition: i32, records: Bytes) -> ProduceRequest {
     ProduceRequest::default()
         .with_acks(1)
         .with_timeout_ms(5000)
@@ -21,7 +26,29 @@ fn produce(topic: &str, partition: i32) -> ProduceRequest {
             .with_name(TopicName(StrBytes::from_string(topic.into())))
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(partition)
-                .with_records(Some(batch(&[("k", "v")], -1, -1, -1, 0)))])])
+                .with_records(Some(records))])])
+}
+
+/// A fetch of partition 0 of `topic` from offset 0.
+fn fetch(topic: &str, current_leader_epoch: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(current_leader_epoch)
+                .with_partition_max_bytes(1 << 20)])])
+}
+
+/// A one-broker cluster that compacts only when a test calls `compact`.
+async fn cluster_compacting_on_demand() -> MockCluster {
+    MockCluster::builder()
+        .compaction_interval(None)
+        .build()
+        .await
+        .unwrap()
 }
 
 fn code(r: &ProduceResponse) -> i16 {
@@ -150,16 +177,7 @@ async fn stop_restart_and_move_leader() {
         (code(&r), r.responses[0].partition_responses[0].base_offset),
         (0, 2)
     );
-    let fetch = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_static_str("m")))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_current_leader_epoch(0)
-                .with_partition_max_bytes(1 << 20)])]);
-    let r = o.send(12, &fetch).await;
+    let r = o.send(12, &fetch("m", 0)).await;
     assert_eq!(
         r.responses[0].partitions[0].error_code,
         E::FencedLeaderEpoch.code(),
@@ -173,11 +191,7 @@ async fn stop_restart_and_move_leader() {
 
 #[tokio::test]
 async fn compaction_keeps_the_latest_per_key_and_leaves_offset_gaps() {
-    let cluster = MockCluster::builder()
-        .compaction_interval(None)
-        .build()
-        .await
-        .unwrap();
+    let cluster = cluster_compacting_on_demand().await;
     cluster
         .create_topic(
             "c",
@@ -217,16 +231,7 @@ async fn compaction_keeps_the_latest_per_key_and_leaves_offset_gaps() {
     assert_eq!(cluster.high_watermark("c", 0), Some(6));
     // A consumer reading from 0 sees the gaps.
     let mut c = Raw::connect(&cluster.bootstrap()).await;
-    let fetch = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_static_str("c")))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_current_leader_epoch(-1)
-                .with_partition_max_bytes(1 << 20)])]);
-    let r = c.send(11, &fetch).await;
+    let r = c.send(11, &fetch("c", -1)).await;
     let batches = common::batch_offsets(r.responses[0].partitions[0].records.as_ref().unwrap());
     assert_eq!(batches, vec![(1, 1), (2, 1), (5, 1)]);
     // Creating an existing topic fails.
@@ -258,11 +263,7 @@ async fn dropping_the_cluster_closes_its_ports() {
 #[tokio::test]
 async fn compressed_batches_are_compacted_and_searchable_by_timestamp() {
     use kafka_client::protocol::record::{BatchBuilder, Compression};
-    let cluster = MockCluster::builder()
-        .compaction_interval(None)
-        .build()
-        .await
-        .unwrap();
+    let cluster = cluster_compacting_on_demand().await;
     cluster
         .create_topic("z", 1, [("cleanup.policy", "compact")])
         .unwrap();
@@ -278,15 +279,7 @@ async fn compressed_batches_are_compacted_and_searchable_by_timestamp() {
     }
     let gz = b.build().unwrap();
     let mut c = Raw::connect(&cluster.bootstrap()).await;
-    let req = ProduceRequest::default()
-        .with_acks(1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_static_str("z")))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(gz))])]);
-    assert_eq!(code(&c.send(9, &req).await), 0);
+    assert_eq!(code(&c.send(9, &produce_records("z", 0, gz)).await), 0);
     cluster.compact("z").unwrap();
     let offsets: Vec<i64> = cluster.records("z", 0).into_iter().map(|r| r.0).collect();
     assert_eq!(offsets, vec![1, 2]);
