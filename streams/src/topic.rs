@@ -177,22 +177,26 @@ where
 
     /// Encodes a key and a value into a record for this topic.
     pub fn record(&self, key: Option<&K>, value: &V) -> Result<ProducerRecord> {
-        let encode = |ser: Result<&Serializer>, part: &'static str, bytes: Result<Vec<u8>>| {
-            ser?;
-            bytes.map_err(|e| Error::Encode {
-                topic: self.spec.name.clone(),
-                part,
-                reason: e.to_string(),
-            })
-        };
         let mut record = ProducerRecord::new(self.spec.name.clone());
         if let Some(key) = key {
-            let ser = self.spec.key_ser();
-            let bytes = ser.and_then(|s| s.encode(key));
-            record = record.key(encode(self.spec.key_ser(), "key", bytes)?);
+            record = record.key(self.encode(self.spec.key_ser()?, "key", key)?);
         }
-        let bytes = self.spec.value_ser().and_then(|s| s.encode(value));
-        Ok(record.value(encode(self.spec.value_ser(), "value", bytes)?))
+        Ok(record.value(self.encode(self.spec.value_ser()?, "value", value)?))
+    }
+
+    /// Encodes the key or value (`part`), naming the topic and part if it fails. (A serializer
+    /// that did not parse is a configuration error: the caller passes it on as it is.)
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        ser: &Serializer,
+        part: &'static str,
+        value: &T,
+    ) -> Result<Vec<u8>> {
+        ser.encode(value).map_err(|e| Error::Encode {
+            topic: self.spec.name.clone(),
+            part,
+            reason: e.to_string(),
+        })
     }
 
     /// Sends a keyed value. Returns once the producer has accepted it; inside an agent, the
