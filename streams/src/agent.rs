@@ -306,34 +306,18 @@ where
         let mut spec = (*repartition.spec).clone();
         spec.internal = true;
         repartition.spec = self.app.register_topic(spec);
-        let out = repartition.clone();
+        let stage = format!("{}.group_by({name})", self.name);
         let key = Arc::new(key);
-        AgentBuilder::<K, V, ()>::new(
-            &self.app,
-            &format!("{}.group_by({name})", self.name),
-            &self.topic,
-        )
-        .on_decode_error_opt(self.on_decode_error.clone())
-        .processors(self.processors)
-        .run(move |stream| {
-            let (out, key) = (out.clone(), key.clone());
+        self.forward_to(stage, repartition, move |stream, out| {
+            let key = key.clone();
             async move {
                 let mut events = stream.events();
                 while let Some(event) = events.next().await {
                     out.send(key(&event.value), &event.value).await?;
                 }
-                Ok::<(), crate::Error>(())
+                Ok(())
             }
-        });
-        AgentBuilder {
-            app: self.app,
-            name: self.name,
-            topic: repartition,
-            concurrency: self.concurrency,
-            sinks: self.sinks,
-            processors: Vec::new(),
-            on_decode_error: self.on_decode_error,
-        }
+        })
     }
 
     /// Forwards every event (key kept) to `topic` and reads on from there (Faust's
@@ -344,31 +328,42 @@ where
         K: Clone,
         V: Clone,
     {
-        let out = topic.clone();
-        AgentBuilder::<K, V, ()>::new(
-            &self.app,
-            &format!("{}.through({})", self.name, topic.name()),
-            &self.topic,
-        )
-        .on_decode_error_opt(self.on_decode_error.clone())
-        .processors(self.processors)
-        .run(move |stream| {
-            let out = out.clone();
-            async move {
-                let mut events = stream.events();
-                while let Some(event) = events.next().await {
-                    match &event.key {
-                        Some(k) => out.send(k, &event.value).await?,
-                        None => out.send_value(&event.value).await?,
-                    }
+        let stage = format!("{}.through({})", self.name, topic.name());
+        self.forward_to(stage, topic.clone(), |stream, out| async move {
+            let mut events = stream.events();
+            while let Some(event) = events.next().await {
+                match &event.key {
+                    Some(k) => out.send(k, &event.value).await?,
+                    None => out.send_value(&event.value).await?,
                 }
-                Ok::<(), crate::Error>(())
             }
-        });
+            Ok(())
+        })
+    }
+
+    /// Registers the agent `stage`, which reads this builder's topic (with its processors and
+    /// decode policy) and whose body `forward` sends the events on to `out`; returns a builder
+    /// that reads `out` instead, with the rest of this one's settings.
+    fn forward_to<K2, F, Fut>(
+        self,
+        stage: String,
+        out: Topic<K2, V>,
+        forward: F,
+    ) -> AgentBuilder<K2, V, T>
+    where
+        K2: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: Fn(AgentStream<K, V>, Topic<K2, V>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        let to = out.clone();
+        AgentBuilder::<K, V, ()>::new(&self.app, &stage, &self.topic)
+            .on_decode_error_opt(self.on_decode_error.clone())
+            .processors(self.processors)
+            .run(move |stream| forward(stream, to.clone()));
         AgentBuilder {
             app: self.app,
             name: self.name,
-            topic: topic.clone(),
+            topic: out,
             concurrency: self.concurrency,
             sinks: self.sinks,
             processors: Vec::new(),
