@@ -134,6 +134,8 @@ impl Codec for Binary {
 #[derive(Clone)]
 pub struct CodecRegistry {
     codecs: BTreeMap<String, Arc<dyn Codec>>,
+    /// A user codec replaced the built-in `json`: no fast path for it then.
+    json_replaced: bool,
 }
 
 impl Default for CodecRegistry {
@@ -142,7 +144,10 @@ impl Default for CodecRegistry {
         codecs.insert("raw".into(), Arc::new(Raw));
         codecs.insert("json".into(), Arc::new(Json));
         codecs.insert("binary".into(), Arc::new(Binary));
-        CodecRegistry { codecs }
+        CodecRegistry {
+            codecs,
+            json_replaced: false,
+        }
     }
 }
 
@@ -161,6 +166,7 @@ impl CodecRegistry {
                 "codec name {name:?} must be non-empty and without '|'"
             )));
         }
+        self.json_replaced |= name == "json";
         self.codecs.insert(name.to_owned(), codec);
         Ok(())
     }
@@ -219,7 +225,7 @@ impl Serializer {
             .iter()
             .map(|n| registry.get(n))
             .collect::<Result<Vec<_>>>()?;
-        let fast = if names == ["json"] {
+        let fast = if names == ["json"] && !registry.json_replaced {
             Fast::Json
         } else {
             Fast::None
@@ -330,6 +336,32 @@ mod tests {
 
     fn ser(spec: &str) -> Serializer {
         Serializer::parse(spec, &CodecRegistry::default()).unwrap()
+    }
+
+    #[test]
+    fn a_registered_json_codec_replaces_the_builtin_one() {
+        struct Tagged;
+        impl Codec for Tagged {
+            fn dumps(&self, payload: Payload) -> Result<Payload> {
+                let mut bytes = b"tagged:".to_vec();
+                bytes.extend(Json.dumps(payload)?.into_bytes());
+                Ok(Payload::Bytes(bytes))
+            }
+            fn loads(&self, payload: Payload) -> Result<Payload> {
+                let bytes = payload.into_bytes();
+                let rest = bytes.strip_prefix(b"tagged:").unwrap_or(&bytes).to_vec();
+                Json.loads(Payload::Bytes(rest))
+            }
+        }
+        let mut registry = CodecRegistry::default();
+        registry.register("json", Arc::new(Tagged)).unwrap();
+        let json = Serializer::parse("json", &registry).unwrap();
+        let bytes = json.encode(&purchase()).unwrap();
+        assert!(
+            bytes.starts_with(b"tagged:"),
+            "{}",
+            String::from_utf8_lossy(&bytes)
+        );
     }
 
     #[test]

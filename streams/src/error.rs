@@ -56,10 +56,6 @@ pub enum Error {
     /// An operation that needs a running app (sending, the CLI's `send`) before `start`.
     #[error("the app is not running: call App::start (or run/main) first")]
     NotStarted,
-
-    /// An agent stopped because of an error, as its decode policy asked.
-    #[error("agent {agent} stopped: {reason}")]
-    AgentStopped { agent: String, reason: String },
 }
 
 impl Error {
