@@ -4,10 +4,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use kafka_client::consumer::{Consumer, ConsumerConfig, Offset};
 use kafka_client::producer::partitioner::partition_for_key;
 use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
+use kafka_client::protocol::record::Compression;
 use kafka_client::{ClientConfig, TopicPartition};
 
 fn repo() -> PathBuf {
@@ -133,20 +135,15 @@ fn partitioner_agrees_with_java_for_1000_keys() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn java_consumer_reads_what_we_produce() {
-    let Some(bootstrap) = real_kafka() else {
-        return;
-    };
+/// Produces 300 keyed records with duplicate headers and some tombstones to a fresh
+/// 4-partition topic with `config`, and checks that Java's consumer reads exactly them.
+async fn java_reads_our_records(bootstrap: String, config: ProducerConfig) {
     let topic = unique("interop-ours-to-java");
     create_topic(&bootstrap, &topic, 4);
-    let producer = Producer::new(
-        ClientConfig::new(&bootstrap).unwrap(),
-        ProducerConfig::default(),
-    )
-    .await
-    .unwrap();
-    let mut expected = Vec::new();
+    let producer = Producer::new(ClientConfig::new(&bootstrap).unwrap(), config)
+        .await
+        .unwrap();
+    let mut sent = Vec::new();
     for i in 0..300 {
         let mut record = ProducerRecord::new(&topic)
             .key(format!("key-{i}"))
@@ -157,7 +154,13 @@ async fn java_consumer_reads_what_we_produce() {
         if i % 10 == 0 {
             record.value = None; // a tombstone
         }
-        let written = producer.send(record.clone()).await.unwrap().await.unwrap();
+        // Not awaited one by one, so batches hold many records (and compress as batches).
+        let delivery = producer.send(record.clone()).await.unwrap();
+        sent.push((i, record, delivery));
+    }
+    let mut expected = Vec::new();
+    for (i, record, delivery) in sent {
+        let written = delivery.await.unwrap();
         let value = record
             .value
             .map(|v| String::from_utf8(v.to_vec()).unwrap())
@@ -182,6 +185,32 @@ async fn java_consumer_reads_what_we_produce() {
     .unwrap();
     let dumped: Vec<&str> = dumped.lines().collect();
     assert_eq!(dumped, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_consumer_reads_what_we_produce() {
+    let Some(bootstrap) = real_kafka() else {
+        return;
+    };
+    java_reads_our_records(bootstrap, ProducerConfig::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_consumer_reads_our_compressed_batches_in_every_codec() {
+    let Some(bootstrap) = real_kafka() else {
+        return;
+    };
+    for codec in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        let config = ProducerConfig::default()
+            .with_compression(codec)
+            .with_linger(Duration::from_millis(20));
+        java_reads_our_records(bootstrap.clone(), config).await;
+    }
 }
 
 /// DumpTopic.java's text form of a byte string (only what these tests' data needs).
