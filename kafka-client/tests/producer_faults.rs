@@ -130,3 +130,41 @@ async fn a_non_retriable_error_fails_only_the_affected_records() {
     assert!(later.await.unwrap().offset >= 0);
     producer.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_produce_request_per_broker_carries_all_its_partitions() {
+    let cluster = MockCluster::builder().brokers(3).build().await.unwrap();
+    cluster
+        .create_topic("spread", 12, std::iter::empty::<(String, String)>())
+        .unwrap();
+    let client = ClientConfig::new(&cluster.bootstrap()).unwrap();
+    let config = ProducerConfig::default().with_linger(Duration::from_millis(300));
+    let producer = Producer::new(client, config).await.unwrap();
+    producer.partitions("spread").await.unwrap(); // metadata before the clock starts
+    cluster.clear_requests();
+    // Partition 0 starts lingering well before the others.
+    let mut deliveries = Vec::new();
+    for p in 0..12 {
+        let record = ProducerRecord::new("spread").partition(p).value("v");
+        deliveries.push(producer.send(record).await.unwrap());
+        if p == 0 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    let produce: Vec<i32> = cluster
+        .requests()
+        .into_iter()
+        .filter(|r| r.api_key == ApiKey::Produce)
+        .map(|r| r.broker)
+        .collect();
+    // When partition 0 is ready, its broker's request takes that broker's other partitions
+    // along although they still linger: each broker gets exactly one request.
+    let mut brokers = produce.clone();
+    brokers.sort();
+    brokers.dedup();
+    assert_eq!((produce.len(), brokers.len()), (3, 3), "{produce:?}");
+    producer.close().await.unwrap();
+}

@@ -1,7 +1,7 @@
 //! The background task that turns ready batches into Produce requests and their answers into
 //! delivery reports, retrying what may succeed later without reordering a partition.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,8 +15,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use bytes::Bytes;
 
-use super::accumulator::ProducerBatch;
+use super::accumulator::{PartitionQueue, ProducerBatch};
 use super::Inner;
+use super::ProducerConfig;
 use crate::cluster::Cluster;
 use crate::error::{Error, KafkaCode, Result};
 use crate::protocol::record::{BatchBuilder, BatchHeader, Compression};
@@ -192,6 +193,26 @@ fn drain(inner: &Inner) -> Drained {
     if acc.sequence_broken {
         return out; // wait for in-flight batches, then take a new producer id
     }
+    // Like Java's accumulator: once one partition makes a broker ready, that broker's request
+    // also takes every other partition it leads that has records, lingering or not.
+    let mut ready_leaders = HashSet::new();
+    for (topic, queues) in acc.topics.iter() {
+        for (partition, queue) in queues.iter().enumerate() {
+            let Some(front) = queue.batches.front() else {
+                continue;
+            };
+            let own_ready = front.closed
+                || queue.batches.len() > 1
+                || flushing
+                || front.attempts > 0
+                || front.created + config.linger <= now;
+            if own_ready && may_send(queue, front, config, now) {
+                if let Some(leader) = inner.cluster.leader(topic, partition as i32) {
+                    ready_leaders.insert(leader);
+                }
+            }
+        }
+    }
     for (topic, queues) in acc.topics.iter_mut() {
         for (partition, queue) in queues.iter_mut().enumerate() {
             let partition = partition as i32;
@@ -204,23 +225,10 @@ fn drain(inner: &Inner) -> Drained {
                 wake_at(&mut out, now);
                 continue;
             }
-            if (queue.retrying && queue.in_flight > 0)
-                || queue.in_flight >= config.max_in_flight_per_partition.max(1)
-            {
-                continue;
-            }
-            if let Some(at) = front.retry_at.filter(|&at| at > now) {
-                wake_at(&mut out, at);
-                continue;
-            }
-            let linger_done = front.created + config.linger;
-            let ready = front.closed
-                || queue.batches.len() > 1
-                || flushing
-                || front.attempts > 0
-                || linger_done <= now;
-            if !ready {
-                wake_at(&mut out, linger_done);
+            if !may_send(queue, front, config, now) {
+                if let Some(at) = front.retry_at.filter(|&at| at > now) {
+                    wake_at(&mut out, at);
+                }
                 continue;
             }
             let Some(leader) = inner.cluster.leader(topic, partition) else {
@@ -229,6 +237,17 @@ fn drain(inner: &Inner) -> Drained {
                 }
                 continue;
             };
+            let linger_done = front.created + config.linger;
+            let ready = front.closed
+                || queue.batches.len() > 1
+                || flushing
+                || front.attempts > 0
+                || linger_done <= now
+                || ready_leaders.contains(&leader);
+            if !ready {
+                wake_at(&mut out, linger_done);
+                continue;
+            }
             let size = front.size();
             let used = request_bytes.entry(leader).or_insert(0);
             if *used > 0 && *used + size > config.max_request_size {
@@ -259,6 +278,19 @@ fn drain(inner: &Inner) -> Drained {
         }
     }
     out
+}
+
+/// Whether a partition's front batch may go out now: within the in-flight limit, not waiting
+/// for earlier in-flight batches after a failure, and past its retry backoff.
+fn may_send(
+    queue: &PartitionQueue,
+    front: &ProducerBatch,
+    config: &ProducerConfig,
+    now: Instant,
+) -> bool {
+    !(queue.retrying && queue.in_flight > 0)
+        && queue.in_flight < config.max_in_flight_per_partition.max(1)
+        && front.retry_at.is_none_or(|at| at <= now)
 }
 
 /// Encodes (once) and sends one Produce request; its answer is handled in its own task so
