@@ -22,7 +22,11 @@ struct Purchase {
 }
 
 fn main() -> ExitCode {
-    let app = match App::builder("operations-app").topic_partitions(3).build() {
+    let app = match App::builder("operations-app")
+        .broker("mock://")
+        .topic_partitions(3)
+        .build()
+    {
         Ok(app) => app,
         Err(e) => {
             eprintln!("error: {e}");

@@ -14,9 +14,43 @@ pub enum Error {
     #[error("store: {0}")]
     Store(#[from] stores::Error),
 
-    /// The embedded mock broker (`mock://`) could not start.
-    #[error("embedded mock broker: {0}")]
-    Mock(#[from] testkit::Error),
+    /// The brokers could not be reached (after the client's connect timeout and retries).
+    #[error("cannot reach the brokers at {broker}: {source}; is Kafka running there? (--broker / App::builder(..).broker(..) picks another)")]
+    Connect {
+        broker: String,
+        #[source]
+        source: kafka_client::Error,
+    },
+
+    /// The consumer group refused the worker in a way retrying cannot fix.
+    #[error("consumer group {group}: {source}; {hint}")]
+    Group {
+        group: String,
+        #[source]
+        source: kafka_client::Error,
+        /// What to change.
+        hint: &'static str,
+    },
+
+    /// A topic an agent reads does not exist and could not be created.
+    #[error("topic {topic} does not exist and could not be created: create it, or let the app (CreateTopics permission, or auto.create.topics.enable on the brokers)")]
+    MissingTopic { topic: String },
+
+    /// Records the app sent were accepted but not delivered. Nothing after them was
+    /// committed, so a restart processes their events again.
+    #[error("{records} record(s) sent by the app were not delivered (last: {reason}); the app stopped without committing their events: fix the cause and restart")]
+    Delivery { records: u64, reason: String },
+
+    /// Something took longer than allowed.
+    #[error("timed out after {after:?} {what}")]
+    Timeout {
+        what: String,
+        after: std::time::Duration,
+    },
+
+    /// The worker failed in a way none of the other variants describe (a task panicked).
+    #[error("worker: {0}")]
+    Runtime(String),
 
     /// Settings or URLs that cannot work; the message says what to change.
     #[error("invalid configuration: {0}")]
