@@ -109,7 +109,7 @@ impl<K, V> DerefMut for Event<K, V> {
     }
 }
 
-/// Sends an event's value where a value is taken (`topic.send(key, &event)`).
+/// Sends an event's value where a value is taken (`topic.send(key, event)`).
 impl<K, V> std::borrow::Borrow<V> for Event<K, V> {
     fn borrow(&self) -> &V {
         &self.value
