@@ -297,43 +297,72 @@ impl Acks {
 /// Releases of one agent instance, settled when the instance next polls its source.
 #[derive(Debug, Default)]
 pub struct Releases {
-    queue: Mutex<Vec<(Arc<PartitionAcks>, i64)>>,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    released: Vec<(Arc<PartitionAcks>, i64)>,
     /// The instance's last poll of its source found nothing: it has processed all it could,
     /// so releases while it waits are settled at once.
-    parked: AtomicBool,
+    parked: bool,
+}
+
+impl Queue {
+    /// Acks everything released; runs of one partition (the usual case) lock it once.
+    fn settle(&mut self) {
+        let released = &self.released;
+        let mut i = 0;
+        while i < released.len() {
+            let part = &released[i].0;
+            let run = released[i..]
+                .iter()
+                .take_while(|(p, _)| Arc::ptr_eq(p, part))
+                .count();
+            if part.live.load(Ordering::Acquire) {
+                let mut tracker = part.lock();
+                released[i..i + run]
+                    .iter()
+                    .for_each(|(_, o)| tracker.ack(*o));
+            }
+            i += run;
+        }
+        self.released.clear(); // keeps its capacity for the next events
+    }
 }
 
 impl Releases {
-    fn queue(&self) -> MutexGuard<'_, Vec<(Arc<PartitionAcks>, i64)>> {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn release(&self, part: Arc<PartitionAcks>, offset: i64) {
-        if self.parked.load(Ordering::Acquire) {
+        let mut queue = self.queue();
+        if queue.parked {
+            drop(queue);
             part.ack(offset);
         } else {
-            self.queue().push((part, offset));
+            queue.released.push((part, offset));
         }
     }
 
     /// The instance polls its source: what it released before is done.
     pub fn settle(&self) {
-        self.parked.store(false, Ordering::Release);
-        let released = std::mem::take(&mut *self.queue());
-        for (part, offset) in released {
-            part.ack(offset);
-        }
+        let mut queue = self.queue();
+        queue.parked = false;
+        queue.settle();
     }
 
     /// The instance found its source empty and waits.
     pub fn park(&self) {
-        self.settle();
-        self.parked.store(true, Ordering::Release);
+        let mut queue = self.queue();
+        queue.settle();
+        queue.parked = true;
     }
 
     /// The instance failed: what it released since its last poll was not finished.
     pub fn fail_unsettled(&self) {
-        let released = std::mem::take(&mut *self.queue());
+        let released = std::mem::take(&mut self.queue().released);
         for (part, offset) in released {
             part.fail(offset);
         }
