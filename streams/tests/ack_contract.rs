@@ -2,7 +2,7 @@
 //! whatever `futures::StreamExt` combinators it used. Each test pulls events into an agent that
 //! processes the first ten and then blocks before processing the rest, commits, crashes (abort:
 //! no graceful stop, no final commit), and checks that a restarted app gets every unprocessed
-//! event again. On the mock cluster.
+//! event again. On the mock cluster, or on real Kafka when KAFKA_BOOTSTRAP is set.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,16 +37,68 @@ impl Probe {
 
 type Body = fn(AgentStream<String, i64>, Arc<Probe>) -> BoxFuture<'static, ()>;
 
-fn app(id: &str, mock: &MockCluster) -> App {
+/// The mock, or real Kafka when KAFKA_BOOTSTRAP is set (whose sessions last 6 s at least).
+struct Broker {
+    bootstrap: String,
+    session: Duration,
+    _mock: Option<MockCluster>,
+}
+
+async fn broker() -> Broker {
+    if let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP") {
+        return Broker {
+            bootstrap,
+            session: Duration::from_secs(6),
+            _mock: None,
+        };
+    }
+    let mock = MockCluster::builder()
+        .default_partitions(1)
+        .group_min_session_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    Broker {
+        bootstrap: mock.bootstrap(),
+        session: Duration::from_millis(1500),
+        _mock: Some(mock),
+    }
+}
+
+impl Broker {
+    /// The group's committed offset of `topic`/0, read as any client would.
+    async fn committed(&self, group: &str, topic: &str) -> Option<i64> {
+        use kafka_client::consumer::ConsumerConfig;
+        use kafka_client::group::{GroupConfig, GroupConsumer};
+        let client = kafka_client::ClientConfig::new(&self.bootstrap).unwrap();
+        let reader = GroupConsumer::new(client, ConsumerConfig::default(), GroupConfig::new(group))
+            .await
+            .unwrap();
+        let tp = kafka_client::TopicPartition::new(topic, 0);
+        let committed = reader.committed(std::slice::from_ref(&tp)).await.unwrap();
+        committed.get(&tp).copied().flatten()
+    }
+}
+
+fn app(id: &str, broker: &Broker) -> App {
     App::builder(id)
-        .broker(&format!("kafka://{}", mock.bootstrap()))
+        .broker(&format!("kafka://{}", broker.bootstrap))
         .topic_partitions(1)
         .broker_commit_interval(Duration::from_millis(50))
         .producer_linger(Duration::from_millis(1))
-        .broker_session_timeout(Duration::from_millis(1500))
+        .broker_session_timeout(broker.session)
         .broker_heartbeat_interval(Duration::from_millis(300))
         .build()
         .unwrap()
+}
+
+/// A name of its own per run, so runs on one real broker do not meet.
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}-{}-{nanos}", std::process::id())
 }
 
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -60,15 +112,12 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 /// Runs `body` until it pulled `pulls` events and processed `processed`, commits, crashes,
 /// restarts, and checks that nothing unprocessed was committed.
 async fn crash_and_restart(id: &str, body: Body, pulls: usize, processed: &[i64]) {
-    let mock = MockCluster::builder()
-        .default_partitions(1)
-        .group_min_session_timeout(Duration::from_millis(500))
-        .build()
-        .await
-        .unwrap();
+    let broker = broker().await;
+    let id = &unique(id);
+    let topic = unique("work");
     let probe = Arc::new(Probe::default());
-    let first = app(id, &mock);
-    let work = first.topic::<String, i64>("work");
+    let first = app(id, &broker);
+    let work = first.topic::<String, i64>(&topic);
     let p = probe.clone();
     first.agent(&work, move |stream| body(stream, p));
     first.start().await.unwrap();
@@ -81,7 +130,7 @@ async fn crash_and_restart(id: &str, body: Body, pulls: usize, processed: &[i64]
     })
     .await;
     first.commit().await.unwrap();
-    let committed = mock.committed_offset(id, "work", 0).unwrap_or(0);
+    let committed = broker.committed(id, &topic).await.unwrap_or(0);
     first.abort().await;
     let mut done = probe.processed.lock().unwrap().clone();
     done.sort();
@@ -92,8 +141,8 @@ async fn crash_and_restart(id: &str, body: Body, pulls: usize, processed: &[i64]
     );
 
     // A new worker of the same app gets every event that was not processed.
-    let second = app(id, &mock);
-    let work2 = second.topic::<String, i64>("work");
+    let second = app(id, &broker);
+    let work2 = second.topic::<String, i64>(&topic);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
     second.agent(&work2, move |mut stream| async move {

@@ -96,16 +96,42 @@ impl Connection {
             }
         }
         for topic in sources {
+            self.wait_for_leaders(topic).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until `topic` has partitions and each has a leader: a topic created a moment ago
+    /// may not yet, and a group assigned then would leave its partitions out until the next
+    /// metadata check.
+    async fn wait_for_leaders(&self, topic: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut pause = std::time::Duration::from_millis(10);
+        loop {
             match self.admin.describe_topic(topic).await {
+                Ok(info)
+                    if !info.partitions.is_empty()
+                        && info.partitions.iter().all(|p| p.leader >= 0) =>
+                {
+                    return Ok(())
+                }
                 Ok(_) => {}
                 Err(kafka_client::Error::UnknownPartition { .. }) => {
                     return Err(Error::MissingTopic {
-                        topic: topic.clone(),
+                        topic: topic.to_owned(),
                     })
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) if !e.is_retriable() => return Err(e.into()),
+                Err(e) => tracing::debug!(topic, error = %e, "waiting for the topic's metadata"),
             }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!("waiting for leaders of topic {topic}"),
+                    after: std::time::Duration::from_secs(30),
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(500));
         }
-        Ok(())
     }
 }

@@ -41,6 +41,14 @@ impl Worker {
             if *stop.borrow() {
                 break Ok(());
             }
+            // Group work (joins, rebalance callbacks) must not be cancelled midway, so it runs
+            // here, outside the select; the select only polls for records.
+            if let Err(e) = self.consumer.group_work().await {
+                match self.on_consumer_error(e, &mut backoff, &mut stop).await {
+                    Some(fatal) => break Err(fatal),
+                    None => continue,
+                }
+            }
             tokio::select! {
                 biased;
                 _ = stop.changed() => continue,
@@ -57,8 +65,9 @@ impl Worker {
                         break Err(e);
                     }
                 }
-                record = self.consumer.recv() => match record {
-                    Ok(record) => {
+                record = self.consumer.poll_record() => match record {
+                    Ok(None) => continue, // group work is due
+                    Ok(Some(record)) => {
                         backoff.succeeded();
                         if !self.router.dispatch(record, &mut stop).await {
                             break Ok(());
@@ -71,22 +80,39 @@ impl Worker {
                             }
                         }
                     }
-                    Err(e) => match classify(&e) {
-                        Severity::Retriable => {
-                            let pause = backoff.failed(&e);
-                            tokio::select! {
-                                _ = tokio::time::sleep(pause) => {}
-                                _ = stop.wait_for(|s| *s) => {}
-                            }
+                    Err(e) => {
+                        if let Some(fatal) = self.on_consumer_error(e, &mut backoff, &mut stop).await {
+                            break Err(fatal);
                         }
-                        Severity::Fatal(hint) => {
-                            break Err(Error::Group { group: self.group.clone(), source: e, hint });
-                        }
-                    },
+                    }
                 },
             }
         };
         self.finish(outcome).await
+    }
+
+    /// Backs off on a retriable consumer error; the error to stop with on a fatal one.
+    async fn on_consumer_error(
+        &self,
+        e: kafka_client::Error,
+        backoff: &mut Backoff,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<Error> {
+        match classify(&e) {
+            Severity::Retriable => {
+                let pause = backoff.failed(&e);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.wait_for(|s| *s) => {}
+                }
+                None
+            }
+            Severity::Fatal(hint) => Some(Error::Group {
+                group: self.group.clone(),
+                source: e,
+                hint,
+            }),
+        }
     }
 
     /// Commits the done offsets that moved since the last commit. An error only when the app
