@@ -48,6 +48,7 @@ pub mod offsets;
 mod record;
 mod settings;
 mod stream;
+mod table;
 mod topic;
 mod worker;
 
@@ -59,4 +60,5 @@ pub use error::{Error, Result};
 pub use record::{Event, Header, Validate};
 pub use settings::Settings;
 pub use stream::{AgentStream, EventStream, Take};
+pub use table::{PartitionStatus, SetTable, Table, TableSpec};
 pub use topic::{OnDecodeError, Topic};

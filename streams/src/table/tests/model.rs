@@ -1,0 +1,1 @@
+//! A model of table operations across flushes and restarts, for both stores.
