@@ -432,22 +432,29 @@ impl TableCore {
     /// reported as a duplicate): the writes are applied and the store's offset stays, so a
     /// recovery replays a little more, never less.
     ///
-    /// If the partition was revoked meanwhile, nothing is applied (the next owner recovers the
-    /// records from the changelog) and this is `Ok`: the source offsets may be committed.
+    /// If the flush was dropped meanwhile (the partition was revoked, reassigned or set back
+    /// to recovering), nothing is applied and this is `Ok`: the records are in the changelog,
+    /// where the partition's next recovery reads them, so the source offsets may be committed.
     pub fn complete_flush(&self, flush: PendingFlush, last_offset: Option<i64>) -> Result<()> {
-        let Some(state) = self.state(flush.partition) else {
+        let dropped = || {
             tracing::debug!(
                 table = self.name(),
                 partition = flush.partition,
-                "flush completed after revocation"
+                "flush completed after its partition was revoked or reset: left to recovery"
             );
-            return Ok(());
+            Ok(())
+        };
+        let Some(state) = self.state(flush.partition) else {
+            return dropped();
         };
         let mut st = lock(&state);
+        if !st.is_in_flight(flush.id) {
+            return dropped();
+        }
         if st.oldest_in_flight() != Some(flush.id) {
             return Err(self.table_error(format!(
-                "partition {}: flushes must complete in the order they were taken (or the \
-                 partition was reassigned since): abort_flush and recover it",
+                "partition {}: flushes must complete in the order they were taken: abort_flush \
+                 and recover the partition",
                 flush.partition
             )));
         }

@@ -80,6 +80,11 @@ impl PartitionState {
         self.in_flight.front().map(|(id, _)| *id)
     }
 
+    /// Whether flush `id` is in flight (not completed, not discarded).
+    pub fn is_in_flight(&self, id: u64) -> bool {
+        self.in_flight.iter().any(|(i, _)| *i == id)
+    }
+
     /// Drops the oldest in-flight overlay (its writes are in the store now).
     pub fn complete_oldest(&mut self) {
         self.in_flight.pop_front();

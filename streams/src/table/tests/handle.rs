@@ -100,7 +100,10 @@ fn reads_see_pending_and_in_flight_writes_and_complete_applies_them_with_the_off
     );
     core.abort_flush(1);
     assert_eq!(core.status(1), Some(PartitionStatus::Recovering));
+    // A flush dropped by the abort completes as a no-op: recovery reads it from the changelog.
+    core.complete_flush(flush, Some(7)).unwrap();
     assert_eq!(store.get(1, a.as_bytes()).unwrap(), None);
+    assert_eq!(core.applied_offset(1).unwrap(), None);
 
     // A clean run: complete in order.
     core.set_active(1).unwrap();
