@@ -1,12 +1,16 @@
-//! Changelog replication and recovery against the mock cluster (the real wire protocol).
+//! Changelog replication and recovery against the mock cluster (the real wire protocol), or
+//! real Kafka when `KAFKA_BOOTSTRAP` is set.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use kafka_client::admin::{Admin, OffsetSpec};
 use kafka_client::consumer::{Consumer, ConsumerConfig};
-use kafka_client::producer::{Producer, ProducerConfig};
-use kafka_client::ClientConfig;
+use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
+use kafka_client::{ClientConfig, TopicPartition};
 use stores::{MemoryStore, RedbStore, Store};
 use testkit::MockCluster;
 
@@ -15,33 +19,93 @@ use crate::codec::CodecRegistry;
 use crate::error::Error;
 use crate::table::{flush_partition, recover_partition, Table, TableSpec};
 
-async fn cluster() -> MockCluster {
-    // No background compaction: record counts must be exact.
-    MockCluster::builder()
-        .compaction_interval(None)
-        .build()
-        .await
-        .unwrap()
+/// The mock cluster, or real Kafka when `KAFKA_BOOTSTRAP` is set (CI runs both).
+struct Broker {
+    mock: Option<MockCluster>,
+    bootstrap: String,
+    admin: Admin,
+    /// Unique per test and run: real Kafka keeps topics between runs.
+    app: String,
 }
 
-async fn producer(mock: &MockCluster) -> Producer {
-    let config = ProducerConfig::default().with_linger(Duration::from_millis(1));
-    Producer::new(ClientConfig::new(&mock.bootstrap()).unwrap(), config)
+async fn broker() -> Broker {
+    static TESTS: AtomicU32 = AtomicU32::new(0);
+    let (mock, bootstrap) = match std::env::var("KAFKA_BOOTSTRAP") {
+        Ok(bootstrap) => (None, bootstrap),
+        Err(_) => {
+            // No background compaction: record counts must be exact.
+            let mock = MockCluster::builder()
+                .compaction_interval(None)
+                .build()
+                .await
+                .unwrap();
+            let bootstrap = mock.bootstrap();
+            (Some(mock), bootstrap)
+        }
+    };
+    let admin = Admin::new(ClientConfig::new(&bootstrap).unwrap())
         .await
-        .unwrap()
-}
-
-async fn consumer(mock: &MockCluster) -> Consumer {
-    let config = ConsumerConfig::default().with_fetch_max_wait(Duration::from_millis(50));
-    Consumer::new(ClientConfig::new(&mock.bootstrap()).unwrap(), config)
-        .await
-        .unwrap()
-}
-
-fn create_changelog(mock: &MockCluster, spec: &TableSpec) {
-    let topic = spec.changelog_new_topic(1);
-    mock.create_topic(&topic.name, topic.partitions, topic.configs)
         .unwrap();
+    let app = format!(
+        "tables-{}-{}",
+        std::process::id(),
+        TESTS.fetch_add(1, Ordering::Relaxed)
+    );
+    Broker {
+        mock,
+        bootstrap,
+        admin,
+        app,
+    }
+}
+
+impl Broker {
+    /// A table of this test's app with its changelog topic created.
+    async fn table_spec(&self, name: &str, partitions: i32) -> TableSpec {
+        let spec = TableSpec::new(self.app.as_str(), name).partitions(partitions);
+        self.admin
+            .create_topics(vec![spec.changelog_new_topic(1)])
+            .await
+            .unwrap();
+        spec
+    }
+
+    /// The changelog partition's high watermark.
+    async fn end(&self, spec: &TableSpec, partition: i32) -> i64 {
+        let tp = TopicPartition::new(spec.changelog_topic(), partition);
+        let offsets = self
+            .admin
+            .list_offsets(vec![(tp.clone(), OffsetSpec::Latest)])
+            .await
+            .unwrap();
+        offsets[&tp].offset
+    }
+
+    async fn producer(&self) -> Producer {
+        let config = ProducerConfig::default().with_linger(Duration::from_millis(1));
+        Producer::new(ClientConfig::new(&self.bootstrap).unwrap(), config)
+            .await
+            .unwrap()
+    }
+
+    async fn consumer(&self) -> Consumer {
+        let config = ConsumerConfig::default().with_fetch_max_wait(Duration::from_millis(50));
+        Consumer::new(ClientConfig::new(&self.bootstrap).unwrap(), config)
+            .await
+            .unwrap()
+    }
+
+    /// Writes a record as is (not through a table) and returns its offset.
+    async fn produce_raw(&self, spec: &TableSpec, key: &str, value: &str) -> i64 {
+        let producer = self.producer().await;
+        let record = ProducerRecord::new(spec.changelog_topic())
+            .partition(0)
+            .key(key.as_bytes().to_vec())
+            .value(value.as_bytes().to_vec());
+        let offset = producer.send(record).await.unwrap().await.unwrap().offset;
+        producer.close().await.unwrap();
+        offset
+    }
 }
 
 async fn flush_all(table: &Table<String, i64>, producer: &Producer) -> usize {
@@ -57,14 +121,14 @@ async fn flush_all(table: &Table<String, i64>, producer: &Producer) -> usize {
 async fn recovered(
     spec: &TableSpec,
     store: Arc<dyn Store>,
-    mock: &MockCluster,
+    broker: &Broker,
 ) -> crate::Result<(Table<String, i64>, u64)> {
     let table = Table::<String, i64>::open(spec.clone(), &CodecRegistry::default(), store)?;
-    let mut consumer = consumer(mock).await;
+    let mut consumer = broker.consumer().await;
     let mut read = 0;
     for p in 0..spec.partition_count() {
         table.core().assign(p)?;
-        let end = mock.high_watermark(&spec.changelog_topic(), p).unwrap();
+        let end = broker.end(spec, p).await;
         read += recover_partition(table.core(), &mut consumer, p, end).await?;
         table.core().set_active(p)?;
     }
@@ -83,10 +147,9 @@ fn model_items(model: &BTreeMap<String, i64>) -> Vec<(String, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flushed_writes_recover_into_memory_and_redb_tables_equal_to_the_model() {
-    let mock = cluster().await;
-    let spec = TableSpec::new("shop", "totals").partitions(3);
-    create_changelog(&mock, &spec);
-    let producer = producer(&mock).await;
+    let broker = broker().await;
+    let spec = broker.table_spec("totals", 3).await;
+    let producer = broker.producer().await;
     let writer = held::<i64>(spec.clone(), Arc::new(MemoryStore::new())).with_default(|| 0);
 
     let mut model = BTreeMap::new();
@@ -122,7 +185,7 @@ async fn flushed_writes_recover_into_memory_and_redb_tables_equal_to_the_model()
     produced += flush_all(&writer, &producer).await;
     assert_eq!(sorted_items(&writer), model_items(&model));
 
-    let (memory, read) = recovered(&spec, Arc::new(MemoryStore::new()), &mock)
+    let (memory, read) = recovered(&spec, Arc::new(MemoryStore::new()), &broker)
         .await
         .unwrap();
     assert_eq!(read as usize, produced, "a memory table replays everything");
@@ -130,13 +193,15 @@ async fn flushed_writes_recover_into_memory_and_redb_tables_equal_to_the_model()
 
     let dir = tempfile::tempdir().unwrap();
     let redb = Arc::new(RedbStore::open(dir.path(), "totals").unwrap());
-    let (redb_table, read) = recovered(&spec, redb, &mock).await.unwrap();
+    let (redb_table, read) = recovered(&spec, redb, &broker).await.unwrap();
     assert_eq!(read as usize, produced);
     assert_eq!(sorted_items(&redb_table), model_items(&model));
 
-    // Compaction drops overwritten records; what is left still rebuilds the same table.
+    // Compaction drops overwritten records; what is left still rebuilds the same table. (Only
+    // the mock compacts on demand; Kafka leaves the active segment alone.)
+    let Some(mock) = &broker.mock else { return };
     mock.compact(&spec.changelog_topic()).unwrap();
-    let (compacted, read) = recovered(&spec, Arc::new(MemoryStore::new()), &mock)
+    let (compacted, read) = recovered(&spec, Arc::new(MemoryStore::new()), &broker)
         .await
         .unwrap();
     assert!(
@@ -148,10 +213,9 @@ async fn flushed_writes_recover_into_memory_and_redb_tables_equal_to_the_model()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redb_table_reads_only_the_changelog_after_its_applied_offset() {
-    let mock = cluster().await;
-    let spec = TableSpec::new("shop", "counts").partitions(1);
-    create_changelog(&mock, &spec);
-    let producer = producer(&mock).await;
+    let broker = broker().await;
+    let spec = broker.table_spec("counts", 1).await;
+    let producer = broker.producer().await;
     let dir = tempfile::tempdir().unwrap();
     let mut model = BTreeMap::new();
     {
@@ -184,12 +248,12 @@ async fn a_redb_table_reads_only_the_changelog_after_its_applied_offset() {
     assert_eq!(flush_all(&other, &producer).await, 15); // 52..=66
 
     let store = Arc::new(RedbStore::open(dir.path(), "counts").unwrap());
-    let (table, read) = recovered(&spec, store, &mock).await.unwrap();
+    let (table, read) = recovered(&spec, store, &broker).await.unwrap();
     assert_eq!(read, 15, "only the tail after applied offset 51");
     assert_eq!(table.core().applied_offset(0).unwrap(), Some(66));
     assert_eq!(sorted_items(&table), model_items(&model));
 
-    let (memory, read) = recovered(&spec, Arc::new(MemoryStore::new()), &mock)
+    let (memory, read) = recovered(&spec, Arc::new(MemoryStore::new()), &broker)
         .await
         .unwrap();
     assert_eq!(read, 67, "a memory table reads the whole changelog");
@@ -198,24 +262,20 @@ async fn a_redb_table_reads_only_the_changelog_after_its_applied_offset() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_that_does_not_decode_stops_recovery_naming_table_partition_and_offset() {
-    let mock = cluster().await;
-    let spec = TableSpec::new("shop", "totals").partitions(1);
-    create_changelog(&mock, &spec);
-    let producer = producer(&mock).await;
+    let broker = broker().await;
+    let spec = broker.table_spec("totals", 1).await;
+    let producer = broker.producer().await;
     let writer = held::<i64>(spec.clone(), Arc::new(MemoryStore::new()));
     for i in 0..5 {
         writer.insert(&format!("k{i}"), i).unwrap();
     }
     assert_eq!(flush_all(&writer, &producer).await, 5);
-    let topic = spec.changelog_topic();
-    let bad = mock
-        .append(&topic, 0, &[(Some("k9"), Some("not a number"))])
-        .unwrap();
+    let bad = broker.produce_raw(&spec, "k9", "not a number").await;
     assert_eq!(bad, 5);
-    mock.append(&topic, 0, &[(Some("k8"), Some("8"))]).unwrap();
+    broker.produce_raw(&spec, "k8", "8").await;
 
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let err = recovered(&spec, store.clone(), &mock).await.unwrap_err();
+    let err = recovered(&spec, store.clone(), &broker).await.unwrap_err();
     assert!(
         matches!(
             &err,
@@ -239,12 +299,13 @@ async fn a_record_that_does_not_decode_stops_recovery_naming_table_partition_and
     assert_eq!(store.applied_offset(0).unwrap(), Some(4));
     assert_eq!(store.get(0, b"k8").unwrap(), None, "nothing after it");
 
-    // A record without a key (not ours) is refused the same way.
-    let spec = TableSpec::new("shop", "other").partitions(1);
-    create_changelog(&mock, &spec);
+    // A record without a key is refused the same way. Brokers reject keyless records in
+    // compacted topics, so only the mock's raw append can put one there.
+    let Some(mock) = &broker.mock else { return };
+    let spec = broker.table_spec("other", 1).await;
     mock.append(&spec.changelog_topic(), 0, &[(None, Some("1"))])
         .unwrap();
-    let err = recovered(&spec, Arc::new(MemoryStore::new()), &mock)
+    let err = recovered(&spec, Arc::new(MemoryStore::new()), &broker)
         .await
         .unwrap_err();
     assert!(
