@@ -35,11 +35,20 @@ pub(crate) enum Write<V> {
 ///
 /// The methods are synchronous: no `.await` between reading and writing a value.
 ///
+/// | Faust | here |
+/// |---|---|
+/// | `app.Table("totals", default=int)` | `app.table::<String, i64>("totals")` with `.with_default(i64::default)` |
+/// | `table[k]` / `table.get(k)` | [`get_or_default`](Self::get_or_default) / [`get`](Self::get) |
+/// | `table[k] = v`, `del table[k]` | [`insert`](Self::insert), [`remove`](Self::remove) |
+/// | `table.setdefault(k, 0); table[k] += n` | `table.update(&k, \|v\| *v += n)` |
+/// | `table.items()`, `keys()`, `values()`, `len(table)` | the same, over the partitions this worker owns |
+/// | `app.SetTable(...)`, `app.GlobalTable(...)` | [`SetTable`](super::SetTable), [`TableSpec::global`] |
+///
 /// ```
 /// use streams::{Table, TableSpec};
 /// # fn main() -> streams::Result<()> {
 /// // A table outside any app (every partition held, no changelog): for tests and examples.
-/// let totals = Table::<String, i64>::detached(TableSpec::new("shop", "totals"))?.with_default(|| 0);
+/// let totals = Table::<String, i64>::detached(TableSpec::new("shop", "totals"))?.with_default(i64::default);
 ///
 /// // Faust: currency.setdefault(c, 0); currency[c] += amount
 /// totals.update("EUR", |total| *total += 25)?;
@@ -370,6 +379,11 @@ where
             }
         }
         Ok(keys)
+    }
+
+    /// The values of the partitions this worker owns: a snapshot.
+    pub fn values(&self) -> Result<Vec<V>> {
+        Ok(self.items()?.into_iter().map(|(_, v)| v).collect())
     }
 
     /// Number of keys in the partitions this worker owns.

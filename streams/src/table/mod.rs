@@ -1,14 +1,8 @@
 //! Tables: partitioned, dict-like state kept in a [`stores::Store`] and replicated to a
 //! compacted changelog topic (Faust's `app.Table`).
 //!
-//! | Faust | here |
-//! |---|---|
-//! | `app.Table("totals", default=int)` | a [`TableSpec`] and [`Table::with_default`]`(\|\| 0)` |
-//! | `table[k]`, `table[k] = v`, `del table[k]` | [`Table::get`], [`Table::insert`], [`Table::remove`] |
-//! | `table.setdefault(k, 0); table[k] += n` | `table.update(&k, \|v\| *v += n)` |
-//! | `table.items()`, `keys()`, `len(table)` | [`Table::items`], [`Table::keys`], [`Table::len`] (the partitions this worker owns) |
-//! | `app.SetTable(...)` | [`SetTable`] |
-//! | `app.GlobalTable(...)` | [`TableSpec::global`] |
+//! [`Table`] is the user's handle (its docs map Faust's table API to this one), [`SetTable`]
+//! a table of sets, [`TableSpec`] the declaration.
 //!
 //! Layering: this module sits below the runtime and above topics and codecs; it imports only
 //! `codec`, `error`, `record`, `settings` and `offsets` of this crate. The runtime drives it

@@ -6,13 +6,19 @@
 //! 1. On assignment: [`TableCore::assign`] (status `Recovering`), then
 //!    [`recover_partition`](super::recovery::recover_partition) up to the changelog's high
 //!    watermark, then [`TableCore::set_active`]; only then do the partition's events flow.
-//! 2. In the commit loop: [`TableCore::take_pending`] moves the writes made so far into a
-//!    [`PendingFlush`] (reads still see them); produce its records to changelog partition
-//!    `flush.partition()` (keys as given, `None` values as tombstones) and await every ack;
-//!    then [`TableCore::complete_flush`] with the highest acknowledged offset, which applies
-//!    the writes and that offset to the store in one atomic batch. Only after that may the
-//!    source offsets of the events that made the writes be committed. Flushes of a partition
-//!    complete in the order they were taken.
+//! 2. In the commit loop, in this order:
+//!    - (a) read the commit positions of the source partitions (a done event has made all its
+//!      table writes, so they are pending or in flight now);
+//!    - (b) for every held table partition, [`TableCore::take_pending`] moves the writes made
+//!      so far into a [`PendingFlush`] (reads still see them);
+//!    - (c) produce each flush's records to changelog partition `flush.partition()` (keys as
+//!      given, `None` values as tombstones) and await every ack;
+//!    - (d) [`TableCore::complete_flush`] with the highest acknowledged offset: the store
+//!      applies the writes and that offset in one atomic batch;
+//!    - (e) commit the positions read in (a), and only those.
+//!
+//!    [`flush_partition`](super::changelog::flush_partition) does (b) to (d) for one
+//!    partition. Flushes of a partition complete in the order they were taken.
 //! 3. If producing fails: [`TableCore::abort_flush`] forgets every unflushed write of the
 //!    partition and sets it back to `Recovering`: recover it again and seek the source back
 //!    to its committed offset (the events are redelivered: at-least-once).

@@ -246,3 +246,11 @@ fn set_tables_add_discard_and_tombstone_an_emptied_set() {
     assert_eq!(f.records()[0].value, None, "an emptied set is deleted");
     assert!(sets.get("a").unwrap().is_empty());
 }
+
+#[test]
+fn handles_are_send_and_sync_whatever_the_types() {
+    fn send_sync<T: Send + Sync + Clone>() {}
+    // Not Send: the handle holds no K or V, only their codecs.
+    send_sync::<Table<std::rc::Rc<String>, std::rc::Rc<i64>>>();
+    send_sync::<SetTable<String, u8>>();
+}
