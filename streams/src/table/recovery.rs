@@ -30,6 +30,9 @@ const END_CHECK: Duration = Duration::from_millis(500);
 /// Every record's key and value must decode with the table's codecs and types; one that does
 /// not stops recovery with [`Error::TableDecode`] naming the table, partition and offset (the
 /// batches before it stay applied, so a fixed run resumes there).
+///
+/// Cancel-safe in what matters: dropping the future (a revocation during recovery) keeps the
+/// batches applied so far and their offset; the consumer then keeps its assignment.
 pub async fn recover_partition(
     table: &TableCore,
     consumer: &mut Consumer,
