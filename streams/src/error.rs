@@ -87,6 +87,46 @@ pub enum Error {
     #[error("invalid field `{field}`: {reason}")]
     Validation { field: String, reason: String },
 
+    /// A table key whose partition this worker does not own (not assigned, or still
+    /// recovering from its changelog).
+    #[error("table {table}: key {key} belongs to partition {partition}, which this worker {reason}: key the stream by the table's key (group_by) first")]
+    TableNotOwned {
+        table: String,
+        /// The encoded key, as text (lossy, shortened).
+        key: String,
+        partition: i32,
+        /// `does not own` or `does not own yet (still recovering from the changelog)`.
+        reason: &'static str,
+    },
+
+    /// A table key or value that cannot be encoded with the table's codecs; nothing was written.
+    #[error("table {table}: cannot encode a {part}: {reason}")]
+    TableEncode {
+        table: String,
+        /// `key` or `value`.
+        part: &'static str,
+        reason: String,
+    },
+
+    /// Table data that does not decode: a changelog record during recovery (with its offset) or
+    /// an entry of the store.
+    #[error("table {table}: cannot decode the {part} of {} in partition {partition}: {reason}",
+        offset.map(|o| format!("changelog record at offset {o}")).unwrap_or_else(|| "a stored entry".into()))]
+    TableDecode {
+        table: String,
+        partition: i32,
+        /// The changelog offset, for records read during recovery.
+        offset: Option<i64>,
+        /// `key` or `value`.
+        part: &'static str,
+        reason: String,
+    },
+
+    /// A table used in a way it cannot work (no default value, a flush out of order...); the
+    /// message says what to do.
+    #[error("table {table}: {reason}")]
+    Table { table: String, reason: String },
+
     /// An operation that needs a running app (sending, the CLI's `send`) before `start`.
     #[error("the app is not running: call App::start (or run/main) first")]
     NotStarted,

@@ -57,6 +57,7 @@ mod record;
 mod runtime;
 mod settings;
 mod stream;
+mod table;
 mod topic;
 
 pub use app::{App, AppBuilder, TopicSummary};
@@ -68,4 +69,5 @@ pub use offsets::Hold;
 pub use record::{Event, Header, Validate};
 pub use settings::Settings;
 pub use stream::{AgentStream, Processor, Take};
+pub use table::{PartitionStatus, SetTable, Table, TableSpec};
 pub use topic::{OnDecodeError, Topic};
