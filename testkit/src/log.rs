@@ -88,12 +88,11 @@ impl PartitionLog {
         if h.producer_id < 0 || h.base_sequence < 0 {
             return SequenceCheck::Append;
         }
+        // A producer this partition does not know starts at any sequence, as on Kafka (whose
+        // state for a producer may have expired): so a client must not let a later batch
+        // overtake a failed first one.
         let Some(entry) = self.producers.get(&h.producer_id) else {
-            return if h.base_sequence == 0 {
-                SequenceCheck::Append
-            } else {
-                SequenceCheck::OutOfOrder
-            };
+            return SequenceCheck::Append;
         };
         if h.producer_epoch < entry.epoch {
             return SequenceCheck::FencedEpoch;

@@ -57,14 +57,16 @@ async fn duplicate_and_out_of_order_sequences() {
         result(c.send(9, &send(7, 1)).await).0,
         E::OutOfOrderSequenceNumber.code()
     );
-    // An unknown producer must start at 0.
-    let stranger = produce(batch(&[("k", "v")], id + 100, 0, 5, 0));
+    // A producer the partition does not know may start at any sequence, as on Kafka (its
+    // state may have expired), and must go on in order from there.
+    let stranger = |seq| produce(batch(&[("k", "v")], id + 100, 0, seq, 0));
+    assert_eq!(result(c.send(9, &stranger(5)).await), (0, 5));
     assert_eq!(
-        result(c.send(9, &stranger).await).0,
+        result(c.send(9, &stranger(7)).await).0,
         E::OutOfOrderSequenceNumber.code()
     );
-    // The next in order still works.
-    assert_eq!(result(c.send(9, &send(5, 1)).await), (0, 5));
+    // The next in order of the first producer still works.
+    assert_eq!(result(c.send(9, &send(5, 1)).await), (0, 6));
     // A stale epoch is fenced.
     let old = produce(batch(&[("k", "v")], id, epoch - 1, 6, 0));
     assert_eq!(

@@ -21,6 +21,11 @@ pub(crate) struct PartitionQueue {
     pub(crate) retrying: bool,
     /// Next idempotent sequence number to hand out.
     pub(crate) next_sequence: i32,
+    /// The broker has acknowledged a sequenced batch of this partition for the current
+    /// producer id. Until then one batch at a time: a broker accepts any first sequence from
+    /// a producer it does not know, so a later batch overtaking a failed first one would
+    /// leave a gap that no retry can fill (OUT_OF_ORDER_SEQUENCE_NUMBER forever).
+    pub(crate) confirmed: bool,
 }
 
 /// Records bound for one partition, sent together.

@@ -171,6 +171,7 @@ fn reset_sequences(inner: &Inner) {
     acc.sequence_broken = false;
     for queue in acc.topics.values_mut().flatten() {
         queue.next_sequence = 0;
+        queue.confirmed = false;
         queue.retrying = false;
         for batch in &mut queue.batches {
             batch.sequence = None;
@@ -288,8 +289,14 @@ fn may_send(
     config: &ProducerConfig,
     now: Instant,
 ) -> bool {
+    // See `PartitionQueue::confirmed`.
+    let max_in_flight = if config.idempotence_enabled() && !queue.confirmed {
+        1
+    } else {
+        config.max_in_flight_per_partition.max(1)
+    };
     !(queue.retrying && queue.in_flight > 0)
-        && queue.in_flight < config.max_in_flight_per_partition.max(1)
+        && queue.in_flight < max_in_flight
         && front.retry_at.is_none_or(|at| at <= now)
 }
 
@@ -534,6 +541,9 @@ fn settle(inner: &Inner, b: InFlight, outcome: Result<(i64, i64)>) {
         }
         let queue = acc.queue(&b.topic, b.partition);
         queue.in_flight = queue.in_flight.saturating_sub(1);
+        if outcome.is_ok() && b.batch.sequence.is_some() {
+            queue.confirmed = true;
+        }
     }
     finish(inner, b.batch, outcome);
 }
