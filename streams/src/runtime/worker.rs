@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use futures::FutureExt;
 use kafka_client::group::GroupConsumer;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -15,6 +16,9 @@ use super::router::Router;
 use super::RunState;
 use crate::error::{Error, Result};
 use crate::settings::Settings;
+
+/// Most records dispatched in one go before the loop looks at its timers and the stop signal.
+const DISPATCH_RUN: usize = 512;
 
 /// A request to commit now, answered with the outcome (for tests and `wait_caught_up`).
 pub(crate) type CommitRequest = oneshot::Sender<Result<(), String>>;
@@ -69,10 +73,30 @@ impl Worker {
                     Ok(None) => continue, // group work is due
                     Ok(Some(record)) => {
                         backoff.succeeded();
-                        if !self.router.dispatch(record, &mut stop).await {
+                        // Records already fetched go out in a run, without a trip through the
+                        // select (its timers read the clock) per record.
+                        let mut next = Some(Ok(Some(record)));
+                        let mut run = 0;
+                        let mut stopped = false;
+                        while let Some(Ok(Some(record))) = next.take() {
+                            if !self.router.dispatch(record, &mut stop).await {
+                                stopped = true;
+                                break;
+                            }
+                            since_commit += 1;
+                            run += 1;
+                            if run < DISPATCH_RUN && since_commit < self.settings.broker_commit_every {
+                                next = self.consumer.poll_record().now_or_never();
+                            }
+                        }
+                        if stopped {
                             break Ok(());
                         }
-                        since_commit += 1;
+                        if let Some(Err(e)) = next {
+                            if let Some(fatal) = self.on_consumer_error(e, &mut backoff, &mut stop).await {
+                                break Err(fatal);
+                            }
+                        }
                         if since_commit >= self.settings.broker_commit_every {
                             since_commit = 0;
                             if let Err(e) = self.commit().await {
