@@ -296,7 +296,10 @@ impl Member {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.task).await;
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .unwrap_or_else(|_| panic!("member {} did not close within 30 s", self.name))
+            .unwrap_or_else(|e| panic!("member {} failed: {e}", self.name));
         self.view()
     }
 }
