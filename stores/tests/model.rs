@@ -417,13 +417,24 @@ fn run_with_failing_disk(
                     }
                 }
             }
-            Op::DropPartition(p) => store.drop_partition(*p).map(|()| {
-                model.data.remove(p);
-                model.offsets.remove(p);
-                if durable_batches {
-                    durable = model.clone();
+            Op::DropPartition(p) => {
+                let mut after = model.clone();
+                after.data.remove(p);
+                after.offsets.remove(p);
+                match store.drop_partition(*p) {
+                    Ok(()) => {
+                        model = after;
+                        if durable_batches {
+                            durable = model.clone();
+                        }
+                        Ok(())
+                    }
+                    Err(e) => {
+                        failure = Some((i, durable_batches.then_some(after)));
+                        Err(e)
+                    }
                 }
-            }),
+            }
             Op::Flush => match store.flush() {
                 Ok(()) => {
                     durable = model.clone();
