@@ -40,6 +40,7 @@ impl Validate for Purchase {
 
 fn main() -> ExitCode {
     let app = match App::builder("deserialization-app")
+        .broker("mock://")
         .topic_partitions(1)
         .build()
     {

@@ -30,7 +30,11 @@ struct Purchase {
 }
 
 fn main() -> ExitCode {
-    let app = match App::builder("hello-app").topic_partitions(3).build() {
+    let app = match App::builder("hello-app")
+        .broker("mock://")
+        .topic_partitions(3)
+        .build()
+    {
         Ok(app) => app,
         Err(e) => {
             eprintln!("error: {e}");

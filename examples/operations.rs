@@ -1,6 +1,6 @@
-//! Stream operations: `group_by` re-partitions purchases by currency through the internal
-//! topic `operations-app-totals-currency-repartition`, so one worker sees every purchase of a
-//! currency; `filter` drops the small ones.
+//! Stream operations in the talk's order: `filter` drops the small purchases, then `group_by`
+//! re-partitions the rest by currency through the internal topic
+//! `operations-app-totals-currency-repartition`, so one worker sees every purchase of a currency.
 //!
 //! ```text
 //! cargo run --example operations
@@ -22,7 +22,11 @@ struct Purchase {
 }
 
 fn main() -> ExitCode {
-    let app = match App::builder("operations-app").topic_partitions(3).build() {
+    let app = match App::builder("operations-app")
+        .broker("mock://")
+        .topic_partitions(3)
+        .build()
+    {
         Ok(app) => app,
         Err(e) => {
             eprintln!("error: {e}");
@@ -33,12 +37,13 @@ fn main() -> ExitCode {
     let totals = Arc::new(Mutex::new(BTreeMap::<String, u32>::new()));
 
     let sums = totals.clone();
+    // Faust: `async for p in purchases.filter(lambda p: p.amount >= 10).group_by(Purchase.currency)`
     app.agent_builder("totals", &purchases)
+        .filter(|p: &Purchase| p.amount >= 10)
         .group_by("currency", |p: &Purchase| p.currency.clone())
-        .run(move |stream| {
+        .run(move |mut large| {
             let sums = sums.clone();
             async move {
-                let mut large = stream.filter(|p| futures::future::ready(p.amount >= 10));
                 while let Some(p) = large.next().await {
                     let mut sums = sums.lock().unwrap_or_else(|e| e.into_inner());
                     let total = sums.entry(p.currency.clone()).or_default();

@@ -30,7 +30,11 @@ fn delete_field(mut v: Value) -> Value {
 }
 
 fn main() -> ExitCode {
-    let app = match App::builder("processors-app").topic_partitions(1).build() {
+    let app = match App::builder("processors-app")
+        .broker("mock://")
+        .topic_partitions(1)
+        .build()
+    {
         Ok(app) => app,
         Err(e) => {
             eprintln!("error: {e}");

@@ -19,6 +19,7 @@ struct Greeting {
 
 fn main() -> ExitCode {
     let app = match App::builder("serialization-app")
+        .broker("mock://")
         .topic_partitions(1)
         .build()
     {

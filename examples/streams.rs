@@ -19,7 +19,11 @@ use futures::StreamExt;
 use streams::App;
 
 fn main() -> ExitCode {
-    let app = match App::builder("streams-app").topic_partitions(1).build() {
+    let app = match App::builder("streams-app")
+        .broker("mock://")
+        .topic_partitions(1)
+        .build()
+    {
         Ok(app) => app,
         Err(e) => {
             eprintln!("error: {e}");

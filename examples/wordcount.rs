@@ -13,7 +13,11 @@ use futures::StreamExt;
 use streams::App;
 
 fn main() -> ExitCode {
-    let app = match App::builder("wordcount-app").topic_partitions(4).build() {
+    let app = match App::builder("wordcount-app")
+        .broker("mock://")
+        .topic_partitions(4)
+        .build()
+    {
         Ok(app) => app,
         Err(e) => {
             eprintln!("error: {e}");

@@ -1,29 +1,26 @@
-//! The app: configuration, declared topics and agents, connections, start and graceful stop.
+//! The app: the builder, the declarations it collects, and the facade that starts and stops
+//! the runtime. All of `App` is here.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use kafka_client::admin::{Admin, CreateTopicsOptions, NewTopic};
-use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord, RecordMetadata};
-use kafka_client::ClientConfig;
+use kafka_client::admin::OffsetSpec;
+use kafka_client::producer::{ProducerRecord, RecordMetadata};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use stores::StoreUrl;
-use tokio::sync::{watch, Notify};
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
 
-use crate::agent::{self, AgentSpec};
 use crate::broker::BrokerUrl;
-use crate::codec::{Codec, CodecRegistry, Serializer};
+use crate::codec::{Codec, CodecRegistry};
+use crate::declarations::{Agent, AgentBuilder, AgentResult, AgentSummary, Declarations, Shared};
 use crate::error::{Error, Result};
-use crate::offsets::{AckToken, Acks};
+use crate::runtime::{Connection, Runtime};
 use crate::settings::Settings;
-use crate::topic::{OnDecodeError, Topic, TopicSpec};
-use crate::worker;
+use crate::stream::{AgentStream, Processor};
+use crate::topic::{Topic, TopicSpec};
 
 /// Builds an [`App`]; see [`App::builder`].
 #[derive(Debug)]
@@ -37,8 +34,9 @@ pub struct AppBuilder {
 }
 
 impl AppBuilder {
-    /// Broker URL: `kafka://host:port[,host:port]`, `PLAINTEXT://host:port`, or `mock://` for
-    /// an embedded mock cluster (the default).
+    /// Broker URL: `kafka://host:port[,host:port]` (default `kafka://localhost:9092`, as in
+    /// Faust), `PLAINTEXT://host:port`, or `mock://` for an embedded mock cluster (with the
+    /// `mock` cargo feature).
     pub fn broker(mut self, url: &str) -> Self {
         self.broker = url.to_owned();
         self
@@ -157,21 +155,13 @@ impl AppBuilder {
             ));
         }
         Ok(App {
-            shared: Arc::new(Shared {
-                id: self.id,
-                settings: self.settings,
-                registry: self.registry,
+            inner: Arc::new(Inner {
+                decls: Arc::new(Declarations::new(self.id, self.settings, self.registry)),
                 broker: Mutex::new(broker),
                 store,
-                topics: Mutex::default(),
-                agents: Mutex::default(),
                 conn: OnceLock::new(),
-                worker: Mutex::new(None),
+                runtime: Mutex::new(None),
                 stop: watch::channel(false).0,
-                rebalances: watch::channel(0).0,
-                aborted: AtomicBool::new(false),
-                sends: AtomicUsize::new(0),
-                sends_idle: Notify::new(),
             }),
         })
     }
@@ -183,7 +173,7 @@ impl AppBuilder {
 /// (until Ctrl-C or [`stop`](App::stop)), or [`start`](App::start) and
 /// [`shutdown`](App::shutdown). The app is consumer group `<id>`. Cheap to clone.
 ///
-/// ```
+/// ```no_run
 /// use futures::StreamExt;
 /// use streams::App;
 ///
@@ -192,7 +182,7 @@ impl AppBuilder {
 ///
 /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 /// # async fn main() -> streams::Result<()> {
-/// let app = App::builder("demo-app").broker("mock://").topic_partitions(2).build()?;
+/// let app = App::builder("demo-app").broker("kafka://localhost:9092").build()?;
 /// let purchases = app.topic::<String, Purchase>("purchases");
 /// let total = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
 /// let sum = total.clone();
@@ -213,45 +203,24 @@ impl AppBuilder {
 /// ```
 #[derive(Clone)]
 pub struct App {
-    pub(crate) shared: Arc<Shared>,
+    inner: Arc<Inner>,
 }
 
-pub(crate) struct Shared {
-    pub id: String,
-    pub settings: Settings,
-    registry: CodecRegistry,
+struct Inner {
+    decls: Shared,
     broker: Mutex<BrokerUrl>,
     store: StoreUrl,
-    topics: Mutex<BTreeMap<String, Arc<TopicSpec>>>,
-    pub agents: Mutex<Vec<AgentSpec>>,
     conn: OnceLock<Connection>,
-    worker: Mutex<Option<JoinHandle<Result<()>>>>,
-    pub stop: watch::Sender<bool>,
-    /// Completed rebalances of this worker.
-    pub rebalances: watch::Sender<u64>,
-    /// Set by [`App::abort`]: stop like a crash.
-    pub aborted: AtomicBool,
-    /// Sends whose acknowledgement is awaited by a background watcher.
-    sends: AtomicUsize,
-    sends_idle: Notify,
-}
-
-/// Connections made when the app starts.
-pub(crate) struct Connection {
-    pub client: ClientConfig,
-    pub producer: Producer,
-    pub admin: Admin,
-    pub acks: Arc<Acks>,
-    /// Keeps a `mock://` cluster alive as long as the app.
-    pub _mock: Option<testkit::MockCluster>,
+    runtime: Mutex<Option<Arc<Runtime>>>,
+    stop: watch::Sender<bool>,
 }
 
 impl fmt::Debug for App {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("App")
-            .field("id", &self.shared.id)
+            .field("id", &self.inner.decls.id)
             .field("broker", &self.broker().to_string())
-            .field("store", &self.shared.store.to_string())
+            .field("store", &self.inner.store.to_string())
             .finish_non_exhaustive()
     }
 }
@@ -262,7 +231,7 @@ impl App {
     pub fn builder(id: &str) -> AppBuilder {
         AppBuilder {
             id: id.to_owned(),
-            broker: "mock://".to_owned(),
+            broker: "kafka://localhost:9092".to_owned(),
             store: "memory://".to_owned(),
             settings: Settings::default(),
             registry: CodecRegistry::default(),
@@ -272,36 +241,36 @@ impl App {
 
     /// The app id (and consumer group).
     pub fn id(&self) -> &str {
-        &self.shared.id
+        &self.inner.decls.id
     }
 
     /// The settings.
     pub fn settings(&self) -> &Settings {
-        &self.shared.settings
+        &self.inner.decls.settings
     }
 
     /// The broker URL the app uses (or will use).
     pub fn broker(&self) -> BrokerUrl {
-        lock(&self.shared.broker).clone()
+        lock(&self.inner.broker).clone()
     }
 
     /// The store URL for tables.
     pub fn store_url(&self) -> &StoreUrl {
-        &self.shared.store
+        &self.inner.store
     }
 
     /// Changes the broker before the app starts (the CLI's `--broker`).
     pub fn set_broker(&self, url: &str) -> Result<()> {
-        if self.shared.conn.get().is_some() {
+        if self.inner.conn.get().is_some() {
             return Err(Error::config("the broker cannot change once the app runs"));
         }
-        *lock(&self.shared.broker) = BrokerUrl::parse(url)?;
+        *lock(&self.inner.broker) = BrokerUrl::parse(url)?;
         Ok(())
     }
 
     /// The bootstrap addresses in use (for `mock://`, the embedded cluster's), once started.
     pub fn bootstrap(&self) -> Option<String> {
-        self.shared.conn.get().map(|c| c.client.bootstrap.join(","))
+        self.inner.conn.get().map(|c| c.client.bootstrap.join(","))
     }
 
     /// Declares a topic with key type `K` and value type `V` (Faust's
@@ -311,43 +280,20 @@ impl App {
         K: Serialize + DeserializeOwned + Send + 'static,
         V: Serialize + DeserializeOwned + Send + 'static,
     {
-        let existing = lock(&self.shared.topics).get(name).cloned();
-        if let Some(spec) = existing {
-            // Declared before (perhaps with other types): keep its settings.
-            return Topic::declare(self, (*spec).clone());
-        }
-        Topic::declare(
-            self,
-            TopicSpec {
-                name: name.to_owned(),
-                partitions: None,
-                configs: Vec::new(),
-                key_serializer: self.parse_serializer("raw"),
-                value_serializer: self.parse_serializer("json"),
-                on_decode_error: OnDecodeError::default(),
-                internal: false,
-            },
-        )
-    }
-
-    pub(crate) fn parse_serializer(&self, spec: &str) -> Result<Serializer, String> {
-        Serializer::parse(spec, &self.shared.registry).map_err(|e| e.to_string())
-    }
-
-    pub(crate) fn register_topic(&self, spec: TopicSpec) -> Arc<TopicSpec> {
-        let spec = Arc::new(spec);
-        lock(&self.shared.topics).insert(spec.name.clone(), spec.clone());
-        spec
+        self.inner.decls.topic(name)
     }
 
     pub(crate) fn topic_spec(&self, name: &str) -> Option<Arc<TopicSpec>> {
-        lock(&self.shared.topics).get(name).cloned()
+        self.inner.decls.catalog.get(name)
     }
 
-    /// Declared topics: `(name, key serializer, value serializer, internal)`, by name.
+    /// Declared topics, by name.
     pub fn topics(&self) -> Vec<TopicSummary> {
-        lock(&self.shared.topics)
-            .values()
+        self.inner
+            .decls
+            .catalog
+            .all()
+            .iter()
             .map(|s| TopicSummary {
                 name: s.name.clone(),
                 key_serializer: s.key_ser().map(|s| s.spec().to_owned()).unwrap_or_default(),
@@ -355,162 +301,145 @@ impl App {
                     .value_ser()
                     .map(|s| s.spec().to_owned())
                     .unwrap_or_default(),
-                partitions: s
-                    .partitions
-                    .unwrap_or(self.shared.settings.topic_partitions),
+                partitions: s.partitions.unwrap_or(self.settings().topic_partitions),
                 internal: s.internal,
             })
             .collect()
     }
 
-    /// Registered agents: `(name, topics, concurrency)`.
+    /// Registered agents.
     pub fn agents(&self) -> Vec<AgentSummary> {
-        lock(&self.shared.agents)
-            .iter()
-            .map(|a| AgentSummary {
-                name: a.name.clone(),
-                topic: a.topic.clone(),
-                concurrency: a.concurrency,
-                sinks: a.sinks.clone(),
-            })
-            .collect()
+        self.inner.decls.agent_summaries()
+    }
+
+    /// Registers an agent over `topic` (Faust's `@app.agent(topic)`), named `<topic>-agent`.
+    /// The body runs once and may move what it captures. Use
+    /// [`agent_builder`](Self::agent_builder) for a name, concurrency, sinks, group_by.
+    ///
+    /// ```
+    /// # fn main() -> streams::Result<()> {
+    /// use futures::StreamExt;
+    /// let app = streams::App::builder("demo-app").build()?;
+    /// let topic = app.topic::<String, String>("greetings");
+    /// app.agent(&topic, |mut greetings| async move {
+    ///     while let Some(greeting) = greetings.next().await {
+    ///         println!("{greeting}");
+    ///     }
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn agent<K, V, F, Fut>(&self, topic: &Topic<K, V>, body: F) -> Agent<K, V>
+    where
+        K: Serialize + DeserializeOwned + Send + Sync + 'static,
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: FnOnce(AgentStream<K, V>) -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: AgentResult,
+    {
+        let name = format!("{}-agent", topic.name());
+        AgentBuilder::<K, V, V>::new(&self.inner.decls, &name, topic).run_once(body)
+    }
+
+    /// Starts configuring an agent named `name` over `topic`.
+    pub fn agent_builder<K, V>(&self, name: &str, topic: &Topic<K, V>) -> AgentBuilder<K, V, V>
+    where
+        K: Serialize + DeserializeOwned + Send + Sync + 'static,
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        AgentBuilder::new(&self.inner.decls, name, topic)
+    }
+
+    /// A stream over `topic` whose values go through `processors` in order (Faust's
+    /// `app.stream(topic, processors=[...])`); give it a body with `run` or `process`.
+    pub fn stream<K, V>(
+        &self,
+        topic: &Topic<K, V>,
+        processors: Vec<Processor<V>>,
+    ) -> AgentBuilder<K, V, V>
+    where
+        K: Serialize + DeserializeOwned + Send + Sync + 'static,
+        V: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let name = format!("{}-stream", topic.name());
+        AgentBuilder::new(&self.inner.decls, &name, topic).processors(processors)
     }
 
     /// Connects (starting the embedded cluster for `mock://`) without starting agents: enough
     /// to send. [`start`](Self::start) does this too.
     pub async fn connect(&self) -> Result<()> {
-        if self.shared.conn.get().is_some() {
+        if self.inner.conn.get().is_some() {
             return Ok(());
         }
-        let broker = self.broker();
-        let (bootstrap, mock) = match &broker {
-            BrokerUrl::Kafka(hosts) => (hosts.join(","), None),
-            BrokerUrl::Mock => {
-                let mock = testkit::MockCluster::builder()
-                    .default_partitions(self.shared.settings.topic_partitions)
-                    .build()
-                    .await?;
-                tracing::info!(bootstrap = %mock.bootstrap(), "started an embedded mock Kafka cluster");
-                (mock.bootstrap(), Some(mock))
-            }
-        };
-        let client = ClientConfig::new(&bootstrap)?.with_client_id(self.shared.id.clone());
-        let producer = Producer::new(
-            client.clone(),
-            ProducerConfig::default().with_linger(self.shared.settings.producer_linger),
-        )
-        .await
-        .map_err(|e| {
-            Error::config(format!(
-                "cannot reach the brokers at {broker}: {e}; is Kafka running? (mock:// needs none)"
-            ))
-        })?;
-        let admin = Admin::new(client.clone()).await?;
-        let conn = Connection {
-            client,
-            producer,
-            admin,
-            acks: Arc::new(Acks::default()),
-            _mock: mock,
-        };
-        if self.shared.conn.set(conn).is_err() {
+        let conn = Connection::open(&self.inner.decls, &self.broker()).await?;
+        if self.inner.conn.set(conn).is_err() {
             tracing::debug!("connected twice concurrently; keeping the first connection");
         }
         Ok(())
     }
 
-    pub(crate) fn conn(&self) -> Result<&Connection> {
-        self.shared.conn.get().ok_or(Error::NotStarted)
+    fn conn(&self) -> Result<&Connection> {
+        self.inner.conn.get().ok_or(Error::NotStarted)
     }
 
-    /// Creates every declared topic that does not exist yet.
-    pub async fn create_topics(&self) -> Result<()> {
-        let conn = self.conn()?;
-        let settings = &self.shared.settings;
-        let topics: Vec<NewTopic> = lock(&self.shared.topics)
-            .values()
-            .map(|s| {
-                let mut t = NewTopic::new(
-                    s.name.clone(),
-                    s.partitions.unwrap_or(settings.topic_partitions),
-                    settings.topic_replication_factor,
-                );
-                for (k, v) in &s.configs {
-                    t = t.with_config(k.clone(), v.clone());
-                }
-                t
-            })
-            .collect();
-        if topics.is_empty() {
-            return Ok(());
-        }
-        for spec in lock(&self.shared.topics).values() {
-            spec.key_ser()?;
-            spec.value_ser()?;
-        }
-        let options = CreateTopicsOptions {
-            ignore_existing: true,
-            ..Default::default()
-        };
-        conn.admin.create_topics_with(topics, options).await?;
-        Ok(())
+    fn runtime(&self) -> Option<Arc<Runtime>> {
+        lock(&self.inner.runtime).clone()
     }
 
-    /// Connects, creates topics, joins the group and starts every agent; returns once running.
+    /// Connects, creates the declared topics, joins the group and starts every agent; returns
+    /// once this worker has partitions. Fails when the app cannot work: brokers unreachable,
+    /// group settings the broker refuses, a source topic that does not exist and cannot be
+    /// created.
     pub async fn start(&self) -> Result<()> {
         self.connect().await?;
-        if lock(&self.shared.worker).is_some() {
+        if self.runtime().is_some() {
             return Err(Error::config("the app is already started"));
         }
-        self.create_topics().await?;
-        let agents = agent::start_all(self)?;
-        let ready = worker::Worker::start(self.clone(), agents).await?;
-        *lock(&self.shared.worker) = Some(ready);
-        // Return once the group gave this worker its partitions, so callers see it working.
-        let mut rebalances = self.shared.rebalances.subscribe();
-        let joined = rebalances.wait_for(|n| *n > 0);
-        let limit = self.shared.settings.broker_rebalance_timeout + Duration::from_secs(10);
-        if tokio::time::timeout(limit, joined).await.is_err() {
-            tracing::warn!(
-                ?limit,
-                "no partitions assigned yet; the worker keeps trying"
-            );
-        }
-        tracing::info!(app = %self.shared.id, broker = %self.broker(), "worker started");
+        let runtime =
+            Runtime::start(&self.inner.decls, self.conn()?, self.inner.stop.subscribe()).await?;
+        *lock(&self.inner.runtime) = Some(Arc::new(runtime));
+        tracing::info!(app = %self.id(), broker = %self.broker(), "worker started");
         Ok(())
     }
 
     /// Asks a running app to stop gracefully; returns at once (safe to call from an agent).
     /// Agents finish their in-flight events, which are then committed.
     pub fn stop(&self) {
-        self.shared.stop.send_replace(true);
+        self.inner.stop.send_replace(true);
     }
 
     /// Whether a stop was asked for.
     pub fn is_stopping(&self) -> bool {
-        *self.shared.stop.borrow()
+        *self.inner.stop.borrow()
     }
 
-    /// Waits until a stop is asked for.
+    /// Waits until a stop is asked for, or the worker stopped on an error.
     pub async fn stopped(&self) {
-        let mut rx = self.shared.stop.subscribe();
-        let _ = rx.wait_for(|stop| *stop).await;
+        let mut rx = self.inner.stop.subscribe();
+        let asked = rx.wait_for(|stop| *stop);
+        match self.runtime() {
+            Some(runtime) => {
+                tokio::select! {
+                    _ = asked => {}
+                    _ = runtime.stopped() => {}
+                }
+            }
+            None => {
+                let _ = asked.await;
+            }
+        }
     }
 
     /// Stops gracefully and waits until done: agents finish in-flight events, sends are
-    /// acknowledged, done offsets are committed, the group is left.
+    /// acknowledged, done offsets are committed, the group is left. Returns the error that
+    /// stopped the worker, if one did.
     pub async fn shutdown(&self) -> Result<()> {
         self.stop();
-        let worker = lock(&self.shared.worker).take();
-        let result = match worker {
-            Some(handle) => match handle.await {
-                Ok(r) => r,
-                Err(e) => Err(Error::config(format!("the worker task failed: {e}"))),
-            },
+        let result = match self.runtime() {
+            Some(runtime) => runtime.join().await,
             None => Ok(()),
         };
-        if let Ok(conn) = self.conn() {
-            conn.producer.close().await?;
+        if let Ok(producer) = self.inner.decls.outbox.producer() {
+            producer.close().await?;
         }
         result
     }
@@ -519,15 +448,24 @@ impl App {
     /// the group is not left (its partitions move after the session timeout).
     #[doc(hidden)]
     pub async fn abort(&self) {
-        self.shared.aborted.store(true, Ordering::Release);
-        self.stop();
-        let worker = lock(&self.shared.worker).take();
-        if let Some(handle) = worker {
-            let _ = handle.await;
+        if let Some(runtime) = self.runtime() {
+            runtime.set_aborted();
+            self.stop();
+            let _ = runtime.join().await;
         }
     }
 
-    /// Starts, runs until Ctrl-C (or [`stop`](Self::stop)), then shuts down gracefully.
+    /// Commits the done offsets now (they are also committed every
+    /// `broker_commit_interval`), after every record sent so far is acknowledged.
+    pub async fn commit(&self) -> Result<()> {
+        match self.runtime() {
+            Some(runtime) => runtime.commit_now().await,
+            None => Err(Error::NotStarted),
+        }
+    }
+
+    /// Starts, runs until Ctrl-C (or [`stop`](Self::stop), or an error that stops the
+    /// worker), then shuts down gracefully.
     pub async fn run(&self) -> Result<()> {
         self.start().await?;
         tokio::select! {
@@ -546,100 +484,62 @@ impl App {
     {
         self.start().await?;
         let outcome = tokio::select! {
-            r = work => r.map_err(|e| Error::config(format!("demo failed: {e}"))),
+            r = work => r.map_err(|e| Error::Runtime(format!("demo failed: {e}"))),
             _ = tokio::signal::ctrl_c() => Ok(()),
+            _ = self.stopped() => Ok(()),
         };
         let caught_up = match outcome {
             Ok(()) if !self.is_stopping() => self.wait_caught_up(timeout).await,
             other => other,
         };
         let shut = self.shutdown().await;
-        caught_up.and(shut)
+        shut.and(caught_up)
     }
 
     /// Waits until every partition this worker consumes is processed up to its end, and
     /// stays so (records sent by agents to topics that other agents read included).
     pub async fn wait_caught_up(&self, timeout: Duration) -> Result<()> {
         let conn = self.conn()?;
+        let runtime = self.runtime().ok_or(Error::NotStarted)?;
+        let producer = self.inner.decls.outbox.producer()?;
         let work = async {
             let mut quiet_rounds = 0;
             loop {
-                let assigned = conn.acks.assigned();
+                producer.flush().await;
+                let assigned = runtime.acks.assigned();
                 let specs = assigned
                     .iter()
-                    .map(|tp| (tp.clone(), kafka_client::admin::OffsetSpec::Latest))
+                    .map(|tp| (tp.clone(), OffsetSpec::Latest))
                     .collect();
                 let ends = conn.admin.list_offsets(specs).await?;
                 let behind = assigned.iter().any(|tp| {
                     let end = ends.get(tp).map_or(0, |o| o.offset);
-                    conn.acks.position(tp).unwrap_or(0) < end
+                    runtime.acks.position(tp).unwrap_or(0) < end
                 });
-                let busy = behind || self.shared.sends.load(Ordering::Acquire) > 0;
-                quiet_rounds = if busy { 0 } else { quiet_rounds + 1 };
+                quiet_rounds = if behind { 0 } else { quiet_rounds + 1 };
                 if quiet_rounds >= 3 || self.is_stopping() {
                     return Ok::<(), Error>(());
                 }
                 tokio::time::sleep(Duration::from_millis(30)).await;
             }
         };
-        tokio::time::timeout(timeout, work).await.map_err(|_| {
-            Error::config(format!(
-                "events were still in flight after {timeout:?}: see the warnings above"
-            ))
-        })?
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| Error::Timeout {
+                what: "waiting for every event to be processed".into(),
+                after: timeout,
+            })?
     }
 
-    /// Sends a record; inside an agent, the current event stays undone until it is
-    /// acknowledged, and a failed send keeps it from ever being committed.
-    pub(crate) async fn produce(&self, record: ProducerRecord) -> Result<()> {
-        self.produce_holding(record, agent::current_acks()).await
-    }
-
-    /// Sends a record; `holds` stay undone until it is acknowledged (poisoned if it fails).
-    pub(crate) async fn produce_holding(
-        &self,
-        record: ProducerRecord,
-        holds: Vec<AckToken>,
-    ) -> Result<()> {
-        let conn = self.conn()?;
-        let delivery = match conn.producer.send(record).await {
-            Ok(d) => d,
-            Err(e) => {
-                holds.iter().for_each(AckToken::poison);
-                return Err(e.into());
-            }
-        };
-        self.shared.sends.fetch_add(1, Ordering::AcqRel);
-        let app = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = delivery.await {
-                tracing::error!(error = %e, "a record sent by the app was not delivered; the event that sent it will not be committed");
-                holds.iter().for_each(AckToken::poison);
-            }
-            drop(holds);
-            if app.shared.sends.fetch_sub(1, Ordering::AcqRel) == 1 {
-                app.shared.sends_idle.notify_waiters();
-            }
-        });
-        Ok(())
-    }
-
-    pub(crate) async fn produce_and_wait(&self, record: ProducerRecord) -> Result<RecordMetadata> {
-        let conn = self.conn()?;
-        Ok(conn.producer.send(record).await?.await?)
+    /// Sends a record and waits for its acknowledgement (the CLI's `send`).
+    pub(crate) async fn send_and_wait(&self, record: ProducerRecord) -> Result<RecordMetadata> {
+        self.inner.decls.outbox.send_and_wait(record).await
     }
 
     /// Waits until every record sent so far is acknowledged (or failed).
     pub async fn flush(&self) -> Result<()> {
-        let conn = self.conn()?;
-        conn.producer.flush().await;
-        loop {
-            let idle = self.shared.sends_idle.notified();
-            if self.shared.sends.load(Ordering::Acquire) == 0 {
-                return Ok(());
-            }
-            idle.await;
-        }
+        self.inner.decls.outbox.producer()?.flush().await;
+        Ok(())
     }
 }
 
@@ -653,15 +553,6 @@ pub struct TopicSummary {
     pub internal: bool,
 }
 
-/// A registered agent, as `app.agents()` and the CLI list them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentSummary {
-    pub name: String,
-    pub topic: String,
-    pub concurrency: usize,
-    pub sinks: Vec<String>,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

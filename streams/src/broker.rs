@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 pub enum BrokerUrl {
     /// Real brokers, as `host:port` bootstrap addresses.
     Kafka(Vec<String>),
-    /// An embedded mock cluster started with the app (`mock://`); gone when the app stops.
+    /// An embedded mock cluster started with the app (`mock://`, with the `mock` cargo
+    /// feature); gone when the app stops.
+    #[cfg(feature = "mock")]
     Mock,
 }
 
@@ -19,7 +21,6 @@ impl BrokerUrl {
     ///
     /// ```
     /// use streams::BrokerUrl;
-    /// assert_eq!(BrokerUrl::parse("mock://").unwrap(), BrokerUrl::Mock);
     /// assert_eq!(
     ///     BrokerUrl::parse("kafka://a:9092,b:9093").unwrap(),
     ///     BrokerUrl::Kafka(vec!["a:9092".into(), "b:9093".into()])
@@ -29,11 +30,16 @@ impl BrokerUrl {
     pub fn parse(url: &str) -> Result<Self> {
         let trimmed = url.trim();
         if let Some(rest) = trimmed.strip_prefix("mock://") {
-            if rest.trim_end_matches('/').is_empty() {
-                return Ok(BrokerUrl::Mock);
+            if !rest.trim_end_matches('/').is_empty() {
+                return Err(Error::config(format!(
+                    "broker {url:?}: mock:// takes no address (it starts its own)"
+                )));
             }
+            #[cfg(feature = "mock")]
+            return Ok(BrokerUrl::Mock);
+            #[cfg(not(feature = "mock"))]
             return Err(Error::config(format!(
-                "broker {url:?}: mock:// takes no address (it starts its own)"
+                "broker {url:?}: the embedded mock cluster needs the `mock` feature of the streams crate (streams = {{ features = [\"mock\"] }})"
             )));
         }
         kafka_client::config::parse_bootstrap(trimmed)
@@ -49,6 +55,7 @@ impl BrokerUrl {
 impl fmt::Display for BrokerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            #[cfg(feature = "mock")]
             BrokerUrl::Mock => f.write_str("mock://"),
             BrokerUrl::Kafka(hosts) => write!(f, "kafka://{}", hosts.join(",")),
         }

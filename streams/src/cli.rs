@@ -60,6 +60,9 @@ enum Command {
         /// Send the value this many times
         #[arg(long, default_value_t = 1, value_name = "N")]
         repeat: u32,
+        /// Partition to send to (default: by key, as Kafka's Java producer)
+        #[arg(long, short = 'p', value_name = "N")]
+        partition: Option<i32>,
     },
     /// List the agents: name, topic, concurrency and sinks
     Agents,
@@ -187,20 +190,19 @@ impl App {
                 key,
                 value,
                 repeat,
+                partition,
             } => {
                 self.connect().await?;
                 for _ in 0..repeat {
-                    let record = self.encode_cli_record(&topic, key.as_deref(), &value)?;
-                    let written = self.produce_and_wait(record).await?;
+                    let mut record = self.encode_cli_record(&topic, key.as_deref(), &value)?;
+                    record.partition = partition;
+                    let written = self.send_and_wait(record).await?;
                     println!(
                         "sent to {}/{} at offset {}",
                         written.topic, written.partition, written.offset
                     );
                 }
-                if let Ok(conn) = self.conn() {
-                    conn.producer.close().await?;
-                }
-                Ok(())
+                self.shutdown().await
             }
         }
     }

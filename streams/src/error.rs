@@ -14,9 +14,43 @@ pub enum Error {
     #[error("store: {0}")]
     Store(#[from] stores::Error),
 
-    /// The embedded mock broker (`mock://`) could not start.
-    #[error("embedded mock broker: {0}")]
-    Mock(#[from] testkit::Error),
+    /// The brokers could not be reached (after the client's connect timeout and retries).
+    #[error("cannot reach the brokers at {broker}: {source}; is Kafka running there? (--broker / App::builder(..).broker(..) picks another)")]
+    Connect {
+        broker: String,
+        #[source]
+        source: kafka_client::Error,
+    },
+
+    /// The consumer group refused the worker in a way retrying cannot fix.
+    #[error("consumer group {group}: {source}; {hint}")]
+    Group {
+        group: String,
+        #[source]
+        source: kafka_client::Error,
+        /// What to change.
+        hint: &'static str,
+    },
+
+    /// A topic an agent reads does not exist and could not be created.
+    #[error("topic {topic} does not exist and could not be created: create it, or let the app (CreateTopics permission, or auto.create.topics.enable on the brokers)")]
+    MissingTopic { topic: String },
+
+    /// Records the app sent were accepted but not delivered. Nothing after them was
+    /// committed, so a restart processes their events again.
+    #[error("{records} record(s) sent by the app were not delivered (last: {reason}); the app stopped without committing their events: fix the cause and restart")]
+    Delivery { records: u64, reason: String },
+
+    /// Something took longer than allowed.
+    #[error("timed out after {after:?} {what}")]
+    Timeout {
+        what: String,
+        after: std::time::Duration,
+    },
+
+    /// The worker failed in a way none of the other variants describe (a task panicked).
+    #[error("worker: {0}")]
+    Runtime(String),
 
     /// Settings or URLs that cannot work; the message says what to change.
     #[error("invalid configuration: {0}")]
@@ -52,6 +86,46 @@ pub enum Error {
     /// A record whose fields decoded but broke a rule of its type ([`crate::Validate`]).
     #[error("invalid field `{field}`: {reason}")]
     Validation { field: String, reason: String },
+
+    /// A table key whose partition this worker does not own (not assigned, or still
+    /// recovering from its changelog).
+    #[error("table {table}: key {key} belongs to partition {partition}, which this worker {reason}: key the stream by the table's key (group_by) first")]
+    TableNotOwned {
+        table: String,
+        /// The encoded key, as text (lossy, shortened).
+        key: String,
+        partition: i32,
+        /// `does not own` or `does not own yet (still recovering from the changelog)`.
+        reason: &'static str,
+    },
+
+    /// A table key or value that cannot be encoded with the table's codecs; nothing was written.
+    #[error("table {table}: cannot encode a {part}: {reason}")]
+    TableEncode {
+        table: String,
+        /// `key` or `value`.
+        part: &'static str,
+        reason: String,
+    },
+
+    /// Table data that does not decode: a changelog record during recovery (with its offset) or
+    /// an entry of the store.
+    #[error("table {table}: cannot decode the {part} of {} in partition {partition}: {reason}",
+        offset.map(|o| format!("changelog record at offset {o}")).unwrap_or_else(|| "a stored entry".into()))]
+    TableDecode {
+        table: String,
+        partition: i32,
+        /// The changelog offset, for records read during recovery.
+        offset: Option<i64>,
+        /// `key` or `value`.
+        part: &'static str,
+        reason: String,
+    },
+
+    /// A table used in a way it cannot work (no default value, a flush out of order...); the
+    /// message says what to do.
+    #[error("table {table}: {reason}")]
+    Table { table: String, reason: String },
 
     /// An operation that needs a running app (sending, the CLI's `send`) before `start`.
     #[error("the app is not running: call App::start (or run/main) first")]

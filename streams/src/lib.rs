@@ -1,9 +1,10 @@
 //! Stream processing on Kafka in pure Rust, in the spirit of Python's Faust.
 //!
 //! An [`App`] declares typed [`Topic`]s and [`Agent`]s: async functions over a
-//! `futures::Stream` of a topic's values. The app is consumer group `<app id>`; an event's
-//! offset is committed once its agent has finished with it (and what it sent is
-//! acknowledged), so a crash re-delivers only what was not done: at-least-once.
+//! `futures::Stream` of a topic's events. The app is consumer group `<app id>`; an event's
+//! offset is committed once its agent has finished with it (dropped it and asked for more)
+//! and what it sent is acknowledged, whatever `StreamExt` combinators it used, so a crash
+//! re-delivers only what was not done: at-least-once. See [`Event`] for the one rule.
 //!
 //! | Faust | here |
 //! |---|---|
@@ -12,8 +13,10 @@
 //! | `app.topic("purchases", key_type=str, value_type=Purchase)` | `app.topic::<String, Purchase>("purchases")` |
 //! | `@app.agent(topic)` `async def f(stream): async for v in stream:` | `app.agent(&topic, \|mut stream\| async move { while let Some(v) = stream.next().await { .. } })` |
 //! | `stream.enumerate()`, `filter`, ... | `futures::StreamExt` |
-//! | `stream.events()`, `items()`, `take(n, within=s)`, `echo(t)` | [`AgentStream`] methods |
-//! | `stream.group_by(Purchase.currency, name="currency")` | [`AgentBuilder::group_by`] |
+//! | `async for event in stream.events()` | the stream's items are [`Event`]s that read as their values |
+//! | `stream.items()`, `take(n, within=s)`, `echo(t)` | [`AgentStream`] methods |
+//! | `event.ack()` | [`Event::ack`], or drop the event; [`Event::take_hold`] to ack elsewhere |
+//! | `purchases.filter(f).group_by(Purchase.currency, name="currency")` | [`AgentBuilder::filter`] then [`AgentBuilder::group_by`] |
 //! | `await topic.send(key=k, value=v)` | `topic.send(k, v).await?` |
 //! | `serializer="binary\|json"` | `.value_serializer("binary\|json")` ([`codec`]) |
 //! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`) |
@@ -27,7 +30,7 @@
 //! struct Purchase { username: String, currency: String, amount: u32 }
 //!
 //! # fn main() -> streams::Result<()> {
-//! let app = App::builder("demo-app").broker("mock://").build()?;
+//! let app = App::builder("demo-app").broker("kafka://localhost:9092").build()?;
 //! let purchases = app.topic::<String, Purchase>("purchases");
 //! app.agent(&purchases, |mut purchases| async move {
 //!     while let Some(p) = purchases.next().await {
@@ -38,25 +41,33 @@
 //! # Ok(()) }
 //! ```
 
-mod agent;
+// Layers, top to bottom; a module imports only from its own layer or below (checked by
+// tests/layers.rs):
+//   cli > app > runtime > declarations > stream (tables later) > topic, codec, record,
+//   offsets, outbox > error, settings, broker.
 mod app;
 mod broker;
 mod cli;
 pub mod codec;
+mod declarations;
 mod error;
 pub mod offsets;
+mod outbox;
 mod record;
+mod runtime;
 mod settings;
 mod stream;
+mod table;
 mod topic;
-mod worker;
 
-pub use agent::{Agent, AgentBuilder, AgentResult, Processor, Sink};
-pub use app::{AgentSummary, App, AppBuilder, TopicSummary};
+pub use app::{App, AppBuilder, TopicSummary};
 pub use broker::BrokerUrl;
 pub use cli::init_logging;
+pub use declarations::{Agent, AgentBuilder, AgentResult, AgentSummary, Sink};
 pub use error::{Error, Result};
+pub use offsets::Hold;
 pub use record::{Event, Header, Validate};
 pub use settings::Settings;
-pub use stream::{AgentStream, EventStream, Take};
+pub use stream::{AgentStream, Processor, Take};
+pub use table::{PartitionStatus, SetTable, Table, TableSpec};
 pub use topic::{OnDecodeError, Topic};

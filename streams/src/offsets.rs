@@ -1,25 +1,34 @@
 //! Which offsets are done, per partition, and what may be committed.
 //!
-//! An event is *done* when every agent that received it has finished with it (its
-//! [`AckToken`] is dropped everywhere) and everything those agents sent while handling it is
-//! acknowledged by the broker. The commit position of a partition is the lowest offset still
-//! pending, or one past the last delivered offset when nothing is pending: offsets that were
-//! never delivered (compacted away, transaction markers) do not hold the commit back.
+//! Every record handed to an agent instance comes with a [`Hold`]. The record is *done* when
+//! every instance that received it has released its hold and then asked its stream for more
+//! (or finished): the release is queued in the instance's [`Releases`] and settled at the
+//! instance's next poll of its source. That lag is what makes combinators safe: a value that a
+//! `map` took out of its event is released at once, but only counts once the agent came back
+//! for the next one, i.e. after it processed the value. Events kept whole (in `chunks`, in a
+//! `buffer_unordered` future) are released when they are dropped after processing.
+//!
+//! The commit position of a partition is the lowest offset still pending, or one past the last
+//! delivered offset when nothing is pending: offsets that were never delivered (compacted away,
+//! transaction markers) do not hold the commit back.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use kafka_client::TopicPartition;
+
+/// Marks a delivered offset that failed: never done, no longer awaited.
+const FAILED: u32 = u32::MAX;
 
 /// Done-tracking of one partition.
 ///
 /// ```
 /// use streams::offsets::OffsetTracker;
 /// let mut t = OffsetTracker::new(10);
-/// t.deliver(10);
-/// t.deliver(12); // 11 was compacted away
-/// t.deliver(13);
+/// t.deliver(10, 1);
+/// t.deliver(12, 1); // 11 was compacted away
+/// t.deliver(13, 1);
 /// t.ack(12);
 /// assert_eq!(t.commit_position(), 10); // 10 is still being processed
 /// t.ack(10);
@@ -29,10 +38,10 @@ use kafka_client::TopicPartition;
 /// ```
 #[derive(Debug, Clone)]
 pub struct OffsetTracker {
-    /// Delivered offsets not yet done.
-    pending: BTreeSet<i64>,
-    /// Pending offsets that failed (poisoned): never done, but no longer in flight.
-    failed: BTreeSet<i64>,
+    /// Delivered offsets not yet done, ascending, with how many holders still hold each
+    /// (`FAILED` for a failed one). Acks come mostly in order, so the front is where work is.
+    pending: VecDeque<(i64, u32)>,
+    failed: usize,
     /// One past the highest delivered offset (or the start position).
     next: i64,
     /// The last position handed to a successful commit.
@@ -44,43 +53,67 @@ impl OffsetTracker {
     /// then the first delivered offset is the start).
     pub fn new(start: i64) -> Self {
         OffsetTracker {
-            pending: BTreeSet::new(),
-            failed: BTreeSet::new(),
+            pending: VecDeque::new(),
+            failed: 0,
             next: start,
             committed: start,
         }
     }
 
-    /// An offset was handed to agents. Offsets below the last delivered one are ignored
-    /// (a redelivery after a seek is tracked from its new position by a new tracker).
-    pub fn deliver(&mut self, offset: i64) {
-        if offset < self.next {
+    /// An offset was handed to `holders` agent instances. Offsets below the last delivered
+    /// one are ignored (a redelivery after a seek is tracked by a new tracker).
+    pub fn deliver(&mut self, offset: i64, holders: u32) {
+        if offset < self.next || holders == 0 {
             return;
         }
-        self.pending.insert(offset);
+        self.pending.push_back((offset, holders.min(FAILED - 1)));
         self.next = offset + 1;
     }
 
-    /// An offset is done. Unknown offsets are ignored.
-    pub fn ack(&mut self, offset: i64) {
-        self.pending.remove(&offset);
+    fn find(&self, offset: i64) -> Option<usize> {
+        // In-order acks hit the front; out-of-order ones search.
+        match self.pending.front() {
+            Some((o, _)) if *o == offset => Some(0),
+            _ => self.pending.binary_search_by_key(&offset, |(o, _)| *o).ok(),
+        }
     }
 
-    /// The offset to commit: everything below it is done.
-    pub fn commit_position(&self) -> i64 {
-        self.pending.first().copied().unwrap_or(self.next)
+    /// One holder of an offset is done. Unknown offsets are ignored.
+    pub fn ack(&mut self, offset: i64) {
+        let Some(i) = self.find(offset) else { return };
+        let holders = &mut self.pending[i].1;
+        if *holders == FAILED {
+            return;
+        }
+        *holders -= 1;
+        if i == 0 {
+            while matches!(self.pending.front(), Some((_, 0))) {
+                self.pending.pop_front();
+            }
+        }
     }
 
     /// An offset failed: it stays undone (the commit stops before it) but is not waited for.
     pub fn fail(&mut self, offset: i64) {
-        if self.pending.contains(&offset) {
-            self.failed.insert(offset);
+        if let Some(i) = self.find(offset) {
+            if self.pending[i].1 != FAILED {
+                self.pending[i].1 = FAILED;
+                self.failed += 1;
+            }
         }
+    }
+
+    /// The offset to commit: everything below it is done.
+    pub fn commit_position(&self) -> i64 {
+        self.pending
+            .iter()
+            .find(|(_, h)| *h != 0)
+            .map_or(self.next, |(o, _)| *o)
     }
 
     /// Offsets delivered and still being worked on (neither done nor failed).
     pub fn in_flight(&self) -> usize {
-        self.pending.len() - self.failed.len()
+        self.pending.iter().filter(|(_, h)| *h != 0).count() - self.failed
     }
 
     /// Whether the commit position moved since the last [`committed`](Self::committed).
@@ -99,17 +132,17 @@ impl OffsetTracker {
     }
 }
 
-/// Done-tracking of one assigned partition, shared by its events' tokens.
+/// Done-tracking of one assigned partition, shared by the holds of its records.
 #[derive(Debug)]
 pub struct PartitionAcks {
     tp: TopicPartition,
     tracker: Mutex<OffsetTracker>,
-    /// Cleared on revocation: late acks then change nothing.
+    /// Cleared on revocation: late releases then change nothing.
     live: AtomicBool,
 }
 
 impl PartitionAcks {
-    fn lock(&self) -> std::sync::MutexGuard<'_, OffsetTracker> {
+    fn lock(&self) -> MutexGuard<'_, OffsetTracker> {
         self.tracker.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -118,14 +151,31 @@ impl PartitionAcks {
         &self.tp
     }
 
-    /// Registers a delivered record and returns the token whose last drop acks it.
-    pub fn deliver(self: &Arc<Self>, offset: i64) -> AckToken {
-        self.lock().deliver(offset);
-        AckToken(Arc::new(AckInner {
-            part: self.clone(),
+    /// Registers a record delivered to `holders` agent instances.
+    pub fn deliver(&self, offset: i64, holders: u32) {
+        self.lock().deliver(offset, holders);
+    }
+
+    /// A hold on `offset` for the instance that releases into `releases`.
+    pub fn hold(self: &Arc<Self>, offset: i64, releases: &Arc<Releases>) -> Hold {
+        Hold {
+            part: Some(self.clone()),
             offset,
-            poisoned: AtomicBool::new(false),
-        }))
+            releases: releases.clone(),
+            failed: false,
+        }
+    }
+
+    fn ack(&self, offset: i64) {
+        if self.live.load(Ordering::Acquire) {
+            self.lock().ack(offset);
+        }
+    }
+
+    fn fail(&self, offset: i64) {
+        if self.live.load(Ordering::Acquire) {
+            self.lock().fail(offset);
+        }
     }
 
     /// The commit position.
@@ -139,8 +189,7 @@ impl PartitionAcks {
     }
 }
 
-/// Trackers of every assigned partition, shared by the consumer loop, the agents' ack tokens
-/// and the committer.
+/// Trackers of every assigned partition, shared by the consumer loop and the committer.
 #[derive(Debug, Default)]
 pub struct Acks {
     parts: Mutex<HashMap<TopicPartition, Arc<PartitionAcks>>>,
@@ -149,7 +198,7 @@ pub struct Acks {
 }
 
 impl Acks {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, Arc<PartitionAcks>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<TopicPartition, Arc<PartitionAcks>>> {
         self.parts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -167,7 +216,7 @@ impl Acks {
         part
     }
 
-    /// Stops tracking; late acks of the partition are ignored.
+    /// Stops tracking; late releases of the partition are ignored.
     pub fn revoke(&self, tp: &TopicPartition) -> Option<OffsetTracker> {
         let part = self.lock().remove(tp)?;
         part.live.store(false, Ordering::Release);
@@ -184,11 +233,6 @@ impl Acks {
     /// The tracker of an assigned partition.
     pub fn partition(&self, tp: &TopicPartition) -> Option<Arc<PartitionAcks>> {
         self.lock().get(tp).cloned()
-    }
-
-    /// Registers a delivered record of an assigned partition; `None` if it is not assigned.
-    pub fn deliver(&self, tp: &TopicPartition, offset: i64) -> Option<AckToken> {
-        self.partition(tp).map(|p| p.deliver(offset))
     }
 
     /// Partitions whose commit position moved, with that position.
@@ -250,40 +294,121 @@ impl Acks {
     }
 }
 
-/// Marks an event done when the last clone is dropped, unless it was poisoned: a poisoned
-/// event is never done, so the commit stops before it and a restart re-delivers it.
-#[derive(Debug, Clone)]
-pub struct AckToken(Arc<AckInner>);
-
-#[derive(Debug)]
-struct AckInner {
-    part: Arc<PartitionAcks>,
-    offset: i64,
-    poisoned: AtomicBool,
+/// Releases of one agent instance, settled when the instance next polls its source.
+#[derive(Debug, Default)]
+pub struct Releases {
+    queue: Mutex<Queue>,
 }
 
-impl AckToken {
-    /// Keeps the event from ever counting as done (a failed send, a stopped agent).
-    pub fn poison(&self) {
-        self.0.poisoned.store(true, Ordering::Release);
-    }
-
-    /// The event's partition and offset.
-    pub fn position(&self) -> (&TopicPartition, i64) {
-        (&self.0.part.tp, self.0.offset)
-    }
+#[derive(Debug, Default)]
+struct Queue {
+    released: Vec<(Arc<PartitionAcks>, i64)>,
+    /// The instance's last poll of its source found nothing: it has processed all it could,
+    /// so releases while it waits are settled at once.
+    parked: bool,
 }
 
-impl Drop for AckInner {
-    fn drop(&mut self) {
-        if !self.part.live.load(Ordering::Acquire) {
-            return;
+impl Queue {
+    /// Acks everything released; runs of one partition (the usual case) lock it once.
+    fn settle(&mut self) {
+        let released = &self.released;
+        let mut i = 0;
+        while i < released.len() {
+            let part = &released[i].0;
+            let run = released[i..]
+                .iter()
+                .take_while(|(p, _)| Arc::ptr_eq(p, part))
+                .count();
+            if part.live.load(Ordering::Acquire) {
+                let mut tracker = part.lock();
+                released[i..i + run]
+                    .iter()
+                    .for_each(|(_, o)| tracker.ack(*o));
+            }
+            i += run;
         }
-        // A panicking agent has not finished its event: leave it undone.
-        if self.poisoned.load(Ordering::Acquire) || std::thread::panicking() {
-            self.part.lock().fail(self.offset);
+        self.released.clear(); // keeps its capacity for the next events
+    }
+}
+
+impl Releases {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn release(&self, part: Arc<PartitionAcks>, offset: i64) {
+        let mut queue = self.queue();
+        if queue.parked {
+            drop(queue);
+            part.ack(offset);
         } else {
-            self.part.lock().ack(self.offset);
+            queue.released.push((part, offset));
+        }
+    }
+
+    /// The instance polls its source: what it released before is done.
+    pub fn settle(&self) {
+        let mut queue = self.queue();
+        queue.parked = false;
+        queue.settle();
+    }
+
+    /// The instance found its source empty and waits.
+    pub fn park(&self) {
+        let mut queue = self.queue();
+        queue.settle();
+        queue.parked = true;
+    }
+
+    /// The instance failed: what it released since its last poll was not finished.
+    pub fn fail_unsettled(&self) {
+        let released = std::mem::take(&mut self.queue().released);
+        for (part, offset) in released {
+            part.fail(offset);
+        }
+    }
+}
+
+/// An agent instance's hold on a delivered record. Dropping it (or [`ack`](Self::ack))
+/// releases it: the record is done once the instance asks for its next one. [`fail`]
+/// (Self::fail) (or a drop while panicking) keeps the record from ever counting as done, so
+/// the commit stops before it and a restart reads it again.
+#[derive(Debug)]
+#[must_use = "dropping a Hold releases it"]
+pub struct Hold {
+    part: Option<Arc<PartitionAcks>>,
+    offset: i64,
+    releases: Arc<Releases>,
+    failed: bool,
+}
+
+impl Hold {
+    /// Releases the hold now (the same as dropping it).
+    pub fn ack(self) {}
+
+    /// Marks the record failed: it is never committed by this worker.
+    pub fn fail(mut self) {
+        self.failed = true;
+    }
+
+    /// Takes the hold back without releasing it (it was never handed over).
+    pub(crate) fn cancel(mut self) {
+        self.part = None;
+    }
+
+    /// The record's partition and offset.
+    pub fn position(&self) -> (Option<&TopicPartition>, i64) {
+        (self.part.as_ref().map(|p| &p.tp), self.offset)
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let Some(part) = self.part.take() else { return };
+        if self.failed || std::thread::panicking() {
+            part.fail(self.offset);
+        } else {
+            self.releases.release(part, self.offset);
         }
     }
 }
@@ -296,7 +421,7 @@ mod tests {
     fn in_order_acks_advance_one_by_one() {
         let mut t = OffsetTracker::new(0);
         for o in 0..5 {
-            t.deliver(o);
+            t.deliver(o, 1);
         }
         assert_eq!(t.commit_position(), 0);
         for o in 0..5 {
@@ -310,7 +435,7 @@ mod tests {
     fn out_of_order_acks_wait_for_the_lowest() {
         let mut t = OffsetTracker::new(100);
         for o in 100..110 {
-            t.deliver(o);
+            t.deliver(o, 1);
         }
         for o in (101..110).rev() {
             t.ack(o);
@@ -324,7 +449,7 @@ mod tests {
     fn gaps_from_compaction_do_not_block() {
         let mut t = OffsetTracker::new(0);
         for o in [0, 5, 6, 20] {
-            t.deliver(o);
+            t.deliver(o, 1);
         }
         t.ack(0);
         assert_eq!(t.commit_position(), 5);
@@ -347,7 +472,7 @@ mod tests {
     fn an_unknown_start_is_set_by_the_first_delivery() {
         let mut t = OffsetTracker::new(-1);
         assert!(!t.has_progress());
-        t.deliver(57);
+        t.deliver(57, 1);
         assert_eq!(t.commit_position(), 57);
         t.ack(57);
         assert_eq!(t.commit_position(), 58);
@@ -357,9 +482,9 @@ mod tests {
     #[test]
     fn stale_and_unknown_offsets_are_ignored() {
         let mut t = OffsetTracker::new(10);
-        t.deliver(9); // below the start: a duplicate
-        t.deliver(10);
-        t.deliver(10);
+        t.deliver(9, 1); // below the start: a duplicate
+        t.deliver(10, 1);
+        t.deliver(10, 1);
         t.ack(3);
         t.ack(99);
         assert_eq!(t.commit_position(), 10);
@@ -370,7 +495,7 @@ mod tests {
     #[test]
     fn progress_is_relative_to_the_last_commit() {
         let mut t = OffsetTracker::new(0);
-        t.deliver(0);
+        t.deliver(0, 1);
         t.ack(0);
         assert!(t.has_progress());
         t.committed(1);
@@ -398,7 +523,7 @@ mod tests {
             for _ in 0..rand(60) {
                 offset += 1 + rand(3) as i64; // gaps of up to two offsets
                 delivered.push(offset);
-                t.deliver(offset);
+                t.deliver(offset, 1);
             }
             let mut undone: std::collections::BTreeSet<i64> = delivered.iter().copied().collect();
             while !undone.is_empty() {
@@ -419,28 +544,71 @@ mod tests {
     }
 
     #[test]
-    fn tokens_ack_on_last_drop_and_poison_holds_the_commit() {
+    fn holds_settle_at_the_next_poll_and_failures_hold_the_commit() {
         let acks = Arc::new(Acks::default());
         let tp = TopicPartition::new("t", 0);
-        acks.assign(tp.clone(), 0);
-        let a = acks.deliver(&tp, 0).unwrap();
-        let a2 = a.clone(); // a second agent on the same topic
-        let b = acks.deliver(&tp, 1).unwrap();
+        let part = acks.assign(tp.clone(), 0);
+        let (one, two) = (Arc::new(Releases::default()), Arc::new(Releases::default()));
+        part.deliver(0, 2); // two agents read the topic
+        let a = part.hold(0, &one);
+        let a2 = part.hold(0, &two);
+        part.deliver(1, 1);
+        let b = part.hold(1, &one);
         drop(a);
-        assert_eq!(acks.position(&tp), Some(0));
+        one.settle();
+        assert_eq!(
+            acks.position(&tp),
+            Some(0),
+            "the second agent still holds 0"
+        );
         drop(a2);
+        assert_eq!(acks.position(&tp), Some(0), "released, but not settled yet");
+        two.park();
         assert_eq!(acks.position(&tp), Some(1));
-        b.poison();
-        drop(b);
+        b.fail();
+        one.settle();
         assert_eq!(acks.position(&tp), Some(1));
         assert_eq!(acks.in_flight(None), 0, "failed events are not waited for");
         assert_eq!(acks.progress(), vec![(tp.clone(), 1)]);
         acks.committed(&[(tp.clone(), 1)]);
         assert!(acks.progress().is_empty());
-        // Acks after revocation are ignored.
-        let c = acks.deliver(&tp, 2).unwrap();
+        // While parked, releases count at once; after revocation they are ignored.
+        part.deliver(2, 1);
+        two.park();
+        let h = part.hold(2, &two);
+        assert_eq!(acks.in_flight(None), 1);
+        drop(h);
+        assert_eq!(
+            acks.in_flight(None),
+            0,
+            "done at once: its instance waits for more"
+        );
+        assert_eq!(
+            acks.position(&tp),
+            Some(1),
+            "the failed offset still holds the commit"
+        );
+        part.deliver(3, 1);
+        let c = part.hold(3, &two);
         acks.revoke(&tp);
         drop(c);
         assert_eq!(acks.position(&tp), None);
+    }
+
+    #[test]
+    fn a_failed_instance_fails_what_it_released_since_its_last_poll() {
+        let acks = Acks::default();
+        let tp = TopicPartition::new("t", 0);
+        let part = acks.assign(tp.clone(), 0);
+        let inst = Arc::new(Releases::default());
+        part.deliver(0, 1);
+        part.deliver(1, 1);
+        drop(part.hold(0, &inst));
+        inst.settle();
+        drop(part.hold(1, &inst));
+        inst.fail_unsettled();
+        inst.settle();
+        assert_eq!(acks.position(&tp), Some(1));
+        assert_eq!(acks.in_flight(None), 0);
     }
 }

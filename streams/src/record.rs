@@ -1,18 +1,23 @@
 //! Events as agents see them, and validation of record types.
 
+use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 pub use kafka_client::consumer::Header;
 
 use crate::error::Error;
-use crate::offsets::AckToken;
+use crate::offsets::Hold;
 
-/// One decoded record with where it came from: what an agent gets from
-/// [`AgentStream::events`](crate::AgentStream::events).
+/// One decoded record with where it came from: what an agent's stream yields. It reads as
+/// its value (`event.amount` for `event.value.amount`, through `Deref`).
 ///
-/// Holding an event keeps it undone (its offset is not committed); drop it, or ask the stream
-/// for the next one, when finished.
-#[derive(Debug, Clone)]
+/// Holding an event keeps it undone: its offset is committed only after the event was dropped
+/// (or [`ack`](Self::ack)ed) and the agent asked its stream for more. So keep events whole
+/// through buffering combinators (`chunks`, `buffer_unordered`) and transform them with
+/// [`map`](Self::map), which keeps the hold. Hand an event (or its [`Hold`]) to another task
+/// to process it there: it is done when that task drops it.
+#[derive(Debug)]
 pub struct Event<K, V> {
     pub topic: Arc<str>,
     pub partition: i32,
@@ -24,7 +29,7 @@ pub struct Event<K, V> {
     pub value: V,
     /// In the order written, duplicates kept.
     pub headers: Vec<Header>,
-    pub(crate) ack: Option<AckToken>,
+    pub(crate) hold: Option<Hold>,
 }
 
 impl<K, V> Event<K, V> {
@@ -36,7 +41,7 @@ impl<K, V> Event<K, V> {
             .and_then(|h| h.value.as_deref())
     }
 
-    /// Replaces the value, keeping the key, position and done-tracking.
+    /// Replaces the value, keeping the key, position and hold.
     pub fn map<W>(self, f: impl FnOnce(V) -> W) -> Event<K, W> {
         Event {
             topic: self.topic,
@@ -46,12 +51,75 @@ impl<K, V> Event<K, V> {
             key: self.key,
             value: f(self.value),
             headers: self.headers,
-            ack: self.ack,
+            hold: self.hold,
         }
     }
 
-    pub(crate) fn take_ack(&mut self) -> Option<AckToken> {
-        self.ack.take()
+    /// The value; the event is released (done once the agent asks for more).
+    pub fn into_value(self) -> V {
+        self.value
+    }
+
+    /// Done with the event now (the same as dropping it).
+    pub fn ack(self) {}
+
+    /// The event failed: it is never committed by this worker, so a restart reads it again
+    /// (Faust has no equivalent; Kafka Streams stops the task).
+    pub fn fail(mut self) {
+        if let Some(hold) = self.hold.take() {
+            hold.fail();
+        }
+    }
+
+    /// Takes the event's hold, to release it elsewhere (Faust's `event.ack()` from another
+    /// task). `None` if it was taken already.
+    pub fn take_hold(&mut self) -> Option<Hold> {
+        self.hold.take()
+    }
+
+    /// A copy of the event's data without its hold (the copy does not keep it undone).
+    pub fn detached(&self) -> Event<K, V>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        Event {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+            timestamp: self.timestamp,
+            key: self.key.clone(),
+            value: self.value.clone(),
+            headers: self.headers.clone(),
+            hold: None,
+        }
+    }
+}
+
+impl<K, V> Deref for Event<K, V> {
+    type Target = V;
+    fn deref(&self) -> &V {
+        &self.value
+    }
+}
+
+impl<K, V> DerefMut for Event<K, V> {
+    fn deref_mut(&mut self) -> &mut V {
+        &mut self.value
+    }
+}
+
+/// Sends an event's value where a value is taken (`topic.send(key, event)`).
+impl<K, V> std::borrow::Borrow<V> for Event<K, V> {
+    fn borrow(&self) -> &V {
+        &self.value
+    }
+}
+
+/// Shows the value, as Faust prints a stream's values.
+impl<K, V: fmt::Display> fmt::Display for Event<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.value.fmt(f)
     }
 }
 

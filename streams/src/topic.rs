@@ -2,18 +2,19 @@
 //! and sending.
 
 use std::borrow::Borrow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use kafka_client::consumer::ConsumerRecord;
 use kafka_client::producer::{ProducerRecord, RecordMetadata};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::app::App;
-use crate::codec::{DecodeFailure, Serializer};
+use crate::codec::{CodecRegistry, DecodeFailure, Serializer};
 use crate::error::{Error, Result};
+use crate::outbox::Outbox;
 use crate::record::{Event, Validate};
 
 /// What an agent does with a record that does not decode or validate. Whatever the choice,
@@ -56,6 +57,47 @@ impl TopicSpec {
     }
 }
 
+/// Every topic an app declared, by name, and the codecs their serializers may name.
+#[derive(Debug)]
+pub(crate) struct TopicCatalog {
+    registry: CodecRegistry,
+    topics: Mutex<BTreeMap<String, Arc<TopicSpec>>>,
+}
+
+impl TopicCatalog {
+    pub(crate) fn new(registry: CodecRegistry) -> Self {
+        TopicCatalog {
+            registry,
+            topics: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Arc<TopicSpec>>> {
+        self.topics.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn parse_serializer(&self, spec: &str) -> Result<Serializer, String> {
+        Serializer::parse(spec, &self.registry).map_err(|e| e.to_string())
+    }
+
+    /// Declares (or re-declares, replacing) a topic.
+    pub(crate) fn register(&self, spec: TopicSpec) -> Arc<TopicSpec> {
+        let spec = Arc::new(spec);
+        self.lock().insert(spec.name.clone(), spec.clone());
+        spec
+    }
+
+    /// The spec of a declared topic.
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<TopicSpec>> {
+        self.lock().get(name).cloned()
+    }
+
+    /// Every declared topic, by name.
+    pub(crate) fn all(&self) -> Vec<Arc<TopicSpec>> {
+        self.lock().values().cloned().collect()
+    }
+}
+
 type Validator<V> = Arc<dyn Fn(&V) -> Result<()> + Send + Sync>;
 
 /// A Kafka topic with key type `K` and value type `V`, both serde types. Cheap to clone.
@@ -68,7 +110,7 @@ type Validator<V> = Arc<dyn Fn(&V) -> Result<()> + Send + Sync>;
 /// #[derive(serde::Serialize, serde::Deserialize, Clone)]
 /// struct Purchase { username: String, currency: String, amount: u32 }
 ///
-/// let app = App::builder("demo-app").broker("mock://").build()?;
+/// let app = App::builder("demo-app").build()?;
 /// let purchases = app
 ///     .topic::<String, Purchase>("purchases")
 ///     .value_serializer("binary|json")
@@ -78,7 +120,8 @@ type Validator<V> = Arc<dyn Fn(&V) -> Result<()> + Send + Sync>;
 /// # Ok(()) }
 /// ```
 pub struct Topic<K, V> {
-    pub(crate) app: App,
+    catalog: Arc<TopicCatalog>,
+    outbox: Outbox,
     pub(crate) spec: Arc<TopicSpec>,
     validator: Option<Validator<V>>,
     _types: PhantomData<fn() -> K>,
@@ -87,7 +130,8 @@ pub struct Topic<K, V> {
 impl<K, V> Clone for Topic<K, V> {
     fn clone(&self) -> Self {
         Topic {
-            app: self.app.clone(),
+            catalog: self.catalog.clone(),
+            outbox: self.outbox.clone(),
             spec: self.spec.clone(),
             validator: self.validator.clone(),
             _types: PhantomData,
@@ -110,21 +154,40 @@ where
     K: Serialize + DeserializeOwned + Send + 'static,
     V: Serialize + DeserializeOwned + Send + 'static,
 {
-    pub(crate) fn declare(app: &App, spec: TopicSpec) -> Self {
-        let spec = app.register_topic(spec);
+    /// Declares `name` with the default codecs (keys `raw`, values `json`), or takes the
+    /// settings it was declared with before (perhaps with other types).
+    pub(crate) fn declare(catalog: &Arc<TopicCatalog>, outbox: &Outbox, name: &str) -> Self {
+        let spec = catalog.get(name).unwrap_or_else(|| {
+            catalog.register(TopicSpec {
+                name: name.to_owned(),
+                partitions: None,
+                configs: Vec::new(),
+                key_serializer: catalog.parse_serializer("raw"),
+                value_serializer: catalog.parse_serializer("json"),
+                on_decode_error: OnDecodeError::default(),
+                internal: false,
+            })
+        });
         Topic {
-            app: app.clone(),
+            catalog: catalog.clone(),
+            outbox: outbox.clone(),
             spec,
             validator: None,
             _types: PhantomData,
         }
     }
 
-    fn redeclare(mut self, change: impl FnOnce(&mut TopicSpec)) -> Self {
+    /// The same topic with changed settings, declared for everyone.
+    pub(crate) fn redeclare(mut self, change: impl FnOnce(&mut TopicSpec)) -> Self {
         let mut spec = (*self.spec).clone();
         change(&mut spec);
-        self.spec = self.app.register_topic(spec);
+        self.spec = self.catalog.register(spec);
         self
+    }
+
+    /// Where this topic's records go.
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.outbox
     }
 
     /// The topic's name.
@@ -132,20 +195,15 @@ where
         &self.spec.name
     }
 
-    /// The app the topic belongs to.
-    pub fn app(&self) -> &App {
-        &self.app
-    }
-
     /// Codec chain of keys, such as `raw` (the default) or `json`.
     pub fn key_serializer(self, spec: &str) -> Self {
-        let parsed = self.app.parse_serializer(spec);
+        let parsed = self.catalog.parse_serializer(spec);
         self.redeclare(|s| s.key_serializer = parsed)
     }
 
     /// Codec chain of values, such as `json` (the default) or `binary|json`.
     pub fn value_serializer(self, spec: &str) -> Self {
-        let parsed = self.app.parse_serializer(spec);
+        let parsed = self.catalog.parse_serializer(spec);
         self.redeclare(|s| s.value_serializer = parsed)
     }
 
@@ -199,20 +257,26 @@ where
         })
     }
 
-    /// Sends a keyed value. Returns once the producer has accepted it; inside an agent, the
-    /// event being handled is not done (committed) until the broker has acknowledged this
-    /// record. Takes values or references.
+    /// Sends a keyed value. Returns once the producer has accepted it. Inside an agent, await
+    /// it before releasing the event: the app commits an event's offset only after flushing
+    /// what was accepted before the event was released, and stops if a record was not
+    /// delivered. Takes values or references.
     ///
     /// Faust: `await topic.send(key=k, value=v)`.
     pub async fn send(&self, key: impl Borrow<K>, value: impl Borrow<V>) -> Result<()> {
         let record = self.record(Some(key.borrow()), value.borrow())?;
-        self.app.produce(record).await
+        self.outbox.send(record).await
     }
 
     /// Sends a value with no key (the producer spreads such records over partitions).
     pub async fn send_value(&self, value: impl Borrow<V>) -> Result<()> {
         let record = self.record(None, value.borrow())?;
-        self.app.produce(record).await
+        self.outbox.send(record).await
+    }
+
+    /// Sends a record built with [`record`](Self::record) (to pick a partition, say).
+    pub async fn send_record(&self, record: ProducerRecord) -> Result<()> {
+        self.outbox.send(record).await
     }
 
     /// Sends and waits for the broker's acknowledgement.
@@ -222,7 +286,7 @@ where
         value: impl Borrow<V>,
     ) -> Result<RecordMetadata> {
         let record = self.record(key, value.borrow())?;
-        self.app.produce_and_wait(record).await
+        self.outbox.send_and_wait(record).await
     }
 
     /// Decodes a consumed record into an event, checking validation rules.
@@ -283,7 +347,7 @@ where
             key,
             value,
             headers: record.headers.clone(),
-            ack: None,
+            hold: None,
         })
     }
 }

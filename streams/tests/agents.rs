@@ -56,6 +56,41 @@ fn app(id: &str, mock: &MockCluster) -> App {
 
 const WAIT: Duration = Duration::from_secs(20);
 
+/// Reads `n` records of every partition of `topic` with the plain client.
+async fn read_all(
+    mock: &MockCluster,
+    topic: &str,
+    n: usize,
+) -> Vec<kafka_client::consumer::ConsumerRecord> {
+    use kafka_client::consumer::{Consumer, ConsumerConfig, Offset};
+    let client = kafka_client::ClientConfig::new(&mock.bootstrap()).unwrap();
+    let mut consumer = Consumer::new(client, ConsumerConfig::default())
+        .await
+        .unwrap();
+    let tps: Vec<_> = (0..3)
+        .map(|p| kafka_client::TopicPartition::new(topic, p))
+        .collect();
+    consumer.assign(tps.clone());
+    for tp in &tps {
+        consumer.seek(tp, Offset::Earliest).await.unwrap();
+    }
+    let mut out = Vec::new();
+    while out.len() < n {
+        let record = tokio::time::timeout(WAIT, consumer.recv()).await;
+        out.push(record.expect("records in time").unwrap());
+    }
+    out
+}
+
+/// Waits (up to `WAIT`) until `done` holds.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_carry_metadata_and_offsets_are_committed_when_done() {
     let mock = mock().await;
@@ -128,8 +163,14 @@ async fn bad_records_are_skipped_dead_lettered_or_stop_the_agent() {
         raw(topic, r#"{"username":"a","currency":"EUR","amount":-5}"#).unwrap();
         raw(topic, r#"{"username":"a","currency":"EUR","amount":2}"#).unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let _ = app.wait_caught_up(Duration::from_secs(2)).await; // `stop` never catches up
+    // `stop` never catches up: wait for what each policy must reach.
+    wait_until("every policy handled its records", || {
+        let n = got.lock().unwrap().len();
+        let letters: usize = (0..3).map(|p| mock.records("dead-letters", p).len()).sum();
+        n == 5 && letters == 2
+    })
+    .await;
+    app.commit().await.unwrap();
     app.shutdown().await.unwrap();
     let got = got.lock().unwrap().clone();
     let of = |t: &str| -> Vec<i64> {
@@ -145,12 +186,33 @@ async fn bad_records_are_skipped_dead_lettered_or_stop_the_agent() {
     assert_eq!(mock.committed_offset("policies", "skip", 0), Some(4));
     // stop: committed up to the bad record only, so a restart reads it again.
     assert_eq!(mock.committed_offset("policies", "stop", 0), Some(1));
-    // dead letters: both bad records with where they came from and why.
-    let letters_log = mock.records(letters.name(), 0);
-    let all: Vec<_> = (0..3)
-        .flat_map(|p| mock.records("dead-letters", p))
+    // dead letters: both bad records, as written, with where they came from and why.
+    let all = read_all(&mock, letters.name(), 2).await;
+    let header = |r: &kafka_client::consumer::ConsumerRecord, name: &str| {
+        r.headers
+            .iter()
+            .find(|h| h.key.as_ref() == name.as_bytes())
+            .and_then(|h| h.value.clone())
+            .map(|v| String::from_utf8(v.to_vec()).unwrap())
+    };
+    let mut offsets: Vec<String> = all
+        .iter()
+        .map(|r| header(r, "x-error-offset").unwrap())
         .collect();
-    assert_eq!(all.len(), 2, "{letters_log:?}");
+    offsets.sort();
+    assert_eq!(offsets, vec!["1", "2"]);
+    for r in &all {
+        assert_eq!(header(r, "x-error-topic").as_deref(), Some("dead"));
+        assert_eq!(header(r, "x-error-partition").as_deref(), Some("0"));
+        let reason = header(r, "x-error-reason").unwrap();
+        assert!(reason.contains("amount"), "{reason}");
+        assert_eq!(r.key.as_deref(), Some(&b"k"[..]), "the key is kept");
+    }
+    assert!(all.iter().any(|r| r
+        .value
+        .as_deref()
+        .unwrap_or_default()
+        .ends_with(br#""amount":"x"}"#)));
     assert_eq!(mock.committed_offset("policies", "dead", 0), Some(4));
 }
 
@@ -232,12 +294,12 @@ async fn sinks_echo_and_concurrency_deliver_everything_once() {
         .concurrency(3)
         .sink(&doubled)
         .sink(Sink::func("log", |v: i64| assert!(v % 2 == 0)))
-        .process(|stream| stream.map(|n| n * 2));
+        .process(|stream| stream.map(|n| *n * 2));
     let c = copies.clone();
     app.agent(&doubled, move |stream| async move {
         let mut echoed = Box::pin(stream.echo(vec![c]));
         while let Some(n) = echoed.next().await {
-            o.lock().unwrap().push(n);
+            o.lock().unwrap().push(*n);
         }
     });
     app.start().await.unwrap();
@@ -268,7 +330,7 @@ async fn a_crash_redelivers_only_what_was_not_committed() {
     let s = seen1.clone();
     first.agent(&topic, move |mut stream| async move {
         while let Some(n) = stream.next().await {
-            s.lock().unwrap().push(n);
+            s.lock().unwrap().push(*n);
         }
     });
     first.start().await.unwrap();
@@ -276,7 +338,7 @@ async fn a_crash_redelivers_only_what_was_not_committed() {
         topic.send(format!("k{n}"), n).await.unwrap();
     }
     first.wait_caught_up(WAIT).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await; // a commit interval passes
+    first.commit().await.unwrap();
     first.abort().await; // crash: no final commit, no LeaveGroup
     let committed: i64 = (0..3)
         .map(|p| mock.committed_offset("crashy", "work", p).unwrap_or(0))
@@ -302,7 +364,7 @@ async fn a_crash_redelivers_only_what_was_not_committed() {
     let s = seen2.clone();
     second.agent(&topic2, move |mut stream| async move {
         while let Some(n) = stream.next().await {
-            s.lock().unwrap().push(n);
+            s.lock().unwrap().push(*n);
         }
     });
     second.start().await.unwrap();

@@ -23,7 +23,7 @@ fn worker(id: &str, bootstrap: &str, seen: Arc<Mutex<Vec<u32>>>, topic: &str) ->
     let numbers = app.topic::<String, u32>(topic);
     app.agent(&numbers, move |mut stream| async move {
         while let Some(n) = stream.next().await {
-            seen.lock().unwrap().push(n);
+            seen.lock().unwrap().push(*n);
         }
     });
     app

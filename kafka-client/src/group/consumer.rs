@@ -256,6 +256,47 @@ impl GroupConsumer {
         }
     }
 
+    /// Does the group work that is due (joining, rebalance callbacks), if any; returns at
+    /// once otherwise. With [`poll_record`](Self::poll_record), for callers that wait on other
+    /// things too: run this outside any `select!`, since cancelling a rebalance midway
+    /// leaves its callbacks half done.
+    pub async fn group_work(&mut self) -> Result<()> {
+        let shared = self.shared.clone();
+        let _polling = shared.poll.enter();
+        while self.group_work_pending() {
+            self.rebalance().await?;
+        }
+        Ok(())
+    }
+
+    /// The next record of an owned partition, or `None` as soon as group work is due (call
+    /// [`group_work`](Self::group_work) then). Unlike [`recv`](Self::recv), it never starts
+    /// group work, so it is safe to cancel, in a `select!` say.
+    pub async fn poll_record(&mut self) -> Result<Option<ConsumerRecord>> {
+        let shared = self.shared.clone();
+        let _polling = shared.poll.enter();
+        loop {
+            if self.group_work_pending() {
+                return Ok(None);
+            }
+            self.maybe_auto_commit();
+            let wake = shared.app_wake.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            if self.group_work_pending() {
+                return Ok(None);
+            }
+            let auto_commit = shared.config.auto_commit;
+            let next_commit = tokio::time::Instant::from_std(self.next_auto_commit);
+            tokio::select! {
+                biased;
+                _ = &mut wake => {}
+                _ = tokio::time::sleep_until(next_commit), if auto_commit => {}
+                record = self.consumer.recv() => return record.map(Some),
+            }
+        }
+    }
+
     /// The records as a stream borrowing the consumer; see [`recv`](Self::recv).
     pub fn stream(&mut self) -> impl Stream<Item = Result<ConsumerRecord>> + Unpin + Send + '_ {
         futures::stream::unfold(self, |consumer| async move {

@@ -38,6 +38,14 @@ impl Completion {
         })
     }
 
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub(crate) fn partition(&self) -> i32 {
+        self.partition
+    }
+
     /// Records the outcome and wakes every waiting record future. Later calls are ignored.
     pub(crate) fn complete(&self, outcome: Result<(i64, i64)>) {
         let wakers = {

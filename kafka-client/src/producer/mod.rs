@@ -23,7 +23,7 @@ pub mod partitioner;
 mod record;
 mod sender;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, Semaphore};
@@ -60,6 +60,19 @@ pub(crate) struct Inner {
     idle: Notify,
     flushing: AtomicUsize,
     closing: AtomicBool,
+    /// Records whose delivery failed, and the last reason: for callers that check delivery in
+    /// bulk (after `flush`) instead of awaiting each record's future.
+    failed: AtomicU64,
+    last_failure: Mutex<Option<String>>,
+}
+
+/// A count of records the producer gave up on; see [`Producer::delivery_failures`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFailures {
+    /// Records that were accepted but not delivered.
+    pub records: u64,
+    /// Why the last of them failed.
+    pub last: Option<String>,
 }
 
 impl Producer {
@@ -88,6 +101,8 @@ impl Producer {
             idle: Notify::new(),
             flushing: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
+            failed: AtomicU64::new(0),
+            last_failure: Mutex::new(None),
         });
         let producer_id = if idempotent {
             sender::init_producer_id(&inner.cluster).await?
@@ -203,6 +218,21 @@ impl Producer {
             idle.await;
         }
         self.inner.flushing.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Records whose delivery failed since the producer started, with the last reason: check
+    /// it after [`flush`](Self::flush) to learn whether everything accepted so far was
+    /// delivered without awaiting every record's future.
+    pub fn delivery_failures(&self) -> DeliveryFailures {
+        DeliveryFailures {
+            records: self.inner.failed.load(Ordering::Acquire),
+            last: self
+                .inner
+                .last_failure
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
     }
 
     /// Delivers everything accepted so far, then stops. Later `send`s fail with `Closed`.

@@ -541,6 +541,15 @@ fn settle(inner: &Inner, b: InFlight, outcome: Result<(i64, i64)>) {
 /// Reports a batch's outcome to its records and returns its resources.
 fn finish(inner: &Inner, batch: ProducerBatch, outcome: Result<(i64, i64)>) {
     let records = batch.records;
+    if let Err(e) = &outcome {
+        let reason = format!(
+            "{}/{}: {e}",
+            batch.completion.topic(),
+            batch.completion.partition()
+        );
+        *inner.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        inner.failed.fetch_add(records as u64, Ordering::AcqRel);
+    }
     batch.completion.complete(outcome);
     inner.buffer.add_permits(batch.reserved);
     if inner.outstanding.fetch_sub(records, Ordering::AcqRel) == records {

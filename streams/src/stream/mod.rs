@@ -1,10 +1,14 @@
-//! The streams agents iterate: values ([`AgentStream`]), events with their metadata
-//! ([`EventStream`]), batches ([`Take`]), and the operators that need the app (echo).
+//! The stream an agent iterates ([`AgentStream`]), batches ([`Take`]), and the operators that
+//! send (echo).
 //!
-//! Everything else is `futures::StreamExt`: `filter`, `map`, `then`, `enumerate`... An event
-//! counts as done when the agent asks for the next one, so those operators ack naturally
-//! (a filtered-out value is done when `filter` pulls the next).
+//! An agent's stream yields [`Event`]s that read as their values. Everything else is
+//! `futures::StreamExt`: `filter`, `map`, `then`, `chunks`, `buffer_unordered`... An event
+//! counts as done when it was dropped and the agent asked for more (see [`crate::offsets`]),
+//! so those operators keep the at-least-once promise as long as buffering ones (`chunks`,
+//! `buffer_unordered`, `buffered`, `ready_chunks`) see whole events: transform with
+//! [`Event::map`] rather than taking the value out before buffering.
 
+mod steps;
 mod take;
 
 use std::pin::Pin;
@@ -12,33 +16,60 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::{Stream, StreamExt};
+use futures::future::BoxFuture;
+use futures::{FutureExt, Stream, StreamExt};
+use kafka_client::consumer::ConsumerRecord;
 use kafka_client::producer::ProducerRecord;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+pub use steps::Processor;
+pub(crate) use steps::Step;
 pub use take::Take;
 
-use crate::agent::{Delivery, Processor, Slot};
-use crate::app::lock;
 use crate::error::Error;
+use crate::offsets::{Hold, Releases};
 use crate::record::Event;
 use crate::topic::{OnDecodeError, Topic};
 
-/// The values of an agent's topic, decoded and processed; a `futures::Stream<Item = V>`.
+/// A consumed record on its way to an agent instance. Dropped unprocessed (agent gone,
+/// shutdown cut short) it fails its hold, so the offset is not committed and is read again.
+pub(crate) struct Delivery {
+    pub record: ConsumerRecord,
+    pub hold: Option<Hold>,
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if let Some(hold) = self.hold.take() {
+            hold.fail();
+        }
+    }
+}
+
+/// A value between two asynchronous processors: the event without its value, the next step
+/// and the future of the value.
+struct InStep<K, V> {
+    event: Event<K, ()>,
+    next: usize,
+    value: BoxFuture<'static, V>,
+}
+
+/// The events of an agent's topic, decoded and processed; a `futures::Stream` of
+/// [`Event`]s that read as their values (`event.amount`).
 ///
-/// Views: [`events`](Self::events) (key, partition, offset, timestamp, headers),
-/// [`items`](Self::items) (key and value), [`take`](Self::take) (batches),
+/// Views: [`items`](Self::items) (key and value), [`take`](Self::take) (batches),
 /// [`echo`](Self::echo) (copy to other topics).
 pub struct AgentStream<K, V> {
     rx: mpsc::Receiver<Delivery>,
     topic: Topic<K, V>,
     policy: OnDecodeError,
-    processors: Arc<[Processor<V>]>,
-    slot: Slot,
+    steps: Arc<[Step<V>]>,
+    releases: Arc<Releases>,
     agent: Arc<str>,
     stopped: Arc<AtomicBool>,
+    in_step: Option<InStep<K, V>>,
     done: bool,
 }
 
@@ -51,8 +82,8 @@ where
         rx: mpsc::Receiver<Delivery>,
         topic: Topic<K, V>,
         policy: OnDecodeError,
-        processors: Arc<[Processor<V>]>,
-        slot: Slot,
+        steps: Arc<[Step<V>]>,
+        releases: Arc<Releases>,
         agent: Arc<str>,
         stopped: Arc<AtomicBool>,
     ) -> Self {
@@ -60,10 +91,11 @@ where
             rx,
             topic,
             policy,
-            processors,
-            slot,
+            steps,
+            releases,
             agent,
             stopped,
+            in_step: None,
             done: false,
         }
     }
@@ -73,22 +105,65 @@ where
         &self.agent
     }
 
-    /// The next decoded event (its token inside), applying the decode-error policy.
-    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event<K, V>>> {
+    /// Runs the processing steps from `from` on; `None` if a filter dropped the event.
+    fn run_steps(&mut self, mut event: Event<K, V>, from: usize) -> Option<Event<K, V>> {
+        let steps = self.steps.clone();
+        for (i, step) in steps.iter().enumerate().skip(from) {
+            match step {
+                Step::Map(f) => event.value = f(event.value),
+                Step::Filter(keep) => {
+                    if !keep(&event.value) {
+                        return None; // done: filtering was its processing
+                    }
+                }
+                Step::Async(f) => {
+                    let mut value = None;
+                    let event = event.map(|v| value = Some(v));
+                    let future = value.map(|v| f(v));
+                    self.in_step = future.map(|value| InStep {
+                        event,
+                        next: i + 1,
+                        value,
+                    });
+                    return None;
+                }
+            }
+        }
+        Some(event)
+    }
+
+    /// The next decoded and processed event, applying the decode-error policy.
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event<K, V>>> {
         loop {
+            if let Some(in_step) = &mut self.in_step {
+                let value = futures::ready!(in_step.value.poll_unpin(cx));
+                let Some(InStep { event, next, .. }) = self.in_step.take() else {
+                    continue;
+                };
+                match self.run_steps(event.map(|()| value), next) {
+                    Some(event) => return Poll::Ready(Some(event)),
+                    None => continue,
+                }
+            }
             if self.done {
                 return Poll::Ready(None);
             }
-            let Some(mut delivery) = futures::ready!(self.rx.poll_recv(cx)) else {
-                return Poll::Ready(None);
+            // Asking for more: what this instance released before is done.
+            self.releases.settle();
+            let mut delivery = match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(d)) => d,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => {
+                    self.releases.park();
+                    return Poll::Pending;
+                }
             };
             match self.topic.decode(&delivery.record) {
                 Ok(mut event) => {
-                    for p in self.processors.iter() {
-                        event.value = p(event.value);
+                    event.hold = delivery.hold.take();
+                    if let Some(event) = self.run_steps(event, 0) {
+                        return Poll::Ready(Some(event));
                     }
-                    event.ack = delivery.ack.take();
-                    return Poll::Ready(Some(event));
                 }
                 Err(e) => self.on_decode_error(e, delivery),
             }
@@ -100,7 +175,7 @@ where
         match &self.policy {
             OnDecodeError::Skip => {
                 tracing::warn!(agent, %error, "skipped a record that does not decode");
-                drop(delivery.ack.take()); // done: it was looked at and skipped
+                drop(delivery.hold.take()); // done: it was looked at and skipped
             }
             OnDecodeError::DeadLetter(dead) => {
                 tracing::warn!(agent, %error, dead_letter_topic = %dead, "sent a record that does not decode to the dead-letter topic");
@@ -114,31 +189,36 @@ where
                     .header("x-error-partition", r.partition.to_string())
                     .header("x-error-offset", r.offset.to_string())
                     .header("x-error-reason", error.to_string());
-                let holds: Vec<_> = delivery.ack.take().into_iter().collect();
-                let app = self.topic.app.clone();
+                let hold = delivery.hold.take();
+                let outbox = self.topic.outbox().clone();
+                // Rare: a task for the send, holding the record until the copy is accepted.
                 tokio::spawn(async move {
-                    if let Err(e) = app.produce_holding(record, holds).await {
+                    if let Err(e) = outbox.send(record).await {
                         tracing::error!(error = %e, "could not send to the dead-letter topic; the record will not be committed");
+                        if let Some(hold) = hold {
+                            hold.fail();
+                        }
                     }
                 });
             }
             OnDecodeError::Stop => {
                 tracing::error!(agent, %error, "stopping the agent on a record that does not decode (on_decode_error = Stop); fix the producer or the type, then restart: the record will be read again");
-                // `delivery` drops with its token: poisoned, never committed.
+                // `delivery` drops with its hold: failed, never committed.
                 self.done = true;
                 self.stopped.store(true, Ordering::Release);
             }
         }
     }
 
-    /// Events with key, partition, offset, timestamp and headers (Faust's `stream.events()`).
-    pub fn events(self) -> EventStream<K, V> {
-        EventStream { inner: self }
+    /// The stream itself: every item is an [`Event`] already (Faust's `stream.events()`).
+    pub fn events(self) -> Self {
+        self
     }
 
-    /// `(key, value)` pairs (Faust's `stream.items()`).
+    /// `(key, value)` pairs (Faust's `stream.items()`). Each event is released as it is
+    /// yielded, and done when the agent asks for the next: do not buffer after `items()`.
     pub fn items(self) -> impl Stream<Item = (Option<K>, V)> + Send + Unpin {
-        self.events().map(|e| (e.key, e.value))
+        self.map(|e| (e.key, e.value))
     }
 
     /// Batches of up to `max` values, each yielded when full or `within` after its first value
@@ -148,15 +228,15 @@ where
         Take::new(self, max, within)
     }
 
-    /// Copies every event (key kept) to each of `topics` and passes the value on (Faust's
-    /// `stream.echo(*topics)`). The event is done once the copies are acknowledged.
-    pub fn echo(self, topics: Vec<Topic<K, V>>) -> impl Stream<Item = V> + Send
+    /// Copies every event (key kept) to each of `topics` and passes it on (Faust's
+    /// `stream.echo(*topics)`). A copy that cannot be sent fails the event (never committed).
+    pub fn echo(self, topics: Vec<Topic<K, V>>) -> impl Stream<Item = Event<K, V>> + Send
     where
         K: Sync,
         V: Sync,
     {
         let topics: Arc<[Topic<K, V>]> = topics.into();
-        self.events().then(move |event| {
+        self.then(move |mut event| {
             let topics = topics.clone();
             async move {
                 for topic in topics.iter() {
@@ -166,26 +246,14 @@ where
                     };
                     if let Err(e) = sent {
                         tracing::error!(topic = topic.name(), error = %e, "echo failed; the event will not be committed");
-                        if let Some(ack) = &event.ack {
-                            ack.poison();
+                        if let Some(hold) = event.take_hold() {
+                            hold.fail();
                         }
                     }
                 }
-                event.value
+                event
             }
         })
-    }
-
-    /// Marks the tokens of what is yielded now as the agent's current events (the previous
-    /// ones are done by being replaced).
-    fn set_current(&self, tokens: impl IntoIterator<Item = crate::offsets::AckToken>) {
-        let mut slot = lock(&self.slot);
-        slot.clear();
-        slot.extend(tokens);
-    }
-
-    fn release_current(&self) {
-        lock(&self.slot).clear();
     }
 }
 
@@ -194,44 +262,11 @@ where
     K: Serialize + DeserializeOwned + Send + 'static,
     V: Serialize + DeserializeOwned + Send + 'static,
 {
-    type Item = V;
+    type Item = Event<K, V>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<V>> {
-        // Asking for the next value means the previous one is done.
-        self.release_current();
-        match self.poll_event(cx) {
-            Poll::Ready(Some(mut event)) => {
-                self.set_current(event.take_ack());
-                Poll::Ready(Some(event.value))
-            }
-            other => other.map(|_| None),
-        }
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event<K, V>>> {
+        self.poll_event(cx)
     }
 }
 
 impl<K, V> Unpin for AgentStream<K, V> {}
-
-/// The events of an agent's topic; see [`AgentStream::events`]. An event is done when it is
-/// dropped and the agent has asked for the next one.
-pub struct EventStream<K, V> {
-    inner: AgentStream<K, V>,
-}
-
-impl<K, V> Stream for EventStream<K, V>
-where
-    K: Serialize + DeserializeOwned + Send + 'static,
-    V: Serialize + DeserializeOwned + Send + 'static,
-{
-    type Item = Event<K, V>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event<K, V>>> {
-        self.inner.release_current();
-        match self.inner.poll_event(cx) {
-            Poll::Ready(Some(event)) => {
-                self.inner.set_current(event.ack.clone());
-                Poll::Ready(Some(event))
-            }
-            other => other,
-        }
-    }
-}

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::AgentStream;
+use crate::offsets::Hold;
 use crate::record::Event;
 
 /// Batches of an agent's values; see [`AgentStream::take`].
@@ -18,6 +19,10 @@ pub struct Take<K, V> {
     max: usize,
     within: Duration,
     buffer: Vec<Event<K, V>>,
+    /// Holds of the batch last yielded: released when the agent asks for the next one (a
+    /// batch yielded by the timer comes while the source waits, when a release would count
+    /// at once).
+    yielded: Vec<Hold>,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     ended: bool,
 }
@@ -33,6 +38,7 @@ where
             max: max.max(1),
             within,
             buffer: Vec::new(),
+            yielded: Vec::new(),
             deadline: None,
             ended: false,
         }
@@ -42,12 +48,10 @@ where
         self.deadline = None;
         let events = std::mem::take(&mut self.buffer);
         let mut values = Vec::with_capacity(events.len());
-        let mut tokens = Vec::with_capacity(events.len());
         for mut e in events {
-            tokens.extend(e.take_ack());
+            self.yielded.extend(e.take_hold());
             values.push(e.value);
         }
-        self.inner.set_current(tokens);
         values
     }
 }
@@ -63,9 +67,7 @@ where
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<V>>> {
         let this = &mut *self;
-        if this.buffer.is_empty() {
-            this.inner.release_current();
-        }
+        this.yielded.clear(); // the agent is done with the last batch
         while !this.ended {
             match this.inner.poll_event(cx) {
                 Poll::Ready(Some(event)) => {

@@ -1,54 +1,22 @@
-//! Agents: async functions over a stream of a topic's values, run with concurrency N, their
-//! results going to sinks; and the done-tracking that ties events to commits.
+//! Agent declarations: the builder, the handle users send to, sinks, and how an agent's
+//! instances are made when the runtime starts.
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
-use kafka_client::consumer::ConsumerRecord;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
-use crate::app::{lock, App};
+use super::{AgentSpec, Shared};
 use crate::error::Result;
-use crate::offsets::AckToken;
-use crate::stream::AgentStream;
+use crate::offsets::Releases;
+use crate::stream::{AgentStream, Delivery, Processor, Step};
 use crate::topic::{OnDecodeError, Topic};
-
-/// Tokens of the events an agent instance is handling right now: acked when it asks for the
-/// next event, held by whatever it sends meanwhile.
-pub(crate) type Slot = Arc<Mutex<Vec<AckToken>>>;
-
-tokio::task_local! {
-    static CURRENT: Slot;
-}
-
-/// Tokens of the event(s) the calling agent is handling (none outside agents).
-pub(crate) fn current_acks() -> Vec<AckToken> {
-    CURRENT
-        .try_with(|slot| lock(slot).clone())
-        .unwrap_or_default()
-}
-
-/// A consumed record on its way to an agent. Dropped unprocessed (agent gone, shutdown cut
-/// short) it poisons its token, so the offset is not committed and is read again later.
-pub(crate) struct Delivery {
-    pub record: ConsumerRecord,
-    pub ack: Option<AckToken>,
-}
-
-impl Drop for Delivery {
-    fn drop(&mut self) {
-        if let Some(ack) = self.ack.take() {
-            ack.poison();
-        }
-    }
-}
 
 /// What an agent body may return: nothing, or a `Result` whose error stops the agent (its
 /// current event is then not committed).
@@ -67,9 +35,6 @@ impl<E: fmt::Display> AgentResult for Result<(), E> {
         self.map_err(|e| e.to_string())
     }
 }
-
-/// Processors run on each value before the agent sees it (Faust's `processors=[...]`).
-pub type Processor<V> = Arc<dyn Fn(V) -> V + Send + Sync>;
 
 /// Where an agent's results go: a topic, another agent, or a function.
 pub struct Sink<T> {
@@ -176,33 +141,24 @@ where
     }
 }
 
-type Starter = Box<dyn FnOnce(&App) -> Started + Send>;
+/// Makes an agent's instances, given the capacity of their channels.
+pub(crate) type Starter = Box<dyn FnOnce(usize) -> StartedAgent + Send>;
 
-/// An agent as registered, until the app starts it.
-pub(crate) struct AgentSpec {
-    pub name: String,
-    pub topic: String,
-    pub concurrency: usize,
-    pub sinks: Vec<String>,
-    starter: Option<Starter>,
+/// One instance of an agent: where the consumer sends its records, what it released, and
+/// its body, for the runtime to spawn.
+pub(crate) struct Instance {
+    pub sender: mpsc::Sender<Delivery>,
+    pub releases: Arc<Releases>,
+    pub work: BoxFuture<'static, Result<(), String>>,
 }
 
-/// A running agent: where the consumer sends its records, and its instance tasks.
-pub(crate) struct Started {
+/// An agent ready to run.
+pub(crate) struct StartedAgent {
     pub name: String,
     pub topic: String,
-    pub senders: Vec<mpsc::Sender<Delivery>>,
-    pub tasks: Vec<JoinHandle<()>>,
+    pub instances: Vec<Instance>,
+    /// Set when the agent stops on its own (an error, a decode-error policy).
     pub stopped: Arc<AtomicBool>,
-}
-
-/// Starts every registered agent (once per app).
-pub(crate) fn start_all(app: &App) -> Result<Vec<Started>> {
-    let starters: Vec<_> = lock(&app.shared.agents)
-        .iter_mut()
-        .filter_map(|a| a.starter.take())
-        .collect();
-    Ok(starters.into_iter().map(|start| start(app)).collect())
 }
 
 /// Configures an agent; finish with [`run`](Self::run) (a body that loops over its stream) or
@@ -219,17 +175,18 @@ pub(crate) fn start_all(app: &App) -> Result<Vec<Started>> {
 ///     .concurrency(4)
 ///     .group_by("country", |o: &serde_json::Value| o["country"].as_str().unwrap_or("?").to_owned())
 ///     .sink(&by_country)
-///     .process(|stream| stream.filter(|o| futures::future::ready(o["amount"].as_i64() > Some(0))));
+///     .filter(|o| o["amount"].as_i64() > Some(0))
+///     .process(|stream| stream.map(streams::Event::into_value));
 /// assert_eq!(app.agents().len(), 2); // the group_by stage and the agent
 /// # Ok(()) }
 /// ```
 pub struct AgentBuilder<K, V, T = V> {
-    app: App,
+    decls: Shared,
     name: String,
     topic: Topic<K, V>,
     concurrency: usize,
     sinks: Vec<Sink<T>>,
-    processors: Vec<Processor<V>>,
+    steps: Vec<Step<V>>,
     on_decode_error: Option<OnDecodeError>,
 }
 
@@ -239,14 +196,14 @@ where
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
     T: Send + 'static,
 {
-    pub(crate) fn new(app: &App, name: &str, topic: &Topic<K, V>) -> Self {
+    pub(crate) fn new(decls: &Shared, name: &str, topic: &Topic<K, V>) -> Self {
         AgentBuilder {
-            app: app.clone(),
+            decls: decls.clone(),
             name: name.to_owned(),
             topic: topic.clone(),
             concurrency: 1,
             sinks: Vec::new(),
-            processors: Vec::new(),
+            steps: Vec::new(),
             on_decode_error: None,
         }
     }
@@ -266,7 +223,27 @@ where
 
     /// Adds a processor applied to each value before the body sees it.
     pub fn processor(mut self, f: impl Fn(V) -> V + Send + Sync + 'static) -> Self {
-        self.processors.push(Arc::new(f));
+        self.steps.push(Step::Map(Arc::new(f)));
+        self
+    }
+
+    /// Adds an asynchronous processor (Faust's `async def` processors), run in turn with the
+    /// others on each value.
+    pub fn async_processor<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(V) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = V> + Send + 'static,
+    {
+        self.steps
+            .push(Step::Async(Arc::new(move |v| f(v).boxed())));
+        self
+    }
+
+    /// Keeps only the values for which `keep` is true, before anything that follows: a
+    /// [`group_by`](Self::group_by) after it re-partitions only what passed, as the talk's
+    /// `purchases.filter(...).group_by(...)`.
+    pub fn filter(mut self, keep: impl Fn(&V) -> bool + Send + Sync + 'static) -> Self {
+        self.steps.push(Step::Filter(Arc::new(keep)));
         self
     }
 
@@ -289,9 +266,9 @@ where
         K2: Serialize + DeserializeOwned + Send + Sync + 'static,
         V: Clone,
     {
-        let topic_name = format!("{}-{}-{}-repartition", self.app.id(), self.name, name);
+        let topic_name = format!("{}-{}-{}-repartition", self.decls.id, self.name, name);
         let source_partitions = self.topic.spec.partitions;
-        let mut repartition = self.app.topic::<K2, V>(&topic_name);
+        let mut repartition = self.decls.topic::<K2, V>(&topic_name);
         if let Some(n) = source_partitions {
             repartition = repartition.partitions(n);
         }
@@ -303,15 +280,13 @@ where
                 .unwrap_or_else(|_| "json".into())
                 .as_str(),
         );
-        let mut spec = (*repartition.spec).clone();
-        spec.internal = true;
-        repartition.spec = self.app.register_topic(spec);
+        let repartition = repartition.redeclare(|s| s.internal = true);
         let stage = format!("{}.group_by({name})", self.name);
         let key = Arc::new(key);
         self.forward_to(stage, repartition, move |stream, out| {
             let key = key.clone();
             async move {
-                let mut events = stream.events();
+                let mut events = stream;
                 while let Some(event) = events.next().await {
                     out.send(key(&event.value), &event.value).await?;
                 }
@@ -330,7 +305,7 @@ where
     {
         let stage = format!("{}.through({})", self.name, topic.name());
         self.forward_to(stage, topic.clone(), |stream, out| async move {
-            let mut events = stream.events();
+            let mut events = stream;
             while let Some(event) = events.next().await {
                 match &event.key {
                     Some(k) => out.send(k, &event.value).await?,
@@ -341,8 +316,8 @@ where
         })
     }
 
-    /// Registers the agent `stage`, which reads this builder's topic (with its processors and
-    /// decode policy) and whose body `forward` sends the events on to `out`; returns a builder
+    /// Registers the agent `stage`, which reads this builder's topic (with its processors,
+    /// filters and decode policy) and whose body `forward` sends the events on to `out`; returns a builder
     /// that reads `out` instead, with the rest of this one's settings.
     fn forward_to<K2, F, Fut>(
         self,
@@ -356,28 +331,24 @@ where
         Fut: Future<Output = Result<()>> + Send + 'static,
     {
         let to = out.clone();
-        AgentBuilder::<K, V, ()>::new(&self.app, &stage, &self.topic)
-            .on_decode_error_opt(self.on_decode_error.clone())
-            .processors(self.processors)
-            .run(move |stream| forward(stream, to.clone()));
+        let mut stage = AgentBuilder::<K, V, ()>::new(&self.decls, &stage, &self.topic);
+        stage.on_decode_error = self.on_decode_error.clone();
+        stage.steps = self.steps;
+        stage.run(move |stream| forward(stream, to.clone()));
         AgentBuilder {
-            app: self.app,
+            decls: self.decls,
             name: self.name,
             topic: out,
             concurrency: self.concurrency,
             sinks: self.sinks,
-            processors: Vec::new(),
+            steps: Vec::new(),
             on_decode_error: self.on_decode_error,
         }
     }
 
-    fn on_decode_error_opt(mut self, policy: Option<OnDecodeError>) -> Self {
-        self.on_decode_error = policy;
-        self
-    }
-
-    fn processors(mut self, processors: Vec<Processor<V>>) -> Self {
-        self.processors = processors;
+    /// Adds processors, in order (what `app.stream(topic, processors)` takes).
+    pub(crate) fn processors(mut self, processors: Vec<Processor<V>>) -> Self {
+        self.steps.extend(processors.into_iter().map(Step::Map));
         self
     }
 
@@ -446,72 +417,53 @@ where
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
         let AgentBuilder {
-            app,
+            decls,
             name,
             topic,
             concurrency,
             sinks,
-            processors,
+            steps,
             on_decode_error,
         } = self;
         let sink_names = sinks.iter().map(|s| s.name.clone()).collect();
         let sinks: Arc<[Sink<T>]> = sinks.into();
-        let processors: Arc<[Processor<V>]> = processors.into();
+        let steps: Arc<[Step<V>]> = steps.into();
         let handle = Agent {
             name: name.clone(),
             topic: topic.clone(),
         };
         let agent_name = name.clone();
-        let starter = move |app: &App| {
+        let starter = move |capacity: usize| {
             let stopped = Arc::new(AtomicBool::new(false));
-            let capacity = app.settings().stream_buffer_maxsize;
             let policy = on_decode_error.unwrap_or_else(|| topic.spec.on_decode_error.clone());
-            let mut senders = Vec::new();
-            let mut tasks = Vec::new();
-            for instance in 0..concurrency {
-                let (tx, rx) = mpsc::channel(capacity);
-                senders.push(tx);
-                let slot = Slot::default();
-                let stream = AgentStream::new(
-                    rx,
-                    topic.clone(),
-                    policy.clone(),
-                    processors.clone(),
-                    slot.clone(),
-                    agent_name.as_str().into(),
-                    stopped.clone(),
-                );
-                let work = body(stream, sinks.clone());
-                let name = agent_name.clone();
-                let stopped = stopped.clone();
-                tasks.push(tokio::spawn(CURRENT.scope(slot.clone(), async move {
-                    // Poisons the current events if the body panics or is aborted.
-                    let guard = PoisonOnDrop(Some(slot));
-                    let outcome = work.await;
-                    let slot = guard.disarm();
-                    match outcome {
-                        Ok(()) => {
-                            lock(&slot).clear();
-                            tracing::debug!(agent = %name, instance, "agent finished");
-                        }
-                        Err(e) => {
-                            lock(&slot).drain(..).for_each(|t| t.poison());
-                            stopped.store(true, Ordering::Release);
-                            tracing::error!(agent = %name, instance, error = %e,
-                                "agent stopped with an error; its current event will not be committed");
-                        }
+            let instances = (0..concurrency)
+                .map(|_| {
+                    let (sender, rx) = mpsc::channel(capacity);
+                    let releases = Arc::new(Releases::default());
+                    let stream = AgentStream::new(
+                        rx,
+                        topic.clone(),
+                        policy.clone(),
+                        steps.clone(),
+                        releases.clone(),
+                        agent_name.as_str().into(),
+                        stopped.clone(),
+                    );
+                    Instance {
+                        sender,
+                        releases,
+                        work: body(stream, sinks.clone()).boxed(),
                     }
-                })));
-            }
-            Started {
+                })
+                .collect();
+            StartedAgent {
                 name: agent_name,
                 topic: topic.name().to_owned(),
-                senders,
-                tasks,
+                instances,
                 stopped,
             }
         };
-        lock(&app.shared.agents).push(AgentSpec {
+        decls.add_agent(AgentSpec {
             name,
             topic: handle.topic.name().to_owned(),
             concurrency,
@@ -519,75 +471,5 @@ where
             starter: Some(Box::new(starter)),
         });
         handle
-    }
-}
-
-struct PoisonOnDrop(Option<Slot>);
-
-impl PoisonOnDrop {
-    fn disarm(mut self) -> Slot {
-        self.0.take().unwrap_or_default()
-    }
-}
-
-impl Drop for PoisonOnDrop {
-    fn drop(&mut self) {
-        if let Some(slot) = self.0.take() {
-            lock(&slot).drain(..).for_each(|t| t.poison());
-        }
-    }
-}
-
-impl App {
-    /// Registers an agent over `topic` (Faust's `@app.agent(topic)`), named `<topic>-agent`.
-    /// The body runs once and may move what it captures. Use
-    /// [`agent_builder`](Self::agent_builder) for a name, concurrency, sinks, group_by.
-    ///
-    /// ```
-    /// # fn main() -> streams::Result<()> {
-    /// use futures::StreamExt;
-    /// let app = streams::App::builder("demo-app").build()?;
-    /// let topic = app.topic::<String, String>("greetings");
-    /// app.agent(&topic, |mut greetings| async move {
-    ///     while let Some(greeting) = greetings.next().await {
-    ///         println!("{greeting}");
-    ///     }
-    /// });
-    /// # Ok(()) }
-    /// ```
-    pub fn agent<K, V, F, Fut>(&self, topic: &Topic<K, V>, body: F) -> Agent<K, V>
-    where
-        K: Serialize + DeserializeOwned + Send + Sync + 'static,
-        V: Serialize + DeserializeOwned + Send + Sync + 'static,
-        F: FnOnce(AgentStream<K, V>) -> Fut + Send + 'static,
-        Fut: Future + Send + 'static,
-        Fut::Output: AgentResult,
-    {
-        let name = format!("{}-agent", topic.name());
-        AgentBuilder::<K, V, V>::new(self, &name, topic).run_once(body)
-    }
-
-    /// Starts configuring an agent named `name` over `topic`.
-    pub fn agent_builder<K, V>(&self, name: &str, topic: &Topic<K, V>) -> AgentBuilder<K, V, V>
-    where
-        K: Serialize + DeserializeOwned + Send + Sync + 'static,
-        V: Serialize + DeserializeOwned + Send + Sync + 'static,
-    {
-        AgentBuilder::new(self, name, topic)
-    }
-
-    /// A stream over `topic` whose values go through `processors` in order (Faust's
-    /// `app.stream(topic, processors=[...])`); give it a body with `run` or `process`.
-    pub fn stream<K, V>(
-        &self,
-        topic: &Topic<K, V>,
-        processors: Vec<Processor<V>>,
-    ) -> AgentBuilder<K, V, V>
-    where
-        K: Serialize + DeserializeOwned + Send + Sync + 'static,
-        V: Serialize + DeserializeOwned + Send + Sync + 'static,
-    {
-        let name = format!("{}-stream", topic.name());
-        AgentBuilder::new(self, &name, topic).processors(processors)
     }
 }

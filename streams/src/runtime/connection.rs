@@ -1,0 +1,137 @@
+//! Connecting to the brokers (or starting the embedded mock cluster for `mock://`).
+
+use kafka_client::admin::{Admin, CreateTopicsOptions, NewTopic};
+use kafka_client::producer::{Producer, ProducerConfig};
+use kafka_client::ClientConfig;
+
+use crate::broker::BrokerUrl;
+use crate::declarations::Declarations;
+use crate::error::{Error, Result};
+
+/// What the app holds while connected. The producer lives in the declarations' outbox.
+pub(crate) struct Connection {
+    pub client: ClientConfig,
+    pub admin: Admin,
+    /// Keeps a `mock://` cluster alive as long as the app.
+    #[cfg(feature = "mock")]
+    _mock: Option<testkit::MockCluster>,
+}
+
+impl Connection {
+    /// Connects to `broker` and installs the app's producer in its outbox.
+    pub(crate) async fn open(decls: &Declarations, broker: &BrokerUrl) -> Result<Connection> {
+        #[cfg(feature = "mock")]
+        let mut mock = None;
+        let bootstrap = match broker {
+            BrokerUrl::Kafka(hosts) => hosts.join(","),
+            #[cfg(feature = "mock")]
+            BrokerUrl::Mock => {
+                let cluster = testkit::MockCluster::builder()
+                    .default_partitions(decls.settings.topic_partitions)
+                    .build()
+                    .await
+                    .map_err(|e| {
+                        Error::Runtime(format!("cannot start the embedded mock cluster: {e}"))
+                    })?;
+                let bootstrap = cluster.bootstrap();
+                tracing::info!(%bootstrap, "started an embedded mock Kafka cluster");
+                mock = Some(cluster);
+                bootstrap
+            }
+        };
+        let client = ClientConfig::new(&bootstrap)?.with_client_id(decls.id.clone());
+        let unreachable = |source| Error::Connect {
+            broker: broker.to_string(),
+            source,
+        };
+        let producer = Producer::new(
+            client.clone(),
+            ProducerConfig::default().with_linger(decls.settings.producer_linger),
+        )
+        .await
+        .map_err(unreachable)?;
+        let admin = Admin::new(client.clone()).await.map_err(unreachable)?;
+        decls.outbox.set(producer);
+        Ok(Connection {
+            client,
+            admin,
+            #[cfg(feature = "mock")]
+            _mock: mock,
+        })
+    }
+
+    /// Creates every declared topic that does not exist yet, then checks that each source
+    /// topic exists (creation may be refused, and auto-creation off).
+    pub(crate) async fn create_topics(
+        &self,
+        decls: &Declarations,
+        sources: &[String],
+    ) -> Result<()> {
+        let specs = decls.catalog.all();
+        for spec in &specs {
+            spec.key_ser()?;
+            spec.value_ser()?;
+        }
+        let topics: Vec<NewTopic> = specs
+            .iter()
+            .map(|s| {
+                let mut t = NewTopic::new(
+                    s.name.clone(),
+                    s.partitions.unwrap_or(decls.settings.topic_partitions),
+                    decls.settings.topic_replication_factor,
+                );
+                for (k, v) in &s.configs {
+                    t = t.with_config(k.clone(), v.clone());
+                }
+                t
+            })
+            .collect();
+        if !topics.is_empty() {
+            let options = CreateTopicsOptions {
+                ignore_existing: true,
+                ..Default::default()
+            };
+            if let Err(e) = self.admin.create_topics_with(topics, options).await {
+                tracing::warn!(error = %e, "could not create the declared topics; checking that the sources exist");
+            }
+        }
+        for topic in sources {
+            self.wait_for_leaders(topic).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until `topic` has partitions and each has a leader: a topic created a moment ago
+    /// may not yet, and a group assigned then would leave its partitions out until the next
+    /// metadata check.
+    async fn wait_for_leaders(&self, topic: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut pause = std::time::Duration::from_millis(10);
+        loop {
+            match self.admin.describe_topic(topic).await {
+                Ok(info)
+                    if !info.partitions.is_empty()
+                        && info.partitions.iter().all(|p| p.leader >= 0) =>
+                {
+                    return Ok(())
+                }
+                Ok(_) => {}
+                Err(kafka_client::Error::UnknownPartition { .. }) => {
+                    return Err(Error::MissingTopic {
+                        topic: topic.to_owned(),
+                    })
+                }
+                Err(e) if !e.is_retriable() => return Err(e.into()),
+                Err(e) => tracing::debug!(topic, error = %e, "waiting for the topic's metadata"),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!("waiting for leaders of topic {topic}"),
+                    after: std::time::Duration::from_secs(30),
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(500));
+        }
+    }
+}

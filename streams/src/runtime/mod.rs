@@ -1,0 +1,234 @@
+//! One worker: the group consumer, routing records to agents, the committer, rebalances, and
+//! the agents' tasks. Reads the declarations; user code reaches it only through the outbox.
+
+mod commit;
+mod connection;
+mod failures;
+mod rebalance;
+mod router;
+mod worker;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kafka_client::consumer::{AutoOffsetReset, ConsumerConfig};
+use kafka_client::group::{GroupConfig, GroupConsumer};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub(crate) use connection::Connection;
+
+use crate::declarations::{Declarations, Instance};
+use crate::error::{Error, Result};
+use crate::offsets::{Acks, Releases};
+use commit::Committer;
+use rebalance::Listener;
+use router::{Router, Target};
+use worker::{CommitRequest, Worker};
+
+/// Where a worker is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RunState {
+    /// Joining the group for the first time.
+    Joining,
+    /// Has been given partitions this many times.
+    Running { rebalances: u64 },
+    /// Stopped on an error that retrying cannot fix.
+    Failed(String),
+    /// Stopped as asked.
+    Stopped,
+}
+
+/// A running worker.
+pub(crate) struct Runtime {
+    pub acks: Arc<Acks>,
+    state: watch::Receiver<RunState>,
+    aborted: Arc<AtomicBool>,
+    commits: mpsc::Sender<CommitRequest>,
+    task: Mutex<Option<JoinHandle<Result<()>>>>,
+}
+
+impl Runtime {
+    /// Starts every agent, creates the declared topics, joins the group; returns once this
+    /// worker has partitions, or with the error that keeps it from ever getting them.
+    pub(crate) async fn start(
+        decls: &Declarations,
+        conn: &Connection,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Runtime> {
+        let settings = decls.settings.clone();
+        let acks = Arc::new(Acks::default());
+        let committer = Arc::new(Committer::new(acks.clone(), decls.outbox.clone()));
+        let mut router = Router::new(acks.clone());
+        let mut tasks = Vec::new();
+        for agent in decls.start_agents(settings.stream_buffer_maxsize) {
+            let mut instances = Vec::new();
+            for (
+                i,
+                Instance {
+                    sender,
+                    releases,
+                    work,
+                },
+            ) in agent.instances.into_iter().enumerate()
+            {
+                instances.push((sender, releases.clone()));
+                tasks.push(spawn_instance(
+                    agent.name.clone(),
+                    i,
+                    work,
+                    releases,
+                    agent.stopped.clone(),
+                ));
+            }
+            router.add(
+                agent.topic,
+                Target::new(agent.name, instances, agent.stopped),
+            );
+        }
+        let sources = router.topics();
+        conn.create_topics(decls, &sources).await?;
+        let reset = if settings.consumer_auto_offset_reset_earliest {
+            AutoOffsetReset::Earliest
+        } else {
+            AutoOffsetReset::Latest
+        };
+        let group = GroupConfig::new(&decls.id)
+            .with_auto_commit(false)
+            .with_session_timeout(settings.broker_session_timeout)
+            .with_heartbeat_interval(settings.broker_heartbeat_interval)
+            .with_rebalance_timeout(settings.broker_rebalance_timeout);
+        let mut consumer = GroupConsumer::new(
+            conn.client.clone(),
+            ConsumerConfig::default()
+                .with_auto_offset_reset(reset)
+                .with_fetch_max_wait(Duration::from_millis(100)),
+            group,
+        )
+        .await?;
+        let (state_tx, mut state) = watch::channel(RunState::Joining);
+        consumer.set_listener(Listener {
+            committer: committer.clone(),
+            admin: conn.admin.clone(),
+            earliest: settings.consumer_auto_offset_reset_earliest,
+            shutdown_timeout: settings.worker_shutdown_timeout,
+            state: state_tx.clone(),
+        });
+        consumer.subscribe(sources);
+        let aborted = Arc::new(AtomicBool::new(false));
+        let (commits, commit_requests) = mpsc::channel(4);
+        let worker = Worker {
+            group: decls.id.clone(),
+            consumer,
+            router,
+            committer,
+            tasks,
+            settings: settings.clone(),
+            state: state_tx,
+            aborted: aborted.clone(),
+            commit_requests,
+        };
+        let task = tokio::spawn(worker.run(stop));
+        let runtime = Runtime {
+            acks,
+            state: state.clone(),
+            aborted,
+            commits,
+            task: Mutex::new(Some(task)),
+        };
+        // Return once the group gave this worker its partitions, or failed for good.
+        let limit = settings.broker_rebalance_timeout + Duration::from_secs(10);
+        let joined =
+            tokio::time::timeout(limit, state.wait_for(|s| !matches!(s, RunState::Joining)))
+                .await
+                .map(|s| s.map(|s| s.clone()));
+        match joined {
+            Err(_) => tracing::warn!(
+                ?limit,
+                "no partitions assigned yet; the worker keeps trying"
+            ),
+            Ok(now) => {
+                if matches!(now, Ok(RunState::Failed(_) | RunState::Stopped) | Err(_)) {
+                    return Err(runtime.join().await.err().unwrap_or_else(|| {
+                        Error::Runtime("the worker stopped while starting".into())
+                    }));
+                }
+            }
+        }
+        Ok(runtime)
+    }
+
+    /// Waits until the worker stopped (asked to, or failed).
+    pub(crate) async fn stopped(&self) {
+        let mut state = self.state.clone();
+        let _ = state
+            .wait_for(|s| matches!(s, RunState::Failed(_) | RunState::Stopped))
+            .await;
+    }
+
+    /// Waits for the worker task and returns how it ended.
+    pub(crate) async fn join(&self) -> Result<()> {
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match task {
+            Some(task) => task
+                .await
+                .unwrap_or_else(|e| Err(Error::Runtime(format!("the worker task failed: {e}")))),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes the next stop a crash: agents aborted, nothing committed, the group not left.
+    pub(crate) fn set_aborted(&self) {
+        self.aborted.store(true, Ordering::Release);
+    }
+
+    /// Commits the done offsets now.
+    pub(crate) async fn commit_now(&self) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.commits
+            .send(reply)
+            .await
+            .map_err(|_| Error::Runtime("the worker has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Runtime("the worker has stopped".into()))?
+            .map_err(Error::Runtime)
+    }
+}
+
+/// Runs one agent instance. What it released is settled when it finishes, failed if it ends
+/// with an error (the events it was handling are then not committed), panics or is aborted.
+fn spawn_instance(
+    name: String,
+    instance: usize,
+    work: futures::future::BoxFuture<'static, Result<(), String>>,
+    releases: Arc<Releases>,
+    stopped: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    struct FailUnsettled(Option<Arc<Releases>>);
+    impl Drop for FailUnsettled {
+        fn drop(&mut self) {
+            if let Some(r) = self.0.take() {
+                r.fail_unsettled();
+            }
+        }
+    }
+    tokio::spawn(async move {
+        let mut guard = FailUnsettled(Some(releases));
+        let outcome = work.await;
+        let releases = guard.0.take();
+        match outcome {
+            Ok(()) => {
+                releases.iter().for_each(|r| r.settle());
+                tracing::debug!(agent = %name, instance, "agent finished");
+            }
+            Err(e) => {
+                releases.iter().for_each(|r| r.fail_unsettled());
+                stopped.store(true, Ordering::Release);
+                tracing::error!(agent = %name, instance, error = %e,
+                    "agent stopped with an error; its current event will not be committed");
+            }
+        }
+    })
+}

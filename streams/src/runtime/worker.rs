@@ -1,0 +1,181 @@
+//! The worker loop: one group consumer for the whole app (group `<app id>`), routing each
+//! record to its agents, committing done offsets (every interval, every N events, on
+//! revocation, on stop), retrying what passes and stopping on what cannot work.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use kafka_client::group::GroupConsumer;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::commit::Committer;
+use super::failures::{classify, Backoff, Severity};
+use super::router::Router;
+use super::RunState;
+use crate::error::{Error, Result};
+use crate::settings::Settings;
+
+/// A request to commit now, answered with the outcome (for tests and `wait_caught_up`).
+pub(crate) type CommitRequest = oneshot::Sender<Result<(), String>>;
+
+pub(crate) struct Worker {
+    pub group: String,
+    pub consumer: GroupConsumer,
+    pub router: Router,
+    pub committer: Arc<Committer>,
+    pub tasks: Vec<JoinHandle<()>>,
+    pub settings: Settings,
+    pub state: watch::Sender<RunState>,
+    pub aborted: Arc<AtomicBool>,
+    pub commit_requests: mpsc::Receiver<CommitRequest>,
+}
+
+impl Worker {
+    pub(crate) async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<()> {
+        let interval = self.settings.broker_commit_interval;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        let mut backoff = Backoff::default();
+        let mut since_commit = 0usize;
+        let outcome = loop {
+            if *stop.borrow() {
+                break Ok(());
+            }
+            // Group work (joins, rebalance callbacks) must not be cancelled midway, so it runs
+            // here, outside the select; the select only polls for records.
+            if let Err(e) = self.consumer.group_work().await {
+                match self.on_consumer_error(e, &mut backoff, &mut stop).await {
+                    Some(fatal) => break Err(fatal),
+                    None => continue,
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = stop.changed() => continue,
+                Some(reply) = self.commit_requests.recv() => {
+                    let result = self.commit().await;
+                    let _ = reply.send(result.as_ref().map_err(|e| e.to_string()).copied());
+                    if let Err(e) = result {
+                        break Err(e);
+                    }
+                }
+                _ = tick.tick() => {
+                    since_commit = 0;
+                    if let Err(e) = self.commit().await {
+                        break Err(e);
+                    }
+                }
+                record = self.consumer.poll_record() => match record {
+                    Ok(None) => continue, // group work is due
+                    Ok(Some(record)) => {
+                        backoff.succeeded();
+                        if !self.router.dispatch(record, &mut stop).await {
+                            break Ok(());
+                        }
+                        since_commit += 1;
+                        if since_commit >= self.settings.broker_commit_every {
+                            since_commit = 0;
+                            if let Err(e) = self.commit().await {
+                                break Err(e);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(fatal) = self.on_consumer_error(e, &mut backoff, &mut stop).await {
+                            break Err(fatal);
+                        }
+                    }
+                },
+            }
+        };
+        self.finish(outcome).await
+    }
+
+    /// Backs off on a retriable consumer error; the error to stop with on a fatal one.
+    async fn on_consumer_error(
+        &self,
+        e: kafka_client::Error,
+        backoff: &mut Backoff,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<Error> {
+        match classify(&e) {
+            Severity::Retriable => {
+                let pause = backoff.failed(&e);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.wait_for(|s| *s) => {}
+                }
+                None
+            }
+            Severity::Fatal(hint) => Some(Error::Group {
+                group: self.group.clone(),
+                source: e,
+                hint,
+            }),
+        }
+    }
+
+    /// Commits the done offsets that moved since the last commit. An error only when the app
+    /// must stop (a record it sent was not delivered); refused commits are retried next time.
+    async fn commit(&mut self) -> Result<()> {
+        let positions = self.committer.ready(None).await?;
+        if positions.is_empty() {
+            return Ok(());
+        }
+        match self.consumer.commit_offsets(positions.clone()).await {
+            Ok(()) => {
+                tracing::debug!(?positions, "committed");
+                self.committer.acks.committed(&positions);
+            }
+            Err(e) => tracing::warn!(error = %e, "commit failed; the next one will retry"),
+        }
+        Ok(())
+    }
+
+    /// The stop: no more records; agents finish what they have; sends are acknowledged;
+    /// done offsets are committed (unless a delivery failed); the group is left.
+    async fn finish(mut self, outcome: Result<()>) -> Result<()> {
+        self.router.close(); // closes the agents' streams
+        if self.aborted.load(Ordering::Acquire) {
+            // A simulated crash: no waiting, no commit, no LeaveGroup.
+            self.tasks.iter().for_each(|t| t.abort());
+            return outcome;
+        }
+        let timeout = self.settings.worker_shutdown_timeout;
+        let tasks = std::mem::take(&mut self.tasks);
+        let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+        if tokio::time::timeout(timeout, futures::future::join_all(tasks))
+            .await
+            .is_err()
+        {
+            tracing::warn!(?timeout, "agents did not finish in time; their current events will be read again after a restart");
+            aborts.iter().for_each(|a| a.abort());
+        }
+        let outcome = match outcome {
+            Err(e @ Error::Delivery { .. }) => Err(e),
+            other => match tokio::time::timeout(timeout, self.commit()).await {
+                Ok(Err(e)) => other.and(Err(e)),
+                Ok(Ok(())) => other,
+                Err(_) => {
+                    tracing::warn!("sends were not acknowledged in time; nothing more committed");
+                    other
+                }
+            },
+        };
+        // Leaving the group hands the partitions over at once (the listener commits again).
+        if let Err(e) = self.consumer.close().await {
+            tracing::warn!(error = %e, "leaving the group failed; it expires with the session");
+        }
+        match &outcome {
+            Ok(()) => {
+                tracing::info!(group = %self.group, "worker stopped");
+                self.state.send_replace(RunState::Stopped);
+            }
+            Err(e) => {
+                tracing::error!(group = %self.group, error = %e, "worker stopped");
+                self.state.send_replace(RunState::Failed(e.to_string()));
+            }
+        }
+        outcome
+    }
+}

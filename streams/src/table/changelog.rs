@@ -1,0 +1,59 @@
+//! Producing a partition's pending writes to the changelog and completing the flush: the
+//! sequence the runtime's commit loop follows, in one function.
+
+use bytes::Bytes;
+use kafka_client::producer::{Producer, ProducerRecord};
+
+use super::partitions::TableCore;
+use crate::error::Result;
+
+/// Flushes the pending writes of `partition`: takes them, produces one record per key to the
+/// changelog partition of the same number (deletes as tombstones), waits for every ack, then
+/// applies the writes with the last acknowledged offset to the store. Returns the number of
+/// records written (0 when nothing was pending).
+///
+/// On a produce error the flush is aborted ([`TableCore::abort_flush`]: the partition is
+/// `Recovering` again) and the error returned: do not commit the source offsets of the events
+/// that wrote to the table since the last completed flush.
+pub async fn flush_partition(
+    table: &TableCore,
+    producer: &Producer,
+    partition: i32,
+) -> Result<usize> {
+    let Some(flush) = table.take_pending(partition) else {
+        return Ok(0);
+    };
+    let topic = table.spec().changelog_topic();
+    let sent = async {
+        let mut acks = Vec::with_capacity(flush.records().len());
+        for record in flush.records() {
+            let mut out = ProducerRecord::new(topic.clone())
+                .partition(partition)
+                .key(Bytes::clone(&record.key));
+            if let Some(value) = &record.value {
+                out = out.value(Bytes::clone(value));
+            }
+            acks.push(producer.send(out).await?);
+        }
+        let mut last = None;
+        for ack in acks {
+            let offset = ack.await?.offset;
+            if offset >= 0 {
+                last = last.max(Some(offset));
+            }
+        }
+        Ok::<_, kafka_client::Error>(last)
+    }
+    .await;
+    match sent {
+        Ok(last) => {
+            let written = flush.records().len();
+            table.complete_flush(flush, last)?;
+            Ok(written)
+        }
+        Err(e) => {
+            table.abort_flush(partition);
+            Err(e.into())
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! Tables: partitioned, dict-like state kept in a [`stores::Store`] and replicated to a
+//! compacted changelog topic (Faust's `app.Table`).
+//!
+//! [`Table`] is the user's handle (its docs map Faust's table API to this one), [`SetTable`]
+//! a table of sets, [`TableSpec`] the declaration.
+//!
+//! Layering: this module sits below the runtime and above topics and codecs; it imports only
+//! `codec`, `error`, `record`, `settings` and `offsets` of this crate. The runtime drives it
+//! through [`TableCore`] (assignment, recovery, changelog flushes; see its module docs for the
+//! order of calls).
+
+// The runtime's side (TableCore's assignment/flush API, recovery, the changelog flush) has no
+// caller until the runtime wires tables in (issue 11); remove this then.
+#![allow(dead_code)]
+
+mod changelog;
+mod handle;
+mod partitions;
+mod pending;
+mod progress;
+mod recovery;
+mod set;
+mod spec;
+
+#[cfg(test)]
+mod tests;
+
+pub use handle::Table;
+pub use pending::PartitionStatus;
+pub use set::SetTable;
+pub use spec::TableSpec;
+
+// The runtime's side.
+#[allow(unused_imports)]
+pub(crate) use changelog::flush_partition;
+#[allow(unused_imports)]
+pub(crate) use partitions::{ChangelogRecord, PendingFlush, TableCore};
+#[allow(unused_imports)]
+pub(crate) use recovery::recover_partition;

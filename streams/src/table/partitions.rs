@@ -1,0 +1,501 @@
+//! A table over bytes: which partitions this worker holds, their pending writes, and the API
+//! the runtime drives (assignment, recovery state, changelog flushes).
+//!
+//! # What the runtime does, per table partition
+//!
+//! 1. On assignment: [`TableCore::assign`] (status `Recovering`), then
+//!    [`recover_partition`](super::recovery::recover_partition) up to the changelog's high
+//!    watermark, then [`TableCore::set_active`]; only then do the partition's events flow.
+//! 2. In the commit loop, in this order:
+//!    - (a) read the commit positions of the source partitions (a done event has made all its
+//!      table writes, so they are pending or in flight now);
+//!    - (b) for every held table partition, [`TableCore::take_pending`] moves the writes made
+//!      so far into a [`PendingFlush`] (reads still see them);
+//!    - (c) produce each flush's records to changelog partition `flush.partition()` (keys as
+//!      given, `None` values as tombstones) and await every ack;
+//!    - (d) [`TableCore::complete_flush`] with the highest acknowledged offset: the store
+//!      applies the writes and that offset in one atomic batch;
+//!    - (e) commit the positions read in (a), and only those.
+//!
+//!    [`flush_partition`](super::changelog::flush_partition) does (b) to (d) for one
+//!    partition. Flushes of a partition complete in the order they were taken.
+//! 3. If producing fails: [`TableCore::abort_flush`] forgets every unflushed write of the
+//!    partition and sets it back to `Recovering`: recover it again and seek the source back
+//!    to its committed offset (the events are redelivered: at-least-once).
+//! 4. On revocation: [`TableCore::revoke`] (writes not completed are forgotten; what reached
+//!    the changelog is recovered by the next owner). The store keeps the partition's data for
+//!    a later standby or owner; [`stores::Store::drop_partition`] removes it.
+//! 5. On commit: [`TableCore::flush_store`] makes the applied batches durable (redb).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use bytes::Bytes;
+use kafka_client::producer::partitioner::partition_for_key;
+use stores::{Store, WriteBatch};
+
+use super::pending::{PartitionState, PartitionStatus};
+use super::spec::TableSpec;
+use crate::error::{Error, Result};
+
+/// Checks that a changelog record's key and value decode as the table's types: `Err` holds the
+/// failing part (`key`/`value`) and why.
+pub(crate) type RecordCheck =
+    Arc<dyn Fn(&[u8], Option<&[u8]>) -> Result<(), (&'static str, String)> + Send + Sync>;
+
+/// One changelog record of a flush: `value: None` is a tombstone (a delete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangelogRecord {
+    pub key: Bytes,
+    pub value: Option<Bytes>,
+}
+
+/// Writes of one partition taken for the changelog; hand it back to
+/// [`TableCore::complete_flush`] once its records are acknowledged.
+#[derive(Debug)]
+#[must_use = "complete or abort the flush: its writes stay in flight until then"]
+pub struct PendingFlush {
+    partition: i32,
+    id: u64,
+    records: Vec<ChangelogRecord>,
+}
+
+impl PendingFlush {
+    /// The table partition, which is also the changelog partition to produce to.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// The records to produce, one per key written since the last flush.
+    pub fn records(&self) -> &[ChangelogRecord] {
+        &self.records
+    }
+}
+
+type Shared = Arc<Mutex<PartitionState>>;
+
+/// A table's partitions on this worker, over bytes. Shared by every typed handle of the table
+/// and by the runtime.
+pub struct TableCore {
+    spec: TableSpec,
+    store: Arc<dyn Store>,
+    check: RecordCheck,
+    /// No changelog: writes go straight to the store and every partition is held.
+    detached: bool,
+    parts: RwLock<BTreeMap<i32, Shared>>,
+    next_flush_id: AtomicU64,
+}
+
+impl std::fmt::Debug for TableCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableCore")
+            .field("spec", &self.spec)
+            .field("store", &self.store)
+            .field("detached", &self.detached)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(state: &Mutex<PartitionState>) -> MutexGuard<'_, PartitionState> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A key for an error message: its text, shortened.
+pub(crate) fn key_text(key: &[u8]) -> String {
+    let text = String::from_utf8_lossy(key);
+    match text.char_indices().nth(64) {
+        Some((cut, _)) => format!("{:?}...", &text[..cut]),
+        None => format!("{text:?}"),
+    }
+}
+
+impl TableCore {
+    pub(crate) fn new(
+        spec: TableSpec,
+        store: Arc<dyn Store>,
+        check: RecordCheck,
+        detached: bool,
+    ) -> Result<Self> {
+        spec.validate()?;
+        let core = TableCore {
+            spec,
+            store,
+            check,
+            detached,
+            parts: RwLock::new(BTreeMap::new()),
+            next_flush_id: AtomicU64::new(1),
+        };
+        if detached {
+            for p in 0..core.spec.partition_count() {
+                core.assign(p)?;
+                core.set_active(p)?;
+            }
+        }
+        Ok(core)
+    }
+
+    /// The declaration.
+    pub fn spec(&self) -> &TableSpec {
+        &self.spec
+    }
+
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        self.spec.name()
+    }
+
+    /// The store holding the applied data.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub(crate) fn check_record(
+        &self,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), (&'static str, String)> {
+        (self.check)(key, value)
+    }
+
+    /// The partition of an encoded key: Kafka's default partitioner, as for a keyed record.
+    pub fn partition_of(&self, key: &[u8]) -> i32 {
+        partition_for_key(key, self.spec.partition_count() as usize)
+    }
+
+    fn table_error(&self, reason: impl Into<String>) -> Error {
+        Error::Table {
+            table: self.name().to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    fn state(&self, partition: i32) -> Option<Shared> {
+        let parts = self.parts.read().unwrap_or_else(|e| e.into_inner());
+        parts.get(&partition).cloned()
+    }
+
+    fn not_owned(&self, key: &[u8], partition: i32, reason: &'static str) -> Error {
+        Error::TableNotOwned {
+            table: self.name().to_owned(),
+            key: key_text(key),
+            partition,
+            reason,
+        }
+    }
+
+    /// Runs `f` on the locked state of `key`'s partition, which must be held and active.
+    fn with_owned<T>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(i32, &mut PartitionState) -> Result<T>,
+    ) -> Result<T> {
+        let partition = self.partition_of(key);
+        let state = self
+            .state(partition)
+            .ok_or_else(|| self.not_owned(key, partition, "does not own"))?;
+        let mut guard = lock(&state);
+        if guard.status != PartitionStatus::Active {
+            // Recovering, or revoked since we looked it up.
+            return Err(self.not_owned(
+                key,
+                partition,
+                "does not own yet (still recovering from the changelog)",
+            ));
+        }
+        f(partition, &mut guard)
+    }
+
+    fn read_locked(
+        &self,
+        partition: i32,
+        state: &PartitionState,
+        key: &[u8],
+    ) -> Result<Option<Bytes>> {
+        match state.lookup(key) {
+            Some(write) => Ok(write.cloned()),
+            None => Ok(self.store.get(partition, key)?.map(Bytes::from)),
+        }
+    }
+
+    /// The value bytes of `key`: its newest write, else the store's.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.with_owned(key, |p, st| self.read_locked(p, st, key))
+    }
+
+    /// The value bytes of `key` and the partition's write version (for [`Self::put_if`]).
+    pub(crate) fn get_versioned(&self, key: &[u8]) -> Result<(Option<Bytes>, u64)> {
+        self.with_owned(key, |p, st| Ok((self.read_locked(p, st, key)?, st.version)))
+    }
+
+    /// Writes `key` (`None` deletes it).
+    pub(crate) fn put(&self, key: Bytes, value: Option<Bytes>) -> Result<()> {
+        self.put_if(key, value, None).map(|_| ())
+    }
+
+    /// Writes `key` if no write happened in its partition since `version` was read (any
+    /// version with `None`); `false` when it did and nothing was written.
+    pub(crate) fn put_if(
+        &self,
+        key: Bytes,
+        value: Option<Bytes>,
+        version: Option<u64>,
+    ) -> Result<bool> {
+        let k = key.clone();
+        self.with_owned(&k, |partition, st| {
+            if version.is_some_and(|v| v != st.version) {
+                return Ok(false);
+            }
+            if self.detached {
+                let mut batch = WriteBatch::with_capacity(1);
+                match value {
+                    Some(v) => batch.put(partition, key, v),
+                    None => batch.delete(partition, key),
+                };
+                self.store.apply(batch)?;
+                st.version += 1;
+            } else {
+                st.write(key, value);
+            }
+            Ok(true)
+        })
+    }
+
+    /// Active partitions, ascending.
+    pub fn owned_partitions(&self) -> Vec<i32> {
+        let parts = self.parts.read().unwrap_or_else(|e| e.into_inner());
+        parts
+            .iter()
+            .filter(|(_, st)| lock(st).status == PartitionStatus::Active)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    /// Every entry of an active partition (store plus newest writes), in key order.
+    pub(crate) fn snapshot(&self, partition: i32) -> Result<Vec<(Bytes, Bytes)>> {
+        let Some(state) = self.state(partition) else {
+            return Ok(Vec::new());
+        };
+        let st = lock(&state);
+        if st.status != PartitionStatus::Active {
+            return Ok(Vec::new());
+        }
+        let mut entries: BTreeMap<Bytes, Bytes> = BTreeMap::new();
+        for entry in self.store.iter(partition)? {
+            let (k, v) = entry?;
+            entries.insert(Bytes::from(k), Bytes::from(v));
+        }
+        for (k, v) in st.merged_overlay() {
+            match v {
+                Some(v) => entries.insert(k, v),
+                None => entries.remove(&k),
+            };
+        }
+        Ok(entries.into_iter().collect())
+    }
+
+    /// Number of keys in an active partition, counting writes not yet in the store.
+    pub(crate) fn partition_len(&self, partition: i32) -> Result<u64> {
+        let Some(state) = self.state(partition) else {
+            return Ok(0);
+        };
+        let st = lock(&state);
+        if st.status != PartitionStatus::Active {
+            return Ok(0);
+        }
+        let mut len = self.store.partition_stats(partition)?.entries;
+        for (k, v) in st.merged_overlay() {
+            match (self.store.get(partition, &k)?.is_some(), v.is_some()) {
+                (false, true) => len += 1,
+                (true, false) => len -= 1,
+                _ => {}
+            }
+        }
+        Ok(len)
+    }
+
+    // ---- the runtime's API ----
+
+    fn check_partition(&self, partition: i32) -> Result<()> {
+        if (0..self.spec.partition_count()).contains(&partition) {
+            Ok(())
+        } else {
+            Err(self.table_error(format!(
+                "partition {partition} does not exist: the table has {} (0..{})",
+                self.spec.partition_count(),
+                self.spec.partition_count()
+            )))
+        }
+    }
+
+    /// Takes a partition on, as `Recovering`. Assigning a held partition again starts it over
+    /// (unflushed writes forgotten).
+    pub fn assign(&self, partition: i32) -> Result<()> {
+        self.check_partition(partition)?;
+        let fresh = Arc::new(Mutex::new(PartitionState::new()));
+        let old = self
+            .parts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(partition, fresh);
+        if let Some(old) = old {
+            let mut st = lock(&old);
+            st.status = PartitionStatus::Recovering;
+            st.discard_all();
+        }
+        Ok(())
+    }
+
+    /// Lets a partition go: its unflushed writes are forgotten (what reached the changelog is
+    /// recovered by the next owner); the store's data stays. Returns whether writes were lost
+    /// that way.
+    pub fn revoke(&self, partition: i32) -> bool {
+        let old = self
+            .parts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&partition);
+        old.is_some_and(|old| {
+            let mut st = lock(&old);
+            st.status = PartitionStatus::Recovering;
+            let lost = st.has_unflushed();
+            st.discard_all();
+            lost
+        })
+    }
+
+    fn set_status(&self, partition: i32, status: PartitionStatus) -> Result<()> {
+        let state = self.state(partition).ok_or_else(|| {
+            self.table_error(format!(
+                "partition {partition} is not assigned: assign it first"
+            ))
+        })?;
+        let mut st = lock(&state);
+        if status == PartitionStatus::Recovering {
+            st.discard_all();
+        }
+        st.status = status;
+        Ok(())
+    }
+
+    /// Marks an assigned partition as catching up (events must not flow); unflushed writes
+    /// are forgotten.
+    pub fn set_recovering(&self, partition: i32) -> Result<()> {
+        self.set_status(partition, PartitionStatus::Recovering)
+    }
+
+    /// Marks an assigned partition as up to date: reads and writes allowed.
+    pub fn set_active(&self, partition: i32) -> Result<()> {
+        self.set_status(partition, PartitionStatus::Active)
+    }
+
+    /// The status of a partition, `None` if it is not assigned.
+    pub fn status(&self, partition: i32) -> Option<PartitionStatus> {
+        self.state(partition).map(|st| lock(&st).status)
+    }
+
+    /// The last changelog offset the store applied for `partition`.
+    pub fn applied_offset(&self, partition: i32) -> Result<Option<i64>> {
+        Ok(self.store.applied_offset(partition)?)
+    }
+
+    /// Fails unless `partition` may be written by recovery: not active and without unflushed
+    /// writes (an unassigned partition is fine: a standby copy).
+    pub(crate) fn ensure_recoverable(&self, partition: i32) -> Result<()> {
+        self.check_partition(partition)?;
+        if let Some(state) = self.state(partition) {
+            let st = lock(&state);
+            if st.status == PartitionStatus::Active || st.has_unflushed() {
+                return Err(self.table_error(format!(
+                    "partition {partition} is active: call set_recovering before recovering it"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the partition's pending writes into a flush (still visible to reads). `None` when
+    /// nothing is pending or the partition is not held.
+    pub fn take_pending(&self, partition: i32) -> Option<PendingFlush> {
+        let state = self.state(partition)?;
+        let mut st = lock(&state);
+        let id = self.next_flush_id.fetch_add(1, Ordering::Relaxed);
+        let records = st.take(id)?;
+        Some(PendingFlush {
+            partition,
+            id,
+            records: records
+                .into_iter()
+                .map(|(key, value)| ChangelogRecord { key, value })
+                .collect(),
+        })
+    }
+
+    /// The flush's records are acknowledged, the last one at `last_offset`: applies them and
+    /// that offset to the store in one atomic batch, then drops their overlay.
+    ///
+    /// `last_offset` is `None` when the producer could not say (a retried batch the broker
+    /// reported as a duplicate): the writes are applied and the store's offset stays, so a
+    /// recovery replays a little more, never less.
+    ///
+    /// If the flush was dropped meanwhile (the partition was revoked, reassigned or set back
+    /// to recovering), nothing is applied and this is `Ok`: the records are in the changelog,
+    /// where the partition's next recovery reads them, so the source offsets may be committed.
+    pub fn complete_flush(&self, flush: PendingFlush, last_offset: Option<i64>) -> Result<()> {
+        let dropped = || {
+            tracing::debug!(
+                table = self.name(),
+                partition = flush.partition,
+                "flush completed after its partition was revoked or reset: left to recovery"
+            );
+            Ok(())
+        };
+        let Some(state) = self.state(flush.partition) else {
+            return dropped();
+        };
+        let mut st = lock(&state);
+        if !st.is_in_flight(flush.id) {
+            return dropped();
+        }
+        if st.oldest_in_flight() != Some(flush.id) {
+            return Err(self.table_error(format!(
+                "partition {}: flushes must complete in the order they were taken: abort_flush \
+                 and recover the partition",
+                flush.partition
+            )));
+        }
+        let mut batch = WriteBatch::with_capacity(flush.records.len());
+        for r in flush.records {
+            match r.value {
+                Some(v) => batch.put(flush.partition, r.key, v),
+                None => batch.delete(flush.partition, r.key),
+            };
+        }
+        if let Some(offset) = last_offset {
+            batch.set_offset(flush.partition, offset);
+        }
+        self.store.apply(batch)?;
+        st.complete_oldest();
+        Ok(())
+    }
+
+    /// Producing a flush failed: forgets every unflushed write of the partition and sets it
+    /// back to `Recovering`. Recover it, and seek its source back to the committed offset.
+    pub fn abort_flush(&self, partition: i32) {
+        if let Some(state) = self.state(partition) {
+            let mut st = lock(&state);
+            st.discard_all();
+            st.status = PartitionStatus::Recovering;
+        }
+        tracing::warn!(
+            table = self.name(),
+            partition,
+            "changelog flush failed: the partition's unflushed writes are dropped; it recovers from its changelog and its events are redelivered"
+        );
+    }
+
+    /// Makes the applied batches durable (call it when the source offsets are committed).
+    pub fn flush_store(&self) -> Result<()> {
+        Ok(self.store.flush()?)
+    }
+}

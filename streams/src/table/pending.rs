@@ -1,0 +1,155 @@
+//! The state of one table partition on this worker: recovering or active, and the writes not
+//! yet in the store.
+//!
+//! Writes first land in the *pending* overlay. The runtime takes them as a flush: the overlay
+//! moves to the *in-flight* queue (still visible to reads) while its changelog records are
+//! produced; once they are acknowledged the store applies them with their changelog offset and
+//! the overlay is dropped. Reads look at pending, then in-flight (newest first), then the store.
+//! Within one overlay a key holds only its last write: the changelog gets one record per key
+//! and flush, which is all a compacted changelog keeps anyway.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::Bytes;
+
+/// Key bytes to the last write: a value, or `None` for a delete.
+pub(crate) type Overlay = BTreeMap<Bytes, Option<Bytes>>;
+
+/// Where a partition is in its life on this worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionStatus {
+    /// Assigned, catching up with its changelog: events must not flow yet.
+    Recovering,
+    /// Up to date: reads and writes allowed.
+    Active,
+}
+
+#[derive(Debug)]
+pub(crate) struct PartitionState {
+    pub status: PartitionStatus,
+    pending: Overlay,
+    /// Flushes taken and not completed, oldest first, with their ids.
+    in_flight: VecDeque<(u64, Overlay)>,
+    /// Bumped by every write: an update retries when it changed under it.
+    pub version: u64,
+}
+
+impl PartitionState {
+    pub fn new() -> Self {
+        PartitionState {
+            status: PartitionStatus::Recovering,
+            pending: Overlay::new(),
+            in_flight: VecDeque::new(),
+            version: 0,
+        }
+    }
+
+    /// The newest write of `key` not yet in the store: `Some(None)` is a delete, `None` means
+    /// ask the store.
+    pub fn lookup(&self, key: &[u8]) -> Option<Option<&Bytes>> {
+        if let Some(v) = self.pending.get(key) {
+            return Some(v.as_ref());
+        }
+        self.in_flight
+            .iter()
+            .rev()
+            .find_map(|(_, overlay)| overlay.get(key).map(Option::as_ref))
+    }
+
+    pub fn write(&mut self, key: Bytes, value: Option<Bytes>) {
+        self.pending.insert(key, value);
+        self.version += 1;
+    }
+
+    /// Moves the pending writes in flight under `id`; `None` when there are none.
+    pub fn take(&mut self, id: u64) -> Option<Vec<(Bytes, Option<Bytes>)>> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let overlay = std::mem::take(&mut self.pending);
+        let records = overlay
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.in_flight.push_back((id, overlay));
+        Some(records)
+    }
+
+    /// The id of the oldest flush in flight.
+    pub fn oldest_in_flight(&self) -> Option<u64> {
+        self.in_flight.front().map(|(id, _)| *id)
+    }
+
+    /// Whether flush `id` is in flight (not completed, not discarded).
+    pub fn is_in_flight(&self, id: u64) -> bool {
+        self.in_flight.iter().any(|(i, _)| *i == id)
+    }
+
+    /// Drops the oldest in-flight overlay (its writes are in the store now).
+    pub fn complete_oldest(&mut self) {
+        self.in_flight.pop_front();
+    }
+
+    /// Forgets every write not in the store.
+    pub fn discard_all(&mut self) {
+        self.pending.clear();
+        self.in_flight.clear();
+        self.version += 1;
+    }
+
+    /// Whether writes are waiting or in flight.
+    pub fn has_unflushed(&self) -> bool {
+        !self.pending.is_empty() || !self.in_flight.is_empty()
+    }
+
+    /// Every key with a write not in the store, and its newest write.
+    pub fn merged_overlay(&self) -> Overlay {
+        let mut merged = Overlay::new();
+        for (_, overlay) in &self.in_flight {
+            merged.extend(overlay.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        merged.extend(self.pending.iter().map(|(k, v)| (k.clone(), v.clone())));
+        merged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn reads_see_pending_then_in_flight_newest_first() {
+        let mut st = PartitionState::new();
+        st.write(b("a"), Some(b("1")));
+        st.write(b("b"), Some(b("1")));
+        assert_eq!(st.take(1).unwrap().len(), 2);
+        st.write(b("a"), Some(b("2")));
+        st.take(2);
+        st.write(b("b"), None);
+        assert_eq!(st.lookup(b"a"), Some(Some(&b("2"))));
+        assert_eq!(st.lookup(b"b"), Some(None));
+        assert_eq!(st.lookup(b"c"), None);
+        assert_eq!(st.oldest_in_flight(), Some(1));
+        st.complete_oldest();
+        assert_eq!(st.oldest_in_flight(), Some(2));
+        let merged = st.merged_overlay();
+        assert_eq!(merged.get(&b"a"[..]), Some(&Some(b("2"))));
+        assert_eq!(merged.get(&b"b"[..]), Some(&None));
+    }
+
+    #[test]
+    fn a_flush_holds_one_record_per_key_its_last_write() {
+        let mut st = PartitionState::new();
+        st.write(b("k"), Some(b("1")));
+        st.write(b("k"), Some(b("2")));
+        st.write(b("j"), Some(b("1")));
+        st.write(b("j"), None);
+        let records = st.take(7).unwrap();
+        assert_eq!(records, vec![(b("j"), None), (b("k"), Some(b("2")))]);
+        assert_eq!(st.take(8), None, "nothing pending any more");
+    }
+}

@@ -1,0 +1,191 @@
+//! Bringing a table partition up to date from its changelog.
+
+use std::time::Duration;
+
+use kafka_client::consumer::{Consumer, Offset};
+use kafka_client::TopicPartition;
+use stores::WriteBatch;
+
+use super::partitions::TableCore;
+use super::progress::Progress;
+use crate::error::{Error, Result};
+
+/// Records applied to the store per atomic batch during recovery.
+const BATCH_RECORDS: usize = 10_000;
+/// How often a recovery waiting for records checks whether the consumer reached the end
+/// anyway (the last offsets were compacted away or were not records).
+const END_CHECK: Duration = Duration::from_millis(500);
+
+/// Reads changelog partition `partition` of `table` from the store's applied offset + 1 (the
+/// log start when the store has none, as a memory store after a restart) up to `end`, the
+/// changelog's high watermark taken when the partition was assigned, and applies the records
+/// to the store in atomic batches, each with the offset of its last record (tombstones delete).
+/// Returns the number of records read.
+///
+/// The consumer's assignment is replaced by the changelog partition and left empty at the end:
+/// give each concurrent recovery its own consumer. The partition must not be active (the
+/// runtime calls [`TableCore::assign`] or [`TableCore::set_recovering`] first, and
+/// [`TableCore::set_active`] after); an unassigned partition is recovered as a standby copy.
+///
+/// Every record's key and value must decode with the table's codecs and types; one that does
+/// not stops recovery with [`Error::TableDecode`] naming the table, partition and offset (the
+/// batches before it stay applied, so a fixed run resumes there).
+///
+/// Cancel-safe in what matters: dropping the future (a revocation during recovery) keeps the
+/// batches applied so far and their offset; the consumer then keeps its assignment.
+pub async fn recover_partition(
+    table: &TableCore,
+    consumer: &mut Consumer,
+    partition: i32,
+    end: i64,
+) -> Result<u64> {
+    table.ensure_recoverable(partition)?;
+    let tp = TopicPartition::new(table.spec().changelog_topic(), partition);
+    let start = table.applied_offset(partition)?.map(|o| o + 1);
+    consumer.assign(vec![tp.clone()]);
+    let result = read_changelog(table, consumer, &tp, start, end).await;
+    consumer.assign(Vec::new());
+    result
+}
+
+async fn read_changelog(
+    table: &TableCore,
+    consumer: &mut Consumer,
+    tp: &TopicPartition,
+    start: Option<i64>,
+    end: i64,
+) -> Result<u64> {
+    let partition = tp.partition;
+    consumer
+        .seek(tp, start.map_or(Offset::Earliest, Offset::At))
+        .await?;
+    let first = consumer.position(tp).or(start).unwrap_or(0);
+    if first > end {
+        tracing::warn!(
+            table = table.name(),
+            partition,
+            applied = first - 1,
+            changelog_end = end,
+            "the store is ahead of its changelog (was the changelog topic recreated?): delete the \
+             store to rebuild the table from the changelog"
+        );
+    }
+    let mut progress = Progress::new(
+        format!("recovering table {} partition {partition}", table.name()),
+        end.saturating_sub(first).max(0) as u64,
+    );
+    tracing::info!(
+        table = table.name(),
+        partition,
+        from = first,
+        to = end,
+        "recovering from the changelog"
+    );
+    let mut replay = Replay::new(table, partition);
+    let mut position = first;
+    while position < end {
+        let record = tokio::select! {
+            record = consumer.recv() => record?,
+            _ = tokio::time::sleep(END_CHECK) => {
+                match consumer.position(tp) {
+                    Some(p) if p >= end => break,
+                    _ => continue,
+                }
+            }
+        };
+        if record.offset >= end {
+            break;
+        }
+        position = record.offset + 1;
+        replay.push(
+            record.offset,
+            record.key.as_deref(),
+            record.value.as_deref(),
+        )?;
+        progress.advance(1);
+    }
+    let read = replay.finish()?;
+    progress.finish();
+    Ok(read)
+}
+
+/// Applies changelog records of one partition to the table's store, in atomic batches that
+/// each carry the offset of their last record. Used by recovery, and by whatever else follows
+/// a changelog (standby replicas).
+pub(crate) struct Replay<'a> {
+    table: &'a TableCore,
+    partition: i32,
+    batch: WriteBatch,
+    /// Offset of the last record in `batch`.
+    last: Option<i64>,
+    read: u64,
+}
+
+impl<'a> Replay<'a> {
+    pub fn new(table: &'a TableCore, partition: i32) -> Self {
+        Replay {
+            table,
+            partition,
+            batch: WriteBatch::new(),
+            last: None,
+            read: 0,
+        }
+    }
+
+    /// Checks the record at `offset` and queues its write (`value: None` deletes). A record
+    /// that does not decode is an error naming table, partition and offset; the records before
+    /// it are applied first, so the store's offset points just before it.
+    pub fn push(&mut self, offset: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<()> {
+        if let Err(e) = self.check(offset, key, value) {
+            self.apply()?;
+            return Err(e);
+        }
+        let key = key.unwrap_or_default().to_vec();
+        match value {
+            Some(value) => self.batch.put(self.partition, key, value.to_vec()),
+            None => self.batch.delete(self.partition, key),
+        };
+        self.last = Some(offset);
+        self.read += 1;
+        if self.batch.len() >= BATCH_RECORDS {
+            self.apply()?;
+        }
+        Ok(())
+    }
+
+    fn check(&self, offset: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<()> {
+        let decode_error = |part, reason: String| Error::TableDecode {
+            table: self.table.name().to_owned(),
+            partition: self.partition,
+            offset: Some(offset),
+            part,
+            reason,
+        };
+        let Some(key) = key else {
+            return Err(decode_error(
+                "key",
+                "the record has no key (a changelog record always has one): was something else \
+                 written to the changelog topic?"
+                    .into(),
+            ));
+        };
+        self.table
+            .check_record(key, value)
+            .map_err(|(part, reason)| decode_error(part, reason))
+    }
+
+    fn apply(&mut self) -> Result<()> {
+        if let Some(last) = self.last.take() {
+            let mut batch = std::mem::take(&mut self.batch);
+            batch.set_offset(self.partition, last);
+            self.table.store().apply(batch)?;
+        }
+        Ok(())
+    }
+
+    /// Applies what is queued; returns the number of records pushed.
+    pub fn finish(mut self) -> Result<u64> {
+        self.apply()?;
+        Ok(self.read)
+    }
+}
