@@ -1,4 +1,4 @@
-//! Consumer (assign mode) against the broker named by KAFKA_BOOTSTRAP.
+//! Consumer (assign mode) against the broker named by KAFKA_BOOTSTRAP, else the mock.
 
 mod common;
 
@@ -26,9 +26,7 @@ fn tps(topic: &str, partitions: i32) -> Vec<TopicPartition> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_come_back_in_order_per_partition_with_keys_values_and_headers() {
-    let Some(bootstrap) = common::bootstrap().await else {
-        return;
-    };
+    let bootstrap = common::bootstrap().await;
     let topic = common::topic(&bootstrap, "consumer-order", 3).await;
     let records: Vec<ProducerRecord> = (0..600)
         .map(|i| {
@@ -92,9 +90,7 @@ async fn records_come_back_in_order_per_partition_with_keys_values_and_headers()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compressed_batches_of_every_codec_are_read() {
-    let Some(bootstrap) = common::bootstrap().await else {
-        return;
-    };
+    let bootstrap = common::bootstrap().await;
     let topic = common::topic(&bootstrap, "consumer-codecs", 1).await;
     let mut n = 0;
     for codec in Compression::ALL {
@@ -124,9 +120,7 @@ async fn compressed_batches_of_every_codec_are_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seek_to_earliest_latest_offset_and_timestamp() {
-    let Some(bootstrap) = common::bootstrap().await else {
-        return;
-    };
+    let bootstrap = common::bootstrap().await;
     let topic = common::topic(&bootstrap, "consumer-seek", 2).await;
     let base = 1_650_000_000_000i64;
     let records = (0..10)
@@ -205,9 +199,7 @@ async fn seek_to_earliest_latest_offset_and_timestamp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_range_positions_follow_the_reset_policy() {
-    let Some(bootstrap) = common::bootstrap().await else {
-        return;
-    };
+    let bootstrap = common::bootstrap().await;
     let topic = common::topic(&bootstrap, "consumer-oor", 1).await;
     let records = (0..5).map(|i| {
         ProducerRecord::new(&topic)
@@ -253,9 +245,7 @@ async fn out_of_range_positions_follow_the_reset_policy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefetch_stays_within_the_byte_budget() {
-    let Some(bootstrap) = common::bootstrap().await else {
-        return;
-    };
+    let bootstrap = common::bootstrap().await;
     let topic = common::topic(&bootstrap, "consumer-prefetch", 2).await;
     let value = vec![b'x'; 1000];
     let records = (0..4000)
@@ -272,16 +262,20 @@ async fn prefetch_stays_within_the_byte_budget() {
     let mut consumer = common::consumer(&bootstrap, config).await;
     consumer.assign(tps(&topic, 2));
     common::recv(&mut consumer).await;
+    // The prefetcher fills its budget while the application reads nothing.
     let mut max_seen = 0;
-    for _ in 0..10 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        max_seen = max_seen.max(consumer.buffered_bytes());
-    }
+    common::group::wait_until(
+        Duration::from_secs(30),
+        "the prefetch fills its budget",
+        || {
+            max_seen = max_seen.max(consumer.buffered_bytes());
+            max_seen >= budget - batch_size
+        },
+        || format!("buffered {}", consumer.buffered_bytes()),
+    )
+    .await;
     // One response may overshoot by at most one batch per partition.
-    assert!(
-        max_seen > 0 && max_seen <= budget + 2 * batch_size,
-        "buffered {max_seen}"
-    );
+    assert!(max_seen <= budget + 2 * batch_size, "buffered {max_seen}");
     let mut count = 1;
     while count < 4000 {
         common::recv(&mut consumer).await;
@@ -296,9 +290,7 @@ async fn prefetch_stays_within_the_byte_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_resume_and_assignment_changes() {
-    let Some(bootstrap) = common::bootstrap().await else {
-        return;
-    };
+    let bootstrap = common::bootstrap().await;
     let topic = common::topic(&bootstrap, "consumer-pause", 2).await;
     let records = (0..20)
         .map(|i| {
@@ -352,9 +344,7 @@ async fn pause_resume_and_assignment_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_committed_reads_non_transactional_records() {
-    let Some(bootstrap) = common::bootstrap().await else {
-        return;
-    };
+    let bootstrap = common::bootstrap().await;
     let topic = common::topic(&bootstrap, "consumer-committed", 1).await;
     let records = (0..5).map(|i| {
         ProducerRecord::new(&topic)
@@ -374,9 +364,7 @@ async fn read_committed_reads_non_transactional_records() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_topic_created_after_assignment_is_picked_up() {
-    let Some(bootstrap) = common::bootstrap().await else {
-        return;
-    };
+    let bootstrap = common::bootstrap().await;
     let topic = common::unique("consumer-late");
     let tp = TopicPartition::new(&topic, 0);
     let config =
@@ -401,10 +389,9 @@ async fn a_topic_created_after_assignment_is_picked_up() {
 /// The Java producer (Apache Kafka's client, via scripts/java/ProduceKeyed.java) writes keyed
 /// records with headers in every codec; our consumer reads exactly those records back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Java and the Kafka jars (scripts/kafka fetch); .ci/run runs it with --include-ignored"]
 async fn records_written_by_the_java_producer_are_read() {
-    let Some(bootstrap) = common::bootstrap().await else {
-        return;
-    };
+    let bootstrap = common::bootstrap().await;
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         let topic = common::unique(&format!("consumer-java-{codec}"));
         let args = [
@@ -419,11 +406,9 @@ async fn records_written_by_the_java_producer_are_read() {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let java = tokio::task::spawn_blocking(move || {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            common::java("ProduceKeyed.java", &args)
+            common::java("ProduceKeyed.java", &args, "")
         });
-        let Some(java_lines) = java.await.unwrap() else {
-            return;
-        };
+        let java_lines = java.await.unwrap();
         let mut expected: Vec<&str> = java_lines.lines().collect();
         expected.sort_by_key(|l| sort_key(l));
         assert_eq!(expected.len(), 200, "{codec}");

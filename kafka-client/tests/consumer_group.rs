@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::group::{consumer_config, covers, describe, wait_until, Env};
+use common::group::{consumer_config, covers, describe, wait_until, Env, Tracker};
 use common::unique;
 use kafka_client::consumer::AutoOffsetReset;
 use kafka_client::group::{CooperativeStickyAssignor, GroupConsumer, RoundRobinAssignor};
@@ -154,8 +154,41 @@ async fn a_static_member_restarts_without_a_rebalance() {
         "{}",
         describe(&[&a, &b2])
     );
-    // Give a rebalance, if one was wrongly started, time to show.
-    tokio::time::sleep(env.heartbeat_interval * 5).await;
+    // A rebalance, had one been started, would reach both members with their next
+    // heartbeats and commits: let them consume and commit one more round, and (on the
+    // mock, where requests are counted) heartbeat several times.
+    let heartbeats = |env: &Env| {
+        env.mock.as_ref().map_or(0, |m| {
+            m.requests()
+                .iter()
+                .filter(|r| r.api_key == kafka_protocol::messages::ApiKey::Heartbeat)
+                .count()
+        })
+    };
+    let heartbeats_before = heartbeats(&env);
+    let records_before = a.view().records.len() + b2.view().records.len();
+    env.produce(&topic, 6, 2).await;
+    wait_until(
+        WAIT,
+        "both members consume and commit another round",
+        || {
+            let (va, vb) = (a.view(), b2.view());
+            va.records.len() + vb.records.len() >= records_before + 12
+                && (0..6)
+                    .all(|p| va.committed.get(&p).max(vb.committed.get(&p)).copied() == Some(4))
+        },
+        || describe(&[&a, &b2]),
+    )
+    .await;
+    if env.mock.is_some() {
+        wait_until(
+            WAIT,
+            "the members heartbeat several more times",
+            || heartbeats(&env) >= heartbeats_before + 6,
+            || describe(&[&a, &b2]),
+        )
+        .await;
+    }
     let after = a.view();
     assert_eq!(
         after.generation,
@@ -337,12 +370,15 @@ async fn a_member_that_stops_polling_leaves_the_group() {
     )
     .await
     .unwrap();
+    let (tracker, slow_view) = Tracker::new();
+    slow.set_listener(tracker);
     slow.subscribe([topic.as_str()]);
     let _ = tokio::time::timeout(WAIT, slow.recv())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(slow.assignment().len(), 2);
+    let first_generation = slow.generation();
     let other = env.member("other", env.group(&group), &topic, false).await;
     // `slow` never polls again; after max_poll_interval it leaves and `other` gets both.
     wait_until(
@@ -352,8 +388,33 @@ async fn a_member_that_stops_polling_leaves_the_group() {
         || describe(&[&other]),
     )
     .await;
-    // When `slow` polls again it learns it lost its partitions and rejoins.
-    let _ = tokio::time::timeout(Duration::from_secs(1), slow.recv()).await;
+    // When `slow` polls again it learns it lost its partitions and rejoins: it gets one
+    // partition back in a later generation and reads it (nothing was committed) from 0.
+    let record = tokio::time::timeout(WAIT, slow.recv())
+        .await
+        .expect("slow reads again after rejoining")
+        .expect("recv after rejoining");
+    assert_eq!(record.offset, 0);
+    let events = slow_view.lock().unwrap().events.clone();
+    assert_eq!(
+        events.len(),
+        3,
+        "assigned, lost, assigned again: {events:?}"
+    );
+    assert!(events[0].starts_with("assigned"), "{events:?}");
+    assert_eq!(events[1], "lost [0, 1]", "{events:?}");
+    assert!(events[2].starts_with("assigned"), "{events:?}");
+    assert!(slow.generation() > first_generation);
+    assert_eq!(slow.assignment().len(), 1);
+    wait_until(
+        WAIT,
+        "the live member gives one partition to the rejoined one",
+        || other.view().owned.len() == 1,
+        || describe(&[&other]),
+    )
+    .await;
+    let mine = slow.assignment()[0].partition;
+    assert!(!other.view().owned.contains(&mine));
     other.close().await;
-    drop(slow);
+    slow.close().await.unwrap();
 }

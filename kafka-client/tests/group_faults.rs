@@ -1,5 +1,5 @@
-//! Consumer-group faults injected through the mock cluster's control API (skipped against
-//! real Kafka): the coordinator moves or is loading, the group rebalances under a member,
+//! Consumer-group faults injected through the mock cluster's control API (always on a mock,
+//! also when KAFKA_BOOTSTRAP names real Kafka): the coordinator moves or is loading, the group rebalances under a member,
 //! the member's generation or id is refused, a connection drops in the middle of SyncGroup.
 //! In every case the member recovers and rejoins, consumes everything, and no committed
 //! offset is lost or moved backwards.
@@ -30,9 +30,8 @@ struct Run {
 
 impl Run {
     /// Starts a member and waits until the first round is consumed and committed.
-    async fn start(brokers: usize) -> Option<Run> {
-        let env = Arc::new(Env::new(brokers).await);
-        env.mock_only()?;
+    async fn start(brokers: usize) -> Run {
+        let env = Arc::new(Env::mock(brokers).await);
         let topic = env.topic("group-faults", PARTITIONS).await;
         let group = unique("g-faults");
         env.produce(&topic, PARTITIONS, PER_ROUND).await;
@@ -59,14 +58,14 @@ impl Run {
             topic.clone(),
             violations.clone(),
         ));
-        Some(Run {
+        Run {
             env,
             topic,
             group,
             member,
             violations,
             watcher,
-        })
+        }
     }
 
     fn mock(&self) -> &MockCluster {
@@ -182,9 +181,7 @@ fn force_rejoin(mock: &MockCluster) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_coordinator_makes_the_member_find_it_again() {
-    let Some(run) = Run::start(1).await else {
-        return;
-    };
+    let run = Run::start(1).await;
     let mock = run.mock();
     let finds = count(mock, ApiKey::FindCoordinator);
     for api in [ApiKey::Heartbeat, ApiKey::OffsetCommit, ApiKey::JoinGroup] {
@@ -199,9 +196,7 @@ async fn not_coordinator_makes_the_member_find_it_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_coordinator_broker_stops_and_the_group_moves() {
-    let Some(run) = Run::start(3).await else {
-        return;
-    };
+    let run = Run::start(3).await;
     let mock = run.mock();
     let coordinator = mock
         .requests()
@@ -235,9 +230,7 @@ async fn the_coordinator_broker_stops_and_the_group_moves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coordinator_load_in_progress_is_waited_out() {
-    let Some(run) = Run::start(1).await else {
-        return;
-    };
+    let run = Run::start(1).await;
     let mock = run.mock();
     let joins = count(mock, ApiKey::JoinGroup);
     for (api, times) in [
@@ -258,9 +251,7 @@ async fn coordinator_load_in_progress_is_waited_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebalance_in_progress_refuses_a_commit_and_the_member_rejoins() {
-    let Some(run) = Run::start(1).await else {
-        return;
-    };
+    let run = Run::start(1).await;
     let mock = run.mock();
     let generation = run.member.view().generation;
     mock.intercept(
@@ -292,9 +283,7 @@ async fn rebalance_in_progress_refuses_a_commit_and_the_member_rejoins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn illegal_generation_loses_the_partitions_and_rejoins() {
-    let Some(run) = Run::start(1).await else {
-        return;
-    };
+    let run = Run::start(1).await;
     let mock = run.mock();
     let generation = run.member.view().generation;
     mock.intercept(
@@ -319,9 +308,7 @@ async fn illegal_generation_loses_the_partitions_and_rejoins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_member_id_joins_again_as_a_new_member() {
-    let Some(run) = Run::start(1).await else {
-        return;
-    };
+    let run = Run::start(1).await;
     let mock = run.mock();
     let member_id = run.member.view().member_id.clone();
     mock.intercept(
@@ -340,9 +327,7 @@ async fn unknown_member_id_joins_again_as_a_new_member() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_dropped_during_sync_group_is_recovered() {
-    let Some(run) = Run::start(1).await else {
-        return;
-    };
+    let run = Run::start(1).await;
     let mock = run.mock();
     let syncs = count(mock, ApiKey::SyncGroup);
     mock.intercept(ApiKey::SyncGroup, Intercept::drop_connection());

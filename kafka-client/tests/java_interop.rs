@@ -1,10 +1,15 @@
 //! Cross-checks with Apache Kafka's own Java client, run from the jars `scripts/kafka`
-//! fetches. They need the broker named by KAFKA_BOOTSTRAP (CI starts one) and Java.
+//! fetches. They need Java and (but for the partitioner's) the broker named by
+//! KAFKA_BOOTSTRAP, so they are `#[ignore]`d; .ci/run starts Kafka and runs them with
+//! `--include-ignored`, where a missing prerequisite fails them.
 
-use std::io::Write;
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
+
+use common::{java, real_kafka, unique};
 
 use kafka_client::consumer::{Consumer, ConsumerConfig, Offset};
 use kafka_client::producer::partitioner::partition_for_key;
@@ -14,57 +19,6 @@ use kafka_client::{ClientConfig, TopicPartition};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The broker address, or None (test skipped) when no real Kafka is configured.
-fn real_kafka() -> Option<String> {
-    let bootstrap = std::env::var("KAFKA_BOOTSTRAP").ok();
-    if bootstrap.is_none() {
-        eprintln!(
-            "skipped: set KAFKA_BOOTSTRAP (and run scripts/kafka fetch) for Java cross-checks"
-        );
-    }
-    bootstrap
-}
-
-fn classpath() -> String {
-    let out = Command::new(repo().join("scripts/kafka"))
-        .arg("classpath")
-        .output()
-        .expect("run scripts/kafka");
-    assert!(
-        out.status.success(),
-        "scripts/kafka classpath failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-/// Runs one of scripts/java/*.java with the Kafka classpath, feeding `stdin`.
-fn java(program: &str, args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new("java")
-        .arg("-cp")
-        .arg(classpath())
-        .arg(repo().join("scripts/java").join(program))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("java on PATH");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn create_topic(bootstrap: &str, topic: &str, partitions: u32) {
@@ -93,19 +47,9 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: u32) {
     );
 }
 
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{nanos}")
-}
-
 #[test]
+#[ignore = "needs Java and the Kafka jars (scripts/kafka fetch); .ci/run runs it with --include-ignored"]
 fn partitioner_agrees_with_java_for_1000_keys() {
-    if real_kafka().is_none() {
-        return;
-    }
     let keys: Vec<String> = (0..1000)
         .map(|i| match i % 4 {
             0 => format!("user-{i}"),
@@ -188,18 +132,16 @@ async fn java_reads_our_records(bootstrap: String, config: ProducerConfig) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs real Kafka (KAFKA_BOOTSTRAP) and Java; .ci/run runs it with --include-ignored"]
 async fn java_consumer_reads_what_we_produce() {
-    let Some(bootstrap) = real_kafka() else {
-        return;
-    };
+    let bootstrap = real_kafka();
     java_reads_our_records(bootstrap, ProducerConfig::default()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs real Kafka (KAFKA_BOOTSTRAP) and Java; .ci/run runs it with --include-ignored"]
 async fn java_consumer_reads_our_compressed_batches_in_every_codec() {
-    let Some(bootstrap) = real_kafka() else {
-        return;
-    };
+    let bootstrap = real_kafka();
     for codec in [
         Compression::Gzip,
         Compression::Snappy,
@@ -222,10 +164,9 @@ fn escaped(bytes: Option<&[u8]>) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs real Kafka (KAFKA_BOOTSTRAP) and Java; .ci/run runs it with --include-ignored"]
 async fn we_read_what_the_java_producer_writes() {
-    let Some(bootstrap) = real_kafka() else {
-        return;
-    };
+    let bootstrap = real_kafka();
     let topic = unique("interop-java-to-ours");
     let b = bootstrap.clone();
     let t = topic.clone();

@@ -1,19 +1,16 @@
 //! Producer behaviour against real Kafka (KAFKA_BOOTSTRAP) or the mock cluster.
 
-use std::collections::HashMap;
-
 use kafka_client::producer::{Acks, Producer, ProducerConfig, ProducerRecord};
 use kafka_client::ClientConfig;
 
 mod common;
-use common::{bootstrap, unique};
+use common::bootstrap;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_are_contiguous_and_in_send_order() {
-    let Some(bootstrap) = bootstrap().await else {
-        return;
-    };
-    let topic = unique("producer-order");
+    let bootstrap = bootstrap().await;
+    let topic = common::topic(&bootstrap, "producer-order", 1).await;
+    let mut next = 0;
     for config in [
         ProducerConfig::default(),
         ProducerConfig::default().with_acks(Acks::Leader),
@@ -34,41 +31,54 @@ async fn offsets_are_contiguous_and_in_send_order() {
         for f in futures {
             offsets.push(f.await.unwrap().offset);
         }
+        // A fresh topic: the first round starts at 0, the second where the first ended.
+        let expected: Vec<i64> = (next..next + 5000).collect();
         assert!(
-            offsets.windows(2).all(|w| w[1] == w[0] + 1),
-            "offsets not contiguous: {:?}",
+            offsets == expected,
+            "offsets not contiguous from {next} in send order: first {:?}",
             &offsets[..10]
         );
+        next += 5000;
         producer.close().await.unwrap();
     }
 }
 
+/// `key<TAB>partition` lines computed once by Kafka's Java producer code
+/// (scripts/java/Partitions.java; the file's header says how to regenerate it).
+fn java_partitions() -> Vec<(String, i32)> {
+    include_str!("data/java-partitions-6.tsv")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (key, p) = l.split_once('\t').expect("key<TAB>partition");
+            (key.to_owned(), p.parse().expect("partition"))
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyed_records_go_to_the_java_partition() {
-    let Some(bootstrap) = bootstrap().await else {
-        return;
-    };
-    let topic = unique("producer-keys");
+    let bootstrap = bootstrap().await;
+    let expected = java_partitions();
+    assert_eq!(expected.len(), 200);
+    let topic = common::topic(&bootstrap, "producer-keys", 6).await;
     let producer = Producer::new(
         ClientConfig::new(&bootstrap).unwrap(),
         ProducerConfig::default(),
     )
     .await
     .unwrap();
-    let partitions = producer.partitions(&topic).await.unwrap();
-    let mut seen = HashMap::new();
-    for i in 0..200 {
-        let key = format!("key-{i}");
-        let written = producer
-            .send(ProducerRecord::new(&topic).key(key.clone()).value("v"))
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        let expected =
-            kafka_client::producer::partitioner::partition_for_key(key.as_bytes(), partitions);
-        assert_eq!(written.partition, expected);
-        seen.insert(written.partition, ());
+    let mut deliveries = Vec::new();
+    for (key, _) in &expected {
+        let record = ProducerRecord::new(&topic).key(key.clone()).value("v");
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    for ((key, java), delivery) in expected.iter().zip(deliveries) {
+        let written = delivery.await.unwrap();
+        assert_eq!(
+            written.partition, *java,
+            "key {key}: Kafka's Java producer picks partition {java}"
+        );
     }
     producer.close().await.unwrap();
 }

@@ -41,13 +41,23 @@ async fn send_numbered(producer: &Producer, n: usize) -> Vec<i64> {
 
 /// The partition holds exactly the values 0..n, in order, once each.
 fn assert_log_is_exactly(cluster: &MockCluster, n: usize) {
+    let expected: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+    assert_log_is_exactly_values(cluster, &expected);
+}
+
+/// The partition holds exactly `expected`, in order, once each.
+fn assert_log_is_exactly_values(cluster: &MockCluster, expected: &[&str]) {
     let values: Vec<String> = cluster
         .records("t", 0)
         .into_iter()
         .map(|(_, _, v)| String::from_utf8(v.unwrap().to_vec()).unwrap())
         .collect();
-    let expected: Vec<String> = (0..n).map(|i| i.to_string()).collect();
-    assert_eq!(values.len(), n, "duplicates or losses in the log");
+    assert_eq!(
+        values.len(),
+        expected.len(),
+        "duplicates or losses in the log"
+    );
     assert_eq!(values, expected);
 }
 
@@ -60,7 +70,11 @@ async fn not_leader_errors_are_retried_in_order() {
         Intercept::error(KafkaCode::NotLeaderOrFollower).times(3),
     );
     let offsets = send_numbered(&producer, 2000).await;
-    assert!(offsets.windows(2).all(|w| w[1] == w[0] + 1) || offsets.contains(&-1));
+    assert_eq!(
+        offsets,
+        (0..2000).collect::<Vec<i64>>(),
+        "offsets in send order"
+    );
     producer.close().await.unwrap();
     assert_log_is_exactly(&cluster, 2000);
 }
@@ -96,15 +110,21 @@ async fn the_producer_recovers_after_its_broker_restarts() {
     let producer = producer(&cluster, Duration::from_secs(2)).await;
     send_numbered(&producer, 100).await;
     cluster.stop_broker(1).await.unwrap();
-    let restart = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        cluster.restart_broker(1).await.unwrap();
-    };
-    let (offsets, ()) = tokio::join!(send_numbered(&producer, 100), restart);
-    assert_eq!(offsets.len(), 100);
+    // Records queued while the only broker is down wait for it; none is delivered.
+    let mut deliveries = Vec::new();
+    for i in 100..200 {
+        let record = ProducerRecord::new("t").partition(0).value(i.to_string());
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    assert_eq!(cluster.high_watermark("t", 0), Some(100));
+    cluster.restart_broker(1).await.unwrap();
+    let mut offsets = Vec::new();
+    for d in deliveries {
+        offsets.push(d.await.unwrap().offset);
+    }
+    assert_eq!(offsets, (100..200).collect::<Vec<i64>>());
     producer.close().await.unwrap();
-    let values = cluster.records("t", 0);
-    assert_eq!(values.len(), 200, "every record once");
+    assert_log_is_exactly(&cluster, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,7 +147,9 @@ async fn a_non_retriable_error_fails_only_the_affected_records() {
         .send(ProducerRecord::new("t").partition(0).value("fine"))
         .await
         .unwrap();
-    assert!(later.await.unwrap().offset >= 0);
+    // The doomed record was not written: the next one takes offset 0.
+    assert_eq!(later.await.unwrap().offset, 0);
+    assert_log_is_exactly_values(&cluster, &["fine"]);
     producer.close().await.unwrap();
 }
 
@@ -138,20 +160,48 @@ async fn one_produce_request_per_broker_carries_all_its_partitions() {
         .create_topic("spread", 12, std::iter::empty::<(String, String)>())
         .unwrap();
     let client = ClientConfig::new(&cluster.bootstrap()).unwrap();
-    let config = ProducerConfig::default().with_linger(Duration::from_millis(300));
+    let linger = Duration::from_secs(3);
+    let config = ProducerConfig::default().with_linger(linger);
     let producer = Producer::new(client, config).await.unwrap();
     producer.partitions("spread").await.unwrap(); // metadata before the clock starts
     cluster.clear_requests();
-    // Partition 0 starts lingering well before the others.
+    // Partition 0 starts lingering well before the others (the pause staggers the batches;
+    // the assertions below check that the others really were still lingering).
     let mut deliveries = Vec::new();
+    let mut others_queued = None;
     for p in 0..12 {
         let record = ProducerRecord::new("spread").partition(p).value("v");
         deliveries.push(producer.send(record).await.unwrap());
         if p == 0 {
-            tokio::time::sleep(Duration::from_millis(150)).await;
+            tokio::time::sleep(linger / 3).await;
+            others_queued = Some(std::time::Instant::now());
+            let produced = cluster
+                .requests()
+                .iter()
+                .any(|r| r.api_key == ApiKey::Produce);
+            assert!(
+                !produced,
+                "partition 0 went out before the others were queued"
+            );
         }
     }
-    for d in deliveries {
+    // Partition 0's broker's other partitions are delivered before their own linger ends.
+    let leader_of_0 = cluster.leader("spread", 0).unwrap();
+    let (with_0, rest): (Vec<_>, Vec<_>) = deliveries
+        .into_iter()
+        .enumerate()
+        .partition(|(p, _)| cluster.leader("spread", *p as i32) == Some(leader_of_0));
+    assert!(with_0.len() > 1, "partition 0's broker leads others too");
+    for (_, d) in with_0 {
+        d.await.unwrap();
+    }
+    let waited = others_queued.unwrap().elapsed();
+    assert!(
+        waited < linger,
+        "partition 0's broker's other partitions went out after their own linger \
+         ({waited:?}), not with partition 0's"
+    );
+    for (_, d) in rest {
         d.await.unwrap();
     }
     let produce: Vec<i32> = cluster

@@ -246,47 +246,101 @@ mod tests {
         assert!(decode_response::<ApiVersionsRequest>(Bytes::from(api), 3).is_ok());
     }
 
-    /// Writes seed inputs for `cargo fuzz` into `$FUZZ_SEED_DIR/{record_batch,response_frame}`:
-    /// `FUZZ_SEED_DIR=fuzz/corpus cargo test -p kafka-client --test record_fuzz_bodies -- --ignored`
-    #[test]
-    #[ignore]
-    fn write_fuzz_seeds() {
-        let Some(dir) = std::env::var_os("FUZZ_SEED_DIR") else {
-            return;
-        };
-        let dir = std::path::PathBuf::from(dir);
-        let write = |target: &str, name: String, data: &[u8]| {
-            let d = dir.join(target);
-            std::fs::create_dir_all(&d).unwrap();
-            std::fs::write(d.join(name), data).unwrap();
-        };
+    /// Seed inputs of the cargo-fuzz targets: (target, file name, bytes).
+    fn fuzz_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+        let mut seeds = Vec::new();
         let set = sample_record_set();
         for mode in 0..4u8 {
             let mut data = vec![mode];
             data.extend_from_slice(&set);
-            write("record_batch", format!("set-{mode}"), &data);
+            seeds.push(("record_batch", format!("set-{mode}"), data));
         }
         let mut pos = 0;
         for (i, codec) in Compression::ALL.into_iter().enumerate() {
             let len = i32::from_be_bytes(set[pos + 8..pos + 12].try_into().unwrap()) as usize + 12;
             let mut data = vec![2, i as u8];
             data.extend_from_slice(&set[pos + 61..pos + len]);
-            write("record_batch", format!("codec-{codec}"), &data);
+            seeds.push(("record_batch", format!("codec-{codec}"), data));
             pos += len;
         }
         for (i, frame) in fetch_frames().into_iter().enumerate() {
-            write("response_frame", format!("fetch-{i}"), &frame);
+            seeds.push(("response_frame", format!("fetch-{i}"), frame));
         }
         let meta = valid_response::<MetadataRequest>(9, &MetadataResponse::default());
         let range = MetadataRequest::VERSIONS;
         let mut data = vec![((9 - range.min) as u8) << 3];
         data.extend(meta);
-        write("response_frame", "metadata-9".into(), &data);
+        seeds.push(("response_frame", "metadata-9".into(), data));
         let api = valid_response::<ApiVersionsRequest>(3, &ApiVersionsResponse::default());
         let range = ApiVersionsRequest::VERSIONS;
         let mut data = vec![(((3 - range.min) as u8) << 3) | 4];
         data.extend(api);
-        write("response_frame", "api-versions-3".into(), &data);
+        seeds.push(("response_frame", "api-versions-3".into(), data));
+        // Request frames (without the size prefix), as the mock broker decodes them.
+        let request = |version: i16, encode: &dyn Fn(&mut BytesMut, i16)| {
+            let mut out = BytesMut::new();
+            encode(&mut out, version);
+            out[4..].to_vec()
+        };
+        use kafka_client::protocol::frame::encode_request;
+        seeds.push((
+            "request_decoder",
+            "api-versions-3".into(),
+            request(3, &|out, v| {
+                encode_request(out, 1, "seed", v, &ApiVersionsRequest::default()).unwrap()
+            }),
+        ));
+        seeds.push((
+            "request_decoder",
+            "metadata-12".into(),
+            request(12, &|out, v| {
+                encode_request(out, 2, "seed", v, &MetadataRequest::default()).unwrap()
+            }),
+        ));
+        let produce = ProduceRequest::default().with_acks(-1).with_topic_data(vec![
+            kafka_client::protocol::messages::produce_request::TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_data(vec![
+                    kafka_client::protocol::messages::produce_request::PartitionProduceData::default()
+                        .with_records(Some(Bytes::from(set.clone()))),
+                ]),
+        ]);
+        seeds.push((
+            "request_decoder",
+            "produce-9".into(),
+            request(9, &|out, v| {
+                encode_request(out, 3, "seed", v, &produce).unwrap()
+            }),
+        ));
+        seeds
+    }
+
+    /// The seed corpus in `fuzz/seeds/<target>/` (which .ci/run's fuzzing starts from) is what
+    /// `fuzz_seeds` builds. To rewrite it after a format change:
+    /// `UPDATE_FUZZ_SEEDS=1 cargo test -p kafka-client --test record_fuzz_bodies committed_fuzz_seeds`
+    #[test]
+    fn committed_fuzz_seeds_are_current() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
+        let update = std::env::var_os("UPDATE_FUZZ_SEEDS").is_some();
+        for (target, name, data) in fuzz_seeds() {
+            let file = dir.join(target).join(&name);
+            if update {
+                std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+                std::fs::write(&file, &data).unwrap();
+            }
+            let committed = std::fs::read(&file).unwrap_or_else(|e| {
+                panic!("{}: {e} (UPDATE_FUZZ_SEEDS=1 writes it)", file.display())
+            });
+            assert!(
+                committed == data,
+                "{} is stale (UPDATE_FUZZ_SEEDS=1 rewrites it)",
+                file.display()
+            );
+            if target == "request_decoder" {
+                let decoded = testkit::decode_request(Bytes::from(data));
+                assert!(decoded.is_ok(), "seed {name} decodes: {:?}", decoded.err());
+            }
+        }
     }
 
     proptest! {

@@ -161,13 +161,29 @@ impl RedbStore {
     /// Opens (or creates) the store file at `path`.
     pub fn open_file(path: impl Into<PathBuf>, options: RedbOptions) -> Result<Self> {
         let path = path.into();
-        let mut builder = Builder::new();
-        if let Some(bytes) = options.cache_size {
-            builder.set_cache_size(bytes);
-        }
-        let db = builder
+        let db = builder(&options)
             .create(&path)
             .map_err(|e| classify(&path, "opening", None, e))?;
+        Self::from_db(db, path, options)
+    }
+
+    /// Opens (or creates) the store kept in file `path` through a custom redb
+    /// [`StorageBackend`](redb::StorageBackend) over that file, e.g. one that instruments its
+    /// I/O or injects failures into it. `path` names the file in errors and is what
+    /// [`stats`](Store::stats) measures.
+    pub fn open_backend(
+        path: impl Into<PathBuf>,
+        backend: impl redb::StorageBackend,
+        options: RedbOptions,
+    ) -> Result<Self> {
+        let path = path.into();
+        let db = builder(&options)
+            .create_with_backend(backend)
+            .map_err(|e| classify(&path, "opening", None, e))?;
+        Self::from_db(db, path, options)
+    }
+
+    fn from_db(db: Database, path: PathBuf, options: RedbOptions) -> Result<Self> {
         let store = Self {
             db,
             path,
@@ -567,6 +583,14 @@ impl Store for RedbStore {
             file_bytes: Some(file_bytes),
         })
     }
+}
+
+fn builder(options: &RedbOptions) -> Builder {
+    let mut builder = Builder::new();
+    if let Some(bytes) = options.cache_size {
+        builder.set_cache_size(bytes);
+    }
+    builder
 }
 
 /// Turns a redb error into ours, picking out the cases an operator must act on.

@@ -100,9 +100,10 @@ fn next_batch(store: &dyn Store) -> u64 {
 /// with the second (what a store without atomic offsets would do); `hold` just keeps the file
 /// open.
 #[test]
+#[ignore = "not a test: the crash tests' child process, which they start with --ignored"]
 fn crash_child() {
     let Ok(dir) = std::env::var(CHILD_DIR) else {
-        return; // an ordinary test run: nothing to do
+        return; // started without the crash tests' environment: nothing to do
     };
     let mode = std::env::var(CHILD_MODE).unwrap();
     let group: usize = std::env::var(CHILD_GROUP).map_or(1, |g| g.parse().unwrap());
@@ -138,7 +139,13 @@ fn crash_child() {
 
 fn spawn_child(dir: &Path, mode: &str, group: usize) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "crash_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DIR, dir)
         .env(CHILD_MODE, mode)
         .env(CHILD_GROUP, group.to_string())

@@ -1,10 +1,15 @@
 //! Model-based test: random scripts of operations, reopen included, run against every backend and
-//! against a `BTreeMap` model; every read must agree with the model.
+//! against a `BTreeMap` model; every read must agree with the model. RedbStore also runs over a
+//! redb storage backend that starts failing its writes and syncs at a random point: after the
+//! first failed operation, reopening the file yields the last durable state the model recorded.
 
 use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use proptest::prelude::*;
+use redb::BackendError;
 use stores::{MemoryStore, Offset, Partition, RedbOptions, RedbStore, Store, WriteBatch};
 
 /// Opens the store under test; `reopen` simulates a restart of the process that owns it.
@@ -69,7 +74,7 @@ enum Op {
     CheckAll,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq)]
 struct Model {
     data: BTreeMap<Partition, BTreeMap<Vec<u8>, Vec<u8>>>,
     offsets: BTreeMap<Partition, Offset>,
@@ -287,5 +292,209 @@ proptest! {
     #[test]
     fn redb_store_with_durable_batches_matches_model(ops in script()) {
         run_script(&mut RedbBackend::new(RedbOptions::new().durable_batches(true)), &ops)?;
+    }
+}
+
+/// The disk under a redb file, failing every write, resize and sync once `budget` of them
+/// have been made (a full or broken disk; reads keep working).
+#[derive(Debug)]
+struct FailingDisk {
+    file: redb::backends::FileBackend,
+    budget: Arc<AtomicU64>,
+}
+
+impl FailingDisk {
+    fn spend(&self) -> std::io::Result<()> {
+        self.budget
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1))
+            .map(drop)
+            .map_err(|_| std::io::Error::other("injected I/O failure"))
+    }
+}
+
+impl redb::StorageBackend for FailingDisk {
+    fn len(&self) -> std::io::Result<u64> {
+        self.file.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.file.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.spend()?;
+        self.file.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.spend()?;
+        self.file.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.spend()?;
+        self.file.write(offset, data)
+    }
+    fn close(&self) -> std::io::Result<()> {
+        self.file.close()
+    }
+    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.file.try_lock_range(start, end)
+    }
+    fn try_lock_shared_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> Result<bool, BackendError> {
+        self.file.try_lock_shared_range(start, end)
+    }
+    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.file.lock_range(start, end)
+    }
+    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.file.lock_shared_range(start, end)
+    }
+    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.file.unlock_range(start, end)
+    }
+    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.file.query_lock_range(start, end)
+    }
+}
+
+/// Runs `ops` on a RedbStore whose disk fails after `budget` writes/syncs. Until the first
+/// failed operation every read agrees with the model; then the store is dropped and the file
+/// reopened on a healthy disk, where it must hold the last durable state (or, if the failure
+/// hit a durable commit, possibly the state that commit was making durable), offsets included.
+fn run_with_failing_disk(
+    ops: &[Op],
+    budget: u64,
+    (options, durable_batches): (RedbOptions, bool),
+) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("table.redb");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .unwrap();
+    let disk_budget = Arc::new(AtomicU64::new(u64::MAX));
+    let disk = FailingDisk {
+        file: redb::backends::FileBackend::new(file).unwrap(),
+        budget: disk_budget.clone(),
+    };
+    let store = RedbStore::open_backend(&path, disk, options.clone()).unwrap();
+    disk_budget.store(budget, Ordering::SeqCst);
+    let mut model = Model::default();
+    let mut durable = Model::default();
+    // The first failure: the operation's index and the state a durable commit was making.
+    let mut failure: Option<(usize, Option<Model>)> = None;
+    // A closing flush, so that without a failure everything applied is durable.
+    for (i, op) in ops.iter().chain([&Op::Flush]).enumerate() {
+        let outcome: Result<(), stores::Error> = match op {
+            Op::Apply(writes, offsets) => {
+                let mut batch = WriteBatch::new();
+                for w in writes {
+                    match w {
+                        Write::Put(p, k, v) => batch.put(*p, k.clone(), v.clone()),
+                        Write::Delete(p, k) => batch.delete(*p, k.clone()),
+                    };
+                }
+                for &(p, o) in offsets {
+                    batch.set_offset(p, o);
+                }
+                let mut after = model.clone();
+                after.apply(writes, offsets);
+                match store.apply(batch) {
+                    Ok(()) => {
+                        model = after;
+                        if durable_batches {
+                            durable = model.clone();
+                        }
+                        Ok(())
+                    }
+                    Err(e) => {
+                        failure = Some((i, durable_batches.then_some(after)));
+                        Err(e)
+                    }
+                }
+            }
+            Op::DropPartition(p) => {
+                let mut after = model.clone();
+                after.data.remove(p);
+                after.offsets.remove(p);
+                match store.drop_partition(*p) {
+                    Ok(()) => {
+                        model = after;
+                        if durable_batches {
+                            durable = model.clone();
+                        }
+                        Ok(())
+                    }
+                    Err(e) => {
+                        failure = Some((i, durable_batches.then_some(after)));
+                        Err(e)
+                    }
+                }
+            }
+            Op::Flush => match store.flush() {
+                Ok(()) => {
+                    durable = model.clone();
+                    Ok(())
+                }
+                Err(e) => {
+                    failure = Some((i, Some(model.clone())));
+                    Err(e)
+                }
+            },
+            // Reads commit the pending group (not durably) and may fail too.
+            Op::Get(p, k) => store.get(*p, k).map(|got| {
+                assert_eq!(
+                    got,
+                    model.data.get(p).and_then(|m| m.get(k)).cloned(),
+                    "op {i}"
+                )
+            }),
+            Op::Range(..) | Op::Prefix(..) | Op::CheckAll | Op::Reopen => store
+                .applied_offsets()
+                .map(|got| assert_eq!(got, model.offsets, "op {i}")),
+        };
+        if let Err(e) = outcome {
+            failure.get_or_insert((i, None));
+            // A failure is an error value that names the file, never a panic.
+            prop_assert!(e.to_string().contains("table.redb"), "{}", e);
+            break;
+        }
+    }
+    drop(store); // its flush on drop fails too after a failure: the disk is still broken
+    let store = RedbStore::open_file(&path, options).unwrap();
+    let Some((at, committing)) = failure else {
+        // The budget outlasted the script: everything applied is there after a reopen.
+        return check_all(&store, &model, ops.len());
+    };
+    match committing {
+        Some(next) if check_all(&store, &next, at).is_ok() => Ok(()),
+        _ => check_all(&store, &durable, at),
+    }
+}
+
+/// Options, and whether they make every batch durable.
+fn redb_options() -> impl Strategy<Value = (RedbOptions, bool)> {
+    prop_oneof![
+        Just((RedbOptions::new(), false)),
+        Just((RedbOptions::new().group_records(5), false)),
+        Just((RedbOptions::new().durable_batches(true), true)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn redb_store_recovers_its_last_durable_state_after_io_failures(
+        ops in script(),
+        // Small budgets, so that most scripts fail somewhere (a script makes tens of writes).
+        budget in 0..60u64,
+        options in redb_options(),
+    ) {
+        run_with_failing_disk(&ops, budget, options)?;
     }
 }

@@ -51,6 +51,20 @@ async fn coordinator(cluster: &MockCluster, group: &str) -> String {
     format!("{}:{}", r.host, r.port)
 }
 
+/// Whether `check` holds for the state and member count of group "g" (DescribeGroups on a
+/// connection of its own).
+async fn group_state(addr: &str, check: impl Fn(&str, usize) -> bool) -> bool {
+    let mut c = Raw::connect(addr).await;
+    let d = c
+        .send(
+            5,
+            &DescribeGroupsRequest::default().with_groups(vec![GroupId(s("g"))]),
+        )
+        .await;
+    let g = &d.groups[0];
+    check(g.group_state.as_str(), g.members.len())
+}
+
 /// Joins with MEMBER_ID_REQUIRED handling; returns the join response.
 async fn join(c: &mut Raw, meta: &'static [u8]) -> JoinGroupResponse {
     let first = c.send(7, &join_req("", meta)).await;
@@ -91,7 +105,10 @@ async fn two_members_join_sync_heartbeat_leave() {
         let r = join(&mut b, b"meta-b").await;
         (b, r)
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    common::wait_until("B's join puts the group into PreparingRebalance", || {
+        group_state(&addr, |state, _| state == "PreparingRebalance")
+    })
+    .await;
     let hb = a
         .send(
             4,
@@ -130,7 +147,15 @@ async fn two_members_join_sync_heartbeat_leave() {
             .await;
         (b, r)
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    common::wait_until("the coordinator has B's SyncGroup", || {
+        let n = common::received(&cluster, ApiKey::SyncGroup);
+        async move { n >= 2 }
+    })
+    .await;
+    assert!(
+        !b_sync.is_finished(),
+        "B's sync must wait for the leader's assignment"
+    );
     let assignments = vec![
         SyncGroupRequestAssignment::default()
             .with_member_id(ja.member_id.clone())
@@ -230,7 +255,10 @@ async fn silent_member_is_evicted_after_its_session_timeout() {
             .with_member_id(j.member_id.clone()),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    common::wait_until("the silent member's session expires", || {
+        group_state(&addr, |_, members| members == 0)
+    })
+    .await;
     let hb = a
         .send(
             4,

@@ -79,19 +79,26 @@ async fn api_versions_and_metadata_with_auto_create() {
             .any(|k| k.api_key == ApiKey::Fetch as i16 && k.max_version >= 13));
     }
     for v in [1, 4, 9, 12] {
-        let r = c
-            .send(
-                v,
-                &MetadataRequest::default()
-                    .with_allow_auto_topic_creation(true)
-                    .with_topics(Some(vec![
-                        MetadataRequestTopic::default().with_name(Some(name("auto")))
-                    ])),
-            )
-            .await;
-        assert_eq!(r.brokers.len(), 3, "v{v}");
-        assert_eq!(r.topics[0].error_code, 0);
-        assert_eq!(r.topics[0].partitions.len(), 4);
+        let topic = format!("auto-{v}");
+        let ask = MetadataRequest::default()
+            .with_allow_auto_topic_creation(true)
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(name(&topic)))
+            ]));
+        // As on a KRaft broker: the request that creates the topic gets an error for it...
+        let first = c.send(v, &ask).await;
+        assert_eq!(first.brokers.len(), 3, "v{v}");
+        assert_eq!(
+            first.topics[0].error_code,
+            kafka_protocol::ResponseError::UnknownTopicOrPartition.code(),
+            "v{v}: first answer for an auto-created topic"
+        );
+        assert!(first.topics[0].partitions.is_empty(), "v{v}");
+        // ...and the next one describes it.
+        let second = c.send(v, &ask).await;
+        assert_eq!(second.topics[0].error_code, 0, "v{v}");
+        assert_eq!(second.topics[0].partitions.len(), 4, "v{v}");
+        assert!(cluster.topics().contains(&topic), "v{v}: topic exists");
     }
     let none = MockCluster::builder()
         .auto_create_topics(false)
@@ -226,7 +233,15 @@ async fn long_poll_fetch_wakes_on_produce() {
     let started = Instant::now();
     let fetch =
         tokio::spawn(async move { fetcher.send(12, &fetch_req("lp", 0, 0, 10_000, 1)).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    common::wait_until("the broker has the fetch", || {
+        let n = common::received(&cluster, ApiKey::Fetch);
+        async move { n >= 1 }
+    })
+    .await;
+    assert!(
+        !fetch.is_finished(),
+        "an empty log must not answer the fetch"
+    );
     let mut producer = Raw::connect(&addr).await;
     producer
         .send(

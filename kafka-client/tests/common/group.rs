@@ -40,6 +40,12 @@ impl Env {
                 heartbeat_interval: Duration::from_millis(300),
             };
         }
+        Env::mock(brokers).await
+    }
+
+    /// A fresh mock with `brokers` brokers whatever `KAFKA_BOOTSTRAP` says, for the tests
+    /// that inject faults through the mock's control API.
+    pub async fn mock(brokers: usize) -> Env {
         let mock = testkit::MockCluster::builder()
             .brokers(brokers)
             .group_min_session_timeout(Duration::from_millis(500))
@@ -52,14 +58,6 @@ impl Env {
             session_timeout: Duration::from_secs(2),
             heartbeat_interval: Duration::from_millis(100),
         }
-    }
-
-    /// The mock, or `None` (with a message) against real Kafka.
-    pub fn mock_only(&self) -> Option<&testkit::MockCluster> {
-        if self.mock.is_none() {
-            eprintln!("skipped: needs the mock cluster's fault injection");
-        }
-        self.mock.as_ref()
     }
 
     pub fn client(&self) -> ClientConfig {
@@ -157,9 +155,19 @@ impl View {
     }
 }
 
-struct Tracker(Arc<Mutex<View>>);
+/// A rebalance listener recording into a [`View`].
+pub struct Tracker(Arc<Mutex<View>>);
 
 impl Tracker {
+    /// A listener and the view it records into.
+    pub fn new() -> (Tracker, Arc<Mutex<View>>) {
+        let view = Arc::new(Mutex::new(View {
+            generation: -1,
+            ..View::default()
+        }));
+        (Tracker(view.clone()), view)
+    }
+
     /// Revoked and lost partitions alike leave the view; only the event's name differs.
     fn give_up(&self, event: &str, partitions: &[TopicPartition]) {
         let mut v = self.0.lock().unwrap();
@@ -288,7 +296,10 @@ impl Member {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        let _ = tokio::time::timeout(Duration::from_secs(30), &mut self.task).await;
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .unwrap_or_else(|_| panic!("member {} did not close within 30 s", self.name))
+            .unwrap_or_else(|e| panic!("member {} failed: {e}", self.name));
         self.view()
     }
 }

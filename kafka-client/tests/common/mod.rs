@@ -19,11 +19,11 @@ use kafka_client::ClientConfig;
 
 /// The bootstrap address to test against: the broker named by `KAFKA_BOOTSTRAP` (real
 /// Kafka in CI), else an in-process mock cluster shared by the tests of this binary.
-pub async fn bootstrap() -> Option<String> {
+pub async fn bootstrap() -> String {
     if let Ok(address) = std::env::var("KAFKA_BOOTSTRAP") {
-        return Some(address);
+        return address;
     }
-    Some(shared_mock().to_owned())
+    shared_mock().to_owned()
 }
 
 /// A mock cluster on its own runtime thread, so that it outlives each test's runtime.
@@ -143,47 +143,70 @@ pub async fn assert_quiet(consumer: &mut Consumer, wait: Duration) {
     }
 }
 
-/// The repository root and the Kafka jars' classpath from `scripts/kafka classpath`, for
-/// running `scripts/java/*.java`; `None` (with a message) when the jars are missing.
-pub fn java_classpath() -> Option<(std::path::PathBuf, String)> {
-    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    match std::process::Command::new(repo.join("scripts/kafka"))
-        .arg("classpath")
-        .output()
-    {
-        Ok(out) if out.status.success() => {
-            let classpath = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            Some((repo, classpath))
-        }
-        _ => {
-            eprintln!("skipped: `scripts/kafka classpath` failed (run scripts/kafka fetch)");
-            None
-        }
-    }
+// Tests that need real Kafka, Java or a reference tool are `#[ignore = "..."]`, so a plain
+// `cargo test` lists them as ignored. Run with `-- --include-ignored` (as .ci/run does), a
+// missing prerequisite fails them with what to do; they never pass without checking.
+
+/// The real Kafka broker named by `KAFKA_BOOTSTRAP`; panics (with what to do) when unset.
+pub fn real_kafka() -> String {
+    std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| {
+        panic!(
+            "this test needs real Kafka: export KAFKA_BOOTSTRAP=$(scripts/kafka start NAME) \
+             (it is #[ignore]d unless run with --include-ignored)"
+        )
+    })
 }
 
-/// Runs one of `scripts/java/*.java` (Java's single-file launcher) with the classpath from
-/// `scripts/kafka classpath`; `None` (with a message) when Java or the jars are missing.
-pub fn java(program: &str, args: &[&str]) -> Option<String> {
+/// A `java` command running one of `scripts/java/*.java` (Java's single-file launcher) with
+/// the Kafka jars on the classpath; panics (with what to do) when Java or the jars are missing.
+pub fn java_command(program: &str) -> std::process::Command {
     use std::process::Command;
-    let (repo, classpath) = java_classpath()?;
-    let out = match Command::new("java")
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    if let Err(e) = Command::new("java").arg("-version").output() {
+        panic!("this test needs Java on PATH (apt-get install openjdk-17-jdk-headless): {e}");
+    }
+    let out = Command::new(repo.join("scripts/kafka"))
+        .arg("classpath")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run scripts/kafka: {e}"));
+    assert!(
+        out.status.success(),
+        "this test needs the Kafka jars: run scripts/kafka fetch ({})",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let classpath = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let mut command = Command::new("java");
+    command
         .arg("-cp")
         .arg(classpath)
-        .arg(repo.join("scripts/java").join(program))
+        .arg(repo.join("scripts/java").join(program));
+    command
+}
+
+/// Runs one of `scripts/java/*.java` (see [`java_command`]) with `stdin` as its input and
+/// returns its output; panics when it fails.
+pub fn java(program: &str, args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = java_command(program)
         .args(args)
-        .output()
-    {
-        Ok(out) => out,
-        Err(e) => {
-            eprintln!("skipped: cannot run java: {e}");
-            return None;
-        }
-    };
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start java: {e}"));
+    let mut input = child.stdin.take().expect("piped stdin");
+    let stdin = stdin.to_owned();
+    let writer = std::thread::spawn(move || input.write_all(stdin.as_bytes()));
+    let out = child.wait_with_output().expect("java runs");
+    writer
+        .join()
+        .expect("stdin writer")
+        .expect("write java's stdin");
     assert!(
         out.status.success(),
         "{program} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Some(String::from_utf8(out.stdout).expect("UTF-8 output"))
+    String::from_utf8(out.stdout).expect("UTF-8 output")
 }

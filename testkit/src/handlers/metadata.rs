@@ -1,5 +1,6 @@
 //! Metadata: brokers, controller, topics and partition leaders; auto-creates topics when the
-//! cluster and the request allow it.
+//! cluster and the request allow it. Like Apache Kafka (KRaft), the request that creates a
+//! topic is answered with UNKNOWN_TOPIC_OR_PARTITION for it; the next one describes it.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -53,7 +54,11 @@ pub(crate) fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> MetadataR
                     continue;
                 }
                 if !st.topics.contains_key(&name) && auto_create && st.maybe_auto_create(&name) {
+                    // As a KRaft broker does: the creation goes to the controller and this
+                    // answer says UNKNOWN_TOPIC_OR_PARTITION; the client asks again.
                     tracing::debug!(topic = %name, "topic auto-created by a metadata request");
+                    topics.push(error_topic(&name, E::UnknownTopicOrPartition.code()));
+                    continue;
                 }
                 topics.push(describe_topic(&st, &name));
             }

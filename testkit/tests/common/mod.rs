@@ -129,3 +129,29 @@ pub fn batch_offsets(records: &Bytes) -> Vec<(i64, i32)> {
     }
     out
 }
+
+/// Polls `check` until it returns true, failing the test with `what` after 10 s. The short
+/// pause between polls only paces the loop; the outcome is decided by `check`.
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after 10 s waiting until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// How many requests of `api` the cluster has received so far.
+pub fn received(cluster: &testkit::MockCluster, api: kafka_protocol::messages::ApiKey) -> usize {
+    cluster
+        .requests()
+        .iter()
+        .filter(|r| r.api_key == api)
+        .count()
+}
