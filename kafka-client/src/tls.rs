@@ -1,0 +1,274 @@
+//! TLS for broker connections: rustls with graviola's crypto provider, which builds no C
+//! (pure Rust plus assembly embedded through Rust; chosen by measurement, see benches/TLS.md).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::error::{Error, Result};
+
+/// How to verify brokers and, for mutual TLS, how to present this client.
+///
+/// ```no_run
+/// # use kafka_client::{ClientConfig, TlsConfig};
+/// let config = ClientConfig::new("ssl://broker.example.com:9093")
+///     .unwrap()
+///     .with_tls(TlsConfig::new().with_ca_file("/etc/kafka/ca.pem"));
+/// ```
+#[derive(Clone, Default)]
+pub struct TlsConfig {
+    /// PEM file of the CA certificates to trust. Without it, the Mozilla root set built into
+    /// the binary (webpki-roots) is trusted: a static binary needs no system certificate store.
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain and PKCS#8/PKCS#1/SEC1 PEM key of this client (mutual TLS).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Name to verify the broker certificates against, instead of each broker's host name.
+    pub server_name: Option<String>,
+    /// Accepts any broker certificate. For tests against throwaway brokers only: anyone on the
+    /// path can read and change the traffic.
+    pub danger_accept_invalid_certs: bool,
+    /// The rustls configuration, built from the above on first use and shared by clones.
+    built: Arc<OnceLock<Arc<rustls::ClientConfig>>>,
+}
+
+impl fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("ca_file", &self.ca_file)
+            .field("client_cert", &self.client_cert)
+            .field("server_name", &self.server_name)
+            .field(
+                "danger_accept_invalid_certs",
+                &self.danger_accept_invalid_certs,
+            )
+            .finish()
+    }
+}
+
+impl TlsConfig {
+    /// Verifies brokers against the built-in Mozilla roots, no client certificate.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts the CA certificates of a PEM file (and only those).
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self.built = Arc::default();
+        self
+    }
+
+    /// Presents this certificate chain and key to brokers that ask (mutual TLS).
+    pub fn with_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_cert = Some((cert.into(), key.into()));
+        self.built = Arc::default();
+        self
+    }
+
+    /// Verifies every broker's certificate against `name` rather than its host.
+    pub fn with_server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// Accepts any certificate (tests only: the connection is encrypted but not authenticated).
+    pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.danger_accept_invalid_certs = accept;
+        self.built = Arc::default();
+        self
+    }
+
+    fn rustls_config(&self) -> Result<Arc<rustls::ClientConfig>> {
+        if let Some(built) = self.built.get() {
+            return Ok(built.clone());
+        }
+        let built = Arc::new(self.build()?);
+        Ok(self.built.get_or_init(|| built).clone())
+    }
+
+    fn build(&self) -> Result<rustls::ClientConfig> {
+        let provider = Arc::new(provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_config_error(format!("no usable TLS version: {e}")))?;
+        let builder = if self.danger_accept_invalid_certs {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+        } else {
+            builder.with_root_certificates(self.roots()?)
+        };
+        match &self.client_cert {
+            None => Ok(builder.with_no_client_auth()),
+            Some((cert, key)) => {
+                let chain = read_certs(cert)?;
+                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                    tls_config_error(format!(
+                        "cannot read the private key {}: {e}",
+                        key.display()
+                    ))
+                })?;
+                builder.with_client_auth_cert(chain, key).map_err(|e| {
+                    tls_config_error(format!(
+                        "the client certificate {} and its key do not work together: {e}",
+                        cert.display()
+                    ))
+                })
+            }
+        }
+    }
+
+    fn roots(&self) -> Result<RootCertStore> {
+        let mut roots = RootCertStore::empty();
+        match &self.ca_file {
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            Some(path) => {
+                for cert in read_certs(path)? {
+                    roots.add(cert).map_err(|e| {
+                        tls_config_error(format!("bad CA certificate in {}: {e}", path.display()))
+                    })?;
+                }
+            }
+        }
+        Ok(roots)
+    }
+
+    /// Opens TLS over `tcp` to `host` (the broker's host name or IP), labelled `broker`.
+    pub(crate) async fn connect(
+        &self,
+        tcp: TcpStream,
+        host: &str,
+        broker: &str,
+    ) -> Result<TlsStream<TcpStream>> {
+        let config = self.rustls_config()?;
+        let name = self.server_name.as_deref().unwrap_or(host);
+        let server_name = ServerName::try_from(name.to_owned()).map_err(|e| {
+            tls_config_error(format!("{name:?} is not a valid TLS server name: {e}"))
+        })?;
+        TlsConnector::from(config)
+            .connect(server_name, tcp)
+            .await
+            .map_err(|e| handshake_error(e, broker, name))
+    }
+}
+
+/// The crypto every TLS connection uses.
+fn provider() -> CryptoProvider {
+    rustls_graviola::default_provider()
+}
+
+fn tls_config_error(reason: String) -> Error {
+    Error::Config(format!("TLS: {reason}"))
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            tls_config_error(format!(
+                "cannot read PEM certificates from {}: {e}",
+                path.display()
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(tls_config_error(format!(
+            "{} holds no PEM certificate",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// A failed handshake: a rustls error is about trust or protocol and will not fix itself;
+/// anything else is the network.
+fn handshake_error(e: std::io::Error, broker: &str, name: &str) -> Error {
+    let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return Error::Io {
+            broker: broker.to_owned(),
+            source: e,
+        };
+    };
+    let hint = match tls {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
+            "the broker's certificate is not signed by a trusted CA: set TlsConfig::ca_file to the CA that signed it".to_owned()
+        }
+        rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidForName
+            | rustls::CertificateError::NotValidForNameContext { .. },
+        ) => format!(
+            "the broker's certificate is not valid for the name {name:?}: connect by a name the certificate lists, or set TlsConfig::server_name"
+        ),
+        rustls::Error::InvalidCertificate(_) => {
+            "the broker's certificate was refused".to_owned()
+        }
+        rustls::Error::AlertReceived(alert) => format!(
+            "the broker refused the handshake ({alert:?}); if it requires mutual TLS, set TlsConfig::client_cert"
+        ),
+        _ => "TLS handshake failed".to_owned(),
+    };
+    Error::Tls {
+        broker: broker.to_owned(),
+        reason: format!("{hint} ({tls})"),
+    }
+}
+
+/// Accepts any certificate but still checks that the handshake is signed by its key.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
