@@ -248,11 +248,11 @@ async fn sessions_are_renewed_on_the_same_connection() {
 // ------------------------------------------------------------ real Kafka (SASL_SSL + SCRAM)
 
 /// `KAFKA_SASL_SSL_BOOTSTRAP` and the CA file and SCRAM user `scripts/kafka start NAME
-/// --sasl-ssl` prints.
+/// --secure` (`scripts/kafka env NAME`) prints.
 fn real_kafka() -> (String, PathBuf, String, String) {
     let var = |name: &str| {
         std::env::var(name).unwrap_or_else(|_| {
-            panic!("{name} is not set: run scripts/kafka start NAME --sasl-ssl")
+            panic!("{name} is not set: run scripts/kafka start NAME --secure and load `scripts/kafka env NAME`")
         })
     };
     (
@@ -271,7 +271,7 @@ fn real_config(sasl: SaslConfig, ca: PathBuf, bootstrap: &str) -> ClientConfig {
 }
 
 #[tokio::test]
-#[ignore = "needs a Kafka SASL_SSL listener: KAFKA_SASL_SSL_BOOTSTRAP etc. from scripts/kafka start NAME --sasl-ssl"]
+#[ignore = "needs a Kafka SASL_SSL listener: KAFKA_SASL_SSL_BOOTSTRAP etc. from scripts/kafka start NAME --secure"]
 async fn real_kafka_scram_over_tls_round_trip() {
     let (bootstrap, ca, user, password) = real_kafka();
     for sasl in [
@@ -283,7 +283,7 @@ async fn real_kafka_scram_over_tls_round_trip() {
 }
 
 #[tokio::test]
-#[ignore = "needs a Kafka SASL_SSL listener: KAFKA_SASL_SSL_BOOTSTRAP etc. from scripts/kafka start NAME --sasl-ssl"]
+#[ignore = "needs a Kafka SASL_SSL listener: KAFKA_SASL_SSL_BOOTSTRAP etc. from scripts/kafka start NAME --secure"]
 async fn real_kafka_wrong_password_and_untrusted_certificate_say_which() {
     let (bootstrap, ca, user, _) = real_kafka();
     let Err(err) = Admin::new(real_config(
@@ -314,4 +314,91 @@ async fn real_kafka_wrong_password_and_untrusted_certificate_say_which() {
         err.to_string().contains("not signed by a trusted CA"),
         "{err}"
     );
+}
+
+/// A consumer group through SASL_SSL: join, consume, commit, read the commit back.
+async fn group_round_trip(config: ClientConfig) {
+    use kafka_client::group::{GroupConfig, GroupConsumer};
+    let topic = unique("security-group");
+    let admin = Admin::new(config.clone()).await.expect("admin");
+    admin
+        .create_topics(vec![NewTopic::new(&topic, 2, 1)])
+        .await
+        .expect("create topic");
+    let producer = Producer::new(config.clone(), ProducerConfig::default())
+        .await
+        .expect("producer");
+    let mut deliveries = Vec::new();
+    for i in 0..20 {
+        let record = ProducerRecord::new(&topic)
+            .key(format!("k{i}"))
+            .value(format!("v{i}"));
+        deliveries.push(producer.send(record).await.expect("send"));
+    }
+    for d in deliveries {
+        d.await.expect("delivery");
+    }
+    producer.close().await.expect("close");
+    let mut group = GroupConsumer::new(
+        config,
+        ConsumerConfig {
+            auto_offset_reset: AutoOffsetReset::Earliest,
+            ..Default::default()
+        },
+        GroupConfig::new(unique("security-group")),
+    )
+    .await
+    .expect("group consumer");
+    group.subscribe(vec![topic.clone()]);
+    for _ in 0..20 {
+        tokio::time::timeout(Duration::from_secs(60), group.recv())
+            .await
+            .expect("a record within 60 s")
+            .expect("record");
+    }
+    group.commit().await.expect("commit");
+    let partitions = [
+        TopicPartition::new(&topic, 0),
+        TopicPartition::new(&topic, 1),
+    ];
+    let committed = group.committed(&partitions).await.expect("committed");
+    let total: i64 = committed.values().map(|o| o.unwrap_or(0)).sum();
+    assert_eq!(total, 20, "{committed:?}");
+    group.close().await.expect("leave");
+    admin
+        .delete_topics(vec![topic])
+        .await
+        .expect("delete topic");
+}
+
+#[tokio::test]
+#[ignore = "needs a Kafka SASL_SSL listener: KAFKA_SASL_SSL_BOOTSTRAP etc. from scripts/kafka start NAME --secure"]
+async fn real_kafka_group_over_scram_and_tls() {
+    let (bootstrap, ca, user, password) = real_kafka();
+    group_round_trip(real_config(
+        SaslConfig::scram_sha256(&user, &password),
+        ca,
+        &bootstrap,
+    ))
+    .await;
+}
+
+/// scripts/kafka gives SASL sessions 10 s (`connections.max.reauth.ms`): a client working
+/// for 25 s must re-authenticate at least twice, or the broker closes its connections.
+#[tokio::test]
+#[ignore = "needs a Kafka SASL_SSL listener: KAFKA_SASL_SSL_BOOTSTRAP etc. from scripts/kafka start NAME --secure"]
+async fn real_kafka_a_client_outlives_its_sasl_session() {
+    let (bootstrap, ca, user, password) = real_kafka();
+    let admin = Admin::new(real_config(
+        SaslConfig::scram_sha512(&user, &password),
+        ca,
+        &bootstrap,
+    ))
+    .await
+    .expect("admin");
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while Instant::now() < deadline {
+        admin.describe_cluster().await.expect("describe cluster");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
