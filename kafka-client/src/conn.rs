@@ -47,6 +47,9 @@ pub(crate) struct Connection {
 struct Shared {
     broker: String,
     state: Mutex<State>,
+    /// Set when TLS itself failed (a refused client certificate): waiting requests then get
+    /// [`Error::Tls`], which is not retried, instead of a retriable disconnection.
+    tls_failure: std::sync::OnceLock<String>,
 }
 
 #[derive(Default)]
@@ -84,6 +87,12 @@ impl Shared {
     }
 
     fn disconnected(&self, reason: &str) -> Error {
+        if let Some(reason) = self.tls_failure.get() {
+            return Error::Tls {
+                broker: self.broker.clone(),
+                reason: reason.clone(),
+            };
+        }
         Error::Disconnected {
             broker: self.broker.clone(),
             reason: reason.to_owned(),
@@ -158,6 +167,7 @@ impl Connection {
         let shared = Arc::new(Shared {
             broker: broker.clone(),
             state: Mutex::default(),
+            tls_failure: std::sync::OnceLock::new(),
         });
         let max_in_flight = config.max_in_flight_per_connection.max(1);
         let (writer, rx) = mpsc::channel(max_in_flight);
@@ -485,7 +495,12 @@ async fn read_loop(read_half: impl AsyncRead + Unpin, shared: Arc<Shared>, max_f
         let frame = match frame::read_frame(&mut input, max_frame_bytes).await {
             Ok(Some(frame)) => frame.freeze(),
             Ok(None) => return shared.shut_down("closed by the broker"),
-            Err(e) => return shared.shut_down(&format!("read failed: {e}")),
+            Err(e) => {
+                if let Some(reason) = crate::tls::failure(&e, &shared.broker) {
+                    let _ = shared.tls_failure.set(reason);
+                }
+                return shared.shut_down(&format!("read failed: {e}"));
+            }
         };
         let correlation_id = match response_correlation_id(&frame) {
             Ok(id) => id,

@@ -191,15 +191,23 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 /// A failed handshake: a rustls error is about trust or protocol and will not fix itself;
 /// anything else is the network.
 fn handshake_error(e: std::io::Error, broker: &str, name: &str) -> Error {
-    let Some(tls) = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    else {
-        return Error::Io {
+    match failure(&e, name) {
+        Some(reason) => Error::Tls {
+            broker: broker.to_owned(),
+            reason,
+        },
+        None => Error::Io {
             broker: broker.to_owned(),
             source: e,
-        };
-    };
+        },
+    }
+}
+
+/// What a TLS failure means and what to do about it, when `e` is one (and not the network).
+/// With TLS 1.3 a broker refuses a client certificate after the client's handshake is done,
+/// so this also reads errors of an open connection.
+pub(crate) fn failure(e: &std::io::Error, name: &str) -> Option<String> {
+    let tls = e.get_ref()?.downcast_ref::<rustls::Error>()?;
     let hint = match tls {
         rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
             "the broker's certificate is not signed by a trusted CA: set TlsConfig::ca_file to the CA that signed it".to_owned()
@@ -218,10 +226,7 @@ fn handshake_error(e: std::io::Error, broker: &str, name: &str) -> Error {
         ),
         _ => "TLS handshake failed".to_owned(),
     };
-    Error::Tls {
-        broker: broker.to_owned(),
-        reason: format!("{hint} ({tls})"),
-    }
+    Some(format!("{hint} ({tls})"))
 }
 
 /// Accepts any certificate but still checks that the handshake is signed by its key.

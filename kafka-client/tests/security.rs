@@ -402,3 +402,31 @@ async fn real_kafka_a_client_outlives_its_sasl_session() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+#[tokio::test]
+async fn mutual_tls_presents_the_client_certificate() {
+    let cluster = MockCluster::builder()
+        .tls(
+            MockTls::with_client_auth(cert("server.pem"), cert("server.key"), cert("ca.pem"))
+                .unwrap(),
+        )
+        .build()
+        .await
+        .unwrap();
+    let url = format!("ssl://{}", cluster.bootstrap());
+    let with_cert = ClientConfig::new(&url)
+        .unwrap()
+        .with_tls(trusted().with_client_cert(cert("client.pem"), cert("client.key")));
+    round_trip(with_cert, 5).await;
+    // Without one, the broker refuses the handshake (TLS 1.3 reports it with the first read).
+    let without = ClientConfig::new(&url)
+        .unwrap()
+        .with_tls(trusted())
+        .with_request_timeout(Duration::from_secs(5));
+    let Err(err) = Admin::new(without).await else {
+        panic!("a broker requiring a client certificate must refuse");
+    };
+    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    assert!(err.to_string().contains("TlsConfig::client_cert"), "{err}");
+    assert!(!err.is_retriable());
+}

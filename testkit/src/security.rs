@@ -32,21 +32,52 @@ impl std::fmt::Debug for MockTls {
 impl MockTls {
     /// Serves TLS with a PEM certificate chain and its PEM (PKCS#8, PKCS#1 or SEC1) key.
     pub fn from_pem_files(cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Result<Self> {
-        let (cert, key) = (cert.as_ref(), key.as_ref());
+        Self::build(cert.as_ref(), key.as_ref(), None)
+    }
+
+    /// Like [`MockTls::from_pem_files`], and requires clients to present a certificate signed
+    /// by a CA of the PEM file `client_ca` (mutual TLS, Kafka's `ssl.client.auth=required`).
+    pub fn with_client_auth(
+        cert: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+        client_ca: impl AsRef<Path>,
+    ) -> Result<Self> {
+        Self::build(cert.as_ref(), key.as_ref(), Some(client_ca.as_ref()))
+    }
+
+    fn build(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Self> {
         let bad = |what: String| Error::Config(format!("mock TLS: {what}"));
         let chain = CertificateDer::pem_file_iter(cert)
             .and_then(|c| c.collect::<Result<Vec<_>, _>>())
             .map_err(|e| bad(format!("cannot read {}: {e}", cert.display())))?;
         let key = PrivateKeyDer::from_pem_file(key)
             .map_err(|e| bad(format!("cannot read {}: {e}", key.display())))?;
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls_graviola::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| bad(format!("certificate and key do not work together: {e}")))?;
+        let provider = Arc::new(rustls_graviola::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?;
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in CertificateDer::pem_file_iter(ca)
+                    .map_err(|e| bad(format!("cannot read {}: {e}", ca.display())))?
+                {
+                    let c = c.map_err(|e| bad(format!("cannot read {}: {e}", ca.display())))?;
+                    roots.add(c).map_err(|e| bad(e.to_string()))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .map_err(|e| bad(e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| bad(format!("certificate and key do not work together: {e}")))?;
         Ok(MockTls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
         })
