@@ -23,7 +23,10 @@ fn providers() -> Vec<(&'static str, CryptoProvider)> {
     #[cfg(feature = "ring")]
     all.push(("ring (C/asm)", rustls::crypto::ring::default_provider()));
     #[cfg(feature = "aws-lc")]
-    all.push(("aws-lc-rs (C)", rustls::crypto::aws_lc_rs::default_provider()));
+    all.push((
+        "aws-lc-rs (C)",
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ));
     all
 }
 
@@ -32,7 +35,11 @@ struct Configs {
     server: Arc<ServerConfig>,
 }
 
-fn configs(provider: CryptoProvider, dir: &Path, version: &'static rustls::SupportedProtocolVersion) -> Configs {
+fn configs(
+    provider: CryptoProvider,
+    dir: &Path,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> Configs {
     // One cipher suite for all, so bulk figures compare the same algorithm.
     let mut provider = provider;
     provider
@@ -68,7 +75,11 @@ fn configs(provider: CryptoProvider, dir: &Path, version: &'static rustls::Suppo
 }
 
 /// Moves whatever `from` has to send into `to`.
-fn pump(from: &mut impl std::ops::DerefMut<Target = rustls::ConnectionCommon<impl Sized>>, to: &mut impl std::ops::DerefMut<Target = rustls::ConnectionCommon<impl Sized>>, buf: &mut Vec<u8>) {
+fn pump(
+    from: &mut impl std::ops::DerefMut<Target = rustls::ConnectionCommon<impl Sized>>,
+    to: &mut impl std::ops::DerefMut<Target = rustls::ConnectionCommon<impl Sized>>,
+    buf: &mut Vec<u8>,
+) {
     buf.clear();
     while from.wants_write() {
         from.write_tls(buf).expect("write_tls");
@@ -129,7 +140,9 @@ fn bulk(c: &Configs, total: usize) -> f64 {
 }
 
 fn main() {
-    let dir = std::env::args().nth(1).expect("usage: tls-providers CERT_DIR");
+    let dir = std::env::args()
+        .nth(1)
+        .expect("usage: tls-providers CERT_DIR");
     let dir = Path::new(&dir);
     println!("| provider | version | handshake (client+server) ms | bulk MB/s (encrypt+decrypt) | suite |");
     println!("|---|---|---|---|---|");
@@ -140,7 +153,10 @@ fn main() {
             let suite = format!("{:?}", client.negotiated_cipher_suite().map(|s| s.suite()));
             let hs = handshakes(&c, Duration::from_secs(3));
             let mbs = bulk(&c, 512 << 20);
-            println!("| {name} | {:?} | {hs:.2} | {mbs:.0} | {suite} |", version.version);
+            println!(
+                "| {name} | {:?} | {hs:.2} | {mbs:.0} | {suite} |",
+                version.version
+            );
         }
     }
 }
