@@ -622,6 +622,13 @@ mod tests {
         (err, conn)
     }
 
+    #[test]
+    fn tls_verifies_the_host_part_of_the_address() {
+        assert_eq!(host_of("broker.example.com:9093"), "broker.example.com");
+        assert_eq!(host_of("127.0.0.1:9093"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:9093"), "::1");
+    }
+
     #[tokio::test]
     async fn absurd_frame_length_resets_the_connection() {
         let (err, conn) = metadata_through(Answer::AbsurdLength).await;
