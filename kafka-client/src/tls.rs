@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -15,6 +15,10 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::error::{Error, Result};
+
+/// The fields a rustls configuration is built from.
+type BuiltFrom = (Option<PathBuf>, Option<(PathBuf, PathBuf)>, bool);
+type BuiltCache = Arc<Mutex<Option<(BuiltFrom, Arc<rustls::ClientConfig>)>>>;
 
 /// How to verify brokers and, for mutual TLS, how to present this client.
 ///
@@ -36,8 +40,9 @@ pub struct TlsConfig {
     /// Accepts any broker certificate. For tests against throwaway brokers only: anyone on the
     /// path can read and change the traffic.
     pub danger_accept_invalid_certs: bool,
-    /// The rustls configuration, built from the above on first use and shared by clones.
-    built: Arc<OnceLock<Arc<rustls::ClientConfig>>>,
+    /// The rustls configuration, built from the above on first use and shared by clones;
+    /// rebuilt if the fields it was built from changed.
+    built: BuiltCache,
 }
 
 impl fmt::Debug for TlsConfig {
@@ -63,14 +68,12 @@ impl TlsConfig {
     /// Trusts the CA certificates of a PEM file (and only those).
     pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.ca_file = Some(path.into());
-        self.built = Arc::default();
         self
     }
 
     /// Presents this certificate chain and key to brokers that ask (mutual TLS).
     pub fn with_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
         self.client_cert = Some((cert.into(), key.into()));
-        self.built = Arc::default();
         self
     }
 
@@ -83,16 +86,28 @@ impl TlsConfig {
     /// Accepts any certificate (tests only: the connection is encrypted but not authenticated).
     pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
         self.danger_accept_invalid_certs = accept;
-        self.built = Arc::default();
         self
     }
 
+    fn built_from(&self) -> BuiltFrom {
+        (
+            self.ca_file.clone(),
+            self.client_cert.clone(),
+            self.danger_accept_invalid_certs,
+        )
+    }
+
     fn rustls_config(&self) -> Result<Arc<rustls::ClientConfig>> {
-        if let Some(built) = self.built.get() {
-            return Ok(built.clone());
+        let from = self.built_from();
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((was, config)) = built.as_ref() {
+            if *was == from {
+                return Ok(config.clone());
+            }
         }
-        let built = Arc::new(self.build()?);
-        Ok(self.built.get_or_init(|| built).clone())
+        let config = Arc::new(self.build()?);
+        *built = Some((from, config.clone()));
+        Ok(config)
     }
 
     fn build(&self) -> Result<rustls::ClientConfig> {
@@ -275,5 +290,35 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../testkit/certs")
+            .join(name)
+    }
+
+    #[test]
+    fn files_are_read_once_and_again_when_the_settings_change() {
+        let mut tls = TlsConfig::new().with_ca_file(cert("ca.pem"));
+        let first = tls.rustls_config().unwrap();
+        assert!(Arc::ptr_eq(&first, &tls.rustls_config().unwrap()));
+        tls.ca_file = Some(cert("no-such-file.pem"));
+        let err = tls.rustls_config().unwrap_err();
+        assert!(err.to_string().contains("no-such-file.pem"), "{err}");
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_the_certificate_is_a_clear_error() {
+        let tls = TlsConfig::new()
+            .with_ca_file(cert("ca.pem"))
+            .with_client_cert(cert("client.pem"), cert("server.key"));
+        let err = tls.rustls_config().unwrap_err();
+        assert!(err.to_string().contains("do not work together"), "{err}");
     }
 }
