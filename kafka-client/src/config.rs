@@ -4,6 +4,65 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::protocol::frame::DEFAULT_MAX_FRAME_BYTES;
+use crate::sasl::SaslConfig;
+use crate::tls::TlsConfig;
+
+/// How connections to brokers are secured, as Kafka's `security.protocol` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecurityProtocol {
+    /// Plain TCP (`kafka://`, `PLAINTEXT://`).
+    #[default]
+    Plaintext,
+    /// TLS (`ssl://`, `SSL://`).
+    Ssl,
+    /// SASL authentication over plain TCP (`sasl_plaintext://`).
+    SaslPlaintext,
+    /// SASL authentication over TLS (`sasl_ssl://`).
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Whether connections use TLS.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// Whether connections authenticate with SASL.
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+
+    fn from_scheme(scheme: &str) -> Option<Self> {
+        Some(match scheme.to_ascii_lowercase().as_str() {
+            "kafka" | "plaintext" | "tcp" => SecurityProtocol::Plaintext,
+            "ssl" | "kafka+ssl" => SecurityProtocol::Ssl,
+            "sasl_plaintext" => SecurityProtocol::SaslPlaintext,
+            "sasl_ssl" => SecurityProtocol::SaslSsl,
+            _ => return None,
+        })
+    }
+
+    fn with_tls(self) -> Self {
+        match self {
+            SecurityProtocol::Plaintext | SecurityProtocol::Ssl => SecurityProtocol::Ssl,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
+                SecurityProtocol::SaslSsl
+            }
+        }
+    }
+
+    fn with_sasl(self) -> Self {
+        match self {
+            SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext => {
+                SecurityProtocol::SaslPlaintext
+            }
+            SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => SecurityProtocol::SaslSsl,
+        }
+    }
+}
 
 /// How to reach the cluster and how patient to be with it.
 ///
@@ -30,14 +89,27 @@ pub struct ClientConfig {
     pub reconnect_backoff_max: Duration,
     /// Largest response frame accepted.
     pub max_frame_bytes: usize,
+    /// Plain TCP, TLS, SASL or both; set by the URL scheme, [`ClientConfig::with_tls`] and
+    /// [`ClientConfig::with_sasl`].
+    pub security_protocol: SecurityProtocol,
+    /// TLS settings; when TLS is on and this is `None`, the built-in Mozilla roots are trusted.
+    pub tls: Option<TlsConfig>,
+    /// SASL mechanism and credentials; required when the protocol uses SASL.
+    pub sasl: Option<SaslConfig>,
 }
 
 impl ClientConfig {
     /// Settings with defaults for a comma-separated `host:port` list. A `kafka://` or
-    /// `PLAINTEXT://` prefix is accepted, as Faust and Java configurations write it.
+    /// `PLAINTEXT://` prefix is accepted, as Faust and Java configurations write it; `ssl://`,
+    /// `sasl_ssl://` and `sasl_plaintext://` set the [`SecurityProtocol`] (SASL then needs
+    /// [`ClientConfig::with_sasl`]).
     pub fn new(bootstrap: &str) -> Result<Self> {
+        let (security_protocol, bootstrap) = parse_broker_url(bootstrap)?;
         Ok(ClientConfig {
-            bootstrap: parse_bootstrap(bootstrap)?,
+            bootstrap,
+            security_protocol,
+            tls: None,
+            sasl: None,
             client_id: "kafka-client-rs".to_owned(),
             request_timeout: Duration::from_secs(30),
             max_in_flight_per_connection: 5,
@@ -58,6 +130,71 @@ impl ClientConfig {
         self.request_timeout = timeout;
         self
     }
+
+    /// Connects over TLS with these settings (SSL, or SASL_SSL with SASL).
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self.security_protocol = self.security_protocol.with_tls();
+        self
+    }
+
+    /// Authenticates every connection with SASL (SASL_PLAINTEXT, or SASL_SSL with TLS).
+    pub fn with_sasl(mut self, sasl: SaslConfig) -> Self {
+        self.sasl = Some(sasl);
+        self.security_protocol = self.security_protocol.with_sasl();
+        self
+    }
+
+    /// Checks that the security settings are complete.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.security_protocol.uses_sasl() && self.sasl.is_none() {
+            return Err(Error::Config(format!(
+                "security protocol {:?} needs SASL credentials: set them with ClientConfig::with_sasl",
+                self.security_protocol
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Splits a broker URL into its security protocol and `host:port` addresses:
+/// `sasl_ssl://h1:9093,h2:9093` or `h1:9092` (plain TCP). The scheme of the first address
+/// applies to all; another scheme on a later one is an error.
+///
+/// ```
+/// # use kafka_client::config::{parse_broker_url, SecurityProtocol};
+/// let (protocol, hosts) = parse_broker_url("ssl://a:9093,b:9093").unwrap();
+/// assert_eq!(protocol, SecurityProtocol::Ssl);
+/// assert_eq!(hosts, ["a:9093", "b:9093"]);
+/// ```
+pub fn parse_broker_url(url: &str) -> Result<(SecurityProtocol, Vec<String>)> {
+    let mut protocol = None;
+    let mut plain = Vec::new();
+    for part in url.split(',') {
+        let part = part.trim();
+        let rest = match part.split_once("://") {
+            None => part,
+            Some((scheme, rest)) => {
+                let this = SecurityProtocol::from_scheme(scheme).ok_or_else(|| {
+                    Error::Config(format!(
+                        "unsupported scheme {scheme:?} in {url:?}: use kafka://, ssl://, sasl_ssl:// or sasl_plaintext://"
+                    ))
+                })?;
+                if protocol.is_some_and(|p| p != this) {
+                    return Err(Error::Config(format!(
+                        "{url:?} mixes security protocols: give one scheme for all brokers"
+                    )));
+                }
+                protocol = Some(this);
+                rest
+            }
+        };
+        plain.push(rest);
+    }
+    Ok((
+        protocol.unwrap_or_default(),
+        parse_bootstrap(&plain.join(","))?,
+    ))
 }
 
 /// Splits `kafka://h1:9092,h2:9092` (scheme optional) into `host:port` strings.
@@ -75,7 +212,7 @@ pub fn parse_bootstrap(url: &str) -> Result<Vec<String>> {
                     Ok(rest)
                 } else {
                     Err(Error::Config(format!(
-                        "unsupported scheme {scheme:?} in {url:?}: use kafka://host:port"
+                        "unsupported scheme {scheme:?} in {url:?}: use kafka://host:port (TLS and SASL schemes go through ClientConfig::new or parse_broker_url)"
                     )))
                 }
             })
@@ -120,6 +257,33 @@ mod tests {
             parse_bootstrap(" 127.0.0.1:9 ").unwrap(),
             vec!["127.0.0.1:9".to_owned()]
         );
+    }
+
+    #[test]
+    fn security_schemes_set_the_protocol() {
+        for (url, protocol) in [
+            ("h:1", SecurityProtocol::Plaintext),
+            ("PLAINTEXT://h:1", SecurityProtocol::Plaintext),
+            ("SSL://h:1,ssl://g:2", SecurityProtocol::Ssl),
+            ("sasl_ssl://h:1,g:2", SecurityProtocol::SaslSsl),
+            ("SASL_PLAINTEXT://h:1", SecurityProtocol::SaslPlaintext),
+        ] {
+            assert_eq!(parse_broker_url(url).unwrap().0, protocol, "{url}");
+        }
+        assert!(parse_broker_url("ssl://h:1,kafka://g:2").is_err());
+        assert!(parse_broker_url("https://h:1").is_err());
+        let config = ClientConfig::new("sasl_ssl://h:1").unwrap();
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("with_sasl"));
+        let config = ClientConfig::new("h:1")
+            .unwrap()
+            .with_tls(TlsConfig::new())
+            .with_sasl(SaslConfig::plain("u", "p"));
+        assert_eq!(config.security_protocol, SecurityProtocol::SaslSsl);
+        config.validate().unwrap();
     }
 
     #[test]

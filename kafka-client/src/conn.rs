@@ -3,17 +3,20 @@
 //!
 //! A connection that fails in any way (I/O error, malformed frame, timeout) shuts down as a
 //! whole: every waiting request gets an error and the owner opens a new connection.
+//!
+//! With TLS the stream is wrapped by rustls before the tasks start; with SASL the connection
+//! authenticates after ApiVersions and re-authenticates before its session expires (KIP-368).
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::{Decodable, Request, StrBytes};
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
@@ -21,6 +24,7 @@ use tokio::task::AbortHandle;
 use crate::config::ClientConfig;
 use crate::error::{Error, KafkaCode, Result};
 use crate::protocol::frame::{self, decode_response, encode_request, response_correlation_id};
+use crate::sasl::{self, SaslConfig};
 
 type Reply = oneshot::Sender<Result<Bytes>>;
 
@@ -33,11 +37,19 @@ pub(crate) struct Connection {
     versions: HashMap<i16, (i16, i16)>,
     client_id: String,
     request_timeout: Duration,
+    max_in_flight: usize,
+    sasl: Option<SaslConfig>,
+    /// When to re-authenticate (KIP-368), if the broker gave the session a lifetime.
+    reauthenticate_at: Mutex<Option<Instant>>,
+    reauthenticating: tokio::sync::Mutex<()>,
 }
 
 struct Shared {
     broker: String,
     state: Mutex<State>,
+    /// Set when TLS itself failed (a refused client certificate): waiting requests then get
+    /// [`Error::Tls`], which is not retried, instead of a retriable disconnection.
+    tls_failure: std::sync::OnceLock<String>,
 }
 
 #[derive(Default)]
@@ -75,6 +87,12 @@ impl Shared {
     }
 
     fn disconnected(&self, reason: &str) -> Error {
+        if let Some(reason) = self.tls_failure.get() {
+            return Error::Tls {
+                broker: self.broker.clone(),
+                reason: reason.clone(),
+            };
+        }
         Error::Disconnected {
             broker: self.broker.clone(),
             reason: reason.to_owned(),
@@ -89,7 +107,7 @@ pub(crate) struct PendingResponse {
     correlation_id: i32,
     shared: Arc<Shared>,
     timeout: Duration,
-    _permit: OwnedSemaphorePermit,
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl PendingResponse {
@@ -127,8 +145,10 @@ impl PendingResponse {
 }
 
 impl Connection {
-    /// Opens a connection and negotiates API versions.
+    /// Opens a connection (TLS if configured), negotiates API versions and authenticates
+    /// (SASL if configured).
     pub(crate) async fn connect(addr: &str, broker: String, config: &ClientConfig) -> Result<Self> {
+        config.validate()?;
         let io_err = |source| Error::Io {
             broker: broker.clone(),
             source,
@@ -143,21 +163,38 @@ impl Connection {
             })?
             .map_err(io_err)?;
         stream.set_nodelay(true).map_err(io_err)?;
-        let (read_half, write_half) = stream.into_split();
 
         let shared = Arc::new(Shared {
             broker: broker.clone(),
             state: Mutex::default(),
+            tls_failure: std::sync::OnceLock::new(),
         });
         let max_in_flight = config.max_in_flight_per_connection.max(1);
         let (writer, rx) = mpsc::channel(max_in_flight);
-        let write_task = tokio::spawn(write_loop(write_half, rx, shared.clone()));
-        let read_task = tokio::spawn(read_loop(read_half, shared.clone(), config.max_frame_bytes));
-        {
-            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            state.tasks.push(write_task.abort_handle());
-            state.tasks.push(read_task.abort_handle());
-        }
+        let tasks = if config.security_protocol.uses_tls() {
+            let tls = config.tls.clone().unwrap_or_default();
+            let host = host_of(addr);
+            let stream =
+                tokio::time::timeout(config.request_timeout, tls.connect(stream, host, &broker))
+                    .await
+                    .map_err(|_| {
+                        io_err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("TLS handshake with {addr} timed out"),
+                        ))
+                    })??;
+            let (read_half, write_half) = tokio::io::split(stream);
+            spawn_loops(read_half, write_half, rx, &shared, config.max_frame_bytes)
+        } else {
+            let (read_half, write_half) = stream.into_split();
+            spawn_loops(read_half, write_half, rx, &shared, config.max_frame_bytes)
+        };
+        shared
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tasks
+            .extend(tasks);
 
         let mut conn = Connection {
             shared,
@@ -167,9 +204,67 @@ impl Connection {
             versions: HashMap::new(),
             client_id: config.client_id.clone(),
             request_timeout: config.request_timeout,
+            max_in_flight,
+            sasl: config
+                .security_protocol
+                .uses_sasl()
+                .then(|| config.sasl.clone())
+                .flatten(),
+            reauthenticate_at: Mutex::new(None),
+            reauthenticating: tokio::sync::Mutex::new(()),
         };
         conn.versions = conn.negotiate_versions().await?;
+        conn.authenticate().await?;
         Ok(conn)
+    }
+
+    /// Runs the SASL exchange, if configured, and notes when to run it again.
+    async fn authenticate(&self) -> Result<()> {
+        let Some(sasl) = &self.sasl else {
+            return Ok(());
+        };
+        let lifetime = sasl::authenticate(self, sasl).await?;
+        // Well before the broker's deadline, as Java does (85-95% of the lifetime).
+        let at = lifetime.map(|l| Instant::now() + l.mul_f64(0.85));
+        *self
+            .reauthenticate_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = at;
+        if let Some(lifetime) = lifetime {
+            tracing::debug!(broker = %self.shared.broker, ?lifetime, "SASL session lifetime");
+        }
+        Ok(())
+    }
+
+    /// KIP-368: re-authenticates once the session is near its end. No other request may be
+    /// in flight meanwhile, so this waits for every in-flight slot first.
+    async fn reauthenticate_if_due(&self) -> Result<()> {
+        let due = || {
+            self.reauthenticate_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some_and(|at| Instant::now() >= at)
+        };
+        if !due() {
+            return Ok(());
+        }
+        let _one = self.reauthenticating.lock().await;
+        if !due() {
+            return Ok(());
+        }
+        let _all = self
+            .in_flight
+            .clone()
+            .acquire_many_owned(self.max_in_flight as u32)
+            .await
+            .map_err(|_| self.shared.disconnected("connection dropped"))?;
+        tracing::debug!(broker = %self.shared.broker, "re-authenticating (KIP-368)");
+        if let Err(e) = self.authenticate().await {
+            self.shared
+                .shut_down(&format!("re-authentication failed: {e}"));
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Asks the broker which versions of each API it speaks. Starts at v3; a broker that does
@@ -236,7 +331,31 @@ impl Connection {
         request: &R,
         version: i16,
     ) -> Result<PendingResponse> {
-        let (frame, correlation_id, permit) = self.encode(request, version).await?;
+        self.reauthenticate_if_due().await?;
+        let permit = self.permit().await?;
+        self.send_with(request, version, Some(permit)).await
+    }
+
+    /// Sends a SASL request, which must not wait for an in-flight slot: re-authentication
+    /// holds them all.
+    pub(crate) async fn request_unmetered<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response> {
+        self.send_with(request, version, None)
+            .await?
+            .decode::<R>(version)
+            .await
+    }
+
+    async fn send_with<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<PendingResponse> {
+        let (frame, correlation_id) = self.encode(request, version)?;
         let (tx, rx) = oneshot::channel();
         {
             let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -262,7 +381,9 @@ impl Connection {
         request: &R,
         version: i16,
     ) -> Result<()> {
-        let (frame, _, _permit) = self.encode(request, version).await?;
+        self.reauthenticate_if_due().await?;
+        let _permit = self.permit().await?;
+        let (frame, _) = self.encode(request, version)?;
         self.write(frame).await
     }
 
@@ -278,17 +399,15 @@ impl Connection {
             .await
     }
 
-    async fn encode<R: Request>(
-        &self,
-        request: &R,
-        version: i16,
-    ) -> Result<(BytesMut, i32, OwnedSemaphorePermit)> {
-        let permit = self
-            .in_flight
+    async fn permit(&self) -> Result<OwnedSemaphorePermit> {
+        self.in_flight
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| self.shared.disconnected("connection dropped"))?;
+            .map_err(|_| self.shared.disconnected("connection dropped"))
+    }
+
+    fn encode<R: Request>(&self, request: &R, version: i16) -> Result<(BytesMut, i32)> {
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
         let mut frame = BytesMut::new();
         encode_request(
@@ -298,7 +417,7 @@ impl Connection {
             version,
             request,
         )?;
-        Ok((frame, correlation_id, permit))
+        Ok((frame, correlation_id))
     }
 
     async fn write(&self, frame: BytesMut) -> Result<()> {
@@ -325,8 +444,31 @@ fn api_key(key: i16) -> ApiKey {
     ApiKey::try_from(key).unwrap_or(ApiKey::ApiVersions)
 }
 
+/// The host part of `host:port` (`[::1]:9092` gives `::1`), as TLS verifies it.
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// Starts the writer and reader tasks over the two halves of a stream.
+fn spawn_loops<R, W>(
+    read_half: R,
+    write_half: W,
+    rx: mpsc::Receiver<BytesMut>,
+    shared: &Arc<Shared>,
+    max_frame_bytes: usize,
+) -> [AbortHandle; 2]
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let write_task = tokio::spawn(write_loop(write_half, rx, shared.clone()));
+    let read_task = tokio::spawn(read_loop(read_half, shared.clone(), max_frame_bytes));
+    [write_task.abort_handle(), read_task.abort_handle()]
+}
+
 async fn write_loop(
-    write_half: tokio::net::tcp::OwnedWriteHalf,
+    write_half: impl AsyncWrite + Unpin,
     mut rx: mpsc::Receiver<BytesMut>,
     shared: Arc<Shared>,
 ) {
@@ -347,17 +489,18 @@ async fn write_loop(
     }
 }
 
-async fn read_loop(
-    read_half: tokio::net::tcp::OwnedReadHalf,
-    shared: Arc<Shared>,
-    max_frame_bytes: usize,
-) {
+async fn read_loop(read_half: impl AsyncRead + Unpin, shared: Arc<Shared>, max_frame_bytes: usize) {
     let mut input = BufReader::with_capacity(256 * 1024, read_half);
     loop {
         let frame = match frame::read_frame(&mut input, max_frame_bytes).await {
             Ok(Some(frame)) => frame.freeze(),
             Ok(None) => return shared.shut_down("closed by the broker"),
-            Err(e) => return shared.shut_down(&format!("read failed: {e}")),
+            Err(e) => {
+                if let Some(reason) = crate::tls::failure(&e, &shared.broker) {
+                    let _ = shared.tls_failure.set(reason);
+                }
+                return shared.shut_down(&format!("read failed: {e}"));
+            }
         };
         let correlation_id = match response_correlation_id(&frame) {
             Ok(id) => id,
@@ -477,6 +620,13 @@ mod tests {
             .await
             .unwrap_err();
         (err, conn)
+    }
+
+    #[test]
+    fn tls_verifies_the_host_part_of_the_address() {
+        assert_eq!(host_of("broker.example.com:9093"), "broker.example.com");
+        assert_eq!(host_of("127.0.0.1:9093"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:9093"), "::1");
     }
 
     #[tokio::test]

@@ -91,6 +91,19 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// The TLS handshake with a broker failed for a reason retrying will not fix (an
+    /// untrusted or mismatched certificate, a refused client certificate).
+    #[error("TLS with broker {broker} failed: {reason}")]
+    Tls { broker: String, reason: String },
+
+    /// The broker refused this client's SASL credentials or mechanism; not retried.
+    #[error("SASL {mechanism} authentication with broker {broker} failed: {reason}")]
+    Authentication {
+        broker: String,
+        mechanism: String,
+        reason: String,
+    },
+
     /// Settings that cannot work together, or an address that cannot be parsed.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::broker;
 use crate::control::{Intercept, InterceptRule, RequestRecord};
 use crate::error::{Error, Result};
+use crate::security::{MockSasl, MockTls};
 use crate::state::{lock, BrokerInfo, Settings, Shared, State};
 
 /// Builder for [`MockCluster`]; start with [`MockCluster::builder`].
@@ -26,6 +27,8 @@ pub struct MockClusterBuilder {
     max_session_timeout: Duration,
     compaction_interval: Option<Duration>,
     cluster_id: String,
+    tls: Option<MockTls>,
+    sasl: Option<MockSasl>,
 }
 
 impl MockClusterBuilder {
@@ -60,6 +63,17 @@ impl MockClusterBuilder {
     /// [`MockCluster::compact`]. Default 1 s.
     pub fn compaction_interval(mut self, every: Option<Duration>) -> Self {
         self.compaction_interval = every;
+        self
+    }
+    /// Serves TLS on every broker (clients connect with `ssl://` or `sasl_ssl://`).
+    pub fn tls(mut self, tls: MockTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+    /// Requires SASL/PLAIN authentication on every connection (`sasl_plaintext://`, or
+    /// `sasl_ssl://` with [`MockClusterBuilder::tls`]).
+    pub fn sasl(mut self, sasl: MockSasl) -> Self {
+        self.sasl = Some(sasl);
         self
     }
     /// The cluster id Metadata reports.
@@ -105,6 +119,8 @@ impl MockClusterBuilder {
             cluster_id: self.cluster_id,
             min_session_timeout: self.min_session_timeout,
             max_session_timeout: self.max_session_timeout,
+            tls: self.tls,
+            sasl: self.sasl,
         };
         let shared: Shared = Arc::new(Mutex::new(State::new(settings, infos.clone())));
         let tasks = listeners
@@ -238,6 +254,8 @@ impl MockCluster {
             max_session_timeout: Duration::from_secs(1800),
             compaction_interval: Some(Duration::from_secs(1)),
             cluster_id: "testkit-mock-cluster".into(),
+            tls: None,
+            sasl: None,
         }
     }
 

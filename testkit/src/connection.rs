@@ -5,26 +5,43 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_client::protocol::frame::{read_frame, DEFAULT_MAX_FRAME_BYTES};
-use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Encodable;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use crate::control::{self, Action, RequestRecord};
 use crate::decode::{decode_request, DecodedRequest};
 use crate::error::Error;
 use crate::handlers::{self, api_versions, errors, Ctx};
+use crate::security::{Gate, SaslState};
 use crate::state::lock;
 
-/// Serves a connection until the client closes it, a frame is bad, or the task is aborted.
+/// Serves a connection (after a TLS handshake when the listener has TLS) until the client
+/// closes it, a frame is bad, or the task is aborted.
 pub(crate) async fn serve(stream: TcpStream, ctx: Ctx) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
     let _ = stream.set_nodelay(true);
-    let (rd, mut wr) = stream.into_split();
+    let tls = lock(&ctx.shared).settings.tls.clone();
+    match tls {
+        None => serve_stream(stream, ctx, peer).await,
+        Some(tls) => match tls.acceptor.accept(stream).await {
+            Ok(stream) => serve_stream(stream, ctx, peer).await,
+            Err(e) => {
+                tracing::info!(broker = ctx.broker, %peer, error = %e, "TLS handshake failed");
+            }
+        },
+    }
+}
+
+async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Ctx, peer: String) {
+    let (rd, mut wr) = tokio::io::split(stream);
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
+    let sasl = lock(&ctx.shared).settings.sasl.clone();
+    let mut sasl_state = SaslState::new(sasl.as_ref());
     loop {
         let frame = match read_frame(&mut rd, DEFAULT_MAX_FRAME_BYTES).await {
             Ok(Some(f)) => f.freeze(),
@@ -38,13 +55,34 @@ pub(crate) async fn serve(stream: TcpStream, ctx: Ctx) {
             }
         };
         let reply = match decode_request(frame) {
-            Ok(req) => match serve_request(&ctx, req).await {
-                Outcome::Reply(bytes) => bytes,
-                Outcome::Silent => continue,
-                Outcome::Close => return,
-                Outcome::Hang => {
-                    hang(&mut rd, &ctx, &peer).await;
+            Ok(req) => match sasl_state.gate(sasl.as_ref(), &req.body) {
+                Gate::Pass => match serve_request(&ctx, req).await {
+                    Outcome::Reply(bytes) => bytes,
+                    Outcome::Silent => continue,
+                    Outcome::Close => return,
+                    Outcome::Hang => {
+                        hang(&mut rd, &ctx, &peer).await;
+                        return;
+                    }
+                },
+                Gate::Close(reason) => {
+                    tracing::info!(broker = ctx.broker, %peer, reason, "closing connection");
                     return;
+                }
+                Gate::Answer { response, close } => {
+                    record(&ctx, &req);
+                    let version = req.header.request_api_version;
+                    let Ok(bytes) =
+                        encode(req.api_key, version, req.header.correlation_id, &response)
+                    else {
+                        return;
+                    };
+                    if wr.write_all(&bytes).await.is_err() || close {
+                        tracing::info!(broker = ctx.broker, %peer, "closing connection after a SASL refusal");
+                        let _ = wr.shutdown().await;
+                        return;
+                    }
+                    continue;
                 }
             },
             Err(Error::UnsupportedVersion {
@@ -97,12 +135,7 @@ async fn serve_request(ctx: &Ctx, req: DecodedRequest) -> Outcome {
     tracing::trace!(broker = ctx.broker, ?api_key, version, correlation_id = header.correlation_id, client = ?header.client_id, "request");
     let action = {
         let mut st = lock(&ctx.shared);
-        st.requests.push(RequestRecord {
-            broker: ctx.broker,
-            api_key,
-            version,
-            client_id: header.client_id.as_ref().map(|c| c.to_string()),
-        });
+        st.requests.push(request_record(ctx, api_key, &header));
         control::take_action(&mut st, ctx.broker, api_key, &body)
     };
     let response = match action {
@@ -151,6 +184,21 @@ async fn serve_request(ctx: &Ctx, req: DecodedRequest) -> Outcome {
             Outcome::Close
         }
     }
+}
+
+fn request_record(ctx: &Ctx, api_key: ApiKey, header: &RequestHeader) -> RequestRecord {
+    RequestRecord {
+        broker: ctx.broker,
+        api_key,
+        version: header.request_api_version,
+        client_id: header.client_id.as_ref().map(|c| c.to_string()),
+    }
+}
+
+/// Logs a request the SASL gate answered itself.
+fn record(ctx: &Ctx, req: &DecodedRequest) {
+    let record = request_record(ctx, req.api_key, &req.header);
+    lock(&ctx.shared).requests.push(record);
 }
 
 /// Encodes a whole response frame: size, header at the API's header version, body.

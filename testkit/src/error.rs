@@ -49,6 +49,10 @@ pub enum Error {
     #[error("no broker with id {0}")]
     UnknownBroker(i32),
 
+    /// Listener settings that cannot work (a TLS certificate that does not load).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
     /// Socket errors: binding a listener, reading or writing a connection.
     #[error("I/O error on {context}: {source}")]
     Io {

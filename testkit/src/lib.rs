@@ -31,6 +31,7 @@ mod error;
 mod group;
 mod handlers;
 mod log;
+mod security;
 mod state;
 
 pub use cluster::{MockCluster, MockClusterBuilder};
@@ -39,6 +40,7 @@ pub use decode::{decode_request, DecodedRequest};
 pub use error::{Error, Result};
 pub use kafka_client::KafkaCode;
 pub use kafka_protocol::messages::ApiKey;
+pub use security::{MockSasl, MockTls};
 
 /// The API keys and version ranges (min, max) this mock serves, as ApiVersions advertises.
 pub fn supported_apis() -> Vec<(ApiKey, i16, i16)> {

@@ -20,6 +20,10 @@ pub(crate) struct Settings {
     pub cluster_id: String,
     pub min_session_timeout: Duration,
     pub max_session_timeout: Duration,
+    /// TLS on every listener, when set.
+    pub tls: Option<crate::security::MockTls>,
+    /// SASL/PLAIN on every listener, when set.
+    pub sasl: Option<crate::security::MockSasl>,
 }
 
 /// A broker's address and whether it is serving.

@@ -28,6 +28,18 @@ struct Options {
     linger: Duration,
     batch_size: usize,
     compression: Compression,
+    /// `--ca-file`: connect over TLS, trusting this CA (PEM).
+    ca_file: Option<String>,
+}
+
+impl Options {
+    fn client(&self) -> kafka_client::Result<ClientConfig> {
+        let client = ClientConfig::new(&self.bootstrap)?;
+        Ok(match &self.ca_file {
+            Some(ca) => client.with_tls(kafka_client::TlsConfig::new().with_ca_file(ca)),
+            None => client,
+        })
+    }
 }
 
 fn parse() -> Result<Options, String> {
@@ -43,6 +55,7 @@ fn parse() -> Result<Options, String> {
         linger: Duration::from_millis(5),
         batch_size: 65536,
         compression: Compression::None,
+        ca_file: None,
     };
     while let Ok(flag) = next("flag") {
         let value = next(&flag)?;
@@ -53,6 +66,7 @@ fn parse() -> Result<Options, String> {
             "--linger-ms" => {
                 o.linger = Duration::from_millis(value.parse().map_err(|e| bad(format!("{e}")))?)
             }
+            "--ca-file" => o.ca_file = Some(value),
             "--batch-size" => o.batch_size = value.parse().map_err(|e| bad(format!("{e}")))?,
             "--compression" => o.compression = value.parse().map_err(|e| bad(format!("{e:?}")))?,
             "--acks" => {
@@ -85,7 +99,7 @@ async fn produce(o: &Options) -> kafka_client::Result<()> {
         .with_linger(o.linger)
         .with_batch_size(o.batch_size)
         .with_compression(o.compression);
-    let producer = Producer::new(ClientConfig::new(&o.bootstrap)?, config).await?;
+    let producer = Producer::new(o.client()?, config).await?;
     // Same payload for every record, like ProducerPerformance's random payload pool of one.
     let payload = Bytes::from(
         (0..o.record_size)
@@ -122,7 +136,7 @@ async fn produce(o: &Options) -> kafka_client::Result<()> {
 
 /// Reads `records` records from the start of every partition of the topic.
 async fn consume(o: &Options) -> kafka_client::Result<()> {
-    let client = ClientConfig::new(&o.bootstrap)?;
+    let client = o.client()?;
     let partitions = kafka_client::admin::Admin::new(client.clone())
         .await?
         .describe_topic(&o.topic)
@@ -153,7 +167,7 @@ async fn main() {
     let options = match parse() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("client_perf: {e}\nusage: client_perf produce|consume BOOTSTRAP TOPIC [--records N] [--record-size B] [--acks A] [--linger-ms MS] [--batch-size B] [--compression C]");
+            eprintln!("client_perf: {e}\nusage: client_perf produce|consume BOOTSTRAP TOPIC [--records N] [--record-size B] [--acks A] [--linger-ms MS] [--batch-size B] [--compression C] [--ca-file PEM]");
             std::process::exit(2);
         }
     };

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use testkit::MockCluster;
+use testkit::{MockCluster, MockSasl, MockTls};
 
 /// A mock Kafka cluster on the real wire protocol.
 #[derive(Debug, Parser)]
@@ -27,6 +27,15 @@ struct Args {
     /// Smallest group session timeout accepted, in milliseconds.
     #[arg(long, default_value_t = 6000)]
     min_session_timeout_ms: u64,
+    /// Serve TLS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key", value_name = "PEM")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Require SASL/PLAIN with this user (repeatable).
+    #[arg(long, value_name = "USER:PASSWORD")]
+    sasl_plain: Vec<String>,
 }
 
 #[tokio::main]
@@ -38,15 +47,35 @@ async fn main() -> std::process::ExitCode {
         )
         .init();
     let args = Args::parse();
-    let cluster = match MockCluster::builder()
+    let mut builder = MockCluster::builder()
         .listen(args.listen)
         .brokers(args.brokers)
         .default_partitions(args.partitions)
         .auto_create_topics(!args.no_auto_create)
-        .group_min_session_timeout(Duration::from_millis(args.min_session_timeout_ms))
-        .build()
-        .await
-    {
+        .group_min_session_timeout(Duration::from_millis(args.min_session_timeout_ms));
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        match MockTls::from_pem_files(cert, key) {
+            Ok(tls) => builder = builder.tls(tls),
+            Err(e) => {
+                eprintln!("mock-broker: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    if !args.sasl_plain.is_empty() {
+        let mut users = Vec::new();
+        for user in &args.sasl_plain {
+            match user.split_once(':') {
+                Some((name, password)) if !name.is_empty() => users.push((name, password)),
+                _ => {
+                    eprintln!("mock-broker: --sasl-plain takes USER:PASSWORD, not {user:?}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+        }
+        builder = builder.sasl(MockSasl::plain(users));
+    }
+    let cluster = match builder.build().await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("mock-broker: {e}");
