@@ -122,6 +122,21 @@ impl AppBuilder {
         self
     }
 
+    /// TLS settings for `ssl://` and `sasl_ssl://` brokers: a CA file, a client certificate
+    /// (mutual TLS), a server name. Without it, TLS brokers are checked against the built-in
+    /// web roots.
+    pub fn broker_tls(mut self, tls: kafka_client::TlsConfig) -> Self {
+        self.settings.broker_tls = Some(tls);
+        self
+    }
+
+    /// SASL credentials (PLAIN, SCRAM-SHA-256/512) for `sasl_ssl://` and `sasl_plaintext://`
+    /// brokers (Faust's `broker_credentials`).
+    pub fn broker_credentials(mut self, sasl: kafka_client::SaslConfig) -> Self {
+        self.settings.broker_credentials = Some(sasl);
+        self
+    }
+
     /// Registers a codec under a name usable in serializer chains (`"json|mycodec"`).
     pub fn codec(mut self, name: &str, codec: impl Codec) -> Self {
         if let Err(e) = self.registry.register(name, Arc::new(codec)) {

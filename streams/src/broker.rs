@@ -1,15 +1,22 @@
-//! Broker URLs: `kafka://h1:9092,h2:9092`, `PLAINTEXT://h:9092`, plain `h:9092`, or `mock://`
-//! for an embedded in-process mock cluster.
+//! Broker URLs: `kafka://h1:9092,h2:9092`, `PLAINTEXT://h:9092`, plain `h:9092`, `ssl://`,
+//! `sasl_ssl://`, `sasl_plaintext://`, or `mock://` for an embedded in-process mock cluster.
 
 use std::fmt;
+
+use kafka_client::SecurityProtocol;
 
 use crate::error::{Error, Result};
 
 /// Where the app's Kafka is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrokerUrl {
-    /// Real brokers, as `host:port` bootstrap addresses.
-    Kafka(Vec<String>),
+    /// Real brokers, as `host:port` bootstrap addresses, reached with `security` (TLS and
+    /// SASL settings: [`AppBuilder::broker_tls`](crate::AppBuilder::broker_tls) and
+    /// [`broker_credentials`](crate::AppBuilder::broker_credentials)).
+    Kafka {
+        hosts: Vec<String>,
+        security: SecurityProtocol,
+    },
     /// An embedded mock cluster started with the app (`mock://`, with the `mock` cargo
     /// feature); gone when the app stops.
     #[cfg(feature = "mock")]
@@ -21,11 +28,17 @@ impl BrokerUrl {
     ///
     /// ```
     /// use streams::BrokerUrl;
+    /// use kafka_client::SecurityProtocol;
     /// assert_eq!(
     ///     BrokerUrl::parse("kafka://a:9092,b:9093").unwrap(),
-    ///     BrokerUrl::Kafka(vec!["a:9092".into(), "b:9093".into()])
+    ///     BrokerUrl::Kafka {
+    ///         hosts: vec!["a:9092".into(), "b:9093".into()],
+    ///         security: SecurityProtocol::Plaintext,
+    ///     }
     /// );
-    /// assert!(BrokerUrl::parse("ssl://a:9092").is_err());
+    /// let tls = BrokerUrl::parse("sasl_ssl://a:9093").unwrap();
+    /// assert_eq!(tls.to_string(), "sasl_ssl://a:9093");
+    /// assert!(BrokerUrl::parse("http://a:9092").is_err());
     /// ```
     pub fn parse(url: &str) -> Result<Self> {
         let trimmed = url.trim();
@@ -42,11 +55,11 @@ impl BrokerUrl {
                 "broker {url:?}: the embedded mock cluster needs the `mock` feature of the streams crate (streams = {{ features = [\"mock\"] }})"
             )));
         }
-        kafka_client::config::parse_bootstrap(trimmed)
-            .map(BrokerUrl::Kafka)
+        kafka_client::config::parse_broker_url(trimmed)
+            .map(|(security, hosts)| BrokerUrl::Kafka { hosts, security })
             .map_err(|e| {
                 Error::config(format!(
-                    "broker {url:?}: {e}; use kafka://host:port[,host:port] or mock://"
+                    "broker {url:?}: {e}; use kafka://host:port[,host:port] (or ssl://, sasl_ssl://, sasl_plaintext://) or mock://"
                 ))
             })
     }
@@ -57,7 +70,15 @@ impl fmt::Display for BrokerUrl {
         match self {
             #[cfg(feature = "mock")]
             BrokerUrl::Mock => f.write_str("mock://"),
-            BrokerUrl::Kafka(hosts) => write!(f, "kafka://{}", hosts.join(",")),
+            BrokerUrl::Kafka { hosts, security } => {
+                let scheme = match security {
+                    SecurityProtocol::Plaintext => "kafka",
+                    SecurityProtocol::Ssl => "ssl",
+                    SecurityProtocol::SaslPlaintext => "sasl_plaintext",
+                    SecurityProtocol::SaslSsl => "sasl_ssl",
+                };
+                write!(f, "{scheme}://{}", hosts.join(","))
+            }
         }
     }
 }

@@ -28,6 +28,11 @@ pub struct Settings {
     pub broker_rebalance_timeout: Duration,
     /// Where a group with no committed offset starts: `true` is Faust's `earliest`.
     pub consumer_auto_offset_reset_earliest: bool,
+    /// TLS settings for `ssl://` and `sasl_ssl://` brokers (CA file, client certificate).
+    pub broker_tls: Option<kafka_client::TlsConfig>,
+    /// SASL credentials for `sasl_ssl://` and `sasl_plaintext://` brokers (Faust's
+    /// `broker_credentials`).
+    pub broker_credentials: Option<kafka_client::SaslConfig>,
 }
 
 impl Default for Settings {
@@ -44,6 +49,8 @@ impl Default for Settings {
             broker_session_timeout: Duration::from_secs(60),
             broker_heartbeat_interval: Duration::from_secs(3),
             broker_rebalance_timeout: Duration::from_secs(60),
+            broker_tls: None,
+            broker_credentials: None,
         }
     }
 }

@@ -22,8 +22,8 @@ impl Connection {
     pub(crate) async fn open(decls: &Declarations, broker: &BrokerUrl) -> Result<Connection> {
         #[cfg(feature = "mock")]
         let mut mock = None;
-        let bootstrap = match broker {
-            BrokerUrl::Kafka(hosts) => hosts.join(","),
+        let (bootstrap, security) = match broker {
+            BrokerUrl::Kafka { hosts, security } => (hosts.join(","), *security),
             #[cfg(feature = "mock")]
             BrokerUrl::Mock => {
                 let cluster = testkit::MockCluster::builder()
@@ -36,10 +36,22 @@ impl Connection {
                 let bootstrap = cluster.bootstrap();
                 tracing::info!(%bootstrap, "started an embedded mock Kafka cluster");
                 mock = Some(cluster);
-                bootstrap
+                (bootstrap, kafka_client::SecurityProtocol::Plaintext)
             }
         };
-        let client = ClientConfig::new(&bootstrap)?.with_client_id(decls.id.clone());
+        let mut client = ClientConfig::new(&bootstrap)?.with_client_id(decls.id.clone());
+        client.security_protocol = security;
+        if let Some(tls) = &decls.settings.broker_tls {
+            client = client.with_tls(tls.clone());
+        }
+        if let Some(sasl) = &decls.settings.broker_credentials {
+            client = client.with_sasl(sasl.clone());
+        }
+        if security.uses_sasl() && decls.settings.broker_credentials.is_none() {
+            return Err(Error::config(format!(
+                "broker {broker} authenticates with SASL: give credentials with AppBuilder::broker_credentials"
+            )));
+        }
         let unreachable = |source| Error::Connect {
             broker: broker.to_string(),
             source,
