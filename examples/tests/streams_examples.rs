@@ -149,3 +149,46 @@ fn the_cli_lists_agents_and_topics_and_explains_itself() {
     );
     assert!(sent.starts_with("sent to purchases/"), "{sent}");
 }
+
+#[test]
+fn send_puts_a_record_in_the_partition_asked_for() {
+    let (sent, _) = run(
+        "hello",
+        &[
+            "send",
+            "purchases",
+            "--partition",
+            "2",
+            r#"{"username":"zoe","currency":"EUR","amount":1}"#,
+        ],
+    );
+    assert_eq!(sent, "sent to purchases/2 at offset 0\n");
+}
+
+/// The issue's scenario: a broker that refuses the worker's session timeout. The worker
+/// stops at once with an error that names the setting, and the process exits non-zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_the_group_refuses_exits_non_zero_and_says_why() {
+    let mock = testkit::MockCluster::builder()
+        .group_min_session_timeout(std::time::Duration::from_secs(1_000_000))
+        .build()
+        .await
+        .unwrap();
+    let broker = format!("kafka://{}", mock.bootstrap());
+    let out = tokio::process::Command::new(common::example("operations"))
+        .args(["--broker", &broker, "worker"])
+        .env_remove("RUST_LOG")
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), out)
+        .await
+        .expect("the worker gives up by itself")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("InvalidSessionTimeout"), "{stderr}");
+    assert!(stderr.contains("broker_session_timeout"), "{stderr}");
+    assert!(
+        stderr.lines().count() < 20,
+        "one error, not a retry loop:\n{stderr}"
+    );
+}

@@ -375,3 +375,42 @@ async fn a_crash_redelivers_only_what_was_not_committed() {
     assert_eq!(seen2, (30..40).collect::<Vec<_>>());
     assert_eq!(seen1.lock().unwrap().len(), 30);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_and_async_processors_and_filters_run_in_declaration_order() {
+    let mock = mock().await;
+    let app = app("steps", &mock);
+    let numbers = app.topic::<String, i64>("numbers");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    app.agent_builder("steps", &numbers)
+        .processor(|n| n + 1)
+        .async_processor(|n| async move {
+            tokio::task::yield_now().await;
+            n * 10
+        })
+        .filter(|n| n % 20 == 0)
+        .run(move |mut stream| {
+            let s = s.clone();
+            async move {
+                while let Some(n) = stream.next().await {
+                    s.lock().unwrap().push(*n);
+                }
+            }
+        });
+    app.start().await.unwrap();
+    for n in 0..6 {
+        numbers.send("k".to_owned(), n).await.unwrap();
+    }
+    app.wait_caught_up(WAIT).await.unwrap();
+    app.shutdown().await.unwrap();
+    // (n + 1) * 10, kept when a multiple of 20: n = 1, 3, 5.
+    assert_eq!(*seen.lock().unwrap(), vec![20, 40, 60]);
+    // Filtered-out events are done too.
+    assert_eq!(
+        mock.committed_offset("steps", "numbers", 0).unwrap_or(0)
+            + mock.committed_offset("steps", "numbers", 1).unwrap_or(0)
+            + mock.committed_offset("steps", "numbers", 2).unwrap_or(0),
+        6
+    );
+}
