@@ -391,11 +391,6 @@ impl Hold {
         self.failed = true;
     }
 
-    /// Takes the hold back without releasing it (it was never handed over).
-    pub(crate) fn cancel(mut self) {
-        self.part = None;
-    }
-
     /// The record's partition and offset.
     pub fn position(&self) -> (Option<&TopicPartition>, i64) {
         (self.part.as_ref().map(|p| &p.tp), self.offset)

@@ -141,13 +141,13 @@ where
     }
 }
 
-/// Makes an agent's instances, given the capacity of their channels.
+/// Makes an agent's instances, given the capacity of their channels (in batches).
 pub(crate) type Starter = Box<dyn FnOnce(usize) -> StartedAgent + Send>;
 
 /// One instance of an agent: where the consumer sends its records, what it released, and
 /// its body, for the runtime to spawn.
 pub(crate) struct Instance {
-    pub sender: mpsc::Sender<Delivery>,
+    pub sender: mpsc::Sender<Vec<Delivery>>,
     pub releases: Arc<Releases>,
     pub work: BoxFuture<'static, Result<(), String>>,
 }

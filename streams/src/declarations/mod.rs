@@ -85,7 +85,7 @@ impl Declarations {
             .collect()
     }
 
-    /// Starts every agent not started yet: each instance gets a channel of `capacity`.
+    /// Starts every agent not started yet: each instance gets a channel of `capacity` batches.
     pub(crate) fn start_agents(&self, capacity: usize) -> Vec<StartedAgent> {
         let starters: Vec<_> = self
             .agents()

@@ -62,7 +62,10 @@ impl Runtime {
         let committer = Arc::new(Committer::new(acks.clone(), decls.outbox.clone()));
         let mut router = Router::new(acks.clone());
         let mut tasks = Vec::new();
-        for agent in decls.start_agents(settings.stream_buffer_maxsize) {
+        // Channels carry batches of up to DISPATCH_RUN records: this many batches hold about
+        // `stream_buffer_maxsize` events.
+        let batches = (settings.stream_buffer_maxsize / worker::DISPATCH_RUN).max(2);
+        for agent in decls.start_agents(batches) {
             let mut instances = Vec::new();
             for (
                 i,

@@ -1,5 +1,7 @@
 //! Routing consumed records to the agents of their topic, round-robin over each agent's
-//! instances, with a hold per instance.
+//! instances, with a hold per instance. Records are gathered per instance and handed over as
+//! one batch per [`Router::flush`]: one channel operation and one wake-up per batch, not per
+//! record.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,8 +24,10 @@ struct Route {
 /// One agent's instances.
 pub(crate) struct Target {
     pub name: String,
-    pub instances: Vec<(mpsc::Sender<Delivery>, Arc<Releases>)>,
+    pub instances: Vec<(mpsc::Sender<Vec<Delivery>>, Arc<Releases>)>,
     pub stopped: Arc<AtomicBool>,
+    /// Deliveries gathered per instance until the next flush.
+    pending: Vec<Vec<Delivery>>,
     next: usize,
     warned: bool,
 }
@@ -31,11 +35,12 @@ pub(crate) struct Target {
 impl Target {
     pub(crate) fn new(
         name: String,
-        instances: Vec<(mpsc::Sender<Delivery>, Arc<Releases>)>,
+        instances: Vec<(mpsc::Sender<Vec<Delivery>>, Arc<Releases>)>,
         stopped: Arc<AtomicBool>,
     ) -> Self {
         Target {
             name,
+            pending: instances.iter().map(|_| Vec::new()).collect(),
             instances,
             stopped,
             next: 0,
@@ -100,25 +105,19 @@ impl Router {
         }
     }
 
-    /// Hands a record to every agent of its topic; `false` if a stop came while waiting for
-    /// room (the record then stays undone and is read again after a restart).
-    pub(crate) async fn dispatch(
-        &mut self,
-        record: ConsumerRecord,
-        stop: &mut watch::Receiver<bool>,
-    ) -> bool {
+    /// Gathers a record for every agent of its topic (sent at the next [`flush`](Self::flush)).
+    pub(crate) fn dispatch(&mut self, record: ConsumerRecord) {
         let epoch = self.acks.epoch();
         if epoch != self.epoch {
             self.refresh();
             self.epoch = epoch;
         }
         let Some(route) = self.routes.get_mut(&*record.topic) else {
-            return true;
+            return;
         };
         let Some(Some(part)) = route.partitions.get(record.partition as usize) else {
-            return true; // revoked meanwhile
+            return; // revoked meanwhile
         };
-        let part = part.clone();
         part.deliver(record.offset, route.agents.len() as u32);
         let last = route.agents.len().saturating_sub(1);
         let mut record = Some(record);
@@ -129,8 +128,19 @@ impl Router {
                 record.clone()
             };
             let Some(rec) = rec else { break };
-            if !target.send(rec, &part, stop).await {
-                return false;
+            target.gather(rec, part);
+        }
+    }
+
+    /// Hands every gathered batch to its instance, waiting for room when a channel is full;
+    /// `false` if a stop came while waiting (those records stay undone and are read again
+    /// after a restart).
+    pub(crate) async fn flush(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        for route in self.routes.values_mut() {
+            for target in &mut route.agents {
+                if !target.flush(stop).await {
+                    return false;
+                }
             }
         }
         true
@@ -138,13 +148,8 @@ impl Router {
 }
 
 impl Target {
-    /// Round-robin over the instances, skipping full ones; waits on one if all are full.
-    async fn send(
-        &mut self,
-        record: ConsumerRecord,
-        part: &Arc<PartitionAcks>,
-        stop: &mut watch::Receiver<bool>,
-    ) -> bool {
+    /// Round-robin over the instances.
+    fn gather(&mut self, record: ConsumerRecord, part: &Arc<PartitionAcks>) {
         let offset = record.offset;
         if self.stopped.load(Ordering::Acquire) {
             if !self.warned {
@@ -152,40 +157,41 @@ impl Target {
                 self.warned = true;
             }
             part.hold(offset, &self.instances[0].1).fail();
-            return true;
-        }
-        let n = self.instances.len();
-        let mut delivery = Delivery { record, hold: None };
-        for k in 0..n {
-            let i = (self.next + k) % n;
-            let (sender, releases) = &self.instances[i];
-            delivery.hold = Some(part.hold(offset, releases));
-            match sender.try_send(delivery) {
-                Ok(()) => {
-                    self.next = (i + 1) % n;
-                    return true;
-                }
-                Err(TrySendError::Full(mut d)) | Err(TrySendError::Closed(mut d)) => {
-                    // Not handed over: the hold goes back unreleased.
-                    if let Some(hold) = d.hold.take() {
-                        hold.cancel();
-                    }
-                    delivery = d;
-                }
-            }
+            return;
         }
         let i = self.next;
-        self.next = (i + 1) % n;
-        let (sender, releases) = &self.instances[i];
-        delivery.hold = Some(part.hold(offset, releases));
-        tokio::select! {
-            sent = sender.send(delivery) => {
-                if sent.is_err() {
-                    self.stopped.store(true, Ordering::Release);
-                }
-                true
+        self.next = (i + 1) % self.instances.len();
+        let hold = part.hold(offset, &self.instances[i].1);
+        self.pending[i].push(Delivery {
+            record,
+            hold: Some(hold),
+        });
+    }
+
+    async fn flush(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        for i in 0..self.instances.len() {
+            if self.pending[i].is_empty() {
+                continue;
             }
-            _ = stop.wait_for(|s| *s) => false,
+            let batch = std::mem::take(&mut self.pending[i]);
+            let sender = &self.instances[i].0;
+            let batch = match sender.try_send(batch) {
+                Ok(()) => continue,
+                Err(TrySendError::Closed(_)) => {
+                    self.stopped.store(true, Ordering::Release);
+                    continue; // the batch drops: its holds fail
+                }
+                Err(TrySendError::Full(batch)) => batch,
+            };
+            tokio::select! {
+                sent = sender.send(batch) => {
+                    if sent.is_err() {
+                        self.stopped.store(true, Ordering::Release);
+                    }
+                }
+                _ = stop.wait_for(|s| *s) => return false,
+            }
         }
+        true
     }
 }

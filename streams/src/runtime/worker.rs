@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::settings::Settings;
 
 /// Most records dispatched in one go before the loop looks at its timers and the stop signal.
-const DISPATCH_RUN: usize = 512;
+pub(crate) const DISPATCH_RUN: usize = 512;
 
 /// A request to commit now, answered with the outcome (for tests and `wait_caught_up`).
 pub(crate) type CommitRequest = oneshot::Sender<Result<(), String>>;
@@ -77,19 +77,15 @@ impl Worker {
                         // select (its timers read the clock) per record.
                         let mut next = Some(Ok(Some(record)));
                         let mut run = 0;
-                        let mut stopped = false;
                         while let Some(Ok(Some(record))) = next.take() {
-                            if !self.router.dispatch(record, &mut stop).await {
-                                stopped = true;
-                                break;
-                            }
+                            self.router.dispatch(record);
                             since_commit += 1;
                             run += 1;
                             if run < DISPATCH_RUN && since_commit < self.settings.broker_commit_every {
                                 next = self.consumer.poll_record().now_or_never();
                             }
                         }
-                        if stopped {
+                        if !self.router.flush(&mut stop).await {
                             break Ok(());
                         }
                         if let Some(Err(e)) = next {

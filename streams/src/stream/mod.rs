@@ -11,6 +11,7 @@
 mod steps;
 mod take;
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -62,7 +63,9 @@ struct InStep<K, V> {
 /// Views: [`items`](Self::items) (key and value), [`take`](Self::take) (batches),
 /// [`echo`](Self::echo) (copy to other topics).
 pub struct AgentStream<K, V> {
-    rx: mpsc::Receiver<Delivery>,
+    rx: mpsc::Receiver<Vec<Delivery>>,
+    /// The rest of the last batch received.
+    batch: VecDeque<Delivery>,
     topic: Topic<K, V>,
     policy: OnDecodeError,
     steps: Arc<[Step<V>]>,
@@ -79,7 +82,7 @@ where
     V: Serialize + DeserializeOwned + Send + 'static,
 {
     pub(crate) fn new(
-        rx: mpsc::Receiver<Delivery>,
+        rx: mpsc::Receiver<Vec<Delivery>>,
         topic: Topic<K, V>,
         policy: OnDecodeError,
         steps: Arc<[Step<V>]>,
@@ -89,6 +92,7 @@ where
     ) -> Self {
         AgentStream {
             rx,
+            batch: VecDeque::new(),
             topic,
             policy,
             steps,
@@ -150,13 +154,18 @@ where
             }
             // Asking for more: what this instance released before is done.
             self.releases.settle();
-            let mut delivery = match self.rx.poll_recv(cx) {
-                Poll::Ready(Some(d)) => d,
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => {
-                    self.releases.park();
-                    return Poll::Pending;
+            if self.batch.is_empty() {
+                match self.rx.poll_recv(cx) {
+                    Poll::Ready(Some(batch)) => self.batch = batch.into(),
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => {
+                        self.releases.park();
+                        return Poll::Pending;
+                    }
                 }
+            }
+            let Some(mut delivery) = self.batch.pop_front() else {
+                continue;
             };
             match self.topic.decode(&delivery.record) {
                 Ok(mut event) => {
