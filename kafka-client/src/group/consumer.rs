@@ -231,27 +231,10 @@ impl GroupConsumer {
     /// Cancel-safe as long as no rebalance callback is interrupted: prefer not to cancel
     /// `recv` during a rebalance.
     pub async fn recv(&mut self) -> Result<ConsumerRecord> {
-        let shared = self.shared.clone();
-        let _polling = shared.poll.enter();
         loop {
-            if self.group_work_pending() {
-                self.rebalance().await?;
-                continue;
-            }
-            self.maybe_auto_commit();
-            let wake = shared.app_wake.notified();
-            tokio::pin!(wake);
-            wake.as_mut().enable();
-            if self.group_work_pending() {
-                continue;
-            }
-            let auto_commit = shared.config.auto_commit;
-            let next_commit = tokio::time::Instant::from_std(self.next_auto_commit);
-            tokio::select! {
-                biased;
-                _ = &mut wake => {}
-                _ = tokio::time::sleep_until(next_commit), if auto_commit => {}
-                record = self.consumer.recv() => return record,
+            self.group_work().await?;
+            if let Some(record) = self.poll_record().await? {
+                return Ok(record);
             }
         }
     }
