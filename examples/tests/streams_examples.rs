@@ -192,3 +192,22 @@ async fn a_worker_the_group_refuses_exits_non_zero_and_says_why() {
         "one error, not a retry loop:\n{stderr}"
     );
 }
+
+#[test]
+fn tables_totals_every_purchase_by_currency() {
+    for args in brokers() {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (out, _) = run("tables", &args);
+        // Each purchase prints its currency's new total once.
+        assert_eq!(lines(&out, "EUR total: ").len(), 3, "{out}");
+        assert_eq!(lines(&out, "USD total: ").len(), 2, "{out}");
+        assert_eq!(lines(&out, "GBP total: ").len(), 2, "{out}");
+        let mut finals = lines(&out, "final ");
+        finals.sort();
+        assert_eq!(
+            finals,
+            ["final EUR: 43", "final GBP: 27", "final USD: 45"],
+            "{out}"
+        );
+    }
+}

@@ -15,11 +15,15 @@ use tokio::sync::watch;
 
 use crate::broker::BrokerUrl;
 use crate::codec::{Codec, CodecRegistry};
-use crate::declarations::{Agent, AgentBuilder, AgentResult, AgentSummary, Declarations, Shared};
+use crate::declarations::{
+    Agent, AgentBuilder, AgentResult, AgentSummary, Declarations, Shared, TableBuilder,
+    TableSummary,
+};
 use crate::error::{Error, Result};
-use crate::runtime::{Connection, Runtime};
+use crate::runtime::{Connection, Runtime, TablePartition};
 use crate::settings::Settings;
 use crate::stream::{AgentStream, Processor};
+use crate::table::Table;
 use crate::topic::{Topic, TopicSpec};
 
 /// Builds an [`App`]; see [`App::builder`].
@@ -45,6 +49,13 @@ impl AppBuilder {
     /// Store URL for tables: `memory://` (the default) or `redb://DIR`.
     pub fn store(mut self, url: &str) -> Self {
         self.store = url.to_owned();
+        self
+    }
+
+    /// Workers that keep a warm copy of each table partition (default 0, as Faust's
+    /// `table_standby_replicas`); a table can set its own.
+    pub fn table_standby_replicas(mut self, replicas: u32) -> Self {
+        self.settings.table_standby_replicas = replicas;
         self
     }
 
@@ -171,9 +182,13 @@ impl AppBuilder {
         }
         Ok(App {
             inner: Arc::new(Inner {
-                decls: Arc::new(Declarations::new(self.id, self.settings, self.registry)),
+                decls: Arc::new(Declarations::new(
+                    self.id,
+                    self.settings,
+                    self.registry,
+                    store,
+                )),
                 broker: Mutex::new(broker),
-                store,
                 conn: OnceLock::new(),
                 runtime: Mutex::new(None),
                 stop: watch::channel(false).0,
@@ -224,7 +239,6 @@ pub struct App {
 struct Inner {
     decls: Shared,
     broker: Mutex<BrokerUrl>,
-    store: StoreUrl,
     conn: OnceLock<Connection>,
     runtime: Mutex<Option<Arc<Runtime>>>,
     stop: watch::Sender<bool>,
@@ -235,7 +249,7 @@ impl fmt::Debug for App {
         f.debug_struct("App")
             .field("id", &self.inner.decls.id)
             .field("broker", &self.broker().to_string())
-            .field("store", &self.inner.store.to_string())
+            .field("store", &self.inner.decls.store.to_string())
             .finish_non_exhaustive()
     }
 }
@@ -271,7 +285,7 @@ impl App {
 
     /// The store URL for tables.
     pub fn store_url(&self) -> &StoreUrl {
-        &self.inner.store
+        &self.inner.decls.store
     }
 
     /// Changes the broker before the app starts (the CLI's `--broker`).
@@ -325,6 +339,50 @@ impl App {
     /// Registered agents.
     pub fn agents(&self) -> Vec<AgentSummary> {
         self.inner.decls.agent_summaries()
+    }
+
+    /// Declares a table of `K` to `V` with the app's defaults (Faust's `app.Table(name)`):
+    /// `topic_partitions` partitions, the app's store, `raw` keys and `json` values, changelog
+    /// `<app>-<name>-changelog`. Give it a default with [`Table::with_default`]; configure it
+    /// with [`table_builder`](Self::table_builder). Agents that update it should say so with
+    /// [`AgentBuilder::table`] (start-up then checks co-partitioning).
+    ///
+    /// ```
+    /// # fn main() -> streams::Result<()> {
+    /// let app = streams::App::builder("shop").build()?;
+    /// let totals = app.table::<String, i64>("currency_total")?.with_default(i64::default);
+    /// assert_eq!(totals.spec().partition_count(), 8);
+    /// # Ok(()) }
+    /// ```
+    pub fn table<K, V>(&self, name: &str) -> Result<Table<K, V>>
+    where
+        K: Serialize + DeserializeOwned + 'static,
+        V: Serialize + DeserializeOwned + 'static,
+    {
+        self.table_builder(name).build()
+    }
+
+    /// Starts configuring a table (partitions, store, codecs, standbys, global).
+    pub fn table_builder<K, V>(&self, name: &str) -> TableBuilder<K, V>
+    where
+        K: Serialize + DeserializeOwned + 'static,
+        V: Serialize + DeserializeOwned + 'static,
+    {
+        TableBuilder::new(&self.inner.decls, name)
+    }
+
+    /// Declared tables.
+    pub fn tables(&self) -> Vec<TableSummary> {
+        self.inner.decls.table_summaries()
+    }
+
+    /// The table partitions this worker holds, with their state (recovering or active), key
+    /// counts, applied changelog offsets and the changelog records replayed into them.
+    pub fn table_partitions(&self) -> Result<Vec<TablePartition>> {
+        match self.runtime() {
+            Some(runtime) => runtime.tables.partitions(),
+            None => Err(Error::NotStarted),
+        }
     }
 
     /// Registers an agent over `topic` (Faust's `@app.agent(topic)`), named `<topic>-agent`.

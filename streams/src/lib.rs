@@ -63,10 +63,13 @@ mod topic;
 pub use app::{App, AppBuilder, TopicSummary};
 pub use broker::BrokerUrl;
 pub use cli::init_logging;
-pub use declarations::{Agent, AgentBuilder, AgentResult, AgentSummary, Sink};
+pub use declarations::{
+    Agent, AgentBuilder, AgentResult, AgentSummary, Sink, TableBuilder, TableSummary,
+};
 pub use error::{Error, Result};
 pub use offsets::Hold;
 pub use record::{Event, Header, Validate};
+pub use runtime::TablePartition;
 pub use settings::Settings;
 pub use stream::{AgentStream, Processor, Take};
 pub use table::{PartitionStatus, SetTable, Table, TableSpec};

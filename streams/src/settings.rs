@@ -33,6 +33,9 @@ pub struct Settings {
     /// SASL credentials for `sasl_ssl://` and `sasl_plaintext://` brokers (Faust's
     /// `broker_credentials`).
     pub broker_credentials: Option<kafka_client::SaslConfig>,
+    /// Workers that keep a warm copy of each table partition by following its changelog
+    /// (Faust's `table_standby_replicas`, default 0).
+    pub table_standby_replicas: u32,
 }
 
 impl Default for Settings {
@@ -51,6 +54,7 @@ impl Default for Settings {
             broker_rebalance_timeout: Duration::from_secs(60),
             broker_tls: None,
             broker_credentials: None,
+            table_standby_replicas: 0,
         }
     }
 }

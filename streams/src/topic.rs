@@ -65,6 +65,11 @@ pub(crate) struct TopicCatalog {
 }
 
 impl TopicCatalog {
+    /// The codecs serializer chains are made of.
+    pub(crate) fn registry(&self) -> &CodecRegistry {
+        &self.registry
+    }
+
     pub(crate) fn new(registry: CodecRegistry) -> Self {
         TopicCatalog {
             registry,

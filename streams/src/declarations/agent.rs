@@ -16,6 +16,7 @@ use super::{AgentSpec, Shared};
 use crate::error::Result;
 use crate::offsets::Releases;
 use crate::stream::{AgentStream, Delivery, Processor, Step};
+use crate::table::Table;
 use crate::topic::{OnDecodeError, Topic};
 
 /// What an agent body may return: nothing, or a `Result` whose error stops the agent (its
@@ -188,6 +189,7 @@ pub struct AgentBuilder<K, V, T = V> {
     sinks: Vec<Sink<T>>,
     steps: Vec<Step<V>>,
     on_decode_error: Option<OnDecodeError>,
+    tables: Vec<String>,
 }
 
 impl<K, V, T> AgentBuilder<K, V, T>
@@ -205,7 +207,20 @@ where
             sinks: Vec::new(),
             steps: Vec::new(),
             on_decode_error: None,
+            tables: Vec::new(),
         }
+    }
+
+    /// Declares that the agent updates `table`: start-up then checks that the topic the agent
+    /// reads (after any [`group_by`](Self::group_by)) has the table's partition count, so that
+    /// each event finds its key's table partition on the same worker (co-partitioning).
+    pub fn table<TK, TV>(mut self, table: &Table<TK, TV>) -> Self
+    where
+        TK: Serialize + DeserializeOwned + 'static,
+        TV: Serialize + DeserializeOwned + 'static,
+    {
+        self.tables.push(table.spec().name().to_owned());
+        self
     }
 
     /// Instances of the body run at once, each over its share of the events (default 1).
@@ -343,6 +358,7 @@ where
             sinks: self.sinks,
             steps: Vec::new(),
             on_decode_error: self.on_decode_error,
+            tables: self.tables,
         }
     }
 
@@ -424,6 +440,7 @@ where
             sinks,
             steps,
             on_decode_error,
+            tables,
         } = self;
         let sink_names = sinks.iter().map(|s| s.name.clone()).collect();
         let sinks: Arc<[Sink<T>]> = sinks.into();
@@ -468,6 +485,7 @@ where
             topic: handle.topic.name().to_owned(),
             concurrency,
             sinks: sink_names,
+            tables,
             starter: Some(Box::new(starter)),
         });
         handle

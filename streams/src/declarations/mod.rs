@@ -3,18 +3,22 @@
 //! agents) that talk to the runtime only through the outbox.
 
 mod agent;
+mod table;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use stores::StoreUrl;
 
 pub use agent::{Agent, AgentBuilder, AgentResult, Sink};
 pub(crate) use agent::{Instance, StartedAgent};
+pub use table::{TableBuilder, TableSummary};
 
 use crate::codec::CodecRegistry;
 use crate::outbox::Outbox;
 use crate::settings::Settings;
+use crate::table::TableCore;
 use crate::topic::{Topic, TopicCatalog};
 
 /// An agent as registered, until the runtime starts it.
@@ -23,6 +27,8 @@ pub(crate) struct AgentSpec {
     pub topic: String,
     pub concurrency: usize,
     pub sinks: Vec<String>,
+    /// Tables the agent declared it updates (checked for co-partitioning at start).
+    pub tables: Vec<String>,
     starter: Option<agent::Starter>,
 }
 
@@ -32,7 +38,10 @@ pub(crate) struct Declarations {
     pub settings: Settings,
     pub catalog: Arc<TopicCatalog>,
     pub outbox: Outbox,
+    /// Where tables live unless they say otherwise.
+    pub store: StoreUrl,
     agents: Mutex<Vec<AgentSpec>>,
+    tables: Mutex<Vec<Arc<TableCore>>>,
 }
 
 /// A registered agent, as `app.agents()` and the CLI list them.
@@ -45,14 +54,56 @@ pub struct AgentSummary {
 }
 
 impl Declarations {
-    pub(crate) fn new(id: String, settings: Settings, registry: CodecRegistry) -> Self {
+    pub(crate) fn new(
+        id: String,
+        settings: Settings,
+        registry: CodecRegistry,
+        store: StoreUrl,
+    ) -> Self {
         Declarations {
             id,
             settings,
             catalog: Arc::new(TopicCatalog::new(registry)),
             outbox: Outbox::default(),
+            store,
             agents: Mutex::default(),
+            tables: Mutex::default(),
         }
+    }
+
+    /// The declared tables (the runtime's side of each).
+    pub(crate) fn tables(&self) -> MutexGuard<'_, Vec<Arc<TableCore>>> {
+        self.tables.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The declared tables, as the CLI lists them.
+    pub(crate) fn table_summaries(&self) -> Vec<TableSummary> {
+        self.tables()
+            .iter()
+            .map(|t| {
+                let spec = t.spec();
+                TableSummary {
+                    name: spec.name().to_owned(),
+                    partitions: spec.partition_count(),
+                    changelog: spec.changelog_topic(),
+                    store: spec.store_url().unwrap_or(&self.store).to_string(),
+                    standby_replicas: spec.standbys(),
+                    global: spec.is_global(),
+                }
+            })
+            .collect()
+    }
+
+    /// `(agent, source topic, table)` for every table an agent declared it updates.
+    pub(crate) fn table_users(&self) -> Vec<(String, String, String)> {
+        self.agents()
+            .iter()
+            .flat_map(|a| {
+                a.tables
+                    .iter()
+                    .map(|t| (a.name.clone(), a.topic.clone(), t.clone()))
+            })
+            .collect()
     }
 
     fn agents(&self) -> MutexGuard<'_, Vec<AgentSpec>> {

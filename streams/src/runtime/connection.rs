@@ -113,6 +113,75 @@ impl Connection {
         Ok(())
     }
 
+    /// Creates the tables' changelog topics (compacted) and checks co-partitioning: every
+    /// changelog, and every topic an agent that updates a table reads, has the table's
+    /// partition count.
+    pub(crate) async fn create_changelogs(&self, decls: &Declarations) -> Result<()> {
+        let cores = decls.tables().clone();
+        if cores.is_empty() {
+            return Ok(());
+        }
+        let rf = decls.settings.topic_replication_factor;
+        let topics = cores
+            .iter()
+            .map(|c| c.spec().changelog_new_topic(rf))
+            .collect();
+        let options = CreateTopicsOptions {
+            ignore_existing: true,
+            ..Default::default()
+        };
+        if let Err(e) = self.admin.create_topics_with(topics, options).await {
+            tracing::warn!(error = %e, "could not create the changelog topics; checking that they exist");
+        }
+        let mismatch = |table: &str, subject: String, found: usize, wanted: i32| {
+            Err(Error::Table {
+                table: table.to_owned(),
+                reason: format!(
+                    "{subject} has {found} partitions but the table has {wanted}: a table \
+                     and the topics that update it must have the same partition count \
+                     (co-partitioning); declare the table with .partitions({found}) or recreate \
+                     the topic"
+                ),
+            })
+        };
+        for core in &cores {
+            let changelog = core.spec().changelog_topic();
+            self.wait_for_leaders(&changelog).await?;
+            let found = self
+                .admin
+                .describe_topic(&changelog)
+                .await?
+                .partitions
+                .len();
+            if found != core.spec().partition_count() as usize {
+                return mismatch(
+                    core.name(),
+                    format!("its changelog {changelog}"),
+                    found,
+                    core.spec().partition_count(),
+                );
+            }
+        }
+        for (agent, topic, table) in decls.table_users() {
+            let Some(core) = cores.iter().find(|c| c.name() == table) else {
+                continue;
+            };
+            if core.spec().is_global() {
+                continue;
+            }
+            let found = self.admin.describe_topic(&topic).await?.partitions.len();
+            if found != core.spec().partition_count() as usize {
+                return mismatch(
+                    &table,
+                    format!("topic {topic} (read by agent {agent}, which updates it)"),
+                    found,
+                    core.spec().partition_count(),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Waits until `topic` has partitions and each has a leader: a topic created a moment ago
     /// may not yet, and a group assigned then would leave its partitions out until the next
     /// metadata check.

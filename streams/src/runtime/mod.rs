@@ -6,6 +6,7 @@ mod connection;
 mod failures;
 mod rebalance;
 mod router;
+mod tables;
 mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub(crate) use connection::Connection;
+pub use tables::TablePartition;
 
 use crate::declarations::{Declarations, Instance};
 use crate::error::{Error, Result};
@@ -25,6 +27,7 @@ use crate::offsets::{Acks, Releases};
 use commit::Committer;
 use rebalance::Listener;
 use router::{Router, Target};
+use tables::Tables;
 use worker::{CommitRequest, Worker};
 
 /// Where a worker is in its life.
@@ -43,6 +46,7 @@ pub(crate) enum RunState {
 /// A running worker.
 pub(crate) struct Runtime {
     pub acks: Arc<Acks>,
+    pub tables: Arc<Tables>,
     state: watch::Receiver<RunState>,
     aborted: Arc<AtomicBool>,
     commits: mpsc::Sender<CommitRequest>,
@@ -59,7 +63,13 @@ impl Runtime {
     ) -> Result<Runtime> {
         let settings = decls.settings.clone();
         let acks = Arc::new(Acks::default());
-        let committer = Arc::new(Committer::new(acks.clone(), decls.outbox.clone()));
+        let cores = decls.tables().clone();
+        let (tables, recovered) = Tables::new(cores, conn.client.clone(), conn.admin.clone());
+        let committer = Arc::new(Committer::new(
+            acks.clone(),
+            decls.outbox.clone(),
+            tables.clone(),
+        ));
         let mut router = Router::new(acks.clone());
         let mut tasks = Vec::new();
         // Channels carry batches of up to DISPATCH_RUN records: this many batches hold about
@@ -92,6 +102,7 @@ impl Runtime {
         }
         let sources = router.topics();
         conn.create_topics(decls, &sources).await?;
+        conn.create_changelogs(decls).await?;
         let reset = if settings.consumer_auto_offset_reset_earliest {
             AutoOffsetReset::Earliest
         } else {
@@ -131,10 +142,12 @@ impl Runtime {
             state: state_tx,
             aborted: aborted.clone(),
             commit_requests,
+            recovered,
         };
         let task = tokio::spawn(worker.run(stop));
         let runtime = Runtime {
             acks,
+            tables,
             state: state.clone(),
             aborted,
             commits,

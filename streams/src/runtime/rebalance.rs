@@ -51,6 +51,7 @@ impl Listener {
             tracing::info!(%tp, start, "partition assigned");
             acks.assign(tp.clone(), start);
         }
+        self.committer.tables.assigned(partitions).await;
         self.state.send_modify(|s| {
             if let RunState::Running { rebalances } = s {
                 *rebalances += 1;
@@ -71,8 +72,9 @@ impl Listener {
         }
         match tokio::time::timeout_at(deadline, self.committer.ready(Some(partitions))).await {
             Ok(Ok(positions)) if !positions.is_empty() => {
-                if let Err(e) = ctx.commit_offsets(positions).await {
-                    tracing::warn!(error = %e, "commit on revocation failed; the new owner re-reads from the last commit");
+                match ctx.commit_offsets(positions.clone()).await {
+                    Ok(()) => self.committer.committed(&positions),
+                    Err(e) => tracing::warn!(error = %e, "commit on revocation failed; the new owner re-reads from the last commit"),
                 }
             }
             Ok(Ok(_)) => {}
@@ -83,6 +85,7 @@ impl Listener {
             tracing::info!(%tp, "partition revoked");
             acks.revoke(tp);
         }
+        self.committer.tables.revoked(partitions);
     }
 
     fn lost(&self, partitions: &[TopicPartition]) {
@@ -90,6 +93,7 @@ impl Listener {
             tracing::warn!(%tp, "partition lost without a commit; its uncommitted events will be read again by its new owner");
             self.committer.acks.revoke(tp);
         }
+        self.committer.tables.revoked(partitions);
     }
 }
 

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use super::commit::Committer;
 use super::failures::{classify, Backoff, Severity};
 use super::router::Router;
+use super::tables::Recovered;
 use super::RunState;
 use crate::error::{Error, Result};
 use crate::settings::Settings;
@@ -33,6 +34,8 @@ pub(crate) struct Worker {
     pub state: watch::Sender<RunState>,
     pub aborted: Arc<AtomicBool>,
     pub commit_requests: mpsc::Receiver<CommitRequest>,
+    /// Table partitions whose recovery finished.
+    pub recovered: mpsc::UnboundedReceiver<Recovered>,
 }
 
 impl Worker {
@@ -53,9 +56,15 @@ impl Worker {
                     None => continue,
                 }
             }
+            self.pause_recovering();
             tokio::select! {
                 biased;
                 _ = stop.changed() => continue,
+                Some(done) = self.recovered.recv() => {
+                    if let Err(e) = self.committer.tables.recovered(done) {
+                        break Err(e);
+                    }
+                }
                 Some(reply) = self.commit_requests.recv() => {
                     let result = self.commit().await;
                     let _ = reply.send(result.as_ref().map_err(|e| e.to_string()).copied());
@@ -111,6 +120,27 @@ impl Worker {
         self.finish(outcome).await
     }
 
+    /// Pauses the source partitions whose table partitions are recovering and resumes the
+    /// others, so that only their events wait.
+    fn pause_recovering(&mut self) {
+        let blocked = self.committer.tables.blocked();
+        let paused = self.consumer.consumer().paused();
+        let resume: Vec<_> = paused.iter().filter(|tp| !blocked.contains(tp)).collect();
+        let pause: Vec<_> = blocked.iter().filter(|tp| !paused.contains(tp)).collect();
+        if !resume.is_empty() {
+            tracing::debug!(?resume, "tables recovered: resuming");
+            if let Err(e) = self.consumer.resume(resume) {
+                tracing::warn!(error = %e, "cannot resume partitions");
+            }
+        }
+        if !pause.is_empty() {
+            tracing::debug!(?pause, "tables recovering: pausing");
+            if let Err(e) = self.consumer.pause(pause) {
+                tracing::warn!(error = %e, "cannot pause partitions");
+            }
+        }
+    }
+
     /// Backs off on a retriable consumer error; the error to stop with on a fatal one.
     async fn on_consumer_error(
         &self,
@@ -145,7 +175,7 @@ impl Worker {
         match self.consumer.commit_offsets(positions.clone()).await {
             Ok(()) => {
                 tracing::debug!(?positions, "committed");
-                self.committer.acks.committed(&positions);
+                self.committer.committed(&positions);
             }
             Err(e) => tracing::warn!(error = %e, "commit failed; the next one will retry"),
         }
@@ -156,6 +186,7 @@ impl Worker {
     /// done offsets are committed (unless a delivery failed); the group is left.
     async fn finish(mut self, outcome: Result<()>) -> Result<()> {
         self.router.close(); // closes the agents' streams
+        self.committer.tables.close();
         if self.aborted.load(Ordering::Acquire) {
             // A simulated crash: no waiting, no commit, no LeaveGroup.
             self.tasks.iter().for_each(|t| t.abort());

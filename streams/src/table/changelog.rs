@@ -28,7 +28,7 @@ pub async fn flush_partition(
         let mut acks = Vec::with_capacity(flush.records().len());
         for record in flush.records() {
             let mut out = ProducerRecord::new(topic.clone())
-                .partition(partition)
+                .partition(flush.partition())
                 .key(Bytes::clone(&record.key));
             if let Some(value) = &record.value {
                 out = out.value(Bytes::clone(value));

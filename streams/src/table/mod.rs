@@ -9,10 +9,6 @@
 //! through [`TableCore`] (assignment, recovery, changelog flushes; see its module docs for the
 //! order of calls).
 
-// The runtime's side (TableCore's assignment/flush API, recovery, the changelog flush) has no
-// caller until the runtime wires tables in (issue 11); remove this then.
-#![allow(dead_code)]
-
 mod changelog;
 mod handle;
 mod partitions;
@@ -31,9 +27,6 @@ pub use set::SetTable;
 pub use spec::TableSpec;
 
 // The runtime's side.
-#[allow(unused_imports)]
 pub(crate) use changelog::flush_partition;
-#[allow(unused_imports)]
-pub(crate) use partitions::{ChangelogRecord, PendingFlush, TableCore};
-#[allow(unused_imports)]
+pub(crate) use partitions::TableCore;
 pub(crate) use recovery::recover_partition;

@@ -20,8 +20,8 @@
 //!    [`flush_partition`](super::changelog::flush_partition) does (b) to (d) for one
 //!    partition. Flushes of a partition complete in the order they were taken.
 //! 3. If producing fails: [`TableCore::abort_flush`] forgets every unflushed write of the
-//!    partition and sets it back to `Recovering`: recover it again and seek the source back
-//!    to its committed offset (the events are redelivered: at-least-once).
+//!    partition and sets it back to `Recovering`. The runtime then stops the worker (as for
+//!    any undelivered record): a restart recovers the partition and redelivers its events.
 //! 4. On revocation: [`TableCore::revoke`] (writes not completed are forgotten; what reached
 //!    the changelog is recovered by the next owner). The store keeps the partition's data for
 //!    a later standby or owner; [`stores::Store::drop_partition`] removes it.
@@ -378,12 +378,6 @@ impl TableCore {
         Ok(())
     }
 
-    /// Marks an assigned partition as catching up (events must not flow); unflushed writes
-    /// are forgotten.
-    pub fn set_recovering(&self, partition: i32) -> Result<()> {
-        self.set_status(partition, PartitionStatus::Recovering)
-    }
-
     /// Marks an assigned partition as up to date: reads and writes allowed.
     pub fn set_active(&self, partition: i32) -> Result<()> {
         self.set_status(partition, PartitionStatus::Active)
@@ -407,7 +401,7 @@ impl TableCore {
             let st = lock(&state);
             if st.status == PartitionStatus::Active || st.has_unflushed() {
                 return Err(self.table_error(format!(
-                    "partition {partition} is active: call set_recovering before recovering it"
+                    "partition {partition} is active: revoke or reassign it before recovering it"
                 )));
             }
         }

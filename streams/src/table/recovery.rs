@@ -24,7 +24,7 @@ const END_CHECK: Duration = Duration::from_millis(500);
 ///
 /// The consumer's assignment is replaced by the changelog partition and left empty at the end:
 /// give each concurrent recovery its own consumer. The partition must not be active (the
-/// runtime calls [`TableCore::assign`] or [`TableCore::set_recovering`] first, and
+/// runtime calls [`TableCore::assign`] first, and
 /// [`TableCore::set_active`] after); an unassigned partition is recovered as a standby copy.
 ///
 /// Every record's key and value must decode with the table's codecs and types; one that does

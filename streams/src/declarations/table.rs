@@ -1,0 +1,140 @@
+//! Declaring tables: `app.table(..)` and [`TableBuilder`]. A declared table opens its store at
+//! once (a locked or corrupt file is an error here, before anything connects) and registers its
+//! untyped core for the runtime.
+
+use std::collections::BTreeSet;
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use stores::StoreUrl;
+
+use super::Shared;
+use crate::error::{Error, Result};
+use crate::table::{SetTable, Table, TableSpec};
+
+/// Configures a table; finish with [`build`](Self::build) (or [`build_set`](Self::build_set)
+/// for a [`SetTable`]). `app.table::<K, V>(name)` is this builder with every default.
+///
+/// ```
+/// # fn main() -> streams::Result<()> {
+/// let app = streams::App::builder("shop").build()?;
+/// let totals = app
+///     .table_builder::<String, i64>("totals")
+///     .partitions(4)
+///     .standby_replicas(1)
+///     .build()?
+///     .with_default(i64::default);
+/// assert_eq!(totals.spec().changelog_topic(), "shop-totals-changelog");
+/// assert_eq!(app.tables()[0].partitions, 4);
+/// # Ok(()) }
+/// ```
+#[must_use = "finish with build()"]
+pub struct TableBuilder<K, V> {
+    decls: Shared,
+    spec: TableSpec,
+    store: Option<String>,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> TableBuilder<K, V>
+where
+    K: Serialize + DeserializeOwned + 'static,
+    V: Serialize + DeserializeOwned + 'static,
+{
+    pub(crate) fn new(decls: &Shared, name: &str) -> Self {
+        let spec = TableSpec::new(decls.id.clone(), name)
+            .partitions(decls.settings.topic_partitions)
+            .standby_replicas(decls.settings.table_standby_replicas);
+        TableBuilder {
+            decls: decls.clone(),
+            spec,
+            store: None,
+            _types: PhantomData,
+        }
+    }
+
+    /// Partitions of the table and its changelog (default: the app's `topic_partitions`).
+    /// Must equal the partition count of the topic the agents that update it read.
+    pub fn partitions(mut self, partitions: i32) -> Self {
+        self.spec = self.spec.partitions(partitions);
+        self
+    }
+
+    /// Workers that keep a warm copy of each partition (default: the app's
+    /// `table_standby_replicas`, 0 unless set).
+    pub fn standby_replicas(mut self, replicas: u32) -> Self {
+        self.spec = self.spec.standby_replicas(replicas);
+        self
+    }
+
+    /// Keeps this table in `url` (`memory://`, `redb://DIR`) instead of the app's store.
+    pub fn store(mut self, url: &str) -> Self {
+        self.store = Some(url.to_owned());
+        self
+    }
+
+    /// The key codec chain (`raw` by default: see [`TableSpec`] before changing it).
+    pub fn key_serializer(mut self, chain: &str) -> Self {
+        self.spec = self.spec.with_key_serializer(chain);
+        self
+    }
+
+    /// The value codec chain (`json` by default).
+    pub fn value_serializer(mut self, chain: &str) -> Self {
+        self.spec = self.spec.with_value_serializer(chain);
+        self
+    }
+
+    /// Every worker holds every partition (Faust's `GlobalTable`).
+    pub fn global(mut self) -> Self {
+        self.spec = self.spec.global();
+        self
+    }
+
+    /// Opens the table's store and registers the table. Errors: a name taken by another
+    /// table, a bad store URL or codec, a locked or corrupt store file (the error names it).
+    pub fn build(self) -> Result<Table<K, V>> {
+        let decls = self.decls;
+        let mut spec = self.spec;
+        if let Some(url) = self.store {
+            spec = spec.store(StoreUrl::parse(&url)?);
+        }
+        spec.validate()?;
+        let mut tables = decls.tables();
+        if tables.iter().any(|t| t.name() == spec.name()) {
+            return Err(Error::Table {
+                table: spec.name().to_owned(),
+                reason: "declared twice: declare a table once and clone its handle".into(),
+            });
+        }
+        let url = spec.store_url().unwrap_or(&decls.store).clone();
+        // One file per app and table, so that two apps sharing a directory do not collide.
+        let store = url.open(&format!("{}-{}", decls.id, spec.name()))?;
+        let table = Table::open(spec, decls.catalog.registry(), store)?;
+        tables.push(table.core().clone());
+        Ok(table)
+    }
+}
+
+impl<K, T> TableBuilder<K, BTreeSet<T>>
+where
+    K: Serialize + DeserializeOwned + 'static,
+    T: Ord + Clone + Serialize + DeserializeOwned + 'static,
+{
+    /// Builds a [`SetTable`] (Faust's `app.SetTable`).
+    pub fn build_set(self) -> Result<SetTable<K, T>> {
+        Ok(SetTable::new(self.build()?))
+    }
+}
+
+/// A declared table, as `app.tables()` and the CLI list them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSummary {
+    pub name: String,
+    pub partitions: i32,
+    pub changelog: String,
+    pub store: String,
+    pub standby_replicas: u32,
+    pub global: bool,
+}

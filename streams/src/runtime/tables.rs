@@ -1,0 +1,287 @@
+//! The tables' side of a worker: which table partitions it holds, recovering them from their
+//! changelogs when they are assigned (without stopping the other partitions), and which source
+//! partitions must wait meanwhile.
+//!
+//! A table partition follows the source partitions of the same number (co-partitioning). When
+//! one is assigned it is `Recovering`: a task per partition reads its changelog from the
+//! store's applied offset to the end taken at assignment, then reports back; the worker then
+//! marks it active and resumes the source partitions of that number, which it paused right
+//! after the rebalance. The changelog flushes happen in the committer.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use kafka_client::admin::{Admin, OffsetSpec};
+use kafka_client::consumer::{Consumer, ConsumerConfig};
+use kafka_client::{ClientConfig, TopicPartition};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::table::{recover_partition, PartitionStatus, TableCore};
+
+/// A recovery task's outcome, for the worker.
+pub(crate) struct Recovered {
+    table: usize,
+    partition: i32,
+    epoch: u64,
+    outcome: Result<u64>,
+}
+
+/// One table partition being recovered.
+struct Recovery {
+    epoch: u64,
+    task: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Source partitions assigned to this worker.
+    assigned: BTreeSet<TopicPartition>,
+    /// (table, partition) -> its running recovery.
+    recovering: BTreeMap<(usize, i32), Recovery>,
+    /// Changelog records replayed per (table, partition) since start.
+    replayed: BTreeMap<(usize, i32), u64>,
+}
+
+/// A table partition as `App::table_partitions` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablePartition {
+    pub table: String,
+    pub partition: i32,
+    pub status: PartitionStatus,
+    /// Keys in the partition (for active partitions; the store's count otherwise).
+    pub entries: u64,
+    /// The last changelog offset the store applied.
+    pub applied_offset: Option<i64>,
+    /// Changelog records this worker replayed into the partition since it started.
+    pub replayed: u64,
+}
+
+/// The worker's tables.
+pub(crate) struct Tables {
+    cores: Vec<Arc<TableCore>>,
+    client: ClientConfig,
+    admin: Admin,
+    state: Mutex<State>,
+    epochs: AtomicU64,
+    done: mpsc::UnboundedSender<Recovered>,
+}
+
+impl Tables {
+    pub(crate) fn new(
+        cores: Vec<Arc<TableCore>>,
+        client: ClientConfig,
+        admin: Admin,
+    ) -> (Arc<Tables>, mpsc::UnboundedReceiver<Recovered>) {
+        let (done, recovered) = mpsc::unbounded_channel();
+        let tables = Tables {
+            cores,
+            client,
+            admin,
+            state: Mutex::default(),
+            epochs: AtomicU64::new(1),
+            done,
+        };
+        (Arc::new(tables), recovered)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn cores(&self) -> &[Arc<TableCore>] {
+        &self.cores
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.cores.is_empty()
+    }
+
+    /// Source partitions were assigned: take the table partitions of their numbers on, as
+    /// recovering, and start their recoveries.
+    pub(crate) async fn assigned(&self, partitions: &[TopicPartition]) {
+        let numbers: Vec<i32> = {
+            let mut state = self.state();
+            state.assigned.extend(partitions.iter().cloned());
+            state.assigned.iter().map(|tp| tp.partition).collect()
+        };
+        for (i, core) in self.cores.iter().enumerate() {
+            for p in core.spec().partitions_to_hold(&numbers) {
+                let held = core.status(p).is_some();
+                let running = self.state().recovering.contains_key(&(i, p));
+                if held || running {
+                    continue;
+                }
+                if let Err(e) = core.assign(p) {
+                    tracing::error!(table = core.name(), partition = p, error = %e, "cannot take the table partition");
+                    continue;
+                }
+                self.start_recovery(i, p);
+            }
+        }
+    }
+
+    fn start_recovery(&self, table: usize, partition: i32) {
+        let epoch = self.epochs.fetch_add(1, Ordering::Relaxed);
+        let core = self.cores[table].clone();
+        let (client, admin, done) = (self.client.clone(), self.admin.clone(), self.done.clone());
+        let task = tokio::spawn(async move {
+            let outcome = recover(&core, client, &admin, partition).await;
+            let _ = done.send(Recovered {
+                table,
+                partition,
+                epoch,
+                outcome,
+            });
+        });
+        let old = self
+            .state()
+            .recovering
+            .insert((table, partition), Recovery { epoch, task });
+        if let Some(old) = old {
+            old.task.abort();
+        }
+    }
+
+    /// Source partitions were revoked or lost: let go of the table partitions no remaining
+    /// source partition needs (their unflushed writes are forgotten: what reached the
+    /// changelog is recovered by the next owner).
+    pub(crate) fn revoked(&self, partitions: &[TopicPartition]) {
+        let numbers: Vec<i32> = {
+            let mut state = self.state();
+            for tp in partitions {
+                state.assigned.remove(tp);
+            }
+            state.assigned.iter().map(|tp| tp.partition).collect()
+        };
+        for (i, core) in self.cores.iter().enumerate() {
+            let keep: BTreeSet<i32> = core
+                .spec()
+                .partitions_to_hold(&numbers)
+                .into_iter()
+                .collect();
+            for p in 0..core.spec().partition_count() {
+                if keep.contains(&p) {
+                    continue;
+                }
+                if let Some(r) = self.state().recovering.remove(&(i, p)) {
+                    r.task.abort();
+                }
+                if core.revoke(p) {
+                    tracing::warn!(table = core.name(), partition = p, "table partition revoked with writes not yet in the changelog; their events are redelivered to the next owner");
+                }
+            }
+        }
+    }
+
+    /// A recovery finished: marks its partition active (unless it was revoked meanwhile).
+    /// An error when the table cannot be recovered (a changelog record that does not decode).
+    pub(crate) fn recovered(&self, done: Recovered) -> Result<()> {
+        let core = &self.cores[done.table];
+        let mut state = self.state();
+        match state.recovering.get(&(done.table, done.partition)) {
+            Some(r) if r.epoch == done.epoch => {}
+            _ => return Ok(()), // revoked or restarted since
+        }
+        state.recovering.remove(&(done.table, done.partition));
+        let records = done.outcome?;
+        *state
+            .replayed
+            .entry((done.table, done.partition))
+            .or_default() += records;
+        drop(state);
+        core.set_active(done.partition)?;
+        tracing::info!(
+            table = core.name(),
+            partition = done.partition,
+            records,
+            "table partition recovered"
+        );
+        Ok(())
+    }
+
+    /// Assigned source partitions whose events must wait: a table partition of their number
+    /// is still recovering (every number while a global table recovers).
+    pub(crate) fn blocked(&self) -> Vec<TopicPartition> {
+        let state = self.state();
+        let all = state
+            .recovering
+            .keys()
+            .any(|(t, _)| self.cores[*t].spec().is_global());
+        let numbers: BTreeSet<i32> = state.recovering.keys().map(|(_, p)| *p).collect();
+        state
+            .assigned
+            .iter()
+            .filter(|tp| all || numbers.contains(&tp.partition))
+            .cloned()
+            .collect()
+    }
+
+    /// Every held table partition, for `App::table_partitions`.
+    pub(crate) fn partitions(&self) -> Result<Vec<TablePartition>> {
+        let mut out = Vec::new();
+        let replayed = self.state().replayed.clone();
+        for (i, core) in self.cores.iter().enumerate() {
+            for p in 0..core.spec().partition_count() {
+                let Some(status) = core.status(p) else {
+                    continue;
+                };
+                let entries = match status {
+                    PartitionStatus::Active => core.partition_len(p)?,
+                    _ => core.store().partition_stats(p)?.entries,
+                };
+                out.push(TablePartition {
+                    table: core.name().to_owned(),
+                    partition: p,
+                    status,
+                    entries,
+                    applied_offset: core.applied_offset(p)?,
+                    replayed: replayed.get(&(i, p)).copied().unwrap_or(0),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stops every recovery (the worker is stopping).
+    pub(crate) fn close(&self) {
+        for (_, r) in std::mem::take(&mut self.state().recovering) {
+            r.task.abort();
+        }
+    }
+}
+
+/// Recovers one partition, retrying what can pass (a broker restarting) with a pause; a
+/// changelog record that does not decode ends it with the error.
+async fn recover(
+    core: &TableCore,
+    client: ClientConfig,
+    admin: &Admin,
+    partition: i32,
+) -> Result<u64> {
+    let tp = TopicPartition::new(core.spec().changelog_topic(), partition);
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            let ends = admin
+                .list_offsets(vec![(tp.clone(), OffsetSpec::Latest)])
+                .await?;
+            let end = ends.get(&tp).map_or(0, |o| o.offset);
+            let config = ConsumerConfig::default().with_fetch_max_wait(Duration::from_millis(100));
+            let mut consumer = Consumer::new(client.clone(), config).await?;
+            recover_partition(core, &mut consumer, partition, end).await
+        };
+        match attempt.await {
+            Ok(records) => return Ok(records),
+            Err(e @ (Error::TableDecode { .. } | Error::Table { .. })) => return Err(e),
+            Err(e) => {
+                tracing::warn!(table = core.name(), partition, error = %e, ?pause, "recovering the table partition failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! Tables in a running app: writes reach the changelog before their events are committed, a
+//! new worker recovers a table from its changelog (a redb store only the tail), start-up
+//! refuses tables that are not co-partitioned with their sources, and a changelog record that
+//! does not decode stops recovery with an error naming it. On the mock cluster, or on real
+//! Kafka when KAFKA_BOOTSTRAP is set.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use kafka_client::consumer::{Consumer, ConsumerConfig, Offset};
+use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
+use kafka_client::{ClientConfig, TopicPartition};
+use streams::{App, Error, PartitionStatus, Table};
+use testkit::MockCluster;
+
+const WAIT: Duration = Duration::from_secs(30);
+const PARTITIONS: i32 = 3;
+
+struct Broker {
+    bootstrap: String,
+    _mock: Option<MockCluster>,
+}
+
+async fn broker() -> Broker {
+    if let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP") {
+        return Broker {
+            bootstrap,
+            _mock: None,
+        };
+    }
+    let mock = MockCluster::builder()
+        .default_partitions(PARTITIONS)
+        .build()
+        .await
+        .unwrap();
+    Broker {
+        bootstrap: mock.bootstrap(),
+        _mock: Some(mock),
+    }
+}
+
+/// An app id no earlier run used (real Kafka keeps topics and groups between runs).
+fn unique(name: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}-{nanos}")
+}
+
+impl Broker {
+    fn app(&self, id: &str, store: &str) -> App {
+        App::builder(id)
+            .broker(&format!("kafka://{}", self.bootstrap))
+            .store(store)
+            .topic_partitions(PARTITIONS)
+            .broker_commit_interval(Duration::from_millis(200))
+            .build()
+            .unwrap()
+    }
+
+    /// Sends `(key, amount)` records to `topic`, keyed, JSON values.
+    async fn send(&self, topic: &str, records: &[(String, i64)]) {
+        let client = ClientConfig::new(&self.bootstrap).unwrap();
+        let producer = Producer::new(client, ProducerConfig::default())
+            .await
+            .unwrap();
+        let mut acks = Vec::new();
+        for (key, amount) in records {
+            let record = ProducerRecord::new(topic)
+                .key(key.clone())
+                .value(amount.to_string());
+            acks.push(producer.send(record).await.unwrap());
+        }
+        for ack in acks {
+            ack.await.unwrap();
+        }
+        producer.close().await.unwrap();
+    }
+
+    /// Every record of `topic` (all partitions), as (partition, key, value).
+    async fn read_all(&self, topic: &str) -> Vec<(i32, Bytes, Option<Bytes>)> {
+        let client = ClientConfig::new(&self.bootstrap).unwrap();
+        let admin = kafka_client::admin::Admin::new(client.clone())
+            .await
+            .unwrap();
+        let tps: Vec<TopicPartition> = (0..PARTITIONS)
+            .map(|p| TopicPartition::new(topic, p))
+            .collect();
+        let ends = admin
+            .list_offsets(
+                tps.iter()
+                    .map(|tp| (tp.clone(), kafka_client::admin::OffsetSpec::Latest))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        let total: i64 = ends.values().map(|o| o.offset).sum();
+        let mut consumer = Consumer::new(client, ConsumerConfig::default())
+            .await
+            .unwrap();
+        consumer.assign(tps.clone());
+        for tp in &tps {
+            consumer.seek(tp, Offset::Earliest).await.unwrap();
+        }
+        let mut out = Vec::new();
+        while (out.len() as i64) < total {
+            let r = tokio::time::timeout(WAIT, consumer.recv())
+                .await
+                .expect("changelog records")
+                .unwrap();
+            out.push((r.partition, r.key.unwrap_or_default(), r.value));
+        }
+        out
+    }
+}
+
+/// The latest value per key of a changelog (what compaction keeps), decoded as i64.
+fn latest(records: &[(i32, Bytes, Option<Bytes>)]) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for (_, k, v) in records {
+        let key = String::from_utf8(k.to_vec()).unwrap();
+        match v {
+            Some(v) => out.insert(key, serde_json::from_slice(v).unwrap()),
+            None => out.remove(&key),
+        };
+    }
+    out
+}
+
+/// The input topic of app `id` (real Kafka keeps topics between tests and runs).
+fn amounts(id: &str) -> String {
+    format!("{id}-amounts")
+}
+
+/// Declares `counts` (key -> sum of amounts) updated by an agent over the app's amounts topic.
+fn counting_app(app: &App) -> Table<String, i64> {
+    let amounts = app.topic::<String, i64>(&amounts(app.id()));
+    let counts = app
+        .table::<String, i64>("counts")
+        .unwrap()
+        .with_default(i64::default);
+    let table = counts.clone();
+    app.agent_builder("count", &amounts)
+        .table(&counts)
+        .run(move |mut events| {
+            let table = table.clone();
+            async move {
+                while let Some(e) = events.next().await {
+                    let key = e.key.clone().unwrap_or_default();
+                    table.update(&key, |n| *n += e.value)?;
+                }
+                Ok::<(), Error>(())
+            }
+        });
+    counts
+}
+
+fn input(keys: usize, per_key: i64) -> (Vec<(String, i64)>, BTreeMap<String, i64>) {
+    let mut records = Vec::new();
+    let mut expected = BTreeMap::new();
+    for round in 0..per_key {
+        for k in 0..keys {
+            let key = format!("key-{k}");
+            records.push((key.clone(), round + 1));
+            *expected.entry(key).or_default() += round + 1;
+        }
+    }
+    (records, expected)
+}
+
+async fn wait_all_active(app: &App) -> Vec<streams::TablePartition> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let parts = app.table_partitions().unwrap();
+        if parts.len() == PARTITIONS as usize
+            && parts.iter().all(|p| p.status == PartitionStatus::Active)
+        {
+            return parts;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "partitions not active: {parts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_reach_the_changelog_and_a_new_worker_recovers_them() {
+    let broker = broker().await;
+    let id = unique("tables-recover");
+    let (records, expected) = input(20, 5);
+
+    let app = broker.app(&id, "memory://");
+    let counts = counting_app(&app);
+    app.start().await.unwrap();
+    broker.send(&amounts(&id), &records).await;
+    app.wait_caught_up(WAIT).await.unwrap();
+    app.commit().await.unwrap();
+    let held: BTreeMap<String, i64> = counts.items().unwrap().into_iter().collect();
+    assert_eq!(held, expected);
+    // Committed events have their table writes in the changelog, one record per key per flush.
+    let changelog = broker.read_all(&format!("{id}-counts-changelog")).await;
+    assert_eq!(latest(&changelog), expected);
+    for (p, k, _) in &changelog {
+        assert_eq!(
+            *p,
+            counts
+                .partition_of(&String::from_utf8(k.to_vec()).unwrap())
+                .unwrap()
+        );
+    }
+    app.shutdown().await.unwrap();
+    drop(counts);
+
+    // A new worker with an empty memory store replays the whole changelog.
+    let app = broker.app(&id, "memory://");
+    let counts = counting_app(&app);
+    app.start().await.unwrap();
+    let parts = wait_all_active(&app).await;
+    let replayed: u64 = parts.iter().map(|p| p.replayed).sum();
+    assert_eq!(replayed, changelog.len() as u64, "{parts:?}");
+    assert_eq!(
+        parts.iter().map(|p| p.entries).sum::<u64>(),
+        expected.len() as u64
+    );
+    // And counts on from the recovered totals.
+    broker.send(&amounts(&id), &records).await;
+    app.wait_caught_up(WAIT).await.unwrap();
+    let doubled: BTreeMap<String, i64> = expected.iter().map(|(k, v)| (k.clone(), v * 2)).collect();
+    let held: BTreeMap<String, i64> = counts.items().unwrap().into_iter().collect();
+    assert_eq!(held, doubled);
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redb_table_restarted_replays_only_what_its_store_lacks() {
+    let broker = broker().await;
+    let id = unique("tables-redb");
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("redb://{}", dir.path().display());
+    let (records, expected) = input(30, 3);
+
+    let app = broker.app(&id, &store);
+    let counts = counting_app(&app);
+    app.start().await.unwrap();
+    broker.send(&amounts(&id), &records).await;
+    app.wait_caught_up(WAIT).await.unwrap();
+    app.shutdown().await.unwrap();
+    drop((app, counts));
+
+    let app = broker.app(&id, &store);
+    let counts = counting_app(&app);
+    app.start().await.unwrap();
+    let parts = wait_all_active(&app).await;
+    let replayed: u64 = parts.iter().map(|p| p.replayed).sum();
+    let entries: u64 = parts.iter().map(|p| p.entries).sum();
+    assert_eq!(entries, expected.len() as u64);
+    assert_eq!(
+        replayed, 0,
+        "a cleanly stopped redb table is up to date: {parts:?}"
+    );
+    let held: BTreeMap<String, i64> = counts.items().unwrap().into_iter().collect();
+    assert_eq!(held, expected);
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_not_co_partitioned_with_its_source_fails_at_start() {
+    let broker = broker().await;
+    let id = unique("tables-copart");
+    let app = broker.app(&id, "memory://");
+    let wide = app
+        .topic::<String, i64>(&format!("{id}-wide"))
+        .partitions(PARTITIONS + 1);
+    let counts = app.table::<String, i64>("counts").unwrap();
+    app.agent_builder("count", &wide)
+        .table(&counts)
+        .run(|mut events| async move { while events.next().await.is_some() {} });
+    let err = app.start().await.unwrap_err().to_string();
+    assert!(err.contains("table counts"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "topic {id}-wide (read by agent count, which updates it) has 4 partitions but the \
+             table has 3"
+        )),
+        "{err}"
+    );
+    assert!(err.contains(".partitions(4)"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changelog_record_that_does_not_decode_stops_recovery_naming_it() {
+    let broker = broker().await;
+    let id = unique("tables-corrupt");
+    let changelog = format!("{id}-counts-changelog");
+    {
+        // Create the changelog by declaring the table once, then write a bad value to it.
+        let app = broker.app(&id, "memory://");
+        counting_app(&app);
+        app.start().await.unwrap();
+        app.shutdown().await.unwrap();
+    }
+    let client = ClientConfig::new(&broker.bootstrap).unwrap();
+    let producer = Producer::new(client, ProducerConfig::default())
+        .await
+        .unwrap();
+    let good = ProducerRecord::new(&changelog)
+        .partition(1)
+        .key("a")
+        .value("5");
+    let bad = ProducerRecord::new(&changelog)
+        .partition(1)
+        .key("b")
+        .value("not a number");
+    producer.send(good).await.unwrap().await.unwrap();
+    let at = producer.send(bad).await.unwrap().await.unwrap().offset;
+    producer.close().await.unwrap();
+
+    let app = broker.app(&id, "memory://");
+    counting_app(&app);
+    app.start().await.unwrap();
+    tokio::time::timeout(WAIT, app.stopped())
+        .await
+        .expect("the worker stops");
+    let err = app.shutdown().await.unwrap_err();
+    match &err {
+        Error::TableDecode {
+            table,
+            partition,
+            offset,
+            part,
+            ..
+        } => {
+            assert_eq!(
+                (table.as_str(), *partition, *offset, *part),
+                ("counts", 1, Some(at), "value")
+            );
+        }
+        other => panic!("expected TableDecode, got {other}"),
+    }
+}
