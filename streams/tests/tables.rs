@@ -343,3 +343,116 @@ async fn a_changelog_record_that_does_not_decode_stops_recovery_naming_it() {
         other => panic!("expected TableDecode, got {other}"),
     }
 }
+
+/// Changelog records per partition of a changelog.
+fn per_partition(records: &[(i32, Bytes, Option<Bytes>)]) -> BTreeMap<i32, u64> {
+    let mut out = BTreeMap::new();
+    for (p, _, _) in records {
+        *out.entry(*p).or_default() += 1;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_promoted_after_its_owner_crashed_replays_only_the_tail() {
+    // Short sessions, so that the crashed worker's partitions move quickly.
+    let (bootstrap, session, _mock) = match std::env::var("KAFKA_BOOTSTRAP") {
+        Ok(b) => (b, Duration::from_secs(6), None),
+        Err(_) => {
+            let mock = MockCluster::builder()
+                .default_partitions(PARTITIONS)
+                .group_min_session_timeout(Duration::from_millis(500))
+                .build()
+                .await
+                .unwrap();
+            (mock.bootstrap(), Duration::from_millis(1500), Some(mock))
+        }
+    };
+    let broker = Broker {
+        bootstrap,
+        _mock: None,
+    };
+    let id = unique("tables-standby");
+    let worker = || {
+        App::builder(&id)
+            .broker(&format!("kafka://{}", broker.bootstrap))
+            .topic_partitions(PARTITIONS)
+            .table_standby_replicas(1)
+            .broker_commit_interval(Duration::from_millis(200))
+            .broker_session_timeout(session)
+            .broker_heartbeat_interval(session / 5)
+            .broker_rebalance_timeout(session * 2)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (worker(), worker());
+    let (counts_a, counts_b) = (counting_app(&a), counting_app(&b));
+    a.start().await.unwrap();
+    b.start().await.unwrap();
+    // Both hold partitions, and each follows the other's as a standby.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (pa, pb) = (a.table_partitions().unwrap(), b.table_partitions().unwrap());
+        let active = |ps: &[streams::TablePartition]| {
+            ps.iter()
+                .filter(|p| p.status == PartitionStatus::Active)
+                .count()
+        };
+        let standby = |ps: &[streams::TablePartition]| {
+            ps.iter()
+                .filter(|p| p.status == PartitionStatus::Standby)
+                .count()
+        };
+        if active(&pa) + active(&pb) == PARTITIONS as usize
+            && active(&pa) > 0
+            && active(&pb) > 0
+            && standby(&pa) + standby(&pb) == PARTITIONS as usize
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{pa:?}\n{pb:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (records, expected) = input(30, 4);
+    broker.send(&amounts(&id), &records).await;
+    a.wait_caught_up(WAIT).await.unwrap();
+    b.wait_caught_up(WAIT).await.unwrap();
+    a.commit().await.unwrap();
+    b.commit().await.unwrap();
+    let changelog = broker.read_all(&format!("{id}-counts-changelog")).await;
+    let written = per_partition(&changelog);
+    let owned_by_a: Vec<i32> = counts_a.owned_partitions();
+    // b's standby copies of a's partitions catch up with the changelog.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let pb = b.table_partitions().unwrap();
+        let caught_up = owned_by_a.iter().all(|p| {
+            pb.iter().any(|s| {
+                s.partition == *p
+                    && s.status == PartitionStatus::Standby
+                    && s.followed == written.get(p).copied().unwrap_or(0)
+            })
+        });
+        if caught_up {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{pb:?} {written:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // a crashes (no commit, no LeaveGroup); b takes its partitions after the session timeout.
+    a.abort().await;
+    let parts = wait_all_active(&b).await;
+    let promoted_replayed: u64 = parts
+        .iter()
+        .filter(|p| owned_by_a.contains(&p.partition))
+        .map(|p| p.replayed)
+        .sum();
+    let promoted_written: u64 = owned_by_a.iter().map(|p| written[p]).sum();
+    eprintln!(
+        "promoted partitions {owned_by_a:?}: replayed {promoted_replayed} of the {promoted_written} changelog records"
+    );
+    assert_eq!(promoted_replayed, 0, "{parts:?}");
+    let held: BTreeMap<String, i64> = counts_b.items().unwrap().into_iter().collect();
+    assert_eq!(held, expected);
+    b.shutdown().await.unwrap();
+}

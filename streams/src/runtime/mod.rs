@@ -1,11 +1,13 @@
 //! One worker: the group consumer, routing records to agents, the committer, rebalances, and
 //! the agents' tasks. Reads the declarations; user code reaches it only through the outbox.
 
+mod assignor;
 mod commit;
 mod connection;
 mod failures;
 mod rebalance;
 mod router;
+mod standby;
 mod tables;
 mod worker;
 
@@ -24,6 +26,7 @@ pub use tables::TablePartition;
 use crate::declarations::{Declarations, Instance};
 use crate::error::{Error, Result};
 use crate::offsets::{Acks, Releases};
+use assignor::TableAssignor;
 use commit::Committer;
 use rebalance::Listener;
 use router::{Router, Target};
@@ -64,7 +67,10 @@ impl Runtime {
         let settings = decls.settings.clone();
         let acks = Arc::new(Acks::default());
         let cores = decls.tables().clone();
-        let (tables, recovered) = Tables::new(cores, conn.client.clone(), conn.admin.clone());
+        let standby_replicas = cores.iter().map(|c| c.spec().standbys()).max().unwrap_or(0);
+        let (assignor, placement) = TableAssignor::new(standby_replicas as usize);
+        let (tables, recovered) =
+            Tables::new(cores, conn.client.clone(), conn.admin.clone(), placement);
         let committer = Arc::new(Committer::new(
             acks.clone(),
             decls.outbox.clone(),
@@ -113,6 +119,12 @@ impl Runtime {
             .with_session_timeout(settings.broker_session_timeout)
             .with_heartbeat_interval(settings.broker_heartbeat_interval)
             .with_rebalance_timeout(settings.broker_rebalance_timeout);
+        // With tables, partitions go by number (co-partitioning) and standbys are placed.
+        let group = if tables.is_empty() {
+            group
+        } else {
+            group.with_assignors(vec![Arc::new(assignor)])
+        };
         let mut consumer = GroupConsumer::new(
             conn.client.clone(),
             ConsumerConfig::default()

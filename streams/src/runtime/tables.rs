@@ -7,6 +7,10 @@
 //! store's applied offset to the end taken at assignment, then reports back; the worker then
 //! marks it active and resumes the source partitions of that number, which it paused right
 //! after the rebalance. The changelog flushes happen in the committer.
+//!
+//! Standby replicas: the assignor tells this worker which numbers it keeps warm copies of; a
+//! task per such table partition follows its changelog into the store (see `standby`), and is
+//! stopped before the partition is recovered as active here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +23,8 @@ use kafka_client::{ClientConfig, TopicPartition};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::assignor::Placement;
+use super::standby::follow;
 use crate::error::{Error, Result};
 use crate::table::{recover_partition, PartitionStatus, TableCore};
 
@@ -44,6 +50,10 @@ struct State {
     recovering: BTreeMap<(usize, i32), Recovery>,
     /// Changelog records replayed per (table, partition) since start.
     replayed: BTreeMap<(usize, i32), u64>,
+    /// (table, partition) -> the task following its changelog as a standby.
+    followers: BTreeMap<(usize, i32), JoinHandle<()>>,
+    /// Changelog records applied by standby followers per (table, partition) since start.
+    followed: BTreeMap<(usize, i32), Arc<AtomicU64>>,
 }
 
 /// A table partition as `App::table_partitions` reports it.
@@ -56,8 +66,11 @@ pub struct TablePartition {
     pub entries: u64,
     /// The last changelog offset the store applied.
     pub applied_offset: Option<i64>,
-    /// Changelog records this worker replayed into the partition since it started.
+    /// Changelog records this worker replayed into the partition, recovering it, since it
+    /// started.
     pub replayed: u64,
+    /// Changelog records this worker applied following the partition as a standby.
+    pub followed: u64,
 }
 
 /// The worker's tables.
@@ -68,6 +81,8 @@ pub(crate) struct Tables {
     state: Mutex<State>,
     epochs: AtomicU64,
     done: mpsc::UnboundedSender<Recovered>,
+    /// This worker's numbers, as the assignor gave them.
+    placement: Arc<Mutex<Placement>>,
 }
 
 impl Tables {
@@ -75,8 +90,24 @@ impl Tables {
         cores: Vec<Arc<TableCore>>,
         client: ClientConfig,
         admin: Admin,
+        placement: Arc<Mutex<Placement>>,
     ) -> (Arc<Tables>, mpsc::UnboundedReceiver<Recovered>) {
         let (done, recovered) = mpsc::unbounded_channel();
+        // Numbers this worker's stores already hold data of (a restarted redb worker) count as
+        // warm copies, so that the assignor prefers to give them back.
+        let warm: BTreeSet<i32> = cores
+            .iter()
+            .flat_map(|c| {
+                (0..c.spec().partition_count())
+                    .filter(|p| matches!(c.applied_offset(*p), Ok(Some(_))))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        placement
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .standby
+            .extend(warm);
         let tables = Tables {
             cores,
             client,
@@ -84,6 +115,7 @@ impl Tables {
             state: Mutex::default(),
             epochs: AtomicU64::new(1),
             done,
+            placement,
         };
         (Arc::new(tables), recovered)
     }
@@ -115,12 +147,60 @@ impl Tables {
                 if held || running {
                     continue;
                 }
+                self.stop_follower(i, p).await;
                 if let Err(e) = core.assign(p) {
                     tracing::error!(table = core.name(), partition = p, error = %e, "cannot take the table partition");
                     continue;
                 }
                 self.start_recovery(i, p);
             }
+        }
+        self.follow_standbys().await;
+    }
+
+    /// Starts following the changelogs of this worker's standby numbers and stops following
+    /// the others.
+    async fn follow_standbys(&self) {
+        let standby = self
+            .placement
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .standby
+            .clone();
+        for (i, core) in self.cores.iter().enumerate() {
+            for p in 0..core.spec().partition_count() {
+                let wanted =
+                    standby.contains(&p) && !core.spec().is_global() && core.status(p).is_none();
+                let following = self.state().followers.contains_key(&(i, p));
+                if wanted && !following {
+                    let counter = self.state().followed.entry((i, p)).or_default().clone();
+                    let (follower, client) = (core.clone(), self.client.clone());
+                    let task = tokio::spawn(async move {
+                        let name = follower.name().to_owned();
+                        if let Err(e) = follow(follower, client, p, counter).await {
+                            tracing::error!(table = %name, partition = p, error = %e, "the standby copy stopped following its changelog");
+                        }
+                    });
+                    tracing::info!(
+                        table = core.name(),
+                        partition = p,
+                        "following the changelog as a standby"
+                    );
+                    self.state().followers.insert((i, p), task);
+                } else if !wanted && following {
+                    self.stop_follower(i, p).await;
+                }
+            }
+        }
+    }
+
+    /// Stops following a changelog partition and waits until the follower is gone (it writes
+    /// to the store the partition's recovery is about to write to).
+    async fn stop_follower(&self, table: usize, partition: i32) {
+        let task = self.state().followers.remove(&(table, partition));
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
         }
     }
 
@@ -220,14 +300,25 @@ impl Tables {
             .collect()
     }
 
-    /// Every held table partition, for `App::table_partitions`.
+    /// Every held or followed table partition, for `App::table_partitions`.
     pub(crate) fn partitions(&self) -> Result<Vec<TablePartition>> {
         let mut out = Vec::new();
-        let replayed = self.state().replayed.clone();
+        let (replayed, followers, followed) = {
+            let state = self.state();
+            let followers: BTreeSet<(usize, i32)> = state.followers.keys().copied().collect();
+            let followed: BTreeMap<(usize, i32), u64> = state
+                .followed
+                .iter()
+                .map(|(k, n)| (*k, n.load(Ordering::Relaxed)))
+                .collect();
+            (state.replayed.clone(), followers, followed)
+        };
         for (i, core) in self.cores.iter().enumerate() {
             for p in 0..core.spec().partition_count() {
-                let Some(status) = core.status(p) else {
-                    continue;
+                let status = match core.status(p) {
+                    Some(status) => status,
+                    None if followers.contains(&(i, p)) => PartitionStatus::Standby,
+                    None => continue,
                 };
                 let entries = match status {
                     PartitionStatus::Active => core.partition_len(p)?,
@@ -240,16 +331,21 @@ impl Tables {
                     entries,
                     applied_offset: core.applied_offset(p)?,
                     replayed: replayed.get(&(i, p)).copied().unwrap_or(0),
+                    followed: followed.get(&(i, p)).copied().unwrap_or(0),
                 });
             }
         }
         Ok(out)
     }
 
-    /// Stops every recovery (the worker is stopping).
+    /// Stops every recovery and follower (the worker is stopping).
     pub(crate) fn close(&self) {
-        for (_, r) in std::mem::take(&mut self.state().recovering) {
+        let mut state = self.state();
+        for (_, r) in std::mem::take(&mut state.recovering) {
             r.task.abort();
+        }
+        for (_, task) in std::mem::take(&mut state.followers) {
+            task.abort();
         }
     }
 }

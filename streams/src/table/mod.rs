@@ -29,4 +29,4 @@ pub use spec::TableSpec;
 // The runtime's side.
 pub(crate) use changelog::flush_partition;
 pub(crate) use partitions::TableCore;
-pub(crate) use recovery::recover_partition;
+pub(crate) use recovery::{recover_partition, Replay};

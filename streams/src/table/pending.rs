@@ -22,6 +22,9 @@ pub enum PartitionStatus {
     Recovering,
     /// Up to date: reads and writes allowed.
     Active,
+    /// Not held: a warm copy this worker keeps by following the changelog (a standby replica),
+    /// as `App::table_partitions` reports it.
+    Standby,
 }
 
 #[derive(Debug)]

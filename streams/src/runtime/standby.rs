@@ -1,0 +1,77 @@
+//! Standby replicas: following a table partition's changelog into the local store, so that if
+//! this worker becomes its owner it replays only what it has not seen yet.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_client::consumer::{Consumer, ConsumerConfig, Offset};
+use kafka_client::{ClientConfig, TopicPartition};
+
+use crate::error::{Error, Result};
+use crate::table::{Replay, TableCore};
+
+/// Records applied per store batch at most; a batch is also applied when the changelog is
+/// quiet for this long.
+const BATCH_RECORDS: usize = 1_000;
+const QUIET: Duration = Duration::from_millis(100);
+
+/// Follows changelog partition `partition` of `table` from the store's applied offset, forever
+/// (the runtime aborts the task when the partition stops being a standby). Retries what can
+/// pass; returns only on a record that does not decode (the error names it). `followed` counts
+/// the records applied.
+pub(crate) async fn follow(
+    table: Arc<TableCore>,
+    client: ClientConfig,
+    partition: i32,
+    followed: Arc<AtomicU64>,
+) -> Result<()> {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match follow_once(&table, &client, partition, &followed).await {
+            Err(e @ (Error::TableDecode { .. } | Error::Table { .. })) => return Err(e),
+            Err(e) => {
+                tracing::warn!(table = table.name(), partition, error = %e, ?pause, "following the changelog failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Ok(()) => return Ok(()),
+        }
+    }
+}
+
+async fn follow_once(
+    table: &TableCore,
+    client: &ClientConfig,
+    partition: i32,
+    followed: &AtomicU64,
+) -> Result<()> {
+    table.ensure_recoverable(partition)?;
+    let tp = TopicPartition::new(table.spec().changelog_topic(), partition);
+    let config = ConsumerConfig::default().with_fetch_max_wait(Duration::from_millis(100));
+    let mut consumer = Consumer::new(client.clone(), config).await?;
+    consumer.assign(vec![tp.clone()]);
+    let start = table.applied_offset(partition)?.map(|o| o + 1);
+    consumer
+        .seek(&tp, start.map_or(Offset::Earliest, Offset::At))
+        .await?;
+    loop {
+        let mut replay = Replay::new(table, partition);
+        let mut queued = 0;
+        while queued < BATCH_RECORDS {
+            match tokio::time::timeout(QUIET, consumer.recv()).await {
+                Err(_) => break,
+                Ok(record) => {
+                    let record = record?;
+                    replay.push(
+                        record.offset,
+                        record.key.as_deref(),
+                        record.value.as_deref(),
+                    )?;
+                    queued += 1;
+                }
+            }
+        }
+        followed.fetch_add(replay.finish()?, Ordering::Relaxed);
+    }
+}
