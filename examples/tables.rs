@@ -6,7 +6,11 @@
 //! ```text
 //! cargo run --example tables                      # the demo, on an embedded mock broker
 //! TABLES_STORE=redb://data cargo run --example tables -- --broker kafka://localhost:9092 worker
+//! cargo run --example tables -- --broker kafka://localhost:9092 tables   # what the store holds
 //! ```
+//!
+//! `TABLES_APP` and `TABLES_TOPIC` change the app id and the purchases topic (the crash tests
+//! use them to keep their runs apart on a shared broker).
 //!
 //! Faust:
 //! ```python
@@ -42,8 +46,9 @@ fn main() -> ExitCode {
 }
 
 fn build() -> streams::Result<ExitCode> {
-    let store = std::env::var("TABLES_STORE").unwrap_or_else(|_| "memory://".into());
-    let app = App::builder("tables-app")
+    let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    let store = env("TABLES_STORE", "memory://");
+    let app = App::builder(&env("TABLES_APP", "tables-app"))
         .broker("mock://")
         .store(&store)
         .topic_partitions(3)
@@ -51,7 +56,7 @@ fn build() -> streams::Result<ExitCode> {
         .broker_session_timeout(Duration::from_secs(10))
         .broker_heartbeat_interval(Duration::from_secs(1))
         .build()?;
-    let purchases = app.topic::<String, Purchase>("purchases");
+    let purchases = app.topic::<String, Purchase>(&env("TABLES_TOPIC", "purchases"));
     let currency_total = app
         .table::<String, i64>("currency_total")?
         .with_default(i64::default);

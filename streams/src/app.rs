@@ -20,7 +20,7 @@ use crate::declarations::{
     TableSummary,
 };
 use crate::error::{Error, Result};
-use crate::runtime::{Connection, Runtime, TablePartition};
+use crate::runtime::{Connection, Runtime, StoredPartition, TablePartition};
 use crate::settings::Settings;
 use crate::stream::{AgentStream, Processor};
 use crate::table::Table;
@@ -383,6 +383,31 @@ impl App {
             Some(runtime) => runtime.tables.partitions(),
             None => Err(Error::NotStarted),
         }
+    }
+
+    /// Every partition of every table as this machine's stores hold it, with the changelog's
+    /// end when the broker can be reached (connecting if need be): what a worker starting now
+    /// would replay. For a stopped app (the CLI's `tables`).
+    pub async fn stored_tables(&self) -> Result<Vec<StoredPartition>> {
+        let conn = match self.connect().await {
+            Ok(()) => self.conn().ok(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the broker: changelog ends unknown");
+                None
+            }
+        };
+        crate::runtime::stored_partitions(&self.inner.decls, conn).await
+    }
+
+    /// Starts the app over from its sources: resets the group's committed offsets, deletes
+    /// the tables' changelog topics and empties the local stores (the CLI's `reset`). Refused
+    /// while a worker of the app runs. Returns what was done, one line each.
+    pub async fn reset(&self) -> Result<Vec<String>> {
+        if self.runtime().is_some() {
+            return Err(Error::config("stop the app before resetting it"));
+        }
+        self.connect().await?;
+        crate::runtime::reset(&self.inner.decls, self.conn()?).await
     }
 
     /// Registers an agent over `topic` (Faust's `@app.agent(topic)`), named `<topic>-agent`.

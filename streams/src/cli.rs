@@ -1,4 +1,5 @@
-//! The command line of an app, through [`App::main`]: `worker`, `send`, `agents`, `topics`.
+//! The command line of an app, through [`App::main`]: `worker`, `send`, `agents`, `topics`,
+//! `tables`, `reset`.
 
 use std::fmt;
 use std::future::Future;
@@ -68,6 +69,16 @@ enum Command {
     Agents,
     /// List the topics the app declares: name, codecs and partitions
     Topics,
+    /// List the tables: per partition, the keys in this machine's store, the changelog offset
+    /// it applied, and what a worker starting now would replay from the changelog
+    Tables,
+    /// Start over: reset the committed offsets of the app's source topics, delete its tables'
+    /// changelog topics and empty its local stores (stop every worker first)
+    Reset {
+        /// Do not ask for confirmation
+        #[arg(long)]
+        yes: bool,
+    },
     /// Run the demo: send sample records, process them, print, stop
     Demo,
 }
@@ -185,6 +196,52 @@ impl App {
                 }
                 Ok(())
             }
+            Command::Tables => {
+                let declared = self.tables();
+                let parts = self.stored_tables().await?;
+                println!(
+                    "{:<24} {:>9} {:>10} {:>10} {:>10} {:>10}  state",
+                    "table", "partition", "keys", "applied", "changelog", "to replay"
+                );
+                let text = |o: Option<i64>| o.map_or("-".to_owned(), |o| o.to_string());
+                for p in &parts {
+                    let state = match p.to_replay() {
+                        None => "changelog unknown",
+                        Some(0) => "up to date",
+                        Some(_) => "behind",
+                    };
+                    println!(
+                        "{:<24} {:>9} {:>10} {:>10} {:>10} {:>10}  {state}",
+                        p.table,
+                        p.partition,
+                        p.entries,
+                        text(p.applied_offset),
+                        text(p.changelog_end),
+                        text(p.to_replay()),
+                    );
+                }
+                for t in declared {
+                    println!(
+                        "table {}: changelog {}, store {}, {} standby replica(s){}",
+                        t.name,
+                        t.changelog,
+                        t.store,
+                        t.standby_replicas,
+                        if t.global { ", global" } else { "" }
+                    );
+                }
+                self.shutdown().await
+            }
+            Command::Reset { yes } => {
+                if !yes && !confirm_reset(self)? {
+                    println!("reset cancelled");
+                    return Ok(());
+                }
+                for line in self.reset().await? {
+                    println!("{line}");
+                }
+                self.shutdown().await
+            }
             Command::Send {
                 topic,
                 key,
@@ -243,6 +300,29 @@ impl App {
     }
 }
 
+/// Asks on the terminal before a reset; `true` when the answer is `yes`.
+fn confirm_reset(app: &App) -> Result<bool> {
+    use std::io::{BufRead, Write};
+    let tables: Vec<String> = app.tables().into_iter().map(|t| t.name).collect();
+    print!(
+        "This resets the committed offsets of app {} (group {}), deletes the changelog topics \
+         of its tables [{}] and empties their local stores: the app then processes its sources \
+         again from the start. Type yes to continue: ",
+        app.id(),
+        app.id(),
+        tables.join(", ")
+    );
+    std::io::stdout()
+        .flush()
+        .map_err(|e| Error::Runtime(format!("cannot ask for confirmation: {e}")))?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::Runtime(format!("cannot read the confirmation: {e}")))?;
+    Ok(answer.trim() == "yes")
+}
+
 /// Logs to stderr at `level` (RUST_LOG, when set, wins).
 pub fn init_logging(level: &str) {
     // At exit the embedded mock closes connections that still have a request out (metadata,
@@ -255,7 +335,10 @@ pub fn init_logging(level: &str) {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_owned());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colours only on a terminal: piped logs are read by programs and people's tools.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
+        .with_ansi(ansi)
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();

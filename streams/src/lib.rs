@@ -69,7 +69,7 @@ pub use declarations::{
 pub use error::{Error, Result};
 pub use offsets::Hold;
 pub use record::{Event, Header, Validate};
-pub use runtime::TablePartition;
+pub use runtime::{StoredPartition, TablePartition};
 pub use settings::Settings;
 pub use stream::{AgentStream, Processor, Take};
 pub use table::{PartitionStatus, SetTable, Table, TableSpec};

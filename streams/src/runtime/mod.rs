@@ -5,6 +5,7 @@ mod assignor;
 mod commit;
 mod connection;
 mod failures;
+mod maintenance;
 mod rebalance;
 mod router;
 mod standby;
@@ -21,6 +22,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub(crate) use connection::Connection;
+pub use maintenance::StoredPartition;
+pub(crate) use maintenance::{reset, stored_partitions};
 pub use tables::TablePartition;
 
 use crate::declarations::{Declarations, Instance};

@@ -1,0 +1,434 @@
+//! The tables example as separate worker processes killed with SIGKILL: a survivor recovers
+//! the dead worker's table partitions from the changelog and the totals hold every event; a
+//! redb worker restarted after SIGKILL replays only the changelog records its store lacks.
+//! The broker is a mock cluster in this test process, or real Kafka when KAFKA_BOOTSTRAP is set.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use kafka_client::consumer::{Consumer, ConsumerConfig, Offset};
+use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
+use kafka_client::{ClientConfig, TopicPartition};
+use testkit::MockCluster;
+
+mod common;
+
+const WAIT: Duration = Duration::from_secs(60);
+const PARTITIONS: i32 = 3;
+const CURRENCIES: usize = 20;
+
+struct Setup {
+    bootstrap: String,
+    app: String,
+    topic: String,
+    _mock: Option<MockCluster>,
+}
+
+async fn setup(name: &str) -> Setup {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let app = format!("{name}-{nanos}");
+    let topic = format!("{app}-purchases");
+    if let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP") {
+        return Setup {
+            bootstrap,
+            app,
+            topic,
+            _mock: None,
+        };
+    }
+    let mock = MockCluster::builder()
+        .default_partitions(PARTITIONS)
+        .build()
+        .await
+        .unwrap();
+    Setup {
+        bootstrap: mock.bootstrap(),
+        app,
+        topic,
+        _mock: Some(mock),
+    }
+}
+
+/// A running `tables` worker and the lines it printed.
+struct Worker {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Setup {
+    fn command(&self, store: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(common::example("tables"));
+        cmd.args(["--broker", &format!("kafka://{}", self.bootstrap)])
+            .args(args)
+            .env("TABLES_APP", &self.app)
+            .env("TABLES_TOPIC", &self.topic)
+            .env("TABLES_STORE", store)
+            .env("RUST_LOG", "warn,streams::runtime::tables=info");
+        cmd
+    }
+
+    /// Starts a worker; its stdout and stderr lines are gathered in order.
+    fn worker(&self, store: &str) -> Worker {
+        let mut child = self
+            .command(store, &["worker"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx2.send(line);
+            }
+        });
+        Worker {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Sends `n` purchases of amount 1, numbered from `offset`, over the first `currencies`
+    /// currencies; returns the count per currency.
+    async fn send(&self, n: usize, offset: usize, currencies: usize) -> BTreeMap<String, i64> {
+        let producer = Producer::new(
+            ClientConfig::new(&self.bootstrap).unwrap(),
+            ProducerConfig::default(),
+        )
+        .await
+        .unwrap();
+        let mut acks = Vec::new();
+        let mut sent = BTreeMap::new();
+        for i in offset..offset + n {
+            let currency = format!("C{:02}", i % currencies);
+            let value = format!(r#"{{"username":"u{i}","currency":"{currency}","amount":1}}"#);
+            let record = ProducerRecord::new(&self.topic)
+                .key(format!("u{i}"))
+                .value(value);
+            acks.push(producer.send(record).await.unwrap());
+            *sent.entry(currency).or_insert(0) += 1;
+        }
+        for ack in acks {
+            ack.await.unwrap();
+        }
+        producer.close().await.unwrap();
+        sent
+    }
+
+    /// The changelog's latest total per currency (what compaction keeps).
+    async fn changelog_totals(&self) -> BTreeMap<String, i64> {
+        let client = ClientConfig::new(&self.bootstrap).unwrap();
+        let admin = kafka_client::admin::Admin::new(client.clone())
+            .await
+            .unwrap();
+        let topic = format!("{}-currency_total-changelog", self.app);
+        let tps: Vec<TopicPartition> = (0..PARTITIONS)
+            .map(|p| TopicPartition::new(topic.clone(), p))
+            .collect();
+        let Ok(ends) = admin
+            .list_offsets(
+                tps.iter()
+                    .map(|tp| (tp.clone(), kafka_client::admin::OffsetSpec::Latest))
+                    .collect(),
+            )
+            .await
+        else {
+            return BTreeMap::new();
+        };
+        let mut consumer = Consumer::new(client, ConsumerConfig::default())
+            .await
+            .unwrap();
+        consumer.assign(tps.clone());
+        for tp in &tps {
+            consumer.seek(tp, Offset::Earliest).await.unwrap();
+        }
+        // Read up to each partition's end (compaction leaves gaps in the offsets).
+        let mut out = BTreeMap::new();
+        let deadline = Instant::now() + WAIT;
+        while tps
+            .iter()
+            .any(|tp| consumer.position(tp).unwrap_or(0) < ends[tp].offset)
+        {
+            assert!(Instant::now() < deadline, "changelog not read to its end");
+            let Ok(r) = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await
+            else {
+                continue;
+            };
+            let r = r.unwrap();
+            let key = String::from_utf8(r.key.unwrap_or_default().to_vec()).unwrap();
+            match r.value {
+                Some(v) => out.insert(key, serde_json::from_slice::<i64>(&v).unwrap()),
+                None => out.remove(&key),
+            };
+        }
+        out
+    }
+
+    /// Waits until the changelog counts at least `expected` purchases of every currency
+    /// (more when some were counted twice).
+    async fn wait_changelog_holds(
+        &self,
+        expected: &BTreeMap<String, i64>,
+    ) -> BTreeMap<String, i64> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let totals = self.changelog_totals().await;
+            if expected
+                .iter()
+                .all(|(c, n)| totals.get(c).copied().unwrap_or(0) >= *n)
+            {
+                return totals;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the changelog does not count every purchase: {totals:?} vs {expected:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The `tables` command's rows: (partition, keys, to replay).
+    fn stored(&self, store: &str) -> Vec<(i32, u64, i64)> {
+        let out = self.command(store, &["tables"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "tables failed: {text}");
+        text.lines()
+            .filter(|l| l.starts_with("currency_total "))
+            .map(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                (
+                    cols[1].parse().unwrap(),
+                    cols[2].parse().unwrap(),
+                    cols[5].parse().unwrap_or(-1),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Worker {
+    /// Waits until the worker printed `n` lines starting with `prefix` in all (counting those
+    /// seen before).
+    fn wait_lines(&mut self, prefix: &str, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.seen.iter().filter(|l| l.contains(prefix)).count() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!(
+                    "worker printed {} of {n} {prefix:?} lines:\n{}",
+                    self.seen.iter().filter(|l| l.contains(prefix)).count(),
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits until the worker printed a total for `n` different currencies.
+    fn wait_currencies(&mut self, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let currencies: std::collections::BTreeSet<&str> = self
+                .seen
+                .iter()
+                .filter_map(|l| l.split_once(" total: ").map(|(c, _)| c))
+                .collect();
+            if currencies.len() >= n {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!(
+                    "totals of {n} currencies not printed:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn count(&self, prefix: &str) -> usize {
+        self.seen.iter().filter(|l| l.contains(prefix)).count()
+    }
+
+    /// Changelog records replayed by recoveries, from the worker's log lines.
+    fn replayed(&self) -> u64 {
+        self.seen
+            .iter()
+            .filter(|l| l.contains("table partition recovered"))
+            .filter_map(|l| l.split("records=").nth(1))
+            .filter_map(|n| n.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    fn kill(mut self, signal: &str) -> Vec<String> {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success());
+        let status = self.child.wait().unwrap();
+        if signal == "-INT" {
+            assert!(status.success(), "worker exited with {status}");
+        }
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.seen.push(line);
+        }
+        self.seen
+    }
+}
+
+/// Reads the lines both workers print until `done(a, b)` holds.
+fn wait_both(a: &mut Worker, b: &mut Worker, done: impl Fn(&Worker, &Worker) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done(a, b) {
+        assert!(
+            Instant::now() < deadline,
+            "workers did not get there:\n{}\n---\n{}",
+            a.seen.join("\n"),
+            b.seen.join("\n")
+        );
+        for w in [&mut *a, &mut *b] {
+            if let Ok(line) = w.lines.recv_timeout(Duration::from_millis(10)) {
+                w.seen.push(line);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_one_killed_the_survivor_recovers_and_no_event_is_lost() {
+    let s = setup("tables-kill").await;
+    let mut a = s.worker("memory://");
+    let mut b = s.worker("memory://");
+    // Both joined: each recovered its (empty) partitions.
+    wait_both(&mut a, &mut b, |a, b| {
+        a.count("table partition recovered") > 0 && b.count("table partition recovered") > 0
+    });
+    // A first half, processed and committed by both: the changelog holds it.
+    let mut expected = s.send(1000, 0, CURRENCIES).await;
+    s.wait_changelog_holds(&expected).await;
+    wait_both(&mut a, &mut b, |a, b| {
+        a.count(" total: ") + b.count(" total: ") >= 1000
+    });
+    let (a_first, replayed_before) = (a.count(" total: "), b.replayed());
+    assert!(a_first > 0, "a holds no partition");
+    // The second half; a dies with SIGKILL as soon as it is processing it.
+    for (c, n) in s.send(1000, 1000, CURRENCIES).await {
+        *expected.entry(c).or_default() += n;
+    }
+    wait_both(&mut a, &mut b, |a, _| a.count(" total: ") > a_first);
+    let by_a = a.count(" total: ");
+    a.kill("-KILL");
+    // b takes a's partitions after the session timeout, recovers them from the changelog and
+    // counts on.
+    let deadline = Instant::now() + WAIT;
+    while b.replayed() == replayed_before {
+        assert!(
+            Instant::now() < deadline,
+            "b did not recover a's partitions: {:?}",
+            b.seen
+        );
+        if let Ok(line) = b.lines.recv_timeout(Duration::from_millis(100)) {
+            b.seen.push(line);
+        }
+    }
+    let totals = s.wait_changelog_holds(&expected).await;
+    let counted: i64 = totals.values().sum();
+    for (currency, n) in &expected {
+        assert!(
+            totals.get(currency).copied().unwrap_or(0) >= *n,
+            "{currency}: {totals:?} vs {expected:?}"
+        );
+    }
+    let replayed = b.replayed() - replayed_before;
+    assert!(replayed > 0, "the survivor replayed nothing: {:?}", b.seen);
+    eprintln!(
+        "a printed {by_a} totals ({} of the second half) before SIGKILL; the survivor \
+         replayed {replayed} changelog records; 2000 purchases counted {counted} times ({} \
+         twice)",
+        by_a - a_first,
+        counted - 2000
+    );
+    b.kill("-INT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redb_worker_killed_and_restarted_replays_only_the_tail() {
+    let s = setup("tables-redb").await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("redb://{}", dir.path().display());
+    let mut w = s.worker(&store);
+    let mut sent = s.send(600, 0, CURRENCIES).await;
+    w.wait_lines(" total: ", 600);
+    // Committed: the changelog and the store hold every purchase so far.
+    s.wait_changelog_holds(&sent).await;
+    // More purchases, for two currencies; SIGKILL once they are processed.
+    for (c, n) in s.send(40, 10_000, 2).await {
+        *sent.entry(c).or_default() += n;
+    }
+    w.wait_lines(" total: ", 640);
+    w.kill("-KILL");
+    // Meanwhile another worker (another machine: its own memory store) takes over, counts
+    // purchases of five currencies, and stops: the changelog moves past the redb store.
+    let mut other = s.worker("memory://");
+    for (c, n) in s.send(100, 20_000, 5).await {
+        *sent.entry(c).or_default() += n;
+    }
+    s.wait_changelog_holds(&sent).await;
+    other.wait_lines(" total: ", 100);
+    other.kill("-INT");
+
+    let stored = s.stored(&store);
+    let keys: u64 = stored.iter().map(|r| r.1).sum();
+    let to_replay: i64 = stored.iter().map(|r| r.2).sum();
+    assert_eq!(keys, CURRENCIES as u64, "{stored:?}");
+    assert!(
+        to_replay > 0 && (to_replay as u64) < keys,
+        "the store should lack some records, fewer than it holds: {stored:?}"
+    );
+
+    let mut w = s.worker(&store);
+    w.wait_lines("table partition recovered", PARTITIONS as usize);
+    let replayed = w.replayed();
+    assert_eq!(replayed as i64, to_replay, "{:?}", w.seen);
+    // One more purchase per currency prints every total; the worker's table must equal a
+    // rebuild from the changelog.
+    for (c, n) in s.send(CURRENCIES, 30_000, CURRENCIES).await {
+        *sent.entry(c).or_default() += n;
+    }
+    w.wait_currencies(CURRENCIES);
+    let seen = w.kill("-INT");
+    let mut printed = BTreeMap::new();
+    for line in seen.iter().filter(|l| l.contains(" total: ")) {
+        let (currency, total) = line.split_once(" total: ").unwrap();
+        printed.insert(currency.to_owned(), total.parse::<i64>().unwrap());
+    }
+    let rebuilt = s.changelog_totals().await;
+    assert_eq!(printed, rebuilt);
+    let counted: i64 = rebuilt.values().sum();
+    let total: i64 = sent.values().sum();
+    for (c, n) in &sent {
+        assert!(rebuilt[c] >= *n, "{c}: {rebuilt:?} vs {sent:?}");
+    }
+    eprintln!(
+        "restart replayed {replayed} changelog records into a store of {keys} keys; {total} \
+         purchases counted {counted} times"
+    );
+}
