@@ -59,6 +59,14 @@ impl AppBuilder {
         self
     }
 
+    /// Names this worker in the group (Kafka's `group.instance.id`, static membership): a
+    /// worker that restarts under the same name, after a crash say, gets its partitions back
+    /// at once instead of after its old session expires. Give each worker its own name.
+    pub fn worker_instance_id(mut self, id: &str) -> Self {
+        self.settings.worker_instance_id = Some(id.to_owned());
+        self
+    }
+
     /// Partitions of topics the app creates (default 8).
     pub fn topic_partitions(mut self, n: i32) -> Self {
         self.settings.topic_partitions = n;

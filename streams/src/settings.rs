@@ -36,6 +36,10 @@ pub struct Settings {
     /// Workers that keep a warm copy of each table partition by following its changelog
     /// (Faust's `table_standby_replicas`, default 0).
     pub table_standby_replicas: u32,
+    /// A stable name for this worker in the group (Kafka's `group.instance.id`, static
+    /// membership): a worker restarted under the same name within the session timeout gets
+    /// its partitions back at once, without waiting for its old session to expire.
+    pub worker_instance_id: Option<String>,
 }
 
 impl Default for Settings {
@@ -55,6 +59,7 @@ impl Default for Settings {
             broker_tls: None,
             broker_credentials: None,
             table_standby_replicas: 0,
+            worker_instance_id: None,
         }
     }
 }

@@ -62,11 +62,7 @@ impl Committer {
     /// durable (a store behind its changelog only replays a little more after a crash).
     pub(crate) fn committed(&self, positions: &[(TopicPartition, i64)]) {
         self.acks.committed(positions);
-        for core in self.tables.cores() {
-            if let Err(e) = core.flush_store() {
-                tracing::warn!(table = core.name(), error = %e, "making the table's store durable failed; after a crash it replays more of its changelog");
-            }
-        }
+        self.tables.flush_stores();
     }
 
     /// Waits until every record accepted so far is acknowledged; an error if any of the

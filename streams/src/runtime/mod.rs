@@ -122,6 +122,10 @@ impl Runtime {
             .with_session_timeout(settings.broker_session_timeout)
             .with_heartbeat_interval(settings.broker_heartbeat_interval)
             .with_rebalance_timeout(settings.broker_rebalance_timeout);
+        let group = match &settings.worker_instance_id {
+            Some(id) => group.with_group_instance_id(id.clone()),
+            None => group,
+        };
         // With tables, partitions go by number (co-partitioning) and standbys are placed.
         let group = if tables.is_empty() {
             group

@@ -274,6 +274,10 @@ impl Tables {
             .or_default() += records;
         drop(state);
         core.set_active(done.partition)?;
+        // A long recovery is not repeated after a crash that follows it.
+        if records > 0 {
+            core.flush_store()?;
+        }
         tracing::info!(
             table = core.name(),
             partition = done.partition,
@@ -336,6 +340,15 @@ impl Tables {
             }
         }
         Ok(out)
+    }
+
+    /// Makes what the tables' stores applied durable (after a commit, and at a stop).
+    pub(crate) fn flush_stores(&self) {
+        for core in &self.cores {
+            if let Err(e) = core.flush_store() {
+                tracing::warn!(table = core.name(), error = %e, "making the table's store durable failed; after a crash it replays more of its changelog");
+            }
+        }
     }
 
     /// Stops every recovery and follower (the worker is stopping).

@@ -213,6 +213,7 @@ impl Worker {
                 }
             },
         };
+        self.committer.tables.flush_stores();
         // Leaving the group hands the partitions over at once (the listener commits again).
         if let Err(e) = self.consumer.close().await {
             tracing::warn!(error = %e, "leaving the group failed; it expires with the session");
