@@ -351,15 +351,21 @@ impl Tables {
         }
     }
 
-    /// Stops every recovery and follower (the worker is stopping).
-    pub(crate) fn close(&self) {
-        let mut state = self.state();
-        for (_, r) in std::mem::take(&mut state.recovering) {
-            r.task.abort();
-        }
-        for (_, task) in std::mem::take(&mut state.followers) {
-            task.abort();
-        }
+    /// Stops every recovery and follower (the worker is stopping) and waits until they are
+    /// gone.
+    pub(crate) async fn close(&self) {
+        let tasks: Vec<JoinHandle<()>> = {
+            let mut state = self.state();
+            let recovering = std::mem::take(&mut state.recovering);
+            let followers = std::mem::take(&mut state.followers);
+            recovering
+                .into_values()
+                .map(|r| r.task)
+                .chain(followers.into_values())
+                .collect()
+        };
+        tasks.iter().for_each(JoinHandle::abort);
+        futures::future::join_all(tasks).await;
     }
 }
 

@@ -186,10 +186,12 @@ impl Worker {
     /// done offsets are committed (unless a delivery failed); the group is left.
     async fn finish(mut self, outcome: Result<()>) -> Result<()> {
         self.router.close(); // closes the agents' streams
-        self.committer.tables.close();
+        self.committer.tables.close().await;
         if self.aborted.load(Ordering::Acquire) {
-            // A simulated crash: no waiting, no commit, no LeaveGroup.
+            // A simulated crash: no commit, no LeaveGroup; the agents are cancelled (and gone,
+            // with the table handles they hold, once this returns).
             self.tasks.iter().for_each(|t| t.abort());
+            futures::future::join_all(std::mem::take(&mut self.tasks)).await;
             return outcome;
         }
         let timeout = self.settings.worker_shutdown_timeout;
