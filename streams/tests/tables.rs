@@ -534,3 +534,62 @@ async fn reset_starts_the_app_over_without_counting_twice() {
     assert_eq!(held, expected);
     app.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_worker_reads_a_global_table_that_any_worker_writes() {
+    let broker = broker().await;
+    let id = unique("tables-global");
+    let worker = || {
+        let app = broker.app(&id, "memory://");
+        let input = app.topic::<String, i64>(&amounts(&id));
+        let seen = app
+            .table_builder::<String, i64>("seen")
+            .global()
+            .build()
+            .unwrap();
+        let t = seen.clone();
+        app.agent_builder("record", &input)
+            .table(&seen)
+            .run_once(move |mut events| async move {
+                while let Some(e) = events.next().await {
+                    t.insert(&e.key.clone().unwrap_or_default(), e.value)?;
+                }
+                Ok::<(), Error>(())
+            });
+        (app, seen)
+    };
+    let (a, seen_a) = worker();
+    let (b, seen_b) = worker();
+    a.start().await.unwrap();
+    b.start().await.unwrap();
+    // Wait until both hold source partitions, so that both write.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while a.table_partitions().unwrap().len() < PARTITIONS as usize
+        || b.table_partitions().unwrap().len() < PARTITIONS as usize
+    {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let records: Vec<(String, i64)> = (0..20).map(|k| (format!("key-{k}"), k)).collect();
+    broker.send(&amounts(&id), &records).await;
+    a.wait_caught_up(WAIT).await.unwrap();
+    b.wait_caught_up(WAIT).await.unwrap();
+    a.commit().await.unwrap();
+    b.commit().await.unwrap();
+    let expected: BTreeMap<String, i64> = records.into_iter().collect();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let on_a: BTreeMap<String, i64> = seen_a.items().unwrap().into_iter().collect();
+        let on_b: BTreeMap<String, i64> = seen_b.items().unwrap().into_iter().collect();
+        if on_a == expected && on_b == expected {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a: {on_a:?}\nb: {on_b:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}

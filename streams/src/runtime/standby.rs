@@ -1,5 +1,6 @@
-//! Standby replicas: following a table partition's changelog into the local store, so that if
-//! this worker becomes its owner it replays only what it has not seen yet.
+//! Following a table partition's changelog into the local store: standby replicas (so that if
+//! this worker becomes its owner it replays only what it has not seen yet) and the partitions of
+//! global tables (which every worker holds and writes).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,7 +20,7 @@ const QUIET: Duration = Duration::from_millis(100);
 /// Follows changelog partition `partition` of `table` from the store's applied offset, forever
 /// (the runtime aborts the task when the partition stops being a standby). Retries what can
 /// pass; returns only on a record that does not decode (the error names it). `followed` counts
-/// the records applied.
+/// the records applied. A partition held here (a global table's) must be up to date first.
 pub(crate) async fn follow(
     table: Arc<TableCore>,
     client: ClientConfig,
@@ -46,7 +47,9 @@ async fn follow_once(
     partition: i32,
     followed: &AtomicU64,
 ) -> Result<()> {
-    table.ensure_recoverable(partition)?;
+    if !table.spec().is_global() {
+        table.ensure_recoverable(partition)?;
+    }
     let tp = TopicPartition::new(table.spec().changelog_topic(), partition);
     let config = ConsumerConfig::default().with_fetch_max_wait(Duration::from_millis(100));
     let mut consumer = Consumer::new(client.clone(), config).await?;

@@ -168,29 +168,40 @@ impl Tables {
             .standby
             .clone();
         for (i, core) in self.cores.iter().enumerate() {
+            if core.spec().is_global() {
+                continue; // followed while held (see `recovered`)
+            }
             for p in 0..core.spec().partition_count() {
-                let wanted =
-                    standby.contains(&p) && !core.spec().is_global() && core.status(p).is_none();
+                let wanted = standby.contains(&p) && core.status(p).is_none();
                 let following = self.state().followers.contains_key(&(i, p));
                 if wanted && !following {
-                    let counter = self.state().followed.entry((i, p)).or_default().clone();
-                    let (follower, client) = (core.clone(), self.client.clone());
-                    let task = tokio::spawn(async move {
-                        let name = follower.name().to_owned();
-                        if let Err(e) = follow(follower, client, p, counter).await {
-                            tracing::error!(table = %name, partition = p, error = %e, "the standby copy stopped following its changelog");
-                        }
-                    });
-                    tracing::info!(
-                        table = core.name(),
-                        partition = p,
-                        "following the changelog as a standby"
-                    );
-                    self.state().followers.insert((i, p), task);
+                    self.start_follower(i, p);
                 } else if !wanted && following {
                     self.stop_follower(i, p).await;
                 }
             }
+        }
+    }
+
+    /// Starts following changelog partition `partition` of table `table` into its store.
+    fn start_follower(&self, table: usize, partition: i32) {
+        let core = self.cores[table].clone();
+        let counter = self
+            .state()
+            .followed
+            .entry((table, partition))
+            .or_default()
+            .clone();
+        let client = self.client.clone();
+        tracing::info!(table = core.name(), partition, "following the changelog");
+        let task = tokio::spawn(async move {
+            let name = core.name().to_owned();
+            if let Err(e) = follow(core, client, partition, counter).await {
+                tracing::error!(table = %name, partition, error = %e, "stopped following the changelog");
+            }
+        });
+        if let Some(old) = self.state().followers.insert((table, partition), task) {
+            old.abort();
         }
     }
 
@@ -277,6 +288,10 @@ impl Tables {
         // A long recovery is not repeated after a crash that follows it.
         if records > 0 {
             core.flush_store()?;
+        }
+        if core.spec().is_global() {
+            // Other workers write it too: keep reading what they write.
+            self.start_follower(done.table, done.partition);
         }
         tracing::info!(
             table = core.name(),

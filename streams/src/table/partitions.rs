@@ -458,6 +458,14 @@ impl TableCore {
                 flush.partition
             )));
         }
+        if self.spec.is_global() {
+            if let Some(offset) = last_offset {
+                // Every worker writes a global table: its store takes the changelog in order,
+                // through the follower, and this worker's writes stay visible until then.
+                st.ack_oldest(offset);
+                return Ok(());
+            }
+        }
         let mut batch = WriteBatch::with_capacity(flush.records.len());
         for r in flush.records {
             match r.value {
@@ -486,6 +494,27 @@ impl TableCore {
             partition,
             "changelog flush failed: the partition's unflushed writes are dropped; it recovers from its changelog and its events are redelivered"
         );
+    }
+
+    /// Applies changelog records read back (recovery, a standby or a global table following
+    /// its changelog) to the store, `last` being the offset of the last; for a held partition,
+    /// under its lock, dropping this worker's acknowledged writes the store now has.
+    pub(crate) fn apply_replayed(
+        &self,
+        partition: i32,
+        mut batch: WriteBatch,
+        last: i64,
+    ) -> Result<()> {
+        batch.set_offset(partition, last);
+        match self.state(partition) {
+            Some(state) => {
+                let mut st = lock(&state);
+                self.store.apply(batch)?;
+                st.applied_through(last);
+            }
+            None => self.store.apply(batch)?,
+        }
+        Ok(())
     }
 
     /// Makes the applied batches durable (call it when the source offsets are committed).

@@ -33,6 +33,9 @@ pub(crate) struct PartitionState {
     pending: Overlay,
     /// Flushes taken and not completed, oldest first, with their ids.
     in_flight: VecDeque<(u64, Overlay)>,
+    /// Global tables: flushes acknowledged at a changelog offset, kept until the changelog
+    /// follower applied the store up to it (the store takes every write in changelog order).
+    acked: VecDeque<(i64, Overlay)>,
     /// Bumped by every write: an update retries when it changed under it.
     pub version: u64,
 }
@@ -43,6 +46,7 @@ impl PartitionState {
             status: PartitionStatus::Recovering,
             pending: Overlay::new(),
             in_flight: VecDeque::new(),
+            acked: VecDeque::new(),
             version: 0,
         }
     }
@@ -53,10 +57,11 @@ impl PartitionState {
         if let Some(v) = self.pending.get(key) {
             return Some(v.as_ref());
         }
-        self.in_flight
-            .iter()
-            .rev()
-            .find_map(|(_, overlay)| overlay.get(key).map(Option::as_ref))
+        let in_flight = self.in_flight.iter().rev().map(|(_, o)| o);
+        let acked = self.acked.iter().rev().map(|(_, o)| o);
+        in_flight
+            .chain(acked)
+            .find_map(|overlay| overlay.get(key).map(Option::as_ref))
     }
 
     pub fn write(&mut self, key: Bytes, value: Option<Bytes>) {
@@ -93,10 +98,27 @@ impl PartitionState {
         self.in_flight.pop_front();
     }
 
+    /// Moves the oldest in-flight overlay aside until the store has applied the changelog up
+    /// to `offset` (see [`Self::applied_through`]).
+    pub fn ack_oldest(&mut self, offset: i64) {
+        if let Some((_, overlay)) = self.in_flight.pop_front() {
+            self.acked.push_back((offset, overlay));
+        }
+    }
+
+    /// The store applied the changelog up to `offset`: acknowledged writes at or below it are
+    /// in the store now.
+    pub fn applied_through(&mut self, offset: i64) {
+        while self.acked.front().is_some_and(|(o, _)| *o <= offset) {
+            self.acked.pop_front();
+        }
+    }
+
     /// Forgets every write not in the store.
     pub fn discard_all(&mut self) {
         self.pending.clear();
         self.in_flight.clear();
+        self.acked.clear();
         self.version += 1;
     }
 
@@ -108,6 +130,9 @@ impl PartitionState {
     /// Every key with a write not in the store, and its newest write.
     pub fn merged_overlay(&self) -> Overlay {
         let mut merged = Overlay::new();
+        for (_, overlay) in &self.acked {
+            merged.extend(overlay.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         for (_, overlay) in &self.in_flight {
             merged.extend(overlay.iter().map(|(k, v)| (k.clone(), v.clone())));
         }

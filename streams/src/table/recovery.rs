@@ -176,9 +176,8 @@ impl<'a> Replay<'a> {
 
     fn apply(&mut self) -> Result<()> {
         if let Some(last) = self.last.take() {
-            let mut batch = std::mem::take(&mut self.batch);
-            batch.set_offset(self.partition, last);
-            self.table.store().apply(batch)?;
+            let batch = std::mem::take(&mut self.batch);
+            self.table.apply_replayed(self.partition, batch, last)?;
         }
         Ok(())
     }
