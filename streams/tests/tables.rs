@@ -593,3 +593,16 @@ async fn every_worker_reads_a_global_table_that_any_worker_writes() {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+#[test]
+fn a_redb_store_in_use_is_an_error_naming_the_file_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("redb://{}", dir.path().display());
+    let first = App::builder("locked-app").store(&store).build().unwrap();
+    let _held = first.table::<String, i64>("counts").unwrap();
+    let second = App::builder("locked-app").store(&store).build().unwrap();
+    let err = second.table::<String, i64>("counts").unwrap_err().to_string();
+    let file = dir.path().join("locked-app-counts.redb");
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    assert!(err.contains("stop the other worker"), "{err}");
+}
