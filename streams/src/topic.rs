@@ -273,6 +273,21 @@ where
         self.outbox.send(record).await
     }
 
+    /// Sends a keyed value with an explicit record timestamp, in milliseconds since the epoch
+    /// (windowed tables take event time from it). Faust: `topic.send(key=k, value=v,
+    /// timestamp=t)`.
+    pub async fn send_at(
+        &self,
+        key: impl Borrow<K>,
+        value: impl Borrow<V>,
+        timestamp_ms: i64,
+    ) -> Result<()> {
+        let record = self
+            .record(Some(key.borrow()), value.borrow())?
+            .timestamp(timestamp_ms);
+        self.outbox.send(record).await
+    }
+
     /// Sends a value with no key (the producer spreads such records over partitions).
     pub async fn send_value(&self, value: impl Borrow<V>) -> Result<()> {
         let record = self.record(None, value.borrow())?;
