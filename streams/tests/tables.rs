@@ -601,8 +601,79 @@ fn a_redb_store_in_use_is_an_error_naming_the_file_and_what_to_do() {
     let first = App::builder("locked-app").store(&store).build().unwrap();
     let _held = first.table::<String, i64>("counts").unwrap();
     let second = App::builder("locked-app").store(&store).build().unwrap();
-    let err = second.table::<String, i64>("counts").unwrap_err().to_string();
+    let err = second
+        .table::<String, i64>("counts")
+        .unwrap_err()
+        .to_string();
     let file = dir.path().join("locked-app-counts.redb");
     assert!(err.contains(&file.display().to_string()), "{err}");
     assert!(err.contains("stop the other worker"), "{err}");
+}
+
+/// Mock only: it holds back the changelog fetches of one partition.
+/// (Partitions 1 and 2 must be done within the 8 s that partition 0's first fetch is held.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovering_partition_waits_while_the_others_flow() {
+    let mock = MockCluster::builder()
+        .default_partitions(PARTITIONS)
+        .build()
+        .await
+        .unwrap();
+    let broker = Broker {
+        bootstrap: mock.bootstrap(),
+        _mock: None,
+    };
+    let id = unique("tables-no-stop-the-world");
+    let (records, expected) = input(12, 2);
+    {
+        let app = broker.app(&id, "memory://");
+        let _counts = counting_app(&app);
+        app.start().await.unwrap();
+        broker.send(&amounts(&id), &records).await;
+        app.wait_caught_up(WAIT).await.unwrap();
+        app.shutdown().await.unwrap();
+    }
+    // A new worker (empty memory store) whose changelog fetches of partition 0 are held back
+    // for 8 s each, until the intercept is cleared.
+    let changelog = format!("{id}-counts-changelog");
+    mock.intercept(
+        testkit::ApiKey::Fetch,
+        testkit::Intercept::delay(Duration::from_secs(8))
+            .always()
+            .for_partition(changelog.clone(), 0),
+    );
+    let app = broker.app(&id, "memory://");
+    let counts = counting_app(&app);
+    app.start().await.unwrap();
+    broker.send(&amounts(&id), &records).await;
+    // Keys of partitions 1 and 2 are recovered and counted again; partition 0 waits.
+    let in_p0 = |k: &String| counts.partition_of(k).unwrap() == 0;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let done = expected
+            .iter()
+            .filter(|(k, _)| !in_p0(k))
+            .all(|(k, v)| counts.get(k).ok().flatten() == Some(v * 2));
+        if done {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "partitions 1 and 2 did not flow"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let parts = app.table_partitions().unwrap();
+    let p0 = parts.iter().find(|p| p.partition == 0).unwrap();
+    assert_eq!(p0.status, PartitionStatus::Recovering, "{parts:?}");
+    let key0 = expected.keys().find(|k| in_p0(k)).unwrap();
+    assert!(matches!(counts.get(key0), Err(Error::TableNotOwned { .. })));
+    // Its changelog answers (the held fetch after its delay, then at once): it recovers, and
+    // its events are counted.
+    mock.clear_intercepts();
+    app.wait_caught_up(WAIT).await.unwrap();
+    let held: BTreeMap<String, i64> = counts.items().unwrap().into_iter().collect();
+    let doubled: BTreeMap<String, i64> = expected.iter().map(|(k, v)| (k.clone(), v * 2)).collect();
+    assert_eq!(held, doubled);
+    app.shutdown().await.unwrap();
 }
