@@ -4,10 +4,12 @@
 //! figures in benches/STREAMS.md). The Faust half is benches/streams-vs-faust/faust_pipeline.py.
 //!
 //! ```text
-//! streams_bench prefill BOOTSTRAP INPUT N [--partitions P]
+//! streams_bench prefill BOOTSTRAP INPUT N [--partitions P] [--event-time-step-ms S]
 //!     creates INPUT (P partitions, default 3) and writes N purchases (~100 bytes each, keyed
 //!     by username, amount 0..=19 so about half pass the filter); prints
-//!     `prefill records=N expected_outputs=K secs=..`
+//!     `prefill records=N expected_outputs=K secs=..`. With `--event-time-step-ms S` the
+//!     records carry explicit timestamps S ms apart, the last one about now (for windows);
+//!     without it the producer stamps them with the send time.
 //! streams_bench BOOTSTRAP INPUT OUTPUT N [--app-id ID]
 //!     runs the pipeline as app ID (its consumer group; default `streams-bench`) from the
 //!     earliest offsets until it has consumed N input events, then stops gracefully (in-flight
@@ -53,7 +55,7 @@ const CURRENCIES: [&str; 4] = ["EUR", "USD", "GBP", "JPY"];
 fn usage() -> ExitCode {
     eprintln!(
         "usage: streams_bench BOOTSTRAP INPUT OUTPUT N [--app-id ID]\n       \
-         streams_bench prefill BOOTSTRAP INPUT N [--partitions P]"
+         streams_bench prefill BOOTSTRAP INPUT N [--partitions P] [--event-time-step-ms S]"
     );
     ExitCode::from(2)
 }
@@ -78,7 +80,12 @@ fn main() -> ExitCode {
                 Some(Ok(p)) => p,
                 Some(Err(_)) => return usage(),
             };
-            runtime.block_on(prefill(&args[1], &args[2], n, partitions))
+            let step_ms = match flag(&args[4..], "--event-time-step-ms").map(|s| s.parse::<i64>()) {
+                None => None,
+                Some(Ok(s)) if s > 0 => Some(s),
+                Some(_) => return usage(),
+            };
+            runtime.block_on(prefill(&args[1], &args[2], n, partitions, step_ms))
         }
         Some(_) if args.len() >= 4 => {
             let Ok(n) = args[3].parse::<u64>() else {
@@ -125,7 +132,17 @@ async fn prefill(
     topic: &str,
     n: u64,
     partitions: i32,
+    event_time_step_ms: Option<i64>,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    // Explicit event times end about now: older than the broker's retention (7 days) they
+    // would be deleted, over an hour ahead they would be rejected.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let first_ms = event_time_step_ms.map(|step| {
+        let first = now_ms - step.saturating_mul(n as i64);
+        first - first.rem_euclid(60_000)
+    });
     let client = ClientConfig::new(bootstrap)?;
     Admin::new(client.clone())
         .await?
@@ -152,6 +169,9 @@ async fn prefill(
             topic: topic.to_owned(),
             key: Some(Bytes::from(p.username.into_bytes())),
             value: Some(Bytes::from(value)),
+            timestamp: first_ms
+                .zip(event_time_step_ms)
+                .map(|(t, s)| t + s * i as i64),
             ..Default::default()
         };
         pending.push_back(producer.send(record).await?);
