@@ -35,7 +35,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 MODE=quick
 BOOTSTRAP=""
-ONLY="streams,state,latency"
+ONLY="streams,state,latency,client"
 OUT=""
 while (( $# )); do
   case "$1" in
