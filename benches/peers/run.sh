@@ -16,8 +16,9 @@
 # Sections (each side is its own process, timed whole with bash `time`: start-up included):
 #   streams  the stateless pipeline of benches/streams-vs-faust (JSON purchases, filter amount
 #            >= 10, map, produce): ours (streams_bench) vs Kafka Streams (kstreams/, same
-#            topology, the broker's version, defaults) [+ faust-streaming in --full];
-#            events per CPU second, target ours >= 2x Kafka Streams
+#            topology, the broker's version, defaults); events per CPU second, target ours
+#            >= 2x Kafka Streams. --full adds ours vs faust-streaming on 200 k events
+#            (benches/streams-vs-faust/run.sh on this broker)
 #   state    Kafka Streams groupByKey().count() (RocksDB and in-memory store) and a hopping
 #            windowed count on explicit event times; our side of each is the command in
 #            PEERS_OURS_COUNT_DURABLE, PEERS_OURS_COUNT_MEMORY, PEERS_OURS_WINDOW_HOPPING (run as
@@ -29,6 +30,9 @@
 #   client   producer and consumer records/s and CPU per record, 100 B and 1 KiB, none and lz4:
 #            ours and the Java client (scripts/perf-compare), librdkafka via confluent-kafka
 #            (client_confluent.py) and rskafka (rskafka/)
+#
+# At the end: the table (report.py) and the charts in benches/peers/plots/ (plots.py, in the
+# venv of requirements.txt here).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -52,10 +56,10 @@ wants() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 # Sizes per mode.
 if [[ $MODE == quick ]]; then
-  STATELESS_N=300000 STATE_N=200000 WINDOW_N=50000 WITH_FAUST_THROUGHPUT=0
+  STATELESS_N=300000 STATE_N=200000 WINDOW_N=50000 FAUST_N=0
   LAT_RATES=1000,10000 LAT_SECS=5 CLIENT_N=300000
 else
-  STATELESS_N=2000000 STATE_N=1000000 WINDOW_N=300000 WITH_FAUST_THROUGHPUT=1
+  STATELESS_N=2000000 STATE_N=1000000 WINDOW_N=300000 FAUST_N=200000
   LAT_RATES=1000,10000,100000 LAT_SECS=15 CLIENT_N=2000000
 fi
 PARTITIONS=3
@@ -88,9 +92,10 @@ BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 KS_CP="$("$HERE/kstreams/build.sh")"
 KSTREAMS=(java -cp "$KS_CP" PeerStreams)
 FAUST_VENV="$ROOT/benches/streams-vs-faust/.venv"
-if wants latency || (( WITH_FAUST_THROUGHPUT )); then
+if wants latency || (( FAUST_N )); then
   ensure_venv "$FAUST_VENV" "$ROOT/benches/streams-vs-faust/requirements.txt"
 fi
+ensure_venv "$HERE/.venv" "$HERE/requirements.txt"
 FAUST=("$FAUST_VENV/bin/python" "$ROOT/benches/streams-vs-faust/faust_pipeline.py")
 
 if [[ -z "$BOOTSTRAP" ]]; then
@@ -147,9 +152,18 @@ streams_case() {
 }
 
 if wants streams; then
-  sides=("ours=$BIN/streams_bench" "kstreams=${KSTREAMS[*]} stateless")
-  (( WITH_FAUST_THROUGHPUT )) && sides+=("faust=${FAUST[*]}")
-  streams_case streams stateless "$STATELESS_N" "" "${sides[@]}"
+  streams_case streams stateless "$STATELESS_N" "" "ours=$BIN/streams_bench" "kstreams=${KSTREAMS[*]} stateless"
+  if (( FAUST_N )); then
+    say "stateless vs faust: benches/streams-vs-faust/run.sh --records $FAUST_N"
+    "$ROOT/benches/streams-vs-faust/run.sh" --records "$FAUST_N" --bootstrap "$BOOTSTRAP" >"$WORK/svf.out"
+    cat "$WORK/svf.out" >&2
+    for side in rust-streams:ours faust:faust; do
+      line="$(grep "^${side%%:*} " "$WORK/svf.out")"
+      for key in events outputs cpu_s wall_s ev_per_cpu_s ev_per_wall_s; do
+        record streams "stateless-vs-faust" "${side#*:}" "$key" "$(field "$line" "$key")"
+      done
+    done
+  fi
 fi
 if wants state; then
   streams_case state count-durable "$STATE_N" "" \
@@ -211,4 +225,5 @@ fi
 
 record meta run - load_avg_end "$(cut -d' ' -f1 /proc/loadavg)"
 python3 "$HERE/report.py" table "$OUT"
-say "results in $OUT"
+"$HERE/.venv/bin/python" "$HERE/report.py" plots "$OUT" "$HERE/plots" >&2
+say "results in $OUT, charts in $HERE/plots"

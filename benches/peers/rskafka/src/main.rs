@@ -77,7 +77,9 @@ fn summary(kind: &str, o: &Options, records: u64, bytes: u64, elapsed: Duration)
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn produce(o: &Options) -> Result<(), BoxError> {
-    let client = ClientBuilder::new(vec![o.bootstrap.clone()]).build().await?;
+    let client = ClientBuilder::new(vec![o.bootstrap.clone()])
+        .build()
+        .await?;
     let partition = Arc::new(
         client
             .partition_client(o.topic.clone(), 0, UnknownTopicHandling::Retry)
@@ -119,7 +121,9 @@ async fn produce(o: &Options) -> Result<(), BoxError> {
 }
 
 async fn consume(o: &Options) -> Result<(), BoxError> {
-    let client = ClientBuilder::new(vec![o.bootstrap.clone()]).build().await?;
+    let client = ClientBuilder::new(vec![o.bootstrap.clone()])
+        .build()
+        .await?;
     let partition = Arc::new(
         client
             .partition_client(o.topic.clone(), 0, UnknownTopicHandling::Retry)
