@@ -89,6 +89,9 @@ def rows_latency(data, order):
         ours = data.get(("latency", case, "ours"), {})
         for system in systems(order, "latency", case):
             d = data[("latency", case, system)]
+            if d.get("skipped"):
+                out.append([case, system, "skipped: the agent fell behind at a lower rate", "", "", "", "", "", ""])
+                continue
             r = "" if system == "ours" else ratio(num(d.get("p99_ms")), num(ours.get("p99_ms")))
             out.append([case, system, fmt(num(d.get("send_rate"))),
                         f"{fmt(num(d.get('received')))}/{fmt(num(d.get('sent')))}",
@@ -154,6 +157,8 @@ def main(argv):
     print(f"# benches/peers/run.sh --{meta.get('mode', '?')} at {meta.get('date', '?')}, commit "
           f"{meta.get('commit', '?')}, load average {meta.get('load_avg_start', '?')} -> "
           f"{meta.get('load_avg_end', '?')}")
+    if "client_rerun" in meta:
+        print(f"# {meta['client_rerun']}")
     for title, head, rows in tables(data, order):
         print()
         print(("## " if argv[1] == "markdown" else "== ") + title)

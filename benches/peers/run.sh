@@ -11,7 +11,10 @@
 #   --full       the sizes the figures in BENCHMARKS.md use: under 45 minutes
 #   --bootstrap  use this broker; without it one is started (scripts/kafka start peers) and
 #                stopped, its data deleted, at the end
-#   --only       comma-separated subset of: streams,state,latency,client (default: all)
+#   --only       comma-separated subset of: streams,state,latency,client (default: all), and
+#                tuning (not in the default): the latency section again with other settings of
+#                our agent (producer linger 0; commits only every 10 min / 10^9 events) and of
+#                Kafka Streams' (linger 0), to show which setting costs which latency
 #
 # Sections (each side is its own process, timed whole with bash `time`: start-up included):
 #   streams  the stateless pipeline of benches/streams-vs-faust (JSON purchases, filter amount
@@ -31,8 +34,9 @@
 #            ours and the Java client (scripts/perf-compare), librdkafka via confluent-kafka
 #            (client_confluent.py) and rskafka (rskafka/)
 #
-# At the end: the table (report.py) and the charts in benches/peers/plots/ (plots.py, in the
-# venv of requirements.txt here).
+# At the end: the table (report.py) and the charts (plots.py, in the venv of requirements.txt
+# here) in results/DATE-MODE-plots/ (git-ignored; the charts committed in plots/ are made from a
+# committed results file: .venv/bin/python report.py plots results/FILE.tsv plots).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -178,6 +182,8 @@ fi
 
 # latency_side SYSTEM AGENT_CMD...: start the agent on fresh topics, drive it with the probe,
 # stop the agent (it exits by itself once it has seen every event; killed if the probe gave up).
+# AGENT_EXTRA (an array) is appended to the agent's arguments.
+AGENT_EXTRA=()
 latency_side() {
   local system="$1"; shift
   local prefix="peers-$$-lat-$system" n pid
@@ -185,7 +191,7 @@ latency_side() {
   create_topic "$prefix-out" "$PARTITIONS"
   n="$("$BIN/latency_probe" plan --rates "$LAT_RATES" --secs "$LAT_SECS")"
   say "latency/$system: rates $LAT_RATES, $LAT_SECS s each, then $LAT_IDLE_SECS s idle ($n events)"
-  "$@" "$BOOTSTRAP" "$prefix-in" "$prefix-out" "$n" --app-id "$prefix" \
+  "$@" "$BOOTSTRAP" "$prefix-in" "$prefix-out" "$n" --app-id "$prefix" ${AGENT_EXTRA[@]+"${AGENT_EXTRA[@]}"} \
     >"$WORK/lat-$system.agent.out" 2>"$WORK/lat-$system.agent.err" &
   pid=$!
   "$BIN/latency_probe" run "$BOOTSTRAP" "$prefix-in" "$prefix-out" --rates "$LAT_RATES" \
@@ -204,8 +210,11 @@ latency_side() {
   while read -r line; do
     echo "$system $line" >&2
     phase="$(field "$line" phase)"
-    for key in sent received send_rate p50_ms p99_ms p999_ms max_ms; do
-      [[ -n "$(field "$line" "$key")" ]] && record latency "$phase" "$system" "$key" "$(field "$line" "$key")"
+    for key in sent received send_rate p50_ms p99_ms p999_ms max_ms skipped; do
+      # (an `if`, not `&&`: a missing last key must not become the function's failing status)
+      if [[ -n "$(field "$line" "$key")" ]]; then
+        record latency "$phase" "$system" "$key" "$(field "$line" "$key")"
+      fi
     done
   done < <(grep '^latency ' "$WORK/lat-$system.out")
 }
@@ -214,6 +223,17 @@ if wants latency; then
   latency_side ours "$BIN/streams_bench"
   latency_side kstreams "${KSTREAMS[@]}" stateless
   latency_side faust "${FAUST[@]}"
+fi
+
+if wants tuning; then
+  AGENT_EXTRA=(--linger-ms 0)
+  latency_side ours-linger0 "$BIN/streams_bench"
+  latency_side kstreams-linger0 "${KSTREAMS[@]}" stateless
+  AGENT_EXTRA=(--commit-interval-ms 600000 --commit-every 1000000000)
+  latency_side ours-rare-commits "$BIN/streams_bench"
+  AGENT_EXTRA=(--linger-ms 0 --commit-interval-ms 600000 --commit-every 1000000000)
+  latency_side ours-linger0-rare-commits "$BIN/streams_bench"
+  AGENT_EXTRA=()
 fi
 
 # ---------------------------------------------------------------- client
@@ -225,5 +245,5 @@ fi
 
 record meta run - load_avg_end "$(cut -d' ' -f1 /proc/loadavg)"
 python3 "$HERE/report.py" table "$OUT"
-"$HERE/.venv/bin/python" "$HERE/report.py" plots "$OUT" "$HERE/plots" >&2
-say "results in $OUT, charts in $HERE/plots"
+"$HERE/.venv/bin/python" "$HERE/report.py" plots "$OUT" "${OUT%.tsv}-plots" >&2
+say "results in $OUT, charts in ${OUT%.tsv}-plots/"

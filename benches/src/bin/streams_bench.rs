@@ -10,8 +10,11 @@
 //!     `prefill records=N expected_outputs=K secs=..`. With `--event-time-step-ms S` the
 //!     records carry explicit timestamps S ms apart, the last one about now (for windows);
 //!     without it the producer stamps them with the send time.
-//! streams_bench BOOTSTRAP INPUT OUTPUT N [--app-id ID]
-//!     runs the pipeline as app ID (its consumer group; default `streams-bench`) from the
+//! streams_bench BOOTSTRAP INPUT OUTPUT N [--app-id ID] [--linger-ms MS]
+//!     [--commit-interval-ms MS] [--commit-every EVENTS]
+//!     runs the pipeline as app ID (its consumer group; default `streams-bench`; the
+//!     framework's settings `producer_linger`, `broker_commit_interval`, `broker_commit_every`
+//!     where given, else their defaults) from the
 //!     earliest offsets until it has consumed N input events, then stops gracefully (in-flight
 //!     sends acknowledged, offsets committed, group left) and prints
 //!     `rust-streams events=N outputs=K secs=.. ev_per_s=.. first_event_s=.. last_event_s=..`,
@@ -54,7 +57,8 @@ const CURRENCIES: [&str; 4] = ["EUR", "USD", "GBP", "JPY"];
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: streams_bench BOOTSTRAP INPUT OUTPUT N [--app-id ID]\n       \
+        "usage: streams_bench BOOTSTRAP INPUT OUTPUT N [--app-id ID] [--linger-ms MS] \
+         [--commit-interval-ms MS] [--commit-every EVENTS]\n       \
          streams_bench prefill BOOTSTRAP INPUT N [--partitions P] [--event-time-step-ms S]"
     );
     ExitCode::from(2)
@@ -92,7 +96,21 @@ fn main() -> ExitCode {
                 return usage();
             };
             let app_id = flag(&args[4..], "--app-id").unwrap_or("streams-bench");
-            runtime.block_on(pipeline(&args[0], &args[1], &args[2], n, app_id, started))
+            let mut tuning = Tuning::default();
+            for (name, slot) in [
+                ("--linger-ms", &mut tuning.linger_ms),
+                ("--commit-interval-ms", &mut tuning.commit_interval_ms),
+                ("--commit-every", &mut tuning.commit_every),
+            ] {
+                match flag(&args[4..], name).map(|s| s.parse::<u64>()) {
+                    None => {}
+                    Some(Ok(v)) => *slot = Some(v),
+                    Some(Err(_)) => return usage(),
+                }
+            }
+            runtime.block_on(pipeline(
+                &args[0], &args[1], &args[2], n, app_id, &tuning, started,
+            ))
         }
         _ => return usage(),
     };
@@ -110,6 +128,15 @@ fn flag<'a>(rest: &'a [String], name: &str) -> Option<&'a str> {
         .position(|a| a == name)
         .and_then(|i| rest.get(i + 1))
         .map(String::as_str)
+}
+
+/// Framework settings given on the command line (the latency section of benches/peers
+/// compares them with the defaults).
+#[derive(Default)]
+struct Tuning {
+    linger_ms: Option<u64>,
+    commit_interval_ms: Option<u64>,
+    commit_every: Option<u64>,
 }
 
 /// The `i`th purchase: deterministic, so every run reads the same input.
@@ -197,13 +224,23 @@ async fn pipeline(
     output: &str,
     n: u64,
     app_id: &str,
+    tuning: &Tuning,
     started: Instant,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let app = App::builder(app_id)
+    let mut builder = App::builder(app_id)
         .broker(&format!("kafka://{bootstrap}"))
         .topic_partitions(3)
-        .consumer_auto_offset_reset("earliest")
-        .build()?;
+        .consumer_auto_offset_reset("earliest");
+    if let Some(ms) = tuning.linger_ms {
+        builder = builder.producer_linger(std::time::Duration::from_millis(ms));
+    }
+    if let Some(ms) = tuning.commit_interval_ms {
+        builder = builder.broker_commit_interval(std::time::Duration::from_millis(ms));
+    }
+    if let Some(events) = tuning.commit_every {
+        builder = builder.broker_commit_every(events as usize);
+    }
+    let app = builder.build()?;
     let purchases = app.topic::<String, Purchase>(input);
     let priced = app.topic::<String, Priced>(output);
     let consumed = Arc::new(AtomicU64::new(0));

@@ -27,11 +27,12 @@ import org.apache.kafka.streams.state.Stores;
 /**
  * The Kafka Streams side of benches/peers (see benches/peers/README.md): the same topologies as
  * our side, on the Kafka Streams jars of the broker's version, all settings at their defaults
- * except application.id, bootstrap.servers, auto.offset.reset=earliest and a temporary state.dir.
+ * except application.id, bootstrap.servers, auto.offset.reset=earliest and a temporary state.dir
+ * (and the producer's linger.ms with --linger-ms; Kafka Streams' own default is 100).
  *
  * <pre>
  * java -cp CLASSES:$(scripts/kafka classpath-of benches/peers/kstreams/pom.xml) PeerStreams \
- *     TOPOLOGY BOOTSTRAP INPUT OUTPUT N [--app-id ID]
+ *     TOPOLOGY BOOTSTRAP INPUT OUTPUT N [--app-id ID] [--linger-ms MS]
  * </pre>
  *
  * TOPOLOGY is one of
@@ -98,7 +99,7 @@ public final class PeerStreams {
     long startedNs = System.nanoTime();
     if (args.length < 5) {
       System.err.println(
-          "usage: PeerStreams stateless|count-rocksdb|count-memory|window-hopping BOOTSTRAP INPUT OUTPUT N [--app-id ID]");
+          "usage: PeerStreams stateless|count-rocksdb|count-memory|window-hopping BOOTSTRAP INPUT OUTPUT N [--app-id ID] [--linger-ms MS]");
       System.exit(2);
     }
     String topology = args[0];
@@ -107,9 +108,12 @@ public final class PeerStreams {
     String output = args[3];
     long n = Long.parseLong(args[4]);
     String appId = "kstreams-bench";
+    String lingerMs = null;
     for (int i = 5; i + 1 < args.length; i += 2) {
       if (args[i].equals("--app-id")) {
         appId = args[i + 1];
+      } else if (args[i].equals("--linger-ms")) {
+        lingerMs = args[i + 1];
       } else {
         System.err.println("PeerStreams: unknown option " + args[i]);
         System.exit(2);
@@ -177,6 +181,7 @@ public final class PeerStreams {
     props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
     props.put(StreamsConfig.STATE_DIR_CONFIG, stateDir.toString());
     props.put(StreamsConfig.consumerPrefix("auto.offset.reset"), "earliest");
+    if (lingerMs != null) props.put(StreamsConfig.producerPrefix("linger.ms"), lingerMs);
 
     KafkaStreams streams = new KafkaStreams(builder.build(), props);
     AtomicLong failed = new AtomicLong();
