@@ -154,14 +154,17 @@ def main(argv):
         plots.draw(data, order, argv[3])
         return 0
     render = render_text if argv[1] == "table" else render_md
-    print(f"# benches/peers/run.sh --{meta.get('mode', '?')} at {meta.get('date', '?')}, commit "
+    lead = "# " if argv[1] == "table" else ""
+    print(f"{lead}benches/peers/run.sh --{meta.get('mode', '?')} at {meta.get('date', '?')}, commit "
           f"{meta.get('commit', '?')}, load average {meta.get('load_avg_start', '?')} -> "
           f"{meta.get('load_avg_end', '?')}")
     if "client_rerun" in meta:
-        print(f"# {meta['client_rerun']}")
+        if not lead:
+            print()  # its own paragraph in Markdown
+        print(f"{lead}{meta['client_rerun']}")
     for title, head, rows in tables(data, order):
         print()
-        print(("## " if argv[1] == "markdown" else "== ") + title)
+        print(("### " if argv[1] == "markdown" else "== ") + title)
         print()
         print(render(head, rows))
     return 0
