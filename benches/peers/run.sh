@@ -57,6 +57,12 @@ while (( $# )); do
   esac
 done
 wants() { [[ ",$ONLY," == *",$1,"* ]]; }
+for section in ${ONLY//,/ }; do
+  case "$section" in
+    streams|state|latency|client|tuning) ;;
+    *) echo "run.sh: unknown section '$section' in --only (streams, state, latency, client, tuning)" >&2; exit 2 ;;
+  esac
+done
 
 # Sizes per mode.
 if [[ $MODE == quick ]]; then
