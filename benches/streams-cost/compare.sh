@@ -40,6 +40,8 @@ echo "compare.sh: building streams_bench at the working tree (release)" >&2
 (cd "$ROOT" && cargo build --release -q -p benches --bin streams_bench)
 NEW_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/streams_bench"
 
+# shellcheck source=../lib.sh
+source "$ROOT/benches/lib.sh"
 WORK="$(mktemp -d)"
 cleanup() {
   (( STARTED )) && "$ROOT/scripts/kafka" stop cost >/dev/null 2>&1 || true
@@ -51,33 +53,16 @@ if [[ -z "$BOOTSTRAP" ]]; then
   BOOTSTRAP="$("$ROOT/scripts/kafka" start cost)"
   STARTED=1
 fi
-"$ROOT/scripts/kafka" tool consumer-groups --bootstrap-server "$BOOTSTRAP" --describe \
-  --group streams-cost-warmup >/dev/null 2>&1 || true
-
-timed() { # NAME CMD...
-  local name="$1"; shift
-  local TIMEFORMAT='%3R %3U %3S'
-  { time "$@" >"$WORK/$name.out" 2>"$WORK/$name.err"; } 2>"$WORK/$name.time" || {
-    echo "compare.sh: $name failed:" >&2; tail -n 20 "$WORK/$name.err" >&2; exit 1; }
-}
-cpu_s() { read -r _ u s < <(tail -n1 "$WORK/$1.time"); awk -v u="$u" -v s="$s" 'BEGIN { printf "%.3f", u + s }'; }
-outputs_in() {
-  "$ROOT/scripts/kafka" tool get-offsets --bootstrap-server "$BOOTSTRAP" --topic "$1" 2>/dev/null \
-    | awk -F: '{ s += $NF } END { print s + 0 }'
-}
-create_topic() {
-  "$ROOT/scripts/kafka" tool topics --bootstrap-server "$BOOTSTRAP" --create --topic "$1" \
-    --partitions "$PARTITIONS" --replication-factor 1 >/dev/null
-}
+warm_offsets_topic
 
 echo "# base $BASE_REV ($(git -C "$ROOT" rev-parse --short "$BASE_REV")) vs working tree ($(git -C "$ROOT" rev-parse --short HEAD)); $RECORDS records, $PARTITIONS partitions, broker $BOOTSTRAP"
 for round in $(seq 1 "$ROUNDS"); do
   prefix="cost-$$-$round"
-  create_topic "$prefix-in" # with its leader elected before the prefill's first batch
+  create_topic "$prefix-in" "$PARTITIONS" # with its leader elected before the prefill's first batch
   "$NEW_BIN" prefill "$BOOTSTRAP" "$prefix-in" "$RECORDS" --partitions "$PARTITIONS" >"$WORK/prefill.out"
   expected="$(tr ' ' '\n' <"$WORK/prefill.out" | sed -n 's/^expected_outputs=//p')"
   for side in base new; do
-    create_topic "$prefix-out-$side"
+    create_topic "$prefix-out-$side" "$PARTITIONS"
     bin="$BASE_BIN"; [[ $side == new ]] && bin="$NEW_BIN"
     timed "$side" "$bin" "$BOOTSTRAP" "$prefix-in" "$prefix-out-$side" "$RECORDS" --app-id "$prefix-$side"
     got="$(outputs_in "$prefix-out-$side")"

@@ -35,17 +35,12 @@ while (( $# )); do
   esac
 done
 
+# shellcheck source=../lib.sh
+source "$ROOT/benches/lib.sh"
+
 # Python side: a venv with the pinned faust-streaming.
 VENV="$HERE/.venv"
-if [[ ! -x "$VENV/bin/python" ]]; then
-  echo "run.sh: creating $VENV" >&2
-  "$PYTHON" -m venv "$VENV"
-fi
-if ! cmp -s "$HERE/requirements.txt" "$VENV/.installed-requirements.txt"; then
-  echo "run.sh: installing requirements.txt" >&2
-  "$VENV/bin/pip" install -q -r "$HERE/requirements.txt"
-  cp "$HERE/requirements.txt" "$VENV/.installed-requirements.txt"
-fi
+ensure_venv "$VENV" "$HERE/requirements.txt"
 
 # Rust side: release build.
 echo "run.sh: building streams_bench (release)" >&2
@@ -64,32 +59,7 @@ if [[ -z "$BOOTSTRAP" ]]; then
   BOOTSTRAP="$("$SCRIPTS_DIR/kafka" start bench)"
   STARTED=1
 fi
-# A fresh broker creates __consumer_offsets on the first group lookup (seconds of work);
-# do that now so that neither timed run pays for it.
-"$SCRIPTS_DIR/kafka" tool consumer-groups --bootstrap-server "$BOOTSTRAP" --describe \
-  --group streams-vs-faust-warmup >/dev/null 2>&1 || true
-
-# timed NAME CMD...: stdout to $WORK/NAME.out, "wall user sys" to $WORK/NAME.time
-timed() {
-  local name="$1"; shift
-  local TIMEFORMAT='%3R %3U %3S'
-  { time "$@" >"$WORK/$name.out" 2>"$WORK/$name.err"; } 2>"$WORK/$name.time" || {
-    echo "run.sh: $name failed:" >&2; tail -n 20 "$WORK/$name.err" >&2; exit 1; }
-}
-cpu() { # NAME -> "wall_s=.. cpu_s=.. ev_per_wall_s=.. ev_per_cpu_s=.."
-  read -r wall user sys < <(tail -n1 "$WORK/$1.time")
-  awk -v u="$user" -v s="$sys" -v w="$wall" -v n="$RECORDS" \
-    'BEGIN { printf "wall_s=%.3f user_s=%.3f sys_s=%.3f cpu_s=%.3f ev_per_wall_s=%.1f ev_per_cpu_s=%.1f", w, u, s, u + s, n / w, n / (u + s) }'
-}
-field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
-outputs_in() { # TOPIC -> records in it (sum of end offsets)
-  "$SCRIPTS_DIR/kafka" tool get-offsets --bootstrap-server "$BOOTSTRAP" --topic "$1" 2>/dev/null \
-    | awk -F: '{ s += $NF } END { print s + 0 }'
-}
-create_topic() {
-  "$SCRIPTS_DIR/kafka" tool topics --bootstrap-server "$BOOTSTRAP" --create --topic "$1" \
-    --partitions "$PARTITIONS" --replication-factor 1 >/dev/null
-}
+warm_offsets_topic
 
 echo "# $RECORDS JSON records (~100 bytes, keyed by username) in $PARTITIONS partitions; filter amount >= 10, map, produce; broker $BOOTSTRAP"
 for round in $(seq 1 "$ROUNDS"); do
@@ -99,8 +69,8 @@ for round in $(seq 1 "$ROUNDS"); do
   expected="$(field "$(cat "$WORK/prefill.out")" expected_outputs)"
   # Output topics exist beforehand with the input's partition count: Faust does not create
   # the topics it sends to (the broker would auto-create them with 1 partition).
-  create_topic "$prefix-out-rust"
-  create_topic "$prefix-out-faust"
+  create_topic "$prefix-out-rust" "$PARTITIONS"
+  create_topic "$prefix-out-faust" "$PARTITIONS"
 
   timed rust "$RUST_BIN" "$BOOTSTRAP" "$input" "$prefix-out-rust" "$RECORDS" --app-id "$prefix-rust"
   timed faust "$VENV/bin/python" "$HERE/faust_pipeline.py" "$BOOTSTRAP" "$input" "$prefix-out-faust" \
@@ -113,8 +83,8 @@ for round in $(seq 1 "$ROUNDS"); do
       exit 1
     fi
   done
-  rust_line="$(grep '^rust-streams ' "$WORK/rust.out") $(cpu rust)"
-  faust_line="$(grep '^faust ' "$WORK/faust.out") $(cpu faust)"
+  rust_line="$(grep '^rust-streams ' "$WORK/rust.out") $(cpu_fields rust "$RECORDS")"
+  faust_line="$(grep '^faust ' "$WORK/faust.out") $(cpu_fields faust "$RECORDS")"
   echo "$(cat "$WORK/prefill.out")"
   echo "$rust_line"
   echo "$faust_line"

@@ -4,12 +4,17 @@
 //! figures in benches/STREAMS.md). The Faust half is benches/streams-vs-faust/faust_pipeline.py.
 //!
 //! ```text
-//! streams_bench prefill BOOTSTRAP INPUT N [--partitions P]
+//! streams_bench prefill BOOTSTRAP INPUT N [--partitions P] [--event-time-step-ms S]
 //!     creates INPUT (P partitions, default 3) and writes N purchases (~100 bytes each, keyed
 //!     by username, amount 0..=19 so about half pass the filter); prints
-//!     `prefill records=N expected_outputs=K secs=..`
-//! streams_bench BOOTSTRAP INPUT OUTPUT N [--app-id ID]
-//!     runs the pipeline as app ID (its consumer group; default `streams-bench`) from the
+//!     `prefill records=N expected_outputs=K secs=..`. With `--event-time-step-ms S` the
+//!     records carry explicit timestamps S ms apart, the last one about now (for windows);
+//!     without it the producer stamps them with the send time.
+//! streams_bench BOOTSTRAP INPUT OUTPUT N [--app-id ID] [--linger-ms MS]
+//!     [--commit-interval-ms MS] [--commit-every EVENTS]
+//!     runs the pipeline as app ID (its consumer group; default `streams-bench`; the
+//!     framework's settings `producer_linger`, `broker_commit_interval`, `broker_commit_every`
+//!     where given, else their defaults) from the
 //!     earliest offsets until it has consumed N input events, then stops gracefully (in-flight
 //!     sends acknowledged, offsets committed, group left) and prints
 //!     `rust-streams events=N outputs=K secs=.. ev_per_s=.. first_event_s=.. last_event_s=..`,
@@ -52,8 +57,9 @@ const CURRENCIES: [&str; 4] = ["EUR", "USD", "GBP", "JPY"];
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: streams_bench BOOTSTRAP INPUT OUTPUT N [--app-id ID]\n       \
-         streams_bench prefill BOOTSTRAP INPUT N [--partitions P]"
+        "usage: streams_bench BOOTSTRAP INPUT OUTPUT N [--app-id ID] [--linger-ms MS] \
+         [--commit-interval-ms MS] [--commit-every EVENTS]\n       \
+         streams_bench prefill BOOTSTRAP INPUT N [--partitions P] [--event-time-step-ms S]"
     );
     ExitCode::from(2)
 }
@@ -78,14 +84,33 @@ fn main() -> ExitCode {
                 Some(Ok(p)) => p,
                 Some(Err(_)) => return usage(),
             };
-            runtime.block_on(prefill(&args[1], &args[2], n, partitions))
+            let step_ms = match flag(&args[4..], "--event-time-step-ms").map(|s| s.parse::<i64>()) {
+                None => None,
+                Some(Ok(s)) if s > 0 => Some(s),
+                Some(_) => return usage(),
+            };
+            runtime.block_on(prefill(&args[1], &args[2], n, partitions, step_ms))
         }
         Some(_) if args.len() >= 4 => {
             let Ok(n) = args[3].parse::<u64>() else {
                 return usage();
             };
             let app_id = flag(&args[4..], "--app-id").unwrap_or("streams-bench");
-            runtime.block_on(pipeline(&args[0], &args[1], &args[2], n, app_id, started))
+            let mut tuning = Tuning::default();
+            for (name, slot) in [
+                ("--linger-ms", &mut tuning.linger_ms),
+                ("--commit-interval-ms", &mut tuning.commit_interval_ms),
+                ("--commit-every", &mut tuning.commit_every),
+            ] {
+                match flag(&args[4..], name).map(|s| s.parse::<u64>()) {
+                    None => {}
+                    Some(Ok(v)) => *slot = Some(v),
+                    Some(Err(_)) => return usage(),
+                }
+            }
+            runtime.block_on(pipeline(
+                &args[0], &args[1], &args[2], n, app_id, &tuning, started,
+            ))
         }
         _ => return usage(),
     };
@@ -103,6 +128,15 @@ fn flag<'a>(rest: &'a [String], name: &str) -> Option<&'a str> {
         .position(|a| a == name)
         .and_then(|i| rest.get(i + 1))
         .map(String::as_str)
+}
+
+/// Framework settings given on the command line (the latency section of benches/peers
+/// compares them with the defaults).
+#[derive(Default)]
+struct Tuning {
+    linger_ms: Option<u64>,
+    commit_interval_ms: Option<u64>,
+    commit_every: Option<u64>,
 }
 
 /// The `i`th purchase: deterministic, so every run reads the same input.
@@ -125,7 +159,17 @@ async fn prefill(
     topic: &str,
     n: u64,
     partitions: i32,
+    event_time_step_ms: Option<i64>,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    // Explicit event times end about now: older than the broker's retention (7 days) they
+    // would be deleted, over an hour ahead they would be rejected.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let first_ms = event_time_step_ms.map(|step| {
+        let first = now_ms - step.saturating_mul(n as i64);
+        first - first.rem_euclid(60_000)
+    });
     let client = ClientConfig::new(bootstrap)?;
     Admin::new(client.clone())
         .await?
@@ -152,6 +196,9 @@ async fn prefill(
             topic: topic.to_owned(),
             key: Some(Bytes::from(p.username.into_bytes())),
             value: Some(Bytes::from(value)),
+            timestamp: first_ms
+                .zip(event_time_step_ms)
+                .map(|(t, s)| t + s * i as i64),
             ..Default::default()
         };
         pending.push_back(producer.send(record).await?);
@@ -177,13 +224,23 @@ async fn pipeline(
     output: &str,
     n: u64,
     app_id: &str,
+    tuning: &Tuning,
     started: Instant,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let app = App::builder(app_id)
+    let mut builder = App::builder(app_id)
         .broker(&format!("kafka://{bootstrap}"))
         .topic_partitions(3)
-        .consumer_auto_offset_reset("earliest")
-        .build()?;
+        .consumer_auto_offset_reset("earliest");
+    if let Some(ms) = tuning.linger_ms {
+        builder = builder.producer_linger(std::time::Duration::from_millis(ms));
+    }
+    if let Some(ms) = tuning.commit_interval_ms {
+        builder = builder.broker_commit_interval(std::time::Duration::from_millis(ms));
+    }
+    if let Some(events) = tuning.commit_every {
+        builder = builder.broker_commit_every(events as usize);
+    }
+    let app = builder.build()?;
     let purchases = app.topic::<String, Purchase>(input);
     let priced = app.topic::<String, Priced>(output);
     let consumed = Arc::new(AtomicU64::new(0));

@@ -1,0 +1,174 @@
+"""Reads a results file of benches/peers/run.sh (TSV: section, case, system, metric, value) and
+prints the comparison table, draws the plots, or prints the BENCHMARKS.md section.
+
+    python3 report.py table RESULTS.tsv              the table with ratios (stdlib only)
+    python3 report.py markdown RESULTS.tsv           the same as Markdown tables
+    python3 report.py plots RESULTS.tsv OUTDIR       SVG charts (needs matplotlib: the venv of
+                                                     benches/peers/requirements.txt)
+
+Ratios are always ours over the peer for rates (higher is better for us) and the peer over ours
+for CPU per record and latency (again: above 1 means we are ahead).
+"""
+
+import csv
+import math
+import sys
+from collections import defaultdict
+
+STREAMS_TARGET = {"kstreams": 2.0}
+
+
+def load(path):
+    data = defaultdict(dict)  # (section, case, system) -> {metric: value}
+    meta = {}
+    order = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            if row["section"] == "meta":
+                meta[row["metric"]] = row["value"]
+                continue
+            key = (row["section"], row["case"], row["system"])
+            if key not in data:
+                order.append(key)
+            data[key][row["metric"]] = row["value"]
+    return meta, data, order
+
+
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def fmt(v, digits=0):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def ratio(a, b):
+    if any(math.isnan(x) for x in (a, b)) or b == 0:
+        return "-"
+    return f"{a / b:.2f}x"
+
+
+def cases(order, section):
+    seen = []
+    for s, c, _ in order:
+        if s == section and c not in seen:
+            seen.append(c)
+    return seen
+
+
+def systems(order, section, case):
+    return [y for s, c, y in order if s == section and c == case]
+
+
+def rows_streams(data, order, section):
+    out = []
+    for case in cases(order, section):
+        ours = data.get((section, case, "ours"), {})
+        for system in systems(order, section, case):
+            d = data[(section, case, system)]
+            if d.get("missing"):
+                out.append([case, system, "not written yet", "", "", "", ""])
+                continue
+            r = "" if system == "ours" or ours.get("missing") or not ours else ratio(
+                num(ours.get("ev_per_cpu_s")), num(d.get("ev_per_cpu_s")))
+            out.append([case, system, fmt(num(d.get("events"))), fmt(num(d.get("cpu_s")), 2),
+                        fmt(num(d.get("ev_per_cpu_s"))), fmt(num(d.get("ev_per_wall_s"))), r])
+    return ["case", "system", "events", "cpu_s", "events/CPU s", "events/s", "ours over it (per CPU s)"], out
+
+
+def rows_latency(data, order):
+    out = []
+    for case in cases(order, "latency"):
+        ours = data.get(("latency", case, "ours"), {})
+        for system in systems(order, "latency", case):
+            d = data[("latency", case, system)]
+            if d.get("skipped"):
+                out.append([case, system, "skipped: the agent fell behind at a lower rate", "", "", "", "", "", ""])
+                continue
+            r = "" if system == "ours" else ratio(num(d.get("p99_ms")), num(ours.get("p99_ms")))
+            out.append([case, system, fmt(num(d.get("send_rate"))),
+                        f"{fmt(num(d.get('received')))}/{fmt(num(d.get('sent')))}",
+                        fmt(num(d.get("p50_ms")), 2), fmt(num(d.get("p99_ms")), 2),
+                        fmt(num(d.get("p999_ms")), 2), fmt(num(d.get("max_ms")), 2), r])
+    return ["rate (events/s)", "system", "sent/s", "received", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
+            "its p99 over ours"], out
+
+
+def rows_client(data, order):
+    out = []
+    for case in cases(order, "client"):
+        ours = data.get(("client", case, "ours"), {})
+        for system in systems(order, "client", case):
+            d = data[("client", case, system)]
+            rate, cpu = num(d.get("rec_per_s")), num(d.get("cpu_us_per_rec"))
+            r1 = "" if system == "ours" else ratio(num(ours.get("rec_per_s")), rate)
+            r2 = "" if system == "ours" else ratio(cpu, num(ours.get("cpu_us_per_rec")))
+            out.append([case, system, fmt(num(d.get("records"))), fmt(rate), fmt(cpu, 3), r1, r2])
+    return ["case", "system", "records", "records/s", "CPU µs/record", "ours over it (rate)",
+            "its CPU over ours"], out
+
+
+def render_text(head, rows):
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)] if rows else [len(h) for h in head]
+    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths))  # noqa: E731
+    return "\n".join([line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def render_md(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def tables(data, order):
+    sections = []
+    for section, title in (("streams", "Stateless pipeline, events per CPU second (whole process)"),
+                           ("state", "Stateful topologies, events per CPU second (whole process)")):
+        if cases(order, section):
+            sections.append((title, *rows_streams(data, order, section)))
+    if cases(order, "latency"):
+        sections.append(("End-to-end latency through the stateless agent", *rows_latency(data, order)))
+    if cases(order, "client"):
+        sections.append(("Client, records/s and CPU per record", *rows_client(data, order)))
+    return sections
+
+
+def main(argv):
+    if len(argv) < 3 or argv[1] not in ("table", "markdown", "plots"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    meta, data, order = load(argv[2])
+    if argv[1] == "plots":
+        if len(argv) < 4:
+            print(__doc__, file=sys.stderr)
+            return 2
+        import plots  # only this mode needs matplotlib
+
+        plots.draw(data, order, argv[3])
+        return 0
+    render = render_text if argv[1] == "table" else render_md
+    lead = "# " if argv[1] == "table" else ""
+    print(f"{lead}benches/peers/run.sh --{meta.get('mode', '?')} at {meta.get('date', '?')}, commit "
+          f"{meta.get('commit', '?')}, load average {meta.get('load_avg_start', '?')} -> "
+          f"{meta.get('load_avg_end', '?')}")
+    if "client_rerun" in meta:
+        if not lead:
+            print()  # its own paragraph in Markdown
+        print(f"{lead}{meta['client_rerun']}")
+    for title, head, rows in tables(data, order):
+        print()
+        print(("### " if argv[1] == "markdown" else "== ") + title)
+        print()
+        print(render(head, rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

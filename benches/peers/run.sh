@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# benches/peers/run.sh — every comparison with our peers in one invocation, on one real Kafka
+# broker with the same settings for every side: one table of figures and ratios on stdout and a
+# machine-readable results file (benches/peers/results/DATE-MODE.tsv; report.py reads it back
+# for the table, the plots and BENCHMARKS.md). Details and figures: benches/peers/README.md.
+#
+# Usage:
+#   benches/peers/run.sh [--quick|--full] [--bootstrap HOST:PORT] [--only SECTIONS] [--out FILE]
+#
+#   --quick      (default) small inputs, short phases: under 10 minutes on the project machine
+#   --full       the sizes the figures in BENCHMARKS.md use: under 45 minutes
+#   --bootstrap  use this broker; without it one is started (scripts/kafka start peers) and
+#                stopped, its data deleted, at the end
+#   --only       comma-separated subset of: streams,state,latency,client (default: all), and
+#                tuning (not in the default): the latency section again with other settings of
+#                our agent (producer linger 0; commits only every 10 min / 10^9 events) and of
+#                Kafka Streams' (linger 0), to show which setting costs which latency
+#
+# Sections (each side is its own process, timed whole with bash `time`: start-up included):
+#   streams  the stateless pipeline of benches/streams-vs-faust (JSON purchases, filter amount
+#            >= 10, map, produce): ours (streams_bench) vs Kafka Streams (kstreams/, same
+#            topology, the broker's version, defaults); events per CPU second, target ours
+#            >= 2x Kafka Streams. --full adds ours vs faust-streaming on 200 k events
+#            (benches/streams-vs-faust/run.sh on this broker)
+#   state    Kafka Streams groupByKey().count() (RocksDB and in-memory store) and a hopping
+#            windowed count on explicit event times; our side of each is the command in
+#            PEERS_OURS_COUNT_DURABLE, PEERS_OURS_COUNT_MEMORY, PEERS_OURS_WINDOW_HOPPING (run as
+#            `CMD BOOTSTRAP INPUT OUTPUT N --app-id ID`, printing a line with `events=N`);
+#            unset: reported as not written yet
+#   latency  end to end (probe -> input -> stateless agent -> output -> probe) at fixed rates,
+#            p50/p99/p99.9, and one event after 10 s idle: ours vs Kafka Streams vs faust
+#            (benches/src/bin/latency_probe.rs)
+#   client   producer and consumer records/s and CPU per record, 100 B and 1 KiB, none and lz4:
+#            ours and the Java client (scripts/perf-compare), librdkafka via confluent-kafka
+#            (client_confluent.py) and rskafka (rskafka/)
+#
+# At the end: the table (report.py) and the charts (plots.py, in the venv of requirements.txt
+# here) in results/DATE-MODE-plots/ (git-ignored; the charts committed in plots/ are made from a
+# committed results file: .venv/bin/python report.py plots results/FILE.tsv plots).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+MODE=quick
+BOOTSTRAP=""
+ONLY="streams,state,latency,client"
+OUT=""
+while (( $# )); do
+  case "$1" in
+    --quick) MODE=quick; shift ;;
+    --full) MODE=full; shift ;;
+    --bootstrap) BOOTSTRAP="$2"; shift 2 ;;
+    --only) ONLY="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+wants() { [[ ",$ONLY," == *",$1,"* ]]; }
+for section in ${ONLY//,/ }; do
+  case "$section" in
+    streams|state|latency|client|tuning) ;;
+    *) echo "run.sh: unknown section '$section' in --only (streams, state, latency, client, tuning)" >&2; exit 2 ;;
+  esac
+done
+
+# Sizes per mode.
+if [[ $MODE == quick ]]; then
+  STATELESS_N=300000 STATE_N=200000 WINDOW_N=50000 FAUST_N=0
+  LAT_RATES=1000,10000 LAT_SECS=5 CLIENT_N=300000
+else
+  STATELESS_N=2000000 STATE_N=1000000 WINDOW_N=300000 FAUST_N=200000
+  LAT_RATES=1000,10000,100000 LAT_SECS=15 CLIENT_N=2000000
+fi
+PARTITIONS=3
+LAT_IDLE_SECS=10
+WINDOW_STEP_MS=100
+
+# shellcheck source=../lib.sh
+source "$ROOT/benches/lib.sh"
+WORK="$(mktemp -d)"
+STARTED=0
+cleanup() {
+  if (( STARTED )); then "$ROOT/scripts/kafka" stop peers >/dev/null 2>&1 || true; rm -rf "$ROOT/.kafka/peers"; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+mkdir -p "$HERE/results"
+[[ -n "$OUT" ]] || OUT="$HERE/results/$(date -u +%Y-%m-%dT%H%M)-$MODE.tsv"
+printf 'section\tcase\tsystem\tmetric\tvalue\n' >"$OUT"
+# record SECTION CASE SYSTEM METRIC VALUE
+record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$OUT"; }
+say() { echo "run.sh: $*" >&2; }
+
+# ---------------------------------------------------------------- build and set up
+
+say "building the bench binaries (release)"
+(cd "$ROOT" && cargo build --release -q -p benches --bin streams_bench --bin latency_probe --bin client_perf)
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+[[ "$BIN" = /* ]] || BIN="$ROOT/$BIN"
+KS_CP="$("$HERE/kstreams/build.sh")"
+KSTREAMS=(java -cp "$KS_CP" PeerStreams)
+FAUST_VENV="$ROOT/benches/streams-vs-faust/.venv"
+if wants latency || (( FAUST_N )); then
+  ensure_venv "$FAUST_VENV" "$ROOT/benches/streams-vs-faust/requirements.txt"
+fi
+ensure_venv "$HERE/.venv" "$HERE/requirements.txt"
+FAUST=("$FAUST_VENV/bin/python" "$ROOT/benches/streams-vs-faust/faust_pipeline.py")
+
+if [[ -z "$BOOTSTRAP" ]]; then
+  BOOTSTRAP="$(KAFKA_LOG_LEVEL=warn "$ROOT/scripts/kafka" start peers)"
+  STARTED=1
+fi
+warm_offsets_topic
+record meta run - mode "$MODE"
+record meta run - commit "$(git -C "$ROOT" rev-parse --short HEAD)"
+record meta run - date "$(date -u +%FT%TZ)"
+record meta run - load_avg_start "$(cut -d' ' -f1 /proc/loadavg)"
+
+# ---------------------------------------------------------------- streams and state
+
+# streams_case SECTION CASE N PREFILL_FLAGS SIDE=CMD...: prefill N purchases into a fresh
+# input topic, then run each side (as `CMD BOOTSTRAP INPUT OUTPUT N --app-id ID`) on it, one
+# after the other, each into its own output topic; record events per CPU second.
+streams_case() {
+  local section="$1" case="$2" n="$3" prefill_flags="$4"; shift 4
+  local prefix="peers-$$-$case" spec side cmd line events expected
+  create_topic "$prefix-in" "$PARTITIONS"
+  # shellcheck disable=SC2086
+  "$BIN/streams_bench" prefill "$BOOTSTRAP" "$prefix-in" "$n" --partitions "$PARTITIONS" $prefill_flags \
+    >"$WORK/$case-prefill.out"
+  expected="$(field "$(cat "$WORK/$case-prefill.out")" expected_outputs)"
+  for spec in "$@"; do
+    side="${spec%%=*}" cmd="${spec#*=}"
+    if [[ -z "$cmd" ]]; then
+      say "$case/$side: no command yet, skipped"
+      record "$section" "$case" "$side" missing 1
+      continue
+    fi
+    say "$case/$side: $n events"
+    create_topic "$prefix-out-$side" "$PARTITIONS"
+    # shellcheck disable=SC2086
+    timed "$case-$side" $cmd "$BOOTSTRAP" "$prefix-in" "$prefix-out-$side" "$n" --app-id "$prefix-$side"
+    line="$(grep 'events=' "$WORK/$case-$side.out" | tail -n1)"
+    events="$(field "$line" events)"
+    [[ "$events" == "$n" ]] || { say "$case/$side saw $events of $n events"; exit 1; }
+    if [[ $case == stateless ]]; then
+      local got
+      got="$(outputs_in "$prefix-out-$side")"
+      [[ "$got" == "$expected" ]] || { say "$case/$side wrote $got records, expected $expected"; exit 1; }
+    fi
+    line="$line $(cpu_fields "$case-$side" "$n")"
+    echo "$line" >&2
+    record "$section" "$case" "$side" events "$n"
+    record "$section" "$case" "$side" outputs "$(field "$line" outputs)"
+    record "$section" "$case" "$side" cpu_s "$(field "$line" cpu_s)"
+    record "$section" "$case" "$side" wall_s "$(field "$line" wall_s)"
+    record "$section" "$case" "$side" ev_per_cpu_s "$(field "$line" ev_per_cpu_s)"
+    record "$section" "$case" "$side" ev_per_wall_s "$(field "$line" ev_per_wall_s)"
+  done
+}
+
+if wants streams; then
+  streams_case streams stateless "$STATELESS_N" "" "ours=$BIN/streams_bench" "kstreams=${KSTREAMS[*]} stateless"
+  if (( FAUST_N )); then
+    say "stateless vs faust: benches/streams-vs-faust/run.sh --records $FAUST_N"
+    "$ROOT/benches/streams-vs-faust/run.sh" --records "$FAUST_N" --bootstrap "$BOOTSTRAP" >"$WORK/svf.out"
+    cat "$WORK/svf.out" >&2
+    for side in rust-streams:ours faust:faust; do
+      line="$(grep "^${side%%:*} " "$WORK/svf.out")"
+      for key in events outputs cpu_s wall_s ev_per_cpu_s ev_per_wall_s; do
+        record streams "stateless-vs-faust" "${side#*:}" "$key" "$(field "$line" "$key")"
+      done
+    done
+  fi
+fi
+if wants state; then
+  streams_case state count-durable "$STATE_N" "" \
+    "ours=${PEERS_OURS_COUNT_DURABLE:-}" "kstreams=${KSTREAMS[*]} count-rocksdb"
+  streams_case state count-memory "$STATE_N" "" \
+    "ours=${PEERS_OURS_COUNT_MEMORY:-}" "kstreams=${KSTREAMS[*]} count-memory"
+  streams_case state window-hopping "$WINDOW_N" "--event-time-step-ms $WINDOW_STEP_MS" \
+    "ours=${PEERS_OURS_WINDOW_HOPPING:-}" "kstreams=${KSTREAMS[*]} window-hopping"
+fi
+
+# ---------------------------------------------------------------- end-to-end latency
+
+# latency_side SYSTEM AGENT_CMD...: start the agent on fresh topics, drive it with the probe,
+# stop the agent (it exits by itself once it has seen every event; killed if the probe gave up).
+# AGENT_EXTRA (an array) is appended to the agent's arguments.
+AGENT_EXTRA=()
+latency_side() {
+  local system="$1"; shift
+  local prefix="peers-$$-lat-$system" n pid
+  create_topic "$prefix-in" "$PARTITIONS"
+  create_topic "$prefix-out" "$PARTITIONS"
+  n="$("$BIN/latency_probe" plan --rates "$LAT_RATES" --secs "$LAT_SECS")"
+  say "latency/$system: rates $LAT_RATES, $LAT_SECS s each, then $LAT_IDLE_SECS s idle ($n events)"
+  "$@" "$BOOTSTRAP" "$prefix-in" "$prefix-out" "$n" --app-id "$prefix" ${AGENT_EXTRA[@]+"${AGENT_EXTRA[@]}"} \
+    >"$WORK/lat-$system.agent.out" 2>"$WORK/lat-$system.agent.err" &
+  pid=$!
+  "$BIN/latency_probe" run "$BOOTSTRAP" "$prefix-in" "$prefix-out" --rates "$LAT_RATES" \
+    --secs "$LAT_SECS" --idle-secs "$LAT_IDLE_SECS" >"$WORK/lat-$system.out" 2>"$WORK/lat-$system.err" \
+    || { say "latency/$system: the probe failed:"; tail -n 20 "$WORK/lat-$system.err" >&2; }
+  local deadline=$(( SECONDS + 30 ))
+  while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.5; done
+  if kill -0 "$pid" 2>/dev/null; then
+    say "latency/$system: agent still running after the probe; stopping it"
+    kill "$pid" 2>/dev/null || true
+    sleep 2
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  local line phase key
+  while read -r line; do
+    echo "$system $line" >&2
+    phase="$(field "$line" phase)"
+    for key in sent received send_rate p50_ms p99_ms p999_ms max_ms skipped; do
+      # (an `if`, not `&&`: a missing last key must not become the function's failing status)
+      if [[ -n "$(field "$line" "$key")" ]]; then
+        record latency "$phase" "$system" "$key" "$(field "$line" "$key")"
+      fi
+    done
+  done < <(grep '^latency ' "$WORK/lat-$system.out")
+}
+
+if wants latency; then
+  latency_side ours "$BIN/streams_bench"
+  latency_side kstreams "${KSTREAMS[@]}" stateless
+  latency_side faust "${FAUST[@]}"
+fi
+
+if wants tuning; then
+  AGENT_EXTRA=(--linger-ms 0)
+  latency_side ours-linger0 "$BIN/streams_bench"
+  latency_side kstreams-linger0 "${KSTREAMS[@]}" stateless
+  AGENT_EXTRA=(--commit-interval-ms 600000 --commit-every 1000000000)
+  latency_side ours-rare-commits "$BIN/streams_bench"
+  AGENT_EXTRA=(--linger-ms 0 --commit-interval-ms 600000 --commit-every 1000000000)
+  latency_side ours-linger0-rare-commits "$BIN/streams_bench"
+  AGENT_EXTRA=()
+fi
+
+# ---------------------------------------------------------------- client
+
+if wants client; then
+  say "client section: see client.sh"
+  "$HERE/client.sh" --bootstrap "$BOOTSTRAP" --records "$CLIENT_N" --tsv "$OUT" >&2
+fi
+
+record meta run - load_avg_end "$(cut -d' ' -f1 /proc/loadavg)"
+python3 "$HERE/report.py" table "$OUT"
+"$HERE/.venv/bin/python" "$HERE/report.py" plots "$OUT" "${OUT%.tsv}-plots" >&2
+say "results in $OUT, charts in ${OUT%.tsv}-plots/"
