@@ -22,11 +22,13 @@
 #            topology, the broker's version, defaults); events per CPU second, target ours
 #            >= 2x Kafka Streams. --full adds ours vs faust-streaming on 200 k events
 #            (benches/streams-vs-faust/run.sh on this broker)
-#   state    Kafka Streams groupByKey().count() (RocksDB and in-memory store) and a hopping
-#            windowed count on explicit event times; our side of each is the command in
+#   state    a count by key in a table (benches/src/bin/table_bench.rs: redb, memory) vs Kafka
+#            Streams groupByKey().count() (RocksDB, in-memory store), --full adds ours vs
+#            faust-streaming with a Table (faust_table.py, 50 k events); and a hopping windowed
+#            count on explicit event times. Our side of each can be replaced by the command in
 #            PEERS_OURS_COUNT_DURABLE, PEERS_OURS_COUNT_MEMORY, PEERS_OURS_WINDOW_HOPPING (run as
 #            `CMD BOOTSTRAP INPUT OUTPUT N --app-id ID`, printing a line with `events=N`);
-#            unset: reported as not written yet
+#            an empty one is reported as not written yet
 #   latency  end to end (probe -> input -> stateless agent -> output -> probe) at fixed rates,
 #            p50/p99/p99.9, and one event after 10 s idle: ours vs Kafka Streams vs faust
 #            (benches/src/bin/latency_probe.rs)
@@ -96,7 +98,7 @@ say() { echo "run.sh: $*" >&2; }
 # ---------------------------------------------------------------- build and set up
 
 say "building the bench binaries (release)"
-(cd "$ROOT" && cargo build --release -q -p benches --bin streams_bench --bin latency_probe --bin client_perf)
+(cd "$ROOT" && cargo build --release -q -p benches --bin streams_bench --bin latency_probe --bin client_perf --bin table_bench)
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 [[ "$BIN" = /* ]] || BIN="$ROOT/$BIN"
 KS_CP="$("$HERE/kstreams/build.sh")"
@@ -176,10 +178,16 @@ if wants streams; then
   fi
 fi
 if wants state; then
+  mkdir -p "$WORK/redb"
   streams_case state count-durable "$STATE_N" "" \
-    "ours=${PEERS_OURS_COUNT_DURABLE:-}" "kstreams=${KSTREAMS[*]} count-rocksdb"
+    "ours=${PEERS_OURS_COUNT_DURABLE-$BIN/table_bench count --store redb://$WORK/redb}" \
+    "kstreams=${KSTREAMS[*]} count-rocksdb"
   streams_case state count-memory "$STATE_N" "" \
-    "ours=${PEERS_OURS_COUNT_MEMORY:-}" "kstreams=${KSTREAMS[*]} count-memory"
+    "ours=${PEERS_OURS_COUNT_MEMORY-$BIN/table_bench count}" "kstreams=${KSTREAMS[*]} count-memory"
+  if (( FAUST_N )); then
+    streams_case state count-vs-faust 50000 "" "ours=$BIN/table_bench count" \
+      "faust=$FAUST_VENV/bin/python $ROOT/benches/streams-vs-faust/faust_table.py"
+  fi
   streams_case state window-hopping "$WINDOW_N" "--event-time-step-ms $WINDOW_STEP_MS" \
     "ours=${PEERS_OURS_WINDOW_HOPPING:-}" "kstreams=${KSTREAMS[*]} window-hopping"
 fi
