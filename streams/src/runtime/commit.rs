@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
+use kafka_client::group::GroupConsumer;
 use kafka_client::TopicPartition;
+use tokio::task::JoinHandle;
 
 use super::tables::Tables;
 use crate::error::{Error, Result};
@@ -18,6 +20,9 @@ pub(crate) struct Committer {
     pub acks: Arc<Acks>,
     outbox: Outbox,
     pub tables: Arc<Tables>,
+    /// One preparation at a time: table flushes of a partition must complete in the order
+    /// they were taken (the worker's commits and a revocation's may overlap).
+    preparing: tokio::sync::Mutex<()>,
 }
 
 impl Committer {
@@ -26,6 +31,7 @@ impl Committer {
             acks,
             outbox,
             tables,
+            preparing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -98,8 +104,92 @@ impl Committer {
         if positions.is_empty() {
             return Ok(positions);
         }
+        let _one_at_a_time = self.preparing.lock().await;
         self.flush_tables().await?;
         self.flush().await?;
         Ok(positions)
+    }
+}
+
+/// A commit that runs beside the worker's dispatch loop, so that events keep flowing while the
+/// producer is flushed and the broker answers: [`Committer::ready`] in a task, then the commit
+/// request (the group consumer sends commits in the order they were made), then
+/// [`Committer::committed`]. One preparation at a time; commits follow each other in order.
+#[derive(Default)]
+pub(crate) struct BackgroundCommit {
+    preparing: Option<JoinHandle<Result<Vec<(TopicPartition, i64)>>>>,
+    committing: Vec<JoinHandle<()>>,
+}
+
+impl BackgroundCommit {
+    /// Starts preparing a commit, unless one is being prepared.
+    pub(crate) fn start(&mut self, committer: &Arc<Committer>) {
+        if self.preparing.is_none() {
+            let committer = committer.clone();
+            self.preparing = Some(tokio::spawn(async move { committer.ready(None).await }));
+        }
+        self.committing.retain(|t| !t.is_finished());
+    }
+
+    pub(crate) fn is_preparing(&self) -> bool {
+        self.preparing.is_some()
+    }
+
+    /// The prepared positions, once ready (pending while nothing is prepared); an error when
+    /// the app must stop (a record not delivered).
+    pub(crate) async fn prepared(&mut self) -> Result<Vec<(TopicPartition, i64)>> {
+        let Some(task) = self.preparing.as_mut() else {
+            return std::future::pending().await;
+        };
+        let outcome = task.await;
+        self.preparing = None;
+        outcome.unwrap_or_else(|e| Err(Error::Runtime(format!("the commit task failed: {e}"))))
+    }
+
+    /// Sends the commit of prepared `positions`; it completes in the background.
+    pub(crate) fn commit(
+        &mut self,
+        consumer: &GroupConsumer,
+        committer: &Arc<Committer>,
+        positions: Vec<(TopicPartition, i64)>,
+    ) {
+        if positions.is_empty() {
+            return;
+        }
+        let request = consumer.commit_offsets_async(positions.clone());
+        let committer = committer.clone();
+        self.committing.push(tokio::spawn(async move {
+            match request.await {
+                Ok(()) => {
+                    tracing::debug!(?positions, "committed");
+                    committer.committed(&positions);
+                }
+                Err(e) => tracing::warn!(error = %e, "commit failed; the next one will retry"),
+            }
+        }));
+    }
+
+    /// Drops what is under way (a simulated crash).
+    pub(crate) fn abort(&mut self) {
+        if let Some(task) = self.preparing.take() {
+            task.abort();
+        }
+        self.committing.drain(..).for_each(|t| t.abort());
+    }
+
+    /// Completes what is under way: the preparation (committed then) and the commits sent.
+    pub(crate) async fn settle(
+        &mut self,
+        consumer: &GroupConsumer,
+        committer: &Arc<Committer>,
+    ) -> Result<()> {
+        if self.is_preparing() {
+            let positions = self.prepared().await?;
+            self.commit(consumer, committer, positions);
+        }
+        for task in self.committing.drain(..) {
+            let _ = task.await;
+        }
+        Ok(())
     }
 }

@@ -162,6 +162,7 @@ impl Runtime {
             aborted: aborted.clone(),
             commit_requests,
             recovered,
+            background: Default::default(),
         };
         let task = tokio::spawn(worker.run(stop));
         let runtime = Runtime {

@@ -10,7 +10,7 @@ use kafka_client::group::GroupConsumer;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::commit::Committer;
+use super::commit::{BackgroundCommit, Committer};
 use super::failures::{classify, Backoff, Severity};
 use super::router::Router;
 use super::tables::Recovered;
@@ -36,6 +36,8 @@ pub(crate) struct Worker {
     pub commit_requests: mpsc::Receiver<CommitRequest>,
     /// Table partitions whose recovery finished.
     pub recovered: mpsc::UnboundedReceiver<Recovered>,
+    /// The commit running beside the dispatch loop.
+    pub background: BackgroundCommit,
 }
 
 impl Worker {
@@ -72,11 +74,15 @@ impl Worker {
                         break Err(e);
                     }
                 }
+                prepared = self.background.prepared(), if self.background.is_preparing() => {
+                    match prepared {
+                        Ok(positions) => self.background.commit(&self.consumer, &self.committer, positions),
+                        Err(e) => break Err(e),
+                    }
+                }
                 _ = tick.tick() => {
                     since_commit = 0;
-                    if let Err(e) = self.commit().await {
-                        break Err(e);
-                    }
+                    self.background.start(&self.committer);
                 }
                 record = self.consumer.poll_record() => match record {
                     Ok(None) => continue, // group work is due
@@ -104,9 +110,7 @@ impl Worker {
                         }
                         if since_commit >= self.settings.broker_commit_every {
                             since_commit = 0;
-                            if let Err(e) = self.commit().await {
-                                break Err(e);
-                            }
+                            self.background.start(&self.committer);
                         }
                     }
                     Err(e) => {
@@ -165,9 +169,15 @@ impl Worker {
         }
     }
 
-    /// Commits the done offsets that moved since the last commit. An error only when the app
-    /// must stop (a record it sent was not delivered); refused commits are retried next time.
+    /// Commits the done offsets that moved since the last commit and waits for the answer
+    /// (for `App::commit` and the stop; the loop commits in the background). An error only
+    /// when the app must stop (a record it sent was not delivered); refused commits are
+    /// retried next time.
     async fn commit(&mut self) -> Result<()> {
+        // After what is under way, so that commits stay in order.
+        self.background
+            .settle(&self.consumer, &self.committer)
+            .await?;
         let positions = self.committer.ready(None).await?;
         if positions.is_empty() {
             return Ok(());
@@ -191,6 +201,7 @@ impl Worker {
             // A simulated crash: no commit, no LeaveGroup; the agents are cancelled (and gone,
             // with the table handles they hold, once this returns).
             self.tasks.iter().for_each(|t| t.abort());
+            self.background.abort();
             futures::future::join_all(std::mem::take(&mut self.tasks)).await;
             return outcome;
         }
