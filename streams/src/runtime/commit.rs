@@ -115,9 +115,12 @@ impl Committer {
 /// producer is flushed and the broker answers: [`Committer::ready`] in a task, then the commit
 /// request (the group consumer sends commits in the order they were made), then
 /// [`Committer::committed`]. One preparation at a time; commits follow each other in order.
+/// Positions to commit: the next offset to read, per partition.
+pub(crate) type Positions = Vec<(TopicPartition, i64)>;
+
 #[derive(Default)]
 pub(crate) struct BackgroundCommit {
-    preparing: Option<JoinHandle<Result<Vec<(TopicPartition, i64)>>>>,
+    preparing: Option<JoinHandle<Result<Positions>>>,
     committing: Vec<JoinHandle<()>>,
 }
 
@@ -137,7 +140,7 @@ impl BackgroundCommit {
 
     /// The prepared positions, once ready (pending while nothing is prepared); an error when
     /// the app must stop (a record not delivered).
-    pub(crate) async fn prepared(&mut self) -> Result<Vec<(TopicPartition, i64)>> {
+    pub(crate) async fn prepared(&mut self) -> Result<Positions> {
         let Some(task) = self.preparing.as_mut() else {
             return std::future::pending().await;
         };
@@ -151,7 +154,7 @@ impl BackgroundCommit {
         &mut self,
         consumer: &GroupConsumer,
         committer: &Arc<Committer>,
-        positions: Vec<(TopicPartition, i64)>,
+        positions: Positions,
     ) {
         if positions.is_empty() {
             return;
