@@ -127,6 +127,17 @@ pub enum Error {
     #[error("table {table}: {reason}")]
     Table { table: String, reason: String },
 
+    /// An event later than its windows' grace period (with [`LatePolicy::Fail`](crate::LatePolicy)).
+    #[error("table {table}: an event at {time} ms is too late: its windows in partition {partition} closed (stream time {stream_time} ms is past their end plus the {grace_ms} ms grace period); raise the grace period to accept such events")]
+    LateEvent {
+        table: String,
+        partition: i32,
+        /// The event's time.
+        time: i64,
+        stream_time: i64,
+        grace_ms: i64,
+    },
+
     /// An operation that needs a running app (sending, the CLI's `send`) before `start`.
     #[error("the app is not running: call App::start (or run/main) first")]
     NotStarted,

@@ -43,7 +43,7 @@
 
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/layers.rs):
-//   cli > app > runtime > declarations > stream (tables later) > topic, codec, record,
+//   cli > app > runtime > declarations > stream, table, window > topic, codec, record,
 //   offsets, outbox > error, settings, broker.
 mod app;
 mod broker;
@@ -59,6 +59,7 @@ mod settings;
 mod stream;
 mod table;
 mod topic;
+mod window;
 
 pub use app::{App, AppBuilder, TopicSummary};
 pub use broker::BrokerUrl;
@@ -74,3 +75,7 @@ pub use settings::Settings;
 pub use stream::{AgentStream, Processor, Take};
 pub use table::{PartitionStatus, SetTable, Table, TableSpec};
 pub use topic::{OnDecodeError, Topic};
+pub use window::{
+    Closed, LatePolicy, TimeSource, Window, WindowKind, WindowSpec, WindowedAt, WindowedTable,
+    DEFAULT_EXPIRES,
+};

@@ -33,6 +33,28 @@ pub struct Event<K, V> {
 }
 
 impl<K, V> Event<K, V> {
+    /// An event outside any stream, with no headers and no hold (nothing to commit): for tests
+    /// and examples of code that takes events, such as windowed tables.
+    pub fn new(
+        topic: impl Into<Arc<str>>,
+        partition: i32,
+        offset: i64,
+        timestamp: i64,
+        key: Option<K>,
+        value: V,
+    ) -> Self {
+        Event {
+            topic: topic.into(),
+            partition,
+            offset,
+            timestamp,
+            key,
+            value,
+            headers: Vec::new(),
+            hold: None,
+        }
+    }
+
     /// The value of the first header named `name`.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers

@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("topic", 1),
     ("stream", 2),
     ("table", 2),
+    ("window", 2),
     ("declarations", 3),
     ("runtime", 4),
     ("app", 5),

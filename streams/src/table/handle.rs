@@ -174,14 +174,14 @@ where
         self.core.spec()
     }
 
-    fn encode_key<Q: Serialize + ?Sized>(&self, key: &Q) -> Result<Bytes> {
+    pub(crate) fn encode_key<Q: Serialize + ?Sized>(&self, key: &Q) -> Result<Bytes> {
         self.key_ser
             .encode(key)
             .map(Bytes::from)
             .map_err(|e| self.encode_error("key", e))
     }
 
-    fn encode_value(&self, value: &V) -> Result<Bytes> {
+    pub(crate) fn encode_value(&self, value: &V) -> Result<Bytes> {
         self.value_ser
             .encode(value)
             .map(Bytes::from)
@@ -212,7 +212,7 @@ where
             .map_err(|e| self.decode_error(self.core.partition_of(key), "value", e))
     }
 
-    fn default_value(&self) -> Result<V> {
+    pub(crate) fn default_value(&self) -> Result<V> {
         match &self.default {
             Some(default) => Ok(default()),
             None => Err(Error::Table {
@@ -222,6 +222,25 @@ where
                     .into(),
             }),
         }
+    }
+
+    /// The key and value codecs (a windowed table checks its changelog records with them).
+    pub(crate) fn serializers(&self) -> (&Serializer, &Serializer) {
+        (&self.key_ser, &self.value_ser)
+    }
+
+    /// Decodes key bytes of an entry in `partition`.
+    pub(crate) fn decode_key_in(&self, partition: i32, bytes: &[u8]) -> Result<K> {
+        self.key_ser
+            .decode(bytes)
+            .map_err(|e| self.decode_error(partition, "key", e))
+    }
+
+    /// Decodes value bytes of an entry in `partition`.
+    pub(crate) fn decode_value_in(&self, partition: i32, bytes: &[u8]) -> Result<V> {
+        self.value_ser
+            .decode(bytes)
+            .map_err(|e| self.decode_error(partition, "value", e))
     }
 
     /// The partition `key` belongs to.

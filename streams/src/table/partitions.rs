@@ -80,7 +80,8 @@ type Shared = Arc<Mutex<PartitionState>>;
 pub struct TableCore {
     spec: TableSpec,
     store: Arc<dyn Store>,
-    check: RecordCheck,
+    /// Behind a lock: a windowed table replaces it with one that reads its key layout.
+    check: RwLock<RecordCheck>,
     /// No changelog: writes go straight to the store and every partition is held.
     detached: bool,
     parts: RwLock<BTreeMap<i32, Shared>>,
@@ -121,7 +122,7 @@ impl TableCore {
         let core = TableCore {
             spec,
             store,
-            check,
+            check: RwLock::new(check),
             detached,
             parts: RwLock::new(BTreeMap::new()),
             next_flush_id: AtomicU64::new(1),
@@ -155,7 +156,13 @@ impl TableCore {
         key: &[u8],
         value: Option<&[u8]>,
     ) -> Result<(), (&'static str, String)> {
-        (self.check)(key, value)
+        let check = self.check.read().unwrap_or_else(|e| e.into_inner()).clone();
+        check(key, value)
+    }
+
+    /// Replaces the check of changelog records (a windowed table stores its own key layout).
+    pub(crate) fn set_record_check(&self, check: RecordCheck) {
+        *self.check.write().unwrap_or_else(|e| e.into_inner()) = check;
     }
 
     /// The partition of an encoded key: Kafka's default partitioner, as for a keyed record.
@@ -246,18 +253,57 @@ impl TableCore {
             if version.is_some_and(|v| v != st.version) {
                 return Ok(false);
             }
-            if self.detached {
-                let mut batch = WriteBatch::with_capacity(1);
-                match value {
-                    Some(v) => batch.put(partition, key, v),
-                    None => batch.delete(partition, key),
-                };
-                self.store.apply(batch)?;
-                st.version += 1;
-            } else {
-                st.write(key, value);
-            }
+            self.write_locked(partition, st, key, value)?;
             Ok(true)
+        })
+    }
+
+    fn write_locked(
+        &self,
+        partition: i32,
+        st: &mut PartitionState,
+        key: Bytes,
+        value: Option<Bytes>,
+    ) -> Result<()> {
+        if self.detached {
+            let mut batch = WriteBatch::with_capacity(1);
+            match value {
+                Some(v) => batch.put(partition, key, v),
+                None => batch.delete(partition, key),
+            };
+            self.store.apply(batch)?;
+            st.version += 1;
+        } else {
+            st.write(key, value);
+        }
+        Ok(())
+    }
+
+    /// Runs `f` with partition `partition` locked, which must be held and active: reads and
+    /// writes through the [`PartitionTxn`] go to that partition whatever their key bytes (a
+    /// windowed table places a key by a part of its bytes). `key` names the entry in errors.
+    pub(crate) fn with_partition<T>(
+        &self,
+        partition: i32,
+        key: &[u8],
+        f: impl FnOnce(&mut PartitionTxn<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.check_partition(partition)?;
+        let state = self
+            .state(partition)
+            .ok_or_else(|| self.not_owned(key, partition, "does not own"))?;
+        let mut guard = lock(&state);
+        if guard.status != PartitionStatus::Active {
+            return Err(self.not_owned(
+                key,
+                partition,
+                "does not own yet (still recovering from the changelog)",
+            ));
+        }
+        f(&mut PartitionTxn {
+            core: self,
+            partition,
+            state: &mut guard,
         })
     }
 
@@ -520,5 +566,53 @@ impl TableCore {
     /// Makes the applied batches durable (call it when the source offsets are committed).
     pub fn flush_store(&self) -> Result<()> {
         Ok(self.store.flush()?)
+    }
+}
+
+/// One locked, active partition of a table: reads see the writes not yet in the store, writes
+/// take the table's normal path (pending overlay and changelog, or the store when detached).
+pub(crate) struct PartitionTxn<'a> {
+    core: &'a TableCore,
+    partition: i32,
+    state: &'a mut PartitionState,
+}
+
+impl PartitionTxn<'_> {
+    /// The locked partition.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// The value bytes of `key` in this partition.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        self.core.read_locked(self.partition, self.state, key)
+    }
+
+    /// Writes `key` in this partition (`None` deletes it).
+    pub fn put(&mut self, key: Bytes, value: Option<Bytes>) -> Result<()> {
+        self.core
+            .write_locked(self.partition, self.state, key, value)
+    }
+
+    /// The entries with keys in `start..end` (`None`: to the end), in key order.
+    pub fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<(Bytes, Bytes)>> {
+        use std::ops::Bound;
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut entries: BTreeMap<Bytes, Bytes> = BTreeMap::new();
+        for entry in self
+            .core
+            .store
+            .range(self.partition, Bound::Included(start), upper)?
+        {
+            let (k, v) = entry?;
+            entries.insert(Bytes::from(k), Bytes::from(v));
+        }
+        for (k, v) in self.state.overlay_range(start, end) {
+            match v {
+                Some(v) => entries.insert(k, v),
+                None => entries.remove(&k),
+            };
+        }
+        Ok(entries.into_iter().collect())
     }
 }

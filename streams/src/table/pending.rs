@@ -127,6 +127,25 @@ impl PartitionState {
         !self.pending.is_empty() || !self.in_flight.is_empty()
     }
 
+    /// The keys in `start..end` (`None`: to the end) with a write not in the store, and their
+    /// newest write.
+    pub fn overlay_range(&self, start: &[u8], end: Option<&[u8]>) -> Overlay {
+        use std::ops::Bound;
+        let bounds = (
+            Bound::Included(start),
+            end.map_or(Bound::Unbounded, Bound::Excluded),
+        );
+        let mut merged = Overlay::new();
+        for overlay in self.in_flight.iter().map(|(_, o)| o).chain([&self.pending]) {
+            merged.extend(
+                overlay
+                    .range::<[u8], _>(bounds)
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+        }
+        merged
+    }
+
     /// Every key with a write not in the store, and its newest write.
     pub fn merged_overlay(&self) -> Overlay {
         let mut merged = Overlay::new();

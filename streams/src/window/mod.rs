@@ -1,0 +1,40 @@
+//! Windowed tables: a [`Table`](crate::Table)'s values per key *and* time window, closed by
+//! stream time (Faust's `table.tumbling(..)`, `table.hopping(..)`; sliding and session windows
+//! as in Kafka Streams). [`WindowedTable`] is the handle (its docs map Faust's API to this one).
+//!
+//! The model:
+//!
+//! - Entries live in the table's own store and changelog, keyed by (user key, window start)
+//!   ([`layout`]): a key's partition comes from the user key's bytes alone, so a windowed table
+//!   is co-partitioned with its source topic as a plain table is.
+//! - Each partition keeps a clock entry in the same store: its stream time (the largest event
+//!   time seen), the close watermark and the next time anything closes or expires. It is
+//!   written with the window entries and replicated and recovered with them, so a restart or a
+//!   new owner resumes exactly where the last committed state was.
+//! - A window closes when its partition's stream time reaches its end plus the grace period:
+//!   `on_window_close` fires once for it, and (with `emit_final`) it is kept for
+//!   [`WindowedTable::take_closed`]. Late events beyond grace are counted and dropped or failed
+//!   ([`LatePolicy`]). A window is deleted (a tombstone in the changelog) once stream time
+//!   reaches its start plus `expires`.
+//! - Nothing depends on the wall clock unless asked (`relative_to_now`,
+//!   [`WindowedTable::advance`]).
+//!
+//! Layering: beside `table` (layer 2); it uses `table`, `record`, `codec` and `error`.
+
+mod close;
+mod kind;
+mod layout;
+mod spec;
+mod time;
+mod update;
+mod view;
+mod windowed;
+
+#[cfg(test)]
+mod tests;
+
+pub use kind::{Window, WindowKind};
+pub use spec::{WindowSpec, DEFAULT_EXPIRES};
+pub use time::TimeSource;
+pub use view::WindowedAt;
+pub use windowed::{Closed, LatePolicy, WindowedTable};

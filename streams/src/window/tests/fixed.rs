@@ -1,0 +1,291 @@
+//! Tumbling and hopping windows: filing, reads, closing, lateness, expiry, emit-final.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::*;
+use crate::error::Error;
+use crate::window::layout::{parse_key, StoreKey};
+use crate::window::LatePolicy;
+use crate::TableSpec;
+
+#[test]
+fn tumbling_counts_per_window_and_reads_current_value_delta_and_ranges() {
+    let table = counts(3).tumbling(ms(100)).unwrap();
+    assert_eq!(add(&table, "a", 10, 1), Some(1));
+    assert_eq!(add(&table, "a", 99, 2), Some(3));
+    assert_eq!(add(&table, "a", 100, 5), Some(5));
+    assert_eq!(add(&table, "b", 150, 7), Some(7));
+    let at = table.at(&event("a", 120, 0)).unwrap();
+    assert_eq!(at.current("a").unwrap(), Some(5));
+    assert_eq!(at.value("a").unwrap(), Some(5));
+    assert_eq!(at.delta("a", ms(100)).unwrap(), Some(3));
+    assert_eq!(at.delta("a", ms(200)).unwrap(), None);
+    assert_eq!(at.current("c").unwrap(), None);
+    assert_eq!(
+        table.windows("a", 0, 1_000).unwrap(),
+        vec![(Window::new(0, 100), 3), (Window::new(100, 200), 5)]
+    );
+    assert_eq!(
+        table.windows("a", 100, 1_000).unwrap(),
+        vec![(Window::new(100, 200), 5)]
+    );
+    // The wall clock is far past these windows.
+    assert_eq!(table.now("a").unwrap(), None);
+}
+
+#[test]
+fn hopping_files_an_event_in_size_over_step_windows() {
+    let table = counts(1).hopping(ms(300), ms(100)).unwrap();
+    assert_eq!(add(&table, "k", 250, 1), Some(1));
+    assert_eq!(
+        add(&table, "k", 310, 10),
+        Some(10),
+        "current: the latest window"
+    );
+    assert_eq!(
+        table.windows("k", i64::MIN, i64::MAX).unwrap(),
+        vec![
+            (Window::new(0, 300), 1),
+            (Window::new(100, 400), 11),
+            (Window::new(200, 500), 11),
+            (Window::new(300, 600), 10),
+        ]
+    );
+}
+
+#[test]
+fn the_partition_of_a_window_is_the_partition_of_its_user_key() {
+    let plain = counts(7);
+    let table = counts(7).tumbling(ms(10)).unwrap();
+    for i in 0..50 {
+        let key = format!("user-{i}");
+        let expected = kafka_client::producer::partitioner::partition_for_key(key.as_bytes(), 7);
+        assert_eq!(table.partition_of(key.as_str()).unwrap(), expected);
+        assert_eq!(plain.partition_of(key.as_str()).unwrap(), expected);
+        add(&table, &key, i, 1);
+        assert_eq!(
+            table.stream_time(expected).unwrap().map(|t| t >= i),
+            Some(true)
+        );
+        let stored = table
+            .table
+            .core()
+            .store()
+            .iter(expected)
+            .unwrap()
+            .filter(|e| {
+                matches!(
+                    parse_key(&e.as_ref().unwrap().0),
+                    Some(StoreKey::Window { user_key, .. }) if user_key == key.as_bytes()
+                )
+            })
+            .count();
+        assert_eq!(stored, 1, "the window of {key} is in partition {expected}");
+    }
+}
+
+#[test]
+fn windows_close_once_when_stream_time_passes_end_plus_grace() {
+    let (table, closes) = recording(counts(1).tumbling(ms(100)).unwrap().grace(ms(20)).unwrap());
+    add(&table, "a", 10, 1);
+    add(&table, "b", 50, 2);
+    add(&table, "a", 119, 1);
+    assert!(
+        closes.lock().unwrap().is_empty(),
+        "stream time 119 < 100 + 20"
+    );
+    // Late but inside grace: updates the window.
+    assert_eq!(add(&table, "a", 90, 4), Some(5));
+    add(&table, "a", 120, 1);
+    assert_eq!(
+        *closes.lock().unwrap(),
+        vec![
+            ("a".to_owned(), Window::new(0, 100), 5),
+            ("b".to_owned(), Window::new(0, 100), 2),
+        ]
+    );
+    // Later than grace: counted and dropped, nothing closes twice.
+    assert_eq!(add(&table, "a", 99, 100), None);
+    assert_eq!(table.late_events(), 1);
+    add(&table, "c", 150, 1);
+    assert_eq!(closes.lock().unwrap().len(), 2);
+    assert_eq!(
+        table.windows("a", 0, 100).unwrap(),
+        vec![(Window::new(0, 100), 5)]
+    );
+}
+
+#[test]
+fn a_late_event_fails_with_the_policy_and_the_error_says_what_to_do() {
+    let table = counts(1)
+        .tumbling(ms(100))
+        .unwrap()
+        .on_late(LatePolicy::Fail);
+    add(&table, "a", 500, 1);
+    let err = table.at_time(10).update("a", |v| *v += 1).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::LateEvent {
+            time: 10,
+            stream_time: 500,
+            ..
+        }
+    ));
+    assert!(
+        err.to_string()
+            .contains("table counts: an event at 10 ms is too late"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("raise the grace period"), "{err}");
+    assert_eq!(table.late_events(), 1);
+}
+
+#[test]
+fn expired_windows_are_deleted_after_they_closed() {
+    let (table, closes) = recording(
+        counts(1)
+            .tumbling(ms(100))
+            .unwrap()
+            .expires(ms(300))
+            .unwrap(),
+    );
+    add(&table, "a", 0, 1);
+    add(&table, "a", 100, 1);
+    add(&table, "a", 250, 1);
+    assert_eq!(table.windows("a", i64::MIN, i64::MAX).unwrap().len(), 3);
+    add(&table, "a", 310, 1);
+    // Window 0..100 expired at 0 + 300; 100..200 is kept until 400.
+    assert_eq!(
+        table.windows("a", i64::MIN, i64::MAX).unwrap(),
+        vec![
+            (Window::new(100, 200), 1),
+            (Window::new(200, 300), 1),
+            (Window::new(300, 400), 1),
+        ]
+    );
+    assert_eq!(
+        closes.lock().unwrap().len(),
+        3,
+        "0, 100 and 200 closed, once each"
+    );
+    // The store holds those three windows and the clock.
+    assert_eq!(table.table.core().store().stats().unwrap().entries(), 4);
+}
+
+#[test]
+fn emit_final_keeps_closed_windows_for_the_agent_in_close_order() {
+    let table = counts(1).tumbling(ms(10)).unwrap().emit_final();
+    add(&table, "b", 1, 1);
+    add(&table, "a", 5, 2);
+    add(&table, "a", 12, 3);
+    assert_eq!(add(&table, "a", 25, 4), Some(4));
+    let closed: Vec<_> = table
+        .take_closed()
+        .into_iter()
+        .map(|c| (c.key, c.window.start, c.value))
+        .collect();
+    assert_eq!(
+        closed,
+        vec![("a".into(), 0, 2), ("b".into(), 0, 1), ("a".into(), 10, 3)]
+    );
+    assert!(table.take_closed().is_empty());
+    // Without emit_final nothing is kept.
+    let plain = counts(1).tumbling(ms(10)).unwrap();
+    add(&plain, "a", 1, 1);
+    add(&plain, "a", 50, 1);
+    assert!(plain.take_closed().is_empty());
+}
+
+#[test]
+fn advance_closes_without_events_and_only_forward() {
+    let (table, closes) = recording(counts(2).tumbling(ms(10)).unwrap());
+    add(&table, "a", 3, 1);
+    let p = table.partition_of("a").unwrap();
+    assert_eq!(table.advance(p, 9).unwrap(), 0);
+    assert_eq!(table.advance(p, 10).unwrap(), 1);
+    assert_eq!(table.advance(p, 5).unwrap(), 0);
+    assert_eq!(table.stream_time(p).unwrap(), Some(10));
+    assert_eq!(closes.lock().unwrap().len(), 1);
+    assert_eq!(table.stream_time(1 - p).unwrap(), None);
+}
+
+#[derive(Serialize)]
+struct Order {
+    placed: Placed,
+}
+#[derive(Serialize)]
+struct Placed {
+    at: i64,
+}
+
+#[test]
+fn time_from_a_field_and_an_event_without_it_is_a_decode_error_naming_it() {
+    let table = counts(1)
+        .tumbling(ms(100))
+        .unwrap()
+        .relative_to_field("placed.at");
+    let order = Event::new(
+        "orders",
+        0,
+        3,
+        5,
+        None::<String>,
+        Order {
+            placed: Placed { at: 250 },
+        },
+    );
+    let at = table.at(&order).unwrap();
+    assert_eq!(at.time(), 250);
+    at.update("k", |v| *v += 1).unwrap();
+    assert_eq!(at.value("k").unwrap(), Some(1));
+    assert_eq!(
+        at.current("k").unwrap(),
+        None,
+        "current() reads the record timestamp (5)"
+    );
+    let wrong = table.clone().relative_to_field("placed.when");
+    let err = wrong.at(&order).unwrap_err();
+    assert!(
+        matches!(&err, Error::Decode { field: Some(f), .. } if f == "placed.when"),
+        "{err}"
+    );
+    let err = counts(1)
+        .tumbling(ms(1))
+        .unwrap()
+        .at(&event("a", -1, 0))
+        .unwrap_err();
+    assert!(err.to_string().contains("no timestamp"), "{err}");
+}
+
+#[test]
+fn relative_to_now_files_under_the_wall_clock() {
+    let table = counts(1)
+        .tumbling(Duration::from_secs(3600))
+        .unwrap()
+        .relative_to_now();
+    let at = table.at(&event("a", 0, 0)).unwrap();
+    assert!(at.time() > 1_600_000_000_000);
+    at.update("a", |v| *v += 1).unwrap();
+    // The hour window of now (unless the hour turned in between).
+    let now = table.now("a").unwrap();
+    assert!(now == Some(1) || now.is_none());
+}
+
+#[test]
+fn windowed_keys_in_a_partition_the_worker_does_not_own_say_so() {
+    use crate::codec::CodecRegistry;
+    let store = stores::StoreUrl::Memory.open("counts").unwrap();
+    let table = Table::<String, i64>::open(
+        TableSpec::new("t", "counts").partitions(2),
+        &CodecRegistry::default(),
+        store,
+    )
+    .unwrap()
+    .with_default(i64::default)
+    .tumbling(ms(10))
+    .unwrap();
+    let err = table.at_time(1).update("a", |v| *v += 1).unwrap_err();
+    assert!(matches!(err, Error::TableNotOwned { .. }), "{err}");
+}

@@ -1,0 +1,52 @@
+//! Tests of windowed tables over detached tables (every partition held, writes straight to the
+//! store) and over held tables whose changelog is captured and replayed (restarts).
+
+mod fixed;
+mod model;
+mod props;
+mod restart;
+mod session_sliding;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{Window, WindowedTable};
+use crate::record::Event;
+use crate::table::{Table, TableSpec};
+
+type Closes = Arc<Mutex<Vec<(String, Window, i64)>>>;
+
+fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// A detached `String -> i64` table with a default of 0.
+fn counts(partitions: i32) -> Table<String, i64> {
+    Table::<String, i64>::detached(TableSpec::new("test", "counts").partitions(partitions))
+        .unwrap()
+        .with_default(i64::default)
+}
+
+/// Records every close into the returned list.
+fn recording(table: WindowedTable<String, i64>) -> (WindowedTable<String, i64>, Closes) {
+    let closes: Closes = Arc::default();
+    let sink = closes.clone();
+    let table = table.on_window_close(move |k, w, v| {
+        sink.lock().unwrap().push((k.clone(), w, *v));
+    });
+    (table, closes)
+}
+
+/// An event of topic `src` with key and timestamp; its value is `amount`.
+fn event(key: &str, timestamp: i64, amount: i64) -> Event<String, i64> {
+    Event::new("src", 0, 0, timestamp, Some(key.to_owned()), amount)
+}
+
+/// Adds the event's amount to its key's windows.
+fn add(table: &WindowedTable<String, i64>, key: &str, time: i64, amount: i64) -> Option<i64> {
+    table
+        .at(&event(key, time, amount))
+        .unwrap()
+        .update(key, |v| *v += amount)
+        .unwrap()
+}

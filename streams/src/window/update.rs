@@ -1,0 +1,131 @@
+//! Filing one event's update into its windows, in the locked partition of its key.
+
+use bytes::BytesMut;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::kind::{Window, WindowKind};
+use super::layout::{self, Clock};
+use super::windowed::WindowedTable;
+use crate::error::Result;
+use crate::table::PartitionTxn;
+
+/// What an update did.
+pub(super) enum Outcome<V> {
+    /// The new value of the event's current window.
+    Updated(V),
+    /// Every window of the event had closed: nothing written.
+    Late,
+}
+
+impl<K, V> WindowedTable<K, V>
+where
+    K: Serialize + DeserializeOwned + Send + Sync + 'static,
+    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    fn put_window(
+        &self,
+        txn: &mut PartitionTxn<'_>,
+        prefix: &BytesMut,
+        window: Window,
+        value: &V,
+    ) -> Result<()> {
+        let bytes = self.table.encode_value(value)?;
+        txn.put(
+            layout::window_key(prefix, window.start),
+            Some(layout::window_value(window.end, &bytes)),
+        )
+    }
+
+    /// Applies `f` to the windows of `time` for the key with store prefix `prefix`, keeping
+    /// `clock.next_due` a lower bound of the new windows' close times. Does not move stream
+    /// time (the caller does, after).
+    pub(super) fn file(
+        &self,
+        txn: &mut PartitionTxn<'_>,
+        clock: &mut Clock,
+        prefix: &BytesMut,
+        time: i64,
+        f: &mut dyn FnMut(&mut V),
+    ) -> Result<Outcome<V>> {
+        let stream_time = clock.stream_time;
+        let is_open = |w: Window| self.spec.close_at(w) > stream_time;
+        match self.spec.kind() {
+            WindowKind::Tumbling { .. } | WindowKind::Hopping { .. } => {
+                let windows = self.spec.kind().fixed_windows(time);
+                let mut current = None;
+                for w in windows.into_iter().filter(|w| is_open(*w)) {
+                    let key = layout::window_key(prefix, w.start);
+                    let mut value = match txn.get(&key)? {
+                        Some(v) => self.decode_entry(txn.partition(), &key, &v)?.1 .1,
+                        None => {
+                            clock.next_due = clock.next_due.min(self.spec.close_at(w));
+                            self.table.default_value()?
+                        }
+                    };
+                    f(&mut value);
+                    self.put_window(txn, prefix, w, &value)?;
+                    // Windows come latest start first: the first is the current one.
+                    current.get_or_insert(value);
+                }
+                Ok(current.map_or(Outcome::Late, Outcome::Updated))
+            }
+            WindowKind::Sliding { size } => {
+                let bucket = Window::new(time, time.saturating_add(1));
+                if !is_open(bucket) {
+                    return Ok(Outcome::Late);
+                }
+                let key = layout::window_key(prefix, time);
+                let mut value = match txn.get(&key)? {
+                    Some(v) => self.decode_entry(txn.partition(), &key, &v)?.1 .1,
+                    None => {
+                        clock.next_due = clock.next_due.min(self.spec.close_at(bucket));
+                        self.table.default_value()?
+                    }
+                };
+                f(&mut value);
+                self.put_window(txn, prefix, bucket, &value)?;
+                let from = bucket.end.saturating_sub(size);
+                let buckets = self.stored_windows(txn, prefix, from, bucket.end)?;
+                let folded = self.fold(buckets.into_iter().map(|(_, v)| v));
+                Ok(folded.map_or(Outcome::Late, Outcome::Updated))
+            }
+            WindowKind::Session { gap } => {
+                // Open sessions within `gap` of the event join it (closed ones are final).
+                let candidates = self.stored_windows(
+                    txn,
+                    prefix,
+                    i64::MIN,
+                    time.saturating_add(gap).saturating_add(1),
+                )?;
+                let mut session = Window::new(time, time.saturating_add(1));
+                let mut joined = Vec::new();
+                let mut value: Option<V> = None;
+                for (w, v) in candidates {
+                    let near =
+                        w.start.saturating_sub(gap) <= time && time < w.end.saturating_add(gap);
+                    if !near || !is_open(w) {
+                        continue;
+                    }
+                    session = Window::new(session.start.min(w.start), session.end.max(w.end));
+                    joined.push(w.start);
+                    value = self.fold(value.into_iter().chain([v]));
+                }
+                if !is_open(session) {
+                    return Ok(Outcome::Late);
+                }
+                let mut value = match value {
+                    Some(v) => v,
+                    None => self.table.default_value()?,
+                };
+                f(&mut value);
+                for start in joined.into_iter().filter(|s| *s != session.start) {
+                    txn.put(layout::window_key(prefix, start), None)?;
+                }
+                clock.next_due = clock.next_due.min(self.spec.close_at(session));
+                self.put_window(txn, prefix, session, &value)?;
+                Ok(Outcome::Updated(value))
+            }
+        }
+    }
+}

@@ -1,0 +1,544 @@
+//! `WindowedTable<K, V>`: the handle, its declaration methods and its reads.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::kind::{Window, WindowKind};
+use super::layout::{self, Clock, StoreKey};
+use super::spec::{Kind, WindowSpec};
+use super::time::{wall_clock_ms, TimeSource};
+use super::view::WindowedAt;
+use crate::codec::DecodeFailure;
+use crate::error::{Error, Result};
+use crate::record::Event;
+use crate::table::{PartitionTxn, RecordCheck, Table};
+
+pub(super) type MergeFn<V> = Arc<dyn Fn(&mut V, V) + Send + Sync>;
+type CloseFn<K, V> = Arc<dyn Fn(&K, Window, &V) + Send + Sync>;
+
+/// What happens to an event that arrives after all its windows closed (beyond the grace
+/// period). It is counted in [`WindowedTable::late_events`] whatever the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LatePolicy {
+    /// Dropped quietly (a debug log line).
+    Drop,
+    /// Dropped with a warning naming the table, key partition and times (the default).
+    #[default]
+    Log,
+    /// [`Error::LateEvent`] from the update, for the agent (or the runtime's dead-letter path)
+    /// to handle.
+    Fail,
+}
+
+/// A window that closed: its key, range and final value, for [`WindowedTable::take_closed`]
+/// (emit-final) and [`WindowedTable::on_window_close`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Closed<K, V> {
+    /// The table partition (the source partition of the same number).
+    pub partition: i32,
+    pub key: K,
+    pub window: Window,
+    pub value: V,
+}
+
+/// State shared by every clone of a handle.
+struct Shared<K, V> {
+    late_events: AtomicU64,
+    /// Closed windows waiting for `take_closed` (emit-final only).
+    closed: Mutex<Vec<Closed<K, V>>>,
+}
+
+/// A table of values per key and time window (Faust's `table.tumbling(..)`): see the
+/// module docs of `streams::window` (below) for the model and how Faust's API maps to this one.
+pub struct WindowedTable<K, V> {
+    pub(super) table: Table<K, V>,
+    pub(super) spec: WindowSpec,
+    time: TimeSource,
+    pub(super) merge: Option<MergeFn<V>>,
+    on_close: Option<CloseFn<K, V>>,
+    late: LatePolicy,
+    emit_final: bool,
+    shared: Arc<Shared<K, V>>,
+}
+
+impl<K, V> Clone for WindowedTable<K, V> {
+    fn clone(&self) -> Self {
+        WindowedTable {
+            table: self.table.clone(),
+            spec: self.spec,
+            time: self.time.clone(),
+            merge: self.merge.clone(),
+            on_close: self.on_close.clone(),
+            late: self.late,
+            emit_final: self.emit_final,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for WindowedTable<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WindowedTable")
+            .field("table", &self.table)
+            .field("spec", &self.spec)
+            .field("time", &self.time)
+            .field("late", &self.late)
+            .field("emit_final", &self.emit_final)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Declaring windows on a table.
+impl<K, V> Table<K, V>
+where
+    K: Serialize + DeserializeOwned + Send + Sync + 'static,
+    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// Back-to-back windows of `size` (Faust's `table.tumbling(size)`).
+    pub fn tumbling(self, size: Duration) -> Result<WindowedTable<K, V>> {
+        WindowedTable::new(self, Kind::Tumbling(size), None)
+    }
+
+    /// Windows of `size` starting every `step` (Faust's `table.hopping(size, step)`): an event
+    /// counts in `size / step` windows.
+    pub fn hopping(self, size: Duration, step: Duration) -> Result<WindowedTable<K, V>> {
+        WindowedTable::new(self, Kind::Hopping(size, step), None)
+    }
+
+    /// One window per distinct event time `t` of a key, over the `size` up to and including
+    /// `t`: the value of "the last `size`" at each event (Kafka Streams' sliding windows,
+    /// aligned to events as there). Updates go to the bucket of the event's time; a window's
+    /// value is its buckets folded with `merge(&mut acc, later)`, so it is exact whatever the
+    /// order events arrive in (within the grace period).
+    pub fn sliding(
+        self,
+        size: Duration,
+        merge: impl Fn(&mut V, V) + Send + Sync + 'static,
+    ) -> Result<WindowedTable<K, V>> {
+        WindowedTable::new(self, Kind::Sliding(size), Some(Arc::new(merge)))
+    }
+
+    /// Activity sessions per key: an event closer than `gap` to a session joins it; one that
+    /// bridges two sessions merges them with `merge(&mut earlier, later)` (Kafka Streams'
+    /// session windows).
+    pub fn session(
+        self,
+        gap: Duration,
+        merge: impl Fn(&mut V, V) + Send + Sync + 'static,
+    ) -> Result<WindowedTable<K, V>> {
+        WindowedTable::new(self, Kind::Session(gap), Some(Arc::new(merge)))
+    }
+}
+
+fn failure_text(failure: DecodeFailure) -> String {
+    match failure.field {
+        Some(field) => format!("at field `{field}`: {}", failure.reason),
+        None => failure.reason,
+    }
+}
+
+impl<K, V> WindowedTable<K, V>
+where
+    K: Serialize + DeserializeOwned + Send + Sync + 'static,
+    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    fn new(table: Table<K, V>, kind: Kind, merge: Option<MergeFn<V>>) -> Result<Self> {
+        let spec = WindowSpec::new(table.name(), kind)?;
+        table.core().set_record_check(record_check(&table));
+        Ok(WindowedTable {
+            table,
+            spec,
+            time: TimeSource::default(),
+            merge,
+            on_close: None,
+            late: LatePolicy::default(),
+            emit_final: false,
+            shared: Arc::new(Shared {
+                late_events: AtomicU64::new(0),
+                closed: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Keeps a window open `grace` after its end for late events (0 by default).
+    pub fn grace(mut self, grace: Duration) -> Result<Self> {
+        self.spec = self.spec.with_grace(self.table.name(), grace)?;
+        Ok(self)
+    }
+
+    /// Deletes windows `expires` after their start (a session: after its last event); at
+    /// least size plus grace. By default a day, or size plus grace when longer.
+    pub fn expires(mut self, expires: Duration) -> Result<Self> {
+        self.spec = self.spec.with_expires(self.table.name(), expires)?;
+        Ok(self)
+    }
+
+    /// Files events under their record timestamp (the default; Faust's `relative_to_stream`).
+    pub fn relative_to_stream(mut self) -> Self {
+        self.time = TimeSource::EventTimestamp;
+        self
+    }
+
+    /// Files events under a field of their value holding milliseconds since the epoch: a name
+    /// or a dotted path (Faust's `relative_to_field(Model.field)`). An event without it is an
+    /// [`Error::Decode`] naming the field.
+    pub fn relative_to_field(mut self, field: impl Into<String>) -> Self {
+        self.time = TimeSource::Field(field.into());
+        self
+    }
+
+    /// Files events under the wall clock when processed (Faust's `relative_to_now`): stream
+    /// time then follows the wall clock.
+    pub fn relative_to_now(mut self) -> Self {
+        self.time = TimeSource::WallClock;
+        self
+    }
+
+    /// Calls `f(key, window, final value)` once per window and key when the window closes,
+    /// in close order, on the task whose update (or [`advance`](Self::advance)) closed it.
+    pub fn on_window_close(mut self, f: impl Fn(&K, Window, &V) + Send + Sync + 'static) -> Self {
+        self.on_close = Some(Arc::new(f));
+        self
+    }
+
+    /// What to do with events later than the grace period (by default [`LatePolicy::Log`]).
+    pub fn on_late(mut self, policy: LatePolicy) -> Self {
+        self.late = policy;
+        self
+    }
+
+    /// Keeps every closed window for [`take_closed`](Self::take_closed) (Kafka Streams'
+    /// `suppress(untilWindowCloses)`): send them from the agent to emit only final results.
+    pub fn emit_final(mut self) -> Self {
+        self.emit_final = true;
+        self
+    }
+
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        self.table.name()
+    }
+
+    /// The windows' declaration.
+    pub fn spec(&self) -> &WindowSpec {
+        &self.spec
+    }
+
+    /// Where event times come from.
+    pub fn time_source(&self) -> &TimeSource {
+        &self.time
+    }
+
+    /// The partition of `key` (the user key's bytes only, as the source topic places it).
+    pub fn partition_of<Q>(&self, key: &Q) -> Result<i32>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        self.table.partition_of(key)
+    }
+
+    /// The windowed table at the time of `event` (by the table's time source), to update and
+    /// read: `windowed.at(&event)?.update(&key, |v| *v += 1)?`.
+    pub fn at<EK, EV: Serialize>(&self, event: &Event<EK, EV>) -> Result<WindowedAt<'_, K, V>> {
+        let time = self.time.time_of(event)?;
+        Ok(WindowedAt::new(self, time, event.timestamp))
+    }
+
+    /// The windowed table at time `time` (milliseconds since the epoch), given explicitly.
+    pub fn at_time(&self, time: i64) -> WindowedAt<'_, K, V> {
+        WindowedAt::new(self, time, time)
+    }
+
+    /// The value of `key` in the window of the wall clock now (Faust's `.now()`).
+    pub fn now<Q>(&self, key: &Q) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        self.value_at(key, wall_clock_ms())
+    }
+
+    /// Events rejected as later than the grace period, on this worker since the handle was made.
+    pub fn late_events(&self) -> u64 {
+        self.shared.late_events.load(Ordering::Relaxed)
+    }
+
+    /// The closed windows kept since the last call, in close order (with
+    /// [`emit_final`](Self::emit_final); otherwise always empty).
+    pub fn take_closed(&self) -> Vec<Closed<K, V>> {
+        std::mem::take(&mut *self.shared.closed.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The stream time of `partition` (the largest event time seen), `None` before any event.
+    pub fn stream_time(&self, partition: i32) -> Result<Option<i64>> {
+        let clock = self
+            .table
+            .core()
+            .with_partition(partition, b"(clock)", |txn| read_clock(self.name(), txn))?;
+        Ok((clock.stream_time != i64::MIN).then_some(clock.stream_time))
+    }
+
+    // ---- reads ----
+
+    pub(super) fn encode_user_key<Q>(&self, key: &Q) -> Result<(Bytes, i32, bytes::BytesMut)>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        let bytes = self.table.encode_key(key)?;
+        let partition = self.table.core().partition_of(&bytes);
+        let prefix = layout::key_prefix(&bytes).ok_or_else(|| Error::TableEncode {
+            table: self.name().to_owned(),
+            part: "key",
+            reason: "longer than 4 GiB".into(),
+        })?;
+        Ok((bytes, partition, prefix))
+    }
+
+    /// The stored windows of a key with starts in `from..to`: (window as stored, value).
+    pub(super) fn stored_windows(
+        &self,
+        txn: &PartitionTxn<'_>,
+        prefix: &bytes::BytesMut,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(Window, V)>> {
+        let start = layout::window_key(prefix, from);
+        let end = layout::window_key(prefix, to);
+        let mut out = Vec::new();
+        for (k, v) in txn.range(&start, Some(&end))? {
+            out.push(self.decode_entry(txn.partition(), &k, &v)?.1);
+        }
+        Ok(out)
+    }
+
+    /// A stored window entry: its user key bytes, then (window, value).
+    pub(super) fn decode_entry<'k>(
+        &self,
+        partition: i32,
+        key: &'k [u8],
+        value: &[u8],
+    ) -> Result<(&'k [u8], (Window, V))> {
+        let corrupt = |part, reason: &str| Error::TableDecode {
+            table: self.name().to_owned(),
+            partition,
+            offset: None,
+            part,
+            reason: reason.to_owned(),
+        };
+        let Some(StoreKey::Window { user_key, start }) = layout::parse_key(key) else {
+            return Err(corrupt("key", "not a window key"));
+        };
+        let (end, bytes) =
+            layout::parse_value(value).ok_or_else(|| corrupt("value", "no window end"))?;
+        let value = self.table.decode_value_in(partition, bytes)?;
+        Ok((user_key, (Window::new(start, end), value)))
+    }
+
+    /// Folds values (earliest first) with the merge function.
+    pub(super) fn fold(&self, values: impl IntoIterator<Item = V>) -> Option<V> {
+        let mut values = values.into_iter();
+        let mut acc = values.next()?;
+        if let Some(merge) = &self.merge {
+            for v in values {
+                merge(&mut acc, v);
+            }
+        }
+        Some(acc)
+    }
+
+    /// The value of the window of `time` read in a locked partition: the fixed window with
+    /// the latest start holding it, the sliding window ending at it, or the session holding it.
+    pub(super) fn read_at(
+        &self,
+        txn: &PartitionTxn<'_>,
+        prefix: &bytes::BytesMut,
+        time: i64,
+    ) -> Result<Option<V>> {
+        match self.spec.kind() {
+            WindowKind::Tumbling { .. } | WindowKind::Hopping { .. } => {
+                let Some(w) = self.spec.kind().current_window(time) else {
+                    return Ok(None);
+                };
+                match txn.get(&layout::window_key(prefix, w.start))? {
+                    Some(v) => {
+                        let key = layout::window_key(prefix, w.start);
+                        Ok(Some(self.decode_entry(txn.partition(), &key, &v)?.1 .1))
+                    }
+                    None => Ok(None),
+                }
+            }
+            WindowKind::Sliding { size } => {
+                let from = time.saturating_add(1).saturating_sub(size);
+                let buckets = self.stored_windows(txn, prefix, from, time.saturating_add(1))?;
+                Ok(self.fold(buckets.into_iter().map(|(_, v)| v)))
+            }
+            WindowKind::Session { .. } => {
+                let sessions =
+                    self.stored_windows(txn, prefix, i64::MIN, time.saturating_add(1))?;
+                Ok(sessions
+                    .into_iter()
+                    .find(|(w, _)| w.contains(time))
+                    .map(|(_, v)| v))
+            }
+        }
+    }
+
+    /// The value of `key` in the window of `time`.
+    pub(super) fn value_at<Q>(&self, key: &Q, time: i64) -> Result<Option<V>>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        let (bytes, partition, prefix) = self.encode_user_key(key)?;
+        self.table
+            .core()
+            .with_partition(partition, &bytes, |txn| self.read_at(txn, &prefix, time))
+    }
+
+    /// Every window of `key` starting in `from..to` (milliseconds), by start, with its value.
+    /// For sliding windows, the windows of the key's event times, each with its folded value.
+    pub fn windows<Q>(&self, key: &Q, from: i64, to: i64) -> Result<Vec<(Window, V)>>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        let (bytes, partition, prefix) = self.encode_user_key(key)?;
+        self.table.core().with_partition(partition, &bytes, |txn| {
+            let WindowKind::Sliding { size } = self.spec.kind() else {
+                return self.stored_windows(txn, &prefix, from, to);
+            };
+            // A bucket at t is the window [t + 1 - size, t + 1), folded with the buckets in it.
+            let shift = size - 1;
+            let buckets = self.stored_windows(txn, &prefix, from, to.saturating_add(shift))?;
+            let mut out = Vec::new();
+            for (i, (bucket, _)) in buckets.iter().enumerate() {
+                let window = Window::new(bucket.start.saturating_sub(shift), bucket.end);
+                if window.start < from || window.start >= to {
+                    continue;
+                }
+                let inside = buckets[..=i]
+                    .iter()
+                    .filter(|(b, _)| b.start >= window.start)
+                    .map(|(_, v)| v.clone());
+                if let Some(v) = self.fold(inside) {
+                    out.push((window, v));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    // ---- closing ----
+
+    /// Counts a late event and applies the policy.
+    pub(super) fn reject_late(&self, partition: i32, time: i64, stream_time: i64) -> Result<()> {
+        self.shared.late_events.fetch_add(1, Ordering::Relaxed);
+        let grace_ms = self.spec.grace_ms();
+        match self.late {
+            LatePolicy::Drop => {
+                tracing::debug!(
+                    table = self.name(),
+                    partition,
+                    time,
+                    stream_time,
+                    "late event dropped"
+                );
+                Ok(())
+            }
+            LatePolicy::Log => {
+                tracing::warn!(
+                    table = self.name(),
+                    partition,
+                    time,
+                    stream_time,
+                    grace_ms,
+                    "event later than the grace period dropped: its windows are closed (raise the grace period to accept it)"
+                );
+                Ok(())
+            }
+            LatePolicy::Fail => Err(Error::LateEvent {
+                table: self.name().to_owned(),
+                partition,
+                time,
+                stream_time,
+                grace_ms,
+            }),
+        }
+    }
+
+    /// Hands closed windows to the callback and the emit-final queue (outside any lock).
+    pub(super) fn deliver(&self, closed: Vec<Closed<K, V>>) {
+        if closed.is_empty() {
+            return;
+        }
+        if let Some(on_close) = &self.on_close {
+            for c in &closed {
+                on_close(&c.key, c.window, &c.value);
+            }
+        }
+        if self.emit_final {
+            self.shared
+                .closed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(closed);
+        }
+    }
+}
+
+/// The clock of a locked partition (a new one before its first event).
+pub(super) fn read_clock(table: &str, txn: &PartitionTxn<'_>) -> Result<Clock> {
+    match txn.get(&Clock::key())? {
+        None => Ok(Clock::NEW),
+        Some(bytes) => Clock::decode(&bytes).ok_or_else(|| Error::TableDecode {
+            table: table.to_owned(),
+            partition: txn.partition(),
+            offset: None,
+            part: "value",
+            reason: "the window clock entry is not 24 bytes".into(),
+        }),
+    }
+}
+
+/// Checks a windowed table's changelog records: window entries hold the table's key and
+/// value types, the clock entry its three times.
+fn record_check<K, V>(table: &Table<K, V>) -> RecordCheck
+where
+    K: Serialize + DeserializeOwned + 'static,
+    V: Serialize + DeserializeOwned + 'static,
+{
+    let (ks, vs) = table.serializers();
+    let (ks, vs) = (ks.clone(), vs.clone());
+    Arc::new(move |key, value| match layout::parse_key(key) {
+        Some(StoreKey::Window { user_key, .. }) => {
+            ks.decode::<K>(user_key)
+                .map_err(|e| ("key", failure_text(e)))?;
+            if let Some(value) = value {
+                let (_, bytes) = layout::parse_value(value)
+                    .ok_or(("value", "shorter than a window's end time".to_owned()))?;
+                vs.decode::<V>(bytes)
+                    .map_err(|e| ("value", failure_text(e)))?;
+            }
+            Ok(())
+        }
+        Some(StoreKey::Clock) => match value.map(Clock::decode) {
+            Some(None) => Err(("value", "not a window clock (24 bytes)".to_owned())),
+            _ => Ok(()),
+        },
+        None => Err((
+            "key",
+            "not a windowed table's key (a window or the clock): was the changelog written by \
+             a table that was not windowed?"
+                .to_owned(),
+        )),
+    })
+}
