@@ -19,6 +19,7 @@
 //! | `purchases.filter(f).group_by(Purchase.currency, name="currency")` | [`AgentBuilder::filter`] then [`AgentBuilder::group_by`] |
 //! | `await topic.send(key=k, value=v)` | `topic.send(k, v).await?` |
 //! | `serializer="binary\|json"` | `.value_serializer("binary\|json")` ([`codec`]) |
+//! | `table.tumbling(300, expires=3600)`, `table[k].current()` | [`Table::tumbling`] → [`WindowedTable`]: `totals.at(&event)?.current(&k)?` |
 //! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`) |
 //!
 //! ```

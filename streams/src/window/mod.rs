@@ -5,7 +5,7 @@
 //! The model:
 //!
 //! - Entries live in the table's own store and changelog, keyed by (user key, window start)
-//!   ([`layout`]): a key's partition comes from the user key's bytes alone, so a windowed table
+//!   (`layout.rs`): a key's partition comes from the user key's bytes alone, so a windowed table
 //!   is co-partitioned with its source topic as a plain table is.
 //! - Each partition keeps a clock entry in the same store: its stream time (the largest event
 //!   time seen), the close watermark and the next time anything closes or expires. It is

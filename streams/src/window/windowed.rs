@@ -55,8 +55,78 @@ struct Shared<K, V> {
     closed: Mutex<Vec<Closed<K, V>>>,
 }
 
-/// A table of values per key and time window (Faust's `table.tumbling(..)`): see the
-/// module docs of `streams::window` (below) for the model and how Faust's API maps to this one.
+/// A table of values per key and time window (Faust's `table.tumbling(..)`), made from a
+/// [`Table`] with [`Table::tumbling`], [`hopping`](Table::hopping), [`sliding`](Table::sliding)
+/// or [`session`](Table::session). Cheap to clone; every clone is the same table.
+///
+/// Entries are (key, window start) in the table's store and changelog; a key's windows live in
+/// the partition of the key (as in the plain table and the source topic). Time comes from the
+/// event (its record timestamp by default); each partition's *stream time* is the largest
+/// event time it has seen, kept in the table itself so that restarts and recovery resume it.
+/// A window closes when stream time reaches its end plus the [`grace`](Self::grace) period:
+/// [`on_window_close`](Self::on_window_close) fires once, events for it are late from then
+/// on ([`LatePolicy`]), and it is deleted, with a changelog tombstone, once stream time
+/// reaches its start plus [`expires`](Self::expires). Nothing follows the wall clock unless
+/// asked ([`relative_to_now`](Self::relative_to_now), [`advance`](Self::advance)).
+///
+/// | Faust | here |
+/// |---|---|
+/// | `app.Table("totals", default=int).tumbling(300, expires=3600)` | `table.with_default(i64::default).tumbling(secs(300))?.expires(secs(3600))?` |
+/// | `.hopping(300, 60, expires=3600)` | `.hopping(secs(300), secs(60))?.expires(secs(3600))?` |
+/// | (Kafka Streams' sliding and session windows) | `.sliding(size, merge)?`, `.session(gap, merge)?` |
+/// | `totals[k] += amount` in an agent | `totals.at(&event)?.update(&k, \|t\| *t += amount)?` |
+/// | `totals[k].current()` | `totals.at(&event)?.current(&k)?` (`None`: no value yet) |
+/// | `totals[k].value()`, `totals[k].delta(30)` | `.value(&k)?`, `.delta(&k, secs(30))?` on the same view |
+/// | `totals[k].now()` | `totals.now(&k)?` |
+/// | `.relative_to_stream()`, `.relative_to_now()`, `.relative_to_field(Order.at)` | the same names; the field by name: `.relative_to_field("at")` |
+/// | `on_window_close=cb` (fired by the wall clock) | `.on_window_close(\|k, window, v\| ..)`, fired by stream time |
+/// | every window of a key | `totals.windows(&k, from_ms, to_ms)?` |
+/// | (Kafka Streams' `suppress(untilWindowCloses)`) | `.emit_final()`, then send [`take_closed`](Self::take_closed) |
+///
+/// The update closure, the default and the merge function run with the key's partition
+/// locked: they must not use the table themselves (`on_window_close` may).
+///
+/// ```
+/// use std::time::Duration;
+/// use streams::{Event, Table, TableSpec, Window};
+///
+/// # fn main() -> streams::Result<()> {
+/// let mins = |m: u64| Duration::from_secs(60 * m);
+/// // The talk's currency totals: 5-minute windows kept an hour.
+/// let totals = Table::<String, i64>::detached(TableSpec::new("shop", "currency_total"))?
+///     .with_default(i64::default)
+///     .tumbling(mins(5))?
+///     .expires(mins(60))?
+///     .on_window_close(|currency, window, total| {
+///         println!("{currency}: {total} in {}..{}", window.start, window.end)
+///     })
+///     .emit_final();
+///
+/// // Events as an agent gets them (record timestamps in milliseconds).
+/// let minute = 60_000;
+/// for (at, currency, amount) in [(1, "EUR", 10), (2, "EUR", 5), (3, "USD", 7), (6, "EUR", 1)] {
+///     let event = Event::new("purchases", 0, at, at * minute, Some(currency.to_string()), amount);
+///     // Faust: currency_total[event.currency] += event.amount
+///     let view = totals.at(&event)?;
+///     view.update(currency, |total| *total += amount)?;
+///     if at == 2 {
+///         // Faust: currency_total[c].current()
+///         assert_eq!(view.current("EUR")?, Some(15));
+///     }
+/// }
+/// // Minute 6 moved stream time past the first window of EUR's partition:
+/// let at_6 = totals.at_time(6 * minute);
+/// assert_eq!(at_6.current("EUR")?, Some(1));
+/// assert_eq!(at_6.delta("EUR", mins(5))?, Some(15));
+/// assert_eq!(totals.windows("EUR", 0, i64::MAX)?, vec![
+///     (Window::new(0, 5 * minute), 15),
+///     (Window::new(5 * minute, 10 * minute), 1),
+/// ]);
+/// // Emit-final: the closed windows, to send from the agent.
+/// let closed = totals.take_closed();
+/// assert!(closed.iter().any(|c| c.key == "EUR" && c.value == 15));
+/// # Ok(()) }
+/// ```
 pub struct WindowedTable<K, V> {
     pub(super) table: Table<K, V>,
     pub(super) spec: WindowSpec,
