@@ -95,12 +95,13 @@ where
         let (lo, hi) = layout::all_windows();
         let entries = txn.range(lo, Some(hi))?;
         let partition = txn.partition();
+        // Values are decoded only for the windows that close.
+        let mut parsed = Vec::with_capacity(entries.len());
         let mut closing: Vec<(i64, usize)> = Vec::new();
         let mut expired = Vec::new();
         let mut next_due = i64::MAX;
-        let mut decoded = Vec::with_capacity(entries.len());
         for (i, (k, v)) in entries.iter().enumerate() {
-            let (user_key, (window, value)) = self.decode_entry(partition, k, v)?;
+            let (user_key, window, bytes) = self.parse_entry(partition, k, v)?;
             let close_at = self.spec.close_at(window);
             let expire_at = self.spec.expire_at(window);
             if close_at > clock.closed_through && close_at <= now {
@@ -111,27 +112,30 @@ where
             } else {
                 next_due = next_due.min(if close_at > now { close_at } else { expire_at });
             }
-            decoded.push((user_key, window, value));
+            parsed.push((user_key, window, bytes));
         }
         // Close order: by close time, then key bytes, then start (entries are in key order).
-        closing.sort_by_key(|(close_at, i)| (*close_at, *i));
+        closing.sort_unstable();
+        let decode = |i: usize| self.table.decode_value_in(partition, parsed[i].2);
         let mut closed = Vec::with_capacity(closing.len());
         for (_, i) in closing {
-            let (user_key, window, value) = &decoded[i];
+            let (user_key, window, _) = parsed[i];
             let (window, value) = match self.spec.kind() {
                 WindowKind::Sliding { size } => {
                     let window = Window::new(window.end.saturating_sub(size), window.end);
-                    // The key's buckets in the window: entries just before this one.
-                    let inside = decoded[..=i]
-                        .iter()
+                    // The key's buckets in the window: this entry and those just before it.
+                    let first = (0..=i)
                         .rev()
-                        .take_while(|(k, b, _)| k == user_key && b.start >= window.start)
-                        .map(|(_, _, v)| v.clone())
-                        .collect::<Vec<_>>();
-                    let folded = self.fold(inside.into_iter().rev());
-                    (window, folded.unwrap_or_else(|| value.clone()))
+                        .take_while(|&j| {
+                            parsed[j].0 == user_key && parsed[j].1.start >= window.start
+                        })
+                        .last()
+                        .unwrap_or(i);
+                    let values = (first..=i).map(decode).collect::<Result<Vec<V>>>()?;
+                    let folded = self.fold(values);
+                    (window, folded.map_or_else(|| decode(i), Ok)?)
                 }
-                _ => (*window, value.clone()),
+                _ => (window, decode(i)?),
             };
             closed.push(Closed {
                 partition,

@@ -24,7 +24,8 @@ pub(super) type MergeFn<V> = Arc<dyn Fn(&mut V, V) + Send + Sync>;
 type CloseFn<K, V> = Arc<dyn Fn(&K, Window, &V) + Send + Sync>;
 
 /// What happens to an event that arrives after all its windows closed (beyond the grace
-/// period). It is counted in [`WindowedTable::late_events`] whatever the policy.
+/// period). It is counted in [`WindowedTable::late_events`] whatever the policy. An event with
+/// some windows still open (hopping) updates those and is not late.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LatePolicy {
     /// Dropped quietly (a debug log line).
@@ -172,6 +173,10 @@ where
     V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     /// Back-to-back windows of `size` (Faust's `table.tumbling(size)`).
+    ///
+    /// Windowing takes the table over: its entries become windows, which the plain handle's
+    /// other clones cannot read. Declare it before the app starts (recovery checks changelog
+    /// records against the windowed layout).
     pub fn tumbling(self, size: Duration) -> Result<WindowedTable<K, V>> {
         WindowedTable::new(self, Kind::Tumbling(size), None)
     }
@@ -258,7 +263,9 @@ where
 
     /// Files events under a field of their value holding milliseconds since the epoch: a name
     /// or a dotted path (Faust's `relative_to_field(Model.field)`). An event without it is an
-    /// [`Error::Decode`] naming the field.
+    /// [`Error::Decode`] naming the field. The field is found through serde (the value is
+    /// serialized to JSON values): to save that, compute the time and use
+    /// [`at_time`](Self::at_time).
     pub fn relative_to_field(mut self, field: impl Into<String>) -> Self {
         self.time = TimeSource::Field(field.into());
         self
@@ -397,6 +404,18 @@ where
         key: &'k [u8],
         value: &[u8],
     ) -> Result<(&'k [u8], (Window, V))> {
+        let (user_key, window, bytes) = self.parse_entry(partition, key, value)?;
+        let value = self.table.decode_value_in(partition, bytes)?;
+        Ok((user_key, (window, value)))
+    }
+
+    /// A stored window entry without decoding its value: user key bytes, window, value bytes.
+    pub(super) fn parse_entry<'k, 'v>(
+        &self,
+        partition: i32,
+        key: &'k [u8],
+        value: &'v [u8],
+    ) -> Result<(&'k [u8], Window, &'v [u8])> {
         let corrupt = |part, reason: &str| Error::TableDecode {
             table: self.name().to_owned(),
             partition,
@@ -409,8 +428,7 @@ where
         };
         let (end, bytes) =
             layout::parse_value(value).ok_or_else(|| corrupt("value", "no window end"))?;
-        let value = self.table.decode_value_in(partition, bytes)?;
-        Ok((user_key, (Window::new(start, end), value)))
+        Ok((user_key, Window::new(start, end), bytes))
     }
 
     /// Folds values (earliest first) with the merge function.
@@ -438,11 +456,9 @@ where
                 let Some(w) = self.spec.kind().current_window(time) else {
                     return Ok(None);
                 };
-                match txn.get(&layout::window_key(prefix, w.start))? {
-                    Some(v) => {
-                        let key = layout::window_key(prefix, w.start);
-                        Ok(Some(self.decode_entry(txn.partition(), &key, &v)?.1 .1))
-                    }
+                let key = layout::window_key(prefix, w.start);
+                match txn.get(&key)? {
+                    Some(v) => Ok(Some(self.decode_entry(txn.partition(), &key, &v)?.1 .1)),
                     None => Ok(None),
                 }
             }
