@@ -59,8 +59,11 @@ impl WindowKind {
         if size <= 0 || step <= 0 {
             return Vec::new();
         }
-        let mut windows = Vec::with_capacity((size / step + 1) as usize);
-        let mut start = time - time.rem_euclid(step);
+        let mut windows = Vec::with_capacity((size / step + 1).min(64) as usize);
+        // None: the aligned start is below i64::MIN (no window can hold such a time).
+        let Some(mut start) = time.checked_sub(time.rem_euclid(step)) else {
+            return windows;
+        };
         loop {
             let end = start.saturating_add(size);
             if end <= time {

@@ -9,6 +9,9 @@ use crate::error::{Error, Result};
 /// default retention), unless size plus grace is longer.
 pub const DEFAULT_EXPIRES: Duration = Duration::from_secs(24 * 3600);
 
+/// The most hopping windows one event may fall in (size / step): each is an entry to update.
+pub const MAX_WINDOWS_PER_EVENT: i64 = 10_000;
+
 /// What a windowed table is, as declared: its [`WindowKind`], grace period and expiry, in
 /// milliseconds.
 ///
@@ -70,6 +73,13 @@ impl WindowSpec {
                     "the hopping step is zero: give at least one millisecond (such as a fifth of the size)"
                         .into(),
                 ));
+            }
+            if size / step > MAX_WINDOWS_PER_EVENT {
+                return Err(bad(format!(
+                    "a hopping window of {size} ms every {step} ms puts each event in {} windows \
+                     (at most {MAX_WINDOWS_PER_EVENT}): use a larger step",
+                    size / step
+                )));
             }
             if step > size {
                 return Err(bad(format!(
@@ -205,6 +215,12 @@ mod tests {
                 .contains("step (120000 ms) is larger than the window size"),
             "{err}"
         );
+        let err = WindowSpec::new(
+            "totals",
+            Kind::Hopping(secs(86_400), Duration::from_millis(1)),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("use a larger step"), "{err}");
         let err = WindowSpec::new("totals", Kind::Hopping(secs(60), Duration::ZERO)).unwrap_err();
         assert!(err.to_string().contains("step is zero"), "{err}");
         let spec = WindowSpec::new("totals", Kind::Hopping(secs(300), secs(60))).unwrap();

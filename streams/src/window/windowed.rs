@@ -354,6 +354,12 @@ where
         std::mem::take(&mut *self.shared.closed.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Entries held in the partitions this worker owns (windows, plus one clock per partition
+    /// that has seen an event), counting writes not yet in the store: the state's size.
+    pub fn stored_entries(&self) -> Result<u64> {
+        self.table.len()
+    }
+
     /// The stream time of `partition` (the largest event time seen), `None` before any event.
     pub fn stream_time(&self, partition: i32) -> Result<Option<i64>> {
         let clock = self

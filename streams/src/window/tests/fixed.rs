@@ -172,6 +172,7 @@ fn expired_windows_are_deleted_after_they_closed() {
     );
     // The store holds those three windows and the clock.
     assert_eq!(table.table.core().store().stats().unwrap().entries(), 4);
+    assert_eq!(table.stored_entries().unwrap(), 4);
 }
 
 #[test]

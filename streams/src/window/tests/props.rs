@@ -192,4 +192,25 @@ proptest! {
         }
         prop_assert_eq!(table.late_events(), 0);
     }
+
+    #[test]
+    fn any_time_is_filed_or_rejected_without_a_panic(
+        kind in kinds(),
+        times in proptest::collection::vec(prop_oneof![
+            any::<i64>(),
+            Just(i64::MIN),
+            Just(i64::MAX),
+            Just(i64::MIN + 3),
+            Just(i64::MAX - 3),
+        ], 1..20),
+    ) {
+        let (table, _) = id_table(detached_ids(1), kind, 5);
+        for (id, t) in times.into_iter().enumerate() {
+            let _ = table.at_time(t).update("k", |ids| { ids.insert(id as u32); });
+            let _ = table.at_time(t).current("k");
+            let _ = table.at_time(t).delta("k", ms(10));
+            let _ = table.windows("k", t, t.saturating_add(100));
+        }
+        let _ = table.advance(0, i64::MAX);
+    }
 }
