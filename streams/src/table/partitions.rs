@@ -594,6 +594,33 @@ impl PartitionTxn<'_> {
             .write_locked(self.partition, self.state, key, value)
     }
 
+    /// The first entry with a key in `start..end` (`None`: to the end).
+    pub fn first(&self, start: &[u8], end: Option<&[u8]>) -> Result<Option<(Bytes, Bytes)>> {
+        use std::ops::Bound;
+        let overlay = self.state.overlay_range(start, end);
+        let from_overlay = overlay
+            .iter()
+            .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())));
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut from_store = None;
+        for entry in self
+            .core
+            .store
+            .range(self.partition, Bound::Included(start), upper)?
+        {
+            let (k, v) = entry?;
+            // A key the overlay wrote is decided there (deleted, or counted above).
+            if !overlay.contains_key(k.as_slice()) {
+                from_store = Some((Bytes::from(k), Bytes::from(v)));
+                break;
+            }
+        }
+        Ok(match (from_overlay, from_store) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        })
+    }
+
     /// The entries with keys in `start..end` (`None`: to the end), in key order.
     pub fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<Vec<(Bytes, Bytes)>> {
         use std::ops::Bound;

@@ -3,14 +3,16 @@
 
 use std::borrow::Borrow;
 
+use std::collections::HashSet;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::kind::{Window, WindowKind};
-use super::layout::{self, Clock};
+use super::layout::{self, Clock, StoreKey};
 use super::update::Outcome;
 use super::windowed::{read_clock, Closed, WindowedTable};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::table::PartitionTxn;
 
 impl<K, V> WindowedTable<K, V>
@@ -35,7 +37,7 @@ where
             self.table.core().with_partition(partition, &bytes, |txn| {
                 let mut clock = read_clock(self.name(), txn)?;
                 let before = clock;
-                let outcome = self.file(txn, &mut clock, &prefix, time, f)?;
+                let outcome = self.file(txn, &mut clock, &bytes, &prefix, time, f)?;
                 if matches!(outcome, Outcome::Updated(_)) {
                     clock.stream_time = clock.stream_time.max(time);
                 }
@@ -70,7 +72,8 @@ where
         Ok(count)
     }
 
-    /// Scans when stream time reached the next due time, then writes the clock if it changed.
+    /// Looks at what is due when stream time reached the next due time, then writes the clock
+    /// if it changed.
     fn settle(
         &self,
         txn: &mut PartitionTxn<'_>,
@@ -78,7 +81,7 @@ where
         before: Clock,
     ) -> Result<Vec<Closed<K, V>>> {
         let closed = if clock.stream_time >= clock.next_due {
-            self.scan(txn, clock)?
+            self.run_due(txn, clock)?
         } else {
             Vec::new()
         };
@@ -88,54 +91,66 @@ where
         Ok(closed)
     }
 
-    /// Closes every window with `closed_through < close time <= stream time` and deletes every
-    /// entry whose expiry time passed; sets `closed_through` and the next due time.
-    fn scan(&self, txn: &mut PartitionTxn<'_>, clock: &mut Clock) -> Result<Vec<Closed<K, V>>> {
+    /// Looks at the windows whose due entries stream time reached: closes those with
+    /// `closed_through < close time <= stream time` (in close order), deletes those whose
+    /// expiry passed, and schedules the others again at their next close or expiry. Sets
+    /// `closed_through` and the next due time.
+    fn run_due(&self, txn: &mut PartitionTxn<'_>, clock: &mut Clock) -> Result<Vec<Closed<K, V>>> {
         let now = clock.stream_time;
-        let (lo, hi) = layout::all_windows();
-        let entries = txn.range(lo, Some(hi))?;
         let partition = txn.partition();
-        // Values are decoded only for the windows that close.
-        let mut parsed = Vec::with_capacity(entries.len());
-        let mut closing: Vec<(i64, usize)> = Vec::new();
-        let mut expired = Vec::new();
-        let mut next_due = i64::MAX;
-        for (i, (k, v)) in entries.iter().enumerate() {
-            let (user_key, window, bytes) = self.parse_entry(partition, k, v)?;
-            let close_at = self.spec.close_at(window);
-            let expire_at = self.spec.expire_at(window);
-            if close_at > clock.closed_through && close_at <= now {
-                closing.push((close_at, i));
+        let (from, to) = layout::due_through(now);
+        let due = txn.range(&from, to.as_deref())?;
+        // The due windows, once each (a session may have several due entries).
+        let mut seen = HashSet::new();
+        let mut windows = Vec::new();
+        for (due_key, _) in &due {
+            txn.put(due_key.clone(), None)?;
+            let Some(StoreKey::Due {
+                user_key, start, ..
+            }) = layout::parse_key(due_key)
+            else {
+                return Err(Error::TableDecode {
+                    table: self.name().to_owned(),
+                    partition,
+                    offset: None,
+                    part: "key",
+                    reason: "not a due entry".into(),
+                });
+            };
+            if !seen.insert((user_key, start)) {
+                continue;
             }
-            if expire_at <= now {
-                expired.push(k.clone());
-            } else {
-                next_due = next_due.min(if close_at > now { close_at } else { expire_at });
+            let prefix = layout::key_prefix(user_key).unwrap_or_default();
+            let key = layout::window_key(&prefix, start);
+            // Gone: merged into another session, or deleted by an earlier due entry.
+            if let Some(value) = txn.get(&key)? {
+                let window = self.parse_entry(partition, &key, &value)?.1;
+                windows.push((user_key, prefix, key, window, value));
             }
-            parsed.push((user_key, window, bytes));
         }
-        // Close order: by close time, then key bytes, then start (entries are in key order).
-        closing.sort_unstable();
-        let decode = |i: usize| self.table.decode_value_in(partition, parsed[i].2);
+        // Close first (sliding windows read buckets that may expire in this same pass).
+        let mut closing: Vec<_> = windows
+            .iter()
+            .filter(|w| {
+                let close_at = self.spec.close_at(w.3);
+                close_at > clock.closed_through && close_at <= now
+            })
+            .collect();
+        closing.sort_by_key(|(user_key, _, _, window, _)| {
+            (self.spec.close_at(*window), *user_key, window.start)
+        });
         let mut closed = Vec::with_capacity(closing.len());
-        for (_, i) in closing {
-            let (user_key, window, _) = parsed[i];
+        for (user_key, prefix, key, window, value) in closing {
             let (window, value) = match self.spec.kind() {
                 WindowKind::Sliding { size } => {
                     let window = Window::new(window.end.saturating_sub(size), window.end);
-                    // The key's buckets in the window: this entry and those just before it.
-                    let first = (0..=i)
-                        .rev()
-                        .take_while(|&j| {
-                            parsed[j].0 == user_key && parsed[j].1.start >= window.start
-                        })
-                        .last()
-                        .unwrap_or(i);
-                    let values = (first..=i).map(decode).collect::<Result<Vec<V>>>()?;
-                    let folded = self.fold(values);
-                    (window, folded.map_or_else(|| decode(i), Ok)?)
+                    let buckets = self.stored_windows(txn, prefix, window.start, window.end)?;
+                    match self.fold(buckets.into_iter().map(|(_, v)| v)) {
+                        Some(v) => (window, v),
+                        None => (window, self.decode_entry(partition, key, value)?.1 .1),
+                    }
                 }
-                _ => (window, decode(i)?),
+                _ => (*window, self.decode_entry(partition, key, value)?.1 .1),
             };
             closed.push(Closed {
                 partition,
@@ -144,11 +159,23 @@ where
                 value,
             });
         }
-        for key in expired {
-            txn.put(key, None)?;
+        for (user_key, _, key, window, _) in &windows {
+            let (close_at, expire_at) = (self.spec.close_at(*window), self.spec.expire_at(*window));
+            if expire_at <= now {
+                txn.put(key.clone(), None)?;
+            } else {
+                let next = if close_at > now { close_at } else { expire_at };
+                self.schedule(txn, clock, user_key, window.start, next)?;
+            }
         }
         clock.closed_through = now;
-        clock.next_due = next_due;
+        clock.next_due = match txn.first(&from, None)? {
+            Some((key, _)) => match layout::parse_key(&key) {
+                Some(StoreKey::Due { time, .. }) => time,
+                _ => i64::MAX,
+            },
+            None => i64::MAX,
+        };
         Ok(closed)
     }
 }

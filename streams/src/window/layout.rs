@@ -1,12 +1,15 @@
 //! How a windowed table lays out its store (and changelog) entries.
 //!
-//! Every key starts with a tag byte, so the two kinds of entries cannot collide:
+//! Every key starts with a tag byte, so the kinds of entries cannot collide:
 //!
 //! - a window: `0x00 | user key length (u32, big endian) | user key | window start`, its value
 //!   `window end | the value in the table's codec`. The length prefix keeps one key's windows
 //!   together (no other key's bytes extend its prefix) and the start, stored as an
 //!   order-preserving 8 bytes, sorts them by start;
-//! - the partition's clock: `0x01 clock`, its value `stream time | closed through | next due`.
+//! - the partition's clock: `0x01 clock`, its value `stream time | closed through | next due`;
+//! - a due entry: `0x02 | time | user key length | user key | window start`, empty value: look
+//!   at that window when stream time reaches `time` (it closes or expires then, or later). They
+//!   sort by time, so closing reads only what is due, whatever the size of the state.
 //!
 //! Times are `i64` with the sign bit flipped, big endian, so byte order is time order.
 
@@ -14,6 +17,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 const WINDOW_TAG: u8 = 0x00;
 const META_TAG: u8 = 0x01;
+const DUE_TAG: u8 = 0x02;
 const CLOCK_KEY: &[u8] = b"\x01clock";
 
 fn put_time(buf: &mut BytesMut, time: i64) {
@@ -25,13 +29,31 @@ fn read_time(bytes: &[u8]) -> Option<i64> {
     Some((u64::from_be_bytes(raw) ^ (1 << 63)) as i64)
 }
 
+fn put_window_body(buf: &mut BytesMut, user_key: &[u8], start: Option<i64>) -> Option<()> {
+    buf.put_u32(u32::try_from(user_key.len()).ok()?);
+    buf.put_slice(user_key);
+    if let Some(start) = start {
+        put_time(buf, start);
+    }
+    Some(())
+}
+
+/// `user key length | user key | start` read back.
+fn parse_window_body(body: &[u8]) -> Option<(&[u8], i64)> {
+    let len = u32::from_be_bytes(body.get(..4)?.try_into().ok()?) as usize;
+    let user_key = body.get(4..4usize.checked_add(len)?)?;
+    let time = body.get(4 + len..)?;
+    if time.len() != 8 {
+        return None;
+    }
+    Some((user_key, read_time(time)?))
+}
+
 /// The bytes every window key of `user_key` starts with.
 pub(crate) fn key_prefix(user_key: &[u8]) -> Option<BytesMut> {
-    let len = u32::try_from(user_key.len()).ok()?;
     let mut buf = BytesMut::with_capacity(1 + 4 + user_key.len() + 8);
     buf.put_u8(WINDOW_TAG);
-    buf.put_u32(len);
-    buf.put_slice(user_key);
+    put_window_body(&mut buf, user_key, None)?;
     Some(buf)
 }
 
@@ -42,33 +64,59 @@ pub(crate) fn window_key(prefix: &BytesMut, start: i64) -> Bytes {
     buf.freeze()
 }
 
-/// The first key of the windows of all keys, and the key after the last (the clock).
-pub(crate) fn all_windows() -> (&'static [u8], &'static [u8]) {
-    (&[WINDOW_TAG], &[META_TAG])
+/// The due entry of `user_key`'s window starting at `start`, at `time`. `None` for a key
+/// longer than 4 GiB (never stored).
+pub(crate) fn due_key(time: i64, user_key: &[u8], start: i64) -> Option<Bytes> {
+    let mut buf = BytesMut::with_capacity(1 + 8 + 4 + user_key.len() + 8);
+    buf.put_u8(DUE_TAG);
+    put_time(&mut buf, time);
+    put_window_body(&mut buf, user_key, Some(start))?;
+    Some(buf.freeze())
+}
+
+/// The key range of the due entries at or before `time`: its start, and its end (excluded;
+/// `None`: to the end of the partition).
+pub(crate) fn due_through(time: i64) -> (Bytes, Option<Bytes>) {
+    let end = time.checked_add(1).map(|next| {
+        let mut buf = BytesMut::with_capacity(9);
+        buf.put_u8(DUE_TAG);
+        put_time(&mut buf, next);
+        buf.freeze()
+    });
+    (Bytes::from_static(&[DUE_TAG]), end)
 }
 
 /// A store key read back.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum StoreKey<'a> {
-    Window { user_key: &'a [u8], start: i64 },
+    Window {
+        user_key: &'a [u8],
+        start: i64,
+    },
     Clock,
+    Due {
+        time: i64,
+        user_key: &'a [u8],
+        start: i64,
+    },
 }
 
 pub(crate) fn parse_key(key: &[u8]) -> Option<StoreKey<'_>> {
     match *key.first()? {
         WINDOW_TAG => {
-            let len = u32::from_be_bytes(key.get(1..5)?.try_into().ok()?) as usize;
-            let user_key = key.get(5..5usize.checked_add(len)?)?;
-            let time = key.get(5 + len..)?;
-            if time.len() != 8 {
-                return None;
-            }
-            Some(StoreKey::Window {
-                user_key,
-                start: read_time(time)?,
-            })
+            let (user_key, start) = parse_window_body(&key[1..])?;
+            Some(StoreKey::Window { user_key, start })
         }
         META_TAG if key == CLOCK_KEY => Some(StoreKey::Clock),
+        DUE_TAG => {
+            let time = read_time(key.get(1..)?)?;
+            let (user_key, start) = parse_window_body(key.get(9..)?)?;
+            Some(StoreKey::Due {
+                time,
+                user_key,
+                start,
+            })
+        }
         _ => None,
     }
 }
@@ -94,7 +142,7 @@ pub(crate) struct Clock {
     pub stream_time: i64,
     /// Every window whose close time is at or before this has been closed (its callback fired).
     pub closed_through: i64,
-    /// No window closes or expires before this (a lower bound): the next scan.
+    /// The time of the first due entry (`i64::MAX`: none): nothing to do before it.
     pub next_due: i64,
 }
 
@@ -166,7 +214,17 @@ mod tests {
             if a != b {
                 prop_assert!(!window_key(&pb, s2).starts_with(&pa));
             }
-            prop_assert!(ka.as_ref() < all_windows().1);
+            prop_assert!(ka.as_ref() < Clock::key().as_ref());
+            // Due entries sort by time and read back; those through a time are in its range.
+            let due = due_key(s1, &a, s2).unwrap();
+            prop_assert_eq!(parse_key(&due), Some(StoreKey::Due { time: s1, user_key: &a, start: s2 }));
+            if s1 < s2 {
+                prop_assert!(due < due_key(s2, &b, s1).unwrap());
+            }
+            let (from, to) = due_through(s2);
+            let inside = due >= from && to.as_ref().is_none_or(|to| due < *to);
+            prop_assert_eq!(inside, s1 <= s2);
+            prop_assert!(due.as_ref() > Clock::key().as_ref());
             let v = window_value(s2, &b);
             prop_assert_eq!(parse_value(&v), Some((s2, &b[..])));
         }

@@ -10,7 +10,9 @@
 //! - Each partition keeps a clock entry in the same store: its stream time (the largest event
 //!   time seen), the close watermark and the next time anything closes or expires. It is
 //!   written with the window entries and replicated and recovered with them, so a restart or a
-//!   new owner resumes exactly where the last committed state was.
+//!   new owner resumes exactly where the last committed state was. Due entries, sorted by
+//!   time, say when to look at each window next (its close, then its expiry), so closing reads
+//!   only what is due.
 //! - A window closes when its partition's stream time reaches its end plus the grace period:
 //!   `on_window_close` fires once for it, and (with `emit_final`) it is kept for
 //!   [`WindowedTable::take_closed`]. Late events beyond grace are counted and dropped or failed

@@ -1,13 +1,13 @@
 //! Filing one event's update into its windows, in the locked partition of its key.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::kind::{Window, WindowKind};
 use super::layout::{self, Clock};
 use super::windowed::WindowedTable;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::table::PartitionTxn;
 
 /// What an update did.
@@ -37,13 +37,33 @@ where
         )
     }
 
-    /// Applies `f` to the windows of `time` for the key with store prefix `prefix`, keeping
-    /// `clock.next_due` a lower bound of the new windows' close times. Does not move stream
-    /// time (the caller does, after).
+    /// Has the window of `user_key` starting at `start` looked at when stream time reaches
+    /// `at` (a due entry), and keeps `clock.next_due` the earliest of them.
+    pub(super) fn schedule(
+        &self,
+        txn: &mut PartitionTxn<'_>,
+        clock: &mut Clock,
+        user_key: &[u8],
+        start: i64,
+        at: i64,
+    ) -> Result<()> {
+        let key = layout::due_key(at, user_key, start).ok_or_else(|| Error::TableEncode {
+            table: self.name().to_owned(),
+            part: "key",
+            reason: "longer than 4 GiB".into(),
+        })?;
+        txn.put(key, Some(Bytes::new()))?;
+        clock.next_due = clock.next_due.min(at);
+        Ok(())
+    }
+
+    /// Applies `f` to the windows of `time` for `user_key` (store prefix `prefix`), scheduling
+    /// the close of each new window. Does not move stream time (the caller does, after).
     pub(super) fn file(
         &self,
         txn: &mut PartitionTxn<'_>,
         clock: &mut Clock,
+        user_key: &[u8],
         prefix: &BytesMut,
         time: i64,
         f: &mut dyn FnMut(&mut V),
@@ -59,7 +79,7 @@ where
                     let mut value = match txn.get(&key)? {
                         Some(v) => self.decode_entry(txn.partition(), &key, &v)?.1 .1,
                         None => {
-                            clock.next_due = clock.next_due.min(self.spec.close_at(w));
+                            self.schedule(txn, clock, user_key, w.start, self.spec.close_at(w))?;
                             self.table.default_value()?
                         }
                     };
@@ -79,7 +99,8 @@ where
                 let mut value = match txn.get(&key)? {
                     Some(v) => self.decode_entry(txn.partition(), &key, &v)?.1 .1,
                     None => {
-                        clock.next_due = clock.next_due.min(self.spec.close_at(bucket));
+                        let close_at = self.spec.close_at(bucket);
+                        self.schedule(txn, clock, user_key, bucket.start, close_at)?;
                         self.table.default_value()?
                     }
                 };
@@ -119,10 +140,21 @@ where
                     None => self.table.default_value()?,
                 };
                 f(&mut value);
+                // A session keeps its due entry while its start stays (a later close time is
+                // found when it is due); a new start gets one. Merged-away entries are deleted
+                // and their due entries dropped when due.
+                if !joined.contains(&session.start) {
+                    self.schedule(
+                        txn,
+                        clock,
+                        user_key,
+                        session.start,
+                        self.spec.close_at(session),
+                    )?;
+                }
                 for start in joined.into_iter().filter(|s| *s != session.start) {
                     txn.put(layout::window_key(prefix, start), None)?;
                 }
-                clock.next_due = clock.next_due.min(self.spec.close_at(session));
                 self.put_window(txn, prefix, session, &value)?;
                 Ok(Outcome::Updated(value))
             }

@@ -354,8 +354,9 @@ where
         std::mem::take(&mut *self.shared.closed.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Entries held in the partitions this worker owns (windows, plus one clock per partition
-    /// that has seen an event), counting writes not yet in the store: the state's size.
+    /// Entries held in the partitions this worker owns (windows, a due entry per window, and a
+    /// clock per partition that has seen an event), counting writes not yet in the store: the
+    /// state's size.
     pub fn stored_entries(&self) -> Result<u64> {
         self.table.len()
     }
@@ -622,14 +623,24 @@ where
             }
             Ok(())
         }
+        Some(StoreKey::Due { user_key, .. }) => {
+            ks.decode::<K>(user_key)
+                .map_err(|e| ("key", failure_text(e)))?;
+            match value {
+                Some(v) if !v.is_empty() => {
+                    Err(("value", "a due entry has an empty value".to_owned()))
+                }
+                _ => Ok(()),
+            }
+        }
         Some(StoreKey::Clock) => match value.map(Clock::decode) {
             Some(None) => Err(("value", "not a window clock (24 bytes)".to_owned())),
             _ => Ok(()),
         },
         None => Err((
             "key",
-            "not a windowed table's key (a window or the clock): was the changelog written by \
-             a table that was not windowed?"
+            "not a windowed table's key (a window, a due entry or the clock): was the changelog \
+             written by a table that was not windowed?"
                 .to_owned(),
         )),
     })

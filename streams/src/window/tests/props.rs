@@ -176,8 +176,9 @@ proptest! {
             .expires(ms(expires as u64))
             .unwrap();
         let store = table.table.core().store().clone();
-        // Windows kept per key: starts in (stream time - expires, stream time].
-        let bound = keys as u64 * (expires / step + 2) as u64 + 2;
+        // Windows kept per key: starts in (stream time - expires, stream time]; each with one
+        // due entry; a clock per partition.
+        let bound = 2 * keys as u64 * (expires / step + 2) as u64 + 2;
         let mut created = BTreeSet::new();
         let mut time = 0;
         for (key, advance) in steps {
