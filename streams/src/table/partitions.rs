@@ -35,7 +35,7 @@ use bytes::Bytes;
 use kafka_client::producer::partitioner::partition_for_key;
 use stores::{Store, WriteBatch};
 
-use super::pending::{PartitionState, PartitionStatus};
+use super::pending::{Overlay, PartitionState, PartitionStatus};
 use super::spec::TableSpec;
 use crate::error::{Error, Result};
 
@@ -281,7 +281,9 @@ impl TableCore {
 
     /// Runs `f` with partition `partition` locked, which must be held and active: reads and
     /// writes through the [`PartitionTxn`] go to that partition whatever their key bytes (a
-    /// windowed table places a key by a part of its bytes). `key` names the entry in errors.
+    /// windowed table places a key by a part of its bytes), and its writes are made only if
+    /// `f` returns `Ok` (all of them, in one store batch when detached). `key` names the entry
+    /// in errors.
     pub(crate) fn with_partition<T>(
         &self,
         partition: i32,
@@ -300,11 +302,33 @@ impl TableCore {
                 "does not own yet (still recovering from the changelog)",
             ));
         }
-        f(&mut PartitionTxn {
+        let mut txn = PartitionTxn {
             core: self,
             partition,
-            state: &mut guard,
-        })
+            state: &guard,
+            writes: Overlay::new(),
+        };
+        let result = f(&mut txn)?;
+        let writes = txn.writes;
+        if writes.is_empty() {
+            return Ok(result);
+        }
+        if self.detached {
+            let mut batch = WriteBatch::with_capacity(writes.len());
+            for (key, value) in writes {
+                match value {
+                    Some(v) => batch.put(partition, key, v),
+                    None => batch.delete(partition, key),
+                };
+            }
+            self.store.apply(batch)?;
+            guard.version += 1;
+        } else {
+            for (key, value) in writes {
+                guard.write(key, value);
+            }
+        }
+        Ok(result)
     }
 
     /// Active partitions, ascending.
@@ -569,12 +593,16 @@ impl TableCore {
     }
 }
 
-/// One locked, active partition of a table: reads see the writes not yet in the store, writes
-/// take the table's normal path (pending overlay and changelog, or the store when detached).
+/// One locked, active partition of a table, for one all-or-nothing change: reads see the
+/// writes not yet in the store and the change's own; the change's writes take the table's
+/// normal path (pending overlay and changelog, or one store batch when detached) only when the
+/// closure given to [`TableCore::with_partition`] returns `Ok`.
 pub(crate) struct PartitionTxn<'a> {
     core: &'a TableCore,
     partition: i32,
-    state: &'a mut PartitionState,
+    state: &'a PartitionState,
+    /// This change's writes (`None`: delete).
+    writes: Overlay,
 }
 
 impl PartitionTxn<'_> {
@@ -585,19 +613,38 @@ impl PartitionTxn<'_> {
 
     /// The value bytes of `key` in this partition.
     pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
-        self.core.read_locked(self.partition, self.state, key)
+        match self.writes.get(key) {
+            Some(write) => Ok(write.clone()),
+            None => self.core.read_locked(self.partition, self.state, key),
+        }
     }
 
-    /// Writes `key` in this partition (`None` deletes it).
-    pub fn put(&mut self, key: Bytes, value: Option<Bytes>) -> Result<()> {
-        self.core
-            .write_locked(self.partition, self.state, key, value)
+    /// Writes `key` in this partition (`None` deletes it), when the change succeeds.
+    pub fn put(&mut self, key: Bytes, value: Option<Bytes>) {
+        self.writes.insert(key, value);
+    }
+
+    /// The writes not in the store with keys in `start..end`: the partition's, then this
+    /// change's.
+    fn overlay_range(&self, start: &[u8], end: Option<&[u8]>) -> Overlay {
+        use std::ops::Bound;
+        let mut overlay = self.state.overlay_range(start, end);
+        let bounds = (
+            Bound::Included(start),
+            end.map_or(Bound::Unbounded, Bound::Excluded),
+        );
+        overlay.extend(
+            self.writes
+                .range::<[u8], _>(bounds)
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        overlay
     }
 
     /// The first entry with a key in `start..end` (`None`: to the end).
     pub fn first(&self, start: &[u8], end: Option<&[u8]>) -> Result<Option<(Bytes, Bytes)>> {
         use std::ops::Bound;
-        let overlay = self.state.overlay_range(start, end);
+        let overlay = self.overlay_range(start, end);
         let from_overlay = overlay
             .iter()
             .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())));
@@ -634,7 +681,7 @@ impl PartitionTxn<'_> {
             let (k, v) = entry?;
             entries.insert(Bytes::from(k), Bytes::from(v));
         }
-        for (k, v) in self.state.overlay_range(start, end) {
+        for (k, v) in self.overlay_range(start, end) {
             match v {
                 Some(v) => entries.insert(k, v),
                 None => entries.remove(&k),

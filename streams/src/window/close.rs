@@ -86,7 +86,7 @@ where
             Vec::new()
         };
         if *clock != before {
-            txn.put(Clock::key(), Some(clock.encode()))?;
+            txn.put(Clock::key(), Some(clock.encode()));
         }
         Ok(closed)
     }
@@ -104,7 +104,7 @@ where
         let mut seen = HashSet::new();
         let mut windows = Vec::new();
         for (due_key, _) in &due {
-            txn.put(due_key.clone(), None)?;
+            txn.put(due_key.clone(), None);
             let Some(StoreKey::Due {
                 user_key, start, ..
             }) = layout::parse_key(due_key)
@@ -162,7 +162,7 @@ where
         for (user_key, _, key, window, _) in &windows {
             let (close_at, expire_at) = (self.spec.close_at(*window), self.spec.expire_at(*window));
             if expire_at <= now {
-                txn.put(key.clone(), None)?;
+                txn.put(key.clone(), None);
             } else {
                 let next = if close_at > now { close_at } else { expire_at };
                 self.schedule(txn, clock, user_key, window.start, next)?;

@@ -34,7 +34,8 @@ where
         txn.put(
             layout::window_key(prefix, window.start),
             Some(layout::window_value(window.end, &bytes)),
-        )
+        );
+        Ok(())
     }
 
     /// Has the window of `user_key` starting at `start` looked at when stream time reaches
@@ -52,7 +53,7 @@ where
             part: "key",
             reason: "longer than 4 GiB".into(),
         })?;
-        txn.put(key, Some(Bytes::new()))?;
+        txn.put(key, Some(Bytes::new()));
         clock.next_due = clock.next_due.min(at);
         Ok(())
     }
@@ -153,7 +154,7 @@ where
                     )?;
                 }
                 for start in joined.into_iter().filter(|s| *s != session.start) {
-                    txn.put(layout::window_key(prefix, start), None)?;
+                    txn.put(layout::window_key(prefix, start), None);
                 }
                 self.put_window(txn, prefix, session, &value)?;
                 Ok(Outcome::Updated(value))

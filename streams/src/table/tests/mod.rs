@@ -4,6 +4,7 @@
 mod handle;
 mod model;
 mod recovery;
+mod txn;
 
 use std::sync::Arc;
 

@@ -290,3 +290,33 @@ fn windowed_keys_in_a_partition_the_worker_does_not_own_say_so() {
     let err = table.at_time(1).update("a", |v| *v += 1).unwrap_err();
     assert!(matches!(err, Error::TableNotOwned { .. }), "{err}");
 }
+
+#[test]
+fn an_update_that_fails_in_one_window_writes_nothing() {
+    use std::collections::BTreeMap;
+    // JSON cannot encode a map with non-string keys: the second window's value fails.
+    type Bad = BTreeMap<Vec<u8>, i64>;
+    let table = Table::<String, Bad>::detached(TableSpec::new("t", "bad").partitions(1))
+        .unwrap()
+        .with_default(Bad::new)
+        .hopping(ms(20), ms(10))
+        .unwrap();
+    let mut calls = 0;
+    let err = table
+        .at_time(15)
+        .update("k", |v| {
+            calls += 1;
+            if calls == 2 {
+                v.insert(vec![1], 1);
+            }
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::TableEncode { part: "value", .. }),
+        "{err}"
+    );
+    assert_eq!(calls, 2);
+    assert_eq!(table.windows("k", i64::MIN, i64::MAX).unwrap(), vec![]);
+    assert_eq!(table.stream_time(0).unwrap(), None);
+    assert_eq!(table.stored_entries().unwrap(), 0);
+}
