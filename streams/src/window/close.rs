@@ -58,6 +58,7 @@ where
     /// runtime may pass the wall clock when the user asks for it; nothing does by default).
     /// Returns the number of windows closed.
     pub fn advance(&self, partition: i32, time: i64) -> Result<usize> {
+        self.check_active(partition)?;
         let closed = self
             .table
             .core()

@@ -18,7 +18,7 @@ use super::view::WindowedAt;
 use crate::codec::DecodeFailure;
 use crate::error::{Error, Result};
 use crate::record::Event;
-use crate::table::{PartitionTxn, RecordCheck, Table};
+use crate::table::{PartitionStatus, PartitionTxn, RecordCheck, Table};
 
 pub(super) type MergeFn<V> = Arc<dyn Fn(&mut V, V) + Send + Sync>;
 type CloseFn<K, V> = Arc<dyn Fn(&K, Window, &V) + Send + Sync>;
@@ -85,7 +85,11 @@ struct Shared<K, V> {
 /// | (Kafka Streams' `suppress(untilWindowCloses)`) | `.emit_final()`, then send [`take_closed`](Self::take_closed) |
 ///
 /// The update closure, the default and the merge function run with the key's partition
-/// locked: they must not use the table themselves (`on_window_close` may).
+/// locked: they must not use the table themselves (`on_window_close` may). An update is all or
+/// nothing: if encoding a window's value fails, no window, clock or close of it is written.
+///
+/// The builder methods (`grace`, `on_window_close`, `emit_final`...) set up this handle: call
+/// them before cloning it.
 ///
 /// ```
 /// use std::time::Duration;
@@ -182,16 +186,18 @@ where
     }
 
     /// Windows of `size` starting every `step` (Faust's `table.hopping(size, step)`): an event
-    /// counts in `size / step` windows.
+    /// counts in `size / step` windows (when the step divides the size; otherwise that,
+    /// rounded up or down by where it falls).
     pub fn hopping(self, size: Duration, step: Duration) -> Result<WindowedTable<K, V>> {
         WindowedTable::new(self, Kind::Hopping(size, step), None)
     }
 
     /// One window per distinct event time `t` of a key, over the `size` up to and including
-    /// `t`: the value of "the last `size`" at each event (Kafka Streams' sliding windows,
-    /// aligned to events as there). Updates go to the bucket of the event's time; a window's
-    /// value is its buckets folded with `merge(&mut acc, later)`, so it is exact whatever the
-    /// order events arrive in (within the grace period).
+    /// `t`: the value of "the last `size`" at each event. Like Kafka Streams' sliding windows,
+    /// aligned to events, but only the windows that end at an event (Kafka Streams also has
+    /// those that start just after one). Updates go to the bucket of the event's time; a
+    /// window's value is its buckets folded with `merge(&mut acc, later)`, so it is exact
+    /// whatever the order events arrive in (within the grace period).
     pub fn sliding(
         self,
         size: Duration,
@@ -363,11 +369,27 @@ where
 
     /// The stream time of `partition` (the largest event time seen), `None` before any event.
     pub fn stream_time(&self, partition: i32) -> Result<Option<i64>> {
+        self.check_active(partition)?;
         let clock = self
             .table
             .core()
             .with_partition(partition, b"(clock)", |txn| read_clock(self.name(), txn))?;
         Ok((clock.stream_time != i64::MIN).then_some(clock.stream_time))
+    }
+
+    /// Fails unless this worker owns `partition` and it is up to date.
+    pub(super) fn check_active(&self, partition: i32) -> Result<()> {
+        match self.table.core().status(partition) {
+            Some(PartitionStatus::Active) => Ok(()),
+            status => Err(Error::Table {
+                table: self.name().to_owned(),
+                reason: format!(
+                    "partition {partition} is {} on this worker: only the partitions it owns have a \
+                     stream time here",
+                    if status.is_some() { "still recovering" } else { "not held" }
+                ),
+            }),
+        }
     }
 
     // ---- reads ----

@@ -289,6 +289,20 @@ fn windowed_keys_in_a_partition_the_worker_does_not_own_say_so() {
     .unwrap();
     let err = table.at_time(1).update("a", |v| *v += 1).unwrap_err();
     assert!(matches!(err, Error::TableNotOwned { .. }), "{err}");
+    let err = table.advance(1, 100).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("partition 1 is not held on this worker"),
+        "{err}"
+    );
+    table.table.core().assign(1).unwrap();
+    let err = table.stream_time(1).unwrap_err();
+    assert!(
+        err.to_string().contains("partition 1 is still recovering"),
+        "{err}"
+    );
+    let err = table.advance(7, 100).unwrap_err();
+    assert!(err.to_string().contains("partition 7 is not held"), "{err}");
 }
 
 #[test]
