@@ -1,6 +1,7 @@
 //! Tests of windowed tables over detached tables (every partition held, writes straight to the
 //! store) and over held tables whose changelog is captured and replayed (restarts).
 
+mod changelog;
 mod fixed;
 mod model;
 mod props;
