@@ -20,6 +20,9 @@ use crate::error::{Error, Result};
 use crate::record::Event;
 use crate::table::{PartitionStatus, PartitionTxn, RecordCheck, Table};
 
+/// With [`LatePolicy::Log`], one late event in this many is logged as a warning.
+const LOG_LATE_EVERY: u64 = 1_000;
+
 pub(super) type MergeFn<V> = Arc<dyn Fn(&mut V, V) + Send + Sync>;
 type CloseFn<K, V> = Arc<dyn Fn(&K, Window, &V) + Send + Sync>;
 
@@ -30,7 +33,8 @@ type CloseFn<K, V> = Arc<dyn Fn(&K, Window, &V) + Send + Sync>;
 pub enum LatePolicy {
     /// Dropped quietly (a debug log line).
     Drop,
-    /// Dropped with a warning naming the table, key partition and times (the default).
+    /// Dropped with a warning naming the table, partition and times (the default): for the
+    /// first late event, then one in 1,000 (with the count), the others at debug level.
     #[default]
     Log,
     /// [`Error::LateEvent`] from the update, for the agent (or the runtime's dead-letter path)
@@ -556,27 +560,29 @@ where
 
     /// Counts a late event and applies the policy.
     pub(super) fn reject_late(&self, partition: i32, time: i64, stream_time: i64) -> Result<()> {
-        self.shared.late_events.fetch_add(1, Ordering::Relaxed);
+        let late_events = self.shared.late_events.fetch_add(1, Ordering::Relaxed) + 1;
         let grace_ms = self.spec.grace_ms();
         match self.late {
-            LatePolicy::Drop => {
-                tracing::debug!(
-                    table = self.name(),
-                    partition,
-                    time,
-                    stream_time,
-                    "late event dropped"
-                );
-                Ok(())
-            }
-            LatePolicy::Log => {
+            // The first, then one in LOG_LATE_EVERY: a burst of late events is not a log flood.
+            LatePolicy::Log if late_events == 1 || late_events.is_multiple_of(LOG_LATE_EVERY) => {
                 tracing::warn!(
                     table = self.name(),
                     partition,
                     time,
                     stream_time,
                     grace_ms,
-                    "event later than the grace period dropped: its windows are closed (raise the grace period to accept it)"
+                    late_events,
+                    "event later than the grace period dropped: its windows are closed (raise the grace period to accept such events)"
+                );
+                Ok(())
+            }
+            LatePolicy::Drop | LatePolicy::Log => {
+                tracing::debug!(
+                    table = self.name(),
+                    partition,
+                    time,
+                    stream_time,
+                    "late event dropped"
                 );
                 Ok(())
             }
