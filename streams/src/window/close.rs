@@ -4,14 +4,16 @@
 use std::borrow::Borrow;
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::kind::{Window, WindowKind};
 use super::layout::{self, Clock, StoreKey};
+use super::read::read_clock;
 use super::update::Outcome;
-use super::windowed::{read_clock, Closed, WindowedTable};
+use super::windowed::{Closed, LatePolicy, WindowedTable};
 use crate::error::{Error, Result};
 use crate::table::PartitionTxn;
 
@@ -178,5 +180,72 @@ where
             None => i64::MAX,
         };
         Ok(closed)
+    }
+}
+
+/// With [`LatePolicy::Log`], one late event in this many is logged as a warning.
+const LOG_LATE_EVERY: u64 = 1_000;
+
+/// Late events and delivering closed windows.
+impl<K, V> WindowedTable<K, V>
+where
+    K: Serialize + DeserializeOwned + Send + Sync + 'static,
+    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// Counts a late event and applies the policy.
+    pub(super) fn reject_late(&self, partition: i32, time: i64, stream_time: i64) -> Result<()> {
+        let late_events = self.shared.late_events.fetch_add(1, Ordering::Relaxed) + 1;
+        let grace_ms = self.spec.grace_ms();
+        match self.late {
+            // The first, then one in LOG_LATE_EVERY: a burst of late events is not a log flood.
+            LatePolicy::Log if late_events == 1 || late_events.is_multiple_of(LOG_LATE_EVERY) => {
+                tracing::warn!(
+                    table = self.name(),
+                    partition,
+                    time,
+                    stream_time,
+                    grace_ms,
+                    late_events,
+                    "event later than the grace period dropped: its windows are closed (raise the grace period to accept such events)"
+                );
+                Ok(())
+            }
+            LatePolicy::Drop | LatePolicy::Log => {
+                tracing::debug!(
+                    table = self.name(),
+                    partition,
+                    time,
+                    stream_time,
+                    "late event dropped"
+                );
+                Ok(())
+            }
+            LatePolicy::Fail => Err(Error::LateEvent {
+                table: self.name().to_owned(),
+                partition,
+                time,
+                stream_time,
+                grace_ms,
+            }),
+        }
+    }
+
+    /// Hands closed windows to the callback and the emit-final queue (outside any lock).
+    pub(super) fn deliver(&self, closed: Vec<Closed<K, V>>) {
+        if closed.is_empty() {
+            return;
+        }
+        if let Some(on_close) = &self.on_close {
+            for c in &closed {
+                on_close(&c.key, c.window, &c.value);
+            }
+        }
+        if self.emit_final {
+            self.shared
+                .closed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(closed);
+        }
     }
 }

@@ -23,9 +23,11 @@
 //!
 //! Layering: beside `table` (layer 2); it uses `table`, `record`, `codec` and `error`.
 
+mod check;
 mod close;
 mod kind;
 mod layout;
+mod read;
 mod spec;
 mod time;
 mod update;

@@ -1,4 +1,4 @@
-//! `WindowedTable<K, V>`: the handle, its declaration methods and its reads.
+//! `WindowedTable<K, V>`: the handle, how it is declared, and its settings.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -6,25 +6,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::kind::{Window, WindowKind};
-use super::layout::{self, Clock, StoreKey};
+use super::check::record_check;
+use super::kind::Window;
+use super::read::read_clock;
 use super::spec::{Kind, WindowSpec};
 use super::time::{wall_clock_ms, TimeSource};
 use super::view::WindowedAt;
-use crate::codec::DecodeFailure;
 use crate::error::{Error, Result};
 use crate::record::Event;
-use crate::table::{PartitionStatus, PartitionTxn, RecordCheck, Table};
-
-/// With [`LatePolicy::Log`], one late event in this many is logged as a warning.
-const LOG_LATE_EVERY: u64 = 1_000;
+use crate::table::{PartitionStatus, Table};
 
 pub(super) type MergeFn<V> = Arc<dyn Fn(&mut V, V) + Send + Sync>;
-type CloseFn<K, V> = Arc<dyn Fn(&K, Window, &V) + Send + Sync>;
+pub(super) type CloseFn<K, V> = Arc<dyn Fn(&K, Window, &V) + Send + Sync>;
 
 /// What happens to an event that arrives after all its windows closed (beyond the grace
 /// period). It is counted in [`WindowedTable::late_events`] whatever the policy. An event with
@@ -54,10 +50,10 @@ pub struct Closed<K, V> {
 }
 
 /// State shared by every clone of a handle.
-struct Shared<K, V> {
-    late_events: AtomicU64,
+pub(super) struct Shared<K, V> {
+    pub(super) late_events: AtomicU64,
     /// Closed windows waiting for `take_closed` (emit-final only).
-    closed: Mutex<Vec<Closed<K, V>>>,
+    pub(super) closed: Mutex<Vec<Closed<K, V>>>,
 }
 
 /// A table of values per key and time window (Faust's `table.tumbling(..)`), made from a
@@ -141,10 +137,10 @@ pub struct WindowedTable<K, V> {
     pub(super) spec: WindowSpec,
     time: TimeSource,
     pub(super) merge: Option<MergeFn<V>>,
-    on_close: Option<CloseFn<K, V>>,
-    late: LatePolicy,
-    emit_final: bool,
-    shared: Arc<Shared<K, V>>,
+    pub(super) on_close: Option<CloseFn<K, V>>,
+    pub(super) late: LatePolicy,
+    pub(super) emit_final: bool,
+    pub(super) shared: Arc<Shared<K, V>>,
 }
 
 impl<K, V> Clone for WindowedTable<K, V> {
@@ -219,13 +215,6 @@ where
         merge: impl Fn(&mut V, V) + Send + Sync + 'static,
     ) -> Result<WindowedTable<K, V>> {
         WindowedTable::new(self, Kind::Session(gap), Some(Arc::new(merge)))
-    }
-}
-
-fn failure_text(failure: DecodeFailure) -> String {
-    match failure.field {
-        Some(field) => format!("at field `{field}`: {}", failure.reason),
-        None => failure.reason,
     }
 }
 
@@ -395,281 +384,4 @@ where
             }),
         }
     }
-
-    // ---- reads ----
-
-    pub(super) fn encode_user_key<Q>(&self, key: &Q) -> Result<(Bytes, i32, bytes::BytesMut)>
-    where
-        K: Borrow<Q>,
-        Q: Serialize + ?Sized,
-    {
-        let bytes = self.table.encode_key(key)?;
-        let partition = self.table.core().partition_of(&bytes);
-        let prefix = layout::key_prefix(&bytes).ok_or_else(|| Error::TableEncode {
-            table: self.name().to_owned(),
-            part: "key",
-            reason: "longer than 4 GiB".into(),
-        })?;
-        Ok((bytes, partition, prefix))
-    }
-
-    /// The stored windows of a key with starts in `from..to`: (window as stored, value).
-    pub(super) fn stored_windows(
-        &self,
-        txn: &PartitionTxn<'_>,
-        prefix: &bytes::BytesMut,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(Window, V)>> {
-        let start = layout::window_key(prefix, from);
-        let end = layout::window_key(prefix, to);
-        let mut out = Vec::new();
-        for (k, v) in txn.range(&start, Some(&end))? {
-            out.push(self.decode_entry(txn.partition(), &k, &v)?.1);
-        }
-        Ok(out)
-    }
-
-    /// A stored window entry: its user key bytes, then (window, value).
-    pub(super) fn decode_entry<'k>(
-        &self,
-        partition: i32,
-        key: &'k [u8],
-        value: &[u8],
-    ) -> Result<(&'k [u8], (Window, V))> {
-        let (user_key, window, bytes) = self.parse_entry(partition, key, value)?;
-        let value = self.table.decode_value_in(partition, bytes)?;
-        Ok((user_key, (window, value)))
-    }
-
-    /// A stored window entry without decoding its value: user key bytes, window, value bytes.
-    pub(super) fn parse_entry<'k, 'v>(
-        &self,
-        partition: i32,
-        key: &'k [u8],
-        value: &'v [u8],
-    ) -> Result<(&'k [u8], Window, &'v [u8])> {
-        let corrupt = |part, reason: &str| Error::TableDecode {
-            table: self.name().to_owned(),
-            partition,
-            offset: None,
-            part,
-            reason: reason.to_owned(),
-        };
-        let Some(StoreKey::Window { user_key, start }) = layout::parse_key(key) else {
-            return Err(corrupt("key", "not a window key"));
-        };
-        let (end, bytes) =
-            layout::parse_value(value).ok_or_else(|| corrupt("value", "no window end"))?;
-        Ok((user_key, Window::new(start, end), bytes))
-    }
-
-    /// Folds values (earliest first) with the merge function.
-    pub(super) fn fold(&self, values: impl IntoIterator<Item = V>) -> Option<V> {
-        let mut values = values.into_iter();
-        let mut acc = values.next()?;
-        if let Some(merge) = &self.merge {
-            for v in values {
-                merge(&mut acc, v);
-            }
-        }
-        Some(acc)
-    }
-
-    /// The value of the window of `time` read in a locked partition: the fixed window with
-    /// the latest start holding it, the sliding window ending at it, or the session holding it.
-    pub(super) fn read_at(
-        &self,
-        txn: &PartitionTxn<'_>,
-        prefix: &bytes::BytesMut,
-        time: i64,
-    ) -> Result<Option<V>> {
-        match self.spec.kind() {
-            WindowKind::Tumbling { .. } | WindowKind::Hopping { .. } => {
-                let Some(w) = self.spec.kind().current_window(time) else {
-                    return Ok(None);
-                };
-                let key = layout::window_key(prefix, w.start);
-                match txn.get(&key)? {
-                    Some(v) => Ok(Some(self.decode_entry(txn.partition(), &key, &v)?.1 .1)),
-                    None => Ok(None),
-                }
-            }
-            WindowKind::Sliding { size } => {
-                let from = time.saturating_add(1).saturating_sub(size);
-                let buckets = self.stored_windows(txn, prefix, from, time.saturating_add(1))?;
-                Ok(self.fold(buckets.into_iter().map(|(_, v)| v)))
-            }
-            WindowKind::Session { .. } => {
-                let sessions =
-                    self.stored_windows(txn, prefix, i64::MIN, time.saturating_add(1))?;
-                Ok(sessions
-                    .into_iter()
-                    .find(|(w, _)| w.contains(time))
-                    .map(|(_, v)| v))
-            }
-        }
-    }
-
-    /// The value of `key` in the window of `time`.
-    pub(super) fn value_at<Q>(&self, key: &Q, time: i64) -> Result<Option<V>>
-    where
-        K: Borrow<Q>,
-        Q: Serialize + ?Sized,
-    {
-        let (bytes, partition, prefix) = self.encode_user_key(key)?;
-        self.table
-            .core()
-            .with_partition(partition, &bytes, |txn| self.read_at(txn, &prefix, time))
-    }
-
-    /// Every window of `key` starting in `from..to` (milliseconds), by start, with its value.
-    /// For sliding windows, the windows of the key's event times, each with its folded value.
-    pub fn windows<Q>(&self, key: &Q, from: i64, to: i64) -> Result<Vec<(Window, V)>>
-    where
-        K: Borrow<Q>,
-        Q: Serialize + ?Sized,
-    {
-        let (bytes, partition, prefix) = self.encode_user_key(key)?;
-        self.table.core().with_partition(partition, &bytes, |txn| {
-            let WindowKind::Sliding { size } = self.spec.kind() else {
-                return self.stored_windows(txn, &prefix, from, to);
-            };
-            // A bucket at t is the window [t + 1 - size, t + 1), folded with the buckets in it.
-            let shift = size - 1;
-            let buckets = self.stored_windows(txn, &prefix, from, to.saturating_add(shift))?;
-            let mut out = Vec::new();
-            for (i, (bucket, _)) in buckets.iter().enumerate() {
-                let window = Window::new(bucket.start.saturating_sub(shift), bucket.end);
-                if window.start < from || window.start >= to {
-                    continue;
-                }
-                let inside = buckets[..=i]
-                    .iter()
-                    .filter(|(b, _)| b.start >= window.start)
-                    .map(|(_, v)| v.clone());
-                if let Some(v) = self.fold(inside) {
-                    out.push((window, v));
-                }
-            }
-            Ok(out)
-        })
-    }
-
-    // ---- closing ----
-
-    /// Counts a late event and applies the policy.
-    pub(super) fn reject_late(&self, partition: i32, time: i64, stream_time: i64) -> Result<()> {
-        let late_events = self.shared.late_events.fetch_add(1, Ordering::Relaxed) + 1;
-        let grace_ms = self.spec.grace_ms();
-        match self.late {
-            // The first, then one in LOG_LATE_EVERY: a burst of late events is not a log flood.
-            LatePolicy::Log if late_events == 1 || late_events.is_multiple_of(LOG_LATE_EVERY) => {
-                tracing::warn!(
-                    table = self.name(),
-                    partition,
-                    time,
-                    stream_time,
-                    grace_ms,
-                    late_events,
-                    "event later than the grace period dropped: its windows are closed (raise the grace period to accept such events)"
-                );
-                Ok(())
-            }
-            LatePolicy::Drop | LatePolicy::Log => {
-                tracing::debug!(
-                    table = self.name(),
-                    partition,
-                    time,
-                    stream_time,
-                    "late event dropped"
-                );
-                Ok(())
-            }
-            LatePolicy::Fail => Err(Error::LateEvent {
-                table: self.name().to_owned(),
-                partition,
-                time,
-                stream_time,
-                grace_ms,
-            }),
-        }
-    }
-
-    /// Hands closed windows to the callback and the emit-final queue (outside any lock).
-    pub(super) fn deliver(&self, closed: Vec<Closed<K, V>>) {
-        if closed.is_empty() {
-            return;
-        }
-        if let Some(on_close) = &self.on_close {
-            for c in &closed {
-                on_close(&c.key, c.window, &c.value);
-            }
-        }
-        if self.emit_final {
-            self.shared
-                .closed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend(closed);
-        }
-    }
-}
-
-/// The clock of a locked partition (a new one before its first event).
-pub(super) fn read_clock(table: &str, txn: &PartitionTxn<'_>) -> Result<Clock> {
-    match txn.get(&Clock::key())? {
-        None => Ok(Clock::NEW),
-        Some(bytes) => Clock::decode(&bytes).ok_or_else(|| Error::TableDecode {
-            table: table.to_owned(),
-            partition: txn.partition(),
-            offset: None,
-            part: "value",
-            reason: "the window clock entry is not 24 bytes".into(),
-        }),
-    }
-}
-
-/// Checks a windowed table's changelog records: window entries hold the table's key and
-/// value types, the clock entry its three times.
-fn record_check<K, V>(table: &Table<K, V>) -> RecordCheck
-where
-    K: Serialize + DeserializeOwned + 'static,
-    V: Serialize + DeserializeOwned + 'static,
-{
-    let (ks, vs) = table.serializers();
-    let (ks, vs) = (ks.clone(), vs.clone());
-    Arc::new(move |key, value| match layout::parse_key(key) {
-        Some(StoreKey::Window { user_key, .. }) => {
-            ks.decode::<K>(user_key)
-                .map_err(|e| ("key", failure_text(e)))?;
-            if let Some(value) = value {
-                let (_, bytes) = layout::parse_value(value)
-                    .ok_or(("value", "shorter than a window's end time".to_owned()))?;
-                vs.decode::<V>(bytes)
-                    .map_err(|e| ("value", failure_text(e)))?;
-            }
-            Ok(())
-        }
-        Some(StoreKey::Due { user_key, .. }) => {
-            ks.decode::<K>(user_key)
-                .map_err(|e| ("key", failure_text(e)))?;
-            match value {
-                Some(v) if !v.is_empty() => {
-                    Err(("value", "a due entry has an empty value".to_owned()))
-                }
-                _ => Ok(()),
-            }
-        }
-        Some(StoreKey::Clock) => match value.map(Clock::decode) {
-            Some(None) => Err(("value", "not a window clock (24 bytes)".to_owned())),
-            _ => Ok(()),
-        },
-        None => Err((
-            "key",
-            "not a windowed table's key (a window, a due entry or the clock): was the changelog \
-             written by a table that was not windowed?"
-                .to_owned(),
-        )),
-    })
 }
