@@ -17,7 +17,7 @@ use super::time::{wall_clock_ms, TimeSource};
 use super::view::WindowedAt;
 use crate::error::{Error, Result};
 use crate::record::Event;
-use crate::table::{PartitionStatus, Table};
+use crate::table::{PartitionStatus, Table, TableSpec};
 
 pub(super) type MergeFn<V> = Arc<dyn Fn(&mut V, V) + Send + Sync>;
 pub(super) type CloseFn<K, V> = Arc<dyn Fn(&K, Window, &V) + Send + Sync>;
@@ -72,7 +72,7 @@ pub(super) struct Shared<K, V> {
 ///
 /// | Faust | here |
 /// |---|---|
-/// | `app.Table("totals", default=int).tumbling(300, expires=3600)` | `table.with_default(i64::default).tumbling(secs(300))?.expires(secs(3600))?` |
+/// | `app.Table("totals", default=int).tumbling(300, expires=3600)` | `app.table::<String, i64>("totals")?.with_default(i64::default).tumbling(secs(300))?.expires(secs(3600))?` |
 /// | `.hopping(300, 60, expires=3600)` | `.hopping(secs(300), secs(60))?.expires(secs(3600))?` |
 /// | (Kafka Streams' sliding and session windows) | `.sliding(size, merge)?`, `.session(gap, merge)?` |
 /// | `totals[k] += amount` in an agent | `totals.at(&event)?.update(&k, \|t\| *t += amount)?` |
@@ -89,7 +89,33 @@ pub(super) struct Shared<K, V> {
 /// nothing: if encoding a window's value fails, no window, clock or close of it is written.
 ///
 /// The builder methods (`grace`, `on_window_close`, `emit_final`...) set up this handle: call
-/// them before cloning it.
+/// them before cloning it. Window a table before the app starts (recovery reads its changelog
+/// with the windowed layout), after declaring the agents that update it
+/// (`agent_builder(..).table(&table)` takes the plain table).
+///
+/// In an app (the examples `tumbling` and `hopping` run this):
+///
+/// ```no_run
+/// # use std::time::Duration;
+/// # use futures::StreamExt;
+/// # fn main() -> streams::Result<()> {
+/// let app = streams::App::builder("shop").build()?;
+/// let purchases = app.topic::<String, i64>("purchases"); // keyed by currency
+/// let table = app.table::<String, i64>("currency_total")?.with_default(i64::default);
+/// let agent = app.agent_builder("totals", &purchases).table(&table);
+/// let totals = table.tumbling(Duration::from_secs(300))?.expires(Duration::from_secs(3600))?;
+/// agent.run(move |mut purchases| {
+///     let totals = totals.clone();
+///     async move {
+///         while let Some(p) = purchases.next().await {
+///             let currency = p.key.clone().unwrap_or_default();
+///             totals.at(&p)?.update(&currency, |t| *t += p.value)?;
+///         }
+///         Ok::<(), streams::Error>(())
+///     }
+/// });
+/// # Ok(()) }
+/// ```
 ///
 /// ```
 /// use std::time::Duration;
@@ -302,6 +328,11 @@ where
         self.table.name()
     }
 
+    /// The table's declaration (for `AgentBuilder::table`-style checks of co-partitioning).
+    pub fn table_spec(&self) -> &TableSpec {
+        self.table.spec()
+    }
+
     /// The windows' declaration.
     pub fn spec(&self) -> &WindowSpec {
         &self.spec
@@ -379,7 +410,11 @@ where
                 reason: format!(
                     "partition {partition} is {} on this worker: only the partitions it owns have a \
                      stream time here",
-                    if status.is_some() { "still recovering" } else { "not held" }
+                    match status {
+                        Some(PartitionStatus::Recovering) => "still recovering",
+                        Some(_) => "a standby copy",
+                        None => "not held",
+                    }
                 ),
             }),
         }
