@@ -109,10 +109,9 @@ fn build() -> streams::Result<ExitCode> {
                 currency: currency.into(),
                 amount,
             };
-            let record = purchases
-                .record(Some(&currency.to_owned()), &p)?
-                .timestamp(minute * MINUTE);
-            purchases.send_record(record).await?;
+            purchases
+                .send_at(currency.to_owned(), p, minute * MINUTE)
+                .await?;
         }
         app.wait_caught_up(Duration::from_secs(30)).await?;
         for currency in ["EUR", "USD"] {
