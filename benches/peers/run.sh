@@ -189,7 +189,8 @@ if wants state; then
       "faust=$FAUST_VENV/bin/python $ROOT/benches/streams-vs-faust/faust_table.py"
   fi
   streams_case state window-hopping "$WINDOW_N" "--event-time-step-ms $WINDOW_STEP_MS" \
-    "ours=${PEERS_OURS_WINDOW_HOPPING:-}" "kstreams=${KSTREAMS[*]} window-hopping"
+    "ours=${PEERS_OURS_WINDOW_HOPPING-$BIN/table_bench window-hopping}" \
+    "kstreams=${KSTREAMS[*]} window-hopping"
 fi
 
 # ---------------------------------------------------------------- end-to-end latency

@@ -7,6 +7,11 @@
 //!     counts the purchases of INPUT (streams_bench prefill) per key in table `counts` and
 //!     sends each new count to OUTPUT, until N events; stops gracefully and prints
 //!     `rust-table events=N outputs=K secs=..` (timed from process start).
+//! table_bench window-hopping [--store URL] BOOTSTRAP INPUT OUTPUT N [--app-id ID]
+//!     the same over a hopping windowed table (5-minute windows advancing by 1 minute, 1 minute
+//!     of grace, kept an hour: Kafka Streams' `window-hopping` in benches/peers), time from the
+//!     record timestamps (`streams_bench prefill --event-time-step-ms`); sends each event's
+//!     current window count to OUTPUT; prints `rust-window events=N outputs=K late=L secs=..`.
 //! table_bench recovery [--store URL] BOOTSTRAP --keys K [--app-id ID]
 //!     writes K keys to the changelog of table `counts` of app ID (3 partitions), then starts
 //!     the app and times it from start until every table partition is active; prints
@@ -93,6 +98,10 @@ fn main() -> ExitCode {
                 let n = n.parse().map_err(|e| format!("N: {e}"))?;
                 count(started, &args, bootstrap, input, output, n).await
             }
+            ("window-hopping", [bootstrap, input, output, n]) => {
+                let n = n.parse().map_err(|e| format!("N: {e}"))?;
+                window_hopping(started, &args, bootstrap, input, output, n).await
+            }
             ("recovery", [bootstrap]) if args.keys > 0 => recovery(&args, bootstrap).await,
             ("first-event", [bootstrap]) => first_event(started, &args, bootstrap).await,
             _ => Err("bad arguments".to_owned()),
@@ -161,6 +170,65 @@ async fn count(
     println!(
         "rust-table events={events} outputs={} secs={secs:.3} ev_per_s={:.1}",
         outputs.load(Ordering::Relaxed),
+        events as f64 / secs
+    );
+    Ok(())
+}
+
+async fn window_hopping(
+    started: Instant,
+    args: &Args,
+    bootstrap: &str,
+    input: &str,
+    output: &str,
+    n: u64,
+) -> Result<(), String> {
+    let app = app(args, bootstrap)?;
+    let purchases = app
+        .topic::<String, serde_json::Value>(input)
+        .value_serializer("raw");
+    let out = app.topic::<String, i64>(output);
+    let counts = app
+        .table::<String, i64>("window-counts")
+        .map_err(|e| e.to_string())?
+        .with_default(i64::default);
+    let mins = |m: u64| Duration::from_secs(60 * m);
+    let plain = counts.clone();
+    let windows = counts
+        .hopping(mins(5), mins(1))
+        .and_then(|w| w.grace(mins(1)))
+        .and_then(|w| w.expires(mins(60)))
+        .map_err(|e| e.to_string())?;
+    let events = Arc::new(AtomicU64::new(0));
+    let outputs = Arc::new(AtomicU64::new(0));
+    let (seen, sent, table, stopper) = (
+        events.clone(),
+        outputs.clone(),
+        windows.clone(),
+        app.clone(),
+    );
+    app.agent_builder("window-count", &purchases)
+        .table(&plain)
+        .run_once(move |mut stream| async move {
+            while let Some(event) = stream.next().await {
+                let key = event.key.clone().unwrap_or_default();
+                if let Some(count) = table.at(&event)?.update(&key, |c| *c += 1)? {
+                    out.send(key, count).await?;
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+                if seen.fetch_add(1, Ordering::Relaxed) + 1 == n {
+                    stopper.stop();
+                }
+            }
+            Ok::<(), streams::Error>(())
+        });
+    app.run().await.map_err(|e| e.to_string())?;
+    let secs = started.elapsed().as_secs_f64();
+    let events = events.load(Ordering::Relaxed);
+    println!(
+        "rust-window events={events} outputs={} late={} secs={secs:.3} ev_per_s={:.1}",
+        outputs.load(Ordering::Relaxed),
+        windows.late_events(),
         events as f64 / secs
     );
     Ok(())

@@ -101,7 +101,10 @@ where
     fn run_due(&self, txn: &mut PartitionTxn<'_>, clock: &mut Clock) -> Result<Vec<Closed<K, V>>> {
         let now = clock.stream_time;
         let partition = txn.partition();
-        let (from, to) = layout::due_through(now);
+        // Due entries at or before `closed_through` were run (and deleted) already: start
+        // after them rather than walk their deletions until the next flush.
+        let (_, to) = layout::due_through(now);
+        let from = layout::due_after(clock.closed_through);
         let due = txn.range(&from, to.as_deref())?;
         // The due windows, once each (a session may have several due entries).
         let mut seen = HashSet::new();
@@ -172,7 +175,7 @@ where
             }
         }
         clock.closed_through = now;
-        clock.next_due = match txn.first(&from, None)? {
+        clock.next_due = match txn.first(&layout::due_after(now), None)? {
             Some((key, _)) => match layout::parse_key(&key) {
                 Some(StoreKey::Due { time, .. }) => time,
                 _ => i64::MAX,

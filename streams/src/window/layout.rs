@@ -86,6 +86,20 @@ pub(crate) fn due_through(time: i64) -> (Bytes, Option<Bytes>) {
     (Bytes::from_static(&[DUE_TAG]), end)
 }
 
+/// The first key of the due entries after `time` (all of them when `time` is `i64::MIN`):
+/// where a scan starts that need not walk the entries already run (and deleted).
+pub(crate) fn due_after(time: i64) -> Bytes {
+    match time.checked_add(1) {
+        Some(next) if time != i64::MIN => {
+            let mut buf = BytesMut::with_capacity(9);
+            buf.put_u8(DUE_TAG);
+            put_time(&mut buf, next);
+            buf.freeze()
+        }
+        _ => Bytes::from_static(&[DUE_TAG]),
+    }
+}
+
 /// A store key read back.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum StoreKey<'a> {
