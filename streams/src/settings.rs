@@ -17,7 +17,9 @@ pub struct Settings {
     pub stream_buffer_maxsize: usize,
     /// How long a graceful stop waits for agents to finish in-flight events.
     pub worker_shutdown_timeout: Duration,
-    /// How long the producer gathers a batch (`producer_linger`).
+    /// How long the producer gathers a batch (`producer_linger`; 0 by default, as Faust: under
+    /// load batches form anyway while a request is in flight, and an event's outputs leave at
+    /// once; 5 ms, Kafka's Java default, costs ~5 ms of latency for ~2% less CPU per event).
     pub producer_linger: Duration,
     /// A worker that stops heartbeating for this long loses its partitions
     /// (`broker_session_timeout`; brokers accept 6 s and more by default).
@@ -51,7 +53,7 @@ impl Default for Settings {
             broker_commit_every: 10_000,
             stream_buffer_maxsize: 4096,
             worker_shutdown_timeout: Duration::from_secs(30),
-            producer_linger: Duration::from_millis(5),
+            producer_linger: Duration::ZERO,
             consumer_auto_offset_reset_earliest: true,
             broker_session_timeout: Duration::from_secs(60),
             broker_heartbeat_interval: Duration::from_secs(3),
