@@ -193,26 +193,100 @@ where
                 record.key = r.key.clone();
                 record.value = r.value.clone();
                 record.headers = r.headers.clone();
-                record = record
-                    .header("x-error-topic", r.topic.to_string())
-                    .header("x-error-partition", r.partition.to_string())
-                    .header("x-error-offset", r.offset.to_string())
-                    .header("x-error-reason", error.to_string());
-                let hold = delivery.hold.take();
-                let outbox = self.topic.outbox().clone();
-                // Rare: a task for the send, holding the record until the copy is accepted.
-                tokio::spawn(async move {
-                    if let Err(e) = outbox.send(record).await {
-                        tracing::error!(error = %e, "could not send to the dead-letter topic; the record will not be committed");
-                        if let Some(hold) = hold {
-                            hold.fail();
-                        }
-                    }
-                });
+                let origin = (r.topic.to_string(), r.partition, r.offset);
+                self.dead_letter(record, origin, &error, delivery.hold.take());
             }
             OnDecodeError::Stop => {
                 tracing::error!(agent, %error, "stopping the agent on a record that does not decode (on_decode_error = Stop); fix the producer or the type, then restart: the record will be read again");
                 // `delivery` drops with its hold: failed, never committed.
+                self.done = true;
+                self.stopped.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Sends `record` to the dead-letter topic with `x-error-*` headers naming where it came
+    /// from and why; `hold` (the event) is done once the copy is accepted, failed if not.
+    fn dead_letter(
+        &self,
+        record: ProducerRecord,
+        (topic, partition, offset): (String, i32, i64),
+        error: &Error,
+        hold: Option<crate::offsets::Hold>,
+    ) {
+        let record = record
+            .header("x-error-topic", topic)
+            .header("x-error-partition", partition.to_string())
+            .header("x-error-offset", offset.to_string())
+            .header("x-error-reason", error.to_string());
+        let outbox = self.topic.outbox().clone();
+        // Rare: a task for the send, holding the record until the copy is accepted.
+        tokio::spawn(async move {
+            if let Err(e) = outbox.send(record).await {
+                tracing::error!(error = %e, "could not send to the dead-letter topic; the record will not be committed");
+                if let Some(hold) = hold {
+                    hold.fail();
+                }
+            }
+        });
+    }
+
+    /// Gives up on an event the agent cannot use, with the topic's decode-error policy
+    /// ([`OnDecodeError`]): logged and skipped, copied to the dead-letter topic (re-encoded as
+    /// the agent sees it, after processors, with `x-error-*` headers saying where it came from
+    /// and `error`), or the agent stops (the event is never committed). For what only the agent
+    /// finds wrong: a windowed table's event time that cannot be read (`Error::Decode`), an
+    /// event later than the grace period (`Error::LateEvent` with `LatePolicy::Fail`).
+    ///
+    /// ```no_run
+    /// # use futures::StreamExt;
+    /// # async fn agent(mut events: streams::AgentStream<String, i64>, totals: streams::WindowedTable<String, i64>) -> streams::Result<()> {
+    /// while let Some(event) = events.next().await {
+    ///     let key = event.key.clone().unwrap_or_default();
+    ///     let amount = event.value;
+    ///     match totals.at(&event).and_then(|at| at.update(&key, |t| *t += amount)) {
+    ///         Err(e @ (streams::Error::Decode { .. } | streams::Error::LateEvent { .. })) => {
+    ///             events.reject(event, &e)
+    ///         }
+    ///         other => drop(other?),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn reject(&mut self, mut event: Event<K, V>, error: &Error) {
+        let agent = &*self.agent;
+        let origin = (event.topic.to_string(), event.partition, event.offset);
+        match &self.policy {
+            OnDecodeError::Skip => {
+                tracing::warn!(agent, %error, topic = %origin.0, partition = origin.1, offset = origin.2, "skipped an event the agent rejected");
+                drop(event); // done: it was looked at and skipped
+            }
+            OnDecodeError::DeadLetter(dead) => {
+                tracing::warn!(agent, %error, dead_letter_topic = %dead, "sent an event the agent rejected to the dead-letter topic");
+                let hold = event.take_hold();
+                let record = match self.topic.record(event.key.as_ref(), &event.value) {
+                    Ok(encoded) => {
+                        let mut record = ProducerRecord::new(dead.clone());
+                        record.key = encoded.key;
+                        record.value = encoded.value;
+                        record.headers = event.headers.clone();
+                        record
+                    }
+                    Err(e) => {
+                        tracing::error!(agent, error = %e, "cannot re-encode the rejected event for the dead-letter topic; it will not be committed");
+                        if let Some(hold) = hold {
+                            hold.fail();
+                        }
+                        return;
+                    }
+                };
+                self.dead_letter(record, origin, error, hold);
+            }
+            OnDecodeError::Stop => {
+                tracing::error!(agent, %error, "stopping the agent on an event it rejected (on_decode_error = Stop): the event will be read again after a restart");
+                if let Some(hold) = event.take_hold() {
+                    hold.fail();
+                }
                 self.done = true;
                 self.stopped.store(true, Ordering::Release);
             }

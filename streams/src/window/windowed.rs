@@ -33,8 +33,9 @@ pub enum LatePolicy {
     /// first late event, then one in 1,000 (with the count), the others at debug level.
     #[default]
     Log,
-    /// [`Error::LateEvent`] from the update, for the agent (or the runtime's dead-letter path)
-    /// to handle.
+    /// [`Error::LateEvent`] from the update, for the agent to handle: hand the event to
+    /// [`AgentStream::reject`](crate::AgentStream::reject) to apply the topic's decode-error
+    /// policy (skip, dead-letter topic, stop).
     Fail,
 }
 
