@@ -23,32 +23,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use examples::windows_demo::{print_closed, run_totals, send_and_print, Purchase};
 use streams::App;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Purchase {
-    username: String,
-    currency: String,
-    amount: i64,
-}
-
-const MINUTE: i64 = 60_000;
-
-/// The demo's purchases: (minute, user, currency, amount).
-const PURCHASES: [(i64, &str, &str, i64); 10] = [
-    (0, "alice", "EUR", 30),
-    (1, "bob", "USD", 5),
-    (3, "carol", "EUR", 12),
-    (4, "dave", "USD", 40),
-    (5, "erin", "EUR", 2),
-    (6, "frank", "USD", 25),
-    (9, "grace", "EUR", 1),
-    (10, "heidi", "EUR", 7),
-    (11, "ivan", "USD", 3),
-    (12, "judy", "EUR", 4),
-];
 
 fn main() -> ExitCode {
     match build() {
@@ -75,55 +51,8 @@ fn build() -> streams::Result<ExitCode> {
     let currency_total = table
         .hopping(Duration::from_secs(5 * 60), Duration::from_secs(60))?
         .expires(Duration::from_secs(60 * 60))?
-        .on_window_close(|currency, window, total| {
-            println!(
-                "closed {currency} minutes {}-{}: {total}",
-                window.start / MINUTE,
-                window.end / MINUTE
-            )
-        });
-
-    let totals = currency_total.clone();
-    agent.run(move |mut purchases| {
-        let totals = totals.clone();
-        async move {
-            while let Some(p) = purchases.next().await {
-                // Faust: currency_total[p.currency] += p.amount
-                let at = totals.at(&p)?;
-                at.update(&p.currency, |t| *t += p.amount)?;
-                // Faust: currency_total[p.currency].current(): the latest window holding it
-                let current = at.current(&p.currency)?.unwrap_or_default();
-                println!(
-                    "{} minute {}: current window total {current}",
-                    p.currency,
-                    p.timestamp / MINUTE
-                );
-            }
-            Ok::<(), streams::Error>(())
-        }
-    });
-
-    Ok(app.main_with_demo(move |app| async move {
-        for (minute, user, currency, amount) in PURCHASES {
-            let p = Purchase {
-                username: user.into(),
-                currency: currency.into(),
-                amount,
-            };
-            purchases
-                .send_at(currency.to_owned(), p, minute * MINUTE)
-                .await?;
-        }
-        app.wait_caught_up(Duration::from_secs(30)).await?;
-        for currency in ["EUR", "USD"] {
-            for (window, total) in currency_total.windows(currency, i64::MIN, i64::MAX)? {
-                println!(
-                    "window {currency} minutes {}-{}: {total}",
-                    window.start / MINUTE,
-                    window.end / MINUTE
-                );
-            }
-        }
-        Ok::<(), streams::Error>(())
-    }))
+        .on_window_close(print_closed);
+    // The agent (examples/src/windows_demo.rs): `currency_total[p.currency] += p.amount`.
+    run_totals(agent, &currency_total);
+    Ok(app.main_with_demo(move |app| send_and_print(app, purchases, currency_total)))
 }

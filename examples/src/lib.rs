@@ -1,1 +1,4 @@
-//! Runnable examples live beside this crate as `[[example]]` targets.
+//! Runnable examples live beside this crate as `[[example]]` targets; what several of them
+//! share lives here.
+
+pub mod windows_demo;
