@@ -198,6 +198,17 @@ impl TableCore {
         f: impl FnOnce(i32, &mut PartitionState) -> Result<T>,
     ) -> Result<T> {
         let partition = self.partition_of(key);
+        self.with_active(partition, key, |st| f(partition, st))
+    }
+
+    /// Runs `f` on the locked state of `partition`, which must be held and active; `key`
+    /// names the entry in errors.
+    fn with_active<T>(
+        &self,
+        partition: i32,
+        key: &[u8],
+        f: impl FnOnce(&mut PartitionState) -> Result<T>,
+    ) -> Result<T> {
         let state = self
             .state(partition)
             .ok_or_else(|| self.not_owned(key, partition, "does not own"))?;
@@ -210,7 +221,7 @@ impl TableCore {
                 "does not own yet (still recovering from the changelog)",
             ));
         }
-        f(partition, &mut guard)
+        f(&mut guard)
     }
 
     fn read_locked(
@@ -291,44 +302,35 @@ impl TableCore {
         f: impl FnOnce(&mut PartitionTxn<'_>) -> Result<T>,
     ) -> Result<T> {
         self.check_partition(partition)?;
-        let state = self
-            .state(partition)
-            .ok_or_else(|| self.not_owned(key, partition, "does not own"))?;
-        let mut guard = lock(&state);
-        if guard.status != PartitionStatus::Active {
-            return Err(self.not_owned(
-                key,
+        self.with_active(partition, key, |guard| {
+            let mut txn = PartitionTxn {
+                core: self,
                 partition,
-                "does not own yet (still recovering from the changelog)",
-            ));
-        }
-        let mut txn = PartitionTxn {
-            core: self,
-            partition,
-            state: &guard,
-            writes: Overlay::new(),
-        };
-        let result = f(&mut txn)?;
-        let writes = txn.writes;
-        if writes.is_empty() {
-            return Ok(result);
-        }
-        if self.detached {
-            let mut batch = WriteBatch::with_capacity(writes.len());
-            for (key, value) in writes {
-                match value {
-                    Some(v) => batch.put(partition, key, v),
-                    None => batch.delete(partition, key),
-                };
+                state: guard,
+                writes: Overlay::new(),
+            };
+            let result = f(&mut txn)?;
+            let writes = txn.writes;
+            if writes.is_empty() {
+                return Ok(result);
             }
-            self.store.apply(batch)?;
-            guard.version += 1;
-        } else {
-            for (key, value) in writes {
-                guard.write(key, value);
+            if self.detached {
+                let mut batch = WriteBatch::with_capacity(writes.len());
+                for (key, value) in writes {
+                    match value {
+                        Some(v) => batch.put(partition, key, v),
+                        None => batch.delete(partition, key),
+                    };
+                }
+                self.store.apply(batch)?;
+                guard.version += 1;
+            } else {
+                for (key, value) in writes {
+                    guard.write(key, value);
+                }
             }
-        }
-        Ok(result)
+            Ok(result)
+        })
     }
 
     /// Active partitions, ascending.
