@@ -574,9 +574,10 @@ impl App {
     /// Starts, runs until Ctrl-C (or [`stop`](Self::stop), or an error that stops the
     /// worker), then shuts down gracefully.
     pub async fn run(&self) -> Result<()> {
+        let mut interrupted = ctrl_c_listener();
         self.start().await?;
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: finishing in-flight events"),
+            _ = &mut interrupted => tracing::info!("interrupted: finishing in-flight events"),
             _ = self.stopped() => {}
         }
         self.shutdown().await
@@ -589,10 +590,11 @@ impl App {
         F: Future<Output = Result<(), E>>,
         E: fmt::Display,
     {
+        let mut interrupted = ctrl_c_listener();
         self.start().await?;
         let outcome = tokio::select! {
             r = work => r.map_err(|e| Error::Runtime(format!("demo failed: {e}"))),
-            _ = tokio::signal::ctrl_c() => Ok(()),
+            _ = &mut interrupted => Ok(()),
             _ = self.stopped() => Ok(()),
         };
         let caught_up = match outcome {
@@ -662,4 +664,20 @@ pub struct TopicSummary {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A future that completes on Ctrl-C, listening from now on: the handler is installed before
+/// the first event flows, so an early Ctrl-C stops the worker gracefully instead of killing it.
+fn ctrl_c_listener() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    let mut listener = Box::pin(async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!("cannot listen for Ctrl-C ({e}): stop the worker another way");
+            std::future::pending::<()>().await;
+        }
+    });
+    // The first poll registers the signal handler.
+    match futures::FutureExt::now_or_never(listener.as_mut()) {
+        Some(()) => Box::pin(std::future::ready(())),
+        None => listener,
+    }
 }
