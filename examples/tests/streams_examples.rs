@@ -198,11 +198,7 @@ fn tables_totals_every_purchase_by_currency() {
     for args in brokers() {
         // Its own app and topic: on real Kafka other examples write to `purchases` too, and
         // the app reads its topic from the start.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let app = format!("tables-test-{nanos}");
+        let app = testkit::unique_name("tables-test");
         let output = std::process::Command::new(common::example("tables"))
             .args(&args)
             .env("TABLES_APP", &app)

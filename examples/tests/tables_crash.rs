@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use kafka_client::consumer::{Consumer, ConsumerConfig, Offset};
 use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
@@ -28,11 +28,7 @@ struct Setup {
 }
 
 async fn setup(name: &str) -> Setup {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let app = format!("{name}-{nanos}");
+    let app = testkit::unique_name(name);
     let topic = format!("{app}-purchases");
     if let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP") {
         return Setup {

@@ -32,11 +32,7 @@ async fn mock(sasl: Option<MockSasl>) -> MockCluster {
 }
 
 fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{nanos:x}-{}", std::process::id())
+    testkit::unique_name(prefix)
 }
 
 /// Creates a topic, produces `n` records and reads them back, all through `config`.

@@ -94,11 +94,7 @@ fn app(id: &str, broker: &Broker) -> App {
 
 /// A name of its own per run, so runs on one real broker do not meet.
 fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}-{nanos}", std::process::id())
+    testkit::unique_name(name)
 }
 
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {

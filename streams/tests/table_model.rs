@@ -6,7 +6,7 @@
 //! Operations set absolute values, so events redelivered after a crash change nothing.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::StreamExt;
 use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
@@ -152,10 +152,7 @@ async fn run(ops: Vec<Op>, store_kind: &str) {
         .build()
         .await
         .unwrap();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let id = testkit::unique_name("model");
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let store = |i: usize| match store_kind {
         "redb" => format!("redb://{}", dirs[i].path().display()),
@@ -163,8 +160,8 @@ async fn run(ops: Vec<Op>, store_kind: &str) {
     };
     let h = Harness {
         bootstrap: mock.bootstrap(),
-        id: format!("model-{nanos}"),
-        topic: format!("model-{nanos}-ops"),
+        topic: format!("{id}-ops"),
+        id,
         stores: [store(0), store(1)],
         producer: Producer::new(
             ClientConfig::new(&mock.bootstrap()).unwrap(),

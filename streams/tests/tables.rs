@@ -5,7 +5,7 @@
 //! Kafka when KAFKA_BOOTSTRAP is set.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -43,11 +43,7 @@ async fn broker() -> Broker {
 
 /// An app id no earlier run used (real Kafka keeps topics and groups between runs).
 fn unique(name: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{nanos}")
+    testkit::unique_name(name)
 }
 
 impl Broker {

@@ -3,7 +3,7 @@
 //! (`LatePolicy::Fail`), both copied to the dead-letter topic with headers saying why, and every
 //! event committed. On the mock cluster, or on real Kafka when KAFKA_BOOTSTRAP is set.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::StreamExt;
 use kafka_client::consumer::{Consumer, ConsumerConfig, Offset};
@@ -28,11 +28,7 @@ async fn unreadable_times_and_late_events_go_to_the_dead_letter_topic() {
             (mock.bootstrap(), Some(mock))
         }
     };
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let id = format!("window-rejects-{nanos}");
+    let id = testkit::unique_name("window-rejects");
     let (input, dead) = (format!("{id}-orders"), format!("{id}-dead"));
     let app = App::builder(&id)
         .broker(&format!("kafka://{bootstrap}"))

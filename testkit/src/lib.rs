@@ -46,3 +46,17 @@ pub use security::{MockSasl, MockTls};
 pub fn supported_apis() -> Vec<(ApiKey, i16, i16)> {
     handlers::api_versions::SUPPORTED.to_vec()
 }
+
+/// A name no other test of any run uses: `prefix-<time>-<pid>-<counter>`. Real Kafka keeps
+/// topics and groups between runs, and tests running at once in one process may read the
+/// clock at the same nanosecond (two tests once shared a topic that way), hence the counter.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{nanos:x}-{}-{n}", std::process::id())
+}

@@ -316,10 +316,11 @@ impl Consumer {
         let mut state = self.shared.lock();
         all_assigned(&state, &partitions)?;
         for tp in partitions {
-            let mut position = state.partitions.get(tp).and_then(|p| p.position);
+            // The set being read is released (its bytes no longer count) at the position reached.
             if let Some(d) = self.current.take_if(|d| &d.tp == tp) {
-                position = Some(d.position);
+                state.consumed(tp, d.epoch, d.size, d.position);
             }
+            let position = state.partitions.get(tp).and_then(|p| p.position);
             let (fetch, paused) = match state.partitions.get(tp) {
                 Some(p) => (p.fetch, p.paused),
                 None => continue,

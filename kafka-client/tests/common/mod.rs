@@ -8,7 +8,6 @@
 
 pub mod group;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -52,13 +51,7 @@ fn shared_mock() -> &'static str {
 
 /// A topic name no other test uses: `prefix-<time>-<pid>-<counter>`.
 pub fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}-{nanos:x}-{}-{n}", std::process::id())
+    testkit::unique_name(prefix)
 }
 
 pub fn client(bootstrap: &str) -> ClientConfig {
