@@ -447,3 +447,58 @@ fn sort_key(line: &str) -> (i32, i64) {
     let mut next = || fields.next().unwrap_or_default();
     (next().parse().unwrap_or(-1), next().parse().unwrap_or(-1))
 }
+
+/// Seeks back and forth, and to the end with a long poll in flight, while earlier fetches are
+/// still out: every seek delivers the sought record next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeks_while_fetches_are_in_flight_deliver_the_sought_record() {
+    let bootstrap = common::bootstrap().await;
+    let topic = common::topic(&bootstrap, "consumer-seek-often", 2).await;
+    let tp = TopicPartition::new(&topic, 0);
+    let mut end = 0i64;
+    for batch in 0..4 {
+        let records = (0..10).map(|i| {
+            ProducerRecord::new(&topic)
+                .partition(0)
+                .value(format!("v{}", batch * 10 + i))
+        });
+        common::produce(&bootstrap, records.collect()).await;
+        end += 10;
+    }
+    let config = ConsumerConfig::default().with_fetch_max_wait(Duration::from_millis(100));
+    let mut consumer = common::consumer(&bootstrap, config).await;
+    consumer.assign(tps(&topic, 2));
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for round in 0..100 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let target = (seed % (end as u64 + 2)) as i64;
+        if target >= end {
+            consumer.seek(&tp, Offset::Latest).await.unwrap();
+            let more = ProducerRecord::new(&topic).partition(0).value("more");
+            common::produce(&bootstrap, vec![more]).await;
+            assert_eq!(
+                common::recv(&mut consumer).await.offset,
+                end,
+                "round {round}"
+            );
+            end += 1;
+            continue;
+        }
+        consumer.seek(&tp, Offset::At(target)).await.unwrap();
+        assert_eq!(
+            common::recv(&mut consumer).await.offset,
+            target,
+            "round {round}"
+        );
+        // Sometimes read on, so that the next seek drops buffered records.
+        for next in (target + 1..end).take((seed % 3) as usize) {
+            assert_eq!(
+                common::recv(&mut consumer).await.offset,
+                next,
+                "round {round}"
+            );
+        }
+    }
+}

@@ -113,10 +113,21 @@ pub async fn recv(consumer: &mut Consumer) -> ConsumerRecord {
     match tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await {
         Ok(Ok(record)) => record,
         Ok(Err(e)) => panic!("recv failed: {e}"),
-        Err(_) => panic!(
-            "no record within 30 s; assignment {:?}",
-            consumer.assignment()
-        ),
+        Err(_) => {
+            // Where each partition stands, to tell a stalled fetcher from a missing record.
+            let at: Vec<String> = consumer
+                .assignment()
+                .iter()
+                .map(|tp| {
+                    format!(
+                        "{tp}: position {:?}, high watermark {:?}",
+                        consumer.position(tp),
+                        consumer.high_watermark(tp)
+                    )
+                })
+                .collect();
+            panic!("no record within 30 s; {at:?}")
+        }
     }
 }
 
