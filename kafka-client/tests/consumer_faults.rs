@@ -267,3 +267,51 @@ async fn list_offsets_errors_are_retried_by_seek() {
     let err = c.seek(&tp, Offset::Earliest).await.unwrap_err();
     eprintln!("{err}");
 }
+
+/// Fetching starts when records are first asked for (as at Java's first `poll`): a seek right
+/// after assign gets its record at once, without first waiting out a long poll at the reset
+/// position (the fetch wait here is 10 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seek_right_after_assign_does_not_wait_for_a_long_poll() {
+    let cluster = mock(1).await;
+    cluster
+        .create_topic("lazy", 1, std::iter::empty::<(String, String)>())
+        .unwrap();
+    fill(&cluster, "lazy", 0, 0, 10);
+    let client = ClientConfig::new(&cluster.bootstrap())
+        .unwrap()
+        .with_client_id("lazy-consumer")
+        .with_request_timeout(Duration::from_secs(30));
+    let fetch_wait = Duration::from_secs(10);
+    let config = ConsumerConfig::default().with_fetch_max_wait(fetch_wait);
+    let mut consumer = Consumer::new(client.clone(), config).await.unwrap();
+    let fetches = || {
+        cluster
+            .requests()
+            .iter()
+            .filter(|r| r.api_key == ApiKey::Fetch)
+            .filter(|r| r.client_id.as_deref() == Some("lazy-consumer"))
+            .count()
+    };
+    let tp = TopicPartition::new("lazy", 0);
+    consumer.assign(vec![tp.clone()]);
+    // Round trips at the broker, time enough for a fetcher that starts at once to have
+    // looked up the reset position and sent its long poll there.
+    let admin = Admin::new(client).await.unwrap();
+    for i in 0..3 {
+        admin
+            .create_topics(vec![NewTopic::new(format!("other-{i}"), 1, 1)])
+            .await
+            .unwrap();
+    }
+    assert_eq!(fetches(), 0, "fetched before records were asked for");
+    assert_eq!(consumer.position(&tp), None, "nothing looked up yet");
+    consumer.seek(&tp, Offset::At(3)).await.unwrap();
+    let asked = std::time::Instant::now();
+    assert_eq!(read(&mut consumer, 1).await, vec![(0, 3, "v3".to_owned())]);
+    assert!(
+        asked.elapsed() < fetch_wait / 2,
+        "the first record took {:?}: a long poll was waited out",
+        asked.elapsed()
+    );
+}

@@ -129,6 +129,9 @@ impl Fetcher {
                 .saturating_sub(self.reserved);
             let partition_room = self.config.max_partition_fetch_bytes as usize;
             for (tp, p) in &state.partitions {
+                if !p.started {
+                    continue;
+                }
                 if let Some(at) = p.retry_at.filter(|&at| at > now) {
                     later(at);
                     continue;

@@ -127,7 +127,7 @@ impl Drop for Consumer {
 
 impl Consumer {
     /// Connects to the cluster and starts the fetcher task. Nothing is fetched until
-    /// partitions are assigned.
+    /// partitions are assigned and records are asked for.
     pub async fn new(client: ClientConfig, config: ConsumerConfig) -> Result<Consumer> {
         config.validate()?;
         if config.fetch_max_wait >= client.request_timeout {
@@ -156,7 +156,8 @@ impl Consumer {
 
     /// Replaces the assignment. Partitions that stay keep their position and buffered
     /// records; new ones start per [`ConsumerConfig::auto_offset_reset`] (use [`seek`] or
-    /// [`incremental_assign`] to start elsewhere).
+    /// [`incremental_assign`] to start elsewhere). New partitions are fetched from the next
+    /// [`recv`](Self::recv) on, as with Java's `poll`: a seek right after assign costs nothing.
     ///
     /// [`seek`]: Consumer::seek
     /// [`incremental_assign`]: Consumer::incremental_assign
@@ -399,6 +400,9 @@ impl Consumer {
             let ready = self.shared.data_ready.notified();
             {
                 let mut state = self.shared.lock();
+                if state.start_fetching() {
+                    self.shared.fetcher_wake.notify_one();
+                }
                 if let Some(e) = state.errors.pop_front() {
                     return Err(e);
                 }

@@ -97,6 +97,10 @@ pub(crate) struct PartitionState {
     pub(crate) retry_at: Option<Instant>,
     /// Consecutive failed attempts, for the backoff.
     pub(crate) failures: u32,
+    /// False from assignment until the consumer first asks for records: fetching (and the
+    /// start-offset lookup) begins then, as at Java's first `poll`, so a seek right after
+    /// assign does not wait for a long poll at a position nobody wants.
+    pub(crate) started: bool,
 }
 
 /// The shared state proper.
@@ -108,6 +112,8 @@ pub(crate) struct State {
     /// Errors for the caller, in the order they happened.
     pub(crate) errors: VecDeque<Error>,
     next_epoch: u64,
+    /// Some partition is not `started` yet.
+    unstarted: bool,
     /// The partition served last, for round-robin between partitions.
     cursor: Option<TopicPartition>,
 }
@@ -142,8 +148,22 @@ impl State {
                 log_start_offset: None,
                 retry_at: None,
                 failures: 0,
+                started: false,
             },
         );
+        self.unstarted = true;
+    }
+
+    /// The consumer asks for records: every assigned partition may be fetched from now on.
+    /// Returns whether some partition started (the fetcher has work).
+    pub(crate) fn start_fetching(&mut self) -> bool {
+        if !std::mem::take(&mut self.unstarted) {
+            return false;
+        }
+        for p in self.partitions.values_mut() {
+            p.started = true;
+        }
+        true
     }
 
     /// Forgets a partition and its buffered data.
