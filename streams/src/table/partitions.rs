@@ -269,6 +269,26 @@ impl TableCore {
         })
     }
 
+    /// A detached table (no changelog) writes straight to its store, in one batch.
+    fn apply_detached(
+        &self,
+        partition: i32,
+        st: &mut PartitionState,
+        writes: impl IntoIterator<Item = (Bytes, Option<Bytes>)>,
+    ) -> Result<()> {
+        let writes = writes.into_iter();
+        let mut batch = WriteBatch::with_capacity(writes.size_hint().0);
+        for (key, value) in writes {
+            match value {
+                Some(v) => batch.put(partition, key, v),
+                None => batch.delete(partition, key),
+            };
+        }
+        self.store.apply(batch)?;
+        st.version += 1;
+        Ok(())
+    }
+
     fn write_locked(
         &self,
         partition: i32,
@@ -277,13 +297,7 @@ impl TableCore {
         value: Option<Bytes>,
     ) -> Result<()> {
         if self.detached {
-            let mut batch = WriteBatch::with_capacity(1);
-            match value {
-                Some(v) => batch.put(partition, key, v),
-                None => batch.delete(partition, key),
-            };
-            self.store.apply(batch)?;
-            st.version += 1;
+            self.apply_detached(partition, st, [(key, value)])?;
         } else {
             st.write(key, value);
         }
@@ -315,15 +329,7 @@ impl TableCore {
                 return Ok(result);
             }
             if self.detached {
-                let mut batch = WriteBatch::with_capacity(writes.len());
-                for (key, value) in writes {
-                    match value {
-                        Some(v) => batch.put(partition, key, v),
-                        None => batch.delete(partition, key),
-                    };
-                }
-                self.store.apply(batch)?;
-                guard.version += 1;
+                self.apply_detached(partition, guard, writes)?;
             } else {
                 for (key, value) in writes {
                     guard.write(key, value);
