@@ -445,6 +445,34 @@ impl MockCluster {
             .map(|c| c.offset)
     }
 
+    /// Every offset the group committed, in the order the coordinator accepted them.
+    pub fn commit_history(&self, group: &str) -> Vec<crate::CommitRecord> {
+        lock(&self.shared)
+            .groups
+            .groups
+            .get(group)
+            .map(|g| g.history.clone())
+            .unwrap_or_default()
+    }
+
+    /// The commits that moved a partition's committed offset backwards, each with the higher
+    /// offset committed before it: empty when the group's offsets only ever went forward (the
+    /// invariant of an at-least-once consumer that never re-reads what it committed).
+    pub fn commit_regressions(&self, group: &str) -> Vec<(crate::CommitRecord, i64)> {
+        let mut highest: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let mut regressions = Vec::new();
+        for commit in self.commit_history(group) {
+            let key = (commit.topic.clone(), commit.partition);
+            match highest.get(&key) {
+                Some(&before) if commit.offset < before => regressions.push((commit, before)),
+                _ => {
+                    highest.insert(key, commit.offset);
+                }
+            }
+        }
+        regressions
+    }
+
     /// Appends records (key, value; `None` is null) as one uncompressed batch, as a producer
     /// would; returns the base offset.
     pub fn append(

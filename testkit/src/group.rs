@@ -145,6 +145,21 @@ pub(crate) struct Group {
     statics: HashMap<String, String>,
     rebalance_deadline: Option<Instant>,
     pub offsets: BTreeMap<(String, i32), Committed>,
+    /// Every offset committed, in the order the coordinator accepted them (for tests that
+    /// check a whole run, such as "committed offsets never decrease").
+    pub history: Vec<CommitRecord>,
+}
+
+/// One offset the group coordinator accepted, as [`MockCluster::commit_history`](crate::MockCluster::commit_history) lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// The member that committed it (empty for a simple, group-less commit).
+    pub member_id: String,
+    /// The generation the commit carried (-1 when it carried none).
+    pub generation: i32,
 }
 
 impl Group {
@@ -160,6 +175,7 @@ impl Group {
             statics: HashMap::new(),
             rebalance_deadline: None,
             offsets: BTreeMap::new(),
+            history: Vec::new(),
         }
     }
 

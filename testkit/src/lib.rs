@@ -38,6 +38,7 @@ pub use cluster::{MockCluster, MockClusterBuilder};
 pub use control::{Action, Intercept, RequestRecord};
 pub use decode::{decode_request, DecodedRequest};
 pub use error::{Error, Result};
+pub use group::CommitRecord;
 pub use kafka_client::KafkaCode;
 pub use kafka_protocol::messages::ApiKey;
 pub use security::{MockSasl, MockTls};

@@ -16,7 +16,7 @@ use kafka_protocol::ResponseError as E;
 
 use super::groups::coordinator_error;
 use super::{s, Ctx};
-use crate::group::Committed;
+use crate::group::{CommitRecord, Committed};
 use crate::state::{lock, State};
 
 pub(crate) fn commit(ctx: &Ctx, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
@@ -63,10 +63,17 @@ pub(crate) fn commit(ctx: &Ctx, req: OffsetCommitRequest, version: i16) -> Offse
                             leader_epoch: p.committed_leader_epoch,
                             metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
                         };
-                        st.groups
-                            .group_mut(&group_id)
+                        let group = st.groups.group_mut(&group_id);
+                        group
                             .offsets
                             .insert((name.clone(), p.partition_index), committed);
+                        group.history.push(CommitRecord {
+                            topic: name.clone(),
+                            partition: p.partition_index,
+                            offset: p.committed_offset,
+                            member_id: req.member_id.to_string(),
+                            generation: req.generation_id_or_member_epoch,
+                        });
                         0
                     };
                     OffsetCommitResponsePartition::default()
