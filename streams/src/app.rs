@@ -645,10 +645,10 @@ impl App {
         self.inner.decls.outbox.send_and_wait(record).await
     }
 
-    /// Waits until every record sent so far is acknowledged (or failed).
+    /// Waits until every record sent so far is acknowledged; an error if any record the app
+    /// sent was not delivered (the worker then commits nothing past it and stops).
     pub async fn flush(&self) -> Result<()> {
-        self.inner.decls.outbox.producer()?.flush().await;
-        Ok(())
+        self.inner.decls.outbox.flush().await
     }
 }
 

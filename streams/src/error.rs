@@ -41,6 +41,49 @@ pub enum Error {
     #[error("{records} record(s) sent by the app were not delivered (last: {reason}); the app stopped without committing their events: fix the cause and restart")]
     Delivery { records: u64, reason: String },
 
+    /// A table's pending writes could not be written to its changelog (a value over the
+    /// producer's `max_request_size`, a partition the broker does not know, a refused write).
+    /// Nothing past the events that made them was committed; a restart recovers the table
+    /// from its changelog and processes those events again.
+    #[error("table {table}: writing partition {partition} to its changelog {changelog} failed: {source}; the worker stopped without committing the events that wrote it: fix the cause and restart")]
+    ChangelogWrite {
+        table: String,
+        changelog: String,
+        partition: i32,
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// The broker refused to commit the app's offsets.
+    #[error("committing offsets failed: {source}")]
+    Commit {
+        #[source]
+        source: kafka_client::Error,
+    },
+
+    /// An earlier failure stopped this worker's commits (see the log for it, or the error the
+    /// worker stopped with): nothing after it is committed.
+    #[error("this worker commits nothing more since an earlier failure ({cause}): restart it; it resumes from its last commit")]
+    CommitsStopped { cause: String },
+
+    /// Where newly assigned partitions with no committed offset start could not be listed.
+    #[error("cannot list where {} newly assigned partition(s) start ({partitions:?}) after {attempts} attempts: {source}; the worker stopped without committing them: check the brokers and restart", partitions.len())]
+    StartOffsets {
+        partitions: Vec<kafka_client::TopicPartition>,
+        attempts: u32,
+        #[source]
+        source: kafka_client::Error,
+    },
+
+    /// An agent returned an error (or panicked). The worker stops, as Faust's crashing
+    /// supervisor does; the agent's current events are not committed.
+    #[error("agent {agent} (instance {instance}) failed: {reason}; the worker stopped without committing its current events: fix the agent and restart")]
+    AgentFailed {
+        agent: String,
+        instance: usize,
+        reason: String,
+    },
+
     /// Something took longer than allowed.
     #[error("timed out after {after:?} {what}")]
     Timeout {

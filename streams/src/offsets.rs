@@ -262,6 +262,21 @@ impl Acks {
         out
     }
 
+    /// What of `positions` may be committed now: partitions still assigned, each at a position
+    /// above its last commit. Positions taken before a rebalance or a later commit are dropped,
+    /// so a commit never sends an offset lower than one already committed.
+    pub fn committable(&self, positions: Vec<(TopicPartition, i64)>) -> Vec<(TopicPartition, i64)> {
+        let parts = self.lock();
+        positions
+            .into_iter()
+            .filter(|(tp, position)| {
+                parts
+                    .get(tp)
+                    .is_some_and(|p| *position > p.lock().last_committed())
+            })
+            .collect()
+    }
+
     /// Records successful commits.
     pub fn committed(&self, offsets: &[(TopicPartition, i64)]) {
         let parts = self.lock();
@@ -485,6 +500,36 @@ mod tests {
         assert_eq!(t.commit_position(), 10);
         t.ack(10);
         assert_eq!(t.commit_position(), 11);
+    }
+
+    #[test]
+    fn positions_taken_before_a_rebalance_or_a_later_commit_are_not_committable() {
+        let acks = Acks::default();
+        let (a, b) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+        for tp in [&a, &b] {
+            let part = acks.assign(tp.clone(), 0);
+            (0..10).for_each(|o| part.deliver(o, 1));
+            (0..5).for_each(|o| part.lock().ack(o));
+        }
+        // A commit prepares its snapshot...
+        let stale = acks.progress();
+        assert_eq!(stale, vec![(a.clone(), 5), (b.clone(), 5)]);
+        // ...then a revocation commits `a` further and lets it go; it comes back at 8, and `b`
+        // is committed at 7 by another commit.
+        let part = acks.partition(&a).unwrap();
+        (5..8).for_each(|o| part.lock().ack(o));
+        acks.committed(&[(a.clone(), 8)]);
+        acks.revoke(&a);
+        acks.assign(a.clone(), 8);
+        let part = acks.partition(&b).unwrap();
+        (5..7).for_each(|o| part.lock().ack(o));
+        acks.committed(&[(b.clone(), 7)]);
+        assert_eq!(acks.committable(stale), vec![], "nothing may go backwards");
+        let part = acks.partition(&b).unwrap();
+        part.lock().ack(7);
+        assert_eq!(acks.committable(acks.progress()), vec![(b.clone(), 8)]);
+        acks.revoke(&b);
+        assert_eq!(acks.committable(vec![(b, 9)]), vec![], "not owned any more");
     }
 
     #[test]

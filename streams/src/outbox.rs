@@ -26,6 +26,21 @@ impl Outbox {
         self.0.get().ok_or(Error::NotStarted)
     }
 
+    /// Waits until every record accepted so far is acknowledged; an error if any of the
+    /// app's records was not delivered (nothing may be committed then).
+    pub(crate) async fn flush(&self) -> Result<()> {
+        let producer = self.producer()?;
+        producer.flush().await;
+        let failures = producer.delivery_failures();
+        if failures.records > 0 {
+            return Err(Error::Delivery {
+                records: failures.records,
+                reason: failures.last.unwrap_or_default(),
+            });
+        }
+        Ok(())
+    }
+
     /// Hands a record to the producer; returns once it is accepted (batched).
     pub(crate) async fn send(&self, record: ProducerRecord) -> Result<()> {
         drop(self.producer()?.send(record).await?);

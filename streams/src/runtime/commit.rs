@@ -1,12 +1,19 @@
 //! Committing done offsets: write the tables' pending changes to their changelogs and flush
 //! the producer first, so that every record sent and every table write made while handling a
-//! done event is acknowledged before its offset is committed, and stop the app if one was not
-//! delivered. After a commit the tables' stores are made durable.
+//! done event is acknowledged before its offset is committed. After a commit the tables'
+//! stores are made durable.
+//!
+//! The first failure on that path halts the committer for good: a changelog write or a
+//! record not delivered, a commit the broker refuses for good, a failed agent. From then on
+//! nothing is committed by this worker (not on the timer, not on revocation, not at the stop),
+//! and the worker stops; a restart resumes from the last commit and recovers the tables from
+//! their changelogs.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use kafka_client::group::GroupConsumer;
 use kafka_client::TopicPartition;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::tables::Tables;
@@ -14,6 +21,16 @@ use crate::error::{Error, Result};
 use crate::offsets::Acks;
 use crate::outbox::Outbox;
 use crate::table::flush_partition;
+
+/// Why the committer halted.
+#[derive(Default)]
+struct Halt {
+    /// The first failure, as text (later refusals quote it).
+    cause: Option<String>,
+    /// The first failure itself, when no caller could return it (a revocation, an agent):
+    /// the worker takes it and stops with it.
+    unclaimed: Option<Error>,
+}
 
 /// Decides what may be committed, per the rule above.
 pub(crate) struct Committer {
@@ -23,6 +40,9 @@ pub(crate) struct Committer {
     /// One preparation at a time: table flushes of a partition must complete in the order
     /// they were taken (the worker's commits and a revocation's may overlap).
     preparing: tokio::sync::Mutex<()>,
+    halt: Mutex<Halt>,
+    /// Wakes the worker when a failure it did not see itself halted the committer.
+    halted: Notify,
 }
 
 impl Committer {
@@ -32,13 +52,69 @@ impl Committer {
             outbox,
             tables,
             preparing: tokio::sync::Mutex::new(()),
+            halt: Mutex::default(),
+            halted: Notify::new(),
+        }
+    }
+
+    fn halt_state(&self) -> MutexGuard<'_, Halt> {
+        self.halt.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Halts the committer on `error` (the first cause is kept); returns the error for the
+    /// caller to report.
+    pub(crate) fn halt(&self, error: Error) -> Error {
+        let mut halt = self.halt_state();
+        self.record(&halt, &error);
+        halt.cause.get_or_insert_with(|| error.to_string());
+        error
+    }
+
+    fn record(&self, halt: &Halt, error: &Error) {
+        match &halt.cause {
+            None => {
+                tracing::error!(error = %error, "nothing more is committed by this worker; it stops")
+            }
+            Some(first) => {
+                tracing::debug!(error = %error, first = %first, "a further failure after the committer halted")
+            }
+        }
+    }
+
+    /// Halts the committer on a failure no caller can return (a revocation's, an agent's, a
+    /// background commit's); the worker stops with it ([`Self::take_unclaimed`]).
+    pub(crate) fn halt_unclaimed(&self, error: Error) {
+        let mut halt = self.halt_state();
+        self.record(&halt, &error);
+        halt.cause.get_or_insert_with(|| error.to_string());
+        halt.unclaimed.get_or_insert(error);
+        drop(halt);
+        self.halted.notify_one();
+    }
+
+    /// The failure the worker must stop with, if one halted the committer behind its back.
+    pub(crate) fn take_unclaimed(&self) -> Option<Error> {
+        self.halt_state().unclaimed.take()
+    }
+
+    /// Completes when [`Self::halt_unclaimed`] was called (for the worker's loop).
+    pub(crate) async fn halted(&self) {
+        self.halted.notified().await
+    }
+
+    /// An error if the committer halted: nothing may be committed any more.
+    fn check(&self) -> Result<()> {
+        match &self.halt_state().cause {
+            None => Ok(()),
+            Some(cause) => Err(Error::CommitsStopped {
+                cause: cause.clone(),
+            }),
         }
     }
 
     /// Writes every held table partition's pending changes to its changelog and applies them
-    /// to the store once acknowledged. A write that fails stops the app (as an undelivered
-    /// record does): the partition's unflushed writes are gone, and only a restart recovers
-    /// them from the changelog and redelivers their events.
+    /// to the store once acknowledged. A partition whose write fails drops its unflushed
+    /// writes: only a restart recovers them (from the changelog) and redelivers their events.
     async fn flush_tables(&self) -> Result<()> {
         if self.tables.is_empty() {
             return Ok(());
@@ -47,17 +123,15 @@ impl Committer {
         let flushes = self.tables.cores().iter().flat_map(|core| {
             core.owned_partitions()
                 .into_iter()
-                .map(move |p| async move { (core, flush_partition(core, producer, p).await) })
+                .map(move |p| async move { (core, p, flush_partition(core, producer, p).await) })
         });
-        for (core, outcome) in futures::future::join_all(flushes).await {
+        for (core, partition, outcome) in futures::future::join_all(flushes).await {
             if let Err(e) = outcome {
-                return Err(Error::Table {
+                return Err(Error::ChangelogWrite {
                     table: core.name().to_owned(),
-                    reason: format!(
-                        "writing to the changelog {} failed ({e}); the worker stops so that nothing \
-                         is committed past it: restart it (the table recovers from its changelog)",
-                        core.spec().changelog_topic()
-                    ),
+                    changelog: core.spec().changelog_topic(),
+                    partition,
+                    source: Box::new(e),
                 });
             }
         }
@@ -74,24 +148,21 @@ impl Committer {
     /// Waits until every record accepted so far is acknowledged; an error if any of the
     /// app's records was not delivered (nothing may be committed then).
     pub(crate) async fn flush(&self) -> Result<()> {
-        let producer = self.outbox.producer()?;
-        producer.flush().await;
-        let failures = producer.delivery_failures();
-        if failures.records > 0 {
-            return Err(Error::Delivery {
-                records: failures.records,
-                reason: failures.last.unwrap_or_default(),
-            });
-        }
-        Ok(())
+        self.outbox.flush().await
     }
 
-    /// The positions to commit now: the done offsets that moved (of `only`, if given),
-    /// taken before the flush that makes them safe.
+    /// The positions to commit now: the done offsets that moved (of `only`, if given), taken
+    /// once earlier preparations are complete and before the flush that makes them safe. Any
+    /// failure halts the committer.
     pub(crate) async fn ready(
         &self,
         only: Option<&[TopicPartition]>,
     ) -> Result<Vec<(TopicPartition, i64)>> {
+        self.check()?;
+        // Snapshot under the lock: a preparation that waited for another one must not hand
+        // back positions older than those the other one committed.
+        let _one_at_a_time = self.preparing.lock().await;
+        self.check()?;
         let positions = match only {
             None => self.acks.progress(),
             Some(tps) => self
@@ -104,10 +175,57 @@ impl Committer {
         if positions.is_empty() {
             return Ok(positions);
         }
-        let _one_at_a_time = self.preparing.lock().await;
-        self.flush_tables().await?;
-        self.flush().await?;
+        let flushed = async {
+            self.flush_tables().await?;
+            self.flush().await
+        };
+        flushed.await.map_err(|e| self.halt(e))?;
         Ok(positions)
+    }
+
+    /// What of prepared `positions` may be sent now: partitions still assigned, at a position
+    /// above their last commit (a commit never moves an offset backwards); none once halted.
+    pub(crate) fn sendable(&self, positions: Positions) -> Positions {
+        if self.check().is_err() {
+            return Vec::new();
+        }
+        self.acks.committable(positions)
+    }
+
+    /// A commit request failed: `Err` with the error when it halts the committer (it cannot
+    /// succeed by retrying), `Ok` with it when the next commit retries.
+    pub(crate) fn commit_failed(&self, e: kafka_client::Error) -> Result<Error, Error> {
+        let fatal = commit_is_fatal(&e);
+        let error = Error::Commit { source: e };
+        if fatal {
+            return Err(self.halt(error));
+        }
+        tracing::warn!(error = %error, "commit failed; the next one retries");
+        Ok(error)
+    }
+
+    /// Whether the committer halted.
+    pub(crate) fn is_halted(&self) -> bool {
+        self.check().is_err()
+    }
+}
+
+/// Whether a failed OffsetCommit can never succeed by retrying. The group moving (a
+/// rebalance, a new generation, a coordinator change) and the network pass: the next commit
+/// retries. A refusal (authorization, an invalid request) does not.
+fn commit_is_fatal(e: &kafka_client::Error) -> bool {
+    use kafka_client::{Error as K, KafkaCode as C};
+    match e {
+        K::Rebalancing { .. } | K::Closed => false,
+        K::RetriesExhausted { last, .. } => commit_is_fatal(last),
+        K::Config(_) | K::Tls { .. } | K::Authentication { .. } | K::UnsupportedVersion { .. } => {
+            true
+        }
+        _ => match e.code() {
+            Some(C::IllegalGeneration | C::UnknownMemberId | C::RebalanceInProgress) => false,
+            Some(code) => !code.is_retriable(),
+            None => false,
+        },
     }
 }
 
@@ -156,6 +274,9 @@ impl BackgroundCommit {
         committer: &Arc<Committer>,
         positions: Positions,
     ) {
+        // Checked here, in the worker's loop, where rebalances also run: a revocation that
+        // committed further since the positions were taken cannot be undone by them.
+        let positions = committer.sendable(positions);
         if positions.is_empty() {
             return;
         }
@@ -167,7 +288,11 @@ impl BackgroundCommit {
                     tracing::debug!(?positions, "committed");
                     committer.committed(&positions);
                 }
-                Err(e) => tracing::warn!(error = %e, "commit failed; the next one will retry"),
+                Err(e) => {
+                    if let Err(fatal) = committer.commit_failed(e) {
+                        committer.halt_unclaimed(fatal);
+                    }
+                }
             }
         }));
     }

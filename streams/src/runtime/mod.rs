@@ -102,6 +102,7 @@ impl Runtime {
                     work,
                     releases,
                     agent.stopped.clone(),
+                    committer.clone(),
                 ));
             }
             router.add(
@@ -229,19 +230,22 @@ impl Runtime {
         answer
             .await
             .map_err(|_| Error::Runtime("the worker has stopped".into()))?
-            .map_err(Error::Runtime)
     }
 }
 
 /// Runs one agent instance. What it released is settled when it finishes, failed if it ends
 /// with an error (the events it was handling are then not committed), panics or is aborted.
+/// An error or a panic stops the worker (Faust's crashing supervisor): its events would
+/// otherwise wait uncommitted while the worker runs on.
 fn spawn_instance(
     name: String,
     instance: usize,
     work: futures::future::BoxFuture<'static, Result<(), String>>,
     releases: Arc<Releases>,
     stopped: Arc<AtomicBool>,
+    committer: Arc<Committer>,
 ) -> JoinHandle<()> {
+    use futures::FutureExt;
     struct FailUnsettled(Option<Arc<Releases>>);
     impl Drop for FailUnsettled {
         fn drop(&mut self) {
@@ -252,19 +256,34 @@ fn spawn_instance(
     }
     tokio::spawn(async move {
         let mut guard = FailUnsettled(Some(releases));
-        let outcome = work.await;
+        let outcome = match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => Err(format!("panicked: {}", panic_message(&*panic))),
+        };
         let releases = guard.0.take();
         match outcome {
             Ok(()) => {
                 releases.iter().for_each(|r| r.settle());
                 tracing::debug!(agent = %name, instance, "agent finished");
             }
-            Err(e) => {
+            Err(reason) => {
                 releases.iter().for_each(|r| r.fail_unsettled());
                 stopped.store(true, Ordering::Release);
-                tracing::error!(agent = %name, instance, error = %e,
-                    "agent stopped with an error; its current event will not be committed");
+                committer.halt_unclaimed(Error::AgentFailed {
+                    agent: name,
+                    instance,
+                    reason,
+                });
             }
         }
     })
+}
+
+/// The text a panic carried, if it was a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }

@@ -1,17 +1,22 @@
 //! Ties rebalances to done-tracking: new partitions start tracking at their committed offset;
 //! revoked ones finish their in-flight events and commit before they go.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use kafka_client::admin::{Admin, OffsetSpec};
+use kafka_client::admin::{Admin, ListedOffset, OffsetSpec};
 use kafka_client::group::{RebalanceContext, RebalanceListener};
 use kafka_client::TopicPartition;
 use tokio::sync::watch;
 
 use super::commit::Committer;
 use super::RunState;
+use crate::error::Error;
+
+/// How many times the start offsets of new partitions are asked for before the worker stops.
+const START_OFFSET_ATTEMPTS: u32 = 5;
 
 pub(crate) struct Listener {
     pub committer: Arc<Committer>,
@@ -38,10 +43,14 @@ impl Listener {
         let resolved = if unknown.is_empty() {
             Default::default()
         } else {
-            self.admin
-                .list_offsets(unknown.iter().map(|tp| (tp.clone(), spec)).collect())
-                .await
-                .unwrap_or_default()
+            match self.start_offsets(&unknown, spec).await {
+                Ok(resolved) => resolved,
+                Err(e) => {
+                    // Without its start a partition's first commit could skip records.
+                    self.committer.halt_unclaimed(e);
+                    Default::default()
+                }
+            }
         };
         for tp in partitions {
             let start = ctx
@@ -61,6 +70,36 @@ impl Listener {
         });
     }
 
+    /// Where partitions with no committed offset start, per the reset policy; retried a few
+    /// times (a leader moving), then an error.
+    async fn start_offsets(
+        &self,
+        partitions: &[TopicPartition],
+        spec: OffsetSpec,
+    ) -> crate::error::Result<HashMap<TopicPartition, ListedOffset>> {
+        let mut pause = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            let request = partitions.iter().map(|tp| (tp.clone(), spec)).collect();
+            match self.admin.list_offsets(request).await {
+                Ok(resolved) => return Ok(resolved),
+                Err(e) if attempt < START_OFFSET_ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, "listing the start offsets of new partitions failed; retrying");
+                }
+                Err(e) => {
+                    return Err(Error::StartOffsets {
+                        partitions: partitions.to_vec(),
+                        attempts: attempt,
+                        source: e,
+                    })
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+            attempt += 1;
+        }
+    }
+
     async fn revoked(&self, ctx: &RebalanceContext<'_>, partitions: &[TopicPartition]) {
         let acks = &self.committer.acks;
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
@@ -70,16 +109,31 @@ impl Listener {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(50));
         }
-        match tokio::time::timeout_at(deadline, self.committer.ready(Some(partitions))).await {
-            Ok(Ok(positions)) if !positions.is_empty() => {
-                match ctx.commit_offsets(positions.clone()).await {
-                    Ok(()) => self.committer.committed(&positions),
-                    Err(e) => tracing::warn!(error = %e, "commit on revocation failed; the new owner re-reads from the last commit"),
+        // The flush gets its own time: agents slow to finish must not leave it none.
+        let flushed = tokio::time::timeout(
+            self.shutdown_timeout,
+            self.committer.ready(Some(partitions)),
+        );
+        match flushed.await {
+            Ok(Ok(positions)) => {
+                let positions = self.committer.sendable(positions);
+                if !positions.is_empty() {
+                    match ctx.commit_offsets(positions.clone()).await {
+                        Ok(()) => self.committer.committed(&positions),
+                        Err(e) => match self.committer.commit_failed(e) {
+                            Ok(_) => tracing::warn!("the new owner re-reads from the last commit"),
+                            Err(fatal) => self.committer.halt_unclaimed(fatal),
+                        },
+                    }
                 }
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "not committing on revocation"),
-            Err(_) => tracing::warn!("sends not acknowledged before revocation; the new owner re-reads from the last commit"),
+            // The committer halted: the worker stops with the error, nothing committed.
+            Ok(Err(e)) => self.committer.halt_unclaimed(e),
+            // A flush cut short leaves writes half-taken: stop rather than go on with them.
+            Err(_) => self.committer.halt_unclaimed(Error::Timeout {
+                what: "acknowledging the changelog writes and sends before a revocation".into(),
+                after: self.shutdown_timeout,
+            }),
         }
         for tp in partitions {
             tracing::info!(%tp, "partition revoked");

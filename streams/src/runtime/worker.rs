@@ -21,8 +21,8 @@ use crate::settings::Settings;
 /// Most records dispatched in one go before the loop looks at its timers and the stop signal.
 pub(crate) const DISPATCH_RUN: usize = 512;
 
-/// A request to commit now, answered with the outcome (for tests and `wait_caught_up`).
-pub(crate) type CommitRequest = oneshot::Sender<Result<(), String>>;
+/// A request to commit now, answered with the outcome (`App::commit`).
+pub(crate) type CommitRequest = oneshot::Sender<Result<()>>;
 
 pub(crate) struct Worker {
     pub group: String,
@@ -52,7 +52,12 @@ impl Worker {
             }
             // Group work (joins, rebalance callbacks) must not be cancelled midway, so it runs
             // here, outside the select; the select only polls for records.
-            if let Err(e) = self.consumer.group_work().await {
+            let worked = self.consumer.group_work().await;
+            // A revocation that could not commit halted the committer: stop.
+            if let Some(fatal) = self.committer.take_unclaimed() {
+                break Err(fatal);
+            }
+            if let Err(e) = worked {
                 match self.on_consumer_error(e, &mut backoff, &mut stop).await {
                     Some(fatal) => break Err(fatal),
                     None => continue,
@@ -62,6 +67,11 @@ impl Worker {
             tokio::select! {
                 biased;
                 _ = stop.changed() => continue,
+                _ = self.committer.halted() => {
+                    if let Some(fatal) = self.committer.take_unclaimed() {
+                        break Err(fatal);
+                    }
+                }
                 Some(done) = self.recovered.recv() => {
                     if let Err(e) = self.committer.tables.recovered(done) {
                         break Err(e);
@@ -69,9 +79,11 @@ impl Worker {
                 }
                 Some(reply) = self.commit_requests.recv() => {
                     let result = self.commit().await;
-                    let _ = reply.send(result.as_ref().map_err(|e| e.to_string()).copied());
-                    if let Err(e) = result {
-                        break Err(e);
+                    let halted = result.is_err() && self.committer.is_halted();
+                    let stopped_by = result.as_ref().err().map(|e| e.to_string());
+                    let _ = reply.send(result);
+                    if let (true, Some(cause)) = (halted, stopped_by) {
+                        break Err(Error::CommitsStopped { cause });
                     }
                 }
                 prepared = self.background.prepared(), if self.background.is_preparing() => {
@@ -170,15 +182,16 @@ impl Worker {
     }
 
     /// Commits the done offsets that moved since the last commit and waits for the answer
-    /// (for `App::commit` and the stop; the loop commits in the background). An error only
-    /// when the app must stop (a record it sent was not delivered); refused commits are
-    /// retried next time.
+    /// (for `App::commit` and the stop; the loop commits in the background). Any error is
+    /// returned; the worker must stop when it halted the committer (see `Committer`), while a
+    /// commit the group refused for now (a rebalance) is retried next time.
     async fn commit(&mut self) -> Result<()> {
         // After what is under way, so that commits stay in order.
         self.background
             .settle(&self.consumer, &self.committer)
             .await?;
         let positions = self.committer.ready(None).await?;
+        let positions = self.committer.sendable(positions);
         if positions.is_empty() {
             return Ok(());
         }
@@ -186,14 +199,15 @@ impl Worker {
             Ok(()) => {
                 tracing::debug!(?positions, "committed");
                 self.committer.committed(&positions);
+                Ok(())
             }
-            Err(e) => tracing::warn!(error = %e, "commit failed; the next one will retry"),
+            Err(e) => Err(self.committer.commit_failed(e).unwrap_or_else(|e| e)),
         }
-        Ok(())
     }
 
     /// The stop: no more records; agents finish what they have; sends are acknowledged;
-    /// done offsets are committed (unless a delivery failed); the group is left.
+    /// done offsets are committed (unless the committer halted on a failure); the group is
+    /// left.
     async fn finish(mut self, outcome: Result<()>) -> Result<()> {
         self.router.close(); // closes the agents' streams
         self.committer.tables.close().await;
@@ -215,16 +229,19 @@ impl Worker {
             tracing::warn!(?timeout, "agents did not finish in time; their current events will be read again after a restart");
             aborts.iter().for_each(|a| a.abort());
         }
-        let outcome = match outcome {
-            Err(e @ Error::Delivery { .. }) => Err(e),
-            other => match tokio::time::timeout(timeout, self.commit()).await {
-                Ok(Err(e)) => other.and(Err(e)),
-                Ok(Ok(())) => other,
-                Err(_) => {
-                    tracing::warn!("sends were not acknowledged in time; nothing more committed");
-                    other
-                }
-            },
+        let outcome = match self.committer.take_unclaimed() {
+            Some(e) => outcome.and(Err(e)),
+            None => outcome,
+        };
+        // A failure that halted the committer refuses this commit too (and the one the
+        // revocation below would make): nothing past it is committed.
+        let outcome = match tokio::time::timeout(timeout, self.commit()).await {
+            Ok(Err(e)) => outcome.and(Err(e)),
+            Ok(Ok(())) => outcome,
+            Err(_) => {
+                tracing::warn!("sends were not acknowledged in time; nothing more committed");
+                outcome
+            }
         };
         self.committer.tables.flush_stores();
         // Leaving the group hands the partitions over at once (the listener commits again).
