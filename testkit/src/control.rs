@@ -19,6 +19,11 @@ pub enum Action {
     DropConnection,
     /// Never answer (the connection stays open and keeps serving later requests).
     NoResponse,
+    /// Serve a Fetch normally, then damage the first record batch of each partition in the
+    /// response that carries records (only the filtered partition with
+    /// [`Intercept::for_partition`]): its stored CRC is flipped, so a client's CRC-32C check
+    /// fails. The log itself is untouched, so a refetch without the rule reads clean data.
+    CorruptRecords,
 }
 
 /// A rule for [`MockCluster::intercept`](crate::MockCluster::intercept): an action, how many
@@ -31,6 +36,7 @@ pub enum Action {
 /// let _ = Intercept::delay(Duration::from_millis(200)).for_partition("orders", 0);
 /// let _ = Intercept::drop_connection();
 /// let _ = Intercept::no_response().always();
+/// let _ = Intercept::corrupt_records().for_partition("orders", 0).times(2);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intercept {
@@ -64,6 +70,13 @@ impl Intercept {
     /// Swallow the request: no answer ever.
     pub fn no_response() -> Self {
         Self::new(Action::NoResponse)
+    }
+    /// Serve a Fetch, then corrupt the first batch of the records in the response (see
+    /// [`Action::CorruptRecords`]). A matching fetch that brings no records still uses up
+    /// one of the rule's `times`. Only meaningful for `ApiKey::Fetch`; other APIs are served
+    /// untouched.
+    pub fn corrupt_records() -> Self {
+        Self::new(Action::CorruptRecords)
     }
     /// Apply to the next `n` matching requests (the default is 1).
     pub fn times(mut self, n: usize) -> Self {
@@ -113,13 +126,14 @@ pub struct RequestRecord {
     pub client_id: Option<String>,
 }
 
-/// Finds the first rule matching a request and consumes one use of it.
+/// Finds the first rule matching a request and consumes one use of it: its action and its
+/// partition filter.
 pub(crate) fn take_action(
     state: &mut State,
     broker: i32,
     api_key: ApiKey,
     body: &RequestKind,
-) -> Option<Action> {
+) -> Option<(Action, Option<(String, i32)>)> {
     let idx = state.intercepts.iter().position(|rule| {
         rule.api_key == api_key
             && rule.intercept.broker.is_none_or(|b| b == broker)
@@ -131,13 +145,14 @@ pub(crate) fn take_action(
     })?;
     let rule = &mut state.intercepts[idx];
     let action = rule.intercept.action.clone();
+    let partition = rule.intercept.partition.clone();
     if let Some(n) = rule.intercept.times.as_mut() {
         *n = n.saturating_sub(1);
         if *n == 0 {
             state.intercepts.remove(idx);
         }
     }
-    Some(action)
+    Some((action, partition))
 }
 
 /// Whether a request names `topic`/`partition`.

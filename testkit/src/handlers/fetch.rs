@@ -160,3 +160,37 @@ fn build(
         errors,
     )
 }
+
+/// Flips the stored CRC of the first record batch of each partition with records (only
+/// `only`, when given), for the `CorruptRecords` intercept. `name_of` maps topic ids (Fetch
+/// v13+) to names. Returns the damaged partitions with the base offset of the damaged batch.
+pub(crate) fn corrupt_records(
+    response: &mut FetchResponse,
+    only: Option<&(String, i32)>,
+    name_of: impl Fn(&uuid::Uuid) -> Option<String>,
+) -> Vec<(String, i32, i64)> {
+    // Base offset (8), length (4), partition leader epoch (4), magic (1), then the CRC (4).
+    const CRC_AT: usize = 17;
+    let mut damaged = Vec::new();
+    for topic in &mut response.responses {
+        let name = if topic.topic.0.is_empty() {
+            name_of(&topic.topic_id).unwrap_or_default()
+        } else {
+            topic.topic.0.to_string()
+        };
+        for p in &mut topic.partitions {
+            if only.is_some_and(|(t, i)| *t != name || *i != p.partition_index) {
+                continue;
+            }
+            let Some(records) = p.records.as_ref().filter(|r| r.len() > CRC_AT + 4) else {
+                continue;
+            };
+            let mut bytes = records.to_vec();
+            bytes[CRC_AT] ^= 0xff;
+            let base = i64::from_be_bytes(bytes[..8].try_into().unwrap_or_default());
+            p.records = Some(Bytes::from(bytes));
+            damaged.push((name.clone(), p.partition_index, base));
+        }
+    }
+    damaged
+}
