@@ -138,19 +138,22 @@ async fn serve_request(ctx: &Ctx, req: DecodedRequest) -> Outcome {
         st.requests.push(request_record(ctx, api_key, &header));
         control::take_action(&mut st, ctx.broker, api_key, &body)
     };
-    let (action, only) = match action {
-        Some((action, only)) => (Some(action), only),
-        None => (None, None),
+    let (action, only, rule) = match action {
+        Some(m) => (Some(m.action), m.partition, m.rule),
+        None => (None, None, 0),
     };
     let response = match action {
         None => handlers::dispatch(ctx, &header, body).await,
-        Some(Action::CorruptRecords) => {
+        Some(Action::CorruptRecords { at }) => {
             let mut response = handlers::dispatch(ctx, &header, body).await;
             if let Some(ResponseKind::Fetch(fetch)) = response.as_mut() {
-                let st = lock(&ctx.shared);
-                let damaged = fetch::corrupt_records(fetch, only.as_ref(), |id| {
+                let mut st = lock(&ctx.shared);
+                let damaged = fetch::corrupt_records(fetch, only.as_ref(), at, |id| {
                     st.topic_ids.get(id).cloned()
                 });
+                if !damaged.is_empty() {
+                    control::use_once(&mut st, rule);
+                }
                 tracing::debug!(
                     broker = ctx.broker,
                     ?damaged,
