@@ -80,15 +80,20 @@ pub enum Error {
     #[error("{topic}/{partition} is not assigned to this consumer")]
     NotAssigned { topic: String, partition: i32 },
 
-    /// Fetched records that cannot be read (corrupt or malformed batch). The consumer skips
-    /// what it cannot read and goes on.
-    #[error("cannot read records of {topic}/{partition} at offset {offset}: {source}")]
-    Records {
+    /// A fetched record batch that cannot be read (CRC mismatch, broken framing, records that
+    /// do not decode), still so after one refetch. `offset` is the batch's base offset. The
+    /// consumer does not move past it: the partition stays at its position and every `recv`
+    /// reports this until the partition is sought, paused or unassigned, so nothing past it
+    /// is returned or committed. Not retriable.
+    /// [`CorruptBatchPolicy::Skip`](crate::consumer::CorruptBatchPolicy::Skip) skips such
+    /// batches instead.
+    #[error("record batch of {topic}/{partition} at offset {offset} cannot be read, also after a refetch: {source}; the consumer stays before it: inspect the partition at that offset, then seek past the batch or skip such batches with CorruptBatchPolicy::Skip")]
+    CorruptRecords {
         topic: String,
         partition: i32,
         offset: i64,
         #[source]
-        source: Box<Error>,
+        source: std::sync::Arc<Error>,
     },
 
     /// The TLS handshake with a broker failed for a reason retrying will not fix (an

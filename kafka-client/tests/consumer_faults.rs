@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use common::group::wait_until;
 
-use kafka_client::consumer::{AutoOffsetReset, Consumer, ConsumerConfig, Offset};
-use kafka_client::{Admin, ClientConfig, NewTopic, TopicPartition};
+use kafka_client::consumer::{
+    AutoOffsetReset, Consumer, ConsumerConfig, CorruptBatchPolicy, Offset,
+};
+use kafka_client::{Admin, ClientConfig, Error, NewTopic, TopicPartition};
 use testkit::{ApiKey, Intercept, KafkaCode, MockCluster};
 
 fn cfg() -> ConsumerConfig {
@@ -314,4 +316,128 @@ async fn a_seek_right_after_assign_does_not_wait_for_a_long_poll() {
         "the first record took {:?}: a long poll was waited out",
         asked.elapsed()
     );
+}
+
+/// Three batches of three records on t/0: offsets 0..3, 3..6, 6..9.
+async fn three_batches() -> MockCluster {
+    let cluster = mock(1).await;
+    cluster
+        .create_topic("t", 1, Vec::<(String, String)>::new())
+        .unwrap();
+    for batch in 0..3 {
+        let values: Vec<String> = (batch * 3..batch * 3 + 3)
+            .map(|i| format!("v{i}"))
+            .collect();
+        let records: Vec<(Option<&str>, Option<&str>)> = values
+            .iter()
+            .map(|v| (Some("k"), Some(v.as_str())))
+            .collect();
+        cluster.append("t", 0, &records).unwrap();
+    }
+    cluster
+}
+
+/// A consumer that fetches one batch at a time (the prefetch bound is one byte), so a test
+/// knows which fetch an intercept installed between two reads hits.
+async fn one_batch_consumer(cluster: &MockCluster, policy: CorruptBatchPolicy) -> Consumer {
+    let client = ClientConfig::new(&cluster.bootstrap())
+        .unwrap()
+        .with_request_timeout(Duration::from_secs(5));
+    let config = cfg()
+        .with_max_buffered_bytes(1)
+        .with_corrupt_batch_policy(policy);
+    let mut c = Consumer::new(client, config).await.unwrap();
+    c.assign(vec![TopicPartition::new("t", 0)]);
+    c
+}
+
+fn offsets(records: &[(i32, i64, String)]) -> Vec<i64> {
+    records.iter().map(|r| r.1).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_corrupted_in_one_response_is_refetched_and_every_record_read_once() {
+    let cluster = three_batches().await;
+    cluster.intercept(
+        ApiKey::Fetch,
+        Intercept::corrupt_records().for_partition("t", 0).times(1),
+    );
+    let mut c = consumer(&cluster).await;
+    c.assign(vec![TopicPartition::new("t", 0)]);
+    let got = read(&mut c, 9).await;
+    assert_eq!(offsets(&got), (0..9).collect::<Vec<_>>());
+    assert_eq!(c.corrupt_batches_skipped(), 0);
+    let fetches = cluster
+        .requests()
+        .iter()
+        .filter(|r| r.api_key == ApiKey::Fetch)
+        .count();
+    assert!(
+        fetches >= 2,
+        "the corrupt response was refetched: {fetches} fetches"
+    );
+    // Nothing more: no record came twice.
+    let more = tokio::time::timeout(Duration::from_millis(300), c.recv()).await;
+    assert!(more.is_err(), "{more:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_stays_corrupt_stops_the_partition_before_it() {
+    let cluster = three_batches().await;
+    let tp = TopicPartition::new("t", 0);
+    let mut c = one_batch_consumer(&cluster, CorruptBatchPolicy::Fail).await;
+    assert_eq!(offsets(&read(&mut c, 3).await), vec![0, 1, 2]);
+    // Every fetch of t/0 from now on (the one at offset 3 and its refetch) is damaged.
+    cluster.intercept(
+        ApiKey::Fetch,
+        Intercept::corrupt_records().for_partition("t", 0).always(),
+    );
+    for attempt in 0..2 {
+        let err = tokio::time::timeout(Duration::from_secs(20), c.recv())
+            .await
+            .expect("timeout")
+            .expect_err("the batch at offset 3 stays corrupt");
+        match &err {
+            Error::CorruptRecords {
+                topic,
+                partition,
+                offset,
+                source,
+            } => {
+                assert_eq!((topic.as_str(), *partition, *offset), ("t", 0, 3), "{err}");
+                assert!(
+                    matches!(**source, Error::CorruptBatch { base_offset: 3, .. }),
+                    "{err}"
+                );
+            }
+            other => panic!("attempt {attempt}: {other}"),
+        }
+        assert!(!err.is_retriable());
+        let text = err.to_string();
+        assert!(text.contains("t/0") && text.contains("offset 3"), "{text}");
+        // Nothing past the batch was handed out, so nothing past it can be committed.
+        assert_eq!(c.position(&tp), Some(3), "attempt {attempt}");
+    }
+    assert_eq!(c.corrupt_batches_skipped(), 0);
+    // Once the log reads clean, a seek to the batch continues from it.
+    cluster.clear_intercepts();
+    c.seek(&tp, Offset::At(3)).await.unwrap();
+    assert_eq!(offsets(&read(&mut c, 6).await), (3..9).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_skip_policy_moves_past_a_batch_that_stays_corrupt_and_counts_it() {
+    let cluster = three_batches().await;
+    let tp = TopicPartition::new("t", 0);
+    let mut c = one_batch_consumer(&cluster, CorruptBatchPolicy::Skip).await;
+    assert_eq!(offsets(&read(&mut c, 3).await), vec![0, 1, 2]);
+    // The fetch at offset 3 and its refetch are damaged; later fetches are not.
+    cluster.intercept(
+        ApiKey::Fetch,
+        Intercept::corrupt_records().for_partition("t", 0).times(2),
+    );
+    // Offsets 3..=5 are skipped: the next record is the first of the following batch.
+    assert_eq!(offsets(&read(&mut c, 3).await), vec![6, 7, 8]);
+    assert_eq!(c.corrupt_batches_skipped(), 1);
+    assert_eq!(c.position(&tp), Some(9));
 }

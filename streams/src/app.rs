@@ -142,6 +142,15 @@ impl AppBuilder {
         self
     }
 
+    /// Skip source record batches that stay unreadable after a refetch (a CRC mismatch,
+    /// records that do not decode) instead of stopping the worker with an error naming
+    /// topic, partition and offset (the default, as Kafka's Java consumer). A skipped batch's
+    /// events are never processed; each skip is logged as a warning with its offsets.
+    pub fn consumer_skip_corrupt_batches(mut self, skip: bool) -> Self {
+        self.settings.consumer_skip_corrupt_batches = skip;
+        self
+    }
+
     /// TLS settings for `ssl://` and `sasl_ssl://` brokers: a CA file, a client certificate
     /// (mutual TLS), a server name. Without it, TLS brokers are checked against the built-in
     /// web roots.

@@ -30,6 +30,10 @@ pub struct Settings {
     pub broker_rebalance_timeout: Duration,
     /// Where a group with no committed offset starts: `true` is Faust's `earliest`.
     pub consumer_auto_offset_reset_earliest: bool,
+    /// A source batch that stays unreadable after a refetch (CRC mismatch, undecodable) is
+    /// skipped with a warning instead of stopping the worker (default `false`: stop, as
+    /// Kafka's Java consumer does).
+    pub consumer_skip_corrupt_batches: bool,
     /// TLS settings for `ssl://` and `sasl_ssl://` brokers (CA file, client certificate).
     pub broker_tls: Option<kafka_client::TlsConfig>,
     /// SASL credentials for `sasl_ssl://` and `sasl_plaintext://` brokers (Faust's
@@ -55,6 +59,7 @@ impl Default for Settings {
             worker_shutdown_timeout: Duration::from_secs(30),
             producer_linger: Duration::ZERO,
             consumer_auto_offset_reset_earliest: true,
+            consumer_skip_corrupt_batches: false,
             broker_session_timeout: Duration::from_secs(60),
             broker_heartbeat_interval: Duration::from_secs(3),
             broker_rebalance_timeout: Duration::from_secs(60),

@@ -313,10 +313,9 @@ impl MockCluster {
     /// Installs a fault-injection rule for requests of `api`. Rules are tried in the order
     /// they were added; the first that matches a request applies.
     pub fn intercept(&self, api: ApiKey, intercept: Intercept) {
-        lock(&self.shared).intercepts.push(InterceptRule {
-            api_key: api,
-            intercept,
-        });
+        lock(&self.shared)
+            .intercepts
+            .push(InterceptRule::new(api, intercept));
     }
 
     /// Removes every intercept rule.

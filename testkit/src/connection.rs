@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use crate::control::{self, Action, RequestRecord};
 use crate::decode::{decode_request, DecodedRequest};
 use crate::error::Error;
-use crate::handlers::{self, api_versions, errors, Ctx};
+use crate::handlers::{self, api_versions, errors, fetch, Ctx};
 use crate::security::{Gate, SaslState};
 use crate::state::lock;
 
@@ -138,8 +138,30 @@ async fn serve_request(ctx: &Ctx, req: DecodedRequest) -> Outcome {
         st.requests.push(request_record(ctx, api_key, &header));
         control::take_action(&mut st, ctx.broker, api_key, &body)
     };
+    let (action, only, rule) = match action {
+        Some(m) => (Some(m.action), m.partition, m.rule),
+        None => (None, None, 0),
+    };
     let response = match action {
         None => handlers::dispatch(ctx, &header, body).await,
+        Some(Action::CorruptRecords { at }) => {
+            let mut response = handlers::dispatch(ctx, &header, body).await;
+            if let Some(ResponseKind::Fetch(fetch)) = response.as_mut() {
+                let mut st = lock(&ctx.shared);
+                let damaged = fetch::corrupt_records(fetch, only.as_ref(), at, |id| {
+                    st.topic_ids.get(id).cloned()
+                });
+                if !damaged.is_empty() {
+                    control::use_once(&mut st, rule);
+                }
+                tracing::debug!(
+                    broker = ctx.broker,
+                    ?damaged,
+                    "intercept: corrupted fetched batches"
+                );
+            }
+            response
+        }
         Some(Action::Delay(d)) => {
             tracing::debug!(broker = ctx.broker, ?api_key, delay = ?d, "intercept: delaying request");
             tokio::time::sleep(d).await;

@@ -19,6 +19,13 @@ pub enum Action {
     DropConnection,
     /// Never answer (the connection stays open and keeps serving later requests).
     NoResponse,
+    /// Serve a Fetch normally, then damage one record batch of each partition in the
+    /// response that carries records (only the filtered partition with
+    /// [`Intercept::for_partition`]): the batch holding offset `at`, if the response has it,
+    /// or with `None` the first batch. Its stored CRC is flipped, so a client's CRC-32C
+    /// check fails. The log itself is untouched: a fetch the rule does not damage reads
+    /// clean data.
+    CorruptRecords { at: Option<i64> },
 }
 
 /// A rule for [`MockCluster::intercept`](crate::MockCluster::intercept): an action, how many
@@ -31,6 +38,8 @@ pub enum Action {
 /// let _ = Intercept::delay(Duration::from_millis(200)).for_partition("orders", 0);
 /// let _ = Intercept::drop_connection();
 /// let _ = Intercept::no_response().always();
+/// let _ = Intercept::corrupt_records().for_partition("orders", 0).times(2);
+/// let _ = Intercept::corrupt_records_at(42).for_partition("orders", 0).always();
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intercept {
@@ -65,6 +74,18 @@ impl Intercept {
     pub fn no_response() -> Self {
         Self::new(Action::NoResponse)
     }
+    /// Serve a Fetch, then corrupt the first batch of each partition's records in the
+    /// response (see [`Action::CorruptRecords`]). Only responses that had a batch damaged
+    /// count towards [`times`](Self::times) (an empty long poll does not). Only meaningful
+    /// for `ApiKey::Fetch`; other APIs are served untouched.
+    pub fn corrupt_records() -> Self {
+        Self::new(Action::CorruptRecords { at: None })
+    }
+    /// As [`corrupt_records`](Self::corrupt_records), but damage only the batch holding
+    /// `offset`, wherever it is in a response (a prefetch from an earlier offset included).
+    pub fn corrupt_records_at(offset: i64) -> Self {
+        Self::new(Action::CorruptRecords { at: Some(offset) })
+    }
     /// Apply to the next `n` matching requests (the default is 1).
     pub fn times(mut self, n: usize) -> Self {
         self.times = Some(n);
@@ -98,6 +119,30 @@ impl Intercept {
 pub(crate) struct InterceptRule {
     pub api_key: ApiKey,
     pub intercept: Intercept,
+    /// Identifies the rule for [`use_once`] (rules before it may be removed meanwhile).
+    pub id: u64,
+}
+
+impl InterceptRule {
+    pub(crate) fn new(api_key: ApiKey, intercept: Intercept) -> Self {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InterceptRule {
+            api_key,
+            intercept,
+            id,
+        }
+    }
+}
+
+/// A rule matched by a request.
+#[derive(Debug)]
+pub(crate) struct Matched {
+    pub action: Action,
+    /// The rule's partition filter.
+    pub partition: Option<(String, i32)>,
+    /// The rule, for [`use_once`] when the action counts only once it had an effect.
+    pub rule: u64,
 }
 
 /// One request as the cluster received it.
@@ -113,13 +158,14 @@ pub struct RequestRecord {
     pub client_id: Option<String>,
 }
 
-/// Finds the first rule matching a request and consumes one use of it.
+/// Finds the first rule matching a request and consumes one use of it, except for
+/// `CorruptRecords`, which the caller counts with [`use_once`] once it damaged something.
 pub(crate) fn take_action(
     state: &mut State,
     broker: i32,
     api_key: ApiKey,
     body: &RequestKind,
-) -> Option<Action> {
+) -> Option<Matched> {
     let idx = state.intercepts.iter().position(|rule| {
         rule.api_key == api_key
             && rule.intercept.broker.is_none_or(|b| b == broker)
@@ -129,15 +175,29 @@ pub(crate) fn take_action(
                 .as_ref()
                 .is_none_or(|(t, p)| touches(state, body, t, *p))
     })?;
-    let rule = &mut state.intercepts[idx];
-    let action = rule.intercept.action.clone();
-    if let Some(n) = rule.intercept.times.as_mut() {
+    let rule = &state.intercepts[idx];
+    let matched = Matched {
+        action: rule.intercept.action.clone(),
+        partition: rule.intercept.partition.clone(),
+        rule: rule.id,
+    };
+    if !matches!(matched.action, Action::CorruptRecords { .. }) {
+        use_once(state, matched.rule);
+    }
+    Some(matched)
+}
+
+/// Consumes one use of a rule (removing it when none is left), if it is still installed.
+pub(crate) fn use_once(state: &mut State, rule: u64) {
+    let Some(idx) = state.intercepts.iter().position(|r| r.id == rule) else {
+        return;
+    };
+    if let Some(n) = state.intercepts[idx].intercept.times.as_mut() {
         *n = n.saturating_sub(1);
         if *n == 0 {
             state.intercepts.remove(idx);
         }
     }
-    Some(action)
 }
 
 /// Whether a request names `topic`/`partition`.

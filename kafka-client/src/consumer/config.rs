@@ -38,11 +38,33 @@ impl IsolationLevel {
     }
 }
 
+/// What the consumer does with a fetched record batch it cannot read: a CRC-32C mismatch,
+/// broken framing, or records that do not decode. Either way it first refetches the batch
+/// once (the damage may have happened in transit); the policy applies when the batch is
+/// still unreadable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CorruptBatchPolicy {
+    /// Stop the partition before the batch: `recv` returns
+    /// [`Error::CorruptRecords`](crate::Error::CorruptRecords) naming topic, partition and
+    /// offset, again on every call, until the partition is sought, paused or unassigned. Its
+    /// position stays before the batch, so a commit cannot move past records nobody read
+    /// (Java's consumer stops there too).
+    #[default]
+    Fail,
+    /// Move past the batch: its records are lost to this consumer. Each skip is logged as a
+    /// warning naming topic, partition and the skipped offsets, and counted in
+    /// [`Consumer::corrupt_batches_skipped`](super::Consumer::corrupt_batches_skipped).
+    /// A batch whose framing is broken cannot be skipped (where the next one starts is
+    /// unknown): it fails as with `Fail`.
+    Skip,
+}
+
 /// Consumer settings. Defaults follow the Java client; prefetching is bounded in bytes by
 /// [`max_buffered_bytes`](Self::max_buffered_bytes).
 ///
 /// CRC-32C checksums of fetched batches are always verified (Java's `check.crcs=true`); the
-/// check is cheap next to decoding.
+/// check is cheap next to decoding. What happens to a batch that fails it:
+/// [`corrupt_batch_policy`](Self::corrupt_batch_policy).
 ///
 /// ```
 /// # use std::time::Duration;
@@ -78,6 +100,8 @@ pub struct ConsumerConfig {
     pub retry_backoff: Duration,
     /// Upper bound of the retry pause.
     pub retry_backoff_max: Duration,
+    /// What to do with a batch that stays unreadable after a refetch (default: fail).
+    pub corrupt_batch_policy: CorruptBatchPolicy,
 }
 
 impl Default for ConsumerConfig {
@@ -92,6 +116,7 @@ impl Default for ConsumerConfig {
             isolation_level: IsolationLevel::default(),
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: Duration::from_secs(1),
+            corrupt_batch_policy: CorruptBatchPolicy::default(),
         }
     }
 }
@@ -143,6 +168,12 @@ impl ConsumerConfig {
     pub fn with_retry_backoff(mut self, first: Duration, max: Duration) -> Self {
         self.retry_backoff = first;
         self.retry_backoff_max = max;
+        self
+    }
+
+    /// Sets `corrupt_batch_policy`.
+    pub fn with_corrupt_batch_policy(mut self, policy: CorruptBatchPolicy) -> Self {
+        self.corrupt_batch_policy = policy;
         self
     }
 

@@ -1,6 +1,6 @@
 //! Turning a fetched record set into records for the caller: batch by batch, skipping what
 //! precedes the fetch offset, control batches and (read_committed) aborted transactions, and
-//! turning unreadable batches into errors that name the partition and offset.
+//! stopping at the first batch that cannot be read (the consumer decides what then).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -131,6 +131,17 @@ impl AbortFilter {
     }
 }
 
+/// A batch the drain cannot read (CRC mismatch, bad framing, undecodable records). The drain
+/// stops there and its position is not moved past the batch.
+#[derive(Debug)]
+pub(crate) struct Unreadable {
+    /// The batch's base offset.
+    pub(crate) base_offset: i64,
+    /// Where the next batch starts, when that can be trusted (not after broken framing).
+    pub(crate) end: Option<i64>,
+    pub(crate) source: Error,
+}
+
 /// Iterates the records of one chunk for the caller, tracking the position.
 pub(crate) struct Drain {
     pub(crate) tp: TopicPartition,
@@ -140,6 +151,8 @@ pub(crate) struct Drain {
     data: Bytes,
     pos: usize,
     records: Option<Records>,
+    /// Base offset of the batch being read.
+    batch_base: i64,
     /// Offset after the batch being read.
     batch_end: i64,
     /// Next offset to hand out.
@@ -147,7 +160,10 @@ pub(crate) struct Drain {
     /// Where the chunk ends (the fetch continued from there).
     next_offset: i64,
     aborted: Option<AbortFilter>,
-    error_after: Option<Error>,
+    /// Framing broke after the chunk's batches: (base offset, reason).
+    error_after: Option<(i64, Error)>,
+    /// Set once a batch could not be read: nothing more comes out of this chunk.
+    stuck: bool,
 }
 
 impl Drain {
@@ -161,25 +177,32 @@ impl Drain {
             data: chunk.records,
             pos: 0,
             records: None,
+            batch_base: chunk.fetch_offset,
             batch_end: chunk.fetch_offset,
             position: chunk.fetch_offset,
             next_offset: chunk.next_offset,
             aborted: chunk.aborted.map(AbortFilter::new),
             error_after: chunk.error_after,
+            stuck: false,
         }
     }
 
-    fn error(&self, offset: i64, source: Error) -> Error {
-        Error::Records {
-            topic: self.topic.to_string(),
-            partition: self.tp.partition,
-            offset,
-            source: Box::new(source),
+    /// Stops at a batch that cannot be read; the position stays before it.
+    fn unreadable(&mut self, base_offset: i64, end: Option<i64>, source: Error) -> Unreadable {
+        self.stuck = true;
+        self.records = None;
+        Unreadable {
+            base_offset,
+            end: end.filter(|&e| e > self.position),
+            source,
         }
     }
 
-    /// The next record or error; `None` once the chunk is used up.
-    pub(crate) fn next(&mut self) -> Option<Result<ConsumerRecord, Error>> {
+    /// The next record, or the batch that cannot be read; `None` once the chunk is used up.
+    pub(crate) fn next(&mut self) -> Option<Result<ConsumerRecord, Unreadable>> {
+        if self.stuck {
+            return None;
+        }
         loop {
             if let Some(records) = &mut self.records {
                 match records.next() {
@@ -199,11 +222,8 @@ impl Drain {
                         }));
                     }
                     Some(Err(e)) => {
-                        // The rest of this batch cannot be read; go on after it.
-                        self.records = None;
-                        let at = self.position;
-                        self.position = self.position.max(self.batch_end);
-                        return Some(Err(self.error(at, e)));
+                        let (base, end) = (self.batch_base, self.batch_end);
+                        return Some(Err(self.unreadable(base, Some(end), e)));
                     }
                     None => {
                         // Offsets compacted away at the end of a batch still count as read.
@@ -215,8 +235,14 @@ impl Drain {
             match self.next_batch() {
                 Ok(true) => {}
                 Ok(false) => {
-                    self.position = self.position.max(self.next_offset);
-                    return self.error_after.take().map(Err);
+                    return match self.error_after.take() {
+                        // The position stays at the broken batch (the chunk ends there).
+                        Some((base, e)) => Some(Err(self.unreadable(base, None, e))),
+                        None => {
+                            self.position = self.position.max(self.next_offset);
+                            None
+                        }
+                    };
                 }
                 Err(e) => return Some(Err(e)),
             }
@@ -224,7 +250,7 @@ impl Drain {
     }
 
     /// Moves to the next batch with records to return. `Ok(false)` at the end of the chunk.
-    fn next_batch(&mut self) -> Result<bool, Error> {
+    fn next_batch(&mut self) -> Result<bool, Unreadable> {
         loop {
             let rest = &self.data[self.pos..];
             let header = match frame(rest) {
@@ -239,21 +265,21 @@ impl Drain {
             if end <= self.position {
                 continue;
             }
+            // A damaged header may claim any last offset: the next batch's base offset, as the
+            // broker stamped it, bounds where this one ends.
+            let skip_to = match frame(&self.data[self.pos..]) {
+                Frame::Batch(next) if next.base_offset > self.position => end.min(next.base_offset),
+                _ => end,
+            };
+            let base = header.base_offset;
             let batch = match RecordBatches::new(bytes).next() {
                 Some(Ok(batch)) => batch,
-                Some(Err(e)) => {
-                    // A corrupt batch (CRC) is skipped, and reported.
-                    self.position = end;
-                    return Err(self.error(header.base_offset, e));
-                }
+                Some(Err(e)) => return Err(self.unreadable(base, Some(skip_to), e)),
                 None => continue,
             };
             let control = match batch.control_type() {
                 Ok(control) => control,
-                Err(e) => {
-                    self.position = end;
-                    return Err(self.error(header.base_offset, e));
-                }
+                Err(e) => return Err(self.unreadable(base, Some(skip_to), e)),
             };
             let dropped = match &mut self.aborted {
                 Some(filter) => filter.drop_batch(&header, control),
@@ -266,13 +292,11 @@ impl Drain {
             match batch.records() {
                 Ok(records) => {
                     self.records = Some(records);
-                    self.batch_end = end;
+                    self.batch_base = base;
+                    self.batch_end = skip_to;
                     return Ok(true);
                 }
-                Err(e) => {
-                    self.position = end;
-                    return Err(self.error(header.base_offset, e));
-                }
+                Err(e) => return Err(self.unreadable(base, Some(skip_to), e)),
             }
         }
     }
@@ -315,18 +339,18 @@ mod tests {
             next_offset: scan.next_offset.unwrap_or(fetch_offset),
             records: records.slice(..scan.complete_len),
             aborted,
-            error_after: scan.broken.map(|(offset, e)| Error::Records {
-                topic: "t".into(),
-                partition: 0,
-                offset,
-                source: Box::new(e),
-            }),
+            error_after: scan.broken,
         }
     }
 
     fn offsets(drain: &mut Drain) -> Vec<Result<i64, String>> {
         std::iter::from_fn(|| drain.next())
-            .map(|r| r.map(|r| r.offset).map_err(|e| e.to_string()))
+            .map(|r| {
+                r.map(|r| r.offset).map_err(|u| {
+                    let end = u.end.map_or("?".into(), |e| e.to_string());
+                    format!("at {} to {end}: {}", u.base_offset, u.source)
+                })
+            })
             .collect()
     }
 
@@ -452,7 +476,7 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_batch_is_reported_and_skipped() {
+    fn a_corrupt_batch_stops_the_drain_before_it() {
         let mut set = plain(0, &[0]);
         let mut bad = plain(1, &[1, 2]);
         let last = bad.len() - 1;
@@ -464,11 +488,25 @@ mod tests {
         assert_eq!(got[0], Ok(0));
         let err = got[1].as_ref().unwrap_err();
         assert!(
-            err.contains("t/0 at offset 1") && err.contains("CRC"),
+            err.starts_with("at 1 to 3: ") && err.contains("CRC"),
             "{err}"
         );
-        assert_eq!(got[2], Ok(3));
-        assert_eq!(drain.position, 4);
+        assert_eq!(got.len(), 2, "nothing after the corrupt batch: {got:?}");
+        assert_eq!(drain.position, 1);
+    }
+
+    #[test]
+    fn a_damaged_last_offset_is_bounded_by_the_next_batch() {
+        let mut set = plain(0, &[0]);
+        let mut bad = plain(1, &[1, 2]);
+        bad[23..27].copy_from_slice(&1000i32.to_be_bytes()); // last offset delta, under the CRC
+        set.extend(bad);
+        set.extend(plain(3, &[3]));
+        let got = offsets(&mut Drain::new(chunk(set, 1, None)));
+        assert!(
+            got[0].as_ref().unwrap_err().starts_with("at 1 to 3: "),
+            "{got:?}"
+        );
     }
 
     #[test]
@@ -485,11 +523,12 @@ mod tests {
         let got = offsets(&mut drain);
         assert_eq!(got[0], Ok(0));
         assert!(
-            got[1].as_ref().unwrap_err().contains("offset 5"),
+            got[1].as_ref().unwrap_err().starts_with("at 5 to ?: "),
             "{:?}",
             got[1]
         );
         assert_eq!(got.len(), 2);
+        assert_eq!(drain.position, 1);
     }
 
     #[test]

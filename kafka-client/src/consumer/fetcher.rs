@@ -429,14 +429,11 @@ impl Fetcher {
                         }
                         let scan = scan(&records);
                         let next_offset = scan.next_offset.filter(|&n| n > s.offset);
-                        let error_after = scan.broken.map(|(offset, source)| Error::Records {
-                            topic: name.clone(),
-                            partition: tp.partition,
-                            offset,
-                            source: Box::new(source),
-                        });
+                        let error_after = scan.broken;
                         if error_after.is_some() {
-                            // The same bytes would come back: stop until the caller seeks.
+                            // Nothing after the broken frame can be read: fetch no further
+                            // until the consumer reaches it (it refetches once, then applies
+                            // its corrupt batch policy).
                             p.fetch = FetchState::Stopped;
                         } else if let Some(next) = next_offset {
                             p.fetch = FetchState::At(next);

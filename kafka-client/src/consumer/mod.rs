@@ -20,8 +20,8 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::task::JoinHandle;
 
-pub use self::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
-use self::drain::Drain;
+pub use self::config::{AutoOffsetReset, ConsumerConfig, CorruptBatchPolicy, IsolationLevel};
+use self::drain::{Drain, Unreadable};
 use self::state::{FetchState, Shared, State};
 use crate::admin::{self, OffsetSpec};
 use crate::cluster::Cluster;
@@ -233,7 +233,8 @@ impl Consumer {
     /// Moves a partition's position. `Earliest`, `Latest` and `Timestamp` are looked up at the
     /// partition leader (ListOffsets) before this returns, so [`position`](Self::position)
     /// reflects the move at once. Buffered records of the partition are dropped; a stopped
-    /// partition (after an out-of-range or fatal fetch error) fetches again.
+    /// partition (after an out-of-range or fatal fetch error, or at a corrupt batch) fetches
+    /// again.
     pub async fn seek(&mut self, tp: &TopicPartition, offset: Offset) -> Result<()> {
         self.check_assigned(tp)?;
         let target = match offset {
@@ -379,11 +380,15 @@ impl Consumer {
 
     /// The next record of any assigned, unpaused partition, waiting for one if needed.
     ///
-    /// Errors are per partition and the consumer goes on after them: an unreadable batch
-    /// ([`Error::Records`], skipped), an out-of-range position without reset policy
-    /// ([`Error::OffsetOutOfRange`], partition stopped until seek), or a fatal fetch error
-    /// ([`Error::Broker`], partition stopped until seek). Network trouble is retried
-    /// internally and never surfaces here. With nothing assigned, waits forever.
+    /// Errors are per partition: a batch that stays unreadable after one refetch
+    /// ([`Error::CorruptRecords`]; the partition stays before it and the error comes back on
+    /// every call, ahead of other partitions' records, until it is sought, paused or
+    /// unassigned; see
+    /// [`ConsumerConfig::corrupt_batch_policy`] to skip such batches instead), an
+    /// out-of-range position without reset policy ([`Error::OffsetOutOfRange`], partition
+    /// stopped until seek), or a fatal fetch error ([`Error::Broker`], partition stopped
+    /// until seek). Network trouble is retried internally and never surfaces here. With
+    /// nothing assigned, waits forever.
     ///
     /// Cancel-safe: dropping the future (in `select!`, on timeout) loses no record.
     pub async fn recv(&mut self) -> Result<ConsumerRecord> {
@@ -392,10 +397,11 @@ impl Consumer {
                 return Err(Error::Closed);
             }
             if let Some(drain) = &mut self.current {
-                if let Some(item) = drain.next() {
-                    return item;
+                match drain.next() {
+                    Some(Ok(record)) => return Ok(record),
+                    Some(Err(unreadable)) => self.unreadable(unreadable),
+                    None => self.finish_current(),
                 }
-                self.finish_current();
             }
             let ready = self.shared.data_ready.notified();
             {
@@ -404,6 +410,9 @@ impl Consumer {
                     self.shared.fetcher_wake.notify_one();
                 }
                 if let Some(e) = state.errors.pop_front() {
+                    return Err(e);
+                }
+                if let Some(e) = state.corrupt_error() {
                     return Err(e);
                 }
                 if let Some(chunk) = state.next_chunk() {
@@ -423,6 +432,58 @@ impl Consumer {
                 .consumed(&d.tp, d.epoch, d.size, d.position);
             self.shared.fetcher_wake.notify_one();
         }
+    }
+
+    /// The current chunk stopped at a batch it cannot read: refetch it once; if it was
+    /// refetched already, apply the corrupt batch policy. The position never moves past the
+    /// batch unless the policy is `Skip`.
+    fn unreadable(&mut self, bad: Unreadable) {
+        let Some(d) = self.current.take() else { return };
+        let tp = d.tp.clone();
+        let mut state = self.shared.lock();
+        state.consumed(&tp, d.epoch, d.size, d.position);
+        let Some(p) = state.partitions.get(&tp).filter(|p| p.epoch == d.epoch) else {
+            return; // sought or unassigned meanwhile
+        };
+        let position = d.position;
+        let offset = bad.base_offset;
+        if p.refetched != Some(offset) {
+            // The damage may have happened in transit or in a buffer: read it again before
+            // believing it.
+            tracing::info!(%tp, offset, position, error = %bad.source, "unreadable record batch; refetching it once");
+            state.restart(&tp, FetchState::At(position));
+            if let Some(p) = state.partitions.get_mut(&tp) {
+                p.refetched = Some(offset);
+            }
+        } else {
+            match (self.config.corrupt_batch_policy, bad.end) {
+                (CorruptBatchPolicy::Skip, Some(end)) => {
+                    tracing::warn!(
+                        %tp, offset, first_skipped = position, last_skipped = end - 1,
+                        error = %bad.source,
+                        "skipping a corrupt record batch (corrupt_batch_policy Skip): offsets {position}..={} of {tp} are lost to this consumer",
+                        end - 1
+                    );
+                    state.corrupt_batches_skipped += 1;
+                    state.restart(&tp, FetchState::At(end));
+                }
+                (policy, _) => {
+                    tracing::error!(%tp, offset, position, ?policy, error = %bad.source, "record batch still unreadable after a refetch; the partition stops before it");
+                    state.restart(&tp, FetchState::Stopped);
+                    if let Some(p) = state.partitions.get_mut(&tp) {
+                        p.corrupt = Some((offset, Arc::new(bad.source)));
+                    }
+                }
+            }
+        }
+        drop(state);
+        self.shared.fetcher_wake.notify_one();
+    }
+
+    /// Record batches skipped as unreadable under [`CorruptBatchPolicy::Skip`] since the
+    /// consumer was created (a counter for metrics; each skip is also logged with its offsets).
+    pub fn corrupt_batches_skipped(&self) -> u64 {
+        self.shared.lock().corrupt_batches_skipped
     }
 
     /// The records as a stream borrowing the consumer; see [`recv`](Self::recv). Never ends.

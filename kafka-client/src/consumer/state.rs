@@ -48,7 +48,7 @@ pub(crate) enum FetchState {
     Reset(OffsetSpec),
     /// Fetch from this offset next.
     At(i64),
-    /// Stopped after an error that was reported; waits for a seek.
+    /// Stopped after an error that was reported (or a broken frame); waits for a seek.
     Stopped,
 }
 
@@ -67,8 +67,9 @@ pub(crate) struct Chunk {
     /// Aborted transactions `(producer_id, first_offset)` for read_committed, sorted by first
     /// offset; `None` for read_uncommitted.
     pub(crate) aborted: Option<Vec<(i64, i64)>>,
-    /// An error to report once the records before it are consumed (framing broke there).
-    pub(crate) error_after: Option<Error>,
+    /// Framing broke after the records: the broken batch's base offset and why, reported
+    /// once the records before it are consumed.
+    pub(crate) error_after: Option<(i64, Error)>,
 }
 
 impl Chunk {
@@ -101,6 +102,12 @@ pub(crate) struct PartitionState {
     /// start-offset lookup) begins then, as at Java's first `poll`, so a seek right after
     /// assign does not wait for a long poll at a position nobody wants.
     pub(crate) started: bool,
+    /// Base offset of the unreadable batch that was refetched once (a second failure there
+    /// is not in transit: the corrupt batch policy applies).
+    pub(crate) refetched: Option<i64>,
+    /// The partition is stopped at a batch that stayed unreadable: every `recv` reports it
+    /// until a seek, pause or unassignment.
+    pub(crate) corrupt: Option<(i64, Arc<Error>)>,
 }
 
 /// The shared state proper.
@@ -111,6 +118,8 @@ pub(crate) struct State {
     pub(crate) buffered_bytes: usize,
     /// Errors for the caller, in the order they happened.
     pub(crate) errors: VecDeque<Error>,
+    /// Unreadable batches skipped under [`CorruptBatchPolicy::Skip`](super::CorruptBatchPolicy::Skip).
+    pub(crate) corrupt_batches_skipped: u64,
     next_epoch: u64,
     /// Some partition is not `started` yet.
     unstarted: bool,
@@ -149,6 +158,8 @@ impl State {
                 retry_at: None,
                 failures: 0,
                 started: false,
+                refetched: None,
+                corrupt: None,
             },
         );
         self.unstarted = true;
@@ -193,7 +204,24 @@ impl State {
         }
         p.retry_at = None;
         p.failures = 0;
+        p.refetched = None;
+        p.corrupt = None;
         true
+    }
+
+    /// The error of an unpaused partition stopped at a corrupt batch, if any.
+    pub(crate) fn corrupt_error(&self) -> Option<Error> {
+        let (tp, (offset, source)) = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| !p.paused)
+            .find_map(|(tp, p)| Some((tp, p.corrupt.as_ref()?)))?;
+        Some(Error::CorruptRecords {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            offset: *offset,
+            source: source.clone(),
+        })
     }
 
     /// Takes the next chunk to consume, round-robin over unpaused partitions. The chunk stays

@@ -197,6 +197,13 @@ impl GroupConsumer {
         &self.consumer
     }
 
+    /// Record batches skipped as unreadable under
+    /// [`CorruptBatchPolicy::Skip`](crate::consumer::CorruptBatchPolicy::Skip) (see
+    /// [`Consumer::corrupt_batches_skipped`]).
+    pub fn corrupt_batches_skipped(&self) -> u64 {
+        self.consumer.corrupt_batches_skipped()
+    }
+
     /// The next offset [`recv`](Self::recv) returns for a partition.
     pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
         self.consumer.position(tp)

@@ -17,7 +17,11 @@ pub(crate) enum Severity {
 pub(crate) fn classify(e: &kafka_client::Error) -> Severity {
     use kafka_client::Error as K;
     let hint = match e {
-        K::Rebalancing { .. } | K::Records { .. } | K::UnknownPartition { .. } => None,
+        K::Rebalancing { .. } | K::UnknownPartition { .. } => None,
+        // Going on would commit past records nobody read.
+        K::CorruptRecords { .. } => Some(
+            "a fetched record batch stays unreadable (corrupt on the broker or in its log): inspect that topic/partition at that offset; to skip such batches (their records are lost, each skip is logged) set App::builder(..).consumer_skip_corrupt_batches(true)",
+        ),
         K::Config(_) => Some("fix the client settings"),
         K::Closed => Some("the consumer was closed underneath the app"),
         K::UnsupportedVersion { .. } => Some("the broker is too old for this client"),

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kafka_client::consumer::{AutoOffsetReset, ConsumerConfig};
+use kafka_client::consumer::{AutoOffsetReset, ConsumerConfig, CorruptBatchPolicy};
 use kafka_client::group::{GroupConfig, GroupConsumer};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -137,7 +137,12 @@ impl Runtime {
             conn.client.clone(),
             ConsumerConfig::default()
                 .with_auto_offset_reset(reset)
-                .with_fetch_max_wait(Duration::from_millis(100)),
+                .with_fetch_max_wait(Duration::from_millis(100))
+                .with_corrupt_batch_policy(if settings.consumer_skip_corrupt_batches {
+                    CorruptBatchPolicy::Skip
+                } else {
+                    CorruptBatchPolicy::Fail
+                }),
             group,
         )
         .await?;

@@ -160,3 +160,61 @@ fn build(
         errors,
     )
 }
+
+/// Flips the stored CRC of one record batch of each partition with records (only `only`,
+/// when given): the batch holding offset `at`, or the first one. For the `CorruptRecords`
+/// intercept. `name_of` maps topic ids (Fetch v13+) to names. Returns the damaged partitions
+/// with the base offset of the damaged batch.
+pub(crate) fn corrupt_records(
+    response: &mut FetchResponse,
+    only: Option<&(String, i32)>,
+    at: Option<i64>,
+    name_of: impl Fn(&uuid::Uuid) -> Option<String>,
+) -> Vec<(String, i32, i64)> {
+    let mut damaged = Vec::new();
+    for topic in &mut response.responses {
+        let name = if topic.topic.0.is_empty() {
+            name_of(&topic.topic_id).unwrap_or_default()
+        } else {
+            topic.topic.0.to_string()
+        };
+        for p in &mut topic.partitions {
+            if only.is_some_and(|(t, i)| *t != name || *i != p.partition_index) {
+                continue;
+            }
+            let Some(records) = p.records.as_ref() else {
+                continue;
+            };
+            let mut bytes = records.to_vec();
+            if let Some(base) = flip_crc(&mut bytes, at) {
+                p.records = Some(Bytes::from(bytes));
+                damaged.push((name.clone(), p.partition_index, base));
+            }
+        }
+    }
+    damaged
+}
+
+/// Flips the CRC of the batch holding `at` (or the first batch); returns its base offset.
+fn flip_crc(records: &mut [u8], at: Option<i64>) -> Option<i64> {
+    // v2 batch header: base offset (8), length (4), leader epoch (4), magic (1), CRC (4),
+    // attributes (2), last offset delta (4), ...
+    const CRC_AT: usize = 17;
+    const HEADER: usize = 61;
+    let field = |b: &[u8], at: usize, n: usize| -> Option<i64> {
+        let bytes = b.get(at..at + n)?;
+        Some(bytes.iter().fold(0i64, |v, &x| (v << 8) | i64::from(x)))
+    };
+    let mut pos = 0;
+    while records.len() >= pos + HEADER {
+        let base = field(records, pos, 8)?;
+        let length = field(records, pos + 8, 4)? as i32;
+        let last = base.saturating_add(i64::from(field(records, pos + 23, 4)? as i32));
+        if at.is_none_or(|o| base <= o && o <= last) {
+            records[pos + CRC_AT] ^= 0xff;
+            return Some(base);
+        }
+        pos += 12 + usize::try_from(length).ok().filter(|&l| l >= HEADER - 12)?;
+    }
+    None
+}
