@@ -77,6 +77,6 @@ pub use stream::{AgentStream, Processor, Take};
 pub use table::{PartitionStatus, SetTable, Table, TableSpec};
 pub use topic::{OnDecodeError, Topic};
 pub use window::{
-    Closed, LatePolicy, TimeSource, Window, WindowKind, WindowSpec, WindowedAt, WindowedTable,
-    DEFAULT_EXPIRES,
+    Closed, LatePolicy, TimeSource, Window, WindowKind, WindowResult, WindowSpec, WindowedAt,
+    WindowedTable, DEFAULT_EXPIRES,
 };

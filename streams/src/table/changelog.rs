@@ -25,6 +25,22 @@ pub async fn flush_partition(
     };
     let topic = table.spec().changelog_topic();
     let sent = async {
+        // Outbound records first, acknowledged before the changelog has the writes that made
+        // them: after a crash either both are there, or the writes are replayed and make them
+        // again (a closed window's final result is never lost to a crash).
+        if let Some(outbound) = table.outbound() {
+            let mut acks = Vec::new();
+            for (key, value) in flush.outbound() {
+                let mut out = ProducerRecord::new(outbound.topic.clone()).value(value);
+                if let Some(key) = key {
+                    out = out.key(key);
+                }
+                acks.push(producer.send(out).await?);
+            }
+            for ack in acks {
+                ack.await?;
+            }
+        }
         let mut acks = Vec::with_capacity(flush.records().len());
         for record in flush.records() {
             let mut out = ProducerRecord::new(topic.clone())

@@ -28,5 +28,5 @@ pub use spec::TableSpec;
 
 // The runtime's side.
 pub(crate) use changelog::flush_partition;
-pub(crate) use partitions::{PartitionTxn, RecordCheck, TableCore};
+pub(crate) use partitions::{outbound_record, PartitionTxn, RecordCheck, TableCore};
 pub(crate) use recovery::{recover_partition, Replay};

@@ -59,6 +59,9 @@ pub struct PendingFlush {
     partition: i32,
     id: u64,
     records: Vec<ChangelogRecord>,
+    /// Records for another topic made by the same writes (a windowed table's final results),
+    /// each framed by [`outbound_record`]; they go out before the changelog records.
+    outbound: Vec<Bytes>,
 }
 
 impl PendingFlush {
@@ -70,6 +73,46 @@ impl PendingFlush {
     /// The records to produce, one per key written since the last flush.
     pub fn records(&self) -> &[ChangelogRecord] {
         &self.records
+    }
+
+    /// The outbound records (key, value) to produce before the changelog records, in the
+    /// order of their entry keys.
+    pub(crate) fn outbound(&self) -> impl Iterator<Item = (Option<Bytes>, Bytes)> + '_ {
+        self.outbound
+            .iter()
+            .filter_map(parse_outbound)
+    }
+}
+
+/// Where a table's outbound entries go: entries whose key starts with `tag` are not table
+/// state but records for `topic`, sent by the flush that carries the writes that made them.
+#[derive(Debug, Clone)]
+pub(crate) struct Outbound {
+    pub tag: u8,
+    pub topic: String,
+}
+
+/// An outbound entry's value: `key length + 1 (u32, big endian; 0: no key) | key | value`.
+pub(crate) fn outbound_record(key: Option<&[u8]>, value: &[u8]) -> Option<Bytes> {
+    let len = match key {
+        None => 0,
+        Some(k) => u32::try_from(k.len()).ok()?.checked_add(1)?,
+    };
+    let mut buf = Vec::with_capacity(4 + key.map_or(0, <[u8]>::len) + value.len());
+    buf.extend_from_slice(&len.to_be_bytes());
+    buf.extend_from_slice(key.unwrap_or_default());
+    buf.extend_from_slice(value);
+    Some(Bytes::from(buf))
+}
+
+fn parse_outbound(framed: &Bytes) -> Option<(Option<Bytes>, Bytes)> {
+    let len = u32::from_be_bytes(framed.get(..4)?.try_into().ok()?) as usize;
+    match len.checked_sub(1) {
+        None => Some((None, framed.slice(4..))),
+        Some(n) => {
+            let end = 4usize.checked_add(n).filter(|end| *end <= framed.len())?;
+            Some((Some(framed.slice(4..end)), framed.slice(end..)))
+        }
     }
 }
 
@@ -86,6 +129,7 @@ pub struct TableCore {
     detached: bool,
     parts: RwLock<BTreeMap<i32, Shared>>,
     next_flush_id: AtomicU64,
+    outbound: RwLock<Option<Outbound>>,
 }
 
 impl std::fmt::Debug for TableCore {
@@ -126,6 +170,7 @@ impl TableCore {
             detached,
             parts: RwLock::new(BTreeMap::new()),
             next_flush_id: AtomicU64::new(1),
+            outbound: RwLock::new(None),
         };
         if detached {
             for p in 0..core.spec.partition_count() {
@@ -134,6 +179,31 @@ impl TableCore {
             }
         }
         Ok(core)
+    }
+
+    /// Entries whose key starts with `tag` become records for `topic`, sent before the
+    /// changelog records of the flush that carries them, and are never stored. Needs the
+    /// runtime's flushes: a detached or global table cannot have them.
+    pub(crate) fn set_outbound(&self, tag: u8, topic: &str) -> Result<()> {
+        if self.detached || self.spec.is_global() {
+            return Err(self.table_error(
+                "only a table in an app that is not global can send records when it is flushed \
+                 (use on_window_close in a detached table)",
+            ));
+        }
+        *self.outbound.write().unwrap_or_else(|e| e.into_inner()) = Some(Outbound {
+            tag,
+            topic: topic.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Where outbound entries go, if the table has them.
+    pub(crate) fn outbound(&self) -> Option<Outbound> {
+        self.outbound
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The declaration.
@@ -492,14 +562,23 @@ impl TableCore {
         let state = self.state(partition)?;
         let mut st = lock(&state);
         let id = self.next_flush_id.fetch_add(1, Ordering::Relaxed);
-        let records = st.take(id)?;
+        let taken = st.take(id)?;
+        let tag = self.outbound().map(|o| o.tag);
+        let mut records = Vec::with_capacity(taken.len());
+        let mut outbound = Vec::new();
+        for (key, value) in taken {
+            match value {
+                Some(value) if tag.is_some() && key.first() == tag.as_ref() => outbound.push(value),
+                // A deleted outbound entry: nothing to send, nothing to store.
+                None if tag.is_some() && key.first() == tag.as_ref() => {}
+                value => records.push(ChangelogRecord { key, value }),
+            }
+        }
         Some(PendingFlush {
             partition,
             id,
-            records: records
-                .into_iter()
-                .map(|(key, value)| ChangelogRecord { key, value })
-                .collect(),
+            records,
+            outbound,
         })
     }
 

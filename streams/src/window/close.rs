@@ -15,7 +15,7 @@ use super::read::read_clock;
 use super::update::Outcome;
 use super::windowed::{Closed, LatePolicy, WindowedTable};
 use crate::error::{Error, Result};
-use crate::table::PartitionTxn;
+use crate::table::{outbound_record, PartitionTxn};
 
 impl<K, V> WindowedTable<K, V>
 where
@@ -146,7 +146,8 @@ where
             (self.spec.close_at(*window), *user_key, window.start)
         });
         let mut closed = Vec::with_capacity(closing.len());
-        for (user_key, prefix, key, window, value) in closing {
+        for (user_key, prefix, key, original, value) in closing {
+            let window = original;
             let (window, value) = match self.spec.kind() {
                 WindowKind::Sliding { size } => {
                     let window = Window::new(window.end.saturating_sub(size), window.end);
@@ -158,9 +159,21 @@ where
                 }
                 _ => (*window, self.decode_entry(partition, key, value)?.1 .1),
             };
+            let key = self.table.decode_key_in(partition, user_key)?;
+            if let Some(encode) = &self.emit_final {
+                // The final result goes out with this close's changelog records (see
+                // `TableCore::set_outbound`), keyed in close order.
+                let (record_key, record_value) = encode(&key, window, &value)?;
+                let framed = outbound_record(record_key.as_deref(), &record_value)
+                    .ok_or_else(|| self.oversized_key(partition))?;
+                let entry =
+                    layout::emit_key(self.spec.close_at(*original), user_key, original.start)
+                        .ok_or_else(|| self.oversized_key(partition))?;
+                txn.put(entry, Some(framed));
+            }
             closed.push(Closed {
                 partition,
-                key: self.table.decode_key_in(partition, user_key)?,
+                key,
                 window,
                 value,
             });
@@ -233,7 +246,7 @@ where
         }
     }
 
-    /// Hands closed windows to the callback and the emit-final queue (outside any lock).
+    /// Hands closed windows to the callback (outside any lock).
     pub(super) fn deliver(&self, closed: Vec<Closed<K, V>>) {
         if closed.is_empty() {
             return;
@@ -243,12 +256,13 @@ where
                 on_close(&c.key, c.window, &c.value);
             }
         }
-        if self.emit_final {
-            self.shared
-                .closed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend(closed);
+    }
+
+    fn oversized_key(&self, partition: i32) -> Error {
+        Error::TableEncode {
+            table: self.name().to_owned(),
+            part: "key",
+            reason: format!("a key of partition {partition} is longer than 4 GiB"),
         }
     }
 }

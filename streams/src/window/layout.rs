@@ -9,7 +9,9 @@
 //! - the partition's clock: `0x01 clock`, its value `stream time | closed through | next due`;
 //! - a due entry: `0x02 | time | user key length | user key | window start`, empty value: look
 //!   at that window when stream time reaches `time` (it closes or expires then, or later). They
-//!   sort by time, so closing reads only what is due, whatever the size of the state.
+//!   sort by time, so closing reads only what is due, whatever the size of the state;
+//! - a final result to send (emit-final): `0x03 | close time | user key length | user key |
+//!   window start`, its value the framed record. It lives only until the flush sends it.
 //!
 //! Times are `i64` with the sign bit flipped, big endian, so byte order is time order.
 
@@ -18,6 +20,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 const WINDOW_TAG: u8 = 0x00;
 const META_TAG: u8 = 0x01;
 const DUE_TAG: u8 = 0x02;
+/// Final results waiting for the flush that sends them (never stored: see
+/// `TableCore::set_outbound`).
+pub(crate) const EMIT_TAG: u8 = 0x03;
 const CLOCK_KEY: &[u8] = b"\x01clock";
 
 fn put_time(buf: &mut BytesMut, time: i64) {
@@ -67,8 +72,18 @@ pub(crate) fn window_key(prefix: &BytesMut, start: i64) -> Bytes {
 /// The due entry of `user_key`'s window starting at `start`, at `time`. `None` for a key
 /// longer than 4 GiB (never stored).
 pub(crate) fn due_key(time: i64, user_key: &[u8], start: i64) -> Option<Bytes> {
+    timed_key(DUE_TAG, time, user_key, start)
+}
+
+/// The entry of the final result of `user_key`'s window starting at `start`, closed at `time`:
+/// sorted by close time, as the results are sent.
+pub(crate) fn emit_key(time: i64, user_key: &[u8], start: i64) -> Option<Bytes> {
+    timed_key(EMIT_TAG, time, user_key, start)
+}
+
+fn timed_key(tag: u8, time: i64, user_key: &[u8], start: i64) -> Option<Bytes> {
     let mut buf = BytesMut::with_capacity(1 + 8 + 4 + user_key.len() + 8);
-    buf.put_u8(DUE_TAG);
+    buf.put_u8(tag);
     put_time(&mut buf, time);
     put_window_body(&mut buf, user_key, Some(start))?;
     Some(buf.freeze())

@@ -14,14 +14,16 @@
 //!   time, say when to look at each window next (its close, then its expiry), so closing reads
 //!   only what is due.
 //! - A window closes when its partition's stream time reaches its end plus the grace period:
-//!   `on_window_close` fires once for it, and (with `emit_final`) it is kept for
-//!   [`WindowedTable::take_closed`]. Late events beyond grace are counted and dropped or failed
+//!   `on_window_close` fires once for it, and (with [`WindowedTable::emit_final_to`]) its final
+//!   result is written with the close, sent to its topic at the next commit before the table's
+//!   changelog records, so it is never lost to a crash. Late events beyond grace are counted
+//!   and dropped or failed
 //!   ([`LatePolicy`]). A window is deleted (a tombstone in the changelog) once stream time
 //!   reaches its start plus `expires`.
 //! - Nothing depends on the wall clock unless asked (`relative_to_now`,
 //!   [`WindowedTable::advance`]).
 //!
-//! Layering: beside `table` (layer 2); it uses `table`, `record`, `codec` and `error`.
+//! Layering: beside `table` (layer 2); it uses `table`, `topic`, `record`, `codec` and `error`.
 
 mod check;
 mod close;
@@ -41,4 +43,4 @@ pub use kind::{Window, WindowKind};
 pub use spec::{WindowSpec, DEFAULT_EXPIRES};
 pub use time::TimeSource;
 pub use view::WindowedAt;
-pub use windowed::{Closed, LatePolicy, WindowedTable};
+pub use windowed::{Closed, LatePolicy, WindowResult, WindowedTable};

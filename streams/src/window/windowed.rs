@@ -3,14 +3,16 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::check::record_check;
 use super::kind::Window;
+use super::layout;
 use super::read::read_clock;
 use super::spec::{Kind, WindowSpec};
 use super::time::{wall_clock_ms, TimeSource};
@@ -18,6 +20,7 @@ use super::view::WindowedAt;
 use crate::error::{Error, Result};
 use crate::record::Event;
 use crate::table::{PartitionStatus, Table, TableSpec};
+use crate::topic::Topic;
 
 pub(super) type MergeFn<V> = Arc<dyn Fn(&mut V, V) + Send + Sync>;
 pub(super) type CloseFn<K, V> = Arc<dyn Fn(&K, Window, &V) + Send + Sync>;
@@ -39,8 +42,8 @@ pub enum LatePolicy {
     Fail,
 }
 
-/// A window that closed: its key, range and final value, for [`WindowedTable::take_closed`]
-/// (emit-final) and [`WindowedTable::on_window_close`].
+/// A window that closed: its key, range and final value, for
+/// [`WindowedTable::on_window_close`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Closed<K, V> {
     /// The table partition (the source partition of the same number).
@@ -50,12 +53,22 @@ pub struct Closed<K, V> {
     pub value: V,
 }
 
-/// State shared by every clone of a handle.
-pub(super) struct Shared<K, V> {
-    pub(super) late_events: AtomicU64,
-    /// Closed windows waiting for `take_closed` (emit-final only).
-    pub(super) closed: Mutex<Vec<Closed<K, V>>>,
+/// A closed window's final result, as [`WindowedTable::emit_final_to`] sends it (the record's
+/// key is the window's key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowResult<V> {
+    pub window: Window,
+    pub value: V,
 }
+
+/// State shared by every clone of a handle.
+pub(super) struct Shared {
+    pub(super) late_events: AtomicU64,
+}
+
+/// Encodes a closed window's final result as a record (key, value) of the emit-final topic.
+pub(super) type FinalEncoder<K, V> =
+    Arc<dyn Fn(&K, Window, &V) -> Result<(Option<Bytes>, Bytes)> + Send + Sync>;
 
 /// A table of values per key and time window (Faust's `table.tumbling(..)`), made from a
 /// [`Table`] with [`Table::tumbling`], [`hopping`](Table::hopping), [`sliding`](Table::sliding)
@@ -83,13 +96,13 @@ pub(super) struct Shared<K, V> {
 /// | `.relative_to_stream()`, `.relative_to_now()`, `.relative_to_field(Order.at)` | the same names; the field by name: `.relative_to_field("at")` |
 /// | `on_window_close=cb` (fired by the wall clock) | `.on_window_close(\|k, window, v\| ..)`, fired by stream time |
 /// | every window of a key | `totals.windows(&k, from_ms, to_ms)?` |
-/// | (Kafka Streams' `suppress(untilWindowCloses)`) | `.emit_final()`, then send [`take_closed`](Self::take_closed) |
+/// | (Kafka Streams' `suppress(untilWindowCloses)`) | [`.emit_final_to(&topic)`](Self::emit_final_to) |
 ///
 /// The update closure, the default and the merge function run with the key's partition
 /// locked: they must not use the table themselves (`on_window_close` may). An update is all or
 /// nothing: if encoding a window's value fails, no window, clock or close of it is written.
 ///
-/// The builder methods (`grace`, `on_window_close`, `emit_final`...) set up this handle: call
+/// The builder methods (`grace`, `on_window_close`, `emit_final_to`...) set up this handle: call
 /// them before cloning it. Window a table before the app starts (recovery reads its changelog
 /// with the windowed layout), after declaring the agents that update it
 /// (`agent_builder(..).table(&table)` takes the plain table).
@@ -131,8 +144,7 @@ pub(super) struct Shared<K, V> {
 ///     .expires(mins(60))?
 ///     .on_window_close(|currency, window, total| {
 ///         println!("{currency}: {total} in {}..{}", window.start, window.end)
-///     })
-///     .emit_final();
+///     });
 ///
 /// // Events as an agent gets them (record timestamps in milliseconds).
 /// let minute = 60_000;
@@ -154,9 +166,6 @@ pub(super) struct Shared<K, V> {
 ///     (Window::new(0, 5 * minute), 15),
 ///     (Window::new(5 * minute, 10 * minute), 1),
 /// ]);
-/// // Emit-final: the closed windows, to send from the agent.
-/// let closed = totals.take_closed();
-/// assert!(closed.iter().any(|c| c.key == "EUR" && c.value == 15));
 /// # Ok(()) }
 /// ```
 pub struct WindowedTable<K, V> {
@@ -166,8 +175,8 @@ pub struct WindowedTable<K, V> {
     pub(super) merge: Option<MergeFn<V>>,
     pub(super) on_close: Option<CloseFn<K, V>>,
     pub(super) late: LatePolicy,
-    pub(super) emit_final: bool,
-    pub(super) shared: Arc<Shared<K, V>>,
+    pub(super) emit_final: Option<FinalEncoder<K, V>>,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl<K, V> Clone for WindowedTable<K, V> {
@@ -179,7 +188,7 @@ impl<K, V> Clone for WindowedTable<K, V> {
             merge: self.merge.clone(),
             on_close: self.on_close.clone(),
             late: self.late,
-            emit_final: self.emit_final,
+            emit_final: self.emit_final.clone(),
             shared: self.shared.clone(),
         }
     }
@@ -192,7 +201,7 @@ impl<K, V> fmt::Debug for WindowedTable<K, V> {
             .field("spec", &self.spec)
             .field("time", &self.time)
             .field("late", &self.late)
-            .field("emit_final", &self.emit_final)
+            .field("emit_final", &self.emit_final.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -260,10 +269,9 @@ where
             merge,
             on_close: None,
             late: LatePolicy::default(),
-            emit_final: false,
+            emit_final: None,
             shared: Arc::new(Shared {
                 late_events: AtomicU64::new(0),
-                closed: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -317,11 +325,32 @@ where
         self
     }
 
-    /// Keeps every closed window for [`take_closed`](Self::take_closed) (Kafka Streams'
-    /// `suppress(untilWindowCloses)`): send them from the agent to emit only final results.
-    pub fn emit_final(mut self) -> Self {
-        self.emit_final = true;
-        self
+    /// Sends each window's final result to `topic` once it closes (Kafka Streams'
+    /// `suppress(untilWindowCloses)`): the window's key as the record key, a [`WindowResult`]
+    /// as its value, in close order per partition.
+    ///
+    /// The result is part of the closing: it is written with the table's changelog records at
+    /// the next commit and acknowledged before them, so the event that closed the window is
+    /// committed only after its result is in `topic`. After a crash before that commit, the
+    /// replayed events close the window again and the result is sent again (at-least-once;
+    /// never lost). Results appear at commits, so at most `broker_commit_interval` after the
+    /// close. Needs a table in an app (not detached, not global).
+    pub fn emit_final_to(mut self, topic: &Topic<K, WindowResult<V>>) -> Result<Self> {
+        self.table
+            .core()
+            .set_outbound(layout::EMIT_TAG, topic.name())?;
+        let topic = topic.clone();
+        self.emit_final = Some(Arc::new(move |key, window, value| {
+            let record = topic.record(
+                Some(key),
+                &WindowResult {
+                    window,
+                    value: value.clone(),
+                },
+            )?;
+            Ok((record.key, record.value.unwrap_or_default()))
+        }));
+        Ok(self)
     }
 
     /// The table's name.
@@ -377,12 +406,6 @@ where
     /// Events rejected as later than the grace period, on this worker since the handle was made.
     pub fn late_events(&self) -> u64 {
         self.shared.late_events.load(Ordering::Relaxed)
-    }
-
-    /// The closed windows kept since the last call, in close order (with
-    /// [`emit_final`](Self::emit_final); otherwise always empty).
-    pub fn take_closed(&self) -> Vec<Closed<K, V>> {
-        std::mem::take(&mut *self.shared.closed.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Entries held in the partitions this worker owns (windows, a due entry per window, and a

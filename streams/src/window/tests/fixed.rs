@@ -175,28 +175,68 @@ fn expired_windows_are_deleted_after_they_closed() {
     assert_eq!(table.stored_entries().unwrap(), 7);
 }
 
+/// A topic of final results, declared as an app would.
+fn finals() -> crate::topic::Topic<String, crate::window::WindowResult<i64>> {
+    let catalog = std::sync::Arc::new(crate::topic::TopicCatalog::new(
+        crate::codec::CodecRegistry::default(),
+    ));
+    crate::topic::Topic::declare(&catalog, &crate::outbox::Outbox::default(), "finals")
+}
+
 #[test]
-fn emit_final_keeps_closed_windows_for_the_agent_in_close_order() {
-    let table = counts(1).tumbling(ms(10)).unwrap().emit_final();
+fn emit_final_writes_each_closed_window_for_the_next_flush_in_close_order_never_stored() {
+    let store: std::sync::Arc<dyn stores::Store> = std::sync::Arc::new(stores::MemoryStore::new());
+    let plain = Table::<String, i64>::open(
+        TableSpec::new("test", "counts").partitions(1),
+        &crate::codec::CodecRegistry::default(),
+        store.clone(),
+    )
+    .unwrap()
+    .with_default(i64::default);
+    plain.core().assign(0).unwrap();
+    plain.core().set_active(0).unwrap();
+    let table = plain
+        .tumbling(ms(10))
+        .unwrap()
+        .emit_final_to(&finals())
+        .unwrap();
     add(&table, "b", 1, 1);
     add(&table, "a", 5, 2);
     add(&table, "a", 12, 3);
     assert_eq!(add(&table, "a", 25, 4), Some(4));
-    let closed: Vec<_> = table
-        .take_closed()
-        .into_iter()
-        .map(|c| (c.key, c.window.start, c.value))
+    let flush = table.table.core().take_pending(0).expect("writes pending");
+    let sent: Vec<(String, i64, i64)> = flush
+        .outbound()
+        .map(|(key, value)| {
+            let key = String::from_utf8(key.unwrap().to_vec()).unwrap();
+            let result: crate::window::WindowResult<i64> = serde_json::from_slice(&value).unwrap();
+            (key, result.window.start, result.value)
+        })
         .collect();
     assert_eq!(
-        closed,
+        sent,
         vec![("a".into(), 0, 2), ("b".into(), 0, 1), ("a".into(), 10, 3)]
     );
-    assert!(table.take_closed().is_empty());
-    // Without emit_final nothing is kept.
-    let plain = counts(1).tumbling(ms(10)).unwrap();
-    add(&plain, "a", 1, 1);
-    add(&plain, "a", 50, 1);
-    assert!(plain.take_closed().is_empty());
+    // Not table state: neither in the changelog records nor, once flushed, in the store.
+    assert!(flush.records().iter().all(|r| r.key.first() != Some(&0x03)));
+    table.table.core().complete_flush(flush, Some(0)).unwrap();
+    let stored: Vec<_> = store.iter(0).unwrap().map(|e| e.unwrap().0).collect();
+    assert!(!stored.is_empty());
+    assert!(
+        stored.iter().all(|k| k.first() != Some(&0x03)),
+        "{stored:?}"
+    );
+    assert!(table.table.core().take_pending(0).is_none());
+}
+
+#[test]
+fn a_detached_table_cannot_emit_final_results_and_says_what_to_use() {
+    let err = counts(1)
+        .tumbling(ms(10))
+        .unwrap()
+        .emit_final_to(&finals())
+        .expect_err("no flush sends them");
+    assert!(err.to_string().contains("on_window_close"), "{err}");
 }
 
 #[test]

@@ -1,0 +1,162 @@
+//! Emit-final windows: a closed window's final result reaches its topic before the table's
+//! changelog holds the close, so neither a crash between the close and the send nor a failed
+//! send loses it. On the mock cluster.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use streams::{App, Error, Topic, WindowResult};
+use testkit::{ApiKey, Intercept, KafkaCode, MockCluster};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn mock() -> MockCluster {
+    MockCluster::builder()
+        .group_min_session_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap()
+}
+
+fn app(id: &str, mock: &MockCluster, commit_every: Duration) -> App {
+    App::builder(id)
+        .broker(&format!("kafka://{}", mock.bootstrap()))
+        .topic_partitions(1)
+        .broker_commit_interval(commit_every)
+        .producer_linger(Duration::from_millis(1))
+        .broker_session_timeout(Duration::from_millis(1500))
+        .broker_heartbeat_interval(Duration::from_millis(300))
+        .build()
+        .unwrap()
+}
+
+/// Counts per key in 10 ms tumbling windows, final results to `finals`; counts events.
+fn counting(app: &App) -> (Topic<String, i64>, Arc<AtomicUsize>) {
+    let input = app.topic::<String, i64>("clicks");
+    let finals = app.topic::<String, WindowResult<i64>>("finals");
+    let table = app
+        .table::<String, i64>("clicks_per_window")
+        .unwrap()
+        .with_default(i64::default);
+    let agent = app.agent_builder("count", &input).table(&table);
+    let windows = table
+        .tumbling(Duration::from_millis(10))
+        .unwrap()
+        .emit_final_to(&finals)
+        .unwrap();
+    let processed = Arc::new(AtomicUsize::new(0));
+    let count = processed.clone();
+    agent.run(move |mut events| {
+        let (windows, count) = (windows.clone(), count.clone());
+        async move {
+            while let Some(e) = events.next().await {
+                let key = e.key.clone().unwrap_or_default();
+                windows.at(&e)?.update(&key, |n| *n += 1)?;
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok::<(), Error>(())
+        }
+    });
+    (input, processed)
+}
+
+/// `a` twice and `b` once in window 0..10, then an event at 25 that closes it (and 10..20,
+/// where `a` has one).
+async fn send_and_close(input: &Topic<String, i64>) {
+    for (key, at) in [("a", 1), ("b", 2), ("a", 5), ("a", 12), ("c", 25)] {
+        input.send_at(key.to_owned(), 1, at).await.unwrap();
+    }
+}
+
+const EXPECTED: [(&str, i64, i64); 3] = [("a", 0, 2), ("b", 0, 1), ("a", 10, 1)];
+
+/// The final results in `finals`, as (key, window start, value), deduplicated.
+fn finals(mock: &MockCluster) -> BTreeSet<(String, i64, i64)> {
+    mock.records("finals", 0)
+        .into_iter()
+        .map(|(_, k, v)| {
+            let key = String::from_utf8(k.unwrap().to_vec()).unwrap();
+            let result: WindowResult<i64> = serde_json::from_slice(&v.unwrap()).unwrap();
+            (key, result.window.start, result.value)
+        })
+        .collect()
+}
+
+fn expected() -> BTreeSet<(String, i64, i64)> {
+    EXPECTED
+        .iter()
+        .map(|(k, s, v)| (k.to_string(), *s, *v))
+        .collect()
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_crashes_between_the_close_and_the_send_sends_the_result_after_restart() {
+    let mock = mock().await;
+    let id = "emit-crash";
+    // No commit (and so no flush) before the crash.
+    let first = app(id, &mock, Duration::from_secs(600));
+    let (input, processed) = counting(&first);
+    first.start().await.unwrap();
+    send_and_close(&input).await;
+    wait_until("every event processed", || {
+        processed.load(Ordering::SeqCst) == 5
+    })
+    .await;
+    first.abort().await; // the windows closed in memory only
+    assert!(finals(&mock).is_empty());
+    let second = app(id, &mock, Duration::from_millis(50));
+    let (_, processed) = counting(&second);
+    second.start().await.unwrap();
+    wait_until("the replayed events closed the windows again", || {
+        processed.load(Ordering::SeqCst) == 5 && finals(&mock) == expected()
+    })
+    .await;
+    second.shutdown().await.unwrap();
+    assert_eq!(mock.committed_offset(id, "clicks", 0), Some(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_final_result_that_cannot_be_sent_keeps_the_close_out_of_the_changelog() {
+    let mock = mock().await;
+    let id = "emit-refused";
+    let first = app(id, &mock, Duration::from_millis(50));
+    let (input, _) = counting(&first);
+    first.start().await.unwrap();
+    mock.intercept(
+        ApiKey::Produce,
+        Intercept::error(KafkaCode::InvalidRecord)
+            .for_partition("finals", 0)
+            .always(),
+    );
+    send_and_close(&input).await;
+    tokio::time::timeout(WAIT, first.stopped())
+        .await
+        .expect("the worker stops by itself");
+    let err = first
+        .shutdown()
+        .await
+        .expect_err("the results were refused");
+    assert!(err.to_string().contains("finals"), "{err}");
+    // The close never reached the changelog, nor did the events' offsets get committed.
+    let changelog = format!("{id}-clicks_per_window-changelog");
+    assert_eq!(mock.high_watermark(&changelog, 0).unwrap_or(0), 0);
+    assert_eq!(mock.committed_offset(id, "clicks", 0), None);
+    // Once the topic takes records, a restarted worker sends every result.
+    mock.clear_intercepts();
+    let second = app(id, &mock, Duration::from_millis(50));
+    let _ = counting(&second);
+    second.start().await.unwrap();
+    wait_until("every result sent", || finals(&mock) == expected()).await;
+    second.shutdown().await.unwrap();
+}
