@@ -24,22 +24,74 @@ async fn mock() -> MockCluster {
         .unwrap()
 }
 
-fn app(id: &str, mock: &MockCluster, partitions: i32, commit_every: Duration) -> App {
+/// The mock, or real Kafka when KAFKA_BOOTSTRAP is set (for the tests that need no intercept).
+struct Broker {
+    bootstrap: String,
+    session: Duration,
+    mock: Option<MockCluster>,
+}
+
+async fn broker() -> Broker {
+    if let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP") {
+        return Broker {
+            bootstrap,
+            session: Duration::from_secs(6),
+            mock: None,
+        };
+    }
+    on_mock(mock().await)
+}
+
+fn on_mock(mock: MockCluster) -> Broker {
+    Broker {
+        bootstrap: mock.bootstrap(),
+        session: Duration::from_millis(1500),
+        mock: Some(mock),
+    }
+}
+
+impl Broker {
+    /// The group's committed offset of `topic`/0, read as any client would.
+    async fn committed(&self, group: &str, topic: &str) -> Option<i64> {
+        use kafka_client::consumer::ConsumerConfig;
+        use kafka_client::group::{GroupConfig, GroupConsumer};
+        let client = kafka_client::ClientConfig::new(&self.bootstrap).unwrap();
+        let reader = GroupConsumer::new(client, ConsumerConfig::default(), GroupConfig::new(group))
+            .await
+            .unwrap();
+        let tp = kafka_client::TopicPartition::new(topic, 0);
+        let committed = reader.committed(std::slice::from_ref(&tp)).await.unwrap();
+        committed.get(&tp).copied().flatten()
+    }
+
+    fn mock(&self) -> &MockCluster {
+        self.mock
+            .as_ref()
+            .expect("a test with intercepts runs on the mock")
+    }
+}
+
+fn app(id: &str, broker: &Broker, partitions: i32, commit_every: Duration) -> App {
     App::builder(id)
-        .broker(&format!("kafka://{}", mock.bootstrap()))
+        .broker(&format!("kafka://{}", broker.bootstrap))
         .topic_partitions(partitions)
         .broker_commit_interval(commit_every)
         .producer_linger(Duration::from_millis(1))
-        .broker_session_timeout(Duration::from_millis(1500))
+        .broker_session_timeout(broker.session)
         .broker_heartbeat_interval(Duration::from_millis(300))
         .broker_rebalance_timeout(Duration::from_secs(5))
         .build()
         .unwrap()
 }
 
+/// The input topic of app `id` (real Kafka keeps topics between runs).
+fn sizes(id: &str) -> String {
+    format!("{id}-sizes")
+}
+
 /// An agent that stores `"x" * n` under each event's key in table `blobs`; counts events.
 fn blob_app(app: &App) -> (Topic<String, i64>, Arc<AtomicUsize>) {
-    let input = app.topic::<String, i64>("sizes");
+    let input = app.topic::<String, i64>(&sizes(app.id()));
     let blobs = app.table::<String, String>("blobs").unwrap();
     let processed = Arc::new(AtomicUsize::new(0));
     let (table, count) = (blobs.clone(), processed.clone());
@@ -91,9 +143,15 @@ async fn send_small_then_too_large(input: &Topic<String, i64>) {
     input.send("big".to_owned(), TOO_LARGE).await.unwrap();
 }
 
-/// Nothing past offset 1 (`big`) was ever committed, and a commit at 1 had `a` in the
-/// changelog first.
-fn assert_nothing_committed_past_big(mock: &MockCluster, id: &str) {
+/// Nothing past offset 1 (`big`) was ever committed (every commit, on the mock; the last one
+/// on real Kafka), and a commit at 1 had `a` in the changelog first.
+async fn assert_nothing_committed_past_big(broker: &Broker, id: &str) {
+    let committed = broker.committed(id, &sizes(id)).await;
+    assert!(
+        committed.is_none_or(|c| c <= 1),
+        "committed past the failed write: {committed:?}"
+    );
+    let Some(mock) = &broker.mock else { return };
     for commit in mock.commit_history(id) {
         assert!(
             commit.offset <= 1,
@@ -110,9 +168,9 @@ fn assert_nothing_committed_past_big(mock: &MockCluster, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changelog_write_the_producer_refuses_stops_the_worker_before_its_event_is_committed() {
-    let mock = mock().await;
-    let id = "refused-on-timer";
-    let app = app(id, &mock, 1, Duration::from_millis(50));
+    let broker = broker().await;
+    let id = &testkit::unique_name("refused-on-timer");
+    let app = app(id, &broker, 1, Duration::from_millis(50));
     let (input, processed) = blob_app(&app);
     app.start().await.unwrap();
     send_small_then_too_large(&input).await;
@@ -122,15 +180,15 @@ async fn a_changelog_write_the_producer_refuses_stops_the_worker_before_its_even
     .await;
     let err = stopped_by_itself(&app).await.expect_err("the write fails");
     assert_changelog_write(&err);
-    assert_nothing_committed_past_big(&mock, id);
+    assert_nothing_committed_past_big(&broker, id).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changelog_write_refused_at_shutdown_commits_nothing_past_it() {
-    let mock = mock().await;
-    let id = "refused-at-shutdown";
+    let broker = broker().await;
+    let id = &testkit::unique_name("refused-at-shutdown");
     // No commit before the shutdown's.
-    let app = app(id, &mock, 1, Duration::from_secs(600));
+    let app = app(id, &broker, 1, Duration::from_secs(600));
     let (input, processed) = blob_app(&app);
     app.start().await.unwrap();
     send_small_then_too_large(&input).await;
@@ -141,14 +199,17 @@ async fn a_changelog_write_refused_at_shutdown_commits_nothing_past_it() {
     let err = app.shutdown().await.expect_err("the write fails");
     assert_changelog_write(&err);
     // Neither the shutdown's commit nor the revocation of leaving the group committed.
-    assert_eq!(mock.commit_history(id), vec![]);
+    assert_eq!(broker.committed(id, &sizes(id)).await, None);
+    if let Some(mock) = &broker.mock {
+        assert_eq!(mock.commit_history(id), vec![]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changelog_write_refused_on_revocation_stops_the_worker_with_nothing_committed() {
-    let mock = mock().await;
-    let id = "refused-on-revocation";
-    let first = app(id, &mock, 1, Duration::from_secs(600));
+    let broker = broker().await;
+    let id = &testkit::unique_name("refused-on-revocation");
+    let first = app(id, &broker, 1, Duration::from_secs(600));
     let (input, processed) = blob_app(&first);
     first.start().await.unwrap();
     send_small_then_too_large(&input).await;
@@ -157,7 +218,7 @@ async fn a_changelog_write_refused_on_revocation_stops_the_worker_with_nothing_c
     })
     .await;
     // A second worker joins: the first one's partition is revoked, and its flush fails there.
-    let second = app(id, &mock, 1, Duration::from_secs(600));
+    let second = app(id, &broker, 1, Duration::from_secs(600));
     let _ = blob_app(&second);
     let joining = tokio::spawn(async move {
         let started = second.start().await;
@@ -170,19 +231,16 @@ async fn a_changelog_write_refused_on_revocation_stops_the_worker_with_nothing_c
     let (second, _) = joining.await.unwrap();
     // The second worker reads both events again (nothing was committed) and fails the same way.
     let _ = tokio::time::timeout(WAIT, second.shutdown()).await;
-    assert_nothing_committed_past_big(&mock, id);
-    assert!(
-        mock.commit_history(id).is_empty(),
-        "{:?}",
-        mock.commit_history(id)
-    );
+    assert_nothing_committed_past_big(&broker, id).await;
+    assert_eq!(broker.committed(id, &sizes(id)).await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_the_broker_refuses_for_good_is_returned_by_app_commit_and_stops_the_worker() {
-    let mock = mock().await;
+    let broker = on_mock(mock().await);
+    let mock = broker.mock();
     let id = "commit-refused";
-    let app = app(id, &mock, 1, Duration::from_secs(600));
+    let app = app(id, &broker, 1, Duration::from_secs(600));
     let input = app.topic::<String, i64>("numbers");
     let seen = Arc::new(AtomicUsize::new(0));
     let s = seen.clone();
@@ -214,9 +272,10 @@ async fn a_commit_the_broker_refuses_for_good_is_returned_by_app_commit_and_stop
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_refused_while_the_group_moves_is_returned_and_the_next_one_succeeds() {
-    let mock = mock().await;
+    let broker = on_mock(mock().await);
+    let mock = broker.mock();
     let id = "commit-retried";
-    let app = app(id, &mock, 1, Duration::from_secs(600));
+    let app = app(id, &broker, 1, Duration::from_secs(600));
     let input = app.topic::<String, i64>("numbers");
     let seen = Arc::new(AtomicUsize::new(0));
     let s = seen.clone();
@@ -245,8 +304,9 @@ async fn a_commit_refused_while_the_group_moves_is_returned_and_the_next_one_suc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_flush_returns_records_that_were_not_delivered() {
-    let mock = mock().await;
-    let app = app("flush-fails", &mock, 1, Duration::from_millis(50));
+    let broker = on_mock(mock().await);
+    let mock = broker.mock();
+    let app = app("flush-fails", &broker, 1, Duration::from_millis(50));
     let output = app.topic::<String, String>("flushed");
     app.start().await.unwrap();
     mock.intercept(
@@ -263,9 +323,10 @@ async fn app_flush_returns_records_that_were_not_delivered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_that_fails_stops_the_worker_and_its_event_is_not_committed() {
-    let mock = mock().await;
+    let broker = on_mock(mock().await);
+    let mock = broker.mock();
     let id = "agent-fails";
-    let app = app(id, &mock, 1, Duration::from_millis(20));
+    let app = app(id, &broker, 1, Duration::from_millis(20));
     let input = app.topic::<String, i64>("numbers");
     let seen = Arc::new(AtomicUsize::new(0));
     let s = seen.clone();
@@ -294,9 +355,10 @@ async fn an_agent_that_fails_stops_the_worker_and_its_event_is_not_committed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_that_panics_stops_the_worker_naming_the_panic() {
-    let mock = mock().await;
+    let broker = on_mock(mock().await);
+    let mock = broker.mock();
     let id = "agent-panics";
-    let app = app(id, &mock, 1, Duration::from_millis(20));
+    let app = app(id, &broker, 1, Duration::from_millis(20));
     let input = app.topic::<String, i64>("numbers");
     app.agent(&input, move |mut stream| async move {
         while let Some(n) = stream.next().await {
@@ -317,9 +379,10 @@ async fn an_agent_that_panics_stops_the_worker_naming_the_panic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_offsets_that_cannot_be_listed_stop_the_worker_after_retries() {
-    let mock = mock().await;
+    let broker = on_mock(mock().await);
+    let mock = broker.mock();
     let id = "no-start-offsets";
-    let app = app(id, &mock, 1, Duration::from_millis(50));
+    let app = app(id, &broker, 1, Duration::from_millis(50));
     let input = app.topic::<String, i64>("numbers");
     app.agent(&input, |mut stream| async move {
         while stream.next().await.is_some() {}
@@ -351,10 +414,11 @@ async fn input_topic_exists(mock: &MockCluster, topic: &str) {
 /// must show no partition's offset going down, and every event processed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commits_racing_rebalances_never_move_an_offset_backwards() {
-    let mock = mock().await;
+    let broker = on_mock(mock().await);
+    let mock = broker.mock();
     let id = "never-backwards";
     let worker = |processed: Arc<AtomicUsize>| {
-        let app = app(id, &mock, 4, Duration::from_millis(10));
+        let app = app(id, &broker, 4, Duration::from_millis(10));
         let input = app.topic::<String, i64>("events");
         let output = app.topic::<String, i64>("echoes");
         app.agent(&input, move |mut stream| {
