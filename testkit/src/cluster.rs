@@ -426,6 +426,23 @@ impl MockCluster {
         Ok(())
     }
 
+    /// Deletes a partition's records below `offset` (Kafka's DeleteRecords, or retention
+    /// passing): its log start moves there (at most to the high watermark), and fetches below
+    /// it answer OFFSET_OUT_OF_RANGE. Returns the new log start.
+    pub fn delete_records(&self, topic: &str, partition: i32, offset: i64) -> Result<i64> {
+        lock(&self.shared)
+            .partition_mut(topic, partition)
+            .map(|log| log.delete_before(offset))
+            .ok_or_else(|| topic_error(topic, "no such topic or partition"))
+    }
+
+    /// The first offset still in a partition's log.
+    pub fn log_start_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        lock(&self.shared)
+            .partition(topic, partition)
+            .map(|p| p.log_start_offset)
+    }
+
     /// The next offset to be written to a partition.
     pub fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
         lock(&self.shared)

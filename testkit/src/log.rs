@@ -159,6 +159,17 @@ impl PartitionLog {
         Ok(base)
     }
 
+    /// Moves the log start to `offset` (at most the high watermark), dropping the batches wholly
+    /// below it, as Kafka's DeleteRecords or retention do; returns the new log start. A fetch
+    /// below it is then out of range.
+    pub fn delete_before(&mut self, offset: i64) -> i64 {
+        let start = offset.clamp(self.log_start_offset, self.high_watermark);
+        self.batches.retain(|b| b.last_offset >= start);
+        self.log_start_offset = start;
+        self.notify.notify_waiters();
+        start
+    }
+
     /// Index of the first batch whose last offset is at or after `offset`.
     fn batch_index(&self, offset: i64) -> usize {
         self.batches.partition_point(|b| b.last_offset < offset)

@@ -285,3 +285,50 @@ async fn compressed_batches_are_compacted_and_searchable_by_timestamp() {
     assert_eq!(offsets, vec![1, 2]);
     assert_eq!(cluster.high_watermark("z", 0), Some(3));
 }
+
+#[tokio::test]
+async fn deleted_records_move_the_log_start_and_reads_below_it_are_out_of_range() {
+    use kafka_client::admin::{Admin, OffsetSpec};
+    use kafka_client::consumer::{AutoOffsetReset, Consumer, ConsumerConfig, Offset};
+    use kafka_client::{ClientConfig, TopicPartition};
+    let cluster = cluster_compacting_on_demand().await;
+    cluster
+        .create_topic("trimmed", 1, [("cleanup.policy", "delete")])
+        .unwrap();
+    for i in 0..10 {
+        let key = format!("k{i}");
+        cluster
+            .append("trimmed", 0, &[(Some(key.as_str()), Some("v"))])
+            .unwrap();
+    }
+    assert_eq!(cluster.delete_records("trimmed", 0, 4).unwrap(), 4);
+    assert_eq!(cluster.log_start_offset("trimmed", 0), Some(4));
+    // Never backwards, never past the end.
+    assert_eq!(cluster.delete_records("trimmed", 0, 2).unwrap(), 4);
+    let client = ClientConfig::new(&cluster.bootstrap()).unwrap();
+    let tp = TopicPartition::new("trimmed", 0);
+    let admin = Admin::new(client.clone()).await.unwrap();
+    let earliest = admin
+        .list_offsets(vec![(tp.clone(), OffsetSpec::Earliest)])
+        .await
+        .unwrap();
+    assert_eq!(earliest[&tp].offset, 4);
+    let config = ConsumerConfig::default().with_auto_offset_reset(AutoOffsetReset::None);
+    let mut consumer = Consumer::new(client, config).await.unwrap();
+    consumer.assign(vec![tp.clone()]);
+    consumer.seek(&tp, Offset::At(1)).await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+        .await
+        .expect("an answer")
+        .expect_err("offset 1 was deleted");
+    assert!(
+        matches!(err, kafka_client::Error::OffsetOutOfRange { offset: 1, .. }),
+        "{err}"
+    );
+    consumer.seek(&tp, Offset::Earliest).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), consumer.recv())
+        .await
+        .expect("a record")
+        .unwrap();
+    assert_eq!(first.offset, 4);
+}

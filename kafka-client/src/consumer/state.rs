@@ -206,6 +206,15 @@ impl State {
         p.failures = 0;
         p.refetched = None;
         p.corrupt = None;
+        // Errors about where the partition was (no position, out of range) are stale now:
+        // an assign with no position followed by a seek must not report the assign's error.
+        self.errors.retain(|e| match e {
+            Error::NoPosition { topic, partition }
+            | Error::OffsetOutOfRange {
+                topic, partition, ..
+            } => !(topic == &tp.topic && *partition == tp.partition),
+            _ => true,
+        });
         true
     }
 
