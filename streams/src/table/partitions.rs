@@ -78,9 +78,7 @@ impl PendingFlush {
     /// The outbound records (key, value) to produce before the changelog records, in the
     /// order of their entry keys.
     pub(crate) fn outbound(&self) -> impl Iterator<Item = (Option<Bytes>, Bytes)> + '_ {
-        self.outbound
-            .iter()
-            .filter_map(parse_outbound)
+        self.outbound.iter().filter_map(parse_outbound)
     }
 }
 
