@@ -5,11 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use proptest::prelude::*;
-use redb::BackendError;
+use stores::testing::FailingDisk;
 use stores::{MemoryStore, Offset, Partition, RedbOptions, RedbStore, Store, WriteBatch};
 
 /// Opens the store under test; `reopen` simulates a restart of the process that owns it.
@@ -295,69 +293,6 @@ proptest! {
     }
 }
 
-/// The disk under a redb file, failing every write, resize and sync once `budget` of them
-/// have been made (a full or broken disk; reads keep working).
-#[derive(Debug)]
-struct FailingDisk {
-    file: redb::backends::FileBackend,
-    budget: Arc<AtomicU64>,
-}
-
-impl FailingDisk {
-    fn spend(&self) -> std::io::Result<()> {
-        self.budget
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1))
-            .map(drop)
-            .map_err(|_| std::io::Error::other("injected I/O failure"))
-    }
-}
-
-impl redb::StorageBackend for FailingDisk {
-    fn len(&self) -> std::io::Result<u64> {
-        self.file.len()
-    }
-    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
-        self.file.read(offset, out)
-    }
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.spend()?;
-        self.file.set_len(len)
-    }
-    fn sync_data(&self) -> std::io::Result<()> {
-        self.spend()?;
-        self.file.sync_data()
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        self.spend()?;
-        self.file.write(offset, data)
-    }
-    fn close(&self) -> std::io::Result<()> {
-        self.file.close()
-    }
-    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.file.try_lock_range(start, end)
-    }
-    fn try_lock_shared_range(
-        &self,
-        start: Bound<u64>,
-        end: Bound<u64>,
-    ) -> Result<bool, BackendError> {
-        self.file.try_lock_shared_range(start, end)
-    }
-    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.file.lock_range(start, end)
-    }
-    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.file.lock_shared_range(start, end)
-    }
-    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.file.unlock_range(start, end)
-    }
-    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.file.query_lock_range(start, end)
-    }
-}
-
 /// Runs `ops` on a RedbStore whose disk fails after `budget` writes/syncs. Until the first
 /// failed operation every read agrees with the model; then the store is dropped and the file
 /// reopened on a healthy disk, where it must hold the last durable state (or, if the failure
@@ -369,20 +304,9 @@ fn run_with_failing_disk(
 ) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("table.redb");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .unwrap();
-    let disk_budget = Arc::new(AtomicU64::new(u64::MAX));
-    let disk = FailingDisk {
-        file: redb::backends::FileBackend::new(file).unwrap(),
-        budget: disk_budget.clone(),
-    };
+    let (disk, faults) = FailingDisk::open(&path).unwrap();
     let store = RedbStore::open_backend(&path, disk, options.clone()).unwrap();
-    disk_budget.store(budget, Ordering::SeqCst);
+    faults.fail_after(budget);
     let mut model = Model::default();
     let mut durable = Model::default();
     // The first failure: the operation's index and the state a durable commit was making.
