@@ -16,6 +16,7 @@
 //! batch.put(0, b"k".to_vec(), b"v".to_vec());
 //! store.apply(batch)?; // grouped in memory: no I/O yet
 //! assert!(store.flush().is_err()); // the durable commit fails
+//! assert!(store.get(0, b"k").is_err()); // and the store refuses every later call
 //! # Ok(())
 //! # }
 //! ```
