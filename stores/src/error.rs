@@ -99,7 +99,8 @@ pub enum Error {
     /// partitions then recover from their changelog from the last durable applied offset.
     #[error(
         "store {store} failed earlier ({cause}) and refuses every call until it is reopened{}: \
-         reopen it (restart the worker) and its partitions recover from their changelog",
+         restart the worker (reopening the store) and its partitions recover from their \
+         changelog",
         fmt_lost(partitions)
     )]
     Poisoned {

@@ -335,7 +335,7 @@ impl RedbStore {
              then recover from their changelog"
         );
         writer.poisoned = Some(Poison {
-            cause: error.to_string(),
+            cause: cause_text(error),
             partitions,
         });
     }
@@ -680,6 +680,24 @@ fn builder(options: &RedbOptions) -> Builder {
         builder.set_cache_size(bytes);
     }
     builder
+}
+
+/// What went wrong, without the file name (a poisoned store's error names it).
+fn cause_text(error: &Error) -> String {
+    match error {
+        Error::Redb {
+            op,
+            partition,
+            source,
+            ..
+        } => format!("{op}{}: {source}", fmt_partition(*partition)),
+        Error::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn fmt_partition(partition: Option<Partition>) -> String {
+    partition.map_or_else(String::new, |p| format!(" (partition {p})"))
 }
 
 /// Turns a redb error into ours, picking out the cases an operator must act on.
