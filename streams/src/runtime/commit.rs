@@ -51,6 +51,9 @@ impl Committer {
         });
         for (core, outcome) in futures::future::join_all(flushes).await {
             if let Err(e) = outcome {
+                if let Error::TableStore { .. } = e {
+                    return Err(e); // it says what failed and what to do
+                }
                 return Err(Error::Table {
                     table: core.name().to_owned(),
                     reason: format!(
@@ -92,6 +95,8 @@ impl Committer {
         &self,
         only: Option<&[TopicPartition]>,
     ) -> Result<Vec<(TopicPartition, i64)>> {
+        // A store that failed may have lost writes: nothing more is committed, the worker stops.
+        self.tables.check_stores()?;
         let positions = match only {
             None => self.acks.progress(),
             Some(tps) => self

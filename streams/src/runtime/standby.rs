@@ -30,7 +30,11 @@ pub(crate) async fn follow(
     let mut pause = Duration::from_millis(100);
     loop {
         match follow_once(&table, &client, partition, &followed).await {
-            Err(e @ (Error::TableDecode { .. } | Error::Table { .. })) => return Err(e),
+            // A store error does not pass: a failed store refuses every call until reopened.
+            Err(
+                e @ (Error::TableDecode { .. } | Error::Table { .. } | Error::TableStore { .. }),
+            ) => return Err(e),
+            Err(Error::Store(e)) => return Err(table.store_error(&[partition], e)),
             Err(e) => {
                 tracing::warn!(table = table.name(), partition, error = %e, ?pause, "following the changelog failed; retrying");
                 tokio::time::sleep(pause).await;
