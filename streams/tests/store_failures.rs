@@ -6,8 +6,9 @@
 //!   from the changelog, with a warning that says why.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -207,6 +208,37 @@ async fn wait_all_active(app: &App) {
     }
 }
 
+/// Warnings and errors logged by this test binary, captured from its first call on.
+fn logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        struct Capture;
+        impl Write for Capture {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                logs().lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let _ = tracing_subscriber::fmt()
+            .with_writer(|| Capture)
+            .with_ansi(false)
+            .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+            .try_init();
+        Mutex::new(Vec::new())
+    })
+}
+
+fn logged_lines(containing: &str) -> Vec<String> {
+    String::from_utf8_lossy(&logs().lock().unwrap())
+        .lines()
+        .filter(|l| l.contains(containing))
+        .map(str::to_owned)
+        .collect()
+}
+
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !done() {
@@ -264,7 +296,7 @@ async fn a_store_whose_commit_failed_stops_the_worker_and_a_restart_counts_exact
     let _ = app.commit().await;
     tokio::time::timeout(WAIT, app.stopped())
         .await
-        .expect("the worker stops by itself");
+        .expect("the worker stops");
     let err = app
         .shutdown()
         .await
@@ -334,4 +366,78 @@ async fn a_store_whose_commit_failed_stops_the_worker_and_a_restart_counts_exact
         totals(&sent)
     );
     app.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_ahead_of_its_recreated_changelog_is_wiped_and_rebuilt_from_it() {
+    logs();
+    let mock = mock().await;
+    let id = testkit::unique_name("store-ahead");
+    let dir = tempfile::tempdir().unwrap();
+
+    // A worker counts two rounds (two flushes per key: the store's applied offsets reach
+    // about twice the keys of a partition) and stops cleanly.
+    let app = app(&mock, &id, dir.path());
+    let (counts, _) = counting_app(&app, None);
+    app.start().await.unwrap();
+    for round in 1..=2 {
+        send_round(&mock, &amounts(&id), round).await;
+        app.wait_caught_up(WAIT).await.unwrap();
+        app.commit().await.unwrap();
+    }
+    app.shutdown().await.unwrap();
+    drop((app, counts));
+
+    // The changelog is recreated with other, fewer records: every partition's store is now
+    // ahead of it.
+    mock.delete_topic(&changelog(&id)).unwrap();
+    mock.create_topic(&changelog(&id), PARTITIONS, [("cleanup.policy", "compact")])
+        .unwrap();
+    let client = ClientConfig::new(&mock.bootstrap()).unwrap();
+    let producer = Producer::new(client, ProducerConfig::default())
+        .await
+        .unwrap();
+    let content = BTreeMap::from([("key-0".to_string(), 100i64), ("fresh".to_string(), 7)]);
+    for (key, value) in &content {
+        let record = ProducerRecord::new(changelog(&id))
+            .key(key.clone())
+            .value(value.to_string());
+        producer.send(record).await.unwrap().await.unwrap();
+    }
+    producer.close().await.unwrap();
+
+    // A restarted worker holds exactly what the changelog says: no key only its store had.
+    let app = self::app(&mock, &id, dir.path());
+    let (counts, _) = counting_app(&app, None);
+    app.start().await.unwrap();
+    wait_all_active(&app).await;
+    let held: BTreeMap<String, i64> = counts.items().unwrap().into_iter().collect();
+    assert_eq!(held, content, "the table is the changelog's content");
+    let parts = app.table_partitions().unwrap();
+    for p in &parts {
+        assert!(
+            p.applied_offset.is_none_or(|o| o <= 1),
+            "applied offsets are the new changelog's: {parts:?}"
+        );
+    }
+    // It counts on from there.
+    send_round(&mock, &amounts(&id), 3).await;
+    app.wait_caught_up(WAIT).await.unwrap();
+    let held: BTreeMap<String, i64> = counts.items().unwrap().into_iter().collect();
+    assert_eq!(held["key-0"], 103);
+    assert_eq!(held["key-1"], 3);
+    assert_eq!(held["fresh"], 7);
+    app.shutdown().await.unwrap();
+
+    // With a warning that says why, per partition.
+    let warned = logged_lines("ahead of its changelog");
+    for p in 0..PARTITIONS {
+        assert!(
+            warned.iter().any(|l| l.contains("WARN")
+                && l.contains("table=\"counts\"")
+                && l.contains(&format!("partition={p}"))
+                && l.contains("wiped and rebuilt from the changelog")),
+            "no warning for partition {p}: {warned:#?}"
+        );
+    }
 }

@@ -638,6 +638,21 @@ impl TableCore {
         Ok(())
     }
 
+    /// Removes the store's data and applied offset of a partition that is not active, in one
+    /// atomic step, so that it is rebuilt from the changelog's start (it was ahead of its
+    /// changelog).
+    pub(crate) fn wipe_partition(&self, partition: i32) -> Result<()> {
+        self.ensure_recoverable(partition)?;
+        let failed = |e| self.store_error(&[partition], e);
+        match self.state(partition) {
+            Some(state) => {
+                let _held = lock(&state);
+                self.store.drop_partition(partition).map_err(failed)
+            }
+            None => self.store.drop_partition(partition).map_err(failed),
+        }
+    }
+
     /// Makes the applied batches durable (call it when the source offsets are committed).
     pub fn flush_store(&self) -> Result<()> {
         self.store.flush().map_err(|e| self.store_error(&[], e))
