@@ -93,9 +93,38 @@ pub enum Error {
         source: Box<redb::Error>,
     },
 
-    /// A thread panicked while it held the store's write lock, possibly half-way through a batch.
-    #[error("store poisoned: a thread panicked while writing to it; reopen it (a memory store: rebuild it from the changelog)")]
-    Poisoned,
+    /// An earlier write or commit failed (or a thread panicked while writing), so the store may
+    /// have lost batches that were applied successfully before it: its reads would see older
+    /// values. It refuses every later call, reads included, until it is reopened; the table's
+    /// partitions then recover from their changelog from the last durable applied offset.
+    #[error(
+        "store {store} failed earlier ({cause}) and refuses every call until it is reopened{}: \
+         restart the worker (reopening the store) and its partitions recover from their \
+         changelog",
+        fmt_lost(partitions)
+    )]
+    Poisoned {
+        /// The store: `file PATH` for a redb store, `memory` for a memory store.
+        store: String,
+        /// The partitions whose writes since the last durable commit may be lost.
+        partitions: Vec<Partition>,
+        /// The failure that poisoned the store.
+        cause: String,
+    },
+}
+
+fn fmt_lost(partitions: &[Partition]) -> String {
+    match partitions {
+        [] => String::new(),
+        [p] => format!(" (writes to partition {p} since its last durable commit may be lost)"),
+        ps => {
+            let ps: Vec<String> = ps.iter().map(ToString::to_string).collect();
+            format!(
+                " (writes to partitions {} since its last durable commit may be lost)",
+                ps.join(", ")
+            )
+        }
+    }
 }
 
 fn fmt_partition(partition: Option<Partition>) -> String {

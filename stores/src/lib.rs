@@ -49,6 +49,8 @@ mod error;
 mod memory;
 mod redb_store;
 mod store;
+#[doc(hidden)]
+pub mod testing;
 mod url;
 
 pub use batch::{BatchOp, WriteBatch};

@@ -52,11 +52,20 @@ impl MemoryStore {
     }
 
     fn read(&self) -> Result<RwLockReadGuard<'_, BTreeMap<Partition, PartitionData>>> {
-        self.partitions.read().map_err(|_| Error::Poisoned)
+        self.partitions.read().map_err(|_| panicked())
     }
 
     fn write(&self) -> Result<RwLockWriteGuard<'_, BTreeMap<Partition, PartitionData>>> {
-        self.partitions.write().map_err(|_| Error::Poisoned)
+        self.partitions.write().map_err(|_| panicked())
+    }
+}
+
+/// A thread panicked while it held the write lock, possibly half-way through a batch.
+fn panicked() -> Error {
+    Error::Poisoned {
+        store: "memory".to_string(),
+        partitions: Vec::new(),
+        cause: "a thread panicked while writing to it".to_string(),
     }
 }
 
@@ -76,6 +85,7 @@ impl Store for MemoryStore {
         end: Bound<&[u8]>,
     ) -> Result<EntryIter<'_>> {
         if is_empty_range(start, end) {
+            self.check_usable()?;
             return Ok(Box::new(std::iter::empty()));
         }
         Ok(Box::new(ChunkedScan {
@@ -146,7 +156,11 @@ impl Store for MemoryStore {
     }
 
     fn flush(&self) -> Result<()> {
-        Ok(())
+        self.read().map(drop)
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        self.read().map(drop)
     }
 
     fn drop_partition(&self, partition: Partition) -> Result<()> {

@@ -7,7 +7,7 @@
 //! - `data/{partition}`: `&[u8] -> &[u8]`, the partition's keys and values.
 
 use std::collections::btree_map::Entry as MapEntry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -96,10 +96,13 @@ impl RedbOptions {
 /// since the last flush, and the applied offsets go back with them, so replaying the changelog
 /// from [`applied_offset`](Store::applied_offset)` + 1` restores them.
 ///
-/// Errors are crash-like: if `apply`, `drop_partition` or `flush` fails, the open transaction is
-/// abandoned and the store is back at its last commit, possibly without batches that were
-/// applied successfully before; data and offsets still agree, so re-read `applied_offset` and
-/// resume from there.
+/// Errors are crash-like: if a write or a commit fails (in `apply`, `drop_partition`, `flush`,
+/// or a read committing the pending group), the open transaction is abandoned, with batches
+/// that were applied successfully before it. The store is then *poisoned*: every later call,
+/// reads included (they would see older values), fails with [`Error::Poisoned`], naming the
+/// partitions that may have lost writes, until the store is reopened. The reopened file holds
+/// the last durable commit, data and offsets in agreement: resume each partition's changelog
+/// from its `applied_offset`. A poisoned store does not flush when dropped.
 ///
 /// Costs: an `apply` followed by a read costs one commit, so group writes into batches (a
 /// changelog poll, the events of one consumer poll) rather than applying one record at a time.
@@ -124,6 +127,16 @@ struct Writer {
     group: Option<Group>,
     /// True after a non-durable commit, until a durable one.
     dirty: bool,
+    /// Partitions written since the last durable commit (pending group included).
+    undurable: BTreeSet<Partition>,
+    /// Set by the first failed write or commit; the store refuses every call after it.
+    poisoned: Option<Poison>,
+}
+
+/// Why a store refuses every call, and which partitions may have lost writes.
+struct Poison {
+    cause: String,
+    partitions: Vec<Partition>,
 }
 
 struct Group {
@@ -282,13 +295,67 @@ impl RedbStore {
         self.db.begin_read().map_err(|e| self.err(op, None, e))
     }
 
+    /// The write state, unless the store is poisoned.
     fn lock_writer(&self) -> Result<MutexGuard<'_, Writer>> {
-        self.writer.lock().map_err(|_| Error::Poisoned)
+        let writer = self.writer.lock().map_err(|_| Error::Poisoned {
+            store: format!("file {}", self.path.display()),
+            partitions: Vec::new(),
+            cause: "a thread panicked while writing to it".to_string(),
+        })?;
+        match &writer.poisoned {
+            None => Ok(writer),
+            Some(poison) => Err(Error::Poisoned {
+                store: format!("file {}", self.path.display()),
+                partitions: poison.partitions.clone(),
+                cause: poison.cause.clone(),
+            }),
+        }
+    }
+
+    /// A write or commit failed with `error`: the pending group is abandoned and, with it,
+    /// batches that were applied successfully before, so the store refuses every later call
+    /// (see [`lock_writer`](Self::lock_writer)). `partitions`: those the failed call wrote to.
+    fn poison(
+        &self,
+        writer: &mut Writer,
+        op: &'static str,
+        partitions: &BTreeSet<Partition>,
+        error: &Error,
+    ) {
+        writer.group = None;
+        let mut lost = std::mem::take(&mut writer.undurable);
+        lost.extend(partitions);
+        let partitions: Vec<Partition> = lost.into_iter().collect();
+        tracing::error!(
+            path = %self.path.display(),
+            op,
+            error = %error,
+            ?partitions,
+            "store write failed: it refuses every call until it is reopened; its partitions \
+             then recover from their changelog"
+        );
+        writer.poisoned = Some(Poison {
+            cause: cause_text(error),
+            partitions,
+        });
     }
 
     /// Commits the pending group (if any) with `durability`. On failure the group is gone
-    /// (aborted), which leaves the store at its last commit.
+    /// (aborted), with the batches applied since the last commit, and the store is poisoned.
     fn commit_group(
+        &self,
+        writer: &mut Writer,
+        durability: Durability,
+        op: &'static str,
+    ) -> Result<()> {
+        let result = self.try_commit_group(writer, durability, op);
+        if let Err(e) = &result {
+            self.poison(writer, op, &BTreeSet::new(), e);
+        }
+        result
+    }
+
+    fn try_commit_group(
         &self,
         writer: &mut Writer,
         durability: Durability,
@@ -313,34 +380,42 @@ impl RedbStore {
             None => return Ok(()),
         }
         writer.dirty = !durable;
+        if durable {
+            writer.undurable.clear();
+        }
         Ok(())
     }
 
-    /// Runs `write` in the pending group (opening one if needed), then commits the group if it
-    /// is full. If `write` fails, the whole group is abandoned: nothing of it lands.
+    /// Runs `write`, which writes to `partitions`, in the pending group (opening one if
+    /// needed), then commits the group if it is full. If `write` fails, the whole group is
+    /// abandoned (nothing of it lands) and the store is poisoned.
     fn write_grouped(
         &self,
         op: &'static str,
         records: usize,
+        partitions: BTreeSet<Partition>,
         write: impl FnOnce(&WriteTransaction) -> Result<()>,
     ) -> Result<()> {
         let mut writer = self.lock_writer()?;
         let mut group = match writer.group.take() {
             Some(group) => group,
-            None => Group {
-                txn: self.write_txn(op, Durability::None)?,
-                records: 0,
+            None => match self.write_txn(op, Durability::None) {
+                Ok(txn) => Group { txn, records: 0 },
+                Err(e) => {
+                    self.poison(&mut writer, op, &partitions, &e);
+                    return Err(e);
+                }
             },
         };
         if let Err(e) = write(&group.txn) {
-            if group.records > 0 {
-                tracing::warn!(path = %self.path.display(), error = %e, lost = group.records, "write failed: uncommitted batches abandoned, store back at its last commit");
-            }
+            drop(group);
+            self.poison(&mut writer, op, &partitions, &e);
             return Err(e);
         }
         group.records += records.max(1);
         let full = group.records >= self.group_records;
         writer.group = Some(group);
+        writer.undurable.extend(partitions);
         if full {
             let durability = if self.durable_batches {
                 Durability::Immediate
@@ -384,6 +459,10 @@ impl RedbStore {
 
 impl Drop for RedbStore {
     fn drop(&mut self) {
+        if let Err(e @ Error::Poisoned { .. }) = self.check_usable() {
+            tracing::debug!(path = %self.path.display(), error = %e, "closing a poisoned store without a flush");
+            return;
+        }
         if let Err(e) = self.flush() {
             tracing::warn!(path = %self.path.display(), error = %e, "flush on drop failed; batches since the last flush will be replayed from the changelog");
         }
@@ -413,6 +492,7 @@ impl Store for RedbStore {
         end: Bound<&[u8]>,
     ) -> Result<EntryIter<'_>> {
         if is_empty_range(start, end) {
+            self.check_usable()?;
             return Ok(Box::new(std::iter::empty()));
         }
         let op = "scanning";
@@ -441,7 +521,12 @@ impl Store for RedbStore {
         if !ops.is_sorted_by(|a, b| (a.partition(), a.key()) <= (b.partition(), b.key())) {
             ops.sort_by(|a, b| (a.partition(), a.key()).cmp(&(b.partition(), b.key())));
         }
-        self.write_grouped(op, ops.len(), |txn| {
+        let partitions = ops
+            .iter()
+            .map(BatchOp::partition)
+            .chain(offsets.keys().copied())
+            .collect();
+        self.write_grouped(op, ops.len(), partitions, |txn| {
             // redb allows one open handle per table and transaction: keep them by partition.
             let mut tables = BTreeMap::new();
             for write in &ops {
@@ -542,9 +627,13 @@ impl Store for RedbStore {
         )
     }
 
+    fn check_usable(&self) -> Result<()> {
+        self.lock_writer().map(drop)
+    }
+
     fn drop_partition(&self, partition: Partition) -> Result<()> {
         let op = "dropping a partition";
-        self.write_grouped(op, 1, |txn| {
+        self.write_grouped(op, 1, BTreeSet::from([partition]), |txn| {
             let name = data_table_name(partition);
             txn.delete_table(data_table(&name))
                 .map_err(|e| self.err(op, Some(partition), e))?;
@@ -591,6 +680,24 @@ fn builder(options: &RedbOptions) -> Builder {
         builder.set_cache_size(bytes);
     }
     builder
+}
+
+/// What went wrong, without the file name (a poisoned store's error names it).
+fn cause_text(error: &Error) -> String {
+    match error {
+        Error::Redb {
+            op,
+            partition,
+            source,
+            ..
+        } => format!("{op}{}: {source}", fmt_partition(*partition)),
+        Error::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn fmt_partition(partition: Option<Partition>) -> String {
+    partition.map_or_else(String::new, |p| format!(" (partition {p})"))
 }
 
 /// Turns a redb error into ours, picking out the cases an operator must act on.

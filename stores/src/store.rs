@@ -59,6 +59,12 @@ impl StoreStats {
 ///
 /// Reads see only applied batches. The trait is object safe: hold it as `Box<dyn Store>` or
 /// `Arc<dyn Store>`.
+///
+/// A store whose write or commit failed may have lost batches that [`apply`](Store::apply)
+/// accepted before (a persistent backend groups them until a commit): it is *poisoned* and
+/// refuses every later call, reads included, with [`Error::Poisoned`](crate::Error::Poisoned),
+/// until it is reopened. Its data and applied offsets then agree again (the last durable
+/// state), so the partitions resume their changelog from there.
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// The value of `key` in `partition`.
     fn get(&self, partition: Partition, key: &[u8]) -> Result<Option<Vec<u8>>>;
@@ -105,6 +111,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Makes every batch applied so far durable (a durable commit). Call it when the consumer
     /// commits its offsets.
     fn flush(&self) -> Result<()>;
+
+    /// `Ok` unless an earlier failure poisoned the store ([`Error::Poisoned`](crate::Error::Poisoned)).
+    /// Cheap (no I/O): call it before work whose effects would outlive a failed store, such as
+    /// writing a table's changelog or committing the offsets of the events that wrote to it.
+    fn check_usable(&self) -> Result<()>;
 
     /// Removes a partition's data and applied offset, as one atomic step (when the partition is
     /// revoked and this worker will not keep a standby copy).

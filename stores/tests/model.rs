@@ -1,15 +1,14 @@
 //! Model-based test: random scripts of operations, reopen included, run against every backend and
 //! against a `BTreeMap` model; every read must agree with the model. RedbStore also runs over a
 //! redb storage backend that starts failing its writes and syncs at a random point: after the
-//! first failed operation, reopening the file yields the last durable state the model recorded.
+//! first failed operation the store refuses every later call (even with the disk working again)
+//! and reopening the file yields the last durable state the model recorded.
 
 use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use proptest::prelude::*;
-use redb::BackendError;
+use stores::testing::FailingDisk;
 use stores::{MemoryStore, Offset, Partition, RedbOptions, RedbStore, Store, WriteBatch};
 
 /// Opens the store under test; `reopen` simulates a restart of the process that owns it.
@@ -295,69 +294,6 @@ proptest! {
     }
 }
 
-/// The disk under a redb file, failing every write, resize and sync once `budget` of them
-/// have been made (a full or broken disk; reads keep working).
-#[derive(Debug)]
-struct FailingDisk {
-    file: redb::backends::FileBackend,
-    budget: Arc<AtomicU64>,
-}
-
-impl FailingDisk {
-    fn spend(&self) -> std::io::Result<()> {
-        self.budget
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1))
-            .map(drop)
-            .map_err(|_| std::io::Error::other("injected I/O failure"))
-    }
-}
-
-impl redb::StorageBackend for FailingDisk {
-    fn len(&self) -> std::io::Result<u64> {
-        self.file.len()
-    }
-    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
-        self.file.read(offset, out)
-    }
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.spend()?;
-        self.file.set_len(len)
-    }
-    fn sync_data(&self) -> std::io::Result<()> {
-        self.spend()?;
-        self.file.sync_data()
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        self.spend()?;
-        self.file.write(offset, data)
-    }
-    fn close(&self) -> std::io::Result<()> {
-        self.file.close()
-    }
-    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.file.try_lock_range(start, end)
-    }
-    fn try_lock_shared_range(
-        &self,
-        start: Bound<u64>,
-        end: Bound<u64>,
-    ) -> Result<bool, BackendError> {
-        self.file.try_lock_shared_range(start, end)
-    }
-    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.file.lock_range(start, end)
-    }
-    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.file.lock_shared_range(start, end)
-    }
-    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
-        self.file.unlock_range(start, end)
-    }
-    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
-        self.file.query_lock_range(start, end)
-    }
-}
-
 /// Runs `ops` on a RedbStore whose disk fails after `budget` writes/syncs. Until the first
 /// failed operation every read agrees with the model; then the store is dropped and the file
 /// reopened on a healthy disk, where it must hold the last durable state (or, if the failure
@@ -369,20 +305,9 @@ fn run_with_failing_disk(
 ) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("table.redb");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .unwrap();
-    let disk_budget = Arc::new(AtomicU64::new(u64::MAX));
-    let disk = FailingDisk {
-        file: redb::backends::FileBackend::new(file).unwrap(),
-        budget: disk_budget.clone(),
-    };
+    let (disk, faults) = FailingDisk::open(&path).unwrap();
     let store = RedbStore::open_backend(&path, disk, options.clone()).unwrap();
-    disk_budget.store(budget, Ordering::SeqCst);
+    faults.fail_after(budget);
     let mut model = Model::default();
     let mut durable = Model::default();
     // The first failure: the operation's index and the state a durable commit was making.
@@ -461,10 +386,29 @@ fn run_with_failing_disk(
             failure.get_or_insert((i, None));
             // A failure is an error value that names the file, never a panic.
             prop_assert!(e.to_string().contains("table.redb"), "{}", e);
+            // The disk works again, but the store does not: its uncommitted batches are gone
+            // (reads would see older values), so it refuses every later call, reads included,
+            // until it is reopened.
+            faults.heal();
+            let kinds = every_kind_of_op();
+            let later = ops[(i + 1).min(ops.len())..].iter().chain(&kinds);
+            for (j, op) in later.enumerate() {
+                match call(&store, op) {
+                    Ok(()) => prop_assert!(false, "{:?} succeeded {} ops after the failure", op, j),
+                    Err(e) => prop_assert!(
+                        matches!(e, stores::Error::Poisoned { .. })
+                            && e.to_string().contains("table.redb")
+                            && e.to_string().contains("reopen"),
+                        "{:?} after the failure: {}",
+                        op,
+                        e
+                    ),
+                }
+            }
             break;
         }
     }
-    drop(store); // its flush on drop fails too after a failure: the disk is still broken
+    drop(store); // poisoned: it does not flush on drop
     let store = RedbStore::open_file(&path, options).unwrap();
     let Some((at, committing)) = failure else {
         // The budget outlasted the script: everything applied is there after a reopen.
@@ -474,6 +418,64 @@ fn run_with_failing_disk(
         Some(next) if check_all(&store, &next, at).is_ok() => Ok(()),
         _ => check_all(&store, &durable, at),
     }
+}
+
+/// Calls the store as `op` does, without checking what it returns.
+fn call(store: &RedbStore, op: &Op) -> Result<(), stores::Error> {
+    match op {
+        Op::Apply(writes, offsets) => {
+            let mut batch = WriteBatch::new();
+            for w in writes {
+                match w {
+                    Write::Put(p, k, v) => batch.put(*p, k.clone(), v.clone()),
+                    Write::Delete(p, k) => batch.delete(*p, k.clone()),
+                };
+            }
+            for &(p, o) in offsets {
+                batch.set_offset(p, o);
+            }
+            store.apply(batch)
+        }
+        Op::Get(p, k) => store.get(*p, k).map(drop),
+        Op::Range(p, start, end) => {
+            let bounds = (
+                start.as_ref().map(Vec::as_slice),
+                end.as_ref().map(Vec::as_slice),
+            );
+            store
+                .range(*p, bounds.0, bounds.1)?
+                .try_for_each(|e| e.map(drop))
+        }
+        Op::Prefix(p, prefix) => store.prefix(*p, prefix)?.try_for_each(|e| e.map(drop)),
+        Op::DropPartition(p) => store.drop_partition(*p),
+        Op::Flush => store.flush(),
+        Op::Reopen => store.applied_offset(0).map(drop),
+        Op::CheckAll => {
+            store.applied_offsets()?;
+            store.partitions()?;
+            store.partition_stats(0)?;
+            store.stats()?;
+            store.iter(0)?.try_for_each(|e| e.map(drop))
+        }
+    }
+}
+
+/// One operation of each kind, each call of the `Store` trait included.
+fn every_kind_of_op() -> Vec<Op> {
+    vec![
+        Op::Get(0, b"a".to_vec()),
+        Op::Range(0, Bound::Unbounded, Bound::Unbounded),
+        Op::Prefix(1, Vec::new()),
+        Op::Reopen,
+        Op::CheckAll,
+        Op::Apply(
+            vec![Write::Put(0, b"a".to_vec(), b"b".to_vec())],
+            vec![(0, 1)],
+        ),
+        Op::Apply(Vec::new(), Vec::new()),
+        Op::DropPartition(2),
+        Op::Flush,
+    ]
 }
 
 /// Options, and whether they make every batch durable.
@@ -497,4 +499,58 @@ proptest! {
     ) {
         run_with_failing_disk(&ops, budget, options)?;
     }
+}
+
+/// The hazard the poisoning closes, step by step: a batch that `apply` accepted sits in the
+/// uncommitted group; the durable commit fails and abandons it. Reading on would return the
+/// older value (and a table would write a count built on it to its changelog): the store
+/// refuses instead, until reopened, where data and offsets agree again.
+#[test]
+fn a_failed_commit_poisons_the_store_until_it_is_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("table.redb");
+    let (disk, faults) = FailingDisk::open(&path).unwrap();
+    let store = RedbStore::open_backend(&path, disk, RedbOptions::new()).unwrap();
+    let mut batch = WriteBatch::new();
+    batch.put(0, b"k".to_vec(), b"1".to_vec()).set_offset(0, 10);
+    store.apply(batch).unwrap();
+    store.flush().unwrap();
+
+    faults.fail_syncs_after(0);
+    let mut batch = WriteBatch::new();
+    batch.put(0, b"k".to_vec(), b"2".to_vec()).set_offset(0, 11);
+    store.apply(batch).unwrap(); // accepted, in the uncommitted group
+    let failed = store.flush().unwrap_err();
+    assert!(failed.to_string().contains("table.redb"), "{failed}");
+    faults.heal();
+
+    let refused = store.get(0, b"k").unwrap_err();
+    let stores::Error::Poisoned { partitions, .. } = &refused else {
+        panic!("expected Poisoned, got {refused:?}");
+    };
+    assert_eq!(partitions, &vec![0]);
+    let text = refused.to_string();
+    assert!(
+        text.contains("table.redb") && text.contains("partition 0") && text.contains("reopen"),
+        "{text}"
+    );
+    assert!(store.applied_offset(0).is_err());
+    assert!(store.check_usable().is_err());
+    drop(store);
+
+    // The last durable state, or the one the failed commit was making durable (its pages may
+    // have reached the file before the sync failed): data and offset agree either way.
+    let store = RedbStore::open_file(&path, RedbOptions::new()).unwrap();
+    let state = (
+        store.get(0, b"k").unwrap(),
+        store.applied_offset(0).unwrap(),
+    );
+    assert!(
+        [
+            (Some(b"1".to_vec()), Some(10)),
+            (Some(b"2".to_vec()), Some(11))
+        ]
+        .contains(&state),
+        "{state:?}"
+    );
 }

@@ -165,6 +165,24 @@ pub enum Error {
         reason: String,
     },
 
+    /// A table's store failed (a write, a commit or a read). A store whose write or commit
+    /// failed refuses every later call until it is reopened (`source` is then
+    /// [`stores::Error::Poisoned`]): nothing is committed past the failure, and a restarted
+    /// worker reopens the store and recovers the partitions from their changelog.
+    #[error(
+        "table {table}{}: {source}{}",
+        fmt_partitions(partitions),
+        store_advice(source)
+    )]
+    TableStore {
+        table: String,
+        /// The partitions the failed call was about, or that may have lost writes (empty when
+        /// no partition is involved).
+        partitions: Vec<i32>,
+        #[source]
+        source: stores::Error,
+    },
+
     /// A table used in a way it cannot work (no default value, a flush out of order...); the
     /// message says what to do.
     #[error("table {table}: {reason}")]
@@ -184,6 +202,28 @@ pub enum Error {
     /// An operation that needs a running app (sending, the CLI's `send`) before `start`.
     #[error("the app is not running: call App::start (or run/main) first")]
     NotStarted,
+}
+
+fn fmt_partitions(partitions: &[i32]) -> String {
+    match partitions {
+        [] => String::new(),
+        [p] => format!(" partition {p}"),
+        ps => {
+            let ps: Vec<String> = ps.iter().map(ToString::to_string).collect();
+            format!(" partitions {}", ps.join(", "))
+        }
+    }
+}
+
+fn store_advice(source: &stores::Error) -> &'static str {
+    match source {
+        // It says what to do.
+        stores::Error::Poisoned { .. } => "; nothing was committed past the failure",
+        _ => {
+            "; nothing is committed past a failed store: restart the worker and the partition \
+              recovers from its changelog"
+        }
+    }
 }
 
 impl Error {

@@ -387,7 +387,7 @@ async fn start_offsets_that_cannot_be_listed_stop_the_worker_after_retries() {
     app.agent(&input, |mut stream| async move {
         while stream.next().await.is_some() {}
     });
-    input_topic_exists(&mock, "numbers").await;
+    input_topic_exists(mock, "numbers").await;
     mock.intercept(
         ApiKey::ListOffsets,
         Intercept::error(KafkaCode::UnknownServerError).always(),

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use stores::StoreUrl;
+use stores::{Store, StoreUrl};
 
 use super::Shared;
 use crate::error::{Error, Result};
@@ -34,6 +35,8 @@ pub struct TableBuilder<K, V> {
     decls: Shared,
     spec: TableSpec,
     store: Option<String>,
+    /// A store opened by the caller (`with_store`), used instead of opening one.
+    opened: Option<Arc<dyn Store>>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -50,6 +53,7 @@ where
             decls: decls.clone(),
             spec,
             store: None,
+            opened: None,
             _types: PhantomData,
         }
     }
@@ -71,6 +75,17 @@ where
     /// Keeps this table in `url` (`memory://`, `redb://DIR`) instead of the app's store.
     pub fn store(mut self, url: &str) -> Self {
         self.store = Some(url.to_owned());
+        self
+    }
+
+    /// Keeps this table in `store`, opened by the caller, instead of opening one from the
+    /// store URL. For tests (not part of the stable API): a store over a disk that fails on
+    /// demand (`stores::testing::FailingDisk`), to see what the app does when its store breaks.
+    /// The store must be this table's alone; to restart on the same data, open the file the
+    /// app's `redb://DIR` opens: `DIR/<app id>-<table>.redb`.
+    #[doc(hidden)]
+    pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.opened = Some(store);
         self
     }
 
@@ -110,7 +125,10 @@ where
         }
         let url = spec.store_url().unwrap_or(&decls.store).clone();
         // One file per app and table, so that two apps sharing a directory do not collide.
-        let store = url.open(&format!("{}-{}", decls.id, spec.name()))?;
+        let store = match self.opened {
+            Some(store) => store,
+            None => url.open(&format!("{}-{}", decls.id, spec.name()))?,
+        };
         let table = Table::open(spec, decls.catalog.registry(), store)?;
         tables.push(table.core().clone());
         Ok(table)

@@ -127,6 +127,9 @@ impl Committer {
         });
         for (core, partition, outcome) in futures::future::join_all(flushes).await {
             if let Err(e) = outcome {
+                if let Error::TableStore { .. } = e {
+                    return Err(e); // it says what failed and what to do
+                }
                 return Err(Error::ChangelogWrite {
                     table: core.name().to_owned(),
                     changelog: core.spec().changelog_topic(),
@@ -143,6 +146,11 @@ impl Committer {
     pub(crate) fn committed(&self, positions: &[(TopicPartition, i64)]) {
         self.acks.committed(positions);
         self.tables.flush_stores();
+        // A store whose durable commit failed refuses every call now: stop at once rather than
+        // at the next commit.
+        if let Err(e) = self.tables.check_stores() {
+            self.halt_unclaimed(e);
+        }
     }
 
     /// Waits until every record accepted so far is acknowledged; an error if any of the
@@ -163,6 +171,8 @@ impl Committer {
         // back positions older than those the other one committed.
         let _one_at_a_time = self.preparing.lock().await;
         self.check()?;
+        // A store that failed may have lost writes: nothing more is committed, the worker stops.
+        self.tables.check_stores().map_err(|e| self.halt(e))?;
         let positions = match only {
             None => self.acks.progress(),
             Some(tps) => self

@@ -10,7 +10,7 @@ use kafka_client::consumer::{Consumer, ConsumerConfig, Offset};
 use kafka_client::{ClientConfig, TopicPartition};
 
 use crate::error::{Error, Result};
-use crate::table::{Replay, TableCore};
+use crate::table::{start_offset, Replay, TableCore};
 
 /// Records applied per store batch at most; a batch is also applied when the changelog is
 /// quiet for this long.
@@ -30,7 +30,11 @@ pub(crate) async fn follow(
     let mut pause = Duration::from_millis(100);
     loop {
         match follow_once(&table, &client, partition, &followed).await {
-            Err(e @ (Error::TableDecode { .. } | Error::Table { .. })) => return Err(e),
+            // A store error does not pass: a failed store refuses every call until reopened.
+            Err(
+                e @ (Error::TableDecode { .. } | Error::Table { .. } | Error::TableStore { .. }),
+            ) => return Err(e),
+            Err(Error::Store(e)) => return Err(table.store_error(&[partition], e)),
             Err(e) => {
                 tracing::warn!(table = table.name(), partition, error = %e, ?pause, "following the changelog failed; retrying");
                 tokio::time::sleep(pause).await;
@@ -54,7 +58,15 @@ async fn follow_once(
     let config = ConsumerConfig::default().with_fetch_max_wait(Duration::from_millis(100));
     let mut consumer = Consumer::new(client.clone(), config).await?;
     consumer.assign(vec![tp.clone()]);
-    let start = table.applied_offset(partition)?.map(|o| o + 1);
+    let start = if table.spec().is_global() {
+        // Held and recovered here already.
+        table.applied_offset(partition)?.map(|o| o + 1)
+    } else {
+        // The end now, to tell a copy ahead of its changelog (rebuilt from the start).
+        consumer.seek(&tp, Offset::Latest).await?;
+        let end = consumer.position(&tp).unwrap_or(0);
+        start_offset(table, partition, end)?
+    };
     consumer
         .seek(&tp, start.map_or(Offset::Earliest, Offset::At))
         .await?;

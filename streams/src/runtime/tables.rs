@@ -357,6 +357,13 @@ impl Tables {
         Ok(out)
     }
 
+    /// `Ok` unless a table's store failed earlier ([`TableCore::check_store`]): then nothing
+    /// may be committed any more and the worker stops; a restart reopens the store and
+    /// recovers its partitions from the changelog. No I/O.
+    pub(crate) fn check_stores(&self) -> Result<()> {
+        self.cores.iter().try_for_each(|core| core.check_store())
+    }
+
     /// Makes what the tables' stores applied durable (after a commit, and at a stop).
     pub(crate) fn flush_stores(&self) {
         for core in &self.cores {
@@ -406,7 +413,11 @@ async fn recover(
         };
         match attempt.await {
             Ok(records) => return Ok(records),
-            Err(e @ (Error::TableDecode { .. } | Error::Table { .. })) => return Err(e),
+            // A store error does not pass: a failed store refuses every call until reopened.
+            Err(
+                e @ (Error::TableDecode { .. } | Error::Table { .. } | Error::TableStore { .. }),
+            ) => return Err(e),
+            Err(Error::Store(e)) => return Err(core.store_error(&[partition], e)),
             Err(e) => {
                 tracing::warn!(table = core.name(), partition, error = %e, ?pause, "recovering the table partition failed; retrying");
                 tokio::time::sleep(pause).await;

@@ -14,12 +14,18 @@ use crate::error::Result;
 ///
 /// On a produce error the flush is aborted ([`TableCore::abort_flush`]: the partition is
 /// `Recovering` again) and the error returned: do not commit the source offsets of the events
-/// that wrote to the table since the last completed flush.
+/// that wrote to the table since the last completed flush. A store that failed earlier
+/// ([`TableCore::check_store`]) fails the flush before anything is produced, and a store that
+/// fails to apply it is [`Error::TableStore`](crate::error::Error::TableStore): stop, commit nothing
+/// more.
 pub async fn flush_partition(
     table: &TableCore,
     producer: &Producer,
     partition: i32,
 ) -> Result<usize> {
+    // A store that failed may have lost writes that reads no longer see: nothing of it may
+    // reach the changelog (the worker stops; a restart recovers from the changelog).
+    table.check_store()?;
     let Some(flush) = table.take_pending(partition) else {
         return Ok(0);
     };

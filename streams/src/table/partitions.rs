@@ -245,6 +245,31 @@ impl TableCore {
         }
     }
 
+    /// A failure of the store, about `partitions` (when the store is poisoned and names none,
+    /// those that may have lost writes).
+    pub(crate) fn store_error(&self, partitions: &[i32], source: stores::Error) -> Error {
+        let partitions = match &source {
+            stores::Error::Poisoned {
+                partitions: lost, ..
+            } if partitions.is_empty() => lost.clone(),
+            _ => partitions.to_vec(),
+        };
+        Error::TableStore {
+            table: self.name().to_owned(),
+            partitions,
+            source,
+        }
+    }
+
+    /// `Ok` unless the store failed earlier and refuses every call until it is reopened: then
+    /// [`Error::TableStore`] naming the partitions that may have lost writes. No I/O. Checked
+    /// before a changelog flush and a commit: nothing may be committed past a failed store.
+    pub fn check_store(&self) -> Result<()> {
+        self.store
+            .check_usable()
+            .map_err(|e| self.store_error(&[], e))
+    }
+
     fn state(&self, partition: i32) -> Option<Shared> {
         let parts = self.parts.read().unwrap_or_else(|e| e.into_inner());
         parts.get(&partition).cloned()
@@ -300,7 +325,11 @@ impl TableCore {
     ) -> Result<Option<Bytes>> {
         match state.lookup(key) {
             Some(write) => Ok(write.cloned()),
-            None => Ok(self.store.get(partition, key)?.map(Bytes::from)),
+            None => Ok(self
+                .store
+                .get(partition, key)
+                .map_err(|e| self.store_error(&[partition], e))?
+                .map(Bytes::from)),
         }
     }
 
@@ -352,7 +381,9 @@ impl TableCore {
                 None => batch.delete(partition, key),
             };
         }
-        self.store.apply(batch)?;
+        self.store
+            .apply(batch)
+            .map_err(|e| self.store_error(&[partition], e))?;
         st.version += 1;
         Ok(())
     }
@@ -427,8 +458,9 @@ impl TableCore {
             return Ok(Vec::new());
         }
         let mut entries: BTreeMap<Bytes, Bytes> = BTreeMap::new();
-        for entry in self.store.iter(partition)? {
-            let (k, v) = entry?;
+        let failed = |e| self.store_error(&[partition], e);
+        for entry in self.store.iter(partition).map_err(failed)? {
+            let (k, v) = entry.map_err(failed)?;
             entries.insert(Bytes::from(k), Bytes::from(v));
         }
         for (k, v) in st.merged_overlay() {
@@ -449,9 +481,15 @@ impl TableCore {
         if st.status != PartitionStatus::Active {
             return Ok(0);
         }
-        let mut len = self.store.partition_stats(partition)?.entries;
+        let failed = |e| self.store_error(&[partition], e);
+        let mut len = self
+            .store
+            .partition_stats(partition)
+            .map_err(failed)?
+            .entries;
         for (k, v) in st.merged_overlay() {
-            match (self.store.get(partition, &k)?.is_some(), v.is_some()) {
+            let stored = self.store.get(partition, &k).map_err(failed)?;
+            match (stored.is_some(), v.is_some()) {
                 (false, true) => len += 1,
                 (true, false) => len -= 1,
                 _ => {}
@@ -536,7 +574,9 @@ impl TableCore {
 
     /// The last changelog offset the store applied for `partition`.
     pub fn applied_offset(&self, partition: i32) -> Result<Option<i64>> {
-        Ok(self.store.applied_offset(partition)?)
+        self.store
+            .applied_offset(partition)
+            .map_err(|e| self.store_error(&[partition], e))
     }
 
     /// Fails unless `partition` may be written by recovery: not active and without unflushed
@@ -631,7 +671,9 @@ impl TableCore {
         if let Some(offset) = last_offset {
             batch.set_offset(flush.partition, offset);
         }
-        self.store.apply(batch)?;
+        self.store
+            .apply(batch)
+            .map_err(|e| self.store_error(&[flush.partition], e))?;
         st.complete_oldest();
         Ok(())
     }
@@ -661,20 +703,36 @@ impl TableCore {
         last: i64,
     ) -> Result<()> {
         batch.set_offset(partition, last);
+        let failed = |e| self.store_error(&[partition], e);
         match self.state(partition) {
             Some(state) => {
                 let mut st = lock(&state);
-                self.store.apply(batch)?;
+                self.store.apply(batch).map_err(failed)?;
                 st.applied_through(last);
             }
-            None => self.store.apply(batch)?,
+            None => self.store.apply(batch).map_err(failed)?,
         }
         Ok(())
     }
 
+    /// Removes the store's data and applied offset of a partition that is not active, in one
+    /// atomic step, so that it is rebuilt from the changelog's start (it was ahead of its
+    /// changelog).
+    pub(crate) fn wipe_partition(&self, partition: i32) -> Result<()> {
+        self.ensure_recoverable(partition)?;
+        let failed = |e| self.store_error(&[partition], e);
+        match self.state(partition) {
+            Some(state) => {
+                let _held = lock(&state);
+                self.store.drop_partition(partition).map_err(failed)
+            }
+            None => self.store.drop_partition(partition).map_err(failed),
+        }
+    }
+
     /// Makes the applied batches durable (call it when the source offsets are committed).
     pub fn flush_store(&self) -> Result<()> {
-        Ok(self.store.flush()?)
+        self.store.flush().map_err(|e| self.store_error(&[], e))
     }
 }
 
@@ -735,12 +793,14 @@ impl PartitionTxn<'_> {
             .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())));
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
         let mut from_store = None;
+        let failed = |e| self.core.store_error(&[self.partition], e);
         for entry in self
             .core
             .store
-            .range(self.partition, Bound::Included(start), upper)?
+            .range(self.partition, Bound::Included(start), upper)
+            .map_err(failed)?
         {
-            let (k, v) = entry?;
+            let (k, v) = entry.map_err(failed)?;
             // A key the overlay wrote is decided there (deleted, or counted above).
             if !overlay.contains_key(k.as_slice()) {
                 from_store = Some((Bytes::from(k), Bytes::from(v)));
@@ -758,12 +818,14 @@ impl PartitionTxn<'_> {
         use std::ops::Bound;
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
         let mut entries: BTreeMap<Bytes, Bytes> = BTreeMap::new();
+        let failed = |e| self.core.store_error(&[self.partition], e);
         for entry in self
             .core
             .store
-            .range(self.partition, Bound::Included(start), upper)?
+            .range(self.partition, Bound::Included(start), upper)
+            .map_err(failed)?
         {
-            let (k, v) = entry?;
+            let (k, v) = entry.map_err(failed)?;
             entries.insert(Bytes::from(k), Bytes::from(v));
         }
         for (k, v) in self.overlay_range(start, end) {

@@ -22,6 +22,11 @@ const END_CHECK: Duration = Duration::from_millis(500);
 /// to the store in atomic batches, each with the offset of its last record (tombstones delete).
 /// Returns the number of records read.
 ///
+/// A store ahead of its changelog (applied offset at or past `end`: the changelog topic was
+/// recreated, or `reset` ran on another machine) holds data no other copy has: its partition
+/// is wiped (data and applied offset, in one atomic step) and rebuilt from the changelog's
+/// start, with a warning that says why.
+///
 /// The consumer's assignment is replaced by the changelog partition and left empty at the end:
 /// give each concurrent recovery its own consumer. The partition must not be active (the
 /// runtime calls [`TableCore::assign`] first, and
@@ -41,11 +46,36 @@ pub async fn recover_partition(
 ) -> Result<u64> {
     table.ensure_recoverable(partition)?;
     let tp = TopicPartition::new(table.spec().changelog_topic(), partition);
-    let start = table.applied_offset(partition)?.map(|o| o + 1);
+    let start = start_offset(table, partition, end)?;
     consumer.assign(vec![tp.clone()]);
     let result = read_changelog(table, consumer, &tp, start, end).await;
     consumer.assign(Vec::new());
     result
+}
+
+/// Where to resume reading changelog partition `partition`, whose end (high watermark) is
+/// `end`: after the store's applied offset, or at the log start (`None`) when the store has
+/// none. A store whose applied offset is at or past `end` is ahead of its changelog (the topic
+/// was recreated, or `reset` ran elsewhere): its partition is wiped, with a warning saying why,
+/// and rebuilt from the log start. The partition must not be active.
+pub(crate) fn start_offset(table: &TableCore, partition: i32, end: i64) -> Result<Option<i64>> {
+    let Some(applied) = table.applied_offset(partition)? else {
+        return Ok(None);
+    };
+    if applied < end {
+        return Ok(Some(applied + 1));
+    }
+    tracing::warn!(
+        table = table.name(),
+        partition,
+        applied,
+        changelog_end = end,
+        "the store is ahead of its changelog (was the changelog topic recreated, or the app \
+         reset on another machine?): it holds data no other copy has, so this partition's local \
+         state is wiped and rebuilt from the changelog"
+    );
+    table.wipe_partition(partition)?;
+    Ok(None)
 }
 
 async fn read_changelog(
@@ -60,16 +90,6 @@ async fn read_changelog(
         .seek(tp, start.map_or(Offset::Earliest, Offset::At))
         .await?;
     let first = consumer.position(tp).or(start).unwrap_or(0);
-    if first > end {
-        tracing::warn!(
-            table = table.name(),
-            partition,
-            applied = first - 1,
-            changelog_end = end,
-            "the store is ahead of its changelog (was the changelog topic recreated?): delete the \
-             store to rebuild the table from the changelog"
-        );
-    }
     let mut progress = Progress::new(
         format!("recovering table {} partition {partition}", table.name()),
         end.saturating_sub(first).max(0) as u64,

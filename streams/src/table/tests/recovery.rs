@@ -321,3 +321,38 @@ async fn a_record_that_does_not_decode_stops_recovery_naming_table_partition_and
     );
     assert!(err.to_string().contains("has no key"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_whose_store_is_ahead_of_its_changelog_is_wiped_and_rebuilt() {
+    let broker = broker().await;
+    let spec = broker.table_spec("counts", 2).await;
+    let producer = broker.producer().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path(), "counts").unwrap());
+    let mut model = BTreeMap::new();
+    {
+        let writer = held::<i64>(spec.clone(), store.clone());
+        for i in 0..20 {
+            writer.insert(&format!("k{i}"), i).unwrap();
+            model.insert(format!("k{i}"), i);
+        }
+        assert_eq!(flush_all(&writer, &producer).await, 20);
+    }
+    let in_0 = broker.end(&spec, 0).await;
+    assert!(in_0 > 0 && broker.end(&spec, 1).await > 0);
+    // Partition 0's store holds a key and an offset its changelog never had (the changelog
+    // was recreated since, say); partition 1 agrees with its changelog.
+    let mut ahead = stores::WriteBatch::new();
+    ahead
+        .put(0, b"stale".to_vec(), b"1".to_vec())
+        .set_offset(0, in_0 + 100);
+    store.apply(ahead).unwrap();
+
+    let (table, read) = recovered(&spec, store.clone(), &broker).await.unwrap();
+    assert_eq!(
+        read as i64, in_0,
+        "partition 0 replayed from its start, 1 not at all"
+    );
+    assert_eq!(sorted_items(&table), model_items(&model), "no stale key");
+    assert_eq!(store.applied_offset(0).unwrap(), Some(in_0 - 1));
+}
