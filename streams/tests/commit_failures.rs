@@ -3,82 +3,25 @@
 //! `App::commit` and `App::flush` return what they met, and a commit never moves an offset
 //! backwards. On the mock cluster, with its intercepts and its record of every commit.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{broker, mock, on_mock, stopped_by_itself, wait_until, Broker, WAIT};
 use futures::StreamExt;
 use streams::{App, Error, Topic};
 use testkit::{ApiKey, Intercept, KafkaCode, MockCluster};
 
-const WAIT: Duration = Duration::from_secs(30);
-
 /// The producer's default `max_request_size` is 1 MiB: this value can never be written.
 const TOO_LARGE: i64 = 2 * 1024 * 1024;
 
-async fn mock() -> MockCluster {
-    MockCluster::builder()
-        .group_min_session_timeout(Duration::from_millis(500))
-        .build()
-        .await
-        .unwrap()
-}
-
-/// The mock, or real Kafka when KAFKA_BOOTSTRAP is set (for the tests that need no intercept).
-struct Broker {
-    bootstrap: String,
-    session: Duration,
-    mock: Option<MockCluster>,
-}
-
-async fn broker() -> Broker {
-    if let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP") {
-        return Broker {
-            bootstrap,
-            session: Duration::from_secs(6),
-            mock: None,
-        };
-    }
-    on_mock(mock().await)
-}
-
-fn on_mock(mock: MockCluster) -> Broker {
-    Broker {
-        bootstrap: mock.bootstrap(),
-        session: Duration::from_millis(1500),
-        mock: Some(mock),
-    }
-}
-
-impl Broker {
-    /// The group's committed offset of `topic`/0, read as any client would.
-    async fn committed(&self, group: &str, topic: &str) -> Option<i64> {
-        use kafka_client::consumer::ConsumerConfig;
-        use kafka_client::group::{GroupConfig, GroupConsumer};
-        let client = kafka_client::ClientConfig::new(&self.bootstrap).unwrap();
-        let reader = GroupConsumer::new(client, ConsumerConfig::default(), GroupConfig::new(group))
-            .await
-            .unwrap();
-        let tp = kafka_client::TopicPartition::new(topic, 0);
-        let committed = reader.committed(std::slice::from_ref(&tp)).await.unwrap();
-        committed.get(&tp).copied().flatten()
-    }
-
-    fn mock(&self) -> &MockCluster {
-        self.mock
-            .as_ref()
-            .expect("a test with intercepts runs on the mock")
-    }
-}
-
 fn app(id: &str, broker: &Broker, partitions: i32, commit_every: Duration) -> App {
-    App::builder(id)
-        .broker(&format!("kafka://{}", broker.bootstrap))
+    broker
+        .app(id)
         .topic_partitions(partitions)
         .broker_commit_interval(commit_every)
-        .producer_linger(Duration::from_millis(1))
-        .broker_session_timeout(broker.session)
-        .broker_heartbeat_interval(Duration::from_millis(300))
         .broker_rebalance_timeout(Duration::from_secs(5))
         .build()
         .unwrap()
@@ -109,22 +52,6 @@ fn blob_app(app: &App) -> (Topic<String, i64>, Arc<AtomicUsize>) {
             }
         });
     (input, processed)
-}
-
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Waits until the app's worker stopped by itself, then returns how it ended.
-async fn stopped_by_itself(app: &App) -> Result<(), Error> {
-    tokio::time::timeout(WAIT, app.stopped())
-        .await
-        .expect("the worker stops by itself");
-    app.shutdown().await
 }
 
 fn assert_changelog_write(err: &Error) {
@@ -235,12 +162,9 @@ async fn a_changelog_write_refused_on_revocation_stops_the_worker_with_nothing_c
     assert_eq!(broker.committed(id, &sizes(id)).await, None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_commit_the_broker_refuses_for_good_is_returned_by_app_commit_and_stops_the_worker() {
-    let broker = on_mock(mock().await);
-    let mock = broker.mock();
-    let id = "commit-refused";
-    let app = app(id, &broker, 1, Duration::from_secs(600));
+/// A started app (no commit of its own) whose agent processed one event of `numbers`.
+async fn one_event_processed(id: &str, broker: &Broker) -> App {
+    let app = app(id, broker, 1, Duration::from_secs(600));
     let input = app.topic::<String, i64>("numbers");
     let seen = Arc::new(AtomicUsize::new(0));
     let s = seen.clone();
@@ -252,6 +176,15 @@ async fn a_commit_the_broker_refuses_for_good_is_returned_by_app_commit_and_stop
     app.start().await.unwrap();
     input.send("k".to_owned(), 1).await.unwrap();
     wait_until("the event processed", || seen.load(Ordering::SeqCst) == 1).await;
+    app
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_the_broker_refuses_for_good_is_returned_by_app_commit_and_stops_the_worker() {
+    let broker = on_mock(mock().await);
+    let mock = broker.mock();
+    let id = "commit-refused";
+    let app = one_event_processed(id, &broker).await;
     mock.intercept(
         ApiKey::OffsetCommit,
         Intercept::error(KafkaCode::GroupAuthorizationFailed).always(),
@@ -275,18 +208,7 @@ async fn a_commit_refused_while_the_group_moves_is_returned_and_the_next_one_suc
     let broker = on_mock(mock().await);
     let mock = broker.mock();
     let id = "commit-retried";
-    let app = app(id, &broker, 1, Duration::from_secs(600));
-    let input = app.topic::<String, i64>("numbers");
-    let seen = Arc::new(AtomicUsize::new(0));
-    let s = seen.clone();
-    app.agent(&input, move |mut stream| async move {
-        while stream.next().await.is_some() {
-            s.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    app.start().await.unwrap();
-    input.send("k".to_owned(), 1).await.unwrap();
-    wait_until("the event processed", || seen.load(Ordering::SeqCst) == 1).await;
+    let app = one_event_processed(id, &broker).await;
     mock.intercept(
         ApiKey::OffsetCommit,
         Intercept::error(KafkaCode::CoordinatorNotAvailable).times(50),

@@ -3,29 +3,18 @@
 //! `consumer_skip_corrupt_batches(true)` it skips the batch and goes on. On the mock cluster,
 //! whose `corrupt_records` intercept damages fetched batches.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{mock, mock_app};
 use futures::StreamExt;
 use streams::{App, AppBuilder, Error};
 use testkit::{ApiKey, Intercept, MockCluster};
 
 fn builder(id: &str, mock: &MockCluster) -> AppBuilder {
-    App::builder(id)
-        .broker(&format!("kafka://{}", mock.bootstrap()))
-        .topic_partitions(1)
-        .broker_commit_interval(Duration::from_millis(50))
-        .producer_linger(Duration::from_millis(1))
-        .broker_session_timeout(Duration::from_millis(1500))
-        .broker_heartbeat_interval(Duration::from_millis(300))
-}
-
-async fn mock() -> MockCluster {
-    MockCluster::builder()
-        .group_min_session_timeout(Duration::from_millis(500))
-        .build()
-        .await
-        .unwrap()
+    mock_app(id, mock).broker_commit_interval(Duration::from_millis(50))
 }
 
 /// An agent over `input` that records every number it sees.

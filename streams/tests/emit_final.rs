@@ -2,33 +2,21 @@
 //! changelog holds the close, so neither a crash between the close and the send nor a failed
 //! send loses it. On the mock cluster.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{mock, mock_app, stopped_by_itself, wait_until};
 use futures::StreamExt;
 use streams::{App, Error, Topic, WindowResult};
 use testkit::{ApiKey, Intercept, KafkaCode, MockCluster};
 
-const WAIT: Duration = Duration::from_secs(30);
-
-async fn mock() -> MockCluster {
-    MockCluster::builder()
-        .group_min_session_timeout(Duration::from_millis(500))
-        .build()
-        .await
-        .unwrap()
-}
-
 fn app(id: &str, mock: &MockCluster, commit_every: Duration) -> App {
-    App::builder(id)
-        .broker(&format!("kafka://{}", mock.bootstrap()))
-        .topic_partitions(1)
+    mock_app(id, mock)
         .broker_commit_interval(commit_every)
-        .producer_linger(Duration::from_millis(1))
-        .broker_session_timeout(Duration::from_millis(1500))
-        .broker_heartbeat_interval(Duration::from_millis(300))
         .build()
         .unwrap()
 }
@@ -92,14 +80,6 @@ fn expected() -> BTreeSet<(String, i64, i64)> {
         .collect()
 }
 
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_crashes_between_the_close_and_the_send_sends_the_result_after_restart() {
     let mock = mock().await;
@@ -140,11 +120,7 @@ async fn a_final_result_that_cannot_be_sent_keeps_the_close_out_of_the_changelog
             .always(),
     );
     send_and_close(&input).await;
-    tokio::time::timeout(WAIT, first.stopped())
-        .await
-        .expect("the worker stops by itself");
-    let err = first
-        .shutdown()
+    let err = stopped_by_itself(&first)
         .await
         .expect_err("the results were refused");
     assert!(err.to_string().contains("finals"), "{err}");
