@@ -70,6 +70,20 @@ async fn send_small_then_too_large(input: &Topic<String, i64>) {
     input.send("big".to_owned(), TOO_LARGE).await.unwrap();
 }
 
+/// A started `blob_app` (committing every `commit_every`) whose agent wrote `a`, then the
+/// value too large to write.
+async fn too_large_write_processed(id: &str, broker: &Broker, commit_every: Duration) -> App {
+    let app = app(id, broker, 1, commit_every);
+    let (input, processed) = blob_app(&app);
+    app.start().await.unwrap();
+    send_small_then_too_large(&input).await;
+    wait_until("both events processed", || {
+        processed.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    app
+}
+
 /// Nothing past offset 1 (`big`) was ever committed (every commit, on the mock; the last one
 /// on real Kafka), and a commit at 1 had `a` in the changelog first.
 async fn assert_nothing_committed_past_big(broker: &Broker, id: &str) {
@@ -97,14 +111,7 @@ async fn assert_nothing_committed_past_big(broker: &Broker, id: &str) {
 async fn a_changelog_write_the_producer_refuses_stops_the_worker_before_its_event_is_committed() {
     let broker = broker().await;
     let id = &testkit::unique_name("refused-on-timer");
-    let app = app(id, &broker, 1, Duration::from_millis(50));
-    let (input, processed) = blob_app(&app);
-    app.start().await.unwrap();
-    send_small_then_too_large(&input).await;
-    wait_until("both events processed", || {
-        processed.load(Ordering::SeqCst) == 2
-    })
-    .await;
+    let app = too_large_write_processed(id, &broker, Duration::from_millis(50)).await;
     let err = stopped_by_itself(&app).await.expect_err("the write fails");
     assert_changelog_write(&err);
     assert_nothing_committed_past_big(&broker, id).await;
@@ -115,14 +122,7 @@ async fn a_changelog_write_refused_at_shutdown_commits_nothing_past_it() {
     let broker = broker().await;
     let id = &testkit::unique_name("refused-at-shutdown");
     // No commit before the shutdown's.
-    let app = app(id, &broker, 1, Duration::from_secs(600));
-    let (input, processed) = blob_app(&app);
-    app.start().await.unwrap();
-    send_small_then_too_large(&input).await;
-    wait_until("both events processed", || {
-        processed.load(Ordering::SeqCst) == 2
-    })
-    .await;
+    let app = too_large_write_processed(id, &broker, Duration::from_secs(600)).await;
     let err = app.shutdown().await.expect_err("the write fails");
     assert_changelog_write(&err);
     // Neither the shutdown's commit nor the revocation of leaving the group committed.
@@ -136,14 +136,7 @@ async fn a_changelog_write_refused_at_shutdown_commits_nothing_past_it() {
 async fn a_changelog_write_refused_on_revocation_stops_the_worker_with_nothing_committed() {
     let broker = broker().await;
     let id = &testkit::unique_name("refused-on-revocation");
-    let first = app(id, &broker, 1, Duration::from_secs(600));
-    let (input, processed) = blob_app(&first);
-    first.start().await.unwrap();
-    send_small_then_too_large(&input).await;
-    wait_until("both events processed", || {
-        processed.load(Ordering::SeqCst) == 2
-    })
-    .await;
+    let first = too_large_write_processed(id, &broker, Duration::from_secs(600)).await;
     // A second worker joins: the first one's partition is revoked, and its flush fails there.
     let second = app(id, &broker, 1, Duration::from_secs(600));
     let _ = blob_app(&second);
