@@ -142,6 +142,17 @@ impl AppBuilder {
         self
     }
 
+    /// Restarts the worker when an agent fails (returns an error or panics), up to
+    /// `max_restarts` times in the app's life: every agent starts again from the last
+    /// committed offsets (nothing past the failed event was committed) and the restart is
+    /// logged. By default (0) the worker stops with `Error::AgentFailed`, as Faust's crashing
+    /// supervisor. Agents registered with [`App::agent`] run once and cannot restart: declare
+    /// them with [`App::agent_builder`] and `run`.
+    pub fn restart_failed_agents(mut self, max_restarts: u32) -> Self {
+        self.settings.restart_failed_agents = max_restarts;
+        self
+    }
+
     /// Skip source record batches that stay unreadable after a refetch (a CRC mismatch,
     /// records that do not decode) instead of stopping the worker with an error naming
     /// topic, partition and offset (the default, as Kafka's Java consumer). A skipped batch's

@@ -34,6 +34,10 @@ pub struct Settings {
     /// skipped with a warning instead of stopping the worker (default `false`: stop, as
     /// Kafka's Java consumer does).
     pub consumer_skip_corrupt_batches: bool,
+    /// How many times in the app's life a worker whose agent failed (returned an error or
+    /// panicked) is restarted, every agent from the last committed offsets, before it stops
+    /// with the error (default 0: stop at once, as Faust's crashing supervisor).
+    pub restart_failed_agents: u32,
     /// TLS settings for `ssl://` and `sasl_ssl://` brokers (CA file, client certificate).
     pub broker_tls: Option<kafka_client::TlsConfig>,
     /// SASL credentials for `sasl_ssl://` and `sasl_plaintext://` brokers (Faust's
@@ -60,6 +64,7 @@ impl Default for Settings {
             producer_linger: Duration::ZERO,
             consumer_auto_offset_reset_earliest: true,
             consumer_skip_corrupt_batches: false,
+            restart_failed_agents: 0,
             broker_session_timeout: Duration::from_secs(60),
             broker_heartbeat_interval: Duration::from_secs(3),
             broker_rebalance_timeout: Duration::from_secs(60),

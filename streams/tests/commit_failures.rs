@@ -6,7 +6,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{broker, mock, on_mock, stopped_by_itself, wait_until, Broker, WAIT};
@@ -383,4 +383,89 @@ async fn commits_racing_rebalances_never_move_an_offset_backwards() {
         .map(|p| mock.committed_offset(id, "events", p).unwrap_or(0))
         .sum();
     assert_eq!(committed, 1_500);
+}
+
+/// An agent over `numbers` that fails on 3 the first `failures` times it sees it; records what
+/// it processed.
+fn failing_on_three(app: &App, failures: usize) -> (Topic<String, i64>, Arc<Mutex<Vec<i64>>>) {
+    let input = app.topic::<String, i64>("numbers");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let left = Arc::new(AtomicUsize::new(failures));
+    let s = seen.clone();
+    app.agent_builder("picky", &input).run(move |mut stream| {
+        let (seen, left) = (s.clone(), left.clone());
+        async move {
+            while let Some(n) = stream.next().await {
+                let fail = *n == 3
+                    && left
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(1))
+                        .is_ok();
+                if fail {
+                    return Err(format!("cannot handle {}", *n));
+                }
+                seen.lock().unwrap().push(*n);
+            }
+            Ok(())
+        }
+    });
+    (input, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_agent_restarts_from_the_last_commit_when_the_app_allows_it() {
+    let broker = on_mock(mock().await);
+    let mock = broker.mock();
+    let id = "agent-restarts";
+    let app = broker
+        .app(id)
+        .broker_commit_interval(Duration::from_millis(20))
+        .restart_failed_agents(1)
+        .build()
+        .unwrap();
+    let (input, seen) = failing_on_three(&app, 1);
+    app.start().await.unwrap();
+    for n in 0..6 {
+        input.send("k".to_owned(), n).await.unwrap();
+    }
+    wait_until("every event processed after the restart", || {
+        mock.committed_offset(id, "numbers", 0) == Some(6)
+    })
+    .await;
+    assert!(!app.is_stopping());
+    app.shutdown().await.expect("the restarted worker runs on");
+    let seen = seen.lock().unwrap().clone();
+    // 3 failed once and was read again (and what was not committed before it).
+    assert!((0..6).all(|n| seen.contains(&n)), "{seen:?}");
+    assert_eq!(seen.iter().filter(|n| **n == 3).count(), 1, "{seen:?}");
+    assert!(
+        mock.commit_regressions(id).is_empty(),
+        "{:?}",
+        mock.commit_history(id)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_keeps_failing_stops_the_worker_once_its_restarts_are_used() {
+    let broker = on_mock(mock().await);
+    let mock = broker.mock();
+    let id = "agent-restarts-used";
+    let app = broker
+        .app(id)
+        .broker_commit_interval(Duration::from_millis(20))
+        .restart_failed_agents(2)
+        .build()
+        .unwrap();
+    let (input, seen) = failing_on_three(&app, usize::MAX);
+    app.start().await.unwrap();
+    for n in 0..6 {
+        input.send("k".to_owned(), n).await.unwrap();
+    }
+    let err = stopped_by_itself(&app).await.expect_err("it keeps failing");
+    assert!(
+        matches!(&err, Error::AgentFailed { reason, .. } if reason == "cannot handle 3"),
+        "{err}"
+    );
+    assert!(!seen.lock().unwrap().contains(&4));
+    let committed = mock.committed_offset(id, "numbers", 0);
+    assert!(committed.is_none_or(|c| c <= 3), "committed {committed:?}");
 }

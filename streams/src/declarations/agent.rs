@@ -143,7 +143,8 @@ where
 }
 
 /// Makes an agent's instances, given the capacity of their channels (in batches).
-pub(crate) type Starter = Box<dyn FnOnce(usize) -> StartedAgent + Send>;
+/// Starts an agent's instances; called again when the worker restarts.
+pub(crate) type Starter = Box<dyn FnMut(usize) -> StartedAgent + Send>;
 
 /// One instance of an agent: where the consumer sends its records, what it released, and
 /// its body, for the runtime to spawn.
@@ -452,7 +453,9 @@ where
         let agent_name = name.clone();
         let starter = move |capacity: usize| {
             let stopped = Arc::new(AtomicBool::new(false));
-            let policy = on_decode_error.unwrap_or_else(|| topic.spec.on_decode_error.clone());
+            let policy = on_decode_error
+                .clone()
+                .unwrap_or_else(|| topic.spec.on_decode_error.clone());
             let instances = (0..concurrency)
                 .map(|_| {
                     let (sender, rx) = mpsc::channel(capacity);
@@ -474,7 +477,7 @@ where
                 })
                 .collect();
             StartedAgent {
-                name: agent_name,
+                name: agent_name.clone(),
                 topic: topic.name().to_owned(),
                 instances,
                 stopped,

@@ -136,14 +136,24 @@ impl Declarations {
             .collect()
     }
 
-    /// Starts every agent not started yet: each instance gets a channel of `capacity` batches.
+    /// Starts every agent (again, when the worker restarts): each instance gets a channel of
+    /// `capacity` batches. The starters run outside the lock (a body may declare things).
     pub(crate) fn start_agents(&self, capacity: usize) -> Vec<StartedAgent> {
-        let starters: Vec<_> = self
+        let mut starters: Vec<(usize, agent::Starter)> = self
             .agents()
             .iter_mut()
-            .filter_map(|a| a.starter.take())
+            .enumerate()
+            .filter_map(|(i, a)| a.starter.take().map(|s| (i, s)))
             .collect();
-        starters.into_iter().map(|start| start(capacity)).collect()
+        let started = starters
+            .iter_mut()
+            .map(|(_, start)| start(capacity))
+            .collect();
+        let mut agents = self.agents();
+        for (i, starter) in starters {
+            agents[i].starter = Some(starter);
+        }
+        started
     }
 }
 

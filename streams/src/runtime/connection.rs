@@ -9,12 +9,13 @@ use crate::declarations::Declarations;
 use crate::error::{Error, Result};
 
 /// What the app holds while connected. The producer lives in the declarations' outbox.
+#[derive(Clone)]
 pub(crate) struct Connection {
     pub client: ClientConfig,
     pub admin: Admin,
     /// Keeps a `mock://` cluster alive as long as the app.
     #[cfg(feature = "mock")]
-    _mock: Option<testkit::MockCluster>,
+    _mock: Option<std::sync::Arc<testkit::MockCluster>>,
 }
 
 impl Connection {
@@ -68,7 +69,7 @@ impl Connection {
             client,
             admin,
             #[cfg(feature = "mock")]
-            _mock: mock,
+            _mock: mock.map(std::sync::Arc::new),
         })
     }
 

@@ -34,7 +34,7 @@ use commit::Committer;
 use rebalance::Listener;
 use router::{Router, Target};
 use tables::Tables;
-use worker::{CommitRequest, Worker};
+use worker::{CommitRequest, Queues, Worker};
 
 /// Where a worker is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,32 +59,32 @@ pub(crate) struct Runtime {
     task: Mutex<Option<JoinHandle<Result<()>>>>,
 }
 
-impl Runtime {
-    /// Starts every agent, creates the declared topics, joins the group; returns once this
-    /// worker has partitions, or with the error that keeps it from ever getting them.
-    pub(crate) async fn start(
-        decls: &Declarations,
-        conn: &Connection,
-        stop: watch::Receiver<bool>,
-    ) -> Result<Runtime> {
-        let settings = decls.settings.clone();
-        let acks = Arc::new(Acks::default());
-        let cores = decls.tables().clone();
-        let standby_replicas = cores.iter().map(|c| c.spec().standbys()).max().unwrap_or(0);
-        let (assignor, placement) = TableAssignor::new(standby_replicas as usize);
-        let (tables, recovered) =
-            Tables::new(cores, conn.client.clone(), conn.admin.clone(), placement);
+/// What a worker is built from, kept across its restarts.
+struct Parts {
+    decls: Arc<Declarations>,
+    conn: Connection,
+    acks: Arc<Acks>,
+    tables: Arc<Tables>,
+    assignor: Arc<TableAssignor>,
+    state: watch::Sender<RunState>,
+    aborted: Arc<AtomicBool>,
+}
+
+impl Parts {
+    /// Starts every agent (again, on a restart) behind a new router and committer.
+    fn start_agents(&self) -> (Router, Vec<JoinHandle<()>>, Arc<Committer>) {
+        let settings = &self.decls.settings;
         let committer = Arc::new(Committer::new(
-            acks.clone(),
-            decls.outbox.clone(),
-            tables.clone(),
+            self.acks.clone(),
+            self.decls.outbox.clone(),
+            self.tables.clone(),
         ));
-        let mut router = Router::new(acks.clone());
+        let mut router = Router::new(self.acks.clone());
         let mut tasks = Vec::new();
         // Channels carry batches of up to DISPATCH_RUN records: this many batches hold about
         // `stream_buffer_maxsize` events.
         let batches = (settings.stream_buffer_maxsize / worker::DISPATCH_RUN).max(2);
-        for agent in decls.start_agents(batches) {
+        for agent in self.decls.start_agents(batches) {
             let mut instances = Vec::new();
             for (
                 i,
@@ -110,15 +110,22 @@ impl Runtime {
                 Target::new(agent.name, instances, agent.stopped),
             );
         }
-        let sources = router.topics();
-        conn.create_topics(decls, &sources).await?;
-        conn.create_changelogs(decls).await?;
+        (router, tasks, committer)
+    }
+
+    /// A worker for `router`'s agents: a group consumer subscribed to their topics.
+    async fn worker(
+        &self,
+        (router, tasks, committer): (Router, Vec<JoinHandle<()>>, Arc<Committer>),
+        queues: Queues,
+    ) -> Result<Worker> {
+        let settings = &self.decls.settings;
         let reset = if settings.consumer_auto_offset_reset_earliest {
             AutoOffsetReset::Earliest
         } else {
             AutoOffsetReset::Latest
         };
-        let group = GroupConfig::new(&decls.id)
+        let group = GroupConfig::new(&self.decls.id)
             .with_auto_commit(false)
             .with_session_timeout(settings.broker_session_timeout)
             .with_heartbeat_interval(settings.broker_heartbeat_interval)
@@ -128,49 +135,120 @@ impl Runtime {
             None => group,
         };
         // With tables, partitions go by number (co-partitioning) and standbys are placed.
-        let group = if tables.is_empty() {
+        let group = if self.tables.is_empty() {
             group
         } else {
-            group.with_assignors(vec![Arc::new(assignor)])
+            group.with_assignors(vec![self.assignor.clone()])
+        };
+        let corrupt_batches = if settings.consumer_skip_corrupt_batches {
+            CorruptBatchPolicy::Skip
+        } else {
+            CorruptBatchPolicy::Fail
         };
         let mut consumer = GroupConsumer::new(
-            conn.client.clone(),
+            self.conn.client.clone(),
             ConsumerConfig::default()
                 .with_auto_offset_reset(reset)
-                .with_fetch_max_wait(Duration::from_millis(100))
-                .with_corrupt_batch_policy(if settings.consumer_skip_corrupt_batches {
-                    CorruptBatchPolicy::Skip
-                } else {
-                    CorruptBatchPolicy::Fail
-                }),
+                .with_corrupt_batch_policy(corrupt_batches)
+                .with_fetch_max_wait(Duration::from_millis(100)),
             group,
         )
         .await?;
-        let (state_tx, mut state) = watch::channel(RunState::Joining);
         consumer.set_listener(Listener {
             committer: committer.clone(),
-            admin: conn.admin.clone(),
+            admin: self.conn.admin.clone(),
             earliest: settings.consumer_auto_offset_reset_earliest,
             shutdown_timeout: settings.worker_shutdown_timeout,
-            state: state_tx.clone(),
+            state: self.state.clone(),
         });
-        consumer.subscribe(sources);
-        let aborted = Arc::new(AtomicBool::new(false));
-        let (commits, commit_requests) = mpsc::channel(4);
-        let worker = Worker {
-            group: decls.id.clone(),
+        consumer.subscribe(router.topics());
+        Ok(Worker {
+            group: self.decls.id.clone(),
             consumer,
             router,
             committer,
             tasks,
             settings: settings.clone(),
+            aborted: self.aborted.clone(),
+            queues,
+            background: Default::default(),
+        })
+    }
+}
+
+/// Runs workers one after the other: a worker whose agent failed is replaced by a new one
+/// (every agent from the last committed offsets) while `restart_failed_agents` allows.
+async fn supervise(parts: Parts, mut worker: Worker, stop: watch::Receiver<bool>) -> Result<()> {
+    let allowed = parts.decls.settings.restart_failed_agents;
+    let mut restarts = 0;
+    let outcome = loop {
+        let (outcome, queues) = worker.run(stop.clone()).await;
+        let restart = matches!(outcome, Err(Error::AgentFailed { .. }))
+            && restarts < allowed
+            && !parts.aborted.load(Ordering::Acquire)
+            && !*stop.borrow();
+        if !restart {
+            break outcome;
+        }
+        restarts += 1;
+        if let Err(e) = &outcome {
+            tracing::warn!(error = %e, restart = restarts, of = allowed,
+                "restarting the worker: every agent starts again from the last committed offsets");
+        }
+        worker = match parts.worker(parts.start_agents(), queues).await {
+            Ok(worker) => worker,
+            Err(e) => break Err(e),
+        };
+    };
+    match &outcome {
+        Ok(()) => {
+            tracing::info!(group = %parts.decls.id, "worker stopped");
+            parts.state.send_replace(RunState::Stopped);
+        }
+        Err(e) => {
+            tracing::error!(group = %parts.decls.id, error = %e, "worker stopped");
+            parts.state.send_replace(RunState::Failed(e.to_string()));
+        }
+    }
+    outcome
+}
+
+impl Runtime {
+    /// Starts every agent, creates the declared topics, joins the group; returns once this
+    /// worker has partitions, or with the error that keeps it from ever getting them.
+    pub(crate) async fn start(
+        decls: &Arc<Declarations>,
+        conn: &Connection,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Runtime> {
+        let settings = decls.settings.clone();
+        let acks = Arc::new(Acks::default());
+        let cores = decls.tables().clone();
+        let standby_replicas = cores.iter().map(|c| c.spec().standbys()).max().unwrap_or(0);
+        let (assignor, placement) = TableAssignor::new(standby_replicas as usize);
+        let (tables, recovered) =
+            Tables::new(cores, conn.client.clone(), conn.admin.clone(), placement);
+        let (state_tx, mut state) = watch::channel(RunState::Joining);
+        let aborted = Arc::new(AtomicBool::new(false));
+        let parts = Parts {
+            decls: decls.clone(),
+            conn: conn.clone(),
+            acks: acks.clone(),
+            tables: tables.clone(),
+            assignor: Arc::new(assignor),
             state: state_tx,
             aborted: aborted.clone(),
+        };
+        let agents = parts.start_agents();
+        conn.create_topics(decls, &agents.0.topics()).await?;
+        conn.create_changelogs(decls).await?;
+        let (commits, commit_requests) = mpsc::channel(4);
+        let queues = Queues {
             commit_requests,
             recovered,
-            background: Default::default(),
         };
-        let task = tokio::spawn(worker.run(stop));
+        let worker = parts.worker(agents, queues).await?;
+        let task = tokio::spawn(supervise(parts, worker, stop));
         let runtime = Runtime {
             acks,
             tables,

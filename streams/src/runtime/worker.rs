@@ -14,7 +14,6 @@ use super::commit::{BackgroundCommit, Committer};
 use super::failures::{classify, Backoff, Severity};
 use super::router::Router;
 use super::tables::Recovered;
-use super::RunState;
 use crate::error::{Error, Result};
 use crate::settings::Settings;
 
@@ -24,6 +23,14 @@ pub(crate) const DISPATCH_RUN: usize = 512;
 /// A request to commit now, answered with the outcome (`App::commit`).
 pub(crate) type CommitRequest = oneshot::Sender<Result<()>>;
 
+/// What a worker receives from the rest of the runtime; handed to the next worker when it
+/// restarts.
+pub(crate) struct Queues {
+    pub commit_requests: mpsc::Receiver<CommitRequest>,
+    /// Table partitions whose recovery finished.
+    pub recovered: mpsc::UnboundedReceiver<Recovered>,
+}
+
 pub(crate) struct Worker {
     pub group: String,
     pub consumer: GroupConsumer,
@@ -31,17 +38,15 @@ pub(crate) struct Worker {
     pub committer: Arc<Committer>,
     pub tasks: Vec<JoinHandle<()>>,
     pub settings: Settings,
-    pub state: watch::Sender<RunState>,
     pub aborted: Arc<AtomicBool>,
-    pub commit_requests: mpsc::Receiver<CommitRequest>,
-    /// Table partitions whose recovery finished.
-    pub recovered: mpsc::UnboundedReceiver<Recovered>,
+    pub queues: Queues,
     /// The commit running beside the dispatch loop.
     pub background: BackgroundCommit,
 }
 
 impl Worker {
-    pub(crate) async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<()> {
+    /// Runs until stopped or failed; returns how, and the queues for a next worker.
+    pub(crate) async fn run(mut self, mut stop: watch::Receiver<bool>) -> (Result<()>, Queues) {
         let interval = self.settings.broker_commit_interval;
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         let mut backoff = Backoff::default();
@@ -72,12 +77,12 @@ impl Worker {
                         break Err(fatal);
                     }
                 }
-                Some(done) = self.recovered.recv() => {
+                Some(done) = self.queues.recovered.recv() => {
                     if let Err(e) = self.committer.tables.recovered(done) {
                         break Err(e);
                     }
                 }
-                Some(reply) = self.commit_requests.recv() => {
+                Some(reply) = self.queues.commit_requests.recv() => {
                     let result = self.commit().await;
                     let halted = result.is_err() && self.committer.is_halted();
                     let stopped_by = result.as_ref().err().map(|e| e.to_string());
@@ -208,7 +213,7 @@ impl Worker {
     /// The stop: no more records; agents finish what they have; sends are acknowledged;
     /// done offsets are committed (unless the committer halted on a failure); the group is
     /// left.
-    async fn finish(mut self, outcome: Result<()>) -> Result<()> {
+    async fn finish(mut self, outcome: Result<()>) -> (Result<()>, Queues) {
         self.router.close(); // closes the agents' streams
         self.committer.tables.close().await;
         if self.aborted.load(Ordering::Acquire) {
@@ -217,7 +222,7 @@ impl Worker {
             self.tasks.iter().for_each(|t| t.abort());
             self.background.abort();
             futures::future::join_all(std::mem::take(&mut self.tasks)).await;
-            return outcome;
+            return (outcome, self.queues);
         }
         let timeout = self.settings.worker_shutdown_timeout;
         let tasks = std::mem::take(&mut self.tasks);
@@ -248,16 +253,6 @@ impl Worker {
         if let Err(e) = self.consumer.close().await {
             tracing::warn!(error = %e, "leaving the group failed; it expires with the session");
         }
-        match &outcome {
-            Ok(()) => {
-                tracing::info!(group = %self.group, "worker stopped");
-                self.state.send_replace(RunState::Stopped);
-            }
-            Err(e) => {
-                tracing::error!(group = %self.group, error = %e, "worker stopped");
-                self.state.send_replace(RunState::Failed(e.to_string()));
-            }
-        }
-        outcome
+        (outcome, self.queues)
     }
 }
