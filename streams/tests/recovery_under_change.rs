@@ -1,9 +1,11 @@
 //! Recovering a table partition while things change under it (issue 18, hazard 9), on the mock
 //! cluster: the changelog's log start moves (retention or DeleteRecords) while the worker is
 //! away or in the middle of its recovery, a rebalance revokes a partition mid-recovery, the
-//! broker restarts during recovery. Each ends with every partition recovered and holding
-//! exactly the changelog's content (the latest value per key of the records still in it):
-//! never a stall, never a silent skip to the changelog's end.
+//! broker restarts during recovery; also a partition that goes back to the worker that had
+//! recovered part of it, a standby copy the log start moved past, a changelog recreated during
+//! recovery. Each ends with every partition recovered and holding exactly the changelog's
+//! content (the latest value per key of the records still in it), with a warning where local
+//! state was wiped: never a stall, never a silent skip to the changelog's end.
 //!
 //! "Mid-recovery" is observed, not timed: the changelog is filled with 30,000 records and its
 //! fetches are slowed down, so recovery applies its first 10,000-record batch (the partition's
