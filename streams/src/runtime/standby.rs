@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_client::consumer::{Consumer, ConsumerConfig, Offset};
+use kafka_client::consumer::{Consumer, Offset};
 use kafka_client::{ClientConfig, TopicPartition};
 
 use crate::error::{Error, Result};
-use crate::table::{start_offset, Replay, TableCore};
+use crate::table::{changelog_consumer_config, out_of_range, start_offset, Replay, TableCore};
 
 /// Records applied per store batch at most; a batch is also applied when the changelog is
 /// quiet for this long.
@@ -55,8 +55,7 @@ async fn follow_once(
         table.ensure_recoverable(partition)?;
     }
     let tp = TopicPartition::new(table.spec().changelog_topic(), partition);
-    let config = ConsumerConfig::default().with_fetch_max_wait(Duration::from_millis(100));
-    let mut consumer = Consumer::new(client.clone(), config).await?;
+    let mut consumer = Consumer::new(client.clone(), changelog_consumer_config()).await?;
     consumer.assign(vec![tp.clone()]);
     let start = if table.spec().is_global() {
         // Held and recovered here already.
@@ -73,9 +72,14 @@ async fn follow_once(
     loop {
         let mut replay = Replay::new(table, partition);
         let mut queued = 0;
+        let mut out_of_range_at = None;
         while queued < BATCH_RECORDS {
             match tokio::time::timeout(QUIET, consumer.recv()).await {
                 Err(_) => break,
+                Ok(Err(kafka_client::Error::OffsetOutOfRange { offset, .. })) => {
+                    out_of_range_at = Some(offset);
+                    break;
+                }
                 Ok(record) => {
                     let record = record?;
                     replay.push(
@@ -86,6 +90,26 @@ async fn follow_once(
                     queued += 1;
                 }
             }
+        }
+        if let Some(position) = out_of_range_at {
+            // The position left the changelog (records this copy had not applied were deleted,
+            // or the topic was recreated): what is queued is dropped with the rest of the copy,
+            // rebuilt from the log start.
+            drop(replay);
+            if table.spec().is_global() {
+                // Held and read here: it cannot be wiped under its readers.
+                return Err(Error::Table {
+                    table: table.name().to_owned(),
+                    reason: format!(
+                        "offset {position} of changelog partition {partition} is no longer in \
+                         the changelog (records deleted by retention or DeleteRecords before \
+                         this worker read them, or the topic recreated): this worker's copy of \
+                         the global table stopped following it; restart the worker to rebuild it"
+                    ),
+                });
+            }
+            out_of_range(table, &mut consumer, &tp, position).await?;
+            continue;
         }
         followed.fetch_add(replay.finish()?, Ordering::Relaxed);
     }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use kafka_client::admin::{Admin, OffsetSpec};
-use kafka_client::consumer::{Consumer, ConsumerConfig};
+use kafka_client::consumer::Consumer;
 use kafka_client::{ClientConfig, TopicPartition};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use super::assignor::Placement;
 use super::standby::follow;
 use crate::error::{Error, Result};
-use crate::table::{recover_partition, PartitionStatus, TableCore};
+use crate::table::{changelog_consumer_config, recover_partition, PartitionStatus, TableCore};
 
 /// A recovery task's outcome, for the worker.
 pub(crate) struct Recovered {
@@ -407,15 +407,17 @@ async fn recover(
                 .list_offsets(vec![(tp.clone(), OffsetSpec::Latest)])
                 .await?;
             let end = ends.get(&tp).map_or(0, |o| o.offset);
-            let config = ConsumerConfig::default().with_fetch_max_wait(Duration::from_millis(100));
-            let mut consumer = Consumer::new(client.clone(), config).await?;
+            let mut consumer = Consumer::new(client.clone(), changelog_consumer_config()).await?;
             recover_partition(core, &mut consumer, partition, end).await
         };
         match attempt.await {
             Ok(records) => return Ok(records),
             // A store error does not pass: a failed store refuses every call until reopened.
             Err(
-                e @ (Error::TableDecode { .. } | Error::Table { .. } | Error::TableStore { .. }),
+                e @ (Error::TableDecode { .. }
+                | Error::Table { .. }
+                | Error::TableStore { .. }
+                | Error::Config(_)),
             ) => return Err(e),
             Err(Error::Store(e)) => return Err(core.store_error(&[partition], e)),
             Err(e) => {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use kafka_client::consumer::{Consumer, Offset};
+use kafka_client::consumer::{AutoOffsetReset, Consumer, ConsumerConfig, Offset};
 use kafka_client::TopicPartition;
 use stores::WriteBatch;
 
@@ -16,9 +16,20 @@ const BATCH_RECORDS: usize = 10_000;
 /// anyway (the last offsets were compacted away or were not records).
 const END_CHECK: Duration = Duration::from_millis(500);
 
+/// The settings of the consumers that read changelogs (recovery, standby replicas): no
+/// automatic offset reset, so that a position below the changelog's log start (records deleted
+/// by retention or DeleteRecords before this worker read them) is an error that recovery
+/// handles (wipe and rebuild), never a silent jump to the changelog's end.
+pub(crate) fn changelog_consumer_config() -> ConsumerConfig {
+    ConsumerConfig::default()
+        .with_auto_offset_reset(AutoOffsetReset::None)
+        .with_fetch_max_wait(Duration::from_millis(100))
+}
+
 /// Reads changelog partition `partition` of `table` from the store's applied offset + 1 (the
 /// log start when the store has none, as a memory store after a restart) up to `end`, the
-/// changelog's high watermark taken when the partition was assigned, and applies the records
+/// changelog's high watermark taken when the partition was assigned (or when recovery started
+/// over, below), and applies the records
 /// to the store in atomic batches, each with the offset of its last record (tombstones delete).
 /// Returns the number of records read.
 ///
@@ -26,6 +37,14 @@ const END_CHECK: Duration = Duration::from_millis(500);
 /// recreated, or `reset` ran on another machine) holds data no other copy has: its partition
 /// is wiped (data and applied offset, in one atomic step) and rebuilt from the changelog's
 /// start, with a warning that says why.
+///
+/// Changelog records the store has not applied yet may have been deleted (the changelog's log
+/// start moved past the position, by retention or DeleteRecords, before or during recovery):
+/// the store cannot be brought up to date from the changelog, so its partition is wiped, with
+/// a warning that says why, and rebuilt from the changelog's new start (as Kafka Streams does
+/// with a corrupted task); the same if the changelog now ends before the position (recreated
+/// during recovery). The consumer must have [`AutoOffsetReset::None`] (another policy
+/// would jump over the deleted records silently): [`Error::Config`] otherwise.
 ///
 /// The consumer's assignment is replaced by the changelog partition and left empty at the end:
 /// give each concurrent recovery its own consumer. The partition must not be active (the
@@ -45,12 +64,77 @@ pub async fn recover_partition(
     end: i64,
 ) -> Result<u64> {
     table.ensure_recoverable(partition)?;
+    if consumer.config().auto_offset_reset != AutoOffsetReset::None {
+        return Err(Error::Config(format!(
+            "recovering table {} needs a consumer with auto_offset_reset None: another policy \
+             skips changelog records deleted before they were read, silently",
+            table.name()
+        )));
+    }
     let tp = TopicPartition::new(table.spec().changelog_topic(), partition);
-    let start = start_offset(table, partition, end)?;
+    let (mut start, mut end) = (start_offset(table, partition, end)?, end);
     consumer.assign(vec![tp.clone()]);
-    let result = read_changelog(table, consumer, &tp, start, end).await;
+    let mut read = 0;
+    let result = loop {
+        match read_changelog(table, consumer, &tp, start, end, &mut read).await {
+            Err(Error::Kafka(kafka_client::Error::OffsetOutOfRange { offset, .. })) => {
+                // What was read in this pass is dropped with the rest of the partition.
+                match out_of_range(table, consumer, &tp, offset).await {
+                    Ok(now) => (start, end) = (None, now),
+                    Err(e) => break Err(e),
+                }
+            }
+            done => break done.map(|()| read),
+        }
+    };
     consumer.assign(Vec::new());
     result
+}
+
+/// The consumer's position `position` in changelog partition `tp` left the log (a fetch
+/// answered OFFSET_OUT_OF_RANGE): records the store had not applied yet were deleted (the log
+/// start moved past the position: retention, or DeleteRecords), or the changelog now ends
+/// before it (the topic was recreated). Either way the partition's store cannot be brought up
+/// to date: it is wiped (data and applied offset, in one atomic step), with a warning that
+/// says why, and the consumer is left at the log start to rebuild it. Returns the changelog's
+/// end now. The partition must not be active.
+pub(crate) async fn out_of_range(
+    table: &TableCore,
+    consumer: &mut Consumer,
+    tp: &TopicPartition,
+    position: i64,
+) -> Result<i64> {
+    let partition = tp.partition;
+    consumer.seek(tp, Offset::Latest).await?;
+    let end = consumer.position(tp).unwrap_or(0);
+    consumer.seek(tp, Offset::Earliest).await?;
+    let log_start = consumer.position(tp).unwrap_or(0);
+    if position < log_start {
+        tracing::warn!(
+            table = table.name(),
+            partition,
+            changelog = tp.topic.as_str(),
+            position,
+            log_start,
+            "the changelog's log start moved past this partition's position: records it had \
+             not read yet were deleted (retention, or DeleteRecords), so its local state cannot \
+             be brought up to date; it is wiped and rebuilt from the changelog's start (keys \
+             whose every record was deleted are gone)"
+        );
+    } else {
+        tracing::warn!(
+            table = table.name(),
+            partition,
+            changelog = tp.topic.as_str(),
+            position,
+            changelog_end = end,
+            "the changelog ends before this partition's position (was the changelog topic \
+             recreated?): its local state holds data no other copy has, so it is wiped and \
+             rebuilt from the changelog"
+        );
+    }
+    table.wipe_partition(partition)?;
+    Ok(end)
 }
 
 /// Where to resume reading changelog partition `partition`, whose end (high watermark) is
@@ -84,7 +168,8 @@ async fn read_changelog(
     tp: &TopicPartition,
     start: Option<i64>,
     end: i64,
-) -> Result<u64> {
+    read: &mut u64,
+) -> Result<()> {
     let partition = tp.partition;
     consumer
         .seek(tp, start.map_or(Offset::Earliest, Offset::At))
@@ -124,9 +209,9 @@ async fn read_changelog(
         )?;
         progress.advance(1);
     }
-    let read = replay.finish()?;
+    *read += replay.finish()?;
     progress.finish();
-    Ok(read)
+    Ok(())
 }
 
 /// Applies changelog records of one partition to the table's store, in atomic batches that

@@ -8,7 +8,7 @@ use std::time::Duration;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use kafka_client::admin::{Admin, OffsetSpec};
-use kafka_client::consumer::{Consumer, ConsumerConfig};
+use kafka_client::consumer::Consumer;
 use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
 use kafka_client::{ClientConfig, TopicPartition};
 use stores::{MemoryStore, RedbStore, Store};
@@ -17,7 +17,9 @@ use testkit::MockCluster;
 use super::held;
 use crate::codec::CodecRegistry;
 use crate::error::Error;
-use crate::table::{flush_partition, recover_partition, Table, TableSpec};
+use crate::table::{
+    changelog_consumer_config, flush_partition, recover_partition, Table, TableSpec,
+};
 
 /// The mock cluster, or real Kafka when `KAFKA_BOOTSTRAP` is set (CI runs both).
 struct Broker {
@@ -89,7 +91,7 @@ impl Broker {
     }
 
     async fn consumer(&self) -> Consumer {
-        let config = ConsumerConfig::default().with_fetch_max_wait(Duration::from_millis(50));
+        let config = changelog_consumer_config().with_fetch_max_wait(Duration::from_millis(50));
         Consumer::new(ClientConfig::new(&self.bootstrap).unwrap(), config)
             .await
             .unwrap()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_client::admin::{Admin, OffsetSpec};
-use kafka_client::consumer::{Consumer, ConsumerConfig};
+use kafka_client::consumer::Consumer;
 use kafka_client::producer::{Producer, ProducerConfig};
 use kafka_client::{ClientConfig, TopicPartition};
 use stores::{MemoryStore, RedbStore, Store};
@@ -16,7 +16,9 @@ use testkit::MockCluster;
 use super::model::{expected_windows, Ev};
 use super::props::{close_map, id_table, IdCloses, Ids};
 use crate::codec::CodecRegistry;
-use crate::table::{flush_partition, recover_partition, Table, TableSpec};
+use crate::table::{
+    changelog_consumer_config, flush_partition, recover_partition, Table, TableSpec,
+};
 use crate::window::{WindowKind, WindowedTable};
 
 const KIND: WindowKind = WindowKind::Hopping {
@@ -73,7 +75,7 @@ impl Broker {
     }
 
     async fn consumer(&self) -> Consumer {
-        let config = ConsumerConfig::default().with_fetch_max_wait(Duration::from_millis(50));
+        let config = changelog_consumer_config().with_fetch_max_wait(Duration::from_millis(50));
         Consumer::new(ClientConfig::new(&self.bootstrap).unwrap(), config)
             .await
             .unwrap()
