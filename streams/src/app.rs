@@ -626,7 +626,8 @@ impl App {
     }
 
     /// Waits until every partition this worker consumes is processed up to its end, and
-    /// stays so (records sent by agents to topics that other agents read included).
+    /// stays so (records sent by agents to topics that other agents read included). Commits
+    /// as it goes.
     pub async fn wait_caught_up(&self, timeout: Duration) -> Result<()> {
         let conn = self.conn()?;
         let runtime = self.runtime().ok_or(Error::NotStarted)?;
@@ -635,6 +636,9 @@ impl App {
             let mut quiet_rounds = 0;
             loop {
                 producer.flush().await;
+                // A commit flushes the tables, which sends what they made (emit-final window
+                // results) to topics this worker may read.
+                runtime.commit_now().await?;
                 let assigned = runtime.acks.assigned();
                 let specs = assigned
                     .iter()
