@@ -273,8 +273,15 @@ impl Cluster {
             self.refresh_metadata(&[], false).await?;
             broker = self.broker_info(id);
         }
-        let broker = broker
-            .ok_or_else(|| Error::Config(format!("broker {id} is not in the cluster metadata")))?;
+        // A leader or coordinator id that fresher metadata no longer lists: the broker stopped
+        // or left. Retriable (the caller looks the leader or coordinator up again), like any
+        // other broker it cannot reach; not a configuration error.
+        let broker = broker.ok_or_else(|| Error::Disconnected {
+            broker: id.to_string(),
+            reason: "it is not in the cluster metadata (stopped or gone); retried after a \
+                     metadata refresh"
+                .into(),
+        })?;
         self.connection(
             &broker.address(),
             format!("{}@{}", broker.id, broker.address()),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
+use kafka_client::producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
 use kafka_client::ClientConfig;
 use testkit::{ApiKey, Intercept, KafkaCode, MockCluster};
 
@@ -125,6 +125,68 @@ async fn the_producer_recovers_after_its_broker_restarts() {
     assert_eq!(offsets, (100..200).collect::<Vec<i64>>());
     producer.close().await.unwrap();
     assert_log_is_exactly(&cluster, 200);
+}
+
+/// Hands one record for `topic`/0 to the producer; the future completes on its delivery.
+async fn send_to(producer: &Producer, topic: &str, value: &str) -> DeliveryFuture {
+    let record = ProducerRecord::new(topic)
+        .partition(0)
+        .value(value.to_owned());
+    producer.send(record).await.unwrap()
+}
+
+/// With other brokers up, the metadata of a partition whose leader stopped answers (with no
+/// leader): the producer keeps looking until the leader is back, then delivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_for_a_stopped_leader_are_delivered_once_it_is_back() {
+    let cluster = MockCluster::builder().brokers(2).build().await.unwrap();
+    for topic in ["t", "u"] {
+        cluster
+            .create_topic(topic, 1, std::iter::empty::<(String, String)>())
+            .unwrap();
+    }
+    let leader = cluster.leader("u", 0).unwrap();
+    let producer = producer(&cluster, Duration::from_secs(2)).await;
+    send_to(&producer, "u", "before").await.await.unwrap();
+    cluster.stop_broker(leader).await.unwrap();
+    let waiting = send_to(&producer, "u", "after").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(cluster.high_watermark("u", 0), Some(1));
+    cluster.restart_broker(leader).await.unwrap();
+    let written = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("delivered once the leader is back");
+    assert_eq!(written.unwrap().offset, 1);
+    producer.close().await.unwrap();
+}
+
+/// A partition's cached leader that a fresher metadata answer no longer lists among the
+/// brokers (it stopped, and another topic's lookup refreshed the broker list): its records
+/// wait for the leader to come back instead of failing as a configuration error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_for_a_stopped_leader_wait_for_it_even_when_the_broker_list_forgot_it() {
+    let cluster = MockCluster::builder().brokers(2).build().await.unwrap();
+    for topic in ["t", "u", "v"] {
+        cluster
+            .create_topic(topic, 1, std::iter::empty::<(String, String)>())
+            .unwrap();
+    }
+    let leader = cluster.leader("u", 0).unwrap();
+    let other = cluster.leader("v", 0).unwrap();
+    assert_ne!(leader, other, "the mock spreads leaders round-robin");
+    let producer = producer(&cluster, Duration::from_secs(2)).await;
+    send_to(&producer, "u", "before").await.await.unwrap();
+    cluster.stop_broker(leader).await.unwrap();
+    // The first lookup of v refreshes the broker list: the stopped leader is not in it.
+    send_to(&producer, "v", "refresh").await.await.unwrap();
+    let waiting = send_to(&producer, "u", "after").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.restart_broker(leader).await.unwrap();
+    let written = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("delivered once the leader is back");
+    assert_eq!(written.unwrap().offset, 1);
+    producer.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

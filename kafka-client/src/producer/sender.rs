@@ -89,6 +89,7 @@ struct Drained {
 
 pub(crate) async fn run(inner: Arc<Inner>, mut identity: ProducerIdentity) {
     let mut refreshing: Option<tokio::task::JoinHandle<()>> = None;
+    let mut last_refresh: Option<Instant> = None;
     loop {
         if inner.idempotent && needs_new_identity(&inner) {
             match init_producer_id(&inner.cluster).await {
@@ -108,7 +109,7 @@ pub(crate) async fn run(inner: Arc<Inner>, mut identity: ProducerIdentity) {
                 }
             }
         }
-        let drained = drain(&inner);
+        let mut drained = drain(&inner);
         for (topic, partition, batch) in drained.expired {
             let error = Error::Timeout {
                 api: ApiKey::Produce,
@@ -117,9 +118,21 @@ pub(crate) async fn run(inner: Arc<Inner>, mut identity: ProducerIdentity) {
             };
             finish(&inner, batch, Err(error));
         }
+        // Partitions without a known leader: refresh their metadata, at most once per
+        // `retry_backoff`, and look again after it whatever wakes the sender or not (a refresh
+        // can find no leader yet, while it is down; its wake-up can also come before its task
+        // counts as finished).
+        let now = Instant::now();
+        let backoff_over = last_refresh.is_none_or(|at| at + inner.config.retry_backoff <= now);
+        if !drained.missing_leaders.is_empty() {
+            let again = now + inner.config.retry_backoff;
+            drained.next_wake = Some(drained.next_wake.map_or(again, |w| w.min(again)));
+        }
         if !drained.missing_leaders.is_empty()
+            && backoff_over
             && refreshing.as_ref().is_none_or(|t| t.is_finished())
         {
+            last_refresh = Some(now);
             let inner2 = inner.clone();
             let topics: Vec<String> = drained
                 .missing_leaders

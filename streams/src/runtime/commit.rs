@@ -82,19 +82,44 @@ impl Committer {
     }
 
     /// Halts the committer on a failure no caller can return (a revocation's, an agent's, a
-    /// background commit's); the worker stops with it ([`Self::take_unclaimed`]).
+    /// background commit's); the worker stops with it ([`Self::take_unclaimed`]), or with the
+    /// first failure when this one came after it.
     pub(crate) fn halt_unclaimed(&self, error: Error) {
         let mut halt = self.halt_state();
         self.record(&halt, &error);
-        halt.cause.get_or_insert_with(|| error.to_string());
-        halt.unclaimed.get_or_insert(error);
+        let text = error.to_string();
+        // The first failure, or the first handed over by a caller that cannot return it (a
+        // revocation's flush): it takes the place of any later one.
+        let first = *halt.cause.get_or_insert_with(|| text.clone()) == text;
+        if first {
+            halt.unclaimed = Some(error);
+        } else {
+            halt.unclaimed.get_or_insert(error);
+        }
         drop(halt);
         self.halted.notify_one();
     }
 
-    /// The failure the worker must stop with, if one halted the committer behind its back.
+    /// Halts the committer on an agent's failure, once the commit being prepared (if any) is
+    /// done: a changelog write that fails sets its table partition back to recovering before
+    /// the preparation halts the committer, and an agent writing to that partition meanwhile
+    /// fails because of it. The write's failure comes first, and the worker stops with it.
+    pub(crate) async fn agent_failed(&self, error: Error) {
+        let _after_preparation = self.preparing.lock().await;
+        self.halt_unclaimed(error);
+    }
+
+    /// The failure the worker must stop with, if one halted the committer behind its back: the
+    /// first one, or one after it naming it.
     pub(crate) fn take_unclaimed(&self) -> Option<Error> {
-        self.halt_state().unclaimed.take()
+        let mut halt = self.halt_state();
+        let error = halt.unclaimed.take()?;
+        match &halt.cause {
+            Some(first) if *first != error.to_string() => Some(Error::CommitsStopped {
+                cause: first.clone(),
+            }),
+            _ => Some(error),
+        }
     }
 
     /// Completes when [`Self::halt_unclaimed`] was called (for the worker's loop).

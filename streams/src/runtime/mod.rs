@@ -352,11 +352,13 @@ fn spawn_instance(
             Err(reason) => {
                 releases.iter().for_each(|r| r.fail_unsettled());
                 stopped.store(true, Ordering::Release);
-                committer.halt_unclaimed(Error::AgentFailed {
-                    agent: name,
-                    instance,
-                    reason,
-                });
+                committer
+                    .agent_failed(Error::AgentFailed {
+                        agent: name,
+                        instance,
+                        reason,
+                    })
+                    .await;
             }
         }
     })
