@@ -106,10 +106,9 @@ enum Fault {
     CommitFails { code: KafkaCode, times: usize },
     /// The next `times` requests of `api` get their connection closed instead of an answer.
     ConnectionDrops { api: ApiKey, times: usize },
-    /// TODO(corrupt-fetch): a fetch of `INPUT`/`partition` that returns a corrupt batch. The
-    /// mock's corrupt-fetch intercept came from another branch; wire it in `Run::inject` (and
-    /// list the errors it may stop a worker with in `is_clear`). Until then this fault is
-    /// generated (so schedules do not change when it is wired) and injects nothing.
+    /// Fetches of `INPUT`/`partition` return a damaged batch (bad CRC): once on even
+    /// partitions (the consumer fetches it again and goes on), twice on odd ones (it stays
+    /// corrupt: the partition stops before it and its worker stops with `CorruptRecords`).
     CorruptFetch { partition: i32 },
     /// The worker crashes (SIGKILL, in process: `App::abort`, no commit, no LeaveGroup); a new
     /// worker takes its place.
@@ -151,7 +150,8 @@ impl fmt::Display for Fault {
             }
             Fault::CorruptFetch { partition } => write!(
                 f,
-                "corrupt fetch of {INPUT}/{partition} (TODO: not wired yet, injects nothing)"
+                "{} corrupt fetch(es) of {INPUT}/{partition}",
+                corrupt_fetches(*partition)
             ),
             Fault::Kill { worker } => write!(f, "worker {worker} killed (abort) and replaced"),
             Fault::Bounce { worker } => write!(f, "worker {worker} stopped and replaced"),
@@ -365,6 +365,11 @@ fn is_clear(e: &Error) -> bool {
             | Error::Connect { .. }
             | Error::Kafka(_)
     ) && !e.to_string().contains("invalid configuration")
+}
+
+/// How many fetches of a partition a `CorruptFetch` damages.
+fn corrupt_fetches(partition: i32) -> usize {
+    1 + (partition % 2) as usize
 }
 
 /// A worker's end, as the run records it.
@@ -638,12 +643,13 @@ impl Run {
             Fault::ConnectionDrops { api, times } => {
                 mock.intercept(*api, Intercept::drop_connection().times(*times));
             }
-            Fault::CorruptFetch { .. } => {
-                // TODO(corrupt-fetch): install the mock's corrupt-fetch intercept here (main has
-                // it now): `mock.intercept(ApiKey::Fetch,
-                // Intercept::corrupt_records().for_partition(INPUT, *partition))`. One damaged
-                // batch is refetched; damaging it more often stops the partition, and the
-                // error that stops the worker then belongs in `is_clear`.
+            Fault::CorruptFetch { partition } => {
+                mock.intercept(
+                    ApiKey::Fetch,
+                    Intercept::corrupt_records()
+                        .for_partition(INPUT, *partition)
+                        .times(corrupt_fetches(*partition)),
+                );
             }
             Fault::Kill { worker } | Fault::Bounce { worker } => {
                 let slot = std::mem::replace(&mut self.slots[*worker], Slot::Empty);
