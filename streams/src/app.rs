@@ -557,8 +557,8 @@ impl App {
     }
 
     /// Stops gracefully and waits until done: agents finish in-flight events, sends are
-    /// acknowledged, done offsets are committed, the group is left. Returns the error that
-    /// stopped the worker, if one did.
+    /// acknowledged, done offsets are committed, the group is left. Each step waits at most
+    /// `worker_shutdown_timeout`. Returns the error that stopped the worker, if one did.
     pub async fn shutdown(&self) -> Result<()> {
         self.stop();
         let result = match self.runtime() {
@@ -566,7 +566,18 @@ impl App {
             None => Ok(()),
         };
         if let Ok(producer) = self.inner.decls.outbox.producer() {
-            producer.close().await?;
+            // Bounded like the rest of the stop: no event was committed past a record that is
+            // still undelivered, so its event is processed again after a restart.
+            let timeout = self.settings().worker_shutdown_timeout;
+            match tokio::time::timeout(timeout, producer.close()).await {
+                Ok(closed) => closed?,
+                Err(_) => {
+                    return result.and(Err(Error::Timeout {
+                        what: "delivering the app's last records at shutdown".into(),
+                        after: timeout,
+                    }))
+                }
+            }
         }
         result
     }

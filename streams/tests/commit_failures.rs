@@ -475,3 +475,49 @@ async fn an_agent_that_keeps_failing_stops_the_worker_once_its_restarts_are_used
     let committed = mock.committed_offset(id, "numbers", 0);
     assert!(committed.is_none_or(|c| c <= 3), "committed {committed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_while_the_broker_does_not_answer_ends_within_its_timeouts() {
+    let broker = on_mock(mock().await);
+    let mock = broker.mock();
+    let id = "unanswered-stop";
+    let app = broker
+        .app(id)
+        .broker_commit_interval(Duration::from_secs(600))
+        .worker_shutdown_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let input = app.topic::<String, i64>("numbers");
+    let output = app.topic::<String, i64>("echoes");
+    let sent = Arc::new(AtomicUsize::new(0));
+    let s = sent.clone();
+    app.agent(&input, move |mut stream| async move {
+        while let Some(n) = stream.next().await {
+            output.send("k".to_owned(), *n).await?;
+            s.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok::<(), Error>(())
+    });
+    app.start().await.unwrap();
+    // The broker takes the echoes but never answers.
+    mock.intercept(
+        ApiKey::Produce,
+        Intercept::no_response().for_partition("echoes", 0).always(),
+    );
+    input.send("k".to_owned(), 1).await.unwrap();
+    wait_until("the echo sent", || sent.load(Ordering::SeqCst) == 1).await;
+    let started = std::time::Instant::now();
+    let stopped = tokio::time::timeout(WAIT, app.shutdown())
+        .await
+        .expect("the stop is bounded");
+    // Three bounded steps (commit, leaving the group, the last deliveries), each 0.5 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = stopped.expect_err("the echo was never acknowledged");
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    // Its event was not committed.
+    assert_eq!(mock.committed_offset(id, "numbers", 0), None);
+}

@@ -250,8 +250,16 @@ impl Worker {
         };
         self.committer.tables.flush_stores();
         // Leaving the group hands the partitions over at once (the listener commits again).
-        if let Err(e) = self.consumer.close().await {
-            tracing::warn!(error = %e, "leaving the group failed; it expires with the session");
+        // Bounded: after a broker outage queued commits could hold the stop for long.
+        match tokio::time::timeout(timeout, self.consumer.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "leaving the group failed; it expires with the session")
+            }
+            Err(_) => tracing::warn!(
+                ?timeout,
+                "leaving the group took longer than worker_shutdown_timeout; it expires with the session"
+            ),
         }
         (outcome, self.queues)
     }
