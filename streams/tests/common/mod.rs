@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use streams::{App, AppBuilder, Error};
 use testkit::MockCluster;
 
@@ -61,6 +62,53 @@ impl Broker {
         let tp = kafka_client::TopicPartition::new(topic, 0);
         let committed = reader.committed(std::slice::from_ref(&tp)).await.unwrap();
         committed.get(&tp).copied().flatten()
+    }
+
+    /// Every record of `topic`/`partition` as (key, value), on the mock or read back from
+    /// real Kafka up to the partition's end.
+    pub async fn records(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Vec<(Option<Bytes>, Option<Bytes>)> {
+        if let Some(mock) = &self.mock {
+            return mock
+                .records(topic, partition)
+                .into_iter()
+                .map(|(_, k, v)| (k, v))
+                .collect();
+        }
+        use kafka_client::admin::{Admin, OffsetSpec};
+        use kafka_client::consumer::{Consumer, ConsumerConfig, Offset};
+        let client = kafka_client::ClientConfig::new(&self.bootstrap).unwrap();
+        let tp = kafka_client::TopicPartition::new(topic, partition);
+        let admin = Admin::new(client.clone()).await.unwrap();
+        let end = admin
+            .list_offsets(vec![(tp.clone(), OffsetSpec::Latest)])
+            .await
+            .unwrap()[&tp]
+            .offset;
+        let mut consumer = Consumer::new(client, ConsumerConfig::default())
+            .await
+            .unwrap();
+        consumer.assign(vec![tp.clone()]);
+        consumer.seek(&tp, Offset::Earliest).await.unwrap();
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while consumer.position(&tp).unwrap_or(0) < end {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{tp} not read to its end"
+            );
+            let Ok(record) =
+                tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await
+            else {
+                continue;
+            };
+            let record = record.unwrap();
+            out.push((record.key, record.value));
+        }
+        out
     }
 
     /// The mock (for tests with intercepts or its records).
