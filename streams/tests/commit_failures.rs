@@ -372,6 +372,8 @@ async fn commits_racing_rebalances_never_move_an_offset_backwards() {
     for _ in 0..3 {
         let (second, _) = worker(processed.clone());
         second.start().await.unwrap();
+        // How long the second worker takes part (a workload, not a synchronization: the
+        // checks below wait for observable states).
         tokio::time::sleep(Duration::from_millis(300)).await;
         second.shutdown().await.unwrap();
     }
