@@ -177,6 +177,27 @@ impl AppBuilder {
         self
     }
 
+    /// `"at_least_once"` (the default) or `"exactly_once"` (Faust's `processing_guarantee`):
+    /// under exactly-once, each commit interval's sends, table changelog writes and source
+    /// offsets are one Kafka transaction, so a crash neither loses nor repeats an event's
+    /// effects for read_committed readers. Needs a broker with transactions (Kafka 2.5+).
+    pub fn processing_guarantee(mut self, guarantee: &str) -> Self {
+        match crate::settings::ProcessingGuarantee::parse(guarantee) {
+            Some(g) => self.settings.processing_guarantee = g,
+            None => self.errors.push(format!(
+                "processing_guarantee {guarantee:?}: use \"at_least_once\" or \"exactly_once\""
+            )),
+        }
+        self
+    }
+
+    /// How long a transaction may stay open before the broker aborts it, under exactly-once
+    /// (default 10 s, as Kafka Streams).
+    pub fn transaction_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.transaction_timeout = timeout;
+        self
+    }
+
     /// Registers a codec under a name usable in serializer chains (`"json|mycodec"`).
     pub fn codec(mut self, name: &str, codec: impl Codec) -> Self {
         if let Err(e) = self.registry.register(name, Arc::new(codec)) {

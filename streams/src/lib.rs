@@ -72,7 +72,7 @@ pub use error::{Error, Result};
 pub use offsets::Hold;
 pub use record::{Event, Header, Validate};
 pub use runtime::{StoredPartition, TablePartition};
-pub use settings::Settings;
+pub use settings::{ProcessingGuarantee, Settings};
 pub use stream::{AgentStream, Processor, Take};
 pub use table::{PartitionStatus, SetTable, Table, TableSpec};
 pub use topic::{OnDecodeError, Topic};

@@ -50,6 +50,39 @@ pub struct Settings {
     /// membership): a worker restarted under the same name within the session timeout gets
     /// its partitions back at once, without waiting for its old session to expire.
     pub worker_instance_id: Option<String>,
+    /// At-least-once (the default) or exactly-once processing (Faust's
+    /// `processing_guarantee`); see [`ProcessingGuarantee`].
+    pub processing_guarantee: ProcessingGuarantee,
+    /// How long a transaction may stay open before the broker aborts it, under exactly-once
+    /// (Kafka Streams' 10 s default for its producer's `transaction.timeout.ms`): a worker
+    /// killed mid-transaction holds back read_committed readers of what it wrote at most this
+    /// long, unless it restarts under the same `worker_instance_id` first.
+    pub transaction_timeout: Duration,
+}
+
+/// What a crash may do to an event's effects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProcessingGuarantee {
+    /// An event's effects (sends, table updates) happen at least once: a worker that dies
+    /// between writing them and committing the event's offset repeats them after restart
+    /// (Faust's and Kafka Streams' default).
+    #[default]
+    AtLeastOnce,
+    /// Each event's effects are committed exactly once, in one Kafka transaction per commit
+    /// interval with the event's source offset (Kafka Streams' `exactly_once_v2`); readers
+    /// must read committed (`isolation.level=read_committed`) to see only committed output.
+    ExactlyOnce,
+}
+
+impl ProcessingGuarantee {
+    /// Parses Faust's names: `"at_least_once"` or `"exactly_once"`.
+    pub fn parse(name: &str) -> Option<ProcessingGuarantee> {
+        match name {
+            "at_least_once" => Some(ProcessingGuarantee::AtLeastOnce),
+            "exactly_once" | "exactly_once_v2" => Some(ProcessingGuarantee::ExactlyOnce),
+            _ => None,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -72,6 +105,8 @@ impl Default for Settings {
             broker_credentials: None,
             table_standby_replicas: 0,
             worker_instance_id: None,
+            processing_guarantee: ProcessingGuarantee::AtLeastOnce,
+            transaction_timeout: Duration::from_secs(10),
         }
     }
 }
