@@ -668,7 +668,8 @@ async fn txn_offset_commit_is_checked_against_the_group_kip_447() {
         .await;
     assert_eq!(r.error_code, 0);
 
-    let cases: [((i32, &str, Option<&str>), i16); 4] = [
+    type Who<'a> = (i32, &'a str, Option<&'a str>);
+    let cases: [(Who, i16); 4] = [
         (
             (generation + 1, &member, Some("instance-1")),
             E::IllegalGeneration.code(),
@@ -1068,4 +1069,152 @@ async fn a_read_committed_long_poll_wakes_up_on_the_commit() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(got.last_stable_offset, 2);
     assert_eq!(batches(&got.records), [(0, 1, false), (1, 1, true)]);
+}
+
+/// `java -cp <Kafka jars> scripts/java/Transactions.java ARGS`, stdout and stdin piped.
+fn java_transactions(args: &[&str]) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new(repo.join("scripts/kafka"))
+        .arg("classpath")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run scripts/kafka: {e}"));
+    assert!(
+        out.status.success(),
+        "this test needs the Kafka jars: run scripts/kafka fetch ({})",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Command::new("java")
+        .arg("-cp")
+        .arg(String::from_utf8_lossy(&out.stdout).trim())
+        .arg(repo.join("scripts/java/Transactions.java"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("this test needs Java on PATH: {e}"))
+}
+
+/// Runs Transactions.java to the end (on a blocking thread: the mock serves meanwhile) and
+/// returns its stdout lines; panics when it fails.
+async fn java_lines(args: &[&str]) -> Vec<String> {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = java_transactions(&args)
+            .wait_with_output()
+            .expect("java runs");
+        assert!(
+            out.status.success(),
+            "Transactions.java {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("UTF-8")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Java and the Kafka jars; .ci/run runs it"]
+async fn java_transactional_producer_and_read_committed_consumer_against_the_mock() {
+    for tv in [2i16, 1] {
+        let cluster = MockCluster::builder()
+            .brokers(2)
+            .transaction_version(tv)
+            .build()
+            .await
+            .unwrap();
+        cluster.create_topic("jt", 3, no_configs()).unwrap();
+        let bootstrap = cluster.bootstrap();
+        let produced =
+            java_lines(&["produce", &bootstrap, "jt", "java-tx", "4", "java-group"]).await;
+        let committed: Vec<String> = produced
+            .iter()
+            .filter_map(|l| l.strip_prefix("COMMITTED\t").map(str::to_owned))
+            .collect();
+        // Transactions 0 and 2 committed, 1 and 3 aborted.
+        assert_eq!(committed.len(), 6, "TV{tv}: {produced:?}");
+        assert!(cluster.open_transactions().is_empty(), "TV{tv}");
+        assert_eq!(
+            cluster.committed_offset("java-group", "jt", 0),
+            Some(3),
+            "TV{tv}"
+        );
+        // (The aborted transactions may have left nothing in the logs: Java drops the batches
+        // it has not sent yet when it aborts.)
+        // The Java read_committed consumer sees exactly the committed records.
+        let consumed = java_lines(&["consume", &bootstrap, "jt"]).await;
+        assert_eq!(sorted(consumed), sorted(committed.clone()), "TV{tv}");
+        let info = &cluster.transactions()[0];
+        let expected_epoch = if tv == 2 { 4 } else { 0 };
+        assert_eq!(info.producer_epoch, expected_epoch, "TV{tv}: {info:?}");
+
+        // A second producer with the same id fences the first and aborts its transaction.
+        let fence = java_lines(&["fence", &bootstrap, "jt-fence", "java-fence"]).await;
+        assert!(
+            fence.iter().any(|l| l.starts_with("FENCED\t")),
+            "TV{tv}: {fence:?}"
+        );
+        let consumed = java_lines(&["consume", &bootstrap, "jt-fence"]).await;
+        assert_eq!(consumed, ["survivor\tb"], "TV{tv}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Java and the Kafka jars; .ci/run runs it"]
+async fn java_producer_whose_transaction_timed_out_cannot_commit_it() {
+    use std::io::{BufRead, Write};
+    for tv in [2i16, 1] {
+        let cluster = MockCluster::builder()
+            .transaction_version(tv)
+            .build()
+            .await
+            .unwrap();
+        cluster.create_topic("jtt", 1, no_configs()).unwrap();
+        let mut child =
+            java_transactions(&["timeout", &cluster.bootstrap(), "jtt", "java-timeout"]);
+        let stdout = child.stdout.take().unwrap();
+        let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = tokio::time::timeout(Duration::from_secs(60), lines.recv()).await;
+        assert_eq!(first.unwrap().as_deref(), Some("SENT"), "TV{tv}");
+        assert_eq!(cluster.open_transactions().len(), 1);
+        wait_until(
+            "the coordinator aborts the Java producer's transaction",
+            || async { cluster.open_transactions().is_empty() },
+        )
+        .await;
+        child.stdin.take().unwrap().write_all(b"commit\n").unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(60), lines.recv()).await;
+        let outcome = outcome.unwrap().unwrap_or_default();
+        assert!(outcome.starts_with("COMMIT FAILED\t"), "TV{tv}: {outcome}");
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "TV{tv}");
+        assert!(cluster.committed_records("jtt", 0).is_empty(), "TV{tv}");
+        assert_eq!(
+            cluster.last_stable_offset("jtt", 0),
+            cluster.high_watermark("jtt", 0)
+        );
+    }
 }

@@ -55,9 +55,7 @@ fn topic_results(
 fn add_one(
     st: &mut State,
     broker: i32,
-    tid: &str,
-    producer_id: i64,
-    epoch: i16,
+    (tid, producer_id, epoch): (&str, i64, i16),
     topics: &[AddPartitionsToTxnTopic],
     verify_only: bool,
     version: i16,
@@ -109,9 +107,11 @@ pub(crate) fn add_partitions(
         let results = add_one(
             &mut st,
             ctx.broker,
-            &req.v3_and_below_transactional_id.0,
-            req.v3_and_below_producer_id.0,
-            req.v3_and_below_producer_epoch,
+            (
+                &req.v3_and_below_transactional_id.0,
+                req.v3_and_below_producer_id.0,
+                req.v3_and_below_producer_epoch,
+            ),
             &req.v3_and_below_topics,
             false,
             version,
@@ -127,9 +127,7 @@ pub(crate) fn add_partitions(
                 .with_topic_results(add_one(
                     &mut st,
                     ctx.broker,
-                    &t.transactional_id.0,
-                    t.producer_id.0,
-                    t.producer_epoch,
+                    (&t.transactional_id.0, t.producer_id.0, t.producer_epoch),
                     &t.topics,
                     t.verify_only,
                     version,
