@@ -2,7 +2,9 @@
 //! aborted transactions in Fetch, read_committed ListOffsets, fencing (PRODUCER_FENCED /
 //! INVALID_PRODUCER_EPOCH, KIP-360), KIP-447 checks of TxnOffsetCommit, transaction versions 1
 //! and 2 (KIP-890), timeouts, intercepts, coordinator placement and broker restarts,
-//! compaction under transactions. The Java cross-check is at the end (ignored: needs Java).
+//! compaction under transactions. At the end, ignored (they need Java and the Kafka jars; .ci/run
+//! runs them): Kafka's Java transactional producer and read_committed consumer, and a Kafka
+//! Streams exactly_once_v2 count, against the mock.
 
 mod common;
 
@@ -1217,4 +1219,98 @@ async fn java_producer_whose_transaction_timed_out_cannot_commit_it() {
             cluster.high_watermark("jtt", 0)
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Java and the Kafka jars; .ci/run runs it"]
+async fn kafka_streams_exactly_once_v2_counts_against_the_mock() {
+    use std::collections::BTreeMap;
+    use std::io::{BufRead, Write};
+    use std::process::{Command, Stdio};
+    let cluster = MockCluster::builder().build().await.unwrap();
+    cluster.create_topic("words", 3, no_configs()).unwrap();
+    cluster.create_topic("counts", 3, no_configs()).unwrap();
+    // 60 records over 7 keys, spread over the partitions as a keyed producer would not need
+    // to: counts are per key, whichever partition a key is in.
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    for i in 0..60 {
+        let key = format!("k{}", i % 7);
+        *expected.entry(key.clone()).or_default() += 1;
+        let partition = (i % 7) % 3;
+        cluster
+            .append("words", partition, &[(Some(&key), Some("w"))])
+            .unwrap();
+    }
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cp = Command::new(repo.join("scripts/kafka"))
+        .arg("classpath-of")
+        .arg(repo.join("benches/peers/kstreams/pom.xml"))
+        .output()
+        .expect("scripts/kafka runs");
+    assert!(
+        cp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cp.stderr)
+    );
+    let mut child = Command::new("java")
+        .arg("-cp")
+        .arg(String::from_utf8_lossy(&cp.stdout).trim())
+        .arg(repo.join("scripts/java/StreamsCount.java"))
+        .args([&cluster.bootstrap(), "words", "counts", "count-app"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("this test needs Java on PATH");
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = tokio::time::timeout(Duration::from_secs(120), lines.recv()).await;
+    assert_eq!(first.unwrap().as_deref(), Some("RUNNING"));
+    // Done when the group committed (transactionally) every input offset and nothing is open.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let done = (0..3).all(|p| {
+            cluster.committed_offset("count-app", "words", p) == cluster.high_watermark("words", p)
+        }) && cluster.open_transactions().is_empty();
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Kafka Streams did not finish in 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.stdin.take().unwrap().write_all(b"stop\n").unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success());
+    // Exactly once: per key the committed updates are 1, 2, .. n, once each, n the count.
+    let mut updates: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for p in 0..3 {
+        for (_, k, v) in cluster.committed_records("counts", p) {
+            let k = String::from_utf8(k.unwrap().to_vec()).unwrap();
+            let v: i64 = std::str::from_utf8(&v.unwrap()).unwrap().parse().unwrap();
+            updates.entry(k).or_default().push(v);
+        }
+    }
+    for (key, n) in &expected {
+        assert_eq!(
+            updates.get(key),
+            Some(&(1..=*n).collect::<Vec<_>>()),
+            "{key}"
+        );
+    }
+    assert_eq!(updates.len(), expected.len());
+    assert!(cluster.open_transactions().is_empty());
 }
