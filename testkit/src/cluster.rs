@@ -29,9 +29,26 @@ pub struct MockClusterBuilder {
     cluster_id: String,
     tls: Option<MockTls>,
     sasl: Option<MockSasl>,
+    transaction_version: i16,
+    transaction_max_timeout: Duration,
 }
 
 impl MockClusterBuilder {
+    /// The finalized `transaction.version` feature ApiVersions advertises: 2 (the default, as
+    /// Kafka 4.x) lets clients use KIP-890's protocol (Produce v12+ adds partitions to the
+    /// transaction, TxnOffsetCommit v5 adds the group, EndTxn v5 bumps the epoch); 1 (or 0)
+    /// makes them use AddPartitionsToTxn and AddOffsetsToTxn. Values above 2 are taken as 2.
+    pub fn transaction_version(mut self, version: i16) -> Self {
+        self.transaction_version = version.clamp(0, 2);
+        self
+    }
+    /// The longest transaction timeout InitProducerId accepts (Kafka's
+    /// `transaction.max.timeout.ms`, 15 minutes by default); longer is
+    /// INVALID_TRANSACTION_TIMEOUT.
+    pub fn transaction_max_timeout(mut self, max: Duration) -> Self {
+        self.transaction_max_timeout = max;
+        self
+    }
     /// Number of brokers (ids 1..=n); default 1.
     pub fn brokers(mut self, n: usize) -> Self {
         self.brokers = n.max(1);
@@ -121,6 +138,9 @@ impl MockClusterBuilder {
             max_session_timeout: self.max_session_timeout,
             tls: self.tls,
             sasl: self.sasl,
+            transaction_version: self.transaction_version,
+            transaction_max_timeout_ms: i32::try_from(self.transaction_max_timeout.as_millis())
+                .unwrap_or(i32::MAX),
         };
         let shared: Shared = Arc::new(Mutex::new(State::new(settings, infos.clone())));
         let tasks = listeners
@@ -149,7 +169,7 @@ struct BrokerTask {
     task: Option<JoinHandle<()>>,
 }
 
-/// Group session expiry, rebalance timeouts and background compaction.
+/// Group session expiry, rebalance timeouts, transaction timeouts and background compaction.
 async fn background(shared: Shared, compaction: Option<Duration>) {
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -158,6 +178,7 @@ async fn background(shared: Shared, compaction: Option<Duration>) {
         tick.tick().await;
         let mut st = lock(&shared);
         st.groups.tick(Instant::now());
+        crate::txn::abort_timed_out(&mut st, Instant::now());
         if compaction.is_some_and(|every| last_compaction.elapsed() >= every) {
             last_compaction = Instant::now();
             compact_all(&mut st, None);
@@ -256,6 +277,8 @@ impl MockCluster {
             cluster_id: "testkit-mock-cluster".into(),
             tls: None,
             sasl: None,
+            transaction_version: 2,
+            transaction_max_timeout: Duration::from_secs(900),
         }
     }
 
@@ -528,9 +551,88 @@ impl MockCluster {
         };
         let mut out = Vec::new();
         for b in &log.batches {
-            if let Some((_, recs)) = b.records() {
-                out.extend(recs.into_iter().map(|r| (r.offset, r.key, r.value)));
+            if let Some((h, recs)) = b.records() {
+                if !h.is_control() {
+                    out.extend(recs.into_iter().map(|r| (r.offset, r.key, r.value)));
+                }
             }
+        }
+        out
+    }
+
+    /// Every transactional id the coordinator knows, with its state.
+    pub fn transactions(&self) -> Vec<crate::TransactionInfo> {
+        lock(&self.shared)
+            .txns
+            .ids
+            .iter()
+            .map(|(id, m)| crate::TransactionInfo::of(id, m))
+            .collect()
+    }
+
+    /// The transactions still open (state `Ongoing`): empty when nothing is left hanging.
+    pub fn open_transactions(&self) -> Vec<crate::TransactionInfo> {
+        self.transactions()
+            .into_iter()
+            .filter(|t| t.state == "Ongoing")
+            .collect()
+    }
+
+    /// A partition's last stable offset: the first offset of its earliest open transaction,
+    /// else its high watermark (what `read_committed` consumers can read up to).
+    pub fn last_stable_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        lock(&self.shared)
+            .partition(topic, partition)
+            .map(|p| p.last_stable_offset())
+    }
+
+    /// A partition's aborted transactions as (producer id, first offset, marker offset), in
+    /// the order they were aborted.
+    pub fn aborted_transactions(&self, topic: &str, partition: i32) -> Vec<(i64, i64, i64)> {
+        lock(&self.shared)
+            .partition(topic, partition)
+            .map(|p| {
+                p.aborted
+                    .iter()
+                    .map(|a| (a.producer_id, a.first_offset, a.last_offset))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The records a `read_committed` consumer sees in a partition, as (offset, key, value):
+    /// below the last stable offset, without aborted transactions and markers.
+    #[allow(clippy::type_complexity)]
+    pub fn committed_records(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Vec<(i64, Option<Bytes>, Option<Bytes>)> {
+        let st = lock(&self.shared);
+        let Some(log) = st.partition(topic, partition) else {
+            return Vec::new();
+        };
+        let stable = log.last_stable_offset();
+        let mut out = Vec::new();
+        for b in &log.batches {
+            let Some((h, recs)) = b.records() else {
+                continue;
+            };
+            if h.is_control() || b.base_offset >= stable {
+                continue;
+            }
+            out.extend(
+                recs.into_iter()
+                    .filter(|r| {
+                        !h.is_transactional()
+                            || !log.aborted.iter().any(|a| {
+                                a.producer_id == h.producer_id
+                                    && a.first_offset <= r.offset
+                                    && r.offset <= a.last_offset
+                            })
+                    })
+                    .map(|r| (r.offset, r.key, r.value)),
+            );
         }
         out
     }

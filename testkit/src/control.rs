@@ -102,7 +102,7 @@ impl Intercept {
         self
     }
     /// Only requests that name this topic-partition (Produce, Fetch, ListOffsets,
-    /// OffsetCommit, OffsetFetch; Metadata, CreatePartitions and DeleteTopics match on the topic).
+    /// OffsetCommit, OffsetFetch, AddPartitionsToTxn, TxnOffsetCommit; Metadata, CreatePartitions and DeleteTopics match on the topic).
     /// The whole request gets the action.
     pub fn for_partition(mut self, topic: impl Into<String>, partition: i32) -> Self {
         self.partition = Some((topic.into(), partition));
@@ -241,6 +241,15 @@ fn touches(state: &State, body: &RequestKind, topic: &str, partition: i32) -> bo
             .flatten()
             .any(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic)),
         RequestKind::CreatePartitions(r) => r.topics.iter().any(|t| t.name.0.as_str() == topic),
+        RequestKind::AddPartitionsToTxn(r) => r
+            .v3_and_below_topics
+            .iter()
+            .chain(r.transactions.iter().flat_map(|t| t.topics.iter()))
+            .any(|t| t.name.0.as_str() == topic && t.partitions.contains(&partition)),
+        RequestKind::TxnOffsetCommit(r) => r.topics.iter().any(|t| {
+            t.name.0.as_str() == topic
+                && t.partitions.iter().any(|p| p.partition_index == partition)
+        }),
         RequestKind::DeleteTopics(r) => r.topic_names.iter().any(|t| t.0.as_str() == topic),
         _ => false,
     }

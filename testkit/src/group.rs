@@ -148,6 +148,8 @@ pub(crate) struct Group {
     /// Every offset committed, in the order the coordinator accepted them (for tests that
     /// check a whole run, such as "committed offsets never decrease").
     pub history: Vec<CommitRecord>,
+    /// Offsets of open transactions, by producer id: committed when the transaction commits.
+    pub pending_txn_offsets: crate::txn::PendingOffsets,
 }
 
 /// One offset the group coordinator accepted, as [`MockCluster::commit_history`](crate::MockCluster::commit_history) lists it.
@@ -176,6 +178,7 @@ impl Group {
             rebalance_deadline: None,
             offsets: BTreeMap::new(),
             history: Vec::new(),
+            pending_txn_offsets: BTreeMap::new(),
         }
     }
 
@@ -642,6 +645,35 @@ impl Group {
         0
     }
 
+    /// Checks a TxnOffsetCommit's member, instance and generation (KIP-447). A commit without
+    /// group metadata (generation -1, no member id, no instance id) is accepted, as Kafka does
+    /// for producers that only name the group; unlike OffsetCommit, a group in
+    /// CompletingRebalance accepts transactional commits.
+    pub fn check_txn_commit(
+        &self,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> i16 {
+        if generation < 0 && member_id.is_empty() && instance.is_none() {
+            return 0;
+        }
+        if let Err(code) = self.check_member(member_id, instance) {
+            return code;
+        }
+        if generation != self.generation {
+            return E::IllegalGeneration.code();
+        }
+        0
+    }
+
+    /// Whether an open transaction has offsets pending for a partition.
+    pub fn has_pending_txn_offset(&self, topic: &str, partition: i32) -> bool {
+        self.pending_txn_offsets
+            .values()
+            .any(|o| o.contains_key(&(topic.to_owned(), partition)))
+    }
+
     fn tick(&mut self, now: Instant) {
         self.pending.retain(|_, deadline| *deadline > now);
         let expired: Vec<String> = self
@@ -697,6 +729,9 @@ impl Coordinator {
     pub fn forget_topic(&mut self, topic: &str) {
         for g in self.groups.values_mut() {
             g.offsets.retain(|(t, _), _| t != topic);
+            for pending in g.pending_txn_offsets.values_mut() {
+                pending.retain(|(t, _), _| t != topic);
+            }
         }
     }
 }

@@ -33,6 +33,7 @@ mod handlers;
 mod log;
 mod security;
 mod state;
+mod txn;
 
 pub use cluster::{MockCluster, MockClusterBuilder};
 pub use control::{Action, Intercept, RequestRecord};
@@ -42,6 +43,7 @@ pub use group::CommitRecord;
 pub use kafka_client::KafkaCode;
 pub use kafka_protocol::messages::ApiKey;
 pub use security::{MockSasl, MockTls};
+pub use txn::TransactionInfo;
 
 /// The API keys and version ranges (min, max) this mock serves, as ApiVersions advertises.
 pub fn supported_apis() -> Vec<(ApiKey, i16, i16)> {

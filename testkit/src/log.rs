@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_client::protocol::record::{
-    set_base_offset, set_partition_leader_epoch, BatchBuilder, BatchHeader, Compression, Record,
-    RecordBatch, RecordBatches,
+    set_base_offset, set_partition_leader_epoch, BatchBuilder, BatchHeader, Compression,
+    EndTxnMarker, Record, RecordBatch, RecordBatches,
 };
 use tokio::sync::Notify;
 
@@ -58,6 +58,15 @@ pub(crate) enum SequenceCheck {
     FencedEpoch,
 }
 
+/// An aborted transaction as the partition's index keeps it: the producer, the offset of its
+/// first record here and the offset of its ABORT marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
 /// One partition: its log, its producer state and the notifier long-polling fetches wait on.
 #[derive(Debug)]
 pub(crate) struct PartitionLog {
@@ -67,6 +76,11 @@ pub(crate) struct PartitionLog {
     pub leader: i32,
     pub leader_epoch: i32,
     pub producers: HashMap<i64, ProducerEntry>,
+    /// Transactions with data here and no marker yet: producer id -> offset of their first
+    /// record in this partition.
+    pub open_txns: HashMap<i64, i64>,
+    /// Aborted transactions, in the order of their markers (so by last offset).
+    pub aborted: Vec<AbortedTxn>,
     pub notify: Arc<Notify>,
 }
 
@@ -79,8 +93,86 @@ impl PartitionLog {
             leader,
             leader_epoch: 0,
             producers: HashMap::new(),
+            open_txns: HashMap::new(),
+            aborted: Vec::new(),
             notify: Arc::new(Notify::new()),
         }
+    }
+
+    /// The last stable offset: the first offset of the earliest open transaction, else the
+    /// high watermark. `read_committed` consumers read only below it.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.open_txns
+            .values()
+            .copied()
+            .min()
+            .map_or(self.high_watermark, |first| first.min(self.high_watermark))
+    }
+
+    /// The aborted transactions a fetch of `[from, to)` must list: those whose range
+    /// (first record to marker) overlaps it.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.aborted
+            .iter()
+            .filter(|a| a.last_offset >= from && a.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// Writes a transaction marker (a control batch with one COMMIT or ABORT record) for
+    /// `producer_id` at `epoch`, closes the producer's open transaction here and, on abort,
+    /// indexes it. The marker's epoch fences the producer's older epochs on this partition.
+    /// Returns the marker's offset.
+    pub fn write_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> kafka_client::Result<i64> {
+        let raw = EndTxnMarker {
+            commit,
+            coordinator_epoch,
+        }
+        .encode_batch(producer_id, epoch, now_ms)?;
+        let header = BatchHeader::parse(&raw)?;
+        let offset = self.append(&header, &raw)?;
+        match self.producers.get_mut(&producer_id) {
+            Some(entry) if entry.epoch >= epoch => {}
+            Some(entry) => {
+                entry.epoch = epoch;
+                entry.recent.clear();
+            }
+            None => {
+                self.producers.insert(
+                    producer_id,
+                    ProducerEntry {
+                        epoch,
+                        recent: VecDeque::new(),
+                    },
+                );
+            }
+        }
+        if let Some(first) = self.open_txns.remove(&producer_id) {
+            if !commit {
+                self.aborted.push(AbortedTxn {
+                    producer_id,
+                    first_offset: first,
+                    last_offset: offset,
+                });
+            }
+        }
+        self.notify.notify_waiters();
+        Ok(offset)
+    }
+
+    /// Whether the record at `offset` of a transactional batch of `producer_id` belongs to an
+    /// aborted transaction.
+    fn is_aborted(&self, producer_id: i64, offset: i64) -> bool {
+        self.aborted.iter().any(|a| {
+            a.producer_id == producer_id && a.first_offset <= offset && offset <= a.last_offset
+        })
     }
 
     /// Checks an idempotent batch's sequence against the producer's recent batches.
@@ -142,6 +234,9 @@ impl PartitionLog {
             bytes,
         });
         self.high_watermark = last + 1;
+        if h.is_transactional() && !h.is_control() && h.producer_id >= 0 {
+            self.open_txns.entry(h.producer_id).or_insert(base);
+        }
         if h.producer_id >= 0 && h.base_sequence >= 0 {
             let entry = self.producers.entry(h.producer_id).or_default();
             if entry.epoch != h.producer_epoch {
@@ -176,8 +271,15 @@ impl PartitionLog {
     }
 
     /// Whole batches from `offset`, up to `max_bytes` but at least one batch when
-    /// `at_least_one`; stops before `up_to` (exclusive, the high watermark or LSO).
-    pub fn read(&self, offset: i64, max_bytes: usize, at_least_one: bool, up_to: i64) -> Bytes {
+    /// `at_least_one`; stops before `up_to` (exclusive, the high watermark or LSO). Returns
+    /// the bytes and the offset after the last batch returned (`offset` when none).
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        at_least_one: bool,
+        up_to: i64,
+    ) -> (Bytes, i64) {
         let from = &self.batches[self.batch_index(offset)..];
         let mut count = 0;
         let mut size = 0;
@@ -193,7 +295,8 @@ impl PartitionLog {
         }
         // Fetch serves this on every poll: one batch is shared, not copied, and several are
         // copied once into a buffer of the right size.
-        match &from[..count] {
+        let end = from[..count].last().map_or(offset, |b| b.last_offset + 1);
+        let bytes = match &from[..count] {
             [] => Bytes::new(),
             [one] => one.bytes.clone(),
             several => {
@@ -203,7 +306,8 @@ impl PartitionLog {
                 }
                 out.freeze()
             }
-        }
+        };
+        (bytes, end)
     }
 
     /// The offset and timestamp of the first record with a timestamp at or after `ts`.
@@ -233,14 +337,30 @@ impl PartitionLog {
         Some((b.last_offset, b.max_timestamp))
     }
 
-    /// Compacts the log: keeps the latest record per key, drops tombstones whose timestamp is
-    /// older than `now_ms - delete_retention_ms`. Compressed batches that lose records are
-    /// rewritten uncompressed.
+    /// Compacts the log below the last stable offset (like Kafka's cleaner, which stops at
+    /// the first uncleanable offset): keeps the latest record per key, drops tombstones whose
+    /// timestamp is older than `now_ms - delete_retention_ms` and the records of aborted
+    /// transactions. Control batches (transaction markers) are kept. Compressed batches that
+    /// lose records are rewritten uncompressed.
     pub fn compact(&mut self, now_ms: i64, delete_retention_ms: i64) {
+        let stable = self.last_stable_offset();
         let mut latest: HashMap<Bytes, i64> = HashMap::new();
         let mut decoded = Vec::with_capacity(self.batches.len());
         for b in &self.batches {
-            let parsed = b.records().filter(|(h, _)| !h.is_control());
+            let parsed = b
+                .records()
+                .filter(|(h, _)| !h.is_control() && b.last_offset < stable);
+            let parsed = parsed.map(|(h, recs)| {
+                if h.is_transactional() {
+                    let recs = recs
+                        .into_iter()
+                        .filter(|r| !self.is_aborted(h.producer_id, r.offset))
+                        .collect();
+                    (h, recs)
+                } else {
+                    (h, recs)
+                }
+            });
             if let Some((_, recs)) = &parsed {
                 for r in recs {
                     if let Some(k) = &r.key {
@@ -256,7 +376,8 @@ impl PartitionLog {
                 kept.push(b);
                 continue;
             };
-            let total = recs.len();
+            // The header's count: aborted records were already left out of `recs`.
+            let total = usize::try_from(h.record_count).unwrap_or(0);
             let keep: Vec<_> = recs
                 .into_iter()
                 .filter(|r| {

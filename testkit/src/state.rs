@@ -24,6 +24,10 @@ pub(crate) struct Settings {
     pub tls: Option<crate::security::MockTls>,
     /// SASL/PLAIN on every listener, when set.
     pub sasl: Option<crate::security::MockSasl>,
+    /// The finalized `transaction.version` feature ApiVersions advertises (2 = KIP-890).
+    pub transaction_version: i16,
+    /// Kafka's `transaction.max.timeout.ms`.
+    pub transaction_max_timeout_ms: i32,
 }
 
 /// A broker's address and whether it is serving.
@@ -65,7 +69,7 @@ pub(crate) struct State {
     pub topic_ids: HashMap<Uuid, String>,
     pub groups: Coordinator,
     pub next_producer_id: i64,
-    pub transactional_ids: HashMap<String, (i64, i16)>,
+    pub txns: crate::txn::Transactions,
     pub intercepts: Vec<InterceptRule>,
     pub requests: Vec<RequestRecord>,
     next_leader: usize,
@@ -122,7 +126,7 @@ impl State {
             topic_ids: HashMap::new(),
             groups: Coordinator::default(),
             next_producer_id: 1000,
-            transactional_ids: HashMap::new(),
+            txns: crate::txn::Transactions::default(),
             intercepts: Vec::new(),
             requests: Vec::new(),
             next_leader: 0,

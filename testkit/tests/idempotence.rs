@@ -30,7 +30,10 @@ async fn duplicate_and_out_of_order_sequences() {
     let pid = c
         .send(
             4,
+            // No transactional id (the generated default is an empty one, which Kafka and
+            // the mock refuse with INVALID_REQUEST).
             &InitProducerIdRequest::default()
+                .with_transactional_id(None)
                 .with_transaction_timeout_ms(60_000)
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1),

@@ -36,6 +36,9 @@ struct Args {
     /// Require SASL/PLAIN with this user (repeatable).
     #[arg(long, value_name = "USER:PASSWORD")]
     sasl_plain: Vec<String>,
+    /// The finalized transaction.version feature: 2 (Kafka 4.x) or 1 (the older protocol).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i16).range(0..=2))]
+    transaction_version: i16,
 }
 
 #[tokio::main]
@@ -52,7 +55,8 @@ async fn main() -> std::process::ExitCode {
         .brokers(args.brokers)
         .default_partitions(args.partitions)
         .auto_create_topics(!args.no_auto_create)
-        .group_min_session_timeout(Duration::from_millis(args.min_session_timeout_ms));
+        .group_min_session_timeout(Duration::from_millis(args.min_session_timeout_ms))
+        .transaction_version(args.transaction_version);
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         match MockTls::from_pem_files(cert, key) {
             Ok(tls) => builder = builder.tls(tls),

@@ -165,6 +165,38 @@ pub(crate) fn error_response(body: &RequestKind, version: i16, code: i16) -> Opt
             ),
         ),
         RequestKind::InitProducerId(_) => ResponseKind::InitProducerId(InitProducerIdResponse::default().with_error_code(code).with_producer_id(ProducerId(-1)).with_producer_epoch(-1)),
+        RequestKind::AddPartitionsToTxn(r) => {
+            let topics = |ts: &[add_partitions_to_txn_request::AddPartitionsToTxnTopic]| -> Vec<add_partitions_to_txn_response::AddPartitionsToTxnTopicResult> {
+                ts.iter()
+                    .map(|t| {
+                        add_partitions_to_txn_response::AddPartitionsToTxnTopicResult::default().with_name(t.name.clone()).with_results_by_partition(
+                            t.partitions.iter().map(|&p| add_partitions_to_txn_response::AddPartitionsToTxnPartitionResult::default().with_partition_index(p).with_partition_error_code(code)).collect(),
+                        )
+                    })
+                    .collect()
+            };
+            ResponseKind::AddPartitionsToTxn(if version >= 4 {
+                AddPartitionsToTxnResponse::default().with_error_code(code).with_results_by_transaction(
+                    r.transactions.iter().map(|t| add_partitions_to_txn_response::AddPartitionsToTxnResult::default().with_transactional_id(t.transactional_id.clone()).with_topic_results(topics(&t.topics))).collect(),
+                )
+            } else {
+                AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(topics(&r.v3_and_below_topics))
+            })
+        }
+        RequestKind::AddOffsetsToTxn(_) => ResponseKind::AddOffsetsToTxn(AddOffsetsToTxnResponse::default().with_error_code(code)),
+        RequestKind::EndTxn(_) => ResponseKind::EndTxn(EndTxnResponse::default().with_error_code(code).with_producer_id(ProducerId(-1)).with_producer_epoch(-1)),
+        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(
+            TxnOffsetCommitResponse::default().with_topics(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        txn_offset_commit_response::TxnOffsetCommitResponseTopic::default().with_name(t.name.clone()).with_partitions(
+                            t.partitions.iter().map(|p| txn_offset_commit_response::TxnOffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(code)).collect(),
+                        )
+                    })
+                    .collect(),
+            ),
+        ),
         _ => return None,
     })
 }

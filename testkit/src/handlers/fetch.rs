@@ -1,5 +1,6 @@
 //! Fetch: whole stored batches from each requested partition, long-polling until `min_bytes`
-//! are available or `max_wait_ms` passes. No fetch sessions: every response is a full one
+//! are available or `max_wait_ms` passes. `read_committed` (isolation level 1) reads below the
+//! last stable offset and gets the aborted transactions overlapping what it reads. No fetch sessions: every response is a full one
 //! with session id 0, which Kafka clients accept (brokers do the same when their session cache
 //! is full).
 
@@ -9,9 +10,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{
-    FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::ResponseError as E;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -115,16 +116,34 @@ fn build(
                     }
                     let limit = (p.partition_max_bytes.max(0) as usize)
                         .min(max_bytes.saturating_sub(total));
-                    let records = log.read(p.fetch_offset, limit, total == 0, log.high_watermark);
-                    Ok((log, records))
+                    let stable = log.last_stable_offset();
+                    let up_to = if read_committed {
+                        stable
+                    } else {
+                        log.high_watermark
+                    };
+                    let (records, end) = log.read(p.fetch_offset, limit, total == 0, up_to);
+                    Ok((log, records, end))
                 })(),
             };
             match result {
-                Ok((log, records)) => {
+                Ok((log, records, end)) => {
                     total += records.len();
+                    if read_committed {
+                        let aborted = log
+                            .aborted_between(p.fetch_offset, end)
+                            .into_iter()
+                            .map(|a| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(a.producer_id))
+                                    .with_first_offset(a.first_offset)
+                            })
+                            .collect();
+                        out = out.with_aborted_transactions(Some(aborted));
+                    }
                     out = out
                         .with_high_watermark(log.high_watermark)
-                        .with_last_stable_offset(log.high_watermark)
+                        .with_last_stable_offset(log.last_stable_offset())
                         .with_log_start_offset(log.log_start_offset)
                         .with_records(Some(records));
                 }

@@ -10,6 +10,7 @@ pub(crate) mod metadata;
 pub(crate) mod offsets;
 pub(crate) mod produce;
 pub(crate) mod producer_id;
+pub(crate) mod txn;
 
 use kafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
@@ -37,7 +38,7 @@ pub(crate) async fn dispatch(
         .map(|c| c.to_string())
         .unwrap_or_default();
     Some(match body {
-        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r, v)),
+        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, &r, v)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r, v)),
         RequestKind::Produce(r) => return produce::handle(ctx, r, v).map(ResponseKind::Produce),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(ctx, r, v).await),
@@ -63,7 +64,19 @@ pub(crate) async fn dispatch(
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(admin::describe_configs(ctx, r, v))
         }
-        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(producer_id::handle(ctx, r)),
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(producer_id::handle(ctx, r, v))
+        }
+        RequestKind::AddPartitionsToTxn(r) => {
+            ResponseKind::AddPartitionsToTxn(txn::add_partitions(ctx, r, v))
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(txn::add_offsets(ctx, r, v))
+        }
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(txn::end(ctx, r, v)),
+        RequestKind::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(txn::offset_commit(ctx, r, v))
+        }
         other => {
             // decode_request only lets through the APIs listed in api_versions::SUPPORTED.
             tracing::error!(request = ?std::mem::discriminant(&other), "request with no handler reached dispatch");

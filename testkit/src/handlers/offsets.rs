@@ -1,4 +1,6 @@
-//! OffsetCommit and OffsetFetch against the group coordinator's committed offsets.
+//! OffsetCommit and OffsetFetch against the group coordinator's committed offsets. OffsetFetch
+//! with require_stable (v7+) answers UNSTABLE_OFFSET_COMMIT for partitions with offsets pending
+//! in an open transaction.
 
 use std::time::Instant;
 
@@ -126,7 +128,7 @@ fn lookup(st: &State, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> L
 /// generated types, with no trait in common. Nothing committed reads as offset -1, leader
 /// epoch -1 and empty metadata, as on Kafka.
 macro_rules! committed_topics {
-    ($st:expr, $broker:expr, $group:expr, $requested:expr, $topic:ident, $partition:ident) => {
+    ($st:expr, $broker:expr, $group:expr, $requested:expr, $stable:expr, $topic:ident, $partition:ident) => {
         match coordinator_error($st, $broker, $group) {
             Some(code) => Err(code),
             None => {
@@ -135,12 +137,24 @@ macro_rules! committed_topics {
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
                         .collect()
                 });
+                let group = $st.groups.groups.get($group);
                 let topics: Vec<$topic> = lookup($st, $group, requested)
                     .into_iter()
                     .map(|(t, parts)| {
                         let partitions = parts
                             .into_iter()
                             .map(|(p, c)| {
+                                // require_stable: an offset an open transaction may still
+                                // change is not answered (the client retries).
+                                if $stable && group.is_some_and(|g| g.has_pending_txn_offset(&t, p))
+                                {
+                                    return $partition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(-1)
+                                        .with_committed_leader_epoch(-1)
+                                        .with_metadata(Some(s("")))
+                                        .with_error_code(E::UnstableOffsetCommit.code());
+                                }
                                 let (offset, epoch, meta) = c
                                     .map_or((-1, -1, String::new()), |c| {
                                         (c.offset, c.leader_epoch, c.metadata.unwrap_or_default())
@@ -173,6 +187,7 @@ pub(crate) fn fetch(ctx: &Ctx, req: OffsetFetchRequest, version: i16) -> OffsetF
             ctx.broker,
             &group_id,
             req.topics,
+            req.require_stable,
             OffsetFetchResponseTopic,
             OffsetFetchResponsePartition
         ) {
@@ -191,6 +206,7 @@ pub(crate) fn fetch(ctx: &Ctx, req: OffsetFetchRequest, version: i16) -> OffsetF
                 ctx.broker,
                 &group_id,
                 g.topics,
+                req.require_stable,
                 OffsetFetchResponseTopics,
                 OffsetFetchResponsePartitions
             ) {

@@ -1,18 +1,27 @@
-//! Produce: validates each partition's batch (magic, CRC, idempotent sequence), stamps its
-//! base offset, appends it and wakes long-polling fetches.
+//! Produce: validates each partition's batch (magic, CRC, idempotent sequence, transaction),
+//! stamps its base offset, appends it and wakes long-polling fetches.
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::ResponseError as E;
 
 use super::{s, Ctx};
-use kafka_client::protocol::record::{RecordBatch, RecordBatches};
+use kafka_client::protocol::record::{BatchHeader, RecordBatch, RecordBatches};
 
 use crate::log::{decode_records, SequenceCheck};
 use crate::state::{lock, State};
+use crate::txn::TxnState;
 
 pub(crate) fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = req.acks;
+    let txn = Txn {
+        id: req
+            .transactional_id
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .filter(|t| !t.is_empty()),
+        version,
+    };
     let mut st = lock(&ctx.shared);
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
@@ -30,7 +39,7 @@ pub(crate) fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<Pro
             let outcome = match (&name, acks) {
                 (None, _) => Err(E::UnknownTopicId.code()),
                 (_, a) if !(-1..=1).contains(&a) => Err(E::InvalidRequiredAcks.code()),
-                (Some(name), _) => append(&mut st, ctx.broker, name, p.index, p.records),
+                (Some(name), _) => append(&mut st, ctx.broker, name, p.index, p.records, &txn),
             };
             match outcome {
                 Ok((base, start)) => r = r.with_base_offset(base).with_log_start_offset(start),
@@ -49,6 +58,66 @@ pub(crate) fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<Pro
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
+/// What a Produce request says about its transaction.
+struct Txn {
+    /// The request's transactional id (v3+).
+    id: Option<String>,
+    version: i16,
+}
+
+/// Checks a transactional batch against the transaction coordinator: the producer's id and
+/// epoch must be current, and the partition in its open transaction. Under transaction
+/// version 2 a Produce v12+ naming its transactional id adds the partition itself (KIP-890);
+/// otherwise a partition not added is INVALID_TXN_STATE.
+fn check_transactional(
+    st: &mut State,
+    topic: &str,
+    partition: i32,
+    h: &BatchHeader,
+    txn: &Txn,
+) -> Result<(), i16> {
+    let tid = match &txn.id {
+        Some(t) => t.clone(),
+        None => st
+            .txns
+            .by_producer(h.producer_id)
+            .map(str::to_owned)
+            .ok_or(E::InvalidProducerIdMapping.code())?,
+    };
+    let meta = st
+        .txns
+        .ids
+        .get(&tid)
+        .ok_or(E::InvalidProducerIdMapping.code())?;
+    if meta.producer_id != h.producer_id {
+        return Err(E::InvalidProducerIdMapping.code());
+    }
+    if meta.epoch != h.producer_epoch {
+        return Err(E::InvalidProducerEpoch.code());
+    }
+    let key = (topic.to_owned(), partition);
+    if meta.state == TxnState::Ongoing && meta.partitions.contains(&key) {
+        return Ok(());
+    }
+    if txn.version >= 12 && txn.id.is_some() && st.settings.transaction_version >= 2 {
+        return crate::txn::add_partitions(st, &tid, h.producer_id, h.producer_epoch, &[key], 5)
+            .map_err(|code| {
+                if code == E::ProducerFenced.code() {
+                    E::InvalidProducerEpoch.code()
+                } else {
+                    code
+                }
+            });
+    }
+    tracing::warn!(
+        topic,
+        partition,
+        transactional_id = %tid,
+        "produce rejected: a transactional batch for a partition not in the transaction"
+    );
+    Err(E::InvalidTxnState.code())
+}
+
 /// Appends one partition's record set; returns (base offset, log start offset).
 fn append(
     st: &mut State,
@@ -56,9 +125,10 @@ fn append(
     topic: &str,
     partition: i32,
     records: Option<bytes::Bytes>,
+    txn: &Txn,
 ) -> Result<(i64, i64), i16> {
     let compacted = st.topics.get(topic).is_some_and(|t| t.is_compacted());
-    let Some(log) = st.partition_mut(topic, partition) else {
+    let Some(log) = st.partition(topic, partition) else {
         return Err(E::UnknownTopicOrPartition.code());
     };
     if log.leader != broker {
@@ -90,6 +160,12 @@ fn append(
             }
         }
     }
+    if header.is_transactional() && !header.is_control() {
+        check_transactional(st, topic, partition, header, txn)?;
+    }
+    let Some(log) = st.partition_mut(topic, partition) else {
+        return Err(E::UnknownTopicOrPartition.code());
+    };
     match log.check_sequence(header) {
         SequenceCheck::Append => match log.append(header, batch.as_bytes()) {
             Ok(base) => Ok((base, log.log_start_offset)),
