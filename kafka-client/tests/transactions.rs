@@ -246,7 +246,10 @@ async fn offsets_commit_with_transaction(t: Target) {
         .await
         .unwrap();
     producer.abort_transaction().await.unwrap();
-    assert_eq!(consumer.committed(&[tp.clone()]).await.unwrap()[&tp], None);
+    assert_eq!(
+        consumer.committed(std::slice::from_ref(&tp)).await.unwrap()[&tp],
+        None
+    );
 
     producer.begin_transaction().unwrap();
     send_all(&producer, &output, 1, &values("out", 2)).await;
@@ -256,7 +259,7 @@ async fn offsets_commit_with_transaction(t: Target) {
         .unwrap();
     producer.commit_transaction().await.unwrap();
     assert_eq!(
-        consumer.committed(&[tp.clone()]).await.unwrap()[&tp],
+        consumer.committed(std::slice::from_ref(&tp)).await.unwrap()[&tp],
         Some(3)
     );
     producer.close().await.unwrap();

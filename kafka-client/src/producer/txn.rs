@@ -182,10 +182,8 @@ impl Txn {
             Error::TransactionsUnavailable { reason, .. } => {
                 st.phase = Phase::Fatal(Fatal::Unavailable(reason.clone()))
             }
-            Error::TransactionAbortable { source, .. } => {
-                if !matches!(st.phase, Phase::Ready) {
-                    st.phase = Phase::Abortable(source.clone());
-                }
+            Error::TransactionAbortable { source, .. } if !matches!(st.phase, Phase::Ready) => {
+                st.phase = Phase::Abortable(source.clone());
             }
             _ => {}
         }
