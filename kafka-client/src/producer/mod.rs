@@ -15,6 +15,34 @@
 //! producer.close().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Transactions (exactly-once read-process-write): a `transactional_id` makes the producer
+//! transactional; records and consumed offsets of one transaction become visible to
+//! `read_committed` consumers together, or not at all.
+//!
+//! ```no_run
+//! # async fn demo(consumer: &kafka_client::group::GroupConsumer) -> kafka_client::Result<()> {
+//! use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
+//! use kafka_client::{ClientConfig, Error, TopicPartition};
+//!
+//! let config = ProducerConfig::default().with_transactional_id("billing-worker-1");
+//! let producer = Producer::new(ClientConfig::new("127.0.0.1:9092")?, config).await?;
+//! producer.begin_transaction()?;
+//! let _ = producer.send(ProducerRecord::new("invoices").value("...")).await?;
+//! let offsets = vec![(TopicPartition::new("purchases", 0), 42)];
+//! let outcome = match producer.send_offsets_to_transaction(offsets, &consumer.group_metadata()).await {
+//!     Ok(()) => producer.commit_transaction().await,
+//!     Err(e) => Err(e),
+//! };
+//! match outcome {
+//!     Ok(()) => {}
+//!     // Abort, then redo the work from the last committed offsets in a new transaction.
+//!     Err(e) if e.is_transaction_abortable() => producer.abort_transaction().await?,
+//!     // Fenced (another instance took over) or otherwise fatal: drop the producer.
+//!     Err(e) => return Err(e),
+//! }
+//! # Ok(()) }
+//! ```
 
 mod accumulator;
 mod config;
