@@ -35,6 +35,9 @@ pub(crate) struct Connection {
     in_flight: Arc<Semaphore>,
     next_correlation_id: AtomicI32,
     versions: HashMap<i16, (i16, i16)>,
+    /// Features the cluster finalized (ApiVersions v3+: name -> max version level), such as
+    /// `transaction.version`.
+    finalized_features: HashMap<String, i16>,
     client_id: String,
     request_timeout: Duration,
     max_in_flight: usize,
@@ -202,6 +205,7 @@ impl Connection {
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             next_correlation_id: AtomicI32::new(0),
             versions: HashMap::new(),
+            finalized_features: HashMap::new(),
             client_id: config.client_id.clone(),
             request_timeout: config.request_timeout,
             max_in_flight,
@@ -213,7 +217,7 @@ impl Connection {
             reauthenticate_at: Mutex::new(None),
             reauthenticating: tokio::sync::Mutex::new(()),
         };
-        conn.versions = conn.negotiate_versions().await?;
+        (conn.versions, conn.finalized_features) = conn.negotiate_versions().await?;
         conn.authenticate().await?;
         Ok(conn)
     }
@@ -269,7 +273,8 @@ impl Connection {
 
     /// Asks the broker which versions of each API it speaks. Starts at v3; a broker that does
     /// not know v3 answers UNSUPPORTED_VERSION in the v0 format, so that is decoded as v0.
-    async fn negotiate_versions(&self) -> Result<HashMap<i16, (i16, i16)>> {
+    /// Also returns the cluster's finalized features (empty before v3).
+    async fn negotiate_versions(&self) -> Result<(HashMap<i16, (i16, i16)>, HashMap<String, i16>)> {
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("kafka-client-rs"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
@@ -288,11 +293,30 @@ impl Connection {
                 format!("ApiVersions from {}", self.shared.broker),
             ));
         }
-        Ok(response
+        let versions = response
             .api_keys
             .iter()
             .map(|k| (k.api_key, (k.min_version, k.max_version)))
-            .collect())
+            .collect();
+        let features = response
+            .finalized_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.max_version_level))
+            .collect();
+        Ok((versions, features))
+    }
+
+    /// The finalized level of a cluster feature (`transaction.version`, ...) as this broker
+    /// reported it when the connection opened; `None` when not finalized or not reported.
+    pub(crate) fn finalized_feature(&self, name: &str) -> Option<i16> {
+        self.finalized_features.get(name).copied()
+    }
+
+    /// Whether the broker speaks `api` at `version` or higher.
+    pub(crate) fn supports(&self, api: ApiKey, version: i16) -> bool {
+        self.versions
+            .get(&(api as i16))
+            .is_some_and(|&(_, max)| max >= version)
     }
 
     /// Label used in errors and logs (`id@host:port`).

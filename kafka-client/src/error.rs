@@ -141,6 +141,47 @@ pub enum Error {
         code: KafkaCode,
     },
 
+    /// A transactional producer was fenced: another producer with the same transactional id
+    /// started (InitProducerId bumped the epoch; PRODUCER_FENCED, INVALID_PRODUCER_EPOCH), or
+    /// the coordinator moved past this producer's epoch (under transaction version 1 also
+    /// when it aborted a transaction open longer than `transaction_timeout`). Fatal: this
+    /// producer can do nothing more; drop it (a new producer with the id may go on).
+    #[error("transactional producer {transactional_id:?} was fenced: its epoch is no longer current (a newer producer with the same transactional_id took over, or the coordinator aborted its transaction after transaction_timeout and moved the epoch on); this producer is unusable, drop it and create a new one")]
+    ProducerFenced { transactional_id: String },
+
+    /// The open transaction cannot commit (a record of it was not delivered, the broker said
+    /// TRANSACTION_ABORTABLE, the coordinator aborted it after `transaction_timeout`, or the
+    /// consumer group refused its offsets because the group moved to a new generation:
+    /// `source` is an [`Error::Rebalancing`] then, KIP-447 fencing). Call
+    /// `abort_transaction`, then begin a new transaction.
+    #[error("the transaction of producer {transactional_id:?} cannot commit: {source}; call abort_transaction, then begin a new one")]
+    TransactionAbortable {
+        transactional_id: String,
+        #[source]
+        source: std::sync::Arc<Error>,
+    },
+
+    /// A record accepted inside a transaction that was aborted before it was sent.
+    #[error("record not sent: the transaction of producer {transactional_id:?} was aborted")]
+    TransactionAborted { transactional_id: String },
+
+    /// A transactional operation called when the producer is not in a state for it (no
+    /// transaction open, one already open, or a fatal error earlier).
+    #[error("transactional producer {transactional_id:?}: {reason}")]
+    TransactionState {
+        transactional_id: String,
+        reason: String,
+    },
+
+    /// The cluster will not run transactions for this producer: the transactional id is not
+    /// authorized (TRANSACTIONAL_ID_AUTHORIZATION_FAILED) or the brokers lack the
+    /// transaction APIs. Fatal for this producer.
+    #[error("transactional_id {transactional_id:?} cannot be used: {reason}")]
+    TransactionsUnavailable {
+        transactional_id: String,
+        reason: String,
+    },
+
     /// Retries ran out: the last error is kept.
     #[error("gave up after {attempts} attempts: {last}")]
     RetriesExhausted { attempts: u32, last: Box<Error> },
@@ -173,6 +214,31 @@ impl Error {
         }
     }
 
+    /// Whether this producer was fenced by a newer one with the same transactional id (fatal:
+    /// drop the producer). Also true for a delivery that failed for that reason.
+    pub fn is_fenced(&self) -> bool {
+        match self {
+            Error::ProducerFenced { .. } => true,
+            Error::Broker { code, .. } => {
+                matches!(
+                    code,
+                    KafkaCode::ProducerFenced | KafkaCode::InvalidProducerEpoch
+                )
+            }
+            Error::Delivery { source, .. } => source.is_fenced(),
+            Error::RetriesExhausted { last, .. } => last.is_fenced(),
+            _ => false,
+        }
+    }
+
+    /// Whether the open transaction must be aborted (`abort_transaction`), after which the
+    /// producer can begin a new one. The contract follows Java's: after such an error abort
+    /// and go on; after a fatal one ([`is_fenced`](Self::is_fenced),
+    /// [`Error::TransactionsUnavailable`]) drop the producer.
+    pub fn is_transaction_abortable(&self) -> bool {
+        matches!(self, Error::TransactionAbortable { .. })
+    }
+
     /// The Kafka error code, when the broker sent one.
     pub fn code(&self) -> Option<KafkaCode> {
         match self {
@@ -180,6 +246,7 @@ impl Error {
             Error::RetriesExhausted { last, .. } => last.code(),
             Error::Delivery { source, .. } => source.code(),
             Error::Rebalancing { code, .. } => Some(*code),
+            Error::TransactionAbortable { source, .. } => source.code(),
             _ => None,
         }
     }

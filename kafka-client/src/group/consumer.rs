@@ -182,6 +182,14 @@ impl GroupConsumer {
         self.shared.state().generation
     }
 
+    /// This member's group, generation and member id, for
+    /// [`Producer::send_offsets_to_transaction`](crate::producer::Producer::send_offsets_to_transaction):
+    /// the coordinator refuses the offsets if the group has moved to another generation since
+    /// (KIP-447). Take it right before sending the offsets.
+    pub fn group_metadata(&self) -> super::ConsumerGroupMetadata {
+        self.shared.group_metadata()
+    }
+
     /// Whether this member leads its generation (it ran the assignor).
     pub fn is_leader(&self) -> bool {
         self.shared.state().leader

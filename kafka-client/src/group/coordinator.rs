@@ -1,5 +1,6 @@
-//! Finding the group coordinator and talking to it: FindCoordinator, a cached coordinator
-//! id, forgotten on NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE or a lost connection.
+//! Finding the group (or transaction) coordinator and talking to it: FindCoordinator, a
+//! cached coordinator id, forgotten on NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE or a lost
+//! connection.
 
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
@@ -32,10 +33,16 @@ pub(crate) fn classify(code: KafkaCode) -> CodeClass {
     }
 }
 
-/// The coordinator of one group.
+/// FindCoordinator key types.
+const KEY_GROUP: i8 = 0;
+const KEY_TRANSACTION: i8 = 1;
+
+/// The coordinator of one group, or of one transactional id.
 pub(crate) struct Coordinator {
     pub(crate) cluster: Arc<Cluster>,
+    /// The group id or transactional id (named `group` in logs either way).
     group: String,
+    key_type: i8,
     node: Mutex<Option<i32>>,
 }
 
@@ -44,7 +51,31 @@ impl Coordinator {
         Coordinator {
             cluster,
             group,
+            key_type: KEY_GROUP,
             node: Mutex::new(None),
+        }
+    }
+
+    /// The transaction coordinator of `transactional_id` (FindCoordinator key type 1).
+    pub(crate) fn for_transaction(cluster: Arc<Cluster>, transactional_id: String) -> Self {
+        Coordinator {
+            key_type: KEY_TRANSACTION,
+            ..Coordinator::new(cluster, transactional_id)
+        }
+    }
+
+    /// The connection to the coordinator, finding it first if needed.
+    pub(crate) async fn connection(
+        &self,
+        deadline: Instant,
+    ) -> Result<Arc<crate::conn::Connection>> {
+        let node = self.node(deadline).await?;
+        match self.cluster.broker(node).await {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                self.mark_unknown("cannot connect");
+                Err(e)
+            }
         }
     }
 
@@ -85,15 +116,16 @@ impl Coordinator {
 
     async fn find(&self) -> Result<i32> {
         let group = self.group.clone();
+        let key_type = self.key_type;
         let (response, version) = self
             .cluster
             .request_any(ApiKey::FindCoordinator, FIND_COORDINATOR_VERSIONS, |v| {
                 let key = StrBytes::from_string(group.clone());
                 let r = FindCoordinatorRequest::default();
                 if v >= 4 {
-                    r.with_key_type(0).with_coordinator_keys(vec![key])
+                    r.with_key_type(key_type).with_coordinator_keys(vec![key])
                 } else if v >= 1 {
-                    r.with_key_type(0).with_key(key)
+                    r.with_key_type(key_type).with_key(key)
                 } else {
                     r.with_key(key)
                 }
@@ -107,7 +139,14 @@ impl Coordinator {
         } else {
             (response.error_code, response.node_id.0)
         };
-        crate::error::check_code(code, || format!("FindCoordinator for group {}", self.group))?;
+        let what = if self.key_type == KEY_GROUP {
+            "group"
+        } else {
+            "transactional id"
+        };
+        crate::error::check_code(code, || {
+            format!("FindCoordinator for {what} {}", self.group)
+        })?;
         if node < 0 {
             return Err(Error::broker(
                 KafkaCode::CoordinatorNotAvailable,

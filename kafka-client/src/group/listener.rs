@@ -101,6 +101,12 @@ impl RebalanceContext<'_> {
         self.shared.state().generation
     }
 
+    /// This member's group, generation and member id, for a transactional producer's
+    /// offsets (see [`GroupConsumer::group_metadata`](super::GroupConsumer::group_metadata)).
+    pub fn group_metadata(&self) -> super::ConsumerGroupMetadata {
+        self.shared.group_metadata()
+    }
+
     /// The next offset the application would read from a partition.
     pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
         self.consumer.position(tp)

@@ -171,6 +171,17 @@ impl GroupShared {
         }
     }
 
+    /// This member's identity for a transactional producer's offsets (KIP-447).
+    pub(crate) fn group_metadata(&self) -> super::ConsumerGroupMetadata {
+        let st = self.state();
+        super::ConsumerGroupMetadata {
+            group_id: self.config.group_id.clone(),
+            generation_id: st.generation,
+            member_id: st.member_id.clone(),
+            group_instance_id: self.config.group_instance_id.clone(),
+        }
+    }
+
     fn stable_generation(&self) -> Option<Generation> {
         let st = self.state();
         (st.phase == Phase::Stable && !st.member_id.is_empty()).then(|| Generation {

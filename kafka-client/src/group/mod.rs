@@ -17,10 +17,11 @@ mod assignor;
 mod committer;
 mod config;
 mod consumer;
-mod coordinator;
+pub(crate) mod coordinator;
 mod listener;
 mod membership;
-mod offsets;
+mod metadata;
+pub(crate) mod offsets;
 mod protocol;
 
 pub use assignor::{
@@ -30,3 +31,4 @@ pub use assignor::{
 pub use config::GroupConfig;
 pub use consumer::GroupConsumer;
 pub use listener::{NoopListener, RebalanceContext, RebalanceListener};
+pub use metadata::ConsumerGroupMetadata;

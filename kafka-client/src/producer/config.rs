@@ -59,6 +59,14 @@ pub struct ProducerConfig {
     pub buffer_memory: usize,
     /// How long the broker may wait for replicas (`timeout_ms` of Produce).
     pub ack_timeout: Duration,
+    /// Makes the producer transactional (`transactional.id`): `None` (the default) for a
+    /// plain (idempotent) producer. The id names the producer across restarts: a new producer
+    /// with the same id fences the older one and aborts its open transaction.
+    pub transactional_id: Option<String>,
+    /// How long a transaction may stay open before the coordinator aborts it
+    /// (`transaction.timeout.ms`, 60 s as in Java; at most the broker's
+    /// `transaction.max.timeout.ms`).
+    pub transaction_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -75,6 +83,8 @@ impl Default for ProducerConfig {
             max_in_flight_per_partition: 5,
             buffer_memory: 32 * 1024 * 1024,
             ack_timeout: Duration::from_secs(30),
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -113,13 +123,36 @@ impl ProducerConfig {
         self
     }
 
-    /// Whether this configuration produces idempotently.
+    /// Makes the producer transactional under `id` (implies idempotence: acks must stay
+    /// `All`). See [`Producer`](super::Producer) for the transaction methods.
+    pub fn with_transactional_id(mut self, id: impl Into<String>) -> Self {
+        self.transactional_id = Some(id.into());
+        self
+    }
+    pub fn with_transaction_timeout(mut self, timeout: Duration) -> Self {
+        self.transaction_timeout = timeout;
+        self
+    }
+
+    /// Whether this configuration produces idempotently (always, when transactional).
     pub fn idempotence_enabled(&self) -> bool {
-        self.idempotence.unwrap_or(self.acks == Acks::All)
+        self.transactional_id.is_some() || self.idempotence.unwrap_or(self.acks == Acks::All)
     }
 
     pub(crate) fn validate(&self) -> crate::Result<()> {
         let fail = |m: &str| Err(crate::Error::Config(m.to_owned()));
+        if let Some(id) = &self.transactional_id {
+            if id.is_empty() {
+                return fail("transactional_id must not be empty");
+            }
+            if self.acks != Acks::All || self.idempotence == Some(false) {
+                return fail("transactional_id needs idempotence and acks=all: use Acks::All and leave idempotence on");
+            }
+            let ms = self.transaction_timeout.as_millis();
+            if ms == 0 || ms > i32::MAX as u128 {
+                return fail("transaction_timeout must be between 1 ms and i32::MAX ms");
+            }
+        }
         if self.idempotence == Some(true) && self.acks != Acks::All {
             return fail("idempotence needs acks=all: use Acks::All or with_idempotence(false)");
         }

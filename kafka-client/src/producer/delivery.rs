@@ -47,13 +47,13 @@ impl Completion {
     }
 
     /// Records the outcome and wakes every waiting record future. Later calls are ignored.
-    pub(crate) fn complete(&self, outcome: Result<(i64, i64)>) {
+    pub(crate) fn complete_shared(&self, outcome: std::result::Result<(i64, i64), Arc<Error>>) {
         let wakers = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             if state.0.is_some() {
                 return;
             }
-            state.0 = Some(outcome.map_err(Arc::new));
+            state.0 = Some(outcome);
             std::mem::take(&mut state.1)
         };
         wakers.into_iter().for_each(Waker::wake);
@@ -67,6 +67,16 @@ pub struct DeliveryFuture {
     /// Position of the record in its batch (its offset delta).
     pub(crate) index: i32,
     pub(crate) timestamp: i64,
+}
+
+impl std::fmt::Debug for DeliveryFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryFuture")
+            .field("topic", &self.completion.topic())
+            .field("partition", &self.completion.partition())
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Future for DeliveryFuture {

@@ -15,6 +15,34 @@
 //! producer.close().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Transactions (exactly-once read-process-write): a `transactional_id` makes the producer
+//! transactional; records and consumed offsets of one transaction become visible to
+//! `read_committed` consumers together, or not at all.
+//!
+//! ```no_run
+//! # async fn demo(consumer: &kafka_client::group::GroupConsumer) -> kafka_client::Result<()> {
+//! use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
+//! use kafka_client::{ClientConfig, Error, TopicPartition};
+//!
+//! let config = ProducerConfig::default().with_transactional_id("billing-worker-1");
+//! let producer = Producer::new(ClientConfig::new("127.0.0.1:9092")?, config).await?;
+//! producer.begin_transaction()?;
+//! let _ = producer.send(ProducerRecord::new("invoices").value("...")).await?;
+//! let offsets = vec![(TopicPartition::new("purchases", 0), 42)];
+//! let outcome = match producer.send_offsets_to_transaction(offsets, &consumer.group_metadata()).await {
+//!     Ok(()) => producer.commit_transaction().await,
+//!     Err(e) => Err(e),
+//! };
+//! match outcome {
+//!     Ok(()) => {}
+//!     // Abort, then redo the work from the last committed offsets in a new transaction.
+//!     Err(e) if e.is_transaction_abortable() => producer.abort_transaction().await?,
+//!     // Fenced (another instance took over) or otherwise fatal: drop the producer.
+//!     Err(e) => return Err(e),
+//! }
+//! # Ok(()) }
+//! ```
 
 mod accumulator;
 mod config;
@@ -22,6 +50,7 @@ mod delivery;
 pub mod partitioner;
 mod record;
 mod sender;
+mod txn;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,7 +64,9 @@ pub use record::ProducerRecord;
 use crate::cluster::Cluster;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
+use crate::group::ConsumerGroupMetadata;
 use crate::protocol::record::BATCH_HEADER_LEN;
+use crate::topic_partition::TopicPartition;
 use accumulator::{Accumulator, PendingRecord};
 use partitioner::Partitioner;
 
@@ -64,6 +95,33 @@ pub(crate) struct Inner {
     /// bulk (after `flush`) instead of awaiting each record's future.
     failed: AtomicU64,
     last_failure: Mutex<Option<String>>,
+    /// Producer id and epoch (-1/-1 when not idempotent); a transactional producer's moves
+    /// on with aborts and, under transaction version 2, with every EndTxn.
+    identity: Mutex<sender::ProducerIdentity>,
+    /// The transaction manager, when `transactional_id` is set.
+    txn: Option<txn::Txn>,
+}
+
+impl Inner {
+    pub(crate) fn identity(&self) -> sender::ProducerIdentity {
+        *self.identity.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a new producer id or epoch; sequences start again from 0.
+    fn adopt(&self, identity: sender::ProducerIdentity) {
+        let old = std::mem::replace(
+            &mut *self.identity.lock().unwrap_or_else(|e| e.into_inner()),
+            identity,
+        );
+        if old != identity {
+            tracing::debug!(
+                producer_id = identity.id,
+                epoch = identity.epoch,
+                "producer epoch moved on"
+            );
+            sender::reset_sequences(self);
+        }
+    }
 }
 
 /// A count of records the producer gave up on; see [`Producer::delivery_failures`].
@@ -76,7 +134,10 @@ pub struct DeliveryFailures {
 }
 
 impl Producer {
-    /// Connects to the cluster and, when idempotent, obtains a producer id.
+    /// Connects to the cluster and, when idempotent, obtains a producer id. With a
+    /// `transactional_id` it also initialises transactions (Java's `initTransactions`): finds
+    /// the transaction coordinator and registers the id, which fences every older producer
+    /// with the same id and aborts its open transaction.
     pub async fn new(client: ClientConfig, config: ProducerConfig) -> Result<Producer> {
         config.validate()?;
         let cluster = Cluster::connect(client).await?;
@@ -89,6 +150,10 @@ impl Producer {
     ) -> Result<Producer> {
         config.validate()?;
         let idempotent = config.idempotence_enabled();
+        let txn = config
+            .transactional_id
+            .clone()
+            .map(|id| txn::Txn::new(cluster.clone(), id, config.transaction_timeout));
         let inner = Arc::new(Inner {
             cluster,
             buffer: Semaphore::new(config.buffer_memory.min(Semaphore::MAX_PERMITS)),
@@ -103,13 +168,16 @@ impl Producer {
             closing: AtomicBool::new(false),
             failed: AtomicU64::new(0),
             last_failure: Mutex::new(None),
+            identity: Mutex::new(sender::ProducerIdentity::NONE),
+            txn,
         });
-        let producer_id = if idempotent {
-            sender::init_producer_id(&inner.cluster).await?
-        } else {
-            sender::ProducerIdentity::NONE
+        let producer_id = match &inner.txn {
+            Some(txn) => txn.init_producer_id(None).await?,
+            None if idempotent => sender::init_producer_id(&inner.cluster).await?,
+            None => sender::ProducerIdentity::NONE,
         };
-        let sender = tokio::spawn(sender::run(inner.clone(), producer_id));
+        *inner.identity.lock().unwrap_or_else(|e| e.into_inner()) = producer_id;
+        let sender = tokio::spawn(sender::run(inner.clone()));
         Ok(Producer {
             inner,
             sender: Mutex::new(Some(sender)),
@@ -124,6 +192,9 @@ impl Producer {
         let inner = &self.inner;
         if inner.closing.load(Ordering::Acquire) {
             return Err(Error::Closed);
+        }
+        if let Some(txn) = &inner.txn {
+            txn.check_open("send")?;
         }
         let partitions = match inner.cluster.partition_count(&record.topic) {
             Some(n) => n,
@@ -244,6 +315,115 @@ impl Producer {
         if let Some(sender) = sender {
             let _ = sender.await;
         }
+        Ok(())
+    }
+
+    fn txn(&self, what: &str) -> Result<&txn::Txn> {
+        self.inner.txn.as_ref().ok_or_else(|| {
+            Error::Config(format!(
+                "{what} needs a transactional producer: set ProducerConfig::with_transactional_id"
+            ))
+        })
+    }
+
+    /// The transaction protocol version in use: `Some(2)` when the cluster finalized
+    /// `transaction.version` 2 or higher (KIP-890 part 2, Kafka 4's default) and speaks its
+    /// APIs, else `Some(1)`; `None` for a producer without a transactional id.
+    pub fn transaction_version(&self) -> Option<u8> {
+        self.inner.txn.as_ref().map(|t| t.version())
+    }
+
+    /// Opens a transaction (locally: the coordinator hears of it with its first partition or
+    /// offsets). Every record sent until [`commit_transaction`](Self::commit_transaction) or
+    /// [`abort_transaction`](Self::abort_transaction) belongs to it; a transactional producer
+    /// refuses `send` outside a transaction.
+    ///
+    /// Errors: a transaction is already open ([`Error::TransactionState`]); the last one failed
+    /// and must be aborted first ([`Error::TransactionAbortable`]); the producer was fenced
+    /// ([`Error::ProducerFenced`]) or is otherwise unusable.
+    ///
+    /// The contract is Java's: after an error that
+    /// [`is_transaction_abortable`](Error::is_transaction_abortable), call `abort_transaction`
+    /// and go on with a new transaction; after a fatal one ([`Error::ProducerFenced`],
+    /// [`Error::TransactionsUnavailable`]) drop the producer.
+    pub fn begin_transaction(&self) -> Result<()> {
+        self.txn("begin_transaction")?.begin()
+    }
+
+    /// Adds consumed offsets to the open transaction, committed to `group` only if the
+    /// transaction commits (exactly-once read-process-write). The offsets are the next
+    /// offsets to read. `group` should come from
+    /// [`GroupConsumer::group_metadata`](crate::group::GroupConsumer::group_metadata): the
+    /// coordinator refuses the offsets of a member whose generation is gone (KIP-447), which
+    /// makes the transaction abortable ([`Error::TransactionAbortable`] with an
+    /// [`Error::Rebalancing`] source).
+    pub async fn send_offsets_to_transaction(
+        &self,
+        offsets: Vec<(TopicPartition, i64)>,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<()> {
+        self.txn("send_offsets_to_transaction")?
+            .send_offsets(&self.inner, offsets, group)
+            .await
+    }
+
+    /// Sends every record of the open transaction, checks that each was delivered, then
+    /// commits it (EndTxn). A record that failed makes this return
+    /// [`Error::TransactionAbortable`] without committing: abort, then retry the work in a new
+    /// transaction. A timeout or exhausted retries leave the transaction open: call again or
+    /// abort.
+    pub async fn commit_transaction(&self) -> Result<()> {
+        let txn = self.txn("commit_transaction")?;
+        txn.enter(true)?;
+        self.flush().await;
+        if let Some(e) = txn.failure() {
+            return Err(e);
+        }
+        if txn.state().started {
+            match txn.end(&self.inner, true).await {
+                Ok(identity) => self.inner.adopt(identity),
+                Err(e) => return Err(txn.failed(e)),
+            }
+        }
+        txn.ended();
+        Ok(())
+    }
+
+    /// Aborts the open transaction: records not yet sent fail with
+    /// [`Error::TransactionAborted`], records in flight are awaited, then EndTxn(abort) makes
+    /// everything of the transaction invisible to `read_committed` consumers. When a record
+    /// of it had failed, the producer's epoch is bumped (KIP-360) so the next transaction
+    /// starts clean.
+    pub async fn abort_transaction(&self) -> Result<()> {
+        let txn = self.txn("abort_transaction")?;
+        txn.enter(false)?;
+        self.inner.wake.notify_one();
+        self.flush().await;
+        let started = txn.state().started;
+        let mut identity = self.inner.identity();
+        if started {
+            identity = txn
+                .end(&self.inner, false)
+                .await
+                .map_err(|e| txn.failed(e))?;
+        }
+        let sequence_broken = {
+            let acc = self.inner.acc.lock().unwrap_or_else(|e| e.into_inner());
+            acc.sequence_broken
+        };
+        let needs_bump = txn.state().needs_bump || sequence_broken;
+        if needs_bump && (!txn.is_v2() || identity == self.inner.identity()) {
+            identity = txn
+                .init_producer_id(Some(identity))
+                .await
+                .map_err(|e| txn.failed(e))?;
+        }
+        self.inner.adopt(identity);
+        if needs_bump {
+            sender::reset_sequences(&self.inner);
+            txn.state().needs_bump = false;
+        }
+        txn.ended();
         Ok(())
     }
 

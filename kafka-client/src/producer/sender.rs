@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
-    ApiKey, InitProducerIdRequest, ProduceRequest, ProducerId, TopicName,
+    ApiKey, InitProducerIdRequest, ProduceRequest, ProducerId, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -85,21 +85,26 @@ struct Drained {
     expired: Vec<(Arc<str>, i32, ProducerBatch)>,
     missing_leaders: Vec<Arc<str>>,
     next_wake: Option<Instant>,
+    /// Batches of a transaction being aborted (or unusable), never sent.
+    aborted: Vec<ProducerBatch>,
+    /// Partitions with batches that must join the open transaction first (version 1).
+    to_add: Vec<(Arc<str>, i32)>,
 }
 
-pub(crate) async fn run(inner: Arc<Inner>, mut identity: ProducerIdentity) {
+pub(crate) async fn run(inner: Arc<Inner>) {
     let mut refreshing: Option<tokio::task::JoinHandle<()>> = None;
     let mut last_refresh: Option<Instant> = None;
     loop {
-        if inner.idempotent && needs_new_identity(&inner) {
+        // A transactional producer takes a new epoch only when its transaction is aborted.
+        if inner.idempotent && inner.txn.is_none() && needs_new_identity(&inner) {
             match init_producer_id(&inner.cluster).await {
                 Ok(new) => {
                     tracing::info!(
-                        old = identity.id,
+                        old = inner.identity().id,
                         new = new.id,
                         "new producer id after a failed batch"
                     );
-                    identity = new;
+                    inner.adopt(new);
                     reset_sequences(&inner);
                 }
                 Err(e) => {
@@ -110,6 +115,11 @@ pub(crate) async fn run(inner: Arc<Inner>, mut identity: ProducerIdentity) {
             }
         }
         let mut drained = drain(&inner);
+        if let Some(txn) = &inner.txn {
+            for batch in std::mem::take(&mut drained.aborted) {
+                finish(&inner, batch, Err(txn.aborted_error()));
+            }
+        }
         for (topic, partition, batch) in drained.expired {
             let error = Error::Timeout {
                 api: ApiKey::Produce,
@@ -147,8 +157,14 @@ pub(crate) async fn run(inner: Arc<Inner>, mut identity: ProducerIdentity) {
                 inner2.wake.notify_one();
             }));
         }
+        let identity = inner.identity();
         for (broker, batches) in drained.by_broker {
             send_request(&inner, broker, batches, identity).await;
+        }
+        if let (Some(txn), false) = (&inner.txn, drained.to_add.is_empty()) {
+            // Version 1: the partitions join the transaction before their batches go out.
+            txn.add_partitions(&inner, drained.to_add).await;
+            continue;
         }
         if inner.closing.load(Ordering::Acquire) && is_empty(&inner) {
             return;
@@ -179,7 +195,7 @@ fn needs_new_identity(inner: &Inner) -> bool {
     acc.sequence_broken && acc.topics.values().flatten().all(|q| q.in_flight == 0)
 }
 
-fn reset_sequences(inner: &Inner) {
+pub(crate) fn reset_sequences(inner: &Inner) {
     let mut acc = inner.acc.lock().unwrap_or_else(|e| e.into_inner());
     acc.sequence_broken = false;
     for queue in acc.topics.values_mut().flatten() {
@@ -203,7 +219,21 @@ fn drain(inner: &Inner) -> Drained {
     let wake_at = |out: &mut Drained, t: Instant| {
         out.next_wake = Some(out.next_wake.map_or(t, |w| w.min(t)));
     };
+    // A transactional producer sends only inside an open transaction; under version 1 only
+    // to partitions already added to it.
+    let (drop_unsent, added) = match &inner.txn {
+        Some(txn) if txn.drop_unsent() => (true, None),
+        Some(txn) if !txn.is_v2() => (false, Some(txn.state().added.clone())),
+        _ => (false, None),
+    };
     let mut acc = inner.acc.lock().unwrap_or_else(|e| e.into_inner());
+    if drop_unsent {
+        for queue in acc.topics.values_mut().flatten() {
+            out.aborted.extend(queue.batches.drain(..));
+            queue.retrying = false;
+        }
+        return out;
+    }
     if acc.sequence_broken {
         return out; // wait for in-flight batches, then take a new producer id
     }
@@ -233,6 +263,12 @@ fn drain(inner: &Inner) -> Drained {
             let Some(front) = queue.batches.front() else {
                 continue;
             };
+            if let Some(added) = &added {
+                if !added.contains(&(topic.clone(), partition)) {
+                    out.to_add.push((topic.clone(), partition));
+                    continue;
+                }
+            }
             if front.created + config.delivery_timeout <= now && front.sequence.is_none() {
                 let batch = queue.batches.pop_front().expect("front exists");
                 out.expired.push((topic.clone(), partition, batch));
@@ -332,6 +368,7 @@ async fn send_request(
                     std::mem::replace(&mut b.batch.builder, BatchBuilder::new(Compression::None));
                 builder
                     .producer(identity.id, identity.epoch, sequence)
+                    .transactional(inner.txn.is_some())
                     .build()
             }
         };
@@ -358,11 +395,18 @@ async fn send_request(
         Ok(conn) => conn,
         Err(e) => return handle_response(inner, batches, Err(e)),
     };
-    let version = match conn.version(ApiKey::Produce, PRODUCE_VERSIONS) {
+    let versions = match &inner.txn {
+        Some(txn) if !txn.is_v2() => super::txn::PRODUCE_TXN_V1,
+        _ => PRODUCE_VERSIONS,
+    };
+    let version = match conn.version(ApiKey::Produce, versions) {
         Ok(v) => v,
         Err(e) => return handle_response(inner, batches, Err(e)),
     };
     let request = build_request(inner, &batches);
+    if let Some(txn) = &inner.txn {
+        txn.mark_started();
+    }
     if inner.config.acks == super::Acks::None {
         let result = conn.send_without_response(&request, version).await;
         for b in batches {
@@ -424,7 +468,12 @@ fn build_request(inner: &Inner, batches: &[InFlight]) -> ProduceRequest {
         }
     }
     ProduceRequest::default()
-        .with_transactional_id(None)
+        .with_transactional_id(
+            inner
+                .txn
+                .as_ref()
+                .map(|t| TransactionalId(StrBytes::from_string(t.id.clone()))),
+        )
         .with_acks(inner.config.acks.code())
         .with_timeout_ms(inner.config.ack_timeout.as_millis().min(i32::MAX as u128) as i32)
         .with_topic_data(topics)
@@ -522,8 +571,10 @@ fn retry_or_fail(inner: &Inner, mut b: InFlight, error: Error) {
     b.batch.attempts += 1;
     let in_time = b.batch.created + inner.config.delivery_timeout > now;
     // Out-of-order follows a failed earlier batch of the same partition: resending in order fixes it.
-    let retriable =
-        error.is_retriable() || error.code() == Some(KafkaCode::OutOfOrderSequenceNumber);
+    // Under transactions v2 a Produce may meet the previous transaction still completing.
+    let retriable = error.is_retriable()
+        || error.code() == Some(KafkaCode::OutOfOrderSequenceNumber)
+        || (inner.txn.is_some() && error.code() == Some(KafkaCode::ConcurrentTransactions));
     if retriable && in_time {
         tracing::debug!(topic = %b.topic, partition = b.partition, attempt = b.batch.attempts, error = %error, "retrying batch");
         b.batch.retry_at = Some(now + inner.config.retry_backoff);
@@ -564,6 +615,10 @@ fn settle(inner: &Inner, b: InFlight, outcome: Result<(i64, i64)>) {
 /// Reports a batch's outcome to its records and returns its resources.
 fn finish(inner: &Inner, batch: ProducerBatch, outcome: Result<(i64, i64)>) {
     let records = batch.records;
+    let outcome = outcome.map_err(Arc::new);
+    if let (Err(e), Some(txn)) = (&outcome, &inner.txn) {
+        txn.batch_failed(e, batch.sequence.is_some());
+    }
     if let Err(e) = &outcome {
         let reason = format!(
             "{}/{}: {e}",
@@ -573,7 +628,7 @@ fn finish(inner: &Inner, batch: ProducerBatch, outcome: Result<(i64, i64)>) {
         *inner.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
         inner.failed.fetch_add(records as u64, Ordering::AcqRel);
     }
-    batch.completion.complete(outcome);
+    batch.completion.complete_shared(outcome);
     inner.buffer.add_permits(batch.reserved);
     if inner.outstanding.fetch_sub(records, Ordering::AcqRel) == records {
         inner.idle.notify_waiters();
