@@ -6,9 +6,8 @@
 //! KAFKA_BOOTSTRAP_TXN_V1, from `scripts/kafka start NAME --txn-v1`; the others: the broker of
 //! KAFKA_BOOTSTRAP, Kafka 4's default version 2). Java interop both ways at the end.
 //!
-//! Real Kafka only for now: the mock cluster has no transaction coordinator yet, so every
-//! test is `#[ignore]`d and .ci/run runs them with --include-ignored. [`target`] is where the
-//! mock will come in.
+//! Without those variables each test runs against a mock cluster of its own giving the
+//! version it needs: the same suite, unchanged, on the mock and on real Kafka.
 
 mod common;
 
@@ -27,26 +26,36 @@ use kafka_client::{ClientConfig, Error, TopicPartition};
 struct Target {
     bootstrap: String,
     version: u8,
+    /// The mock cluster serving it, when no real broker was named.
+    _mock: Option<testkit::MockCluster>,
 }
 
 /// The broker for transaction version `version`: KAFKA_BOOTSTRAP (version 2) or
-/// KAFKA_BOOTSTRAP_TXN_V1 (version 1). When the mock has a transaction coordinator, an unset
-/// variable will mean the mock here (`common::bootstrap()`), and the `#[ignore]`s go.
+/// KAFKA_BOOTSTRAP_TXN_V1 (version 1) when set, else a mock cluster of this test giving that
+/// version.
 async fn target(version: u8) -> Target {
     let var = if version == 1 {
         "KAFKA_BOOTSTRAP_TXN_V1"
     } else {
         "KAFKA_BOOTSTRAP"
     };
-    let bootstrap = std::env::var(var).unwrap_or_else(|_| {
-        panic!(
-            "this test needs real Kafka with transaction.version={version}: export \
-             {var}=$(scripts/kafka start NAME{}) (it is #[ignore]d unless run with \
-             --include-ignored)",
-            if version == 1 { " --txn-v1" } else { "" }
-        )
-    });
-    Target { bootstrap, version }
+    if let Ok(bootstrap) = std::env::var(var) {
+        return Target {
+            bootstrap,
+            version,
+            _mock: None,
+        };
+    }
+    let mock = testkit::MockCluster::builder()
+        .transaction_version(version as i16)
+        .build()
+        .await
+        .expect("mock cluster");
+    Target {
+        bootstrap: mock.bootstrap(),
+        version,
+        _mock: Some(mock),
+    }
 }
 
 fn client(bootstrap: &str) -> ClientConfig {
@@ -567,7 +576,6 @@ macro_rules! both_versions {
         mod v2 {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = "needs real Kafka (KAFKA_BOOTSTRAP) until the mock has a transaction coordinator; .ci/run runs it with --include-ignored"]
                 async fn $scenario() {
                     super::$scenario(super::target(2).await).await;
                 }
@@ -576,7 +584,6 @@ macro_rules! both_versions {
         mod v1 {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = "needs real Kafka formatted with transaction.version=1 (KAFKA_BOOTSTRAP_TXN_V1 from scripts/kafka start NAME --txn-v1); .ci/run runs it with --include-ignored"]
                 async fn $scenario() {
                     super::$scenario(super::target(1).await).await;
                 }

@@ -586,7 +586,7 @@ impl App {
             Some(runtime) => runtime.join().await,
             None => Ok(()),
         };
-        if let Ok(producer) = self.inner.decls.outbox.producer() {
+        if let Ok(producer) = self.inner.decls.outbox.app_producer() {
             // Bounded like the rest of the stop: no event was committed past a record that is
             // still undelivered, so its event is processed again after a restart.
             let timeout = self.settings().worker_shutdown_timeout;
@@ -670,7 +670,14 @@ impl App {
                 producer.flush().await;
                 // A commit flushes the tables, which sends what they made (emit-final window
                 // results) to topics this worker may read.
-                runtime.commit_now().await?;
+                match runtime.commit_now().await {
+                    // Exactly-once: a transaction aborted and the worker restarts from the last
+                    // committed one; what it redoes is waited for like the rest.
+                    Err(e @ Error::TransactionAborted { .. }) => {
+                        tracing::info!(error = %e, "waiting for the restarted worker")
+                    }
+                    other => other?,
+                }
                 let assigned = runtime.acks.assigned();
                 let specs = assigned
                     .iter()

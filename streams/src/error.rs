@@ -63,6 +63,35 @@ pub enum Error {
 
     /// An earlier failure stopped this worker's commits (see the log for it, or the error the
     /// worker stopped with): nothing after it is committed.
+    /// Under exactly-once, a transaction could not commit (a record not delivered, the group
+    /// moved on to a new generation, the broker aborted it): it was aborted, and the worker
+    /// starts again from the last committed transaction.
+    #[error("transaction {transactional_id} aborted: {source}; nothing of it is visible to read_committed readers, and the worker resumes from the last committed transaction")]
+    TransactionAborted {
+        transactional_id: String,
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// Under exactly-once, the worker's transactional producer could not start: the brokers
+    /// do not support transactions, or refuse the transactional id.
+    #[error("exactly-once (processing_guarantee \"exactly_once\") needs a transactional producer, and transactional id {transactional_id} could not start: {source}; check that the brokers support transactions (Kafka 2.5+) and that the app may use transactional ids starting with its id (TransactionalId ACLs), or use \"at_least_once\"")]
+    Transactional {
+        transactional_id: String,
+        #[source]
+        source: kafka_client::Error,
+    },
+
+    /// Under exactly-once, another producer took over this worker's transactional id: two
+    /// workers run with the same `worker_instance_id`, or this one was replaced after it
+    /// stalled. It stops without committing anything more.
+    #[error("transactional id {transactional_id} was taken over by another worker ({source}): give each worker its own worker_instance_id; this one stopped without committing")]
+    Fenced {
+        transactional_id: String,
+        #[source]
+        source: Box<Error>,
+    },
+
     #[error("this worker commits nothing more since an earlier failure ({cause}): restart it; it resumes from its last commit")]
     CommitsStopped { cause: String },
 

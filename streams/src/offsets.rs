@@ -121,6 +121,15 @@ impl OffsetTracker {
         self.commit_position() > self.committed
     }
 
+    /// The consumer will return nothing below `position` any more (it skipped transaction
+    /// markers or aborted records there): when every delivered offset is done, the commit
+    /// position moves up to it. Ignored while an offset is pending, and when it is lower.
+    pub fn skip_to(&mut self, position: i64) {
+        if self.pending.is_empty() && position > self.next {
+            self.next = position;
+        }
+    }
+
     /// Records a successful commit of `position`.
     pub fn committed(&mut self, position: i64) {
         self.committed = self.committed.max(position);
@@ -277,6 +286,13 @@ impl Acks {
             .collect()
     }
 
+    /// See [`OffsetTracker::skip_to`]: `position` is where the consumer reads next.
+    pub fn skip_to(&self, tp: &TopicPartition, position: i64) {
+        if let Some(p) = self.lock().get(tp) {
+            p.lock().skip_to(position);
+        }
+    }
+
     /// Records successful commits.
     pub fn committed(&self, offsets: &[(TopicPartition, i64)]) {
         let parts = self.lock();
@@ -285,6 +301,11 @@ impl Acks {
                 p.lock().committed(*position);
             }
         }
+    }
+
+    /// Whether an event of an assigned partition failed (its agent stops the worker).
+    pub fn any_failed(&self) -> bool {
+        self.lock().values().any(|p| p.lock().failed > 0)
     }
 
     /// Events delivered and not done, over the given partitions (all if `None`).
@@ -426,6 +447,20 @@ impl Drop for Hold {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_skipped_transaction_marker_moves_the_position_only_when_nothing_is_pending() {
+        let mut t = OffsetTracker::new(0);
+        t.deliver(0, 1);
+        t.skip_to(2); // offset 1 is a commit marker the consumer stepped over
+        assert_eq!(t.commit_position(), 0, "offset 0 is still being processed");
+        t.ack(0);
+        assert_eq!(t.commit_position(), 1);
+        t.skip_to(2);
+        assert_eq!(t.commit_position(), 2);
+        t.skip_to(1);
+        assert_eq!(t.commit_position(), 2, "never backwards");
+    }
 
     #[test]
     fn in_order_acks_advance_one_by_one() {

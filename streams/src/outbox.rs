@@ -1,44 +1,61 @@
-//! Where the app's records go: its one producer, set when the app connects.
+//! Where the app's records go: its one producer, set when the app connects, or, under
+//! exactly-once, the worker's transactional producer for sends made by its agents.
 //!
 //! Sends return once the producer accepted the record; delivery is checked in bulk by the
 //! committer, which flushes the producer before every commit and stops the app if a record
 //! was not delivered. So an event whose agent awaited its sends before releasing it is
 //! committed only after those records are acknowledged, with no task or future per record.
 
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use kafka_client::producer::{Producer, ProducerRecord, RecordMetadata};
 
 use crate::error::{Error, Result};
 
+tokio::task_local! {
+    /// The worker's transactional producer, in its agents' tasks under exactly-once: what they
+    /// send is committed with the offsets of the events that made it.
+    static TRANSACTIONAL: Arc<Producer>;
+}
+
+/// Runs `work` (an agent's task) with its sends going through `producer`'s transactions.
+pub(crate) fn in_transactions<F: Future>(
+    producer: Arc<Producer>,
+    work: F,
+) -> impl Future<Output = F::Output> {
+    TRANSACTIONAL.scope(producer, work)
+}
+
 /// A handle on the app's producer, shared by topics, sinks and the runtime. Cheap to clone.
 #[derive(Clone, Default)]
-pub(crate) struct Outbox(Arc<OnceLock<Producer>>);
+pub(crate) struct Outbox(Arc<OnceLock<Arc<Producer>>>);
 
 impl Outbox {
     /// Installs the producer (once; later calls keep the first).
     pub(crate) fn set(&self, producer: Producer) {
-        let _ = self.0.set(producer);
+        let _ = self.0.set(Arc::new(producer));
     }
 
-    /// The producer, once the app is connected.
-    pub(crate) fn producer(&self) -> Result<&Producer> {
+    /// The app's own producer, once the app is connected (never a transactional one).
+    pub(crate) fn app_producer(&self) -> Result<&Arc<Producer>> {
         self.0.get().ok_or(Error::NotStarted)
+    }
+
+    /// The producer for a send made here: the worker's transactional one inside an agent under
+    /// exactly-once, else the app's. Sends from tasks an agent spawned itself take the app's:
+    /// they are delivered at least once, outside the transactions.
+    pub(crate) fn producer(&self) -> Result<ProducerRef<'_>> {
+        match TRANSACTIONAL.try_with(Arc::clone) {
+            Ok(producer) => Ok(ProducerRef::Transactional(producer)),
+            Err(_) => self.app_producer().map(|p| ProducerRef::App(p)),
+        }
     }
 
     /// Waits until every record accepted so far is acknowledged; an error if any of the
     /// app's records was not delivered (nothing may be committed then).
     pub(crate) async fn flush(&self) -> Result<()> {
-        let producer = self.producer()?;
-        producer.flush().await;
-        let failures = producer.delivery_failures();
-        if failures.records > 0 {
-            return Err(Error::Delivery {
-                records: failures.records,
-                reason: failures.last.unwrap_or_default(),
-            });
-        }
-        Ok(())
+        flush_checked(&*self.producer()?).await
     }
 
     /// Hands a record to the producer; returns once it is accepted (batched).
@@ -51,4 +68,33 @@ impl Outbox {
     pub(crate) async fn send_and_wait(&self, record: ProducerRecord) -> Result<RecordMetadata> {
         Ok(self.producer()?.send(record).await?.await?)
     }
+}
+
+/// The producer a send takes (the app's is borrowed: no reference count on the hot path).
+pub(crate) enum ProducerRef<'a> {
+    App(&'a Producer),
+    Transactional(Arc<Producer>),
+}
+
+impl std::ops::Deref for ProducerRef<'_> {
+    type Target = Producer;
+    fn deref(&self) -> &Producer {
+        match self {
+            ProducerRef::App(p) => p,
+            ProducerRef::Transactional(p) => p,
+        }
+    }
+}
+
+/// Flushes `producer`; an error if any record it accepted since it started was not delivered.
+pub(crate) async fn flush_checked(producer: &Producer) -> Result<()> {
+    producer.flush().await;
+    let failures = producer.delivery_failures();
+    if failures.records > 0 {
+        return Err(Error::Delivery {
+            records: failures.records,
+            reason: failures.last.unwrap_or_default(),
+        });
+    }
+    Ok(())
 }

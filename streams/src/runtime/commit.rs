@@ -11,7 +11,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use kafka_client::group::GroupConsumer;
+use kafka_client::group::{ConsumerGroupMetadata, GroupConsumer};
+use kafka_client::producer::Producer;
 use kafka_client::TopicPartition;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -19,8 +20,47 @@ use tokio::task::JoinHandle;
 use super::tables::Tables;
 use crate::error::{Error, Result};
 use crate::offsets::Acks;
-use crate::outbox::Outbox;
-use crate::table::flush_partition;
+use crate::outbox::{flush_checked, Outbox};
+use crate::table::{flush_partition, produce_flush, ProducedFlush, TableCore};
+
+/// The worker's transactional producer (exactly-once) and its id.
+pub(crate) struct Transactional {
+    pub producer: Arc<Producer>,
+    pub id: String,
+}
+
+impl Transactional {
+    /// The error to stop or restart with: fenced when another producer took the id over (the
+    /// worker stops), else an aborted transaction (the worker restarts).
+    fn failed(&self, error: Error) -> Error {
+        match error {
+            e @ (Error::Fenced { .. } | Error::TransactionAborted { .. }) => e,
+            e if is_fenced(&e) => Error::Fenced {
+                transactional_id: self.id.clone(),
+                source: Box::new(e),
+            },
+            e => Error::TransactionAborted {
+                transactional_id: self.id.clone(),
+                source: Box::new(e),
+            },
+        }
+    }
+}
+
+/// Whether `error` comes from the producer being fenced (anywhere in its chain of causes: a
+/// changelog write or a delivery that failed because of it).
+pub(crate) fn is_fenced(error: &Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.downcast_ref::<kafka_client::Error>()
+            .is_some_and(|k| k.is_fenced())
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
 
 /// Why the committer halted.
 #[derive(Default)]
@@ -36,6 +76,10 @@ struct Halt {
 pub(crate) struct Committer {
     pub acks: Arc<Acks>,
     outbox: Outbox,
+    /// Under exactly-once, the worker's transactional producer: commits are transactions.
+    transaction: Option<Transactional>,
+    /// How long a transaction's commit waits for the agents to finish the events they hold.
+    quiesce_timeout: std::time::Duration,
     pub tables: Arc<Tables>,
     /// One preparation at a time: table flushes of a partition must complete in the order
     /// they were taken (the worker's commits and a revocation's may overlap).
@@ -43,17 +87,28 @@ pub(crate) struct Committer {
     halt: Mutex<Halt>,
     /// Wakes the worker when a failure it did not see itself halted the committer.
     halted: Notify,
+    /// Transactions this committer committed (exactly-once).
+    transactions: std::sync::atomic::AtomicU64,
 }
 
 impl Committer {
-    pub(crate) fn new(acks: Arc<Acks>, outbox: Outbox, tables: Arc<Tables>) -> Self {
+    pub(crate) fn new(
+        acks: Arc<Acks>,
+        outbox: Outbox,
+        tables: Arc<Tables>,
+        transaction: Option<Transactional>,
+        quiesce_timeout: std::time::Duration,
+    ) -> Self {
         Committer {
             acks,
             outbox,
+            transaction,
+            quiesce_timeout,
             tables,
             preparing: tokio::sync::Mutex::new(()),
             halt: Mutex::default(),
             halted: Notify::new(),
+            transactions: Default::default(),
         }
     }
 
@@ -144,7 +199,7 @@ impl Committer {
         if self.tables.is_empty() {
             return Ok(());
         }
-        let producer = self.outbox.producer()?;
+        let producer = &*self.producer()?;
         let flushes = self.tables.cores().iter().flat_map(|core| {
             core.owned_partitions()
                 .into_iter()
@@ -181,7 +236,26 @@ impl Committer {
     /// Waits until every record accepted so far is acknowledged; an error if any of the
     /// app's records was not delivered (nothing may be committed then).
     pub(crate) async fn flush(&self) -> Result<()> {
-        self.outbox.flush().await
+        flush_checked(&*self.producer()?).await
+    }
+
+    /// The producer that carries the worker's writes: the transactional one under
+    /// exactly-once, else the app's.
+    fn producer(&self) -> Result<Arc<Producer>> {
+        match &self.transaction {
+            Some(t) => Ok(t.producer.clone()),
+            None => self.outbox.app_producer().cloned(),
+        }
+    }
+
+    /// How many transactions this committer committed.
+    pub(crate) fn transactions_committed(&self) -> u64 {
+        self.transactions.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether commits are transactions (exactly-once).
+    pub(crate) fn is_transactional(&self) -> bool {
+        self.transaction.is_some()
     }
 
     /// The positions to commit now: the done offsets that moved (of `only`, if given), taken
@@ -216,6 +290,157 @@ impl Committer {
         };
         flushed.await.map_err(|e| self.halt(e))?;
         Ok(positions)
+    }
+
+    /// Exactly-once: commits the open transaction with everything this worker did since the
+    /// last one, then opens the next. Only finished events may have their effects in it, so
+    /// no event is dispatched while this runs (the caller is the worker's loop or its
+    /// rebalance listener) and it waits for the agents to finish what they hold (at most
+    /// `worker_shutdown_timeout`). Then the tables' pending writes go to their changelogs,
+    /// every record is acknowledged, the source offsets join the transaction (with the
+    /// group's generation: a worker the group moved on from cannot commit), EndTxn commits
+    /// it, and only then do the stores apply the writes. `read_to` is where the consumer
+    /// reads next in each partition (it may have stepped over transaction markers).
+    ///
+    /// Any failure halts the committer and aborts the transaction: the worker restarts from
+    /// the last committed one (see `Error::TransactionAborted`), or stops when fenced.
+    pub(crate) async fn commit_transaction(
+        &self,
+        group: ConsumerGroupMetadata,
+        read_to: &[(TopicPartition, i64)],
+    ) -> Result<()> {
+        let Some(txn) = &self.transaction else {
+            return Err(Error::Runtime(
+                "commit_transaction without exactly-once".into(),
+            ));
+        };
+        self.check()?;
+        let _one_at_a_time = self.preparing.lock().await;
+        self.check()?;
+        if !self.quiesce().await.map_err(|e| self.halt(txn.failed(e)))? {
+            return Ok(()); // an agent failed: it stops the worker, this transaction aborts
+        }
+        let producer = &*txn.producer;
+        let outcome = async {
+            self.tables.check_stores()?;
+            for (tp, position) in read_to {
+                self.acks.skip_to(tp, *position);
+            }
+            let positions = self.acks.progress();
+            let flushes = self.produce_tables(producer).await?;
+            // commit_transaction below flushes and checks every record of the transaction,
+            // with typed errors (fenced, or abortable).
+            if !positions.is_empty() {
+                producer
+                    .send_offsets_to_transaction(positions.clone(), &group)
+                    .await?;
+            }
+            producer.commit_transaction().await?;
+            Ok::<_, Error>((positions, flushes))
+        };
+        let (positions, flushes) = match outcome.await {
+            Ok(done) => done,
+            Err(e) => {
+                let e = self.halt(txn.failed(e));
+                self.abort_transaction().await;
+                return Err(e);
+            }
+        };
+        // Committed: the stores take the writes, with the changelog offsets they came from.
+        for (core, produced) in flushes {
+            core.complete_flush(produced.flush, produced.last_offset)
+                .map_err(|e| self.halt(e))?;
+        }
+        tracing::debug!(?positions, "transaction committed");
+        self.transactions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.committed(&positions);
+        producer
+            .begin_transaction()
+            .map_err(|e| self.halt(txn.failed(e.into())))
+    }
+
+    /// Waits until every event delivered to the agents is finished; `false` when one failed
+    /// instead (the agent stops the worker: nothing may be committed).
+    async fn quiesce(&self) -> Result<bool> {
+        let deadline = tokio::time::Instant::now() + self.quiesce_timeout;
+        let mut pause = std::time::Duration::from_millis(1);
+        while self.acks.in_flight(None) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: "waiting for the agents to finish the events they hold before a \
+                           transaction commits (under exactly-once a transaction holds only \
+                           finished events: release held events sooner, or raise \
+                           worker_shutdown_timeout)"
+                        .into(),
+                    after: self.quiesce_timeout,
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(20));
+        }
+        Ok(!self.acks.any_failed())
+    }
+
+    /// Produces every held table partition's pending writes into the open transaction; the
+    /// stores apply them once it commits.
+    async fn produce_tables(
+        &self,
+        producer: &Producer,
+    ) -> Result<Vec<(&TableCore, ProducedFlush)>> {
+        let cores = self.tables.cores();
+        let flushes = cores.iter().flat_map(|core| {
+            core.owned_partitions()
+                .into_iter()
+                .map(move |p| async move { (core, p, produce_flush(core, producer, p).await) })
+        });
+        let mut produced = Vec::new();
+        for (core, partition, outcome) in futures::future::join_all(flushes).await {
+            match outcome {
+                Ok(Some(flush)) => produced.push((&**core, flush)),
+                Ok(None) => {}
+                Err(e @ Error::TableStore { .. }) => return Err(e),
+                Err(e) => {
+                    return Err(Error::ChangelogWrite {
+                        table: core.name().to_owned(),
+                        changelog: core.spec().changelog_topic(),
+                        partition,
+                        source: Box::new(e),
+                    })
+                }
+            }
+        }
+        Ok(produced)
+    }
+
+    /// Partitions were lost (this worker missed its session timeout). Under exactly-once the
+    /// open transaction holds effects of their events, which their new owner processes again:
+    /// the committer halts and the worker restarts, aborting it.
+    pub(crate) fn lost(&self, partitions: &[TopicPartition]) {
+        let Some(txn) = &self.transaction else { return };
+        self.halt_unclaimed(Error::TransactionAborted {
+            transactional_id: txn.id.clone(),
+            source: Box::new(Error::Runtime(format!(
+                "partitions {partitions:?} were lost (this worker missed its session timeout); \
+                 their new owner processes their uncommitted events"
+            ))),
+        });
+    }
+
+    /// Aborts the open transaction, if this worker has one (after a failure, or a crash of
+    /// the worker): bounded, best effort; a producer that cannot abort is replaced by the next
+    /// worker's, whose start aborts it.
+    pub(crate) async fn abort_transaction(&self) {
+        let Some(txn) = &self.transaction else { return };
+        match tokio::time::timeout(self.quiesce_timeout, txn.producer.abort_transaction()).await {
+            Ok(Ok(())) => tracing::info!(transactional_id = %txn.id, "transaction aborted"),
+            Ok(Err(e)) => {
+                tracing::warn!(transactional_id = %txn.id, error = %e, "aborting the transaction failed; the next worker's start aborts it")
+            }
+            Err(_) => {
+                tracing::warn!(transactional_id = %txn.id, "aborting the transaction timed out; the next worker's start aborts it")
+            }
+        }
     }
 
     /// What of prepared `positions` may be sent now: partitions still assigned, at a position

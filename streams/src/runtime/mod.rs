@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kafka_client::consumer::{AutoOffsetReset, ConsumerConfig, CorruptBatchPolicy};
+use kafka_client::consumer::{AutoOffsetReset, ConsumerConfig, CorruptBatchPolicy, IsolationLevel};
 use kafka_client::group::{GroupConfig, GroupConsumer};
+use kafka_client::producer::{Producer, ProducerConfig};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -29,8 +30,10 @@ pub use tables::TablePartition;
 use crate::declarations::{Declarations, Instance};
 use crate::error::{Error, Result};
 use crate::offsets::{Acks, Releases};
+use crate::outbox::in_transactions as in_transactions_of;
+use crate::settings::ProcessingGuarantee;
 use assignor::TableAssignor;
-use commit::Committer;
+use commit::{Committer, Transactional};
 use rebalance::Listener;
 use router::{Router, Target};
 use tables::Tables;
@@ -68,16 +71,54 @@ struct Parts {
     assignor: Arc<TableAssignor>,
     state: watch::Sender<RunState>,
     aborted: Arc<AtomicBool>,
+    /// Under exactly-once, the transactional id of this worker's producers.
+    transactional_id: String,
 }
 
 impl Parts {
-    /// Starts every agent (again, on a restart) behind a new router and committer.
-    fn start_agents(&self) -> (Router, Vec<JoinHandle<()>>, Arc<Committer>) {
+    /// Under exactly-once, a transactional producer for a new worker: its start fences the
+    /// previous one with the same id (a crashed or replaced worker) and aborts its open
+    /// transaction.
+    async fn transactional(&self) -> Result<Option<Transactional>> {
         let settings = &self.decls.settings;
+        if settings.processing_guarantee != ProcessingGuarantee::ExactlyOnce {
+            return Ok(None);
+        }
+        let config = ProducerConfig::default()
+            .with_linger(settings.producer_linger)
+            .with_transactional_id(self.transactional_id.clone())
+            .with_transaction_timeout(settings.transaction_timeout);
+        let producer = Producer::new(self.conn.client.clone(), config)
+            .await
+            .map_err(|e| match e {
+                e if e.is_fenced() => Error::Fenced {
+                    transactional_id: self.transactional_id.clone(),
+                    source: Box::new(e.into()),
+                },
+                e => Error::Transactional {
+                    transactional_id: self.transactional_id.clone(),
+                    source: e,
+                },
+            })?;
+        producer.begin_transaction()?;
+        tracing::info!(transactional_id = %self.transactional_id, "exactly-once: transactional producer ready");
+        Ok(Some(Transactional {
+            producer: Arc::new(producer),
+            id: self.transactional_id.clone(),
+        }))
+    }
+
+    /// Starts every agent (again, on a restart) behind a new router and committer.
+    async fn start_agents(&self) -> Result<(Router, Vec<JoinHandle<()>>, Arc<Committer>)> {
+        let settings = &self.decls.settings;
+        let transactional = self.transactional().await?;
+        let in_transactions = transactional.as_ref().map(|t| t.producer.clone());
         let committer = Arc::new(Committer::new(
             self.acks.clone(),
             self.decls.outbox.clone(),
             self.tables.clone(),
+            transactional,
+            settings.worker_shutdown_timeout,
         ));
         let mut router = Router::new(self.acks.clone());
         let mut tasks = Vec::new();
@@ -96,6 +137,11 @@ impl Parts {
             ) in agent.instances.into_iter().enumerate()
             {
                 instances.push((sender, releases.clone()));
+                // Under exactly-once the agent's sends go into the worker's transactions.
+                let work = match &in_transactions {
+                    Some(producer) => Box::pin(in_transactions_of(producer.clone(), work)),
+                    None => work,
+                };
                 tasks.push(spawn_instance(
                     agent.name.clone(),
                     i,
@@ -110,7 +156,7 @@ impl Parts {
                 Target::new(agent.name, instances, agent.stopped),
             );
         }
-        (router, tasks, committer)
+        Ok((router, tasks, committer))
     }
 
     /// A worker for `router`'s agents: a group consumer subscribed to their topics.
@@ -145,9 +191,16 @@ impl Parts {
         } else {
             CorruptBatchPolicy::Fail
         };
+        // Exactly-once reads only committed records (and offsets: a new owner waits for an
+        // open transaction's offsets to settle).
+        let isolation = match settings.processing_guarantee {
+            ProcessingGuarantee::ExactlyOnce => IsolationLevel::ReadCommitted,
+            ProcessingGuarantee::AtLeastOnce => IsolationLevel::ReadUncommitted,
+        };
         let mut consumer = GroupConsumer::new(
             self.conn.client.clone(),
             ConsumerConfig::default()
+                .with_isolation_level(isolation)
                 .with_auto_offset_reset(reset)
                 .with_corrupt_batch_policy(corrupt_batches)
                 .with_fetch_max_wait(Duration::from_millis(100)),
@@ -176,26 +229,57 @@ impl Parts {
     }
 }
 
+/// Transactions aborted in a row, each followed by a restart, before the worker stops: a
+/// cause that outlives restarts (a record the broker always refuses) must not loop forever.
+const MAX_ABORTS_IN_A_ROW: u32 = 10;
+
 /// Runs workers one after the other: a worker whose agent failed is replaced by a new one
 /// (every agent from the last committed offsets) while `restart_failed_agents` allows.
 async fn supervise(parts: Parts, mut worker: Worker, stop: watch::Receiver<bool>) -> Result<()> {
     let allowed = parts.decls.settings.restart_failed_agents;
     let mut restarts = 0;
+    // Aborted transactions in a row (exactly-once), and the pause before the next restart.
+    let mut aborts = 0;
+    let mut pause = Duration::from_millis(100);
     let outcome = loop {
+        let committer = worker.committer.clone();
         let (outcome, queues) = worker.run(stop.clone()).await;
-        let restart = matches!(outcome, Err(Error::AgentFailed { .. }))
-            && restarts < allowed
-            && !parts.aborted.load(Ordering::Acquire)
-            && !*stop.borrow();
+        if committer.transactions_committed() > 0 {
+            aborts = 0;
+            pause = Duration::from_millis(100);
+        }
+        let running = !parts.aborted.load(Ordering::Acquire) && !*stop.borrow();
+        let restart = match &outcome {
+            Err(Error::AgentFailed { .. }) if running && restarts < allowed => {
+                restarts += 1;
+                tracing::warn!(error = %outcome.as_ref().unwrap_err(), restart = restarts, of = allowed,
+                    "restarting the worker: every agent starts again from the last committed offsets");
+                true
+            }
+            Err(e @ Error::TransactionAborted { .. })
+                if running && aborts < MAX_ABORTS_IN_A_ROW =>
+            {
+                aborts += 1;
+                tracing::warn!(error = %e, ?pause,
+                    "restarting the worker from the last committed transaction");
+                let mut stopping = stop.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stopping.wait_for(|s| *s) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(5));
+                true
+            }
+            _ => false,
+        };
         if !restart {
             break outcome;
         }
-        restarts += 1;
-        if let Err(e) = &outcome {
-            tracing::warn!(error = %e, restart = restarts, of = allowed,
-                "restarting the worker: every agent starts again from the last committed offsets");
-        }
-        worker = match parts.worker(parts.start_agents(), queues).await {
+        let agents = match parts.start_agents().await {
+            Ok(agents) => agents,
+            Err(e) => break Err(e),
+        };
+        worker = match parts.worker(agents, queues).await {
             Ok(worker) => worker,
             Err(e) => break Err(e),
         };
@@ -238,8 +322,9 @@ impl Runtime {
             assignor: Arc::new(assignor),
             state: state_tx,
             aborted: aborted.clone(),
+            transactional_id: transactional_id(decls),
         };
-        let agents = parts.start_agents();
+        let agents = parts.start_agents().await?;
         conn.create_topics(decls, &agents.0.topics()).await?;
         conn.create_changelogs(decls).await?;
         let (commits, commit_requests) = mpsc::channel(4);
@@ -313,6 +398,26 @@ impl Runtime {
         answer
             .await
             .map_err(|_| Error::Runtime("the worker has stopped".into()))?
+    }
+}
+
+/// The transactional id of this process's workers: `<app>-<worker_instance_id>`, so that a
+/// worker restarted under its name fences its previous incarnation and aborts its open
+/// transaction at once; without a name, `<app>-<random>` (a crashed worker's open transaction
+/// then holds read_committed readers back until `transaction_timeout`).
+fn transactional_id(decls: &Declarations) -> String {
+    match &decls.settings.worker_instance_id {
+        Some(instance) => format!("{}-{instance}", decls.id),
+        None => {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            format!("{}-{:016x}", decls.id, h.finish())
+        }
     }
 }
 

@@ -109,6 +109,23 @@ impl Listener {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(50));
         }
+        if self.committer.is_transactional() {
+            // Exactly-once: the transaction commits everything up to here, with the
+            // generation the group still has.
+            let read_to: Vec<_> = partitions
+                .iter()
+                .filter_map(|tp| ctx.position(tp).map(|p| (tp.clone(), p)))
+                .collect();
+            if let Err(e) = self
+                .committer
+                .commit_transaction(ctx.group_metadata(), &read_to)
+                .await
+            {
+                self.committer.halt_unclaimed(e);
+            }
+            self.revoke(partitions);
+            return;
+        }
         // The flush gets its own time: agents slow to finish must not leave it none.
         let flushed = tokio::time::timeout(
             self.shutdown_timeout,
@@ -135,14 +152,21 @@ impl Listener {
                 after: self.shutdown_timeout,
             }),
         }
+        self.revoke(partitions);
+    }
+
+    fn revoke(&self, partitions: &[TopicPartition]) {
         for tp in partitions {
             tracing::info!(%tp, "partition revoked");
-            acks.revoke(tp);
+            self.committer.acks.revoke(tp);
         }
         self.committer.tables.revoked(partitions);
     }
 
     fn lost(&self, partitions: &[TopicPartition]) {
+        // Exactly-once: the open transaction holds effects of the lost partitions' events,
+        // which their new owner processes again: it must never commit.
+        self.committer.lost(partitions);
         for tp in partitions {
             tracing::warn!(%tp, "partition lost without a commit; its uncommitted events will be read again by its new owner");
             self.committer.acks.revoke(tp);

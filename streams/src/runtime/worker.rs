@@ -83,12 +83,30 @@ impl Worker {
                     }
                 }
                 Some(reply) = self.queues.commit_requests.recv() => {
-                    let result = self.commit().await;
-                    let halted = result.is_err() && self.committer.is_halted();
-                    let stopped_by = result.as_ref().err().map(|e| e.to_string());
-                    let _ = reply.send(result);
-                    if let (true, Some(cause)) = (halted, stopped_by) {
-                        break Err(Error::CommitsStopped { cause });
+                    match self.commit().await {
+                        Err(e) if self.committer.is_halted() => {
+                            // The caller gets the error; the worker stops (or, for an aborted
+                            // transaction, restarts) naming it.
+                            let stopped = Error::CommitsStopped { cause: e.to_string() };
+                            let stop_with = match &e {
+                                Error::TransactionAborted { transactional_id, .. } => {
+                                    Error::TransactionAborted {
+                                        transactional_id: transactional_id.clone(),
+                                        source: Box::new(stopped),
+                                    }
+                                }
+                                Error::Fenced { transactional_id, .. } => Error::Fenced {
+                                    transactional_id: transactional_id.clone(),
+                                    source: Box::new(stopped),
+                                },
+                                _ => stopped,
+                            };
+                            let _ = reply.send(Err(e));
+                            break Err(stop_with);
+                        }
+                        result => {
+                            let _ = reply.send(result);
+                        }
                     }
                 }
                 prepared = self.background.prepared(), if self.background.is_preparing() => {
@@ -99,7 +117,9 @@ impl Worker {
                 }
                 _ = tick.tick() => {
                     since_commit = 0;
-                    self.background.start(&self.committer);
+                    if let Err(e) = self.commit_due().await {
+                        break Err(e);
+                    }
                 }
                 record = self.consumer.poll_record() => match record {
                     Ok(None) => continue, // group work is due
@@ -127,7 +147,9 @@ impl Worker {
                         }
                         if since_commit >= self.settings.broker_commit_every {
                             since_commit = 0;
-                            self.background.start(&self.committer);
+                            if let Err(e) = self.commit_due().await {
+                                break Err(e);
+                            }
                         }
                     }
                     Err(e) => {
@@ -191,6 +213,13 @@ impl Worker {
     /// returned; the worker must stop when it halted the committer (see `Committer`), while a
     /// commit the group refused for now (a rebalance) is retried next time.
     async fn commit(&mut self) -> Result<()> {
+        if self.committer.is_transactional() {
+            let read_to = self.read_positions();
+            return self
+                .committer
+                .commit_transaction(self.consumer.group_metadata(), &read_to)
+                .await;
+        }
         // After what is under way, so that commits stay in order.
         self.background
             .settle(&self.consumer, &self.committer)
@@ -208,6 +237,36 @@ impl Worker {
             }
             Err(e) => Err(self.committer.commit_failed(e).unwrap_or_else(|e| e)),
         }
+    }
+
+    /// A commit is due (interval, or events since the last): at-least-once prepares it in the
+    /// background while events flow; exactly-once commits the transaction here, between two
+    /// dispatches. An error when the worker must stop (or restart).
+    async fn commit_due(&mut self) -> Result<()> {
+        if !self.committer.is_transactional() {
+            self.background.start(&self.committer);
+            return Ok(());
+        }
+        match self.commit().await {
+            Err(e) if self.committer.is_halted() => {
+                Err(self.committer.take_unclaimed().unwrap_or(e))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "transaction commit failed; the next one retries");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// Where the consumer reads next in each assigned partition.
+    fn read_positions(&self) -> Vec<(kafka_client::TopicPartition, i64)> {
+        self.committer
+            .acks
+            .assigned()
+            .into_iter()
+            .filter_map(|tp| self.consumer.position(&tp).map(|p| (tp, p)))
+            .collect()
     }
 
     /// The stop: no more records; agents finish what they have; sends are acknowledged;
@@ -238,6 +297,10 @@ impl Worker {
             Some(e) => outcome.and(Err(e)),
             None => outcome,
         };
+        if self.committer.is_halted() {
+            // Exactly-once: nothing of the open transaction may become visible.
+            self.committer.abort_transaction().await;
+        }
         // A failure that halted the committer refuses this commit too (and the one the
         // revocation below would make): nothing past it is committed.
         let outcome = match tokio::time::timeout(timeout, self.commit()).await {

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use kafka_client::producer::{Producer, ProducerRecord};
 
-use super::partitions::TableCore;
+use super::partitions::{PendingFlush, TableCore};
 use crate::error::Result;
 
 /// Flushes the pending writes of `partition`: takes them, produces one record per key to the
@@ -23,11 +23,36 @@ pub async fn flush_partition(
     producer: &Producer,
     partition: i32,
 ) -> Result<usize> {
+    let Some(produced) = produce_flush(table, producer, partition).await? else {
+        return Ok(0);
+    };
+    let written = produced.flush.records().len();
+    table.complete_flush(produced.flush, produced.last_offset)?;
+    Ok(written)
+}
+
+/// A flush whose records the broker acknowledged, not yet applied to the store: under
+/// exactly-once it is applied once its transaction commits ([`TableCore::complete_flush`]),
+/// and dropped with the partition's other unflushed writes if it aborts.
+pub(crate) struct ProducedFlush {
+    pub flush: PendingFlush,
+    /// The offset of its last changelog record, when the producer could say.
+    pub last_offset: Option<i64>,
+}
+
+/// The first half of [`flush_partition`]: takes the pending writes and produces them (and the
+/// table's outbound records), waiting for every acknowledgement; `None` when nothing was
+/// pending. On a produce error the flush is aborted, as there.
+pub(crate) async fn produce_flush(
+    table: &TableCore,
+    producer: &Producer,
+    partition: i32,
+) -> Result<Option<ProducedFlush>> {
     // A store that failed may have lost writes that reads no longer see: nothing of it may
     // reach the changelog (the worker stops; a restart recovers from the changelog).
     table.check_store()?;
     let Some(flush) = table.take_pending(partition) else {
-        return Ok(0);
+        return Ok(None);
     };
     let topic = table.spec().changelog_topic();
     let sent = async {
@@ -68,11 +93,7 @@ pub async fn flush_partition(
     }
     .await;
     match sent {
-        Ok(last) => {
-            let written = flush.records().len();
-            table.complete_flush(flush, last)?;
-            Ok(written)
-        }
+        Ok(last_offset) => Ok(Some(ProducedFlush { flush, last_offset })),
         Err(e) => {
             table.abort_flush(partition);
             Err(e.into())

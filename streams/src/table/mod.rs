@@ -27,7 +27,7 @@ pub use set::SetTable;
 pub use spec::TableSpec;
 
 // The runtime's side.
-pub(crate) use changelog::flush_partition;
+pub(crate) use changelog::{flush_partition, produce_flush, ProducedFlush};
 pub(crate) use partitions::{outbound_record, PartitionTxn, RecordCheck, TableCore};
 pub(crate) use recovery::{
     changelog_consumer_config, out_of_range, recover_partition, start_offset, Replay,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use kafka_client::consumer::{AutoOffsetReset, Consumer, ConsumerConfig, Offset};
+use kafka_client::consumer::{AutoOffsetReset, Consumer, ConsumerConfig, IsolationLevel, Offset};
 use kafka_client::TopicPartition;
 use stores::WriteBatch;
 
@@ -19,10 +19,13 @@ const END_CHECK: Duration = Duration::from_millis(500);
 /// The settings of the consumers that read changelogs (recovery, standby replicas): no
 /// automatic offset reset, so that a position below the changelog's log start (records deleted
 /// by retention or DeleteRecords before this worker read them) is an error that recovery
-/// handles (wipe and rebuild), never a silent jump to the changelog's end.
+/// handles (wipe and rebuild), never a silent jump to the changelog's end. They read committed:
+/// under exactly-once a changelog holds records of aborted transactions, which never happened
+/// (without transactions this changes nothing).
 pub(crate) fn changelog_consumer_config() -> ConsumerConfig {
     ConsumerConfig::default()
         .with_auto_offset_reset(AutoOffsetReset::None)
+        .with_isolation_level(IsolationLevel::ReadCommitted)
         .with_fetch_max_wait(Duration::from_millis(100))
 }
 

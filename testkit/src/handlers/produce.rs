@@ -119,6 +119,9 @@ fn check_transactional(
 }
 
 /// Appends one partition's record set; returns (base offset, log start offset).
+/// Kafka's default `max.message.bytes` (1 MiB plus a batch header).
+const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
+
 fn append(
     st: &mut State,
     broker: i32,
@@ -148,6 +151,23 @@ fn append(
         return Err(E::InvalidRecord.code());
     };
     let header = batch.header();
+    // Kafka's per-topic limit on a batch (`max.message.bytes`; the broker's default).
+    let max_bytes = st
+        .topics
+        .get(topic)
+        .and_then(|t| t.configs.get("max.message.bytes"))
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+    if batch.as_bytes().len() > max_bytes {
+        tracing::warn!(
+            topic,
+            partition,
+            size = batch.as_bytes().len(),
+            max_bytes,
+            "produce rejected: batch over max.message.bytes"
+        );
+        return Err(E::MessageTooLarge.code());
+    }
     if compacted && !header.is_control() {
         if let Some(recs) = decode_records(batch) {
             if recs.iter().any(|r| r.key.is_none()) {
