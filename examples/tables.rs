@@ -10,7 +10,9 @@
 //! ```
 //!
 //! `TABLES_APP` and `TABLES_TOPIC` change the app id and the purchases topic (the crash tests
-//! use them to keep their runs apart on a shared broker).
+//! use them to keep their runs apart on a shared broker). `TABLES_GUARANTEE=exactly_once`
+//! makes each commit interval's changelog writes and source offsets one Kafka transaction, so
+//! a worker killed mid-interval counts nothing twice (the default is `at_least_once`).
 //!
 //! Faust:
 //! ```python
@@ -51,6 +53,7 @@ fn build() -> streams::Result<ExitCode> {
     let app = App::builder(&env("TABLES_APP", "tables-app"))
         .broker("mock://")
         .store(&store)
+        .processing_guarantee(&env("TABLES_GUARANTEE", "at_least_once"))
         .topic_partitions(3)
         // A worker that dies hands its partitions over after 10 s (Faust's default is 60 s).
         .broker_session_timeout(Duration::from_secs(10))

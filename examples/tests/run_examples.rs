@@ -44,3 +44,21 @@ fn quickstart_runs_against_a_real_broker_when_one_is_named() {
         "{out}"
     );
 }
+
+#[test]
+fn exactly_once_demo_doubles_and_totals_every_event() {
+    let out = run("exactly_once", &[]);
+    assert!(out.contains("sent 12 events"), "{out}");
+    // Printed by the agent when the worker stops: ids 0..12 over keys k0, k1, k2, amount = id.
+    let mut finals = common::lines(&out, "final ");
+    finals.sort_unstable();
+    assert_eq!(
+        finals,
+        [
+            "final k0 count=4 sum=18",
+            "final k1 count=4 sum=22",
+            "final k2 count=4 sum=26"
+        ],
+        "{out}"
+    );
+}

@@ -1,6 +1,8 @@
 //! The tables example as separate worker processes killed with SIGKILL: a survivor recovers
 //! the dead worker's table partitions from the changelog and the totals hold every event; a
 //! redb worker restarted after SIGKILL replays only the changelog records its store lacks.
+//! Under at-least-once the killed worker's uncommitted purchases may be counted twice; under
+//! exactly-once (`TABLES_GUARANTEE=exactly_once`) none is. Changelogs are read read_committed.
 //! The broker is a mock cluster in this test process, or real Kafka when KAFKA_BOOTSTRAP is set.
 
 use std::collections::BTreeMap;
@@ -9,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use kafka_client::consumer::{Consumer, ConsumerConfig, Offset};
+use kafka_client::consumer::{Consumer, ConsumerConfig, IsolationLevel, Offset};
 use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
 use kafka_client::{ClientConfig, TopicPartition};
 use testkit::MockCluster;
@@ -24,10 +26,16 @@ struct Setup {
     bootstrap: String,
     app: String,
     topic: String,
+    /// `TABLES_GUARANTEE` for the workers.
+    guarantee: &'static str,
     _mock: Option<MockCluster>,
 }
 
 async fn setup(name: &str) -> Setup {
+    setup_with(name, "at_least_once").await
+}
+
+async fn setup_with(name: &str, guarantee: &'static str) -> Setup {
     let app = testkit::unique_name(name);
     let topic = format!("{app}-purchases");
     if let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP") {
@@ -35,6 +43,7 @@ async fn setup(name: &str) -> Setup {
             bootstrap,
             app,
             topic,
+            guarantee,
             _mock: None,
         };
     }
@@ -47,6 +56,7 @@ async fn setup(name: &str) -> Setup {
         bootstrap: mock.bootstrap(),
         app,
         topic,
+        guarantee,
         _mock: Some(mock),
     }
 }
@@ -66,6 +76,7 @@ impl Setup {
             .env("TABLES_APP", &self.app)
             .env("TABLES_TOPIC", &self.topic)
             .env("TABLES_STORE", store)
+            .env("TABLES_GUARANTEE", self.guarantee)
             .env("RUST_LOG", "warn,streams::runtime::tables=info");
         cmd
     }
@@ -126,7 +137,7 @@ impl Setup {
         sent
     }
 
-    /// The changelog's latest total per currency (what compaction keeps).
+    /// The changelog's latest total per currency (what compaction keeps), read committed.
     async fn changelog_totals(&self) -> BTreeMap<String, i64> {
         let client = ClientConfig::new(&self.bootstrap).unwrap();
         let admin = kafka_client::admin::Admin::new(client.clone())
@@ -146,9 +157,8 @@ impl Setup {
         else {
             return BTreeMap::new();
         };
-        let mut consumer = Consumer::new(client, ConsumerConfig::default())
-            .await
-            .unwrap();
+        let config = ConsumerConfig::default().with_isolation_level(IsolationLevel::ReadCommitted);
+        let mut consumer = Consumer::new(client, config).await.unwrap();
         consumer.assign(tps.clone());
         for tp in &tps {
             consumer.seek(tp, Offset::Earliest).await.unwrap();
@@ -308,9 +318,20 @@ fn wait_both(a: &mut Worker, b: &mut Worker, done: impl Fn(&Worker, &Worker) -> 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_workers_one_killed_the_survivor_recovers_and_no_event_is_lost() {
-    let s = setup("tables-kill").await;
+/// What [`kill_one_of_two`] saw.
+struct KillOneOfTwo {
+    expected: BTreeMap<String, i64>,
+    /// The changelog once the survivor stopped gracefully.
+    totals: BTreeMap<String, i64>,
+    /// Totals the killed worker printed for the second half before SIGKILL.
+    second_half_by_a: usize,
+    replayed: u64,
+}
+
+/// Two workers count 1000 purchases; a second 1000 are sent and one worker dies with SIGKILL
+/// as soon as it is counting them; the survivor recovers its partitions from the changelog,
+/// counts on, and stops gracefully.
+async fn kill_one_of_two(s: &Setup) -> KillOneOfTwo {
     let mut a = s.worker("memory://");
     let mut b = s.worker("memory://");
     // Both joined: each recovered its (empty) partitions.
@@ -345,24 +366,59 @@ async fn two_workers_one_killed_the_survivor_recovers_and_no_event_is_lost() {
             b.seen.push(line);
         }
     }
-    let totals = s.wait_changelog_holds(&expected).await;
-    let counted: i64 = totals.values().sum();
-    for (currency, n) in &expected {
-        assert!(
-            totals.get(currency).copied().unwrap_or(0) >= *n,
-            "{currency}: {totals:?} vs {expected:?}"
-        );
-    }
+    s.wait_changelog_holds(&expected).await;
     let replayed = b.replayed() - replayed_before;
     assert!(replayed > 0, "the survivor replayed nothing: {:?}", b.seen);
+    // Everything is counted at least once; the survivor commits what it did and stops.
+    b.kill("-INT");
+    KillOneOfTwo {
+        totals: s.changelog_totals().await,
+        expected,
+        second_half_by_a: by_a - a_first,
+        replayed,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_one_killed_the_survivor_recovers_and_no_event_is_lost() {
+    let s = setup("tables-kill").await;
+    let r = kill_one_of_two(&s).await;
+    for (currency, n) in &r.expected {
+        assert!(
+            r.totals.get(currency).copied().unwrap_or(0) >= *n,
+            "{currency}: {:?} vs {:?}",
+            r.totals,
+            r.expected
+        );
+    }
+    let counted: i64 = r.totals.values().sum();
     eprintln!(
-        "a printed {by_a} totals ({} of the second half) before SIGKILL; the survivor \
-         replayed {replayed} changelog records; 2000 purchases counted {counted} times ({} \
-         twice)",
-        by_a - a_first,
+        "at-least-once: a printed {} totals of the second half before SIGKILL; the survivor \
+         replayed {} changelog records; 2000 purchases counted {counted} times ({} twice)",
+        r.second_half_by_a,
+        r.replayed,
         counted - 2000
     );
-    b.kill("-INT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_one_killed_under_exactly_once_nothing_is_counted_twice() {
+    let s = setup_with("tables-kill-eos", "exactly_once").await;
+    let r = kill_one_of_two(&s).await;
+    let counted: i64 = r.totals.values().sum();
+    eprintln!(
+        "exactly-once: a printed {} totals of the second half before SIGKILL; the survivor \
+         replayed {} changelog records; 2000 purchases counted {counted} times ({} twice)",
+        r.second_half_by_a,
+        r.replayed,
+        counted - 2000
+    );
+    // The killed worker's open transaction (its changelog writes and source offsets since
+    // the last commit) was aborted: the survivor counted those purchases once.
+    assert_eq!(
+        r.totals, r.expected,
+        "totals (left) vs purchases sent (right)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
