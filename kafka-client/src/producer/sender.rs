@@ -60,7 +60,11 @@ pub(crate) async fn init_producer_id(cluster: &Cluster) -> Result<ProducerIdenti
             });
         match result {
             Ok(identity) => return Ok(identity),
-            Err(e) if e.is_retriable() && attempt < 20 => {
+            // CONCURRENT_TRANSACTIONS: the id's previous transaction is still completing.
+            Err(e)
+                if (e.is_retriable() || e.code() == Some(KafkaCode::ConcurrentTransactions))
+                    && attempt < 20 =>
+            {
                 tracing::debug!(error = %e, attempt, "InitProducerId failed, retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));

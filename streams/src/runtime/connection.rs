@@ -53,9 +53,13 @@ impl Connection {
                 "broker {broker} authenticates with SASL: give credentials with AppBuilder::broker_credentials"
             )));
         }
-        let unreachable = |source| Error::Connect {
-            broker: broker.to_string(),
-            source,
+        // A broker that answered with an error was reached: that error says what is wrong.
+        let unreachable = |source: kafka_client::Error| match source.code() {
+            Some(_) => Error::Kafka(source),
+            None => Error::Connect {
+                broker: broker.to_string(),
+                source,
+            },
         };
         let producer = Producer::new(
             client.clone(),
