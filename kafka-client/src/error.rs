@@ -219,12 +219,11 @@ impl Error {
     pub fn is_fenced(&self) -> bool {
         match self {
             Error::ProducerFenced { .. } => true,
-            Error::Broker { code, .. } => {
-                matches!(
-                    code,
-                    KafkaCode::ProducerFenced | KafkaCode::InvalidProducerEpoch
-                )
-            }
+            // INVALID_PRODUCER_EPOCH from a partition leader is not: the coordinator moved
+            // the epoch on, after another producer took over or after aborting a transaction
+            // that timed out. As in Java (KIP-588) it makes the transaction abortable, and
+            // the abort learns from the coordinator which it was.
+            Error::Broker { code, .. } => *code == KafkaCode::ProducerFenced,
             Error::Delivery { source, .. } => source.is_fenced(),
             Error::RetriesExhausted { last, .. } => last.is_fenced(),
             _ => false,

@@ -230,6 +230,16 @@ impl AppBuilder {
                 "topic_partitions, stream_buffer_maxsize and broker_commit_every must be positive",
             ));
         }
+        if s.processing_guarantee == crate::settings::ProcessingGuarantee::ExactlyOnce
+            && s.transaction_timeout <= s.broker_commit_interval
+        {
+            return Err(Error::config(format!(
+                "transaction_timeout ({:?}) must be longer than broker_commit_interval ({:?}) \
+                 under exactly-once: a transaction stays open for a commit interval, and the \
+                 broker aborts it after transaction_timeout",
+                s.transaction_timeout, s.broker_commit_interval
+            )));
+        }
         Ok(App {
             inner: Arc::new(Inner {
                 decls: Arc::new(Declarations::new(
@@ -673,7 +683,7 @@ impl App {
                 match runtime.commit_now().await {
                     // Exactly-once: a transaction aborted and the worker restarts from the last
                     // committed one; what it redoes is waited for like the rest.
-                    Err(e @ Error::TransactionAborted { .. }) => {
+                    Err(e @ (Error::TransactionAborted { .. } | Error::Fenced { .. })) => {
                         tracing::info!(error = %e, "waiting for the restarted worker")
                     }
                     other => other?,

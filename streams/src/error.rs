@@ -82,10 +82,12 @@ pub enum Error {
         source: kafka_client::Error,
     },
 
-    /// Under exactly-once, another producer took over this worker's transactional id: two
-    /// workers run with the same `worker_instance_id`, or this one was replaced after it
-    /// stalled. It stops without committing anything more.
-    #[error("transactional id {transactional_id} was taken over by another worker ({source}): give each worker its own worker_instance_id; this one stopped without committing")]
+    /// Under exactly-once, this worker's producer was fenced: a newer producer took its
+    /// transactional id over, or the broker aborted a transaction that outlived
+    /// `transaction_timeout`. Nothing more of it is committed; the worker restarts with a new
+    /// producer (at most 10 times in a row without a committed transaction, then it stops
+    /// with this error).
+    #[error("transactional id {transactional_id} was fenced ({source}): a worker with the same worker_instance_id took it over, or a transaction outlived transaction_timeout; nothing more of it is committed")]
     Fenced {
         transactional_id: String,
         #[source]

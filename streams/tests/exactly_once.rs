@@ -260,32 +260,267 @@ async fn a_worker_crashed_mid_transaction_is_replaced_without_duplicates() {
 }
 
 #[tokio::test]
-async fn a_second_worker_with_the_same_instance_id_fences_the_first() {
+async fn two_workers_under_one_name_one_stops_saying_why_and_nothing_is_doubled() {
     let broker = broker().await;
-    let id = testkit::unique_name("eos-fenced");
+    let id = testkit::unique_name("eos-twice");
     let first = pipeline(&id, &broker, "same");
     first.app.start().await.unwrap();
-    send_events(&first.input, 0, 20).await;
+    send_events(&first.input, 0, 50).await;
     first.app.wait_caught_up(WAIT).await.unwrap();
 
-    // Only its transactional producer is needed to take the id over.
+    // A second worker under the same worker_instance_id: the producers fence each other's
+    // transactional id and the group fences the older member (static membership), so one of
+    // the two stops, saying why, and the other goes on.
+    let second = pipeline(&id, &broker, "same");
+    second.app.start().await.unwrap();
+    send_events(&second.input, 50, 120).await;
+    let (stopped, survivor) = tokio::time::timeout(WAIT, async {
+        tokio::select! {
+            _ = first.app.stopped() => (&first, &second),
+            _ = second.app.stopped() => (&second, &first),
+        }
+    })
+    .await
+    .expect("one of the two workers stops by itself");
+    let text = stopped
+        .app
+        .shutdown()
+        .await
+        .expect_err("stopped on an error")
+        .to_string();
+    assert!(
+        text.contains("static member id") || text.contains("worker_instance_id"),
+        "the error says two workers share a name: {text}"
+    );
+    survivor.app.wait_caught_up(WAIT).await.unwrap();
+    survivor.app.shutdown().await.unwrap();
+    assert_eq!(
+        as_output(read_committed(&broker, &format!("{id}-out")).await),
+        expected_output(120)
+    );
+    assert_eq!(changelog_counts(&broker, &id).await, expected_counts(120));
+}
+
+#[tokio::test]
+async fn a_worker_fenced_by_a_producer_under_its_id_restarts_and_counts_once() {
+    let broker = on_mock(mock().await);
+    let id = testkit::unique_name("eos-fenced");
+    let p = pipeline(&id, &broker, "w1");
+    p.app.start().await.unwrap();
+    send_events(&p.input, 0, 40).await;
+    p.app.wait_caught_up(WAIT).await.unwrap();
+    // A producer takes the worker's transactional id over: the worker's open transaction is
+    // aborted and its producer fenced; the worker restarts with a new one (fencing it back).
     let client = kafka_client::ClientConfig::new(&broker.bootstrap).unwrap();
-    let config = kafka_client::producer::ProducerConfig::default()
-        .with_transactional_id(format!("{id}-same"));
-    let _usurper = kafka_client::producer::Producer::new(client, config)
+    let config =
+        kafka_client::producer::ProducerConfig::default().with_transactional_id(format!("{id}-w1"));
+    let usurper = kafka_client::producer::Producer::new(client, config)
         .await
         .unwrap();
-    send_events(&first.input, 20, 40).await;
-    let stopped = common::stopped_by_itself(&first.app).await;
-    match stopped {
-        Err(Error::Fenced {
-            transactional_id, ..
-        }) => assert_eq!(transactional_id, format!("{id}-same")),
-        other => panic!("expected the worker to stop fenced, got {other:?}"),
-    }
-    let out = read_committed(&broker, &format!("{id}-out")).await;
+    send_events(&p.input, 40, 100).await;
+    p.app.wait_caught_up(WAIT).await.unwrap();
+    assert!(!p.app.is_stopping(), "the worker restarted by itself");
+    p.app.shutdown().await.unwrap();
+    usurper.begin_transaction().unwrap();
+    let record = kafka_client::producer::ProducerRecord::new(format!("{id}-out"))
+        .key("usurper")
+        .value("1");
+    let sent = usurper.send(record).await;
+    let committed = match sent {
+        Ok(_) => usurper.commit_transaction().await,
+        Err(e) => Err(e),
+    };
+    // Its produce is refused (abortable, as Kafka's partitions answer); the abort learns it
+    // was fenced.
+    let err = match committed {
+        Err(e) if e.is_transaction_abortable() => usurper.abort_transaction().await.unwrap_err(),
+        other => other.expect_err("the usurper was fenced in turn"),
+    };
+    assert!(err.is_fenced(), "{err}");
+    assert_eq!(
+        as_output(read_committed(&broker, &format!("{id}-out")).await),
+        expected_output(100)
+    );
+    assert_eq!(changelog_counts(&broker, &id).await, expected_counts(100));
+}
+
+#[tokio::test]
+async fn a_refused_transactional_id_stops_the_start_naming_the_setting() {
+    let broker = on_mock(mock().await);
+    let id = testkit::unique_name("eos-refused");
+    let p = pipeline(&id, &broker, "w1");
+    // The app's own (idempotent) producer is made at connect; the refusal hits the worker's
+    // transactional one.
+    p.app.connect().await.unwrap();
+    broker.mock().intercept(
+        ApiKey::InitProducerId,
+        Intercept::error(KafkaCode::TransactionalIdAuthorizationFailed).times(1),
+    );
+    let err = p.app.start().await.expect_err("no transactions, no start");
+    assert!(matches!(err, Error::Transactional { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("exactly_once"), "{text}");
+    assert!(text.contains(&format!("{id}-w1")), "{text}");
     assert!(
-        out.len() <= 40,
-        "nothing written after the fence is visible"
+        text.contains("TRANSACTIONAL_ID_AUTHORIZATION_FAILED"),
+        "{text}"
+    );
+    // Nothing was processed outside a transaction.
+    assert_eq!(p.processed.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_transaction_timeout_not_above_the_commit_interval_is_refused() {
+    let err = App::builder("eos-config")
+        .processing_guarantee("exactly_once")
+        .broker_commit_interval(Duration::from_secs(10))
+        .transaction_timeout(Duration::from_secs(5))
+        .build()
+        .expect_err("every transaction would expire");
+    let text = err.to_string();
+    assert!(text.contains("transaction_timeout"), "{text}");
+    assert!(text.contains("broker_commit_interval"), "{text}");
+    let err = App::builder("eos-config")
+        .processing_guarantee("exactly-once")
+        .build()
+        .expect_err("a misspelt guarantee");
+    assert!(err.to_string().contains("exactly_once"), "{err}");
+}
+
+#[tokio::test]
+async fn an_expired_transaction_is_aborted_by_the_broker_and_its_events_redone_once() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_default())
+        .with_test_writer()
+        .try_init();
+    let broker = on_mock(mock().await);
+    let id = testkit::unique_name("eos-expired");
+    let app = broker
+        .app(&id)
+        .processing_guarantee("exactly_once")
+        .worker_instance_id("w1")
+        .broker_commit_interval(Duration::from_millis(100))
+        .transaction_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let input = app.topic::<String, i64>(&format!("{id}-in"));
+    let output = app.topic::<String, i64>(&format!("{id}-out"));
+    let stalled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handled = Arc::new(AtomicUsize::new(0));
+    let (out, stall, done) = (output.clone(), stalled.clone(), handled.clone());
+    app.agent_builder("slow", &input).run(move |mut events| {
+        let (out, stall, done) = (out.clone(), stall.clone(), done.clone());
+        async move {
+            while let Some(e) = events.next().await {
+                out.send(e.key.clone().unwrap_or_default(), e.value).await?;
+                // The first time event 3 comes, the agent stalls past the transaction
+                // timeout while its transaction holds sends: the broker aborts it.
+                if e.value == 3 && !stall.swap(true, Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok::<(), Error>(())
+        }
+    });
+    app.start().await.unwrap();
+    for i in 0..6 {
+        input.send(format!("k{i}"), i).await.unwrap();
+    }
+    wait_until("the stalled transaction redone after the restart", || {
+        handled.load(Ordering::SeqCst) > 6
+    })
+    .await;
+    app.wait_caught_up(WAIT).await.unwrap();
+    app.shutdown().await.unwrap();
+    let out = read_committed(&broker, &format!("{id}-out")).await;
+    let mut values: Vec<i64> = out
+        .iter()
+        .map(|(_, v)| v.as_deref().unwrap_or("").parse().unwrap())
+        .collect();
+    values.sort();
+    assert_eq!(values, vec![0, 1, 2, 3, 4, 5], "each event's send once");
+    assert!(
+        broker.mock().open_transactions().is_empty(),
+        "nothing left open"
+    );
+}
+
+#[tokio::test]
+async fn a_window_closed_in_an_aborted_transaction_emits_its_final_result_once() {
+    use streams::WindowResult;
+    let broker = on_mock(mock().await);
+    let id = testkit::unique_name("eos-finals");
+    let app = broker
+        .app(&id)
+        .processing_guarantee("exactly_once")
+        .worker_instance_id("w1")
+        .broker_commit_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let input = app.topic::<String, i64>(&format!("{id}-clicks"));
+    let finals = app.topic::<String, WindowResult<i64>>(&format!("{id}-finals"));
+    let table = app
+        .table::<String, i64>("clicks")
+        .unwrap()
+        .with_default(i64::default);
+    let agent = app.agent_builder("count", &input).table(&table);
+    let windows = table
+        .tumbling(Duration::from_millis(10))
+        .unwrap()
+        .emit_final_to(&finals)
+        .unwrap();
+    let processed = Arc::new(AtomicUsize::new(0));
+    let count = processed.clone();
+    agent.run(move |mut events| {
+        let (windows, count) = (windows.clone(), count.clone());
+        async move {
+            while let Some(e) = events.next().await {
+                let key = e.key.clone().unwrap_or_default();
+                windows.at(&e)?.update(&key, |n| *n += 1)?;
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+            Ok::<(), Error>(())
+        }
+    });
+    app.start().await.unwrap();
+    for (key, at) in [("a", 1), ("b", 2), ("a", 5), ("a", 12)] {
+        input.send_at(key.to_owned(), 1, at).await.unwrap();
+    }
+    app.wait_caught_up(WAIT).await.unwrap();
+    // The event that closes both windows is committed in a transaction the group refuses:
+    // the final results it produced are aborted with it, and made again after the restart.
+    broker.mock().intercept(
+        ApiKey::TxnOffsetCommit,
+        Intercept::error(KafkaCode::IllegalGeneration).times(1),
+    );
+    input.send_at("c".to_owned(), 1, 25).await.unwrap();
+    wait_until(
+        "the closing event processed twice (aborted, then redone)",
+        || processed.load(Ordering::SeqCst) >= 6,
+    )
+    .await;
+    app.wait_caught_up(WAIT).await.unwrap();
+    app.shutdown().await.unwrap();
+
+    let mut got: Vec<(String, i64, i64)> = read_committed(&broker, &format!("{id}-finals"))
+        .await
+        .into_iter()
+        .map(|(k, v)| {
+            let result: WindowResult<i64> = serde_json::from_str(&v.unwrap()).unwrap();
+            (k, result.window.start, result.value)
+        })
+        .collect();
+    got.sort();
+    let want = vec![
+        ("a".to_owned(), 0, 2),
+        ("a".to_owned(), 10, 1),
+        ("b".to_owned(), 0, 1),
+    ];
+    assert_eq!(got, want, "each final result once, read committed");
+    let raw = broker.mock().records(&format!("{id}-finals"), 0).len();
+    assert!(
+        raw > 3,
+        "the aborted results are in the log ({raw} records)"
     );
 }

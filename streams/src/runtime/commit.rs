@@ -341,9 +341,13 @@ impl Committer {
         let (positions, flushes) = match outcome.await {
             Ok(done) => done,
             Err(e) => {
-                let e = self.halt(txn.failed(e));
-                self.abort_transaction().await;
-                return Err(e);
+                // The abort tells whether another producer took the id over (fatal) or the
+                // transaction merely failed (the worker restarts).
+                let e = match (txn.failed(e), self.abort_transaction().await) {
+                    (Error::TransactionAborted { .. }, Some(fenced)) => fenced,
+                    (e, _) => e,
+                };
+                return Err(self.halt(e));
             }
         };
         // Committed: the stores take the writes, with the changelog offsets they came from.
@@ -427,13 +431,21 @@ impl Committer {
         });
     }
 
-    /// Aborts the open transaction, if this worker has one (after a failure, or a crash of
-    /// the worker): bounded, best effort; a producer that cannot abort is replaced by the next
-    /// worker's, whose start aborts it.
-    pub(crate) async fn abort_transaction(&self) {
-        let Some(txn) = &self.transaction else { return };
+    /// Aborts the open transaction, if this worker has one (after a failure): bounded, best
+    /// effort; a producer that cannot abort is replaced by the next worker's, whose start
+    /// aborts it. Returns `Error::Fenced` when the coordinator says another producer took the
+    /// transactional id over.
+    pub(crate) async fn abort_transaction(&self) -> Option<Error> {
+        let txn = self.transaction.as_ref()?;
         match tokio::time::timeout(self.quiesce_timeout, txn.producer.abort_transaction()).await {
             Ok(Ok(())) => tracing::info!(transactional_id = %txn.id, "transaction aborted"),
+            Ok(Err(e)) if e.is_fenced() => {
+                tracing::warn!(transactional_id = %txn.id, error = %e, "the transaction cannot be aborted: another producer took the transactional id over");
+                return Some(Error::Fenced {
+                    transactional_id: txn.id.clone(),
+                    source: Box::new(e.into()),
+                });
+            }
             Ok(Err(e)) => {
                 tracing::warn!(transactional_id = %txn.id, error = %e, "aborting the transaction failed; the next worker's start aborts it")
             }
@@ -441,6 +453,7 @@ impl Committer {
                 tracing::warn!(transactional_id = %txn.id, "aborting the transaction timed out; the next worker's start aborts it")
             }
         }
+        None
     }
 
     /// What of prepared `positions` may be sent now: partitions still assigned, at a position

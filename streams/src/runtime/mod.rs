@@ -256,7 +256,11 @@ async fn supervise(parts: Parts, mut worker: Worker, stop: watch::Receiver<bool>
                     "restarting the worker: every agent starts again from the last committed offsets");
                 true
             }
-            Err(e @ Error::TransactionAborted { .. })
+            // A fenced producer too, as Kafka Streams migrates its tasks: the broker aborted a
+            // transaction that outlived transaction_timeout, or this worker's previous
+            // incarnation took the id over; a second live worker under the same name is
+            // stopped by the group (FENCED_INSTANCE_ID).
+            Err(e @ (Error::TransactionAborted { .. } | Error::Fenced { .. }))
                 if running && aborts < MAX_ABORTS_IN_A_ROW =>
             {
                 aborts += 1;

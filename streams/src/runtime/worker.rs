@@ -299,7 +299,7 @@ impl Worker {
         };
         if self.committer.is_halted() {
             // Exactly-once: nothing of the open transaction may become visible.
-            self.committer.abort_transaction().await;
+            let _ = self.committer.abort_transaction().await;
         }
         // A failure that halted the committer refuses this commit too (and the one the
         // revocation below would make): nothing past it is committed.
