@@ -33,8 +33,14 @@ struct Pipeline {
 }
 
 fn pipeline(id: &str, broker: &Broker, instance: &str) -> Pipeline {
+    pipeline_on(id, broker, instance, "memory://")
+}
+
+/// [`pipeline`] with its table in store `store`.
+fn pipeline_on(id: &str, broker: &Broker, instance: &str, store: &str) -> Pipeline {
     let app = broker
         .app(id)
+        .store(store)
         .processing_guarantee("exactly_once")
         .worker_instance_id(instance)
         .broker_commit_interval(Duration::from_millis(100))
@@ -179,9 +185,19 @@ async fn sends_table_writes_and_offsets_commit_together() {
 
 #[tokio::test]
 async fn an_aborted_transaction_leaves_nothing_visible_and_rolls_the_tables_back() {
+    aborted_transaction_rolls_back("memory://").await;
+}
+
+#[tokio::test]
+async fn an_aborted_transaction_rolls_a_redb_table_back_without_replaying_it() {
+    let dir = tempfile::tempdir().unwrap();
+    aborted_transaction_rolls_back(&format!("redb://{}", dir.path().display())).await;
+}
+
+async fn aborted_transaction_rolls_back(store: &str) {
     let broker = on_mock(mock().await);
     let id = testkit::unique_name("eos-abort");
-    let p = pipeline(&id, &broker, "w1");
+    let p = pipeline_on(&id, &broker, "w1", store);
     p.app.start().await.unwrap();
     send_events(&p.input, 0, 100).await;
     p.app.wait_caught_up(WAIT).await.unwrap();
