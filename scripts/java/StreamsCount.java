@@ -1,6 +1,6 @@
 // StreamsCount.java — a Kafka Streams word count per key with processing.guarantee=exactly_once_v2,
 // for checking a broker's transactions with Kafka Streams (testkit/tests/transactions.rs runs
-// it against the Rust mock).
+// it against the Rust mock, and against the mock and real Kafka to compare what each committed).
 //
 // Run (no build step; Java's single-file source launcher; the Kafka Streams jars of the
 // broker's version):

@@ -1,6 +1,6 @@
 // Transactions.java — Kafka's Java transactional producer and read_committed consumer, for
 // checking a broker's transaction coordinator (testkit/tests/transactions.rs runs it against
-// the Rust mock).
+// the Rust mock, and against the mock and real Kafka to compare what each committed).
 //
 // Run (no build step; Java's single-file source launcher):
 //   java -cp "$(scripts/kafka classpath)" scripts/java/Transactions.java MODE BOOTSTRAP TOPIC [ARGS]

@@ -4,7 +4,10 @@
 //! and 2 (KIP-890), timeouts, intercepts, coordinator placement and broker restarts,
 //! compaction under transactions. At the end, ignored (they need Java and the Kafka jars; .ci/run
 //! runs them): Kafka's Java transactional producer and read_committed consumer, and a Kafka
-//! Streams exactly_once_v2 count, against the mock.
+//! Streams exactly_once_v2 count, against the mock; and the `*_same_as_real_kafka` tests, which
+//! also need real Kafka (`KAFKA_BOOTSTRAP`): the same Java programs with the same input on a
+//! mock and on real Kafka, what they committed read back by our read_committed consumer from
+//! both and compared.
 
 mod common;
 
@@ -1127,6 +1130,275 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
+// ------------------------------------------------------------------ Java, on the mock and on real Kafka
+//
+// The Java programs run with the same input against a fresh mock and, in the *_same_as_real_kafka
+// tests, against the real broker of KAFKA_BOOTSTRAP; what they produced is read back with a
+// read_committed consumer of our kafka-client (not the mock's internal views, so the same
+// reader serves both brokers) and the two outcomes must be equal.
+
+/// Our client's settings for reading back what the Java programs produced.
+fn client(bootstrap: &str) -> kafka_client::ClientConfig {
+    kafka_client::ClientConfig::new(bootstrap)
+        .expect("bootstrap address")
+        .with_client_id("testkit-java-checks")
+        .with_request_timeout(Duration::from_secs(15))
+}
+
+/// The real broker to compare the mock with; panics (saying what to do) when unset.
+fn real_kafka() -> String {
+    std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| {
+        panic!(
+            "this test compares the mock with real Kafka: export \
+             KAFKA_BOOTSTRAP=$(scripts/kafka start NAME) (.ci/run runs it in kafka_client_tests)"
+        )
+    })
+}
+
+/// Creates `(name, partitions)` topics (replication factor 1) through the broker's
+/// CreateTopics, the same way on the mock and on real Kafka.
+async fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
+    use kafka_client::{Admin, NewTopic};
+    Admin::new(client(bootstrap))
+        .await
+        .expect("admin client")
+        .create_topics(
+            topics
+                .iter()
+                .map(|(name, partitions)| NewTopic::new(*name, *partitions, 1))
+                .collect(),
+        )
+        .await
+        .expect("create topics");
+}
+
+/// The high watermarks of `topic`'s partitions `0..partitions`.
+async fn high_watermarks(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    use kafka_client::{Admin, OffsetSpec, TopicPartition};
+    let tps: Vec<TopicPartition> = (0..partitions)
+        .map(|p| TopicPartition::new(topic, p))
+        .collect();
+    let listed = Admin::new(client(bootstrap))
+        .await
+        .expect("admin client")
+        .list_offsets(
+            tps.iter()
+                .map(|tp| (tp.clone(), OffsetSpec::Latest))
+                .collect(),
+        )
+        .await
+        .expect("list offsets");
+    tps.iter().map(|tp| listed[tp].offset).collect()
+}
+
+/// Everything a read_committed consumer of our kafka-client reads from `topic`'s partitions
+/// `0..partitions`, per partition in offset order. Each partition is read up to its high
+/// watermark, not just its last stable offset: a transaction left open fails the read
+/// (within 60 s) instead of hiding records.
+async fn read_committed(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<Vec<kafka_client::ConsumerRecord>> {
+    use kafka_client::consumer::IsolationLevel;
+    use kafka_client::{Consumer, ConsumerConfig, Offset, TopicPartition};
+    let ends = high_watermarks(bootstrap, topic, partitions).await;
+    let mut consumer = Consumer::new(
+        client(bootstrap),
+        ConsumerConfig::default()
+            .with_isolation_level(IsolationLevel::ReadCommitted)
+            .with_fetch_max_wait(Duration::from_millis(100)),
+    )
+    .await
+    .expect("consumer");
+    let tps: Vec<TopicPartition> = (0..partitions)
+        .map(|p| TopicPartition::new(topic, p))
+        .collect();
+    consumer.assign(tps.clone());
+    for tp in &tps {
+        consumer.seek(tp, Offset::Earliest).await.expect("seek");
+    }
+    let mut out = vec![Vec::new(); partitions as usize];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let behind: Vec<(i32, Option<i64>, Option<i64>, i64)> = tps
+            .iter()
+            .zip(&ends)
+            .filter(|(tp, end)| consumer.position(tp).is_none_or(|p| p < **end))
+            .map(|(tp, end)| {
+                let p = tp.partition;
+                (
+                    p,
+                    consumer.position(tp),
+                    consumer.last_stable_offset(tp),
+                    *end,
+                )
+            })
+            .collect();
+        if behind.is_empty() {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic} at {bootstrap}: read_committed did not reach the high watermarks in 60 s \
+             (a transaction left open?); (partition, position, last stable offset, high \
+             watermark): {behind:?}"
+        );
+        // recv is cancel-safe; the timeout lets the positions move past trailing markers.
+        if let Ok(r) = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await {
+            let r = r.expect("read_committed consumer");
+            out[r.partition as usize].push(r);
+        }
+    }
+}
+
+fn utf8(b: &Option<Bytes>) -> String {
+    String::from_utf8(b.as_deref().expect("not null").to_vec()).expect("UTF-8")
+}
+
+/// A client of `group` that never joins it, for [`group_offsets`].
+async fn group_reader(bootstrap: &str, group: &str) -> kafka_client::GroupConsumer {
+    use kafka_client::{ConsumerConfig, GroupConfig, GroupConsumer};
+    GroupConsumer::new(
+        client(bootstrap),
+        ConsumerConfig::default(),
+        GroupConfig::new(group),
+    )
+    .await
+    .expect("group client")
+}
+
+/// The group's committed offsets of `topic`'s partitions `0..partitions`, from the group
+/// coordinator (OffsetFetch; offsets of open transactions are waited for).
+async fn group_offsets(
+    reader: &kafka_client::GroupConsumer,
+    topic: &str,
+    partitions: i32,
+) -> Vec<Option<i64>> {
+    use kafka_client::TopicPartition;
+    let tps: Vec<TopicPartition> = (0..partitions)
+        .map(|p| TopicPartition::new(topic, p))
+        .collect();
+    let committed = reader.committed(&tps).await.expect("committed offsets");
+    tps.iter().map(|tp| committed[tp]).collect()
+}
+
+/// The names one run of Transactions.java uses (unique: real Kafka keeps topics, groups and
+/// transactional ids).
+struct JavaTxnNames {
+    topic: String,
+    txid: String,
+    group: String,
+    fence_topic: String,
+    fence_txid: String,
+}
+
+impl JavaTxnNames {
+    fn unique() -> Self {
+        JavaTxnNames {
+            topic: testkit::unique_name("jt"),
+            txid: testkit::unique_name("java-tx"),
+            group: testkit::unique_name("java-group"),
+            fence_topic: testkit::unique_name("jt-fence"),
+            fence_txid: testkit::unique_name("java-fence"),
+        }
+    }
+}
+
+/// What Transactions.java's `produce` and `fence` runs left on a broker, as read back by
+/// Kafka's Java read_committed consumer and by ours: nothing in it depends on offsets,
+/// timing or names, so the mock's must equal real Kafka's.
+#[derive(Debug, PartialEq)]
+struct JavaTxnOutcome {
+    /// `produce`'s stdout: "COMMITTED KEY VALUE" per record of a committed transaction, in
+    /// commit order.
+    produced: Vec<String>,
+    /// Our read_committed consumer, per partition of the 3 in offset order: (key, value).
+    committed: Vec<Vec<(String, String)>>,
+    /// The Java read_committed consumer's "KEY VALUE" lines, sorted (its order across
+    /// partitions is its polls').
+    java_consumed: Vec<String>,
+    /// The group's committed offsets of the topic's partitions (sendOffsetsToTransaction).
+    group_offsets: Vec<Option<i64>>,
+    /// `fence`'s stdout: the fenced producer's failure (exception class) and the commit of
+    /// the one that fenced it.
+    fence: Vec<String>,
+    /// Our read_committed consumer on the fence topic (1 partition).
+    fence_committed: Vec<Vec<(String, String)>>,
+    /// The Java read_committed consumer on the fence topic.
+    fence_java_consumed: Vec<String>,
+}
+
+/// Runs Transactions.java `produce` (4 transactions, 0 and 2 committed, 1 and 3 aborted, each
+/// committing the offset i+1 of partition 0 for the group), `consume` and `fence` against
+/// `bootstrap` and reads back what they left.
+async fn java_transactions_run(bootstrap: &str, n: &JavaTxnNames) -> JavaTxnOutcome {
+    create_topics(bootstrap, &[(&n.topic, 3), (&n.fence_topic, 1)]).await;
+    let produced = java_lines(&["produce", bootstrap, &n.topic, &n.txid, "4", &n.group]).await;
+    let java_consumed = sorted(java_lines(&["consume", bootstrap, &n.topic]).await);
+    let fence = java_lines(&["fence", bootstrap, &n.fence_topic, &n.fence_txid]).await;
+    let fence_java_consumed = sorted(java_lines(&["consume", bootstrap, &n.fence_topic]).await);
+    let key_values = |parts: Vec<Vec<kafka_client::ConsumerRecord>>| -> Vec<Vec<(String, String)>> {
+        parts
+            .iter()
+            .map(|p| p.iter().map(|r| (utf8(&r.key), utf8(&r.value))).collect())
+            .collect()
+    };
+    JavaTxnOutcome {
+        produced,
+        committed: key_values(read_committed(bootstrap, &n.topic, 3).await),
+        java_consumed,
+        group_offsets: group_offsets(&group_reader(bootstrap, &n.group).await, &n.topic, 3).await,
+        fence,
+        fence_committed: key_values(read_committed(bootstrap, &n.fence_topic, 1).await),
+        fence_java_consumed,
+    }
+}
+
+/// What Transactions.java must have left on any broker.
+fn check_java_transactions(o: &JavaTxnOutcome, broker: &str) {
+    use kafka_client::producer::partitioner::partition_for_key;
+    // Transactions 0 and 2 committed, in that order; 1 and 3 aborted.
+    let expected: Vec<(String, String)> = [0, 2]
+        .iter()
+        .flat_map(|i| (0..3).map(move |j| (format!("t{i}-r{j}"), format!("v{i}-{j}"))))
+        .collect();
+    let lines = |prefix: &str| -> Vec<String> {
+        expected
+            .iter()
+            .map(|(k, v)| format!("{prefix}{k}\t{v}"))
+            .collect()
+    };
+    assert_eq!(o.produced, lines("COMMITTED\t"), "{broker}");
+    // (The aborted transactions may have left nothing in the logs: Java drops the batches it
+    // has not sent yet when it aborts. Either way no read_committed consumer sees them.)
+    assert_eq!(o.java_consumed, sorted(lines("")), "{broker}");
+    // Per partition (Java's default partitioner: murmur2 of the key) in commit order.
+    let per_partition: Vec<Vec<(String, String)>> = (0..3)
+        .map(|p| {
+            expected
+                .iter()
+                .filter(|(k, _)| partition_for_key(k.as_bytes(), 3) == p)
+                .cloned()
+                .collect()
+        })
+        .collect();
+    assert_eq!(o.committed, per_partition, "{broker}");
+    // The offsets of the last committed transaction, i = 2.
+    assert_eq!(o.group_offsets, [Some(3), None, None], "{broker}");
+    // A second producer with the same id fences the first and aborts its transaction.
+    assert!(
+        o.fence.len() == 2
+            && o.fence[0].starts_with("FENCED\t")
+            && o.fence[1] == "COMMITTED\tsurvivor\tb",
+        "{broker}: {:?}",
+        o.fence
+    );
+    let survivor = vec![("survivor".to_owned(), "b".to_owned())];
+    assert_eq!(o.fence_committed, [survivor], "{broker}");
+    assert_eq!(o.fence_java_consumed, ["survivor\tb"], "{broker}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Java and the Kafka jars; .ci/run runs it"]
 async fn java_transactional_producer_and_read_committed_consumer_against_the_mock() {
@@ -1137,40 +1409,35 @@ async fn java_transactional_producer_and_read_committed_consumer_against_the_moc
             .build()
             .await
             .unwrap();
-        cluster.create_topic("jt", 3, no_configs()).unwrap();
-        let bootstrap = cluster.bootstrap();
-        let produced =
-            java_lines(&["produce", &bootstrap, "jt", "java-tx", "4", "java-group"]).await;
-        let committed: Vec<String> = produced
-            .iter()
-            .filter_map(|l| l.strip_prefix("COMMITTED\t").map(str::to_owned))
-            .collect();
-        // Transactions 0 and 2 committed, 1 and 3 aborted.
-        assert_eq!(committed.len(), 6, "TV{tv}: {produced:?}");
+        let names = JavaTxnNames::unique();
+        let outcome = java_transactions_run(&cluster.bootstrap(), &names).await;
+        check_java_transactions(&outcome, &format!("the mock, TV{tv}"));
         assert!(cluster.open_transactions().is_empty(), "TV{tv}");
-        assert_eq!(
-            cluster.committed_offset("java-group", "jt", 0),
-            Some(3),
-            "TV{tv}"
-        );
-        // (The aborted transactions may have left nothing in the logs: Java drops the batches
-        // it has not sent yet when it aborts.)
-        // The Java read_committed consumer sees exactly the committed records.
-        let consumed = java_lines(&["consume", &bootstrap, "jt"]).await;
-        assert_eq!(sorted(consumed), sorted(committed.clone()), "TV{tv}");
-        let info = &cluster.transactions()[0];
+        let info = cluster
+            .transactions()
+            .into_iter()
+            .find(|t| t.transactional_id == names.txid)
+            .expect("the producer's transactional id");
+        // Under TV2 every EndTxn bumps the epoch (4 transactions); TV1 keeps it.
         let expected_epoch = if tv == 2 { 4 } else { 0 };
         assert_eq!(info.producer_epoch, expected_epoch, "TV{tv}: {info:?}");
-
-        // A second producer with the same id fences the first and aborts its transaction.
-        let fence = java_lines(&["fence", &bootstrap, "jt-fence", "java-fence"]).await;
-        assert!(
-            fence.iter().any(|l| l.starts_with("FENCED\t")),
-            "TV{tv}: {fence:?}"
-        );
-        let consumed = java_lines(&["consume", &bootstrap, "jt-fence"]).await;
-        assert_eq!(consumed, ["survivor\tb"], "TV{tv}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs real Kafka (KAFKA_BOOTSTRAP), Java and the Kafka jars; .ci/run runs it"]
+async fn java_transactional_producer_on_the_mock_same_as_real_kafka() {
+    let real = real_kafka();
+    // Transaction version 2, as the real broker (Kafka 4's default).
+    let cluster = MockCluster::builder().brokers(2).build().await.unwrap();
+    let on_mock = java_transactions_run(&cluster.bootstrap(), &JavaTxnNames::unique()).await;
+    let on_kafka = java_transactions_run(&real, &JavaTxnNames::unique()).await;
+    check_java_transactions(&on_mock, "the mock");
+    check_java_transactions(&on_kafka, &format!("real Kafka at {real}"));
+    assert_eq!(
+        on_mock, on_kafka,
+        "the mock (left) and real Kafka (right) differ"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1221,26 +1488,63 @@ async fn java_producer_whose_transaction_timed_out_cannot_commit_it() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs Java and the Kafka jars; .ci/run runs it"]
-async fn kafka_streams_exactly_once_v2_counts_against_the_mock() {
+/// What StreamsCount.java (a Kafka Streams exactly_once_v2 count per key) left on a broker,
+/// as our read_committed consumer reads it back: per key, in offset order, the (partition,
+/// count) of each committed update. A key's updates all come from the task of its input
+/// partition, so their order is deterministic (unlike the interleaving of keys).
+#[derive(Debug, PartialEq)]
+struct StreamsOutcome {
+    /// The output topic.
+    counts: std::collections::BTreeMap<String, Vec<(i32, i64)>>,
+    /// The count store's changelog (`APP-counts-changelog`, 8-byte big-endian counts).
+    changelog: std::collections::BTreeMap<String, Vec<(i32, i64)>>,
+    /// The application's committed offsets of the input partitions.
+    input_offsets: Vec<Option<i64>>,
+    /// The input partitions' high watermarks.
+    input_ends: Vec<i64>,
+}
+
+/// How many records StreamsCount.java counts.
+const STREAMS_INPUT: usize = 60;
+
+/// The input, (key, partition) in order: 60 records over 7 keys, key i % 7 to partition
+/// (i % 7) % 3 (not where a keyed producer would put them: counts are per key, whichever
+/// partition a key is in).
+fn streams_input() -> Vec<(String, i32)> {
+    (0..STREAMS_INPUT)
+        .map(|i| (format!("k{}", i % 7), ((i % 7) % 3) as i32))
+        .collect()
+}
+
+/// Produces the input with our producer, runs StreamsCount.java until the application has
+/// committed every input offset, stops it (gracefully) and reads back what it committed.
+async fn streams_count_run(bootstrap: &str) -> StreamsOutcome {
+    use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
     use std::collections::BTreeMap;
     use std::io::{BufRead, Write};
     use std::process::{Command, Stdio};
-    let cluster = MockCluster::builder().build().await.unwrap();
-    cluster.create_topic("words", 3, no_configs()).unwrap();
-    cluster.create_topic("counts", 3, no_configs()).unwrap();
-    // 60 records over 7 keys, spread over the partitions as a keyed producer would not need
-    // to: counts are per key, whichever partition a key is in.
-    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
-    for i in 0..60 {
-        let key = format!("k{}", i % 7);
-        *expected.entry(key.clone()).or_default() += 1;
-        let partition = (i % 7) % 3;
-        cluster
-            .append("words", partition, &[(Some(&key), Some("w"))])
-            .unwrap();
+    let input = testkit::unique_name("words");
+    let output = testkit::unique_name("counts");
+    let app = testkit::unique_name("count-app");
+    create_topics(bootstrap, &[(&input, 3), (&output, 3)]).await;
+    let producer = Producer::new(client(bootstrap), ProducerConfig::default())
+        .await
+        .expect("producer");
+    let mut deliveries = Vec::new();
+    for (key, partition) in streams_input() {
+        let record = ProducerRecord::new(&input)
+            .partition(partition)
+            .key(key)
+            .value("w");
+        deliveries.push(producer.send(record).await.expect("send"));
     }
+    producer.flush().await;
+    for d in deliveries {
+        d.await.expect("input delivered");
+    }
+    producer.close().await.expect("close producer");
+    let input_ends = high_watermarks(bootstrap, &input, 3).await;
+
     let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let cp = Command::new(repo.join("scripts/kafka"))
         .arg("classpath-of")
@@ -1256,7 +1560,7 @@ async fn kafka_streams_exactly_once_v2_counts_against_the_mock() {
         .arg("-cp")
         .arg(String::from_utf8_lossy(&cp.stdout).trim())
         .arg(repo.join("scripts/java/StreamsCount.java"))
-        .args([&cluster.bootstrap(), "words", "counts", "count-app"])
+        .args([bootstrap, &input, &output, &app])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -1273,44 +1577,128 @@ async fn kafka_streams_exactly_once_v2_counts_against_the_mock() {
         }
     });
     let first = tokio::time::timeout(Duration::from_secs(120), lines.recv()).await;
-    assert_eq!(first.unwrap().as_deref(), Some("RUNNING"));
-    // Done when the group committed (transactionally) every input offset and nothing is open.
-    let deadline = Instant::now() + Duration::from_secs(120);
+    assert_eq!(
+        first.expect("StreamsCount.java starts in 120 s").as_deref(),
+        Some("RUNNING"),
+        "{bootstrap}"
+    );
+    // Done when the application committed (transactionally) every input offset.
+    let app_offsets = group_reader(bootstrap, &app).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let done = (0..3).all(|p| {
-            cluster.committed_offset("count-app", "words", p) == cluster.high_watermark("words", p)
-        }) && cluster.open_transactions().is_empty();
-        if done {
+        let committed = group_offsets(&app_offsets, &input, 3).await;
+        if committed
+            .iter()
+            .zip(&input_ends)
+            .all(|(c, e)| *c == Some(*e))
+        {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "Kafka Streams did not finish in 120 s"
+            "{bootstrap}: Kafka Streams did not commit the input offsets {input_ends:?} in 90 s \
+             (committed: {committed:?})"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     child.stdin.take().unwrap().write_all(b"stop\n").unwrap();
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap()
         .unwrap();
-    assert!(status.success());
-    // Exactly once: per key the committed updates are 1, 2, .. n, once each, n the count.
-    let mut updates: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for p in 0..3 {
-        for (_, k, v) in cluster.committed_records("counts", p) {
-            let k = String::from_utf8(k.unwrap().to_vec()).unwrap();
-            let v: i64 = std::str::from_utf8(&v.unwrap()).unwrap().parse().unwrap();
-            updates.entry(k).or_default().push(v);
+    assert!(status.success(), "{bootstrap}: StreamsCount.java {status}");
+
+    let per_key = |parts: Vec<Vec<kafka_client::ConsumerRecord>>, decode: fn(&[u8]) -> i64| {
+        let mut m: BTreeMap<String, Vec<(i32, i64)>> = BTreeMap::new();
+        for r in parts.iter().flatten() {
+            let value = r.value.as_deref().expect("not a tombstone");
+            m.entry(utf8(&r.key))
+                .or_default()
+                .push((r.partition, decode(value)));
         }
+        m
+    };
+    let decimal = |v: &[u8]| -> i64 { std::str::from_utf8(v).unwrap().parse().unwrap() };
+    let big_endian = |v: &[u8]| -> i64 {
+        i64::from_be_bytes(v.try_into().expect("an 8-byte Long in the changelog"))
+    };
+    StreamsOutcome {
+        counts: per_key(read_committed(bootstrap, &output, 3).await, decimal),
+        changelog: per_key(
+            read_committed(bootstrap, &format!("{app}-counts-changelog"), 3).await,
+            big_endian,
+        ),
+        input_offsets: group_offsets(&app_offsets, &input, 3).await,
+        input_ends,
     }
-    for (key, n) in &expected {
-        assert_eq!(
-            updates.get(key),
-            Some(&(1..=*n).collect::<Vec<_>>()),
-            "{key}"
-        );
+}
+
+/// What StreamsCount.java must have left on any broker: exactly once, per key the committed
+/// updates are 1, 2, .. n, once each, n the key's count, in the changelog partition of its
+/// input partition and in one output partition.
+fn check_streams_count(o: &StreamsOutcome, broker: &str) {
+    use std::collections::BTreeMap;
+    let mut expected: BTreeMap<String, (i32, i64)> = BTreeMap::new();
+    for (key, partition) in streams_input() {
+        expected.entry(key).or_insert((partition, 0)).1 += 1;
     }
-    assert_eq!(updates.len(), expected.len());
+    assert_eq!(
+        o.counts.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "{broker}: output keys"
+    );
+    assert_eq!(
+        o.changelog.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "{broker}: changelog keys"
+    );
+    for (key, (input_partition, n)) in &expected {
+        let counts = &o.counts[key];
+        let out_partition = counts[0].0;
+        let want: Vec<(i32, i64)> = (1..=*n).map(|c| (out_partition, c)).collect();
+        assert_eq!(counts, &want, "{broker}: output updates of {key}");
+        let want: Vec<(i32, i64)> = (1..=*n).map(|c| (*input_partition, c)).collect();
+        assert_eq!(&o.changelog[key], &want, "{broker}: changelog of {key}");
+    }
+    assert_eq!(
+        o.input_ends.iter().sum::<i64>(),
+        STREAMS_INPUT as i64,
+        "{broker}"
+    );
+    let ends: Vec<Option<i64>> = o.input_ends.iter().map(|e| Some(*e)).collect();
+    assert_eq!(o.input_offsets, ends, "{broker}: committed input offsets");
+}
+
+/// A mock for Kafka Streams: no background compaction, as real Kafka never cleans the
+/// active segment, so a fresh changelog keeps every update on both.
+async fn streams_mock() -> MockCluster {
+    MockCluster::builder()
+        .compaction_interval(None)
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Java and the Kafka jars; .ci/run runs it"]
+async fn kafka_streams_exactly_once_v2_counts_against_the_mock() {
+    let cluster = streams_mock().await;
+    let outcome = streams_count_run(&cluster.bootstrap()).await;
+    check_streams_count(&outcome, "the mock");
     assert!(cluster.open_transactions().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs real Kafka (KAFKA_BOOTSTRAP), Java and the Kafka jars; .ci/run runs it"]
+async fn kafka_streams_exactly_once_v2_counts_on_the_mock_same_as_real_kafka() {
+    let real = real_kafka();
+    let cluster = streams_mock().await;
+    let on_mock = streams_count_run(&cluster.bootstrap()).await;
+    let on_kafka = streams_count_run(&real).await;
+    check_streams_count(&on_mock, "the mock");
+    check_streams_count(&on_kafka, &format!("real Kafka at {real}"));
+    assert_eq!(
+        on_mock, on_kafka,
+        "the mock (left) and real Kafka (right) differ"
+    );
 }
