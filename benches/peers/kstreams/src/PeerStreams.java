@@ -109,42 +109,43 @@ public final class PeerStreams {
 
   public static void main(String[] args) throws Exception {
     long startedNs = System.nanoTime();
-    if (args.length < 5) {
-      System.err.println(
-          "usage: PeerStreams stateless|count-rocksdb|count-memory|window-hopping|first-event BOOTSTRAP INPUT OUTPUT N [--app-id ID] [--linger-ms MS] [--guarantee G] [--commit-interval-ms MS] [--state-dir DIR] [--instance-id NAME]");
-      System.exit(2);
-    }
-    String topology = args[0];
-    String bootstrap = args[1];
-    String input = args[2];
-    String output = args[3];
-    long nArg = Long.parseLong(args[4]);
-    String appId = "kstreams-bench";
-    String lingerMs = null;
-    String guarantee = null;
-    String commitIntervalMs = null;
-    String fixedStateDir = null;
-    String instanceId = null;
-    for (int i = 5; i + 1 < args.length; i += 2) {
-      if (args[i].equals("--app-id")) {
-        appId = args[i + 1];
-      } else if (args[i].equals("--linger-ms")) {
-        lingerMs = args[i + 1];
-      } else if (args[i].equals("--guarantee")) {
-        guarantee = args[i + 1];
-      } else if (args[i].equals("--commit-interval-ms")) {
-        commitIntervalMs = args[i + 1];
-      } else if (args[i].equals("--state-dir")) {
-        fixedStateDir = args[i + 1];
-      } else if (args[i].equals("--instance-id")) {
-        instanceId = args[i + 1];
-      } else if (args[i].equals("--until")) {
-        nArg = Long.parseLong(args[i + 1]); // N, as an option (benches/tables/recovery.sh)
+    // Positional arguments and --options, in any order (benches/peers/run.sh puts a side's
+    // options before BOOTSTRAP INPUT OUTPUT N).
+    java.util.List<String> positional = new java.util.ArrayList<>();
+    java.util.Map<String, String> options = new java.util.HashMap<>();
+    for (int i = 0; i < args.length; i++) {
+      if (args[i].startsWith("--") && i + 1 < args.length) {
+        options.put(args[i], args[++i]);
       } else {
-        System.err.println("PeerStreams: unknown option " + args[i]);
+        positional.add(args[i]);
+      }
+    }
+    java.util.Set<String> known =
+        java.util.Set.of("--app-id", "--linger-ms", "--guarantee", "--commit-interval-ms",
+            "--state-dir", "--instance-id", "--until");
+    for (String option : options.keySet()) {
+      if (!known.contains(option)) {
+        System.err.println("PeerStreams: unknown option " + option);
         System.exit(2);
       }
     }
+    if (positional.size() != 5) {
+      System.err.println(
+          "usage: PeerStreams stateless|count-rocksdb|count-memory|window-hopping|first-event BOOTSTRAP INPUT OUTPUT N [--app-id ID] [--linger-ms MS] [--guarantee G] [--commit-interval-ms MS] [--state-dir DIR] [--instance-id NAME] [--until N]");
+      System.exit(2);
+    }
+    String topology = positional.get(0);
+    String bootstrap = positional.get(1);
+    String input = positional.get(2);
+    String output = positional.get(3);
+    // N, also as an option (benches/tables/recovery.sh appends --until N)
+    long nArg = Long.parseLong(options.getOrDefault("--until", positional.get(4)));
+    String appId = options.getOrDefault("--app-id", "kstreams-bench");
+    String lingerMs = options.get("--linger-ms");
+    String guarantee = options.get("--guarantee");
+    String commitIntervalMs = options.get("--commit-interval-ms");
+    String fixedStateDir = options.get("--state-dir");
+    String instanceId = options.get("--instance-id");
 
     long n = nArg;
     AtomicLong events = new AtomicLong();
