@@ -145,6 +145,22 @@ def rows_eos_ratios(data, order):
                     overhead(get("ours-alo", "ev_per_cpu_s"), get("ours-eos", "ev_per_cpu_s")),
                     overhead(get("ours-alo", "ev_per_wall_s"), get("ours-eos", "ev_per_wall_s")),
                     overhead(get("kstreams-alo", "ev_per_cpu_s"), get("kstreams-eos", "ev_per_cpu_s"))])
+    # Over the rounds of a case (CASE-rN): the range of each figure.
+    groups = {}
+    for row in out:
+        base = row[0].rsplit("-r", 1)[0] if "-r" in row[0] else row[0]
+        groups.setdefault(base, []).append(row)
+    for base, rows in groups.items():
+        if len(rows) < 2:
+            continue
+        summary = [f"{base}, {len(rows)} rounds"]
+        for col in range(1, len(rows[0])):
+            vals = [float(r[col].rstrip("x%").strip()) for r in rows if r[col] != "-"]
+            unit = "x" if rows[0][col].endswith("x") else " %"
+            sign = "+" if unit == " %" else ""
+            summary.append(f"{min(vals):{sign}.{2 if unit == 'x' else 1}f}{unit} .. "
+                           f"{max(vals):{sign}.{2 if unit == 'x' else 1}f}{unit}" if vals else "-")
+        out.append(summary)
     return ["case", "ours EOS / Kafka Streams EOS (per CPU s)", "ours ALO / Kafka Streams ALO",
             "our EOS overhead, CPU per event", "our EOS overhead, wall time",
             "Kafka Streams' EOS overhead, CPU per event"], out
