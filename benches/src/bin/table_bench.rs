@@ -43,7 +43,9 @@
 //! and `--no-commit` (print `ready` right after, before any commit: under exactly-once the
 //! kill lands in an open transaction, which the restarted worker's producer must abort).
 //!
-//! Default store `memory://`, default app id `table-bench`.
+//! Default store `memory://`, default app id `table-bench`. `TABLE_BENCH_LOG=FILTER` (as
+//! `RUST_LOG`, e.g. `streams=debug,kafka_client=debug`) logs to stderr with timestamps, to see
+//! where a run's time goes.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,6 +131,13 @@ fn main() -> ExitCode {
         return usage();
     }
     let mode = argv.remove(0);
+    if let Ok(filter) = std::env::var("TABLE_BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .init();
+    }
     let Some(args) = parse(argv) else {
         return usage();
     };
