@@ -531,7 +531,11 @@ async fn read_all(
         .map(|p| TopicPartition::new(topic, p))
         .collect();
     let ends = admin
-        .list_offsets(tps.iter().map(|tp| (tp.clone(), OffsetSpec::Latest)).collect())
+        .list_offsets(
+            tps.iter()
+                .map(|tp| (tp.clone(), OffsetSpec::Latest))
+                .collect(),
+        )
         .await
         .map_err(|e| format!("{topic}: {e}"))?;
     let end_of = |tp: &TopicPartition| -> i64 { ends.get(tp).map(|o| o.offset).unwrap_or(0) };
@@ -576,7 +580,9 @@ async fn verify_counts(
     use std::collections::HashMap;
     let mut expected: HashMap<Bytes, u64> = HashMap::new();
     let (inputs, _) = read_all(bootstrap, input, |r| {
-        *expected.entry(r.key.clone().unwrap_or_default()).or_default() += 1;
+        *expected
+            .entry(r.key.clone().unwrap_or_default())
+            .or_default() += 1;
         Ok(())
     })
     .await?;

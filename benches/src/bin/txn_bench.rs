@@ -59,7 +59,8 @@ fn summary(name: &str, mut times: Vec<Duration>) -> String {
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mean = times.iter().map(|d| ms(*d)).sum::<f64>() / times.len() as f64;
-    let at = |q: f64| ms(times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1]);
+    let at =
+        |q: f64| ms(times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1]);
     format!(
         "{name}_mean_ms={mean:.2} {name}_p50_ms={:.2} {name}_p99_ms={:.2}",
         at(0.5),
@@ -88,7 +89,8 @@ async fn run(
     let init = Instant::now();
     let producer = Producer::new(
         client,
-        ProducerConfig::default().with_transactional_id(format!("txn-bench-{}", std::process::id())),
+        ProducerConfig::default()
+            .with_transactional_id(format!("txn-bench-{}", std::process::id())),
     )
     .await?;
     let init = init.elapsed();
