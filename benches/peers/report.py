@@ -115,6 +115,57 @@ def rows_client(data, order):
             "its CPU over ours"], out
 
 
+def rows_eos(data, order):
+    """Per side of each eos case: the rates and the transaction markers in its output."""
+    out = []
+    for case in cases(order, "eos"):
+        for system in systems(order, "eos", case):
+            d = data[("eos", case, system)]
+            out.append([case, system, fmt(num(d.get("events"))), fmt(num(d.get("cpu_s")), 2),
+                        fmt(num(d.get("ev_per_cpu_s"))), fmt(num(d.get("ev_per_wall_s"))),
+                        fmt(num(d.get("txn_markers")))])
+    return ["case", "system", "events", "cpu_s", "events/CPU s", "events/s",
+            "txn markers in output"], out
+
+
+def overhead(alo, eos):
+    """EOS's extra cost over ALO: CPU per event (or time per event) EOS / ALO - 1."""
+    if any(math.isnan(x) for x in (alo, eos)) or eos == 0:
+        return "-"
+    return f"{(alo / eos - 1) * 100:+.1f} %"
+
+
+def rows_eos_ratios(data, order):
+    out = []
+    for case in cases(order, "eos"):
+        get = lambda y, m: num(data.get(("eos", case, y), {}).get(m))  # noqa: E731
+        out.append([case,
+                    ratio(get("ours-eos", "ev_per_cpu_s"), get("kstreams-eos", "ev_per_cpu_s")),
+                    ratio(get("ours-alo", "ev_per_cpu_s"), get("kstreams-alo", "ev_per_cpu_s")),
+                    overhead(get("ours-alo", "ev_per_cpu_s"), get("ours-eos", "ev_per_cpu_s")),
+                    overhead(get("ours-alo", "ev_per_wall_s"), get("ours-eos", "ev_per_wall_s")),
+                    overhead(get("kstreams-alo", "ev_per_cpu_s"), get("kstreams-eos", "ev_per_cpu_s"))])
+    # Over the rounds of a case (CASE-rN): the range of each figure.
+    groups = {}
+    for row in out:
+        base = row[0].rsplit("-r", 1)[0] if "-r" in row[0] else row[0]
+        groups.setdefault(base, []).append(row)
+    for base, rows in groups.items():
+        if len(rows) < 2:
+            continue
+        summary = [f"{base}, {len(rows)} rounds"]
+        for col in range(1, len(rows[0])):
+            vals = [float(r[col].rstrip("x%").strip()) for r in rows if r[col] != "-"]
+            unit = "x" if rows[0][col].endswith("x") else " %"
+            sign = "+" if unit == " %" else ""
+            summary.append(f"{min(vals):{sign}.{2 if unit == 'x' else 1}f}{unit} .. "
+                           f"{max(vals):{sign}.{2 if unit == 'x' else 1}f}{unit}" if vals else "-")
+        out.append(summary)
+    return ["case", "ours EOS / Kafka Streams EOS (per CPU s)", "ours ALO / Kafka Streams ALO",
+            "our EOS overhead, CPU per event", "our EOS overhead, wall time",
+            "Kafka Streams' EOS overhead, CPU per event"], out
+
+
 def render_text(head, rows):
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)] if rows else [len(h) for h in head]
     line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths))  # noqa: E731
@@ -133,6 +184,10 @@ def tables(data, order):
                            ("state", "Stateful topologies, events per CPU second (whole process)")):
         if cases(order, section):
             sections.append((title, *rows_streams(data, order, section)))
+    if cases(order, "eos"):
+        sections.append(("Exactly-once vs at-least-once, count by key (redb / RocksDB), whole process",
+                         *rows_eos(data, order)))
+        sections.append(("Exactly-once: ratios", *rows_eos_ratios(data, order)))
     if cases(order, "latency"):
         sections.append(("End-to-end latency through the stateless agent", *rows_latency(data, order)))
     if cases(order, "client"):

@@ -12,9 +12,10 @@
 #   --bootstrap  use this broker; without it one is started (scripts/kafka start peers) and
 #                stopped, its data deleted, at the end
 #   --only       comma-separated subset of: streams,state,latency,client (default: all), and
-#                tuning (not in the default): the latency section again with other settings of
-#                our agent (producer linger 0; commits only every 10 min / 10^9 events) and of
-#                Kafka Streams' (linger 0), to show which setting costs which latency
+#                tuning and eos (not in the default): tuning runs the latency section again
+#                with other settings of our agent (producer linger 0; commits only every 10 min
+#                / 10^9 events) and of Kafka Streams' (linger 0), to show which setting costs
+#                which latency; eos is the count by key under exactly-once and at-least-once
 #
 # Sections (each side is its own process, timed whole with bash `time`: start-up included):
 #   streams  the stateless pipeline of benches/streams-vs-faust (JSON purchases, filter amount
@@ -32,6 +33,15 @@
 #   latency  end to end (probe -> input -> stateless agent -> output -> probe) at fixed rates,
 #            p50/p99/p99.9, and one event after 10 s idle: ours vs Kafka Streams vs faust
 #            (benches/src/bin/latency_probe.rs)
+#   eos      the count by key of `state` (ours: redb store) under exactly-once and at-least-once,
+#            ours (table_bench --guarantee) and Kafka Streams' (processing.guarantee
+#            exactly_once_v2 / at_least_once), at commit intervals of 100 ms and 2,800 ms
+#            (ours: broker_commit_interval, with broker_commit_every out of the way so that the
+#            interval alone decides, as commit.interval.ms does for Kafka Streams), then every
+#            side at its own defaults; each output checked (read_committed: every key's final
+#            count; ours: every count 1..n exactly once); targets ours EOS >= 3x Kafka Streams
+#            EOS per CPU second, our EOS within 10 % of our ALO at 2.8 s and 30 % at 100 ms;
+#            --full: 1 M events, 3 rounds (about 6 minutes); --quick: 200 k events, 1 round
 #   client   producer and consumer records/s and CPU per record, 100 B and 1 KiB, none and lz4:
 #            ours and the Java client (scripts/perf-compare), librdkafka via confluent-kafka
 #            (client_confluent.py) and rskafka (rskafka/)
@@ -61,18 +71,18 @@ done
 wants() { [[ ",$ONLY," == *",$1,"* ]]; }
 for section in ${ONLY//,/ }; do
   case "$section" in
-    streams|state|latency|client|tuning) ;;
-    *) echo "run.sh: unknown section '$section' in --only (streams, state, latency, client, tuning)" >&2; exit 2 ;;
+    streams|state|latency|client|tuning|eos) ;;
+    *) echo "run.sh: unknown section '$section' in --only (streams, state, latency, client, tuning, eos)" >&2; exit 2 ;;
   esac
 done
 
 # Sizes per mode.
 if [[ $MODE == quick ]]; then
   STATELESS_N=300000 STATE_N=200000 WINDOW_N=50000 FAUST_N=0
-  LAT_RATES=1000,10000 LAT_SECS=5 CLIENT_N=300000
+  LAT_RATES=1000,10000 LAT_SECS=5 CLIENT_N=300000 EOS_ROUNDS=1
 else
   STATELESS_N=2000000 STATE_N=1000000 WINDOW_N=300000 FAUST_N=200000
-  LAT_RATES=1000,10000,100000 LAT_SECS=15 CLIENT_N=2000000
+  LAT_RATES=1000,10000,100000 LAT_SECS=15 CLIENT_N=2000000 EOS_ROUNDS=3
 fi
 PARTITIONS=3
 LAT_IDLE_SECS=10
@@ -152,6 +162,18 @@ streams_case() {
       got="$(outputs_in "$prefix-out-$side")"
       [[ "$got" == "$expected" ]] || { say "$case/$side wrote $got records, expected $expected"; exit 1; }
     fi
+    if [[ $section == eos ]]; then
+      # Every key's final count, read_committed; ours sends every count: each exactly once.
+      local verify_flags=(--value-format json --every-update)
+      [[ $side == kstreams* ]] && verify_flags=(--value-format long)
+      "$BIN/table_bench" verify-counts "$BOOTSTRAP" "$prefix-in" "$prefix-out-$side" "${verify_flags[@]}" \
+        >"$WORK/$case-$side.verify" 2>&1 || { say "$case/$side: wrong counts:"; cat "$WORK/$case-$side.verify" >&2; exit 1; }
+      local verified
+      verified="$(grep '^verify ' "$WORK/$case-$side.verify")"
+      echo "$case/$side $verified" >&2
+      record "$section" "$case" "$side" verified_keys "$(field "$verified" keys)"
+      record "$section" "$case" "$side" txn_markers "$(field "$verified" markers)"
+    fi
     line="$line $(cpu_fields "$case-$side" "$n")"
     echo "$line" >&2
     record "$section" "$case" "$side" events "$n"
@@ -191,6 +213,36 @@ if wants state; then
   streams_case state window-hopping "$WINDOW_N" "--event-time-step-ms $WINDOW_STEP_MS" \
     "ours=${PEERS_OURS_WINDOW_HOPPING-$BIN/table_bench window-hopping}" \
     "kstreams=${KSTREAMS[*]} window-hopping"
+fi
+
+if wants eos; then
+  # ours-alo / ours-eos: table_bench count with a redb store (each side its own directory);
+  # kstreams-alo / kstreams-eos: PeerStreams count-rocksdb. One prefilled input per case and
+  # round; EOS_ROUNDS rounds (the shared machine's noise is larger than the differences
+  # looked for), the order of ALO and EOS swapped every other round.
+  for round in $(seq 1 "$EOS_ROUNDS"); do
+    for ms in 100 2800 defaults; do
+      if [[ $ms == defaults ]]; then
+        # Every side at its defaults: ours 2.8 s or 10,000 events; Kafka Streams 30 s (ALO),
+        # 100 ms (EOS).
+        ours="" ks="" case="count-defaults-r$round"
+      else
+        # broker_commit_every 10^9: the interval alone triggers our commits, as
+        # commit.interval.ms alone does Kafka Streams'
+        ours="--commit-interval-ms $ms --commit-every 1000000000" ks="--commit-interval-ms $ms"
+        case="count-commit-${ms}ms-r$round"
+      fi
+      mkdir -p "$WORK/$case-alo" "$WORK/$case-eos"
+      sides=(
+        "ours-alo=$BIN/table_bench count --store redb://$WORK/$case-alo --guarantee at_least_once $ours"
+        "ours-eos=$BIN/table_bench count --store redb://$WORK/$case-eos --guarantee exactly_once $ours"
+        "kstreams-alo=${KSTREAMS[*]} count-rocksdb --guarantee at_least_once $ks"
+        "kstreams-eos=${KSTREAMS[*]} count-rocksdb --guarantee exactly_once_v2 $ks"
+      )
+      if (( round % 2 == 0 )); then sides=("${sides[1]}" "${sides[0]}" "${sides[3]}" "${sides[2]}"); fi
+      streams_case eos "$case" "$STATE_N" "" "${sides[@]}"
+    done
+  done
 fi
 
 # ---------------------------------------------------------------- end-to-end latency

@@ -22,9 +22,30 @@
 //!     the event being processed; then waits to be killed. With --instance-id the worker is a
 //!     static group member (`worker_instance_id`), as a restarted worker must be to get its
 //!     partitions back without waiting for its old session to expire.
+//!
+//! table_bench fill-keys BOOTSTRAP TOPIC --keys K
+//!     creates TOPIC (3 partitions) and writes K records with distinct keys `user-NNNNNNNN`,
+//!     value `1` (the input of `first-event --until`: a table of K keys built by its agent).
+//! table_bench verify-counts BOOTSTRAP INPUT OUTPUT [--value-format json|long] [--every-update]
+//!     counts INPUT's records per key and reads OUTPUT (read_committed) to its end: per key
+//!     the counts must rise and end at the input's count; with --every-update they must be
+//!     exactly 1, 2, .., n (our `count` sends every new count: under exactly-once, none
+//!     repeated or lost). `json` is our i64 codec, `long` Kafka's LongSerializer (8 bytes big
+//!     endian). Prints `verify keys=K input=N output=M markers=T` (T: offsets in OUTPUT that
+//!     are not records, i.e. transaction markers); exits 1 on a mismatch.
 //! ```
 //!
-//! Default store `memory://`, default app id `table-bench`.
+//! Options of the modes that run an app: `--guarantee exactly_once|at_least_once`
+//! (`processing_guarantee`, default at-least-once), `--commit-interval-ms MS`
+//! (`broker_commit_interval`, default 2,800) and `--commit-every EVENTS`
+//! (`broker_commit_every`, default 10,000). `first-event` also takes `--until N` (wait for N
+//! events, not only the first, before the commit and `ready`: the first run builds the table)
+//! and `--no-commit` (print `ready` right after, before any commit: under exactly-once the
+//! kill lands in an open transaction, which the restarted worker's producer must abort).
+//!
+//! Default store `memory://`, default app id `table-bench`. `TABLE_BENCH_LOG=FILTER` (as
+//! `RUST_LOG`, e.g. `streams=debug,kafka_client=debug`) logs to stderr with timestamps, to see
+//! where a run's time goes.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +66,13 @@ struct Args {
     app_id: String,
     keys: u64,
     instance: Option<String>,
+    guarantee: Option<String>,
+    commit_interval_ms: Option<u64>,
+    commit_every: Option<usize>,
+    until: u64,
+    no_commit: bool,
+    value_format: String,
+    every_update: bool,
     rest: Vec<String>,
 }
 
@@ -54,6 +82,13 @@ fn parse(args: Vec<String>) -> Option<Args> {
         app_id: "table-bench".into(),
         keys: 0,
         instance: None,
+        guarantee: None,
+        commit_interval_ms: None,
+        commit_every: None,
+        until: 1,
+        no_commit: false,
+        value_format: "json".into(),
+        every_update: false,
         rest: Vec::new(),
     };
     let mut it = args.into_iter();
@@ -63,6 +98,13 @@ fn parse(args: Vec<String>) -> Option<Args> {
             "--app-id" => out.app_id = it.next()?,
             "--keys" => out.keys = it.next()?.parse().ok()?,
             "--instance-id" => out.instance = Some(it.next()?),
+            "--guarantee" => out.guarantee = Some(it.next()?),
+            "--commit-interval-ms" => out.commit_interval_ms = Some(it.next()?.parse().ok()?),
+            "--commit-every" => out.commit_every = Some(it.next()?.parse().ok()?),
+            "--until" => out.until = it.next()?.parse().ok().filter(|n| *n > 0)?,
+            "--no-commit" => out.no_commit = true,
+            "--value-format" => out.value_format = it.next()?,
+            "--every-update" => out.every_update = true,
             _ => out.rest.push(a),
         }
     }
@@ -73,7 +115,11 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: table_bench count [--store URL] BOOTSTRAP INPUT OUTPUT N [--app-id ID]\n       \
          table_bench recovery [--store URL] BOOTSTRAP --keys K [--app-id ID]\n       \
-         table_bench first-event [--store URL] BOOTSTRAP [--app-id ID]"
+         table_bench first-event [--store URL] BOOTSTRAP [--app-id ID] [--until N] [--no-commit]\n       \
+         table_bench fill-keys BOOTSTRAP TOPIC --keys K\n       \
+         table_bench verify-counts BOOTSTRAP INPUT OUTPUT [--value-format json|long] [--every-update]\n\
+         options of count, window-hopping, recovery, first-event: [--guarantee exactly_once|at_least_once] \
+         [--commit-interval-ms MS] [--commit-every EVENTS] [--instance-id NAME]"
     );
     ExitCode::from(2)
 }
@@ -85,6 +131,13 @@ fn main() -> ExitCode {
         return usage();
     }
     let mode = argv.remove(0);
+    if let Ok(filter) = std::env::var("TABLE_BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .init();
+    }
     let Some(args) = parse(argv) else {
         return usage();
     };
@@ -104,6 +157,12 @@ fn main() -> ExitCode {
             }
             ("recovery", [bootstrap]) if args.keys > 0 => recovery(&args, bootstrap).await,
             ("first-event", [bootstrap]) => first_event(started, &args, bootstrap).await,
+            ("fill-keys", [bootstrap, topic]) if args.keys > 0 => {
+                fill_keys(bootstrap, topic, args.keys).await
+            }
+            ("verify-counts", [bootstrap, input, output]) => {
+                verify_counts(&args, bootstrap, input, output).await
+            }
             _ => Err("bad arguments".to_owned()),
         }
     });
@@ -124,6 +183,15 @@ fn app(args: &Args, bootstrap: &str) -> Result<App, String> {
         .topic_partitions(PARTITIONS);
     if let Some(id) = &args.instance {
         builder = builder.worker_instance_id(id);
+    }
+    if let Some(g) = &args.guarantee {
+        builder = builder.processing_guarantee(g);
+    }
+    if let Some(ms) = args.commit_interval_ms {
+        builder = builder.broker_commit_interval(Duration::from_millis(ms));
+    }
+    if let Some(n) = args.commit_every {
+        builder = builder.broker_commit_every(n);
     }
     builder.build().map_err(|e| e.to_string())
 }
@@ -341,23 +409,33 @@ async fn first_event(started: Instant, args: &Args, bootstrap: &str) -> Result<(
         .table::<String, i64>("counts")
         .map_err(|e| e.to_string())?
         .with_default(i64::default);
-    let (tx, rx) = tokio::sync::oneshot::channel();
+    // The time of the first event, then of the `until`th (the same one by default).
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    let (until_tx, until_rx) = tokio::sync::oneshot::channel();
     let table = counts.clone();
+    let until = args.until;
     app.agent_builder("first", &input)
         .table(&counts)
         .run_once(move |mut s| async move {
-            let mut tx = Some(tx);
+            let (mut first_tx, mut until_tx) = (Some(first_tx), Some(until_tx));
+            let mut seen = 0u64;
             while let Some(e) = s.next().await {
                 let key = e.key.clone().unwrap_or_default();
                 table.update(&key, |c| *c += e.value)?;
-                if let Some(tx) = tx.take() {
+                seen += 1;
+                if let Some(tx) = first_tx.take() {
                     let _ = tx.send(started.elapsed());
+                }
+                if seen == until {
+                    if let Some(tx) = until_tx.take() {
+                        let _ = tx.send(started.elapsed());
+                    }
                 }
             }
             Ok::<(), streams::Error>(())
         });
     app.start().await.map_err(|e| e.to_string())?;
-    let took = tokio::time::timeout(Duration::from_secs(120), rx)
+    let took = tokio::time::timeout(Duration::from_secs(120), first_rx)
         .await
         .map_err(|_| "no event within 120 s".to_owned())?
         .map_err(|_| "the agent stopped".to_owned())?;
@@ -368,8 +446,211 @@ async fn first_event(started: Instant, args: &Args, bootstrap: &str) -> Result<(
         parts.iter().map(|p| p.replayed).sum::<u64>(),
         parts.iter().map(|p| p.entries).sum::<u64>()
     );
-    app.commit().await.map_err(|e| e.to_string())?;
-    println!("ready: kill me");
+    if until > 1 {
+        let all = tokio::time::timeout(Duration::from_secs(600), until_rx)
+            .await
+            .map_err(|_| format!("not {until} events within 600 s"))?
+            .map_err(|_| "the agent stopped".to_owned())?;
+        println!("built events={until} secs={:.3}", all.as_secs_f64());
+    }
+    if args.no_commit {
+        // Killed from here on, the events above are in an open transaction (exactly-once).
+        println!("ready: kill me");
+    } else {
+        app.commit().await.map_err(|e| e.to_string())?;
+        let parts = app.table_partitions().map_err(|e| e.to_string())?;
+        println!(
+            "committed entries={}",
+            parts.iter().map(|p| p.entries).sum::<u64>()
+        );
+        println!("ready: kill me");
+    }
     app.stopped().await;
     app.shutdown().await.map_err(|e| e.to_string())
+}
+
+/// Writes `keys` records with distinct keys to `topic` (3 partitions, created if missing).
+async fn fill_keys(bootstrap: &str, topic: &str, keys: u64) -> Result<(), String> {
+    let client = ClientConfig::new(bootstrap).map_err(|e| e.to_string())?;
+    Admin::new(client.clone())
+        .await
+        .map_err(|e| e.to_string())?
+        .create_topics_with(
+            vec![NewTopic::new(topic, PARTITIONS, 1)],
+            CreateTopicsOptions {
+                ignore_existing: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let producer = Producer::new(
+        client,
+        ProducerConfig::default().with_linger(Duration::from_millis(20)),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let wrote = Instant::now();
+    let mut acks = std::collections::VecDeque::new();
+    for k in 0..keys {
+        let record = ProducerRecord::new(topic)
+            .key(Bytes::from(format!("user-{k:08}")))
+            .value(Bytes::from_static(b"1"));
+        acks.push_back(producer.send(record).await.map_err(|e| e.to_string())?);
+        if acks.len() > 100_000 {
+            let ack = acks.pop_front().expect("not empty");
+            ack.await.map_err(|e| e.to_string())?;
+        }
+    }
+    for ack in acks {
+        ack.await.map_err(|e| e.to_string())?;
+    }
+    producer.close().await.map_err(|e| e.to_string())?;
+    println!(
+        "fill-keys topic={topic} keys={keys} secs={:.3}",
+        wrote.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Reads every partition of `topic` (read_committed) up to its end as of now; calls `each`
+/// with every record; returns the records read and the end offsets' sum.
+async fn read_all(
+    bootstrap: &str,
+    topic: &str,
+    mut each: impl FnMut(&kafka_client::consumer::ConsumerRecord) -> Result<(), String>,
+) -> Result<(u64, i64), String> {
+    use kafka_client::admin::OffsetSpec;
+    use kafka_client::consumer::{Consumer, ConsumerConfig, IsolationLevel, Offset};
+    use kafka_client::TopicPartition;
+    let client = ClientConfig::new(bootstrap).map_err(|e| e.to_string())?;
+    let admin = Admin::new(client.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let tps: Vec<TopicPartition> = (0..PARTITIONS)
+        .map(|p| TopicPartition::new(topic, p))
+        .collect();
+    let ends = admin
+        .list_offsets(
+            tps.iter()
+                .map(|tp| (tp.clone(), OffsetSpec::Latest))
+                .collect(),
+        )
+        .await
+        .map_err(|e| format!("{topic}: {e}"))?;
+    let end_of = |tp: &TopicPartition| -> i64 { ends.get(tp).map(|o| o.offset).unwrap_or(0) };
+    let config = ConsumerConfig::default().with_isolation_level(IsolationLevel::ReadCommitted);
+    let mut consumer = Consumer::new(client, config)
+        .await
+        .map_err(|e| e.to_string())?;
+    consumer.assign(tps.clone());
+    for tp in &tps {
+        consumer
+            .seek(tp, Offset::Earliest)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let mut read = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while tps
+        .iter()
+        .any(|tp| consumer.position(tp).unwrap_or(0) < end_of(tp))
+    {
+        if Instant::now() > deadline {
+            return Err(format!("{topic}: not read to its end within 120 s"));
+        }
+        match tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
+            Ok(Ok(record)) => {
+                read += 1;
+                each(&record)?;
+            }
+            Ok(Err(e)) => return Err(format!("{topic}: {e}")),
+            Err(_) => {}
+        }
+    }
+    Ok((read, tps.iter().map(end_of).sum()))
+}
+
+async fn verify_counts(
+    args: &Args,
+    bootstrap: &str,
+    input: &str,
+    output: &str,
+) -> Result<(), String> {
+    use std::collections::HashMap;
+    let mut expected: HashMap<Bytes, u64> = HashMap::new();
+    let (inputs, _) = read_all(bootstrap, input, |r| {
+        *expected
+            .entry(r.key.clone().unwrap_or_default())
+            .or_default() += 1;
+        Ok(())
+    })
+    .await?;
+    let long = match args.value_format.as_str() {
+        "json" => false,
+        "long" => true,
+        other => return Err(format!("--value-format {other}: json or long")),
+    };
+    // Per key: the last count seen; counts must rise (by exactly 1 with --every-update).
+    let mut last: HashMap<Bytes, u64> = HashMap::new();
+    let mut bad = 0u64;
+    let mut first_bad = None;
+    let (outputs, ends) = read_all(bootstrap, output, |r| {
+        let value = r.value.as_deref().ok_or("a null value in the output")?;
+        let count = if long {
+            let bytes: [u8; 8] = value.try_into().map_err(|_| "not an 8-byte long")?;
+            i64::from_be_bytes(bytes) as u64
+        } else {
+            std::str::from_utf8(value)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or("not a JSON integer")?
+        };
+        let key = r.key.clone().unwrap_or_default();
+        let before = last.get(&key).copied().unwrap_or(0);
+        let ok = if args.every_update {
+            count == before + 1
+        } else {
+            count > before
+        };
+        if !ok {
+            bad += 1;
+            first_bad.get_or_insert_with(|| {
+                format!(
+                    "key {} went from {before} to {count} at {}:{}",
+                    String::from_utf8_lossy(&key),
+                    r.partition,
+                    r.offset
+                )
+            });
+        }
+        last.insert(key, count);
+        Ok(())
+    })
+    .await?;
+    let wrong: Vec<_> = expected
+        .iter()
+        .filter(|(k, n)| last.get(*k) != Some(*n))
+        .collect();
+    let extra = last.keys().filter(|k| !expected.contains_key(*k)).count();
+    println!(
+        "verify keys={} input={inputs} output={outputs} markers={} out_of_order={bad} wrong_final={} extra_keys={extra}",
+        expected.len(),
+        ends - outputs as i64,
+        wrong.len()
+    );
+    if bad > 0 || !wrong.is_empty() || extra > 0 {
+        if let Some(first) = first_bad {
+            eprintln!("table_bench: {first}");
+        }
+        if let Some((k, n)) = wrong.first() {
+            eprintln!(
+                "table_bench: key {} counted {n} times in the input, last output {:?}",
+                String::from_utf8_lossy(k),
+                last.get(*k)
+            );
+        }
+        return Err("the output's counts are wrong".into());
+    }
+    Ok(())
 }

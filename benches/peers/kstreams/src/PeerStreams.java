@@ -28,11 +28,16 @@ import org.apache.kafka.streams.state.Stores;
  * The Kafka Streams side of benches/peers (see benches/peers/README.md): the same topologies as
  * our side, on the Kafka Streams jars of the broker's version, all settings at their defaults
  * except application.id, bootstrap.servers, auto.offset.reset=earliest and a temporary state.dir
- * (and the producer's linger.ms with --linger-ms; Kafka Streams' own default is 100).
+ * (and the producer's linger.ms with --linger-ms, Kafka Streams' own default being 100;
+ * processing.guarantee with --guarantee exactly_once_v2|at_least_once; commit.interval.ms with
+ * --commit-interval-ms, whose default is 30 s under at_least_once and 100 ms under exactly-once;
+ * a fixed state.dir, kept, with --state-dir; group.instance.id, static membership, with
+ * --instance-id).
  *
  * <pre>
  * java -cp CLASSES:$(scripts/kafka classpath-of benches/peers/kstreams/pom.xml) PeerStreams \
- *     TOPOLOGY BOOTSTRAP INPUT OUTPUT N [--app-id ID] [--linger-ms MS]
+ *     TOPOLOGY BOOTSTRAP INPUT OUTPUT N [--app-id ID] [--linger-ms MS] [--guarantee G]
+ *     [--commit-interval-ms MS] [--state-dir DIR] [--instance-id NAME]
  * </pre>
  *
  * TOPOLOGY is one of
@@ -42,6 +47,13 @@ import org.apache.kafka.streams.state.Stores;
  *   count-memory   the same with Materialized.as(Stores.inMemoryKeyValueStore(..))
  *   window-hopping groupByKey().windowedBy(5 min windows advancing by 1 min, 1 min grace).count(),
  *                  on the records' own timestamps
+ *   first-event    the restart benchmark (benches/tables/recovery.sh; table_bench first-event):
+ *                  sends one record (key user-first) to INPUT, then counts INPUT by key in a
+ *                  RocksDB store "counts" (changelog ID-counts-changelog; OUTPUT unused); prints
+ *                  {@code first-event ms=.. restored=R restore_ms=..} when the first event is
+ *                  processed (ms from JVM start; R records restored from the changelog before
+ *                  it), waits for N events (or --until N), then for two commit intervals (at least 1 s), prints
+ *                  {@code ready: kill me} and waits to be killed
  *
  * Runs from the earliest offsets until it has seen N input events, then closes the KafkaStreams
  * instance (graceful: flushes stores and the producer, commits, leaves the group) and prints
@@ -97,34 +109,55 @@ public final class PeerStreams {
 
   public static void main(String[] args) throws Exception {
     long startedNs = System.nanoTime();
-    if (args.length < 5) {
-      System.err.println(
-          "usage: PeerStreams stateless|count-rocksdb|count-memory|window-hopping BOOTSTRAP INPUT OUTPUT N [--app-id ID] [--linger-ms MS]");
-      System.exit(2);
-    }
-    String topology = args[0];
-    String bootstrap = args[1];
-    String input = args[2];
-    String output = args[3];
-    long n = Long.parseLong(args[4]);
-    String appId = "kstreams-bench";
-    String lingerMs = null;
-    for (int i = 5; i + 1 < args.length; i += 2) {
-      if (args[i].equals("--app-id")) {
-        appId = args[i + 1];
-      } else if (args[i].equals("--linger-ms")) {
-        lingerMs = args[i + 1];
+    // Positional arguments and --options, in any order (benches/peers/run.sh puts a side's
+    // options before BOOTSTRAP INPUT OUTPUT N).
+    java.util.List<String> positional = new java.util.ArrayList<>();
+    java.util.Map<String, String> options = new java.util.HashMap<>();
+    for (int i = 0; i < args.length; i++) {
+      if (args[i].startsWith("--") && i + 1 < args.length) {
+        options.put(args[i], args[++i]);
       } else {
-        System.err.println("PeerStreams: unknown option " + args[i]);
+        positional.add(args[i]);
+      }
+    }
+    java.util.Set<String> known =
+        java.util.Set.of("--app-id", "--linger-ms", "--guarantee", "--commit-interval-ms",
+            "--state-dir", "--instance-id", "--until");
+    for (String option : options.keySet()) {
+      if (!known.contains(option)) {
+        System.err.println("PeerStreams: unknown option " + option);
         System.exit(2);
       }
     }
+    if (positional.size() != 5) {
+      System.err.println(
+          "usage: PeerStreams stateless|count-rocksdb|count-memory|window-hopping|first-event BOOTSTRAP INPUT OUTPUT N [--app-id ID] [--linger-ms MS] [--guarantee G] [--commit-interval-ms MS] [--state-dir DIR] [--instance-id NAME] [--until N]");
+      System.exit(2);
+    }
+    String topology = positional.get(0);
+    String bootstrap = positional.get(1);
+    String input = positional.get(2);
+    String output = positional.get(3);
+    // N, also as an option (benches/tables/recovery.sh appends --until N)
+    long nArg = Long.parseLong(options.getOrDefault("--until", positional.get(4)));
+    String appId = options.getOrDefault("--app-id", "kstreams-bench");
+    String lingerMs = options.get("--linger-ms");
+    String guarantee = options.get("--guarantee");
+    String commitIntervalMs = options.get("--commit-interval-ms");
+    String fixedStateDir = options.get("--state-dir");
+    String instanceId = options.get("--instance-id");
 
+    long n = nArg;
     AtomicLong events = new AtomicLong();
     AtomicLong outputs = new AtomicLong();
     AtomicLong firstNs = new AtomicLong();
     AtomicLong lastNs = new AtomicLong();
     CountDownLatch done = new CountDownLatch(1);
+
+    if (topology.equals("first-event")) {
+      firstEvent(startedNs, bootstrap, input, n, appId, guarantee, commitIntervalMs, fixedStateDir, instanceId);
+      return;
+    }
 
     StreamsBuilder builder = new StreamsBuilder();
     KStream<String, Purchase> purchases =
@@ -182,6 +215,8 @@ public final class PeerStreams {
     props.put(StreamsConfig.STATE_DIR_CONFIG, stateDir.toString());
     props.put(StreamsConfig.consumerPrefix("auto.offset.reset"), "earliest");
     if (lingerMs != null) props.put(StreamsConfig.producerPrefix("linger.ms"), lingerMs);
+    if (guarantee != null) props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
+    if (commitIntervalMs != null) props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, commitIntervalMs);
 
     KafkaStreams streams = new KafkaStreams(builder.build(), props);
     AtomicLong failed = new AtomicLong();
@@ -210,5 +245,97 @@ public final class PeerStreams {
         firstNs.get() / 1e9, lastNs.get() / 1e9);
     System.out.flush();
     System.exit(0);
+  }
+
+  /** The first-event topology (see the class comment); never returns normally. */
+  static void firstEvent(
+      long startedNs, String bootstrap, String input, long n, String appId, String guarantee,
+      String commitIntervalMs, String stateDir, String instanceId) throws Exception {
+    Properties pp = new Properties();
+    pp.put("bootstrap.servers", bootstrap);
+    try (var producer =
+        new org.apache.kafka.clients.producer.KafkaProducer<String, String>(
+            pp, Serdes.String().serializer(), Serdes.String().serializer())) {
+      producer.send(new org.apache.kafka.clients.producer.ProducerRecord<>(input, "user-first", "1")).get();
+    }
+
+    AtomicLong events = new AtomicLong();
+    CountDownLatch first = new CountDownLatch(1);
+    CountDownLatch all = new CountDownLatch(1);
+    AtomicLong firstNs = new AtomicLong();
+    AtomicLong allNs = new AtomicLong();
+    StreamsBuilder builder = new StreamsBuilder();
+    builder.stream(input, Consumed.with(Serdes.String(), Serdes.String()))
+        .peek(
+            (k, v) -> {
+              long count = events.incrementAndGet();
+              if (count == 1) {
+                firstNs.set(System.nanoTime() - startedNs);
+                first.countDown();
+              }
+              if (count == n) {
+                allNs.set(System.nanoTime() - startedNs);
+                all.countDown();
+              }
+            })
+        .groupByKey(Grouped.with(Serdes.String(), Serdes.String()))
+        .count(Materialized.as("counts"));
+
+    Properties props = new Properties();
+    props.put(StreamsConfig.APPLICATION_ID_CONFIG, appId);
+    props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    props.put(StreamsConfig.STATE_DIR_CONFIG,
+        stateDir != null ? stateDir : Files.createTempDirectory("peer-kstreams-").toString());
+    props.put(StreamsConfig.consumerPrefix("auto.offset.reset"), "earliest");
+    if (guarantee != null) props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
+    if (commitIntervalMs != null) props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, commitIntervalMs);
+    if (instanceId != null) props.put(StreamsConfig.consumerPrefix("group.instance.id"), instanceId);
+
+    KafkaStreams streams = new KafkaStreams(builder.build(), props);
+    AtomicLong restored = new AtomicLong();
+    AtomicLong restoreStartNs = new AtomicLong();
+    AtomicLong restoreEndNs = new AtomicLong();
+    streams.setGlobalStateRestoreListener(
+        new org.apache.kafka.streams.processor.StateRestoreListener() {
+          @Override
+          public void onRestoreStart(
+              org.apache.kafka.common.TopicPartition tp, String store, long start, long end) {
+            restoreStartNs.compareAndSet(0, System.nanoTime());
+          }
+
+          @Override
+          public void onBatchRestored(
+              org.apache.kafka.common.TopicPartition tp, String store, long end, long batch) {
+            restored.addAndGet(batch);
+          }
+
+          @Override
+          public void onRestoreEnd(
+              org.apache.kafka.common.TopicPartition tp, String store, long total) {
+            restoreEndNs.set(System.nanoTime());
+          }
+        });
+    streams.setUncaughtExceptionHandler(
+        e -> {
+          System.err.println("PeerStreams: stream thread failed: " + e);
+          System.exit(1);
+          return org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler
+              .StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
+        });
+    streams.start();
+    first.await();
+    long restoreNs = restoreEndNs.get() - restoreStartNs.get();
+    System.out.printf(
+        "first-event ms=%.1f restored=%d restore_ms=%.1f%n",
+        firstNs.get() / 1e6, restored.get(), restoreStartNs.get() == 0 ? 0.0 : restoreNs / 1e6);
+    System.out.flush();
+    all.await();
+    if (n > 1) System.out.printf("built events=%d secs=%.3f%n", n, allNs.get() / 1e9);
+    long interval = commitIntervalMs != null ? Long.parseLong(commitIntervalMs)
+        : ("at_least_once".equals(guarantee) || guarantee == null ? 30000 : 100);
+    Thread.sleep(Math.max(1000, 2 * interval));
+    System.out.println("ready: kill me");
+    System.out.flush();
+    Thread.sleep(Long.MAX_VALUE);
   }
 }
