@@ -85,7 +85,8 @@ impl AppBuilder {
         self
     }
 
-    /// Commit also after this many events (default 10,000, as Faust).
+    /// Commit also after this many events (default 10,000, as Faust; at-least-once only:
+    /// under exactly-once the interval alone commits, each commit being a transaction).
     pub fn broker_commit_every(mut self, events: usize) -> Self {
         self.settings.broker_commit_every = events;
         self

@@ -11,7 +11,9 @@ pub struct Settings {
     pub topic_replication_factor: i16,
     /// Commit done offsets at least this often (`broker_commit_interval`).
     pub broker_commit_interval: Duration,
-    /// ... and also after this many events were handed to agents (`broker_commit_every`).
+    /// ... and also after this many events were handed to agents (`broker_commit_every`;
+    /// at-least-once only: under exactly-once each commit is a transaction, made on the
+    /// interval alone, as Kafka Streams does).
     pub broker_commit_every: usize,
     /// Events buffered per agent instance before the consumer waits (`stream_buffer_maxsize`).
     pub stream_buffer_maxsize: usize,

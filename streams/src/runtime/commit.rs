@@ -368,7 +368,8 @@ impl Committer {
     /// instead (the agent stops the worker: nothing may be committed).
     async fn quiesce(&self) -> Result<bool> {
         let deadline = tokio::time::Instant::now() + self.quiesce_timeout;
-        let mut pause = std::time::Duration::from_millis(1);
+        // Polled finely: every moment waited here is a moment no event flows.
+        let mut pause = std::time::Duration::from_micros(100);
         while self.acks.in_flight(None) > 0 {
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::Timeout {
@@ -381,7 +382,7 @@ impl Committer {
                 });
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(std::time::Duration::from_millis(20));
+            pause = (pause * 2).min(std::time::Duration::from_millis(2));
         }
         Ok(!self.acks.any_failed())
     }

@@ -145,7 +145,11 @@ impl Worker {
                                 break Err(fatal);
                             }
                         }
-                        if since_commit >= self.settings.broker_commit_every {
+                        // Under exactly-once only the interval commits (as Kafka Streams):
+                        // each commit is a transaction, and a barrier.
+                        if since_commit >= self.settings.broker_commit_every
+                            && !self.committer.is_transactional()
+                        {
                             since_commit = 0;
                             if let Err(e) = self.commit_due().await {
                                 break Err(e);

@@ -15,6 +15,8 @@ const BATCH_RECORDS: usize = 10_000;
 /// How often a recovery waiting for records checks whether the consumer reached the end
 /// anyway (the last offsets were compacted away or were not records).
 const END_CHECK: Duration = Duration::from_millis(500);
+/// The first such check after a record.
+const FIRST_END_CHECK: Duration = Duration::from_millis(5);
 
 /// The settings of the consumers that read changelogs (recovery, standby replicas): no
 /// automatic offset reset, so that a position below the changelog's log start (records deleted
@@ -191,16 +193,23 @@ async fn read_changelog(
     );
     let mut replay = Replay::new(table, partition);
     let mut position = first;
+    // A changelog written under exactly-once ends with a transaction marker, not a record:
+    // look at the position soon after the records stop, then less and less often.
+    let mut check = FIRST_END_CHECK;
     while position < end {
         let record = tokio::select! {
             record = consumer.recv() => record?,
-            _ = tokio::time::sleep(END_CHECK) => {
+            _ = tokio::time::sleep(check) => {
                 match consumer.position(tp) {
                     Some(p) if p >= end => break,
-                    _ => continue,
+                    _ => {
+                        check = (check * 2).min(END_CHECK);
+                        continue;
+                    }
                 }
             }
         };
+        check = FIRST_END_CHECK;
         if record.offset >= end {
             break;
         }
