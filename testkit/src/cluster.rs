@@ -320,7 +320,7 @@ impl MockCluster {
             .map_err(|(_, reason)| topic_error(name, reason))
     }
 
-    /// Deletes a topic.
+    /// Deletes a topic and its records, as DeleteTopics does; unknown topics are an error.
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         lock(&self.shared)
             .delete_topic(name)
@@ -328,7 +328,7 @@ impl MockCluster {
             .ok_or_else(|| topic_error(name, "no such topic"))
     }
 
-    /// Topic names.
+    /// The names of every topic, created by a test or a client or auto-created.
     pub fn topics(&self) -> Vec<String> {
         lock(&self.shared).topics.keys().cloned().collect()
     }
@@ -423,7 +423,7 @@ impl MockCluster {
         Ok(())
     }
 
-    /// The leader of a partition.
+    /// The broker id leading a partition; `None` when the partition does not exist.
     pub fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
         lock(&self.shared)
             .partition(topic, partition)

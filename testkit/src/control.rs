@@ -25,7 +25,10 @@ pub enum Action {
     /// or with `None` the first batch. Its stored CRC is flipped, so a client's CRC-32C
     /// check fails. The log itself is untouched: a fetch the rule does not damage reads
     /// clean data.
-    CorruptRecords { at: Option<i64> },
+    CorruptRecords {
+        /// The offset whose batch to damage; `None`: the first batch.
+        at: Option<i64>,
+    },
 }
 
 /// A rule for [`MockCluster::intercept`](crate::MockCluster::intercept): an action, how many

@@ -155,8 +155,11 @@ pub(crate) struct Group {
 /// One offset the group coordinator accepted, as [`MockCluster::commit_history`](crate::MockCluster::commit_history) lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitRecord {
+    /// The committed partition's topic.
     pub topic: String,
+    /// The committed partition.
     pub partition: i32,
+    /// The committed offset: the next record the group will read.
     pub offset: i64,
     /// The member that committed it (empty for a simple, group-less commit).
     pub member_id: String,

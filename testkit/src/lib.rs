@@ -1,26 +1,61 @@
-//! An in-process mock Kafka cluster that serves the real wire protocol on `127.0.0.1`, so any
-//! Kafka client (ours, librdkafka/kcat, kafka-python, the Java client) can talk to it; with
-//! fault injection for tests in the spirit of franz-go's kfake.
+//! An in-process mock Kafka cluster for tests: it serves the real wire protocol on
+//! `127.0.0.1`, so any Kafka client (ours, librdkafka/kcat, kafka-python, the Java client)
+//! talks to it as to a broker, and a test can inject faults the way franz-go's kfake does.
+//!
+//! # Guide
+//!
+//! - [`MockCluster::builder`] starts N brokers on free ports; [`MockCluster::bootstrap`] is
+//!   the address list to give a client. Topics are created by clients (CreateTopics, or
+//!   auto-creation with [`MockClusterBuilder::auto_create_topics`]) or by the test with
+//!   [`MockCluster::create_topic`].
+//! - Faults: [`MockCluster::intercept`] installs an [`Intercept`] rule for an [`ApiKey`]: answer
+//!   with an error, delay, drop the connection, never answer, or corrupt fetched batches, for
+//!   the next N matching requests or always, optionally on one broker or partition.
+//!   [`MockCluster::move_leader`] moves a partition's leadership.
+//! - Inspection: [`MockCluster::requests`] lists what arrived ([`RequestRecord`]);
+//!   [`MockCluster::records`], [`MockCluster::committed_offset`],
+//!   [`MockCluster::commit_history`] and [`MockCluster::transactions`] read the cluster's state
+//!   without a client.
+//! - TLS and SASL/PLAIN listeners ([`MockTls`], [`MockSasl`]) let a test run production
+//!   security settings; the `mock-broker` binary runs one cluster as a standalone process.
+//!
+//! # Example
+//!
+//! Produce with `kafka_client`'s producer through a leader change the mock simulates, then read
+//! the records back from the log:
 //!
 //! ```
+//! use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
+//! use kafka_client::ClientConfig;
+//! use testkit::{ApiKey, Intercept, KafkaCode, MockCluster};
+//!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::time::Duration;
-//! use testkit::{ApiKey, Intercept, MockCluster};
+//! let cluster = MockCluster::builder().brokers(2).build().await?;
+//! cluster.create_topic("purchases", 3, std::iter::empty::<(String, String)>())?;
 //!
-//! let cluster = MockCluster::builder().brokers(2).default_partitions(3).auto_create_topics(true).build().await?;
-//! let bootstrap = cluster.bootstrap(); // "127.0.0.1:a,127.0.0.1:b": give this to any client
-//! cluster.create_topic("events", 3, std::iter::empty::<(String, String)>())?;
+//! // The first Produce request fails as if the leader had just moved; the producer retries.
+//! cluster.intercept(ApiKey::Produce, Intercept::error(KafkaCode::NotLeaderOrFollower));
 //!
-//! // Slow down the next two fetches, then check what clients sent.
-//! cluster.intercept(ApiKey::Fetch, Intercept::delay(Duration::from_millis(100)).times(2));
-//! let seen = cluster.requests();
-//! # let _ = (bootstrap, seen);
+//! let client = ClientConfig::new(&cluster.bootstrap())?;
+//! let producer = Producer::new(client, ProducerConfig::default()).await?;
+//! let record = ProducerRecord::new("purchases").partition(1).key("alice").value("3 EUR");
+//! let written = producer.send(record).await?.await?; // accepted, then acknowledged
+//! producer.close().await?;
+//!
+//! let records = cluster.records("purchases", 1);
+//! assert_eq!(records.len(), 1); // written once, though sent twice
+//! assert_eq!(records[0].0, written.offset);
+//! assert_eq!(records[0].2.as_deref(), Some(&b"3 EUR"[..]));
+//! let produces = cluster.requests().iter().filter(|r| r.api_key == ApiKey::Produce).count();
+//! assert_eq!(produces, 2);
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! See the README for the APIs and versions served and the known differences from Kafka.
+//! The README lists the APIs and versions served and the known differences from Kafka.
+
+#![warn(missing_docs)]
 
 mod broker;
 mod cluster;
