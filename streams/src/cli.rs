@@ -1,5 +1,5 @@
 //! The command line of an app, through [`App::main`]: `worker`, `send`, `agents`, `topics`,
-//! `tables`, `reset`.
+//! `tables`, `reset`; [`App::main_with_demo`] adds `demo`, its default command.
 
 use std::fmt;
 use std::future::Future;

@@ -4,7 +4,9 @@
 //! `futures::Stream` of a topic's events. The app is consumer group `<app id>`; an event's
 //! offset is committed once its agent has finished with it (dropped it and asked for more)
 //! and what it sent is acknowledged, whatever `StreamExt` combinators it used, so a crash
-//! re-delivers only what was not done: at-least-once. See [`Event`] for the one rule.
+//! re-delivers only what was not done: at-least-once. See [`Event`] for the one rule. With
+//! [`AppBuilder::processing_guarantee`]`("exactly_once")` each commit interval's sends, table
+//! changelog writes and source offsets are one Kafka transaction instead.
 //!
 //! | Faust | here |
 //! |---|---|
@@ -20,7 +22,7 @@
 //! | `await topic.send(key=k, value=v)` | `topic.send(k, v).await?` |
 //! | `serializer="binary\|json"` | `.value_serializer("binary\|json")` ([`codec`]) |
 //! | `table.tumbling(300, expires=3600)`, `table[k].current()` | [`Table::tumbling`] → [`WindowedTable`]: `totals.at(&event)?.current(&k)?` |
-//! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`) |
+//! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`, `tables`, `reset`; `demo` with [`App::main_with_demo`]) |
 //!
 //! ```
 //! use futures::StreamExt;
