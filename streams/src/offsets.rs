@@ -406,9 +406,9 @@ impl Releases {
 }
 
 /// An agent instance's hold on a delivered record. Dropping it (or [`ack`](Self::ack))
-/// releases it: the record is done once the instance asks for its next one. [`fail`]
-/// (Self::fail) (or a drop while panicking) keeps the record from ever counting as done, so
-/// the commit stops before it and a restart reads it again.
+/// releases it: the record is done once the instance asks for its next one.
+/// [`fail`](Self::fail) (or a drop while panicking) keeps the record from ever counting as
+/// done, so the commit stops before it and a restart reads it again.
 #[derive(Debug)]
 #[must_use = "dropping a Hold releases it"]
 pub struct Hold {
