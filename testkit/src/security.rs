@@ -52,7 +52,9 @@ impl MockTls {
             .map_err(|e| bad(format!("cannot read {}: {e}", cert.display())))?;
         let key = PrivateKeyDer::from_pem_file(key)
             .map_err(|e| bad(format!("cannot read {}: {e}", key.display())))?;
-        let provider = Arc::new(rustls_graviola::default_provider());
+        // Graviola, as the client, after the same CPU check (an error, not a panic).
+        let provider =
+            kafka_client::tls::default_crypto_provider().map_err(|e| bad(e.to_string()))?;
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| bad(e.to_string()))?;
