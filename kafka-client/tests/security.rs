@@ -204,9 +204,18 @@ async fn accepting_invalid_certificates_warns_on_every_connection() {
         .unwrap()
         .with_tls(TlsConfig::new().danger_accept_invalid_certs(true));
     round_trip(config, 2).await;
+    // Each connection warns before its first request, so a connection still opening when
+    // the round trip ends may have warned without being counted yet: at least one each.
     let warned = logs.count("danger_accept_invalid_certs");
-    assert!(warned >= 1);
-    assert_eq!(warned, connections(&cluster));
+    let opened = connections(&cluster);
+    assert!(
+        opened >= 2,
+        "admin, producer and consumer connect: {opened}"
+    );
+    assert!(
+        warned >= opened,
+        "{warned} warnings for {opened} connections"
+    );
 }
 
 /// Credentials on a plain `kafka://` URL are refused before anything is sent; only an
@@ -241,8 +250,17 @@ async fn sasl_over_plain_tcp_needs_an_explicit_sasl_plaintext_url() {
         .with_sasl(SaslConfig::plain("alice", "alice-secret"));
     round_trip(config, 2).await;
     let warned = logs.count("SASL/PLAIN over plain TCP");
-    assert!(warned >= 1);
-    assert_eq!(warned, connections(&cluster));
+    let opened = connections(&cluster);
+    assert!(
+        opened >= 2,
+        "admin, producer and consumer connect: {opened}"
+    );
+    assert!(
+        warned >= opened,
+        "{warned} warnings for {opened} connections"
+    );
+    // Once per connection, not once per request: far fewer than the requests sent.
+    assert!(warned < cluster.requests().len(), "{warned}");
 }
 
 #[tokio::test]
