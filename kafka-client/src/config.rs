@@ -45,21 +45,19 @@ impl SecurityProtocol {
         })
     }
 
-    fn with_tls(self) -> Self {
+    fn with_tls(self, sasl: bool) -> Self {
         match self {
-            SecurityProtocol::Plaintext | SecurityProtocol::Ssl => SecurityProtocol::Ssl,
-            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => {
-                SecurityProtocol::SaslSsl
-            }
+            SecurityProtocol::Plaintext | SecurityProtocol::Ssl if !sasl => SecurityProtocol::Ssl,
+            _ => SecurityProtocol::SaslSsl,
         }
     }
 
+    /// SASL joins TLS; plain TCP stays plain: SASL over plain TCP is only ever chosen by an
+    /// explicit `sasl_plaintext://`, never inferred from credentials being set.
     fn with_sasl(self) -> Self {
         match self {
-            SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext => {
-                SecurityProtocol::SaslPlaintext
-            }
             SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => SecurityProtocol::SaslSsl,
+            other => other,
         }
     }
 }
@@ -90,7 +88,8 @@ pub struct ClientConfig {
     /// Largest response frame accepted.
     pub max_frame_bytes: usize,
     /// Plain TCP, TLS, SASL or both; set by the URL scheme, [`ClientConfig::with_tls`] and
-    /// [`ClientConfig::with_sasl`].
+    /// [`ClientConfig::with_sasl`] (which adds SASL to TLS, but never to plain TCP: that takes
+    /// a `sasl_plaintext://` URL).
     pub security_protocol: SecurityProtocol,
     /// TLS settings; when TLS is on and this is `None`, the built-in Mozilla roots are trusted.
     pub tls: Option<TlsConfig>,
@@ -134,11 +133,21 @@ impl ClientConfig {
     /// Connects over TLS with these settings (SSL, or SASL_SSL with SASL).
     pub fn with_tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
-        self.security_protocol = self.security_protocol.with_tls();
+        self.security_protocol = self.security_protocol.with_tls(self.sasl.is_some());
         self
     }
 
-    /// Authenticates every connection with SASL (SASL_PLAINTEXT, or SASL_SSL with TLS).
+    /// Authenticates every connection with SASL: SASL_SSL with TLS (an `ssl://` or
+    /// `sasl_ssl://` URL, or [`ClientConfig::with_tls`]), SASL_PLAINTEXT only with an explicit
+    /// `sasl_plaintext://` URL. Credentials on a plain `kafka://` URL are a configuration
+    /// error when connecting, not a silent switch to sending them over plain TCP.
+    ///
+    /// ```
+    /// # use kafka_client::{ClientConfig, SaslConfig};
+    /// let config = ClientConfig::new("sasl_plaintext://broker:9092")
+    ///     .unwrap()
+    ///     .with_sasl(SaslConfig::scram_sha512("alice", "alice-secret"));
+    /// ```
     pub fn with_sasl(mut self, sasl: SaslConfig) -> Self {
         self.sasl = Some(sasl);
         self.security_protocol = self.security_protocol.with_sasl();
@@ -150,6 +159,14 @@ impl ClientConfig {
         if self.security_protocol.uses_sasl() && self.sasl.is_none() {
             return Err(Error::Config(format!(
                 "security protocol {:?} needs SASL credentials: set them with ClientConfig::with_sasl",
+                self.security_protocol
+            )));
+        }
+        if !self.security_protocol.uses_sasl() && self.sasl.is_some() {
+            return Err(Error::Config(format!(
+                "SASL credentials are set but the security protocol is {:?}, which does not \
+                 authenticate: use a sasl_ssl:// URL (or ClientConfig::with_tls), or \
+                 sasl_plaintext:// to send them over plain TCP knowingly",
                 self.security_protocol
             )));
         }
@@ -284,6 +301,39 @@ mod tests {
             .with_sasl(SaslConfig::plain("u", "p"));
         assert_eq!(config.security_protocol, SecurityProtocol::SaslSsl);
         config.validate().unwrap();
+        let config = ClientConfig::new("h:1")
+            .unwrap()
+            .with_sasl(SaslConfig::plain("u", "p"))
+            .with_tls(TlsConfig::new());
+        assert_eq!(config.security_protocol, SecurityProtocol::SaslSsl);
+        config.validate().unwrap();
+    }
+
+    /// Credentials on a plain URL do not make it SASL_PLAINTEXT: that would send a PLAIN
+    /// password in the clear because a setting was filled in.
+    #[test]
+    fn credentials_never_turn_a_plaintext_url_into_sasl() {
+        for url in ["h:1", "kafka://h:1", "PLAINTEXT://h:1"] {
+            let config = ClientConfig::new(url)
+                .unwrap()
+                .with_sasl(SaslConfig::plain("u", "p"));
+            assert_eq!(
+                config.security_protocol,
+                SecurityProtocol::Plaintext,
+                "{url}"
+            );
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains("sasl_plaintext://"), "{err}");
+        }
+        let config = ClientConfig::new("sasl_plaintext://h:1")
+            .unwrap()
+            .with_sasl(SaslConfig::plain("u", "p"));
+        assert_eq!(config.security_protocol, SecurityProtocol::SaslPlaintext);
+        config.validate().unwrap();
+        let config = ClientConfig::new("ssl://h:1")
+            .unwrap()
+            .with_sasl(SaslConfig::scram_sha256("u", "p"));
+        assert_eq!(config.security_protocol, SecurityProtocol::SaslSsl);
     }
 
     #[test]

@@ -217,6 +217,17 @@ impl Connection {
             reauthenticate_at: Mutex::new(None),
             reauthenticating: tokio::sync::Mutex::new(()),
         };
+        if let Some(sasl) = conn.sasl.as_ref() {
+            if sasl.mechanism == crate::sasl::SaslMechanism::Plain
+                && !config.security_protocol.uses_tls()
+            {
+                tracing::warn!(
+                    broker = %broker,
+                    user = %sasl.username,
+                    "SASL/PLAIN over plain TCP (sasl_plaintext://): the password crosses the network in the clear; use sasl_ssl:// or SCRAM"
+                );
+            }
+        }
         (conn.versions, conn.finalized_features) = conn.negotiate_versions().await?;
         conn.authenticate().await?;
         Ok(conn)

@@ -14,6 +14,7 @@ use kafka_protocol::messages::{
     ApiKey, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::StrBytes;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::conn::Connection;
 use crate::error::{Error, KafkaCode, Result};
@@ -21,6 +22,11 @@ use crate::error::{Error, KafkaCode, Result};
 /// Iteration counts above this are refused: a hostile broker could otherwise make the client
 /// spin for minutes. Kafka's own limit is 16384.
 const MAX_SCRAM_ITERATIONS: u32 = 1 << 20;
+
+/// Iteration counts below this are refused (RFC 7677 section 4: at least 4096): a hostile
+/// broker asking for 1 would get a proof that is cheap to brute-force offline. Kafka's own
+/// minimum is 4096 too.
+const MIN_SCRAM_ITERATIONS: u32 = 4096;
 
 /// A SASL mechanism this client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +67,9 @@ impl std::str::FromStr for SaslMechanism {
 
 /// SASL mechanism and credentials.
 ///
+/// The password is overwritten with zeros when the config is dropped (each clone holds its
+/// own copy, wiped when that clone is dropped), and never printed by `Debug`.
+///
 /// ```
 /// # use kafka_client::{ClientConfig, SaslConfig, TlsConfig};
 /// let config = ClientConfig::new("sasl_ssl://broker:9093")
@@ -74,6 +83,14 @@ pub struct SaslConfig {
     pub username: String,
     pub password: String,
 }
+
+impl Drop for SaslConfig {
+    fn drop(&mut self) {
+        self.password.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for SaslConfig {}
 
 impl fmt::Debug for SaslConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -145,12 +162,13 @@ pub(crate) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result
     };
     let lifetime_ms = match sasl.mechanism {
         SaslMechanism::Plain => {
-            let mut message = Vec::new();
+            // Bytes cannot be wiped: the copy that goes to the socket is the only one kept.
+            let mut message = Zeroizing::new(Vec::new());
             message.push(0);
             message.extend_from_slice(sasl.username.as_bytes());
             message.push(0);
             message.extend_from_slice(sasl.password.as_bytes());
-            exchange.step(message).await?.session_lifetime_ms
+            exchange.step(message.to_vec()).await?.session_lifetime_ms
         }
         SaslMechanism::ScramSha256 => scram::<sha2::Sha256>(&mut exchange, sasl).await?,
         SaslMechanism::ScramSha512 => scram::<sha2::Sha512>(&mut exchange, sasl).await?,
@@ -213,7 +231,9 @@ where
     Ok(server_final.session_lifetime_ms)
 }
 
-/// The client side of one SCRAM exchange (RFC 5802), without channel binding.
+/// The client side of one SCRAM exchange (RFC 5802), without channel binding. The password
+/// and the server signature are wiped on drop; the keys derived from the password (salted
+/// password, client, stored and server keys) as soon as they are used.
 struct ScramClient<D> {
     first_bare: String,
     nonce: String,
@@ -221,6 +241,15 @@ struct ScramClient<D> {
     server_signature: Option<Vec<u8>>,
     _digest: std::marker::PhantomData<D>,
 }
+
+impl<D> Drop for ScramClient<D> {
+    fn drop(&mut self) {
+        self.password.zeroize();
+        self.server_signature.zeroize();
+    }
+}
+
+impl<D> ZeroizeOnDrop for ScramClient<D> {}
 
 impl<D: Digest + BlockSizeUser + Clone + Sync> ScramClient<D> {
     fn new(username: &str, password: &str, nonce: &str) -> Self {
@@ -263,26 +292,35 @@ impl<D: Digest + BlockSizeUser + Clone + Sync> ScramClient<D> {
         }
         let salt = BASE64.decode(salt).map_err(|_| malformed())?;
         let iterations: u32 = iterations.parse().map_err(|_| malformed())?;
-        if !(1..=MAX_SCRAM_ITERATIONS).contains(&iterations) {
+        if iterations < MIN_SCRAM_ITERATIONS {
+            return Err(format!(
+                "the server asks for {iterations} SCRAM iterations, fewer than the \
+                 {MIN_SCRAM_ITERATIONS} RFC 7677 requires: refused (a broker that weakens the \
+                 password hash is not trusted; store the user's SCRAM credentials with at least \
+                 {MIN_SCRAM_ITERATIONS} iterations)"
+            ));
+        }
+        if iterations > MAX_SCRAM_ITERATIONS {
             return Err(format!(
                 "the server asks for {iterations} SCRAM iterations (at most {MAX_SCRAM_ITERATIONS} accepted)"
             ));
         }
-        let mut salted = vec![0u8; <D as Digest>::output_size()];
+        let mut salted = Zeroizing::new(vec![0u8; <D as Digest>::output_size()]);
         pbkdf2::pbkdf2::<SimpleHmac<D>>(self.password.as_bytes(), &salt, iterations, &mut salted)
             .map_err(|e| format!("PBKDF2 failed: {e}"))?;
         let client_key = hmac::<D>(&salted, b"Client Key");
-        let stored_key = D::digest(&client_key);
+        let mut stored_key = D::digest(&*client_key);
         let without_proof = format!("c=biws,r={nonce}");
         let auth_message = format!("{},{server_first},{without_proof}", self.first_bare);
         let signature = hmac::<D>(&stored_key, auth_message.as_bytes());
+        stored_key.as_mut_slice().zeroize();
         let proof: Vec<u8> = client_key
             .iter()
-            .zip(&signature)
+            .zip(signature.iter())
             .map(|(k, s)| k ^ s)
             .collect();
         let server_key = hmac::<D>(&salted, b"Server Key");
-        self.server_signature = Some(hmac::<D>(&server_key, auth_message.as_bytes()));
+        self.server_signature = Some(hmac::<D>(&server_key, auth_message.as_bytes()).to_vec());
         Ok(format!("{without_proof},p={}", BASE64.encode(proof)))
     }
 
@@ -297,7 +335,7 @@ impl<D: Digest + BlockSizeUser + Clone + Sync> ScramClient<D> {
             .strip_prefix("v=")
             .and_then(|v| BASE64.decode(v.split(',').next().unwrap_or(v)).ok())
             .ok_or_else(|| format!("malformed SCRAM server-final message {text:?}"))?;
-        if Some(verifier) != self.server_signature {
+        if self.server_signature.as_deref() != Some(&verifier[..]) {
             return Err(
                 "the server's SCRAM signature is wrong: it does not know the password (impostor?)"
                     .to_owned(),
@@ -307,11 +345,15 @@ impl<D: Digest + BlockSizeUser + Clone + Sync> ScramClient<D> {
     }
 }
 
-fn hmac<D: Digest + BlockSizeUser + Clone + Sync>(key: &[u8], data: &[u8]) -> Vec<u8> {
+/// HMAC of `data` under `key`; wiped on drop, as most of these are keys.
+fn hmac<D: Digest + BlockSizeUser + Clone + Sync>(key: &[u8], data: &[u8]) -> Zeroizing<Vec<u8>> {
     let mut mac =
         <SimpleHmac<D> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(data);
-    mac.finalize().into_bytes().to_vec()
+    let mut out = mac.finalize().into_bytes();
+    let bytes = Zeroizing::new(out.to_vec());
+    out.as_mut_slice().zeroize();
+    bytes
 }
 
 #[cfg(test)]
@@ -345,12 +387,36 @@ mod tests {
             (&b"r=xyz,s=AAAA,i=4096"[..], "does not extend ours"),
             (b"r=abc,s=AAAA,i=4096", "does not extend ours"),
             (b"r=abcd,s=AAAA,i=999999999", "iterations"),
+            (b"r=abcd,s=AAAA,i=4095", "fewer than the 4096"),
             (b"r=abcd,i=4096", "malformed"),
             (b"e=unknown-user", "refused"),
         ] {
             let err = client.final_message(challenge).unwrap_err();
             assert!(err.contains(expected), "{err}");
         }
+    }
+
+    /// A hostile broker asking for one iteration would get a proof that is cheap to crack.
+    #[test]
+    fn scram_refuses_fewer_than_4096_iterations() {
+        for iterations in [0, 1, 4095] {
+            let mut client = ScramClient::<sha2::Sha256>::new("user", "pencil", "abc");
+            let challenge = format!("r=abcdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i={iterations}");
+            let err = client.final_message(challenge.as_bytes()).unwrap_err();
+            assert!(err.contains("RFC 7677"), "{err}");
+            assert!(client.server_signature.is_none());
+        }
+        let mut client = ScramClient::<sha2::Sha256>::new("user", "pencil", "abc");
+        client
+            .final_message(b"r=abcdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+            .unwrap();
+    }
+
+    #[test]
+    fn passwords_and_scram_secrets_are_zeroized_on_drop() {
+        fn zeroized_on_drop<T: ZeroizeOnDrop>() {}
+        zeroized_on_drop::<SaslConfig>();
+        zeroized_on_drop::<ScramClient<sha2::Sha512>>();
     }
 
     #[test]

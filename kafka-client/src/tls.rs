@@ -1,5 +1,8 @@
-//! TLS for broker connections: rustls with graviola's crypto provider, which builds no C
-//! (pure Rust plus assembly embedded through Rust; chosen by measurement, see benches/TLS.md).
+//! TLS for broker connections: rustls with graviola's crypto provider by default, which builds
+//! no C (pure Rust plus assembly embedded through Rust; chosen by measurement, see
+//! benches/TLS.md). Graviola needs a CPU from about 2013 on (x86_64 with AES-NI, PCLMULQDQ,
+//! AVX2, BMI1/2 and ADX; aarch64 with AES, SHA2 and PMULL); on another, connecting is a clear
+//! error, and [`TlsConfig::with_crypto_provider`] takes any other rustls provider.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,8 +19,11 @@ use tokio_rustls::TlsConnector;
 
 use crate::error::{Error, Result};
 
-/// The fields a rustls configuration is built from.
-type BuiltFrom = (Option<PathBuf>, Option<(PathBuf, PathBuf)>, bool);
+/// The rustls crypto provider type, for [`TlsConfig::with_crypto_provider`].
+pub use rustls::crypto::CryptoProvider as RustlsCryptoProvider;
+
+/// The fields a rustls configuration is built from (the provider by identity).
+type BuiltFrom = (Option<PathBuf>, Option<(PathBuf, PathBuf)>, bool, usize);
 type BuiltCache = Arc<Mutex<Option<(BuiltFrom, Arc<rustls::ClientConfig>)>>>;
 
 /// How to verify brokers and, for mutual TLS, how to present this client.
@@ -38,8 +44,10 @@ pub struct TlsConfig {
     /// Name to verify the broker certificates against, instead of each broker's host name.
     pub server_name: Option<String>,
     /// Accepts any broker certificate. For tests against throwaway brokers only: anyone on the
-    /// path can read and change the traffic.
+    /// path can read and change the traffic. Every connection it affects logs a warning.
     pub danger_accept_invalid_certs: bool,
+    /// The crypto rustls uses; `None` for graviola (see [`default_crypto_provider`]).
+    crypto_provider: Option<Arc<CryptoProvider>>,
     /// The rustls configuration, built from the above on first use and shared by clones;
     /// rebuilt if the fields it was built from changed.
     built: BuiltCache,
@@ -54,6 +62,14 @@ impl fmt::Debug for TlsConfig {
             .field(
                 "danger_accept_invalid_certs",
                 &self.danger_accept_invalid_certs,
+            )
+            .field(
+                "crypto_provider",
+                &if self.crypto_provider.is_some() {
+                    "supplied"
+                } else {
+                    "graviola (default)"
+                },
             )
             .finish()
     }
@@ -89,11 +105,31 @@ impl TlsConfig {
         self
     }
 
+    /// Uses this rustls crypto provider instead of graviola: for a CPU graviola does not
+    /// support, or to use the provider the rest of a program uses.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use kafka_client::TlsConfig;
+    /// # use kafka_client::tls::{default_crypto_provider, RustlsCryptoProvider};
+    /// // Any `rustls::crypto::CryptoProvider` works, for instance
+    /// // `rustls_rustcrypto::provider()` or `rustls::crypto::ring::default_provider()`.
+    /// let provider: Arc<RustlsCryptoProvider> = default_crypto_provider().unwrap();
+    /// let tls = TlsConfig::new().with_crypto_provider(provider);
+    /// ```
+    pub fn with_crypto_provider(mut self, provider: Arc<CryptoProvider>) -> Self {
+        self.crypto_provider = Some(provider);
+        self
+    }
+
     fn built_from(&self) -> BuiltFrom {
         (
             self.ca_file.clone(),
             self.client_cert.clone(),
             self.danger_accept_invalid_certs,
+            self.crypto_provider
+                .as_ref()
+                .map_or(0, |p| Arc::as_ptr(p) as usize),
         )
     }
 
@@ -111,7 +147,10 @@ impl TlsConfig {
     }
 
     fn build(&self) -> Result<rustls::ClientConfig> {
-        let provider = Arc::new(provider());
+        let provider = match &self.crypto_provider {
+            Some(provider) => provider.clone(),
+            None => default_crypto_provider()?,
+        };
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| tls_config_error(format!("no usable TLS version: {e}")))?;
@@ -166,6 +205,14 @@ impl TlsConfig {
     ) -> Result<TlsStream<TcpStream>> {
         let config = self.rustls_config()?;
         let name = self.server_name.as_deref().unwrap_or(host);
+        if self.danger_accept_invalid_certs {
+            tracing::warn!(
+                broker,
+                server_name = name,
+                "TLS certificate verification is off (TlsConfig::danger_accept_invalid_certs): \
+                 the connection is encrypted but anyone on the path can read and change it"
+            );
+        }
         let server_name = ServerName::try_from(name.to_owned()).map_err(|e| {
             tls_config_error(format!("{name:?} is not a valid TLS server name: {e}"))
         })?;
@@ -176,9 +223,55 @@ impl TlsConfig {
     }
 }
 
-/// The crypto every TLS connection uses.
-fn provider() -> CryptoProvider {
-    rustls_graviola::default_provider()
+/// Graviola's rustls provider, the default, after checking that this CPU has the instructions
+/// it needs: without them graviola would panic on first use, so this is an error that says
+/// how to choose another provider ([`TlsConfig::with_crypto_provider`]).
+pub fn default_crypto_provider() -> Result<Arc<CryptoProvider>> {
+    let missing = missing_cpu_features();
+    if !missing.is_empty() {
+        return Err(unsupported_cpu(&missing));
+    }
+    Ok(Arc::new(rustls_graviola::default_provider()))
+}
+
+/// The CPU features graviola requires that this CPU lacks (graviola checks the same list).
+fn missing_cpu_features() -> Vec<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    let features = [
+        ("aes", std::arch::is_x86_feature_detected!("aes")),
+        (
+            "pclmulqdq",
+            std::arch::is_x86_feature_detected!("pclmulqdq"),
+        ),
+        ("avx", std::arch::is_x86_feature_detected!("avx")),
+        ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+        ("bmi1", std::arch::is_x86_feature_detected!("bmi1")),
+        ("bmi2", std::arch::is_x86_feature_detected!("bmi2")),
+        ("adx", std::arch::is_x86_feature_detected!("adx")),
+    ];
+    #[cfg(target_arch = "aarch64")]
+    let features = [
+        ("neon", std::arch::is_aarch64_feature_detected!("neon")),
+        ("aes", std::arch::is_aarch64_feature_detected!("aes")),
+        ("pmull", std::arch::is_aarch64_feature_detected!("pmull")),
+        ("sha2", std::arch::is_aarch64_feature_detected!("sha2")),
+    ];
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let features: [(&'static str, bool); 0] = [];
+    features
+        .into_iter()
+        .filter(|(_, present)| !present)
+        .map(|(name, _)| name)
+        .collect()
+}
+
+fn unsupported_cpu(missing: &[&str]) -> Error {
+    tls_config_error(format!(
+        "this CPU lacks {} that the default crypto provider (graviola) needs: supply another \
+         rustls CryptoProvider with TlsConfig::with_crypto_provider (for instance \
+         rustls-rustcrypto's, pure Rust)",
+        missing.join(", ")
+    ))
 }
 
 fn tls_config_error(reason: String) -> Error {
@@ -311,6 +404,36 @@ mod tests {
         tls.ca_file = Some(cert("no-such-file.pem"));
         let err = tls.rustls_config().unwrap_err();
         assert!(err.to_string().contains("no-such-file.pem"), "{err}");
+    }
+
+    #[test]
+    fn a_supplied_crypto_provider_is_the_one_used() {
+        let graviola = default_crypto_provider().expect("this CPU runs graviola");
+        // A provider without cipher suites cannot make a configuration: proof it is used.
+        let empty = Arc::new(CryptoProvider {
+            cipher_suites: Vec::new(),
+            ..(*graviola).clone()
+        });
+        let mut tls = TlsConfig::new()
+            .with_ca_file(cert("ca.pem"))
+            .with_crypto_provider(empty);
+        assert!(tls.rustls_config().is_err());
+        tls = tls.with_crypto_provider(graviola.clone());
+        let config = tls.rustls_config().unwrap();
+        assert!(Arc::ptr_eq(config.crypto_provider(), &graviola));
+        assert!(format!("{tls:?}").contains("supplied"));
+    }
+
+    #[test]
+    fn a_cpu_graviola_cannot_run_on_gets_an_error_that_says_what_to_do() {
+        assert!(
+            missing_cpu_features().is_empty(),
+            "{:?}",
+            missing_cpu_features()
+        );
+        let err = unsupported_cpu(&["avx2", "adx"]).to_string();
+        assert!(err.contains("lacks avx2, adx"), "{err}");
+        assert!(err.contains("TlsConfig::with_crypto_provider"), "{err}");
     }
 
     #[test]

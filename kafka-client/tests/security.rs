@@ -143,6 +143,126 @@ async fn accepting_invalid_certificates_is_an_explicit_opt_out() {
     round_trip(config, 5).await;
 }
 
+/// The log lines (warnings and above) written while it is alive, on this thread: the tests
+/// run on a current-thread runtime, so the client's tasks log here too.
+struct Logs {
+    lines: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl Logs {
+    fn capture() -> Self {
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || Sink(sink.clone()))
+            .finish();
+        Logs {
+            lines,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    /// How many lines contain `needle`.
+    fn count(&self, needle: &str) -> usize {
+        let lines = self.lines.lock().unwrap();
+        String::from_utf8_lossy(&lines)
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+}
+
+struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Connections the cluster saw: each opens with one ApiVersions request.
+fn connections(cluster: &MockCluster) -> usize {
+    cluster
+        .requests()
+        .iter()
+        .filter(|r| r.api_key == ApiKey::ApiVersions)
+        .count()
+}
+
+#[tokio::test]
+async fn accepting_invalid_certificates_warns_on_every_connection() {
+    let logs = Logs::capture();
+    let cluster = mock(None).await;
+    let config = ClientConfig::new(&format!("ssl://{}", cluster.bootstrap()))
+        .unwrap()
+        .with_tls(TlsConfig::new().danger_accept_invalid_certs(true));
+    round_trip(config, 2).await;
+    // Each connection warns before its first request, so a connection still opening when
+    // the round trip ends may have warned without being counted yet: at least one each.
+    let warned = logs.count("danger_accept_invalid_certs");
+    let opened = connections(&cluster);
+    assert!(
+        opened >= 2,
+        "admin, producer and consumer connect: {opened}"
+    );
+    assert!(
+        warned >= opened,
+        "{warned} warnings for {opened} connections"
+    );
+}
+
+/// Credentials on a plain `kafka://` URL are refused before anything is sent; only an
+/// explicit `sasl_plaintext://` sends them over plain TCP, and PLAIN there warns once per
+/// connection.
+#[tokio::test]
+async fn sasl_over_plain_tcp_needs_an_explicit_sasl_plaintext_url() {
+    let logs = Logs::capture();
+    let cluster = MockCluster::builder()
+        .sasl(MockSasl::plain([("alice", "alice-secret")]))
+        .build()
+        .await
+        .unwrap();
+    for url in [
+        cluster.bootstrap(),
+        format!("kafka://{}", cluster.bootstrap()),
+    ] {
+        let config = ClientConfig::new(&url)
+            .unwrap()
+            .with_sasl(SaslConfig::plain("alice", "alice-secret"));
+        let Err(err) = Admin::new(config).await else {
+            panic!("credentials on {url} must not be sent");
+        };
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+        assert!(err.to_string().contains("sasl_plaintext://"), "{err}");
+    }
+    assert_eq!(connections(&cluster), 0, "nothing was sent");
+    assert_eq!(logs.count("SASL/PLAIN over plain TCP"), 0);
+
+    let config = ClientConfig::new(&format!("sasl_plaintext://{}", cluster.bootstrap()))
+        .unwrap()
+        .with_sasl(SaslConfig::plain("alice", "alice-secret"));
+    round_trip(config, 2).await;
+    let warned = logs.count("SASL/PLAIN over plain TCP");
+    let opened = connections(&cluster);
+    assert!(
+        opened >= 2,
+        "admin, producer and consumer connect: {opened}"
+    );
+    assert!(
+        warned >= opened,
+        "{warned} warnings for {opened} connections"
+    );
+    // Once per connection, not once per request: far fewer than the requests sent.
+    assert!(warned < cluster.requests().len(), "{warned}");
+}
+
 #[tokio::test]
 async fn plaintext_to_a_tls_listener_is_an_error_not_a_hang() {
     let cluster = mock(None).await;

@@ -172,7 +172,8 @@ impl AppBuilder {
     }
 
     /// SASL credentials (PLAIN, SCRAM-SHA-256/512) for `sasl_ssl://` and `sasl_plaintext://`
-    /// brokers (Faust's `broker_credentials`).
+    /// brokers (Faust's `broker_credentials`). A `kafka://` broker with credentials is a
+    /// configuration error: SASL over plain TCP takes an explicit `sasl_plaintext://`.
     pub fn broker_credentials(mut self, sasl: kafka_client::SaslConfig) -> Self {
         self.settings.broker_credentials = Some(sasl);
         self

@@ -82,3 +82,22 @@ async fn sasl_brokers_without_credentials_are_a_configuration_error() {
     let err = app.start().await.expect_err("no credentials");
     assert!(err.to_string().contains("broker_credentials"), "{err}");
 }
+
+/// Credentials on a `kafka://` URL are refused, not sent over plain TCP as if the URL had
+/// said `sasl_plaintext://`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_on_a_plaintext_url_are_refused_not_inferred() {
+    let mock = MockCluster::builder()
+        .sasl(MockSasl::plain([("alice", "alice-secret")]))
+        .build()
+        .await
+        .unwrap();
+    let app = App::builder("plain")
+        .broker(&format!("kafka://{}", mock.bootstrap()))
+        .broker_credentials(SaslConfig::plain("alice", "alice-secret"))
+        .build()
+        .unwrap();
+    let err = app.start().await.expect_err("credentials on kafka://");
+    assert!(err.to_string().contains("sasl_plaintext://"), "{err}");
+    assert!(mock.requests().is_empty(), "nothing was sent");
+}

@@ -43,7 +43,8 @@ async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Ctx, pe
     let sasl = lock(&ctx.shared).settings.sasl.clone();
     let mut sasl_state = SaslState::new(sasl.as_ref());
     loop {
-        let frame = match read_frame(&mut rd, DEFAULT_MAX_FRAME_BYTES).await {
+        let max_bytes = sasl_state.max_frame_bytes(DEFAULT_MAX_FRAME_BYTES);
+        let frame = match read_frame(&mut rd, max_bytes).await {
             Ok(Some(f)) => f.freeze(),
             Ok(None) => {
                 tracing::trace!(broker = ctx.broker, %peer, "client closed the connection");

@@ -52,7 +52,9 @@ impl MockTls {
             .map_err(|e| bad(format!("cannot read {}: {e}", cert.display())))?;
         let key = PrivateKeyDer::from_pem_file(key)
             .map_err(|e| bad(format!("cannot read {}: {e}", key.display())))?;
-        let provider = Arc::new(rustls_graviola::default_provider());
+        // Graviola, as the client, after the same CPU check (an error, not a panic).
+        let provider =
+            kafka_client::tls::default_crypto_provider().map_err(|e| bad(e.to_string()))?;
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| bad(e.to_string()))?;
@@ -113,6 +115,11 @@ impl MockSasl {
     }
 }
 
+/// Largest frame read from a connection that has not authenticated yet on a SASL listener,
+/// as Kafka's `sasl.server.max.receive.size` (512 KiB): an unauthenticated peer cannot make
+/// the broker buffer 100 MiB.
+pub(crate) const MAX_UNAUTHENTICATED_FRAME_BYTES: usize = 512 * 1024;
+
 /// Where a connection stands in the SASL exchange.
 pub(crate) enum SaslState {
     /// No SASL on this listener.
@@ -143,6 +150,16 @@ impl SaslState {
             SaslState::AwaitingHandshake
         } else {
             SaslState::Off
+        }
+    }
+
+    /// The largest frame to read next: capped until the connection has authenticated.
+    pub(crate) fn max_frame_bytes(&self, authenticated: usize) -> usize {
+        match self {
+            SaslState::Off | SaslState::Authenticated { .. } => authenticated,
+            SaslState::AwaitingHandshake | SaslState::AwaitingAuthenticate => {
+                authenticated.min(MAX_UNAUTHENTICATED_FRAME_BYTES)
+            }
         }
     }
 

@@ -5,7 +5,7 @@ mod common;
 use bytes::Bytes;
 use common::Raw;
 use kafka_protocol::messages::*;
-use testkit::MockCluster;
+use testkit::{MockCluster, MockSasl};
 
 async fn still_serving(addr: &str) {
     let mut c = Raw::connect(addr).await;
@@ -59,6 +59,29 @@ async fn garbage_absurd_lengths_and_unknown_keys_close_only_that_connection() {
     still_serving(&addr).await;
     let r = bystander.send(3, &ApiVersionsRequest::default()).await;
     assert_eq!(r.error_code, 0);
+}
+
+/// Before authentication on a SASL listener a frame may be at most 512 KiB, as in Kafka: the
+/// size prefix of a 1 MiB frame closes the connection before its bytes are awaited.
+#[tokio::test]
+async fn a_sasl_listener_refuses_large_frames_before_authentication() {
+    let cluster = MockCluster::builder()
+        .sasl(MockSasl::plain([("alice", "alice-secret")]))
+        .build()
+        .await
+        .unwrap();
+    let addr = cluster.bootstrap();
+    let mut c = Raw::connect(&addr).await;
+    c.write_raw(&(1i32 << 20).to_be_bytes()).await.unwrap();
+    assert!(c.closed().await, "a 1 MiB claim before authentication");
+    // The whole frame, too.
+    let mut c = Raw::connect(&addr).await;
+    let mut frame = (1i32 << 20).to_be_bytes().to_vec();
+    frame.resize(4 + (1 << 20), 0);
+    let _ = c.write_raw(&frame).await; // the mock may close before all of it is written
+    assert!(c.closed().await, "a 1 MiB frame before authentication");
+    // Frames up to the cap are still read (ApiVersions is allowed before authentication).
+    still_serving(&addr).await;
 }
 
 #[tokio::test]

@@ -1,12 +1,16 @@
 //! Kafka's framing: a 4-byte big-endian size, then a request or response header and body.
 //!
 //! Reading never trusts the size prefix: a frame larger than the configured maximum (or
-//! negative) is an error before any buffer is allocated for it.
+//! negative) is an error before any buffer is allocated for it, and a frame within the
+//! maximum gets a buffer that grows with the bytes that arrive, not one of the size claimed.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// The buffer of a frame starts at most this large and then grows with what arrives.
+const FIRST_READ_BYTES: usize = 64 * 1024;
 
 use crate::error::{Error, Result};
 
@@ -30,9 +34,34 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     let size = i32::from_be_bytes(size);
     let len = checked_frame_len(size, max_bytes)
         .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidData, reason))?;
-    let mut buf = BytesMut::zeroed(len);
-    reader.read_exact(&mut buf).await?;
+    let mut buf = BytesMut::new();
+    read_payload(reader, len, &mut buf).await?;
     Ok(Some(buf))
+}
+
+/// Appends exactly `len` bytes from `reader` to `buf`, growing `buf` as they arrive (at most
+/// doubling what is there), so that a peer claiming a large frame and sending little makes
+/// us allocate little. A stream that ends first is `UnexpectedEof`.
+async fn read_payload<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    len: usize,
+    buf: &mut BytesMut,
+) -> std::io::Result<()> {
+    let end = buf.len() + len;
+    while buf.len() < end {
+        let missing = end - buf.len();
+        if buf.capacity() == buf.len() {
+            buf.reserve(missing.min(buf.len().max(FIRST_READ_BYTES)));
+        }
+        let n = (&mut *reader).take(missing as u64).read_buf(buf).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the stream ended {missing} bytes before the end of a frame"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Validates a frame size prefix; the error names what is wrong with it.
@@ -130,6 +159,49 @@ mod tests {
         let mut huge: &[u8] = &i32::MAX.to_be_bytes();
         let err = read_frame(&mut huge, 1024).await.unwrap_err();
         assert!(err.to_string().contains("exceeds the maximum"), "{err}");
+    }
+
+    /// A 4-byte claim of 100 MiB followed by a few bytes allocates for what arrived, not for
+    /// the claim.
+    #[tokio::test]
+    async fn a_large_size_claim_allocates_for_the_bytes_that_arrive() {
+        let claim = 100 * 1024 * 1024;
+        let mut input: &[u8] = &[7; 10];
+        let mut buf = BytesMut::new();
+        let err = read_payload(&mut input, claim, &mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(buf.len(), 10);
+        assert!(buf.capacity() <= 1024 * 1024, "{}", buf.capacity());
+
+        // Through read_frame, with the stream still open after the claim: nothing grows.
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        tokio::io::AsyncWriteExt::write_all(&mut client, &(claim as i32).to_be_bytes())
+            .await
+            .unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut client, &[1; 100])
+            .await
+            .unwrap();
+        let mut buf = BytesMut::new();
+        let mut size = [0u8; 4];
+        server.read_exact(&mut size).await.unwrap();
+        // One poll reads all that is there, then waits for more.
+        let pending = futures::FutureExt::now_or_never(read_payload(&mut server, claim, &mut buf));
+        assert!(pending.is_none(), "the frame cannot be complete");
+        assert_eq!(buf.len(), 100);
+        assert!(buf.capacity() <= 1024 * 1024, "{}", buf.capacity());
+
+        // A whole frame still arrives whole, across many reads.
+        let frame: Vec<u8> = (0..300_000u32).map(|i| i as u8).collect();
+        let mut input = (frame.len() as i32).to_be_bytes().to_vec();
+        input.extend_from_slice(&frame);
+        input.extend_from_slice(&[0, 0, 0, 1, 9]);
+        let mut input: &[u8] = &input;
+        let read = read_frame(&mut input, 1 << 20).await.unwrap().unwrap();
+        assert_eq!(&read[..], &frame[..]);
+        assert_eq!(
+            &read_frame(&mut input, 1 << 20).await.unwrap().unwrap()[..],
+            [9]
+        );
     }
 
     #[tokio::test]

@@ -46,6 +46,15 @@ impl Connection {
             client = client.with_tls(tls.clone());
         }
         if let Some(sasl) = &decls.settings.broker_credentials {
+            // SASL over plain TCP only on an explicit sasl_plaintext:// (never inferred from
+            // credentials being set); over TLS the credentials are protected.
+            if !client.security_protocol.uses_tls() && !security.uses_sasl() {
+                return Err(Error::config(format!(
+                    "broker {broker} is plain TCP without SASL but broker_credentials are set: \
+                     use sasl_ssl:// (with broker_tls), or sasl_plaintext:// to send them over \
+                     plain TCP knowingly"
+                )));
+            }
             client = client.with_sasl(sasl.clone());
         }
         if security.uses_sasl() && decls.settings.broker_credentials.is_none() {
