@@ -312,6 +312,68 @@ mod tests {
                 encode_request(out, 3, "seed", v, &produce).unwrap()
             }),
         ));
+        seeds.extend(hostile_seeds());
+        seeds
+    }
+
+    /// Hostile frames: an array whose count claims far more elements than the bytes that
+    /// follow. A decoder that trusts the count allocates gigabytes before reading an element
+    /// (and aborts the process); kafka-protocol-bounded rejects the count
+    /// (vendor/kafka-protocol/PATCHED.md). `tests/downstream.rs` feeds every `hostile-*` seed
+    /// to a project built outside this workspace.
+    fn hostile_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+        const HUGE: [u8; 4] = 0x7fff_ffffi32.to_be_bytes(); // Array count (INT32)
+        const HUGE_VARINT: [u8; 5] = [0xff, 0xff, 0xff, 0xff, 0x0f]; // CompactArray: u32::MAX
+        let correlation_id = 7i32.to_be_bytes();
+        let selector = |min: i16, version: i16, api: u8| (((version - min) as u8) << 3) | api;
+        let mut seeds = Vec::new();
+        // Metadata v1 response (header v0): brokers ARRAY first.
+        let mut data = vec![selector(MetadataRequest::VERSIONS.min, 1, 0)];
+        data.extend(correlation_id);
+        data.extend(HUGE);
+        seeds.push(("response_frame", "hostile-metadata-1-brokers".into(), data));
+        // Metadata v12 response (header v1: correlation id, empty tagged fields):
+        // throttle_time_ms, then brokers COMPACT_ARRAY.
+        let mut data = vec![selector(MetadataRequest::VERSIONS.min, 12, 0)];
+        data.extend(correlation_id);
+        data.push(0);
+        data.extend(0i32.to_be_bytes());
+        data.extend(HUGE_VARINT);
+        seeds.push(("response_frame", "hostile-metadata-12-brokers".into(), data));
+        // Fetch v4 response, the count nested: throttle_time_ms, one topic "t", then its
+        // partitions ARRAY.
+        let mut data = vec![selector(FetchRequest::VERSIONS.min, 4, 2)];
+        data.extend(correlation_id);
+        data.extend(0i32.to_be_bytes());
+        data.extend(1i32.to_be_bytes());
+        data.extend(1i16.to_be_bytes());
+        data.push(b't');
+        data.extend(HUGE);
+        seeds.push(("response_frame", "hostile-fetch-4-partitions".into(), data));
+        // Request frames (no size prefix), as the mock broker decodes them. Produce v3 (header
+        // v1: api key, version, correlation id, client id): transactional_id null, acks,
+        // timeout_ms, then topic_data ARRAY.
+        let mut data = Vec::new();
+        data.extend(0i16.to_be_bytes());
+        data.extend(3i16.to_be_bytes());
+        data.extend(correlation_id);
+        data.extend(4i16.to_be_bytes());
+        data.extend(b"seed");
+        data.extend((-1i16).to_be_bytes());
+        data.extend((-1i16).to_be_bytes());
+        data.extend(0i32.to_be_bytes());
+        data.extend(HUGE);
+        seeds.push(("request_decoder", "hostile-produce-3-topics".into(), data));
+        // Metadata v12 (header v2: the v1 fields, empty tagged fields): topics COMPACT_ARRAY.
+        let mut data = Vec::new();
+        data.extend(3i16.to_be_bytes());
+        data.extend(12i16.to_be_bytes());
+        data.extend(correlation_id);
+        data.extend(4i16.to_be_bytes());
+        data.extend(b"seed");
+        data.push(0);
+        data.extend(HUGE_VARINT);
+        seeds.push(("request_decoder", "hostile-metadata-12-topics".into(), data));
         seeds
     }
 
@@ -336,7 +398,7 @@ mod tests {
                 "{} is stale (UPDATE_FUZZ_SEEDS=1 rewrites it)",
                 file.display()
             );
-            if target == "request_decoder" {
+            if target == "request_decoder" && !name.starts_with("hostile-") {
                 let decoded = testkit::decode_request(Bytes::from(data));
                 assert!(decoded.is_ok(), "seed {name} decodes: {:?}", decoded.err());
             }

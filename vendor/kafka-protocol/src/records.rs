@@ -383,14 +383,6 @@ impl RecordBatchEncoder {
                 Compression::Gzip => cmpr::Gzip::compress(buf, |buf| {
                     Self::encode_new_records(buf, records, min_offset, min_timestamp, options)
                 })?,
-                #[cfg(feature = "lz4")]
-                Compression::Lz4 => cmpr::Lz4::compress(buf, |buf| {
-                    Self::encode_new_records(buf, records, min_offset, min_timestamp, options)
-                })?,
-                #[cfg(feature = "zstd")]
-                Compression::Zstd => cmpr::Zstd::compress(buf, |buf| {
-                    Self::encode_new_records(buf, records, min_offset, min_timestamp, options)
-                })?,
                 #[allow(unreachable_patterns)]
                 c => {
                     return Err(anyhow!(
@@ -644,14 +636,6 @@ impl RecordBatchDecoder {
                 })?,
                 #[cfg(feature = "gzip")]
                 Compression::Gzip => cmpr::Gzip::decompress(&mut records_buf, |buf| {
-                    Self::decode_new_records(buf, &batch_decode_info, version, records)
-                })?,
-                #[cfg(feature = "zstd")]
-                Compression::Zstd => cmpr::Zstd::decompress(&mut records_buf, |buf| {
-                    Self::decode_new_records(buf, &batch_decode_info, version, records)
-                })?,
-                #[cfg(feature = "lz4")]
-                Compression::Lz4 => cmpr::Lz4::decompress(&mut records_buf, |buf| {
                     Self::decode_new_records(buf, &batch_decode_info, version, records)
                 })?,
                 #[allow(unreachable_patterns)]

@@ -988,7 +988,10 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
                 // Patched: every element takes at least one byte, so a count larger than
                 // what is left is malformed; never allocate from an unchecked count.
                 if n as usize > buf.remaining() {
-                    bail!("Array length {n} exceeds the {} bytes left", buf.remaining());
+                    bail!(
+                        "Array length {n} exceeds the {} bytes left",
+                        buf.remaining()
+                    );
                 }
                 let mut result = Vec::with_capacity(n as usize);
                 for _ in 0..n {
@@ -1100,7 +1103,11 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
             n => {
                 // Patched: as for Array above.
                 if (n - 1) as usize > buf.remaining() {
-                    bail!("Array length {} exceeds the {} bytes left", n - 1, buf.remaining());
+                    bail!(
+                        "Array length {} exceeds the {} bytes left",
+                        n - 1,
+                        buf.remaining()
+                    );
                 }
                 let mut result = Vec::with_capacity((n - 1) as usize);
                 for _ in 1..n {
