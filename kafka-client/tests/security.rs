@@ -143,34 +143,46 @@ async fn accepting_invalid_certificates_is_an_explicit_opt_out() {
     round_trip(config, 5).await;
 }
 
-/// The log lines (warnings and above) written while it is alive, on this thread: the tests
-/// run on a current-thread runtime, so the client's tasks log here too.
+/// The warnings this test binary logged, through one global subscriber installed once. (A
+/// scoped, thread-local subscriber per test raced tracing's global per-callsite interest cache
+/// when tests ran in parallel: a warning could go unrecorded.) Each test counts only the lines
+/// that name one of its own mock's brokers.
 struct Logs {
     lines: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
 }
 
 impl Logs {
     fn capture() -> Self {
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_ansi(false)
-            .with_writer(move || Sink(sink.clone()))
-            .finish();
-        Logs {
-            lines,
-            _guard: tracing::subscriber::set_default(subscriber),
-        }
+        static LINES: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> =
+            std::sync::OnceLock::new();
+        let lines = LINES
+            .get_or_init(|| {
+                let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+                let sink = lines.clone();
+                let subscriber = tracing_subscriber::fmt()
+                    .with_max_level(tracing::Level::WARN)
+                    .with_ansi(false)
+                    .with_writer(move || Sink(sink.clone()))
+                    .finish();
+                tracing::subscriber::set_global_default(subscriber)
+                    .expect("no other global subscriber in this test binary");
+                lines
+            })
+            .clone();
+        Logs { lines }
     }
 
-    /// How many lines contain `needle`.
-    fn count(&self, needle: &str) -> usize {
+    /// How many lines contain `needle` and name a broker of `cluster`.
+    fn count(&self, cluster: &MockCluster, needle: &str) -> usize {
+        let ports: Vec<String> = cluster
+            .brokers()
+            .iter()
+            .map(|(_, addr)| format!(":{}", addr.port()))
+            .collect();
         let lines = self.lines.lock().unwrap();
         String::from_utf8_lossy(&lines)
             .lines()
-            .filter(|l| l.contains(needle))
+            .filter(|l| l.contains(needle) && ports.iter().any(|p| l.contains(p.as_str())))
             .count()
     }
 }
@@ -206,7 +218,7 @@ async fn accepting_invalid_certificates_warns_on_every_connection() {
     round_trip(config, 2).await;
     // Each connection warns before its first request, so a connection still opening when
     // the round trip ends may have warned without being counted yet: at least one each.
-    let warned = logs.count("danger_accept_invalid_certs");
+    let warned = logs.count(&cluster, "danger_accept_invalid_certs");
     let opened = connections(&cluster);
     assert!(
         opened >= 2,
@@ -243,13 +255,13 @@ async fn sasl_over_plain_tcp_needs_an_explicit_sasl_plaintext_url() {
         assert!(err.to_string().contains("sasl_plaintext://"), "{err}");
     }
     assert_eq!(connections(&cluster), 0, "nothing was sent");
-    assert_eq!(logs.count("SASL/PLAIN over plain TCP"), 0);
+    assert_eq!(logs.count(&cluster, "SASL/PLAIN over plain TCP"), 0);
 
     let config = ClientConfig::new(&format!("sasl_plaintext://{}", cluster.bootstrap()))
         .unwrap()
         .with_sasl(SaslConfig::plain("alice", "alice-secret"));
     round_trip(config, 2).await;
-    let warned = logs.count("SASL/PLAIN over plain TCP");
+    let warned = logs.count(&cluster, "SASL/PLAIN over plain TCP");
     let opened = connections(&cluster);
     assert!(
         opened >= 2,
