@@ -172,6 +172,24 @@ impl Logs {
         Logs { lines }
     }
 
+    /// Checks that every connection `cluster` saw warned with `needle`, once per connection,
+    /// not per request. Each connection warns before its first request, so a connection still
+    /// opening when the round trip ended may have warned without being counted yet: at least
+    /// one each, and far fewer than the requests.
+    fn assert_one_per_connection(&self, cluster: &MockCluster, needle: &str) {
+        let warned = self.count(cluster, needle);
+        let opened = connections(cluster);
+        assert!(
+            opened >= 2,
+            "admin, producer and consumer connect: {opened}"
+        );
+        assert!(
+            warned >= opened,
+            "{warned} warnings for {opened} connections"
+        );
+        assert!(warned < cluster.requests().len(), "{warned}");
+    }
+
     /// How many lines contain `needle` and name a broker of `cluster`.
     fn count(&self, cluster: &MockCluster, needle: &str) -> usize {
         let ports: Vec<String> = cluster
@@ -216,18 +234,7 @@ async fn accepting_invalid_certificates_warns_on_every_connection() {
         .unwrap()
         .with_tls(TlsConfig::new().danger_accept_invalid_certs(true));
     round_trip(config, 2).await;
-    // Each connection warns before its first request, so a connection still opening when
-    // the round trip ends may have warned without being counted yet: at least one each.
-    let warned = logs.count(&cluster, "danger_accept_invalid_certs");
-    let opened = connections(&cluster);
-    assert!(
-        opened >= 2,
-        "admin, producer and consumer connect: {opened}"
-    );
-    assert!(
-        warned >= opened,
-        "{warned} warnings for {opened} connections"
-    );
+    logs.assert_one_per_connection(&cluster, "danger_accept_invalid_certs");
 }
 
 /// Credentials on a plain `kafka://` URL are refused before anything is sent; only an
@@ -261,18 +268,7 @@ async fn sasl_over_plain_tcp_needs_an_explicit_sasl_plaintext_url() {
         .unwrap()
         .with_sasl(SaslConfig::plain("alice", "alice-secret"));
     round_trip(config, 2).await;
-    let warned = logs.count(&cluster, "SASL/PLAIN over plain TCP");
-    let opened = connections(&cluster);
-    assert!(
-        opened >= 2,
-        "admin, producer and consumer connect: {opened}"
-    );
-    assert!(
-        warned >= opened,
-        "{warned} warnings for {opened} connections"
-    );
-    // Once per connection, not once per request: far fewer than the requests sent.
-    assert!(warned < cluster.requests().len(), "{warned}");
+    logs.assert_one_per_connection(&cluster, "SASL/PLAIN over plain TCP");
 }
 
 #[tokio::test]
