@@ -34,7 +34,11 @@ impl Transactional {
     /// worker stops), else an aborted transaction (the worker restarts).
     fn failed(&self, error: Error) -> Error {
         match error {
-            e @ (Error::Fenced { .. } | Error::TransactionAborted { .. }) => e,
+            // A failed store refuses every call until reopened: restarting the worker would
+            // meet it again, so it stops the worker as under at-least-once.
+            e @ (Error::Fenced { .. }
+            | Error::TransactionAborted { .. }
+            | Error::TableStore { .. }) => e,
             e if is_fenced(&e) => Error::Fenced {
                 transactional_id: self.id.clone(),
                 source: Box::new(e),
