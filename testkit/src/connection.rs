@@ -10,10 +10,11 @@ use kafka_protocol::protocol::Encodable;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::control::{self, Action, RequestRecord};
+use crate::control::{Action, RequestRecord};
 use crate::decode::{decode_request, DecodedRequest};
 use crate::error::Error;
 use crate::handlers::{self, api_versions, errors, fetch, Ctx};
+use crate::interception;
 use crate::security::{Gate, SaslState};
 use crate::state::lock;
 
@@ -137,7 +138,7 @@ async fn serve_request(ctx: &Ctx, req: DecodedRequest) -> Outcome {
     let action = {
         let mut st = lock(&ctx.shared);
         st.requests.push(request_record(ctx, api_key, &header));
-        control::take_action(&mut st, ctx.broker, api_key, &body)
+        interception::take_action(&mut st, ctx.broker, api_key, &body)
     };
     let (action, only, rule) = match action {
         Some(m) => (Some(m.action), m.partition, m.rule),
@@ -153,7 +154,7 @@ async fn serve_request(ctx: &Ctx, req: DecodedRequest) -> Outcome {
                     st.topic_ids.get(id).cloned()
                 });
                 if !damaged.is_empty() {
-                    control::use_once(&mut st, rule);
+                    interception::use_once(&mut st, rule);
                 }
                 tracing::debug!(
                     broker = ctx.broker,

@@ -149,8 +149,12 @@ pub(crate) struct Group {
     /// check a whole run, such as "committed offsets never decrease").
     pub history: Vec<CommitRecord>,
     /// Offsets of open transactions, by producer id: committed when the transaction commits.
-    pub pending_txn_offsets: crate::txn::PendingOffsets,
+    pub pending_txn_offsets: PendingOffsets,
 }
+
+/// Pending transactional offsets of a group: producer id -> offsets that become the group's
+/// committed offsets when the transaction commits.
+pub(crate) type PendingOffsets = BTreeMap<i64, BTreeMap<(String, i32), Committed>>;
 
 /// One offset the group coordinator accepted, as [`MockCluster::commit_history`](crate::MockCluster::commit_history) lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +215,7 @@ impl Group {
 
     fn new_member_id(&self, client_id: &str, instance: Option<&str>) -> String {
         let prefix = instance.unwrap_or(client_id);
-        format!("{prefix}-{}", crate::state::random_uuid().hyphenated())
+        format!("{prefix}-{}", crate::ids::random_uuid().hyphenated())
     }
 
     fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {

@@ -65,9 +65,12 @@ mod decode;
 mod error;
 mod group;
 mod handlers;
+mod ids;
+mod interception;
 mod log;
 mod security;
 mod state;
+mod transactions;
 mod txn;
 
 pub use cluster::{MockCluster, MockClusterBuilder};
@@ -78,7 +81,7 @@ pub use group::CommitRecord;
 pub use kafka_client::KafkaCode;
 pub use kafka_protocol::messages::ApiKey;
 pub use security::{MockSasl, MockTls};
-pub use txn::TransactionInfo;
+pub use transactions::TransactionInfo;
 
 /// The API keys and version ranges (min, max) this mock serves, as ApiVersions advertises.
 pub fn supported_apis() -> Vec<(ApiKey, i16, i16)> {

@@ -2,7 +2,6 @@
 //! intercepts and the request log. One mutex; never held across an await.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use uuid::Uuid;
 
 use crate::control::{InterceptRule, RequestRecord};
 use crate::group::Coordinator;
+use crate::ids::random_uuid;
 use crate::log::PartitionLog;
 
 /// Settings fixed when the cluster is built.
@@ -69,7 +69,7 @@ pub(crate) struct State {
     pub topic_ids: HashMap<Uuid, String>,
     pub groups: Coordinator,
     pub next_producer_id: i64,
-    pub txns: crate::txn::Transactions,
+    pub txns: crate::transactions::Transactions,
     pub intercepts: Vec<InterceptRule>,
     pub requests: Vec<RequestRecord>,
     next_leader: usize,
@@ -82,17 +82,6 @@ pub(crate) type Shared = Arc<Mutex<State>>;
 /// the broker down with it).
 pub(crate) fn lock(shared: &Shared) -> MutexGuard<'_, State> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A random topic id (never nil, never Kafka's reserved metadata id).
-pub(crate) fn random_uuid() -> Uuid {
-    let a = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish() as u128;
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(a);
-    let b = h.finish() as u128;
-    Uuid::from_u128((a << 64 | b) | 2)
 }
 
 /// Kafka's rules for topic names.
@@ -126,7 +115,7 @@ impl State {
             topic_ids: HashMap::new(),
             groups: Coordinator::default(),
             next_producer_id: 1000,
-            txns: crate::txn::Transactions::default(),
+            txns: crate::transactions::Transactions::default(),
             intercepts: Vec::new(),
             requests: Vec::new(),
             next_leader: 0,

@@ -7,70 +7,18 @@
 //! to the partition logs at once (Kafka's PrepareCommit/PrepareAbort states last as long as
 //! the marker writes; here they take no time, so they are never observed).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError as E;
 
-use crate::group::{CommitRecord, Committed};
+use crate::group::CommitRecord;
 use crate::state::State;
+use crate::transactions::{TxnMeta, TxnState};
 
 /// Kafka refuses an epoch at or above this for new work (`Short.MaxValue - 1`): the last one is
 /// kept so the coordinator can always fence.
 const EPOCH_EXHAUSTED: i16 = i16::MAX - 1;
-
-/// Transaction states with Kafka's names (the Prepare* states are instantaneous here).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TxnState {
-    Empty,
-    Ongoing,
-    CompleteCommit,
-    CompleteAbort,
-}
-
-impl TxnState {
-    pub fn name(self) -> &'static str {
-        match self {
-            TxnState::Empty => "Empty",
-            TxnState::Ongoing => "Ongoing",
-            TxnState::CompleteCommit => "CompleteCommit",
-            TxnState::CompleteAbort => "CompleteAbort",
-        }
-    }
-}
-
-/// One transactional id's metadata.
-#[derive(Debug, Clone)]
-pub(crate) struct TxnMeta {
-    pub producer_id: i64,
-    /// The producer id before the last rotation (epoch exhaustion), or -1.
-    pub prev_producer_id: i64,
-    pub epoch: i16,
-    /// The epoch before the last bump, for retries (KIP-360); -1 when a new incarnation fenced it.
-    pub last_epoch: i16,
-    pub timeout: Duration,
-    pub state: TxnState,
-    pub partitions: BTreeSet<(String, i32)>,
-    pub groups: BTreeSet<String>,
-    /// When the open transaction started (its first partition or group).
-    pub started: Option<Instant>,
-}
-
-/// The coordinator's state: every transactional id it knows.
-#[derive(Debug, Default)]
-pub(crate) struct Transactions {
-    pub ids: BTreeMap<String, TxnMeta>,
-}
-
-impl Transactions {
-    /// The transactional id whose current (or previous) producer id is `producer_id`.
-    pub fn by_producer(&self, producer_id: i64) -> Option<&str> {
-        self.ids
-            .iter()
-            .find(|(_, m)| m.producer_id == producer_id)
-            .map(|(id, _)| id.as_str())
-    }
-}
 
 /// Kafka answers PRODUCER_FENCED only to request versions that know it (KIP-588); older
 /// versions get INVALID_PRODUCER_EPOCH. `first` is the first version with PRODUCER_FENCED.
@@ -464,41 +412,4 @@ fn bump_and_complete(st: &mut State, tid: &str, commit: bool) -> (i64, i16) {
         meta.epoch = 0;
     }
     (meta.producer_id, meta.epoch)
-}
-
-/// Pending transactional offsets of a group: producer id -> offsets that become the group's
-/// committed offsets when the transaction commits.
-pub(crate) type PendingOffsets = BTreeMap<i64, BTreeMap<(String, i32), Committed>>;
-
-/// A test-facing view of one transactional id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransactionInfo {
-    /// The transactional id.
-    pub transactional_id: String,
-    /// Its current producer id.
-    pub producer_id: i64,
-    /// Its current epoch.
-    pub producer_epoch: i16,
-    /// Kafka's state name: `Empty`, `Ongoing`, `CompleteCommit` or `CompleteAbort`.
-    pub state: &'static str,
-    /// The partitions of the open transaction.
-    pub partitions: Vec<(String, i32)>,
-    /// The groups whose offsets the open transaction commits.
-    pub groups: Vec<String>,
-    /// The transaction timeout the producer asked for.
-    pub timeout: Duration,
-}
-
-impl TransactionInfo {
-    pub(crate) fn of(tid: &str, m: &TxnMeta) -> Self {
-        TransactionInfo {
-            transactional_id: tid.to_owned(),
-            producer_id: m.producer_id,
-            producer_epoch: m.epoch,
-            state: m.state.name(),
-            partitions: m.partitions.iter().cloned().collect(),
-            groups: m.groups.iter().cloned().collect(),
-            timeout: m.timeout,
-        }
-    }
 }

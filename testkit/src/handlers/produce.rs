@@ -10,7 +10,7 @@ use kafka_client::protocol::record::{BatchHeader, RecordBatch, RecordBatches};
 
 use crate::log::{decode_records, SequenceCheck};
 use crate::state::{lock, State};
-use crate::txn::TxnState;
+use crate::transactions::TxnState;
 
 pub(crate) fn handle(ctx: &Ctx, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = req.acks;

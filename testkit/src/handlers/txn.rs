@@ -201,7 +201,8 @@ fn check_txn(st: &mut State, req: &TxnOffsetCommitRequest, group: &str, version:
     if meta.epoch != req.producer_epoch {
         return crate::txn::fenced(version, 3);
     }
-    let in_txn = meta.state == crate::txn::TxnState::Ongoing && meta.groups.contains(group);
+    let in_txn =
+        meta.state == crate::transactions::TxnState::Ongoing && meta.groups.contains(group);
     if in_txn {
         return 0;
     }
