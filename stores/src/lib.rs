@@ -54,8 +54,10 @@
 mod batch;
 mod error;
 mod memory;
+mod partition;
 mod redb_store;
 mod store;
+mod table_name;
 #[doc(hidden)]
 pub mod testing;
 mod url;
@@ -63,8 +65,7 @@ mod url;
 pub use batch::{BatchOp, WriteBatch};
 pub use error::{Error, Result};
 pub use memory::MemoryStore;
+pub use partition::{Offset, Partition};
 pub use redb_store::{RedbOptions, RedbStore};
-pub use store::{
-    prefix_end, Entry, EntryIter, Offset, Partition, PartitionStats, Store, StoreStats,
-};
+pub use store::{prefix_end, Entry, EntryIter, PartitionStats, Store, StoreStats};
 pub use url::StoreUrl;

@@ -162,7 +162,7 @@ impl RedbStore {
 
     /// [`open`](Self::open) with options.
     pub fn open_with(dir: impl AsRef<Path>, table: &str, options: RedbOptions) -> Result<Self> {
-        crate::url::validate_table_name(table)?;
+        crate::table_name::validate_table_name(table)?;
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|source| Error::Io {
             path: dir.to_path_buf(),

@@ -3,13 +3,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use crate::{Result, WriteBatch};
-
-/// A table partition: the partition number of the changelog topic the data belongs to.
-pub type Partition = i32;
-
-/// A Kafka offset in the changelog topic.
-pub type Offset = i64;
+use crate::{Offset, Partition, Result, WriteBatch};
 
 /// A key and its value.
 pub type Entry = (Vec<u8>, Vec<u8>);
