@@ -45,7 +45,7 @@
 //! ```
 
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
-// tests/layers.rs):
+// tests/modules.rs):
 //   cli > app > runtime > declarations > stream, table, window > topic, codec, record,
 //   offsets, outbox > error, settings, broker.
 mod app;

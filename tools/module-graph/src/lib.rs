@@ -8,6 +8,10 @@
 //! glob) resolves to the module that defines it, so `crate::Error` counts as a use of
 //! `error`. Items under `#[cfg(test)]` (test modules above all) are left out of the graph;
 //! inline `mod x { .. }` blocks fold into their file's module.
+//!
+//! Not seen: names reached only through a glob import of an ancestor (`use super::*` counts
+//! as a use of the ancestor), macros called by bare name, and `#[path]`-less module files of
+//! `mod` declarations inside functions.
 
 mod circles;
 mod lex;
