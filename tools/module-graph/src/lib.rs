@@ -10,8 +10,9 @@
 //! inline `mod x { .. }` blocks fold into their file's module.
 //!
 //! Not seen: names reached only through a glob import of an ancestor (`use super::*` counts
-//! as a use of the ancestor), macros called by bare name, and `#[path]`-less module files of
-//! `mod` declarations inside functions.
+//! as a use of the ancestor) and macros called by their bare name.
+
+#![warn(missing_docs)]
 
 mod circles;
 mod lex;
@@ -32,6 +33,7 @@ pub struct Edge {
     pub to: String,
     /// The file, as `src/a/b.rs`.
     pub file: String,
+    /// The line of the path's last segment (1-based).
     pub line: usize,
 }
 
