@@ -14,7 +14,9 @@ pub enum BrokerUrl {
     /// SASL settings: [`AppBuilder::broker_tls`](crate::AppBuilder::broker_tls) and
     /// [`broker_credentials`](crate::AppBuilder::broker_credentials)).
     Kafka {
+        /// Bootstrap addresses, `host:port`, in the order given.
         hosts: Vec<String>,
+        /// Kafka's security protocol, from the URL's scheme (`kafka://` is plaintext).
         security: SecurityProtocol,
     },
     /// An embedded mock cluster started with the app (`mock://`, with the `mock` cargo

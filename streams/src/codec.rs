@@ -214,6 +214,7 @@ impl fmt::Display for Serializer {
 pub struct DecodeFailure {
     /// Path of the failing field, such as `items[0].amount`, when there is one.
     pub field: Option<String>,
+    /// What was wrong, in the codec's words.
     pub reason: String,
 }
 

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Stream processing on Kafka in pure Rust, in the spirit of Python's Faust.
 //!
 //! An [`App`] declares typed [`Topic`]s and [`Agent`]s: async functions over a
@@ -82,3 +83,28 @@ pub use window::{
     Closed, LatePolicy, TimeSource, Window, WindowKind, WindowResult, WindowSpec, WindowedAt,
     WindowedTable, DEFAULT_EXPIRES,
 };
+
+// Documentation only: the pages are markdown files under docs/guide, and every Rust snippet in
+// them is a doc test.
+pub mod guide {
+    #![doc = include_str!("../docs/guide/00-guide.md")]
+
+    #[doc = include_str!("../docs/guide/01-app.md")]
+    pub mod app {}
+    #[doc = include_str!("../docs/guide/02-records.md")]
+    pub mod records {}
+    #[doc = include_str!("../docs/guide/03-topics.md")]
+    pub mod topics {}
+    #[doc = include_str!("../docs/guide/04-agents.md")]
+    pub mod agents {}
+    #[doc = include_str!("../docs/guide/05-streams.md")]
+    pub mod streams {}
+    #[doc = include_str!("../docs/guide/06-processors.md")]
+    pub mod processors {}
+    #[doc = include_str!("../docs/guide/07-operations.md")]
+    pub mod operations {}
+    #[doc = include_str!("../docs/guide/08-tables.md")]
+    pub mod tables {}
+    #[doc = include_str!("../docs/guide/09-windows.md")]
+    pub mod windows {}
+}

@@ -19,13 +19,17 @@ use crate::offsets::Hold;
 /// to process it there: it is done when that task drops it.
 #[derive(Debug)]
 pub struct Event<K, V> {
+    /// The topic the record was read from.
     pub topic: Arc<str>,
+    /// Its partition.
     pub partition: i32,
+    /// Its offset in the partition.
     pub offset: i64,
     /// Milliseconds since the epoch.
     pub timestamp: i64,
     /// `None` is Kafka's null key.
     pub key: Option<K>,
+    /// The decoded value (after the agent's processors).
     pub value: V,
     /// In the order written, duplicates kept.
     pub headers: Vec<Header>,

@@ -22,6 +22,8 @@ use crate::topic::{OnDecodeError, Topic};
 /// What an agent body may return: nothing, or a `Result` whose error stops the agent (its
 /// current event is then not committed).
 pub trait AgentResult {
+    /// `Ok` when the body ended normally, else the error's text for the log and the
+    /// worker's `Error::AgentFailed`.
     fn into_result(self) -> Result<(), String>;
 }
 

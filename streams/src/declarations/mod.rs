@@ -47,9 +47,13 @@ pub(crate) struct Declarations {
 /// A registered agent, as `app.agents()` and the CLI list them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentSummary {
+    /// The agent's name (`<topic>-agent` for [`App::agent`](crate::App::agent)).
     pub name: String,
+    /// The topic it reads (after a `group_by`, the repartition topic).
     pub topic: String,
+    /// Instances of its body that run at once.
     pub concurrency: usize,
+    /// Names of the sinks its results go to.
     pub sinks: Vec<String>,
 }
 

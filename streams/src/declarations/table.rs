@@ -149,10 +149,16 @@ where
 /// A declared table, as `app.tables()` and the CLI list them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSummary {
+    /// The table's name.
     pub name: String,
+    /// Partitions of the table and its changelog.
     pub partitions: i32,
+    /// The changelog topic, `<app>-<table>-changelog`.
     pub changelog: String,
+    /// The store URL the table lives in.
     pub store: String,
+    /// Workers that keep a warm copy of each partition.
     pub standby_replicas: u32,
+    /// Whether every worker holds every partition (Faust's `GlobalTable`).
     pub global: bool,
 }

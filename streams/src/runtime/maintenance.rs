@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 /// A table partition in this machine's store, against its changelog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPartition {
+    /// The table's name.
     pub table: String,
+    /// The partition number (of the table and its changelog).
     pub partition: i32,
     /// Keys in the local store.
     pub entries: u64,

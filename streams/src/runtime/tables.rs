@@ -59,8 +59,11 @@ struct State {
 /// A table partition as `App::table_partitions` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TablePartition {
+    /// The table's name.
     pub table: String,
+    /// The partition number (of the table and its changelog).
     pub partition: i32,
+    /// Recovering from the changelog, active (serving reads and writes), or a standby copy.
     pub status: PartitionStatus,
     /// Keys in the partition (for active partitions; the store's count otherwise).
     pub entries: u64,
