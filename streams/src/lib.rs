@@ -1,4 +1,3 @@
-#![warn(missing_docs)]
 //! Stream processing on Kafka in pure Rust, in the spirit of Python's Faust.
 //!
 //! An [`App`] declares typed [`Topic`]s and [`Agent`]s: async functions over a
@@ -21,11 +20,17 @@
 //! | `event.ack()` | [`Event::ack`], or drop the event; [`Event::take_hold`] to ack elsewhere |
 //! | `purchases.filter(f).group_by(Purchase.currency, name="currency")` | [`AgentBuilder::filter`] then [`AgentBuilder::group_by`] |
 //! | `await topic.send(key=k, value=v)` | `topic.send(k, v).await?` |
+//! | `app.Table("totals", default=int)`, `totals[k] += n` | `app.table::<String, i64>("totals")?.with_default(i64::default)`, `totals.update(&k, \|v\| *v += n)?` ([`Table`]) |
 //! | `serializer="binary\|json"` | `.value_serializer("binary\|json")` ([`codec`]) |
 //! | `table.tumbling(300, expires=3600)`, `table[k].current()` | [`Table::tumbling`] → [`WindowedTable`]: `totals.at(&event)?.current(&k)?` |
 //! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`, `tables`, `reset`; `demo` with [`App::main_with_demo`]) |
 //!
+//! A tiny app, run here against the in-process mock Kafka cluster of the `testkit` crate (in
+//! production the broker is `kafka://host:9092`; `mock://` with the `mock` feature embeds the
+//! cluster): purchases keyed by user, an agent that counts them per user into a table.
+//!
 //! ```
+//! use std::time::Duration;
 //! use futures::StreamExt;
 //! use serde::{Deserialize, Serialize};
 //! use streams::App;
@@ -33,17 +38,53 @@
 //! #[derive(Serialize, Deserialize, Clone, Debug)]
 //! struct Purchase { username: String, currency: String, amount: u32 }
 //!
-//! # fn main() -> streams::Result<()> {
-//! let app = App::builder("demo-app").broker("kafka://localhost:9092").build()?;
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cluster = testkit::MockCluster::builder().build().await?;
+//! let app = App::builder("demo-app")
+//!     .broker(&format!("kafka://{}", cluster.bootstrap()))
+//!     .build()?;
 //! let purchases = app.topic::<String, Purchase>("purchases");
-//! app.agent(&purchases, |mut purchases| async move {
-//!     while let Some(p) = purchases.next().await {
-//!         println!("{} bought {} {}", p.username, p.amount, p.currency);
-//!     }
-//! });
-//! // fn main() -> ExitCode { app.main() }
+//! let counts = app.table::<String, u64>("purchases_per_user")?.with_default(u64::default);
+//!
+//! // The agent reports each new count, so that this example knows when it is done.
+//! let (done, mut counted) = tokio::sync::mpsc::unbounded_channel();
+//! let table = counts.clone();
+//! app.agent_builder("count", &purchases)
+//!     .table(&counts) // keyed like the topic (by user): co-partitioned, checked at start
+//!     .run(move |mut purchases| {
+//!         let (table, done) = (table.clone(), done.clone());
+//!         async move {
+//!             while let Some(p) = purchases.next().await {
+//!                 let count = table.update(&p.username, |n| *n += 1)?;
+//!                 let _ = done.send(count);
+//!             }
+//!             Ok::<(), streams::Error>(())
+//!         }
+//!     });
+//!
+//! app.start().await?;
+//! for (user, amount) in [("ann", 3), ("bob", 4), ("ann", 5)] {
+//!     let p = Purchase { username: user.into(), currency: "EUR".into(), amount };
+//!     purchases.send(p.username.clone(), p).await?;
+//! }
+//! for _ in 0..3 {
+//!     tokio::time::timeout(Duration::from_secs(30), counted.recv()).await?;
+//! }
+//! assert_eq!(counts.get("ann")?, Some(2));
+//! assert_eq!(counts.get("bob")?, Some(1));
+//! app.shutdown().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! In a program, `fn main() -> ExitCode { app.main() }` ([`App::main`]) gives the app Faust's
+//! command line instead of `start` and `shutdown`.
+//!
+//! **New here, or coming from Faust?** The [`guide`] walks the talk "Stream processing with
+//! Faust" section by section (app, records, topics, agents, streams, processors, operations,
+//! tables, windows), each Faust snippet beside its Rust version.
+
+#![warn(missing_docs)]
 
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/modules.rs):
