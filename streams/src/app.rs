@@ -19,7 +19,7 @@ use crate::declarations::{
     Agent, AgentBuilder, AgentResult, AgentSummary, Declarations, Shared, TableBuilder,
     TableSummary,
 };
-use crate::error::{Error, Result};
+use crate::error::{BoxError, Error, Result};
 use crate::runtime::{Connection, Runtime, StoredPartition, TablePartition};
 use crate::settings::Settings;
 use crate::stream::{AgentStream, Processor};
@@ -34,7 +34,7 @@ pub struct AppBuilder {
     store: String,
     settings: Settings,
     registry: CodecRegistry,
-    errors: Vec<String>,
+    errors: Vec<Error>,
 }
 
 impl AppBuilder {
@@ -136,8 +136,10 @@ impl AppBuilder {
         match reset {
             "earliest" => self.settings.consumer_auto_offset_reset_earliest = true,
             "latest" => self.settings.consumer_auto_offset_reset_earliest = false,
-            other => self.errors.push(format!(
-                "consumer_auto_offset_reset {other:?}: use \"earliest\" or \"latest\""
+            other => self.errors.push(Error::invalid_setting(
+                "consumer_auto_offset_reset",
+                format!("{other:?}"),
+                "use \"earliest\" or \"latest\"",
             )),
         }
         self
@@ -186,8 +188,10 @@ impl AppBuilder {
     pub fn processing_guarantee(mut self, guarantee: &str) -> Self {
         match crate::settings::ProcessingGuarantee::parse(guarantee) {
             Some(g) => self.settings.processing_guarantee = g,
-            None => self.errors.push(format!(
-                "processing_guarantee {guarantee:?}: use \"at_least_once\" or \"exactly_once\""
+            None => self.errors.push(Error::invalid_setting(
+                "processing_guarantee",
+                format!("{guarantee:?}"),
+                "use \"at_least_once\" or \"exactly_once\"",
             )),
         }
         self
@@ -203,7 +207,7 @@ impl AppBuilder {
     /// Registers a codec under a name usable in serializer chains (`"json|mycodec"`).
     pub fn codec(mut self, name: &str, codec: impl Codec) -> Self {
         if let Err(e) = self.registry.register(name, Arc::new(codec)) {
-            self.errors.push(e.to_string());
+            self.errors.push(e);
         }
         self
     }
@@ -211,7 +215,7 @@ impl AppBuilder {
     /// Checks the URLs and settings and makes the app. Nothing connects until it starts.
     pub fn build(self) -> Result<App> {
         if let Some(e) = self.errors.into_iter().next() {
-            return Err(Error::Config(e));
+            return Err(e);
         }
         if self.id.is_empty()
             || !self
@@ -219,28 +223,36 @@ impl AppBuilder {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
         {
-            return Err(Error::config(format!(
-                "app id {:?}: use letters, digits, '.', '_' and '-' (it names the group and topics)",
-                self.id
-            )));
+            return Err(Error::invalid_setting(
+                "id",
+                format!("{:?}", self.id),
+                "use letters, digits, '.', '_' and '-' (it names the group and topics)",
+            ));
         }
         let broker = BrokerUrl::parse(&self.broker)?;
         let store = StoreUrl::parse(&self.store)?;
         let s = &self.settings;
-        if s.topic_partitions < 1 || s.stream_buffer_maxsize == 0 || s.broker_commit_every == 0 {
-            return Err(Error::config(
-                "topic_partitions, stream_buffer_maxsize and broker_commit_every must be positive",
-            ));
+        let positive = [
+            ("topic_partitions", s.topic_partitions as i128),
+            ("stream_buffer_maxsize", s.stream_buffer_maxsize as i128),
+            ("broker_commit_every", s.broker_commit_every as i128),
+        ];
+        if let Some((name, value)) = positive.into_iter().find(|(_, v)| *v < 1) {
+            return Err(Error::invalid_setting(name, value, "must be at least 1"));
         }
         if s.processing_guarantee == crate::settings::ProcessingGuarantee::ExactlyOnce
             && s.transaction_timeout <= s.broker_commit_interval
         {
-            return Err(Error::config(format!(
-                "transaction_timeout ({:?}) must be longer than broker_commit_interval ({:?}) \
-                 under exactly-once: a transaction stays open for a commit interval, and the \
-                 broker aborts it after transaction_timeout",
-                s.transaction_timeout, s.broker_commit_interval
-            )));
+            return Err(Error::invalid_setting(
+                "transaction_timeout",
+                format!("{:?}", s.transaction_timeout),
+                format!(
+                    "must be longer than broker_commit_interval ({:?}) under exactly-once: a \
+                     transaction stays open for a commit interval, and the broker aborts it \
+                     after transaction_timeout",
+                    s.broker_commit_interval
+                ),
+            ));
         }
         Ok(App {
             inner: Arc::new(Inner {
@@ -353,7 +365,9 @@ impl App {
     /// Changes the broker before the app starts (the CLI's `--broker`).
     pub fn set_broker(&self, url: &str) -> Result<()> {
         if self.inner.conn.get().is_some() {
-            return Err(Error::config("the broker cannot change once the app runs"));
+            return Err(Error::AlreadyRunning {
+                action: "change the broker",
+            });
         }
         *lock(&self.inner.broker) = BrokerUrl::parse(url)?;
         Ok(())
@@ -466,7 +480,9 @@ impl App {
     /// while a worker of the app runs. Returns what was done, one line each.
     pub async fn reset(&self) -> Result<Vec<String>> {
         if self.runtime().is_some() {
-            return Err(Error::config("stop the app before resetting it"));
+            return Err(Error::AlreadyRunning {
+                action: "reset the app",
+            });
         }
         self.connect().await?;
         crate::runtime::reset(&self.inner.decls, self.conn()?).await
@@ -552,7 +568,9 @@ impl App {
     pub async fn start(&self) -> Result<()> {
         self.connect().await?;
         if self.runtime().is_some() {
-            return Err(Error::config("the app is already started"));
+            return Err(Error::AlreadyRunning {
+                action: "start the app again",
+            });
         }
         let runtime =
             Runtime::start(&self.inner.decls, self.conn()?, self.inner.stop.subscribe()).await?;
@@ -652,12 +670,12 @@ impl App {
     pub async fn run_until<F, E>(&self, work: F, timeout: Duration) -> Result<()>
     where
         F: Future<Output = Result<(), E>>,
-        E: fmt::Display,
+        E: Into<BoxError>,
     {
         let mut interrupted = ctrl_c_listener();
         self.start().await?;
         let outcome = tokio::select! {
-            r = work => r.map_err(|e| Error::Runtime(format!("demo failed: {e}"))),
+            r = work => r.map_err(|e| Error::Demo { source: e.into() }),
             _ = &mut interrupted => Ok(()),
             _ = self.stopped() => Ok(()),
         };

@@ -70,7 +70,7 @@ pub use cli::init_logging;
 pub use declarations::{
     Agent, AgentBuilder, AgentResult, AgentSummary, Sink, TableBuilder, TableSummary,
 };
-pub use error::{Error, Result};
+pub use error::{AgentFailure, BoxError, Error, Result};
 pub use offsets::Hold;
 pub use record::{Event, Header, Validate};
 pub use runtime::{StoredPartition, TablePartition};

@@ -118,9 +118,8 @@ where
         spec.validate()?;
         let mut tables = decls.tables();
         if tables.iter().any(|t| t.name() == spec.name()) {
-            return Err(Error::Table {
+            return Err(Error::DuplicateTable {
                 table: spec.name().to_owned(),
-                reason: "declared twice: declare a table once and clone its handle".into(),
             });
         }
         let url = spec.store_url().unwrap_or(&decls.store).clone();

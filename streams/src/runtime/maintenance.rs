@@ -121,11 +121,10 @@ pub(crate) async fn reset(decls: &Declarations, conn: &Connection) -> Result<Vec
         let consumer =
             GroupConsumer::new(conn.client.clone(), ConsumerConfig::default(), group).await?;
         if let Err(e) = consumer.commit_offsets(offsets).await {
-            return Err(Error::Runtime(format!(
-                "cannot reset the committed offsets of group {} ({e}): stop every worker of \
-                 the app first; nothing was deleted",
-                decls.id
-            )));
+            return Err(Error::ResetOffsets {
+                group: decls.id.clone(),
+                source: e,
+            });
         }
     }
     let cores = decls.tables().clone();

@@ -184,10 +184,9 @@ impl TableCore {
     /// runtime's flushes: a detached or global table cannot have them.
     pub(crate) fn set_outbound(&self, tag: u8, topic: &str) -> Result<()> {
         if self.detached || self.spec.is_global() {
-            return Err(self.table_error(
-                "only a table in an app that is not global can send records when it is flushed \
-                 (use on_window_close in a detached table)",
-            ));
+            return Err(Error::TableCannotSend {
+                table: self.name().to_owned(),
+            });
         }
         *self.outbound.write().unwrap_or_else(|e| e.into_inner()) = Some(Outbound {
             tag,
@@ -236,13 +235,6 @@ impl TableCore {
     /// The partition of an encoded key: Kafka's default partitioner, as for a keyed record.
     pub fn partition_of(&self, key: &[u8]) -> i32 {
         partition_for_key(key, self.spec.partition_count() as usize)
-    }
-
-    fn table_error(&self, reason: impl Into<String>) -> Error {
-        Error::Table {
-            table: self.name().to_owned(),
-            reason: reason.into(),
-        }
     }
 
     /// A failure of the store, about `partitions` (when the store is poisoned and names none,
@@ -504,11 +496,11 @@ impl TableCore {
         if (0..self.spec.partition_count()).contains(&partition) {
             Ok(())
         } else {
-            Err(self.table_error(format!(
-                "partition {partition} does not exist: the table has {} (0..{})",
-                self.spec.partition_count(),
-                self.spec.partition_count()
-            )))
+            Err(Error::NoSuchPartition {
+                table: self.name().to_owned(),
+                partition,
+                count: self.spec.partition_count(),
+            })
         }
     }
 
@@ -549,11 +541,14 @@ impl TableCore {
     }
 
     fn set_status(&self, partition: i32, status: PartitionStatus) -> Result<()> {
-        let state = self.state(partition).ok_or_else(|| {
-            self.table_error(format!(
-                "partition {partition} is not assigned: assign it first"
-            ))
-        })?;
+        let state = self
+            .state(partition)
+            .ok_or_else(|| Error::PartitionNotActive {
+                table: self.name().to_owned(),
+                partition,
+                state: "not assigned",
+                hint: "assign it first",
+            })?;
         let mut st = lock(&state);
         if status == PartitionStatus::Recovering {
             st.discard_all();
@@ -586,9 +581,10 @@ impl TableCore {
         if let Some(state) = self.state(partition) {
             let st = lock(&state);
             if st.status == PartitionStatus::Active || st.has_unflushed() {
-                return Err(self.table_error(format!(
-                    "partition {partition} is active: revoke or reassign it before recovering it"
-                )));
+                return Err(Error::PartitionActive {
+                    table: self.name().to_owned(),
+                    partition,
+                });
             }
         }
         Ok(())
@@ -647,11 +643,10 @@ impl TableCore {
             return dropped();
         }
         if st.oldest_in_flight() != Some(flush.id) {
-            return Err(self.table_error(format!(
-                "partition {}: flushes must complete in the order they were taken: abort_flush \
-                 and recover the partition",
-                flush.partition
-            )));
+            return Err(Error::FlushOutOfOrder {
+                table: self.name().to_owned(),
+                partition: flush.partition,
+            });
         }
         if self.spec.is_global() {
             if let Some(offset) = last_offset {
