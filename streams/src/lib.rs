@@ -54,7 +54,7 @@ mod cli;
 pub mod codec;
 mod declarations;
 mod error;
-pub mod offsets;
+mod offsets;
 mod outbox;
 mod record;
 mod runtime;

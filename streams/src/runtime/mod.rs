@@ -57,6 +57,8 @@ pub(crate) struct Runtime {
     pub acks: Arc<Acks>,
     pub tables: Arc<Tables>,
     state: watch::Receiver<RunState>,
+    // Set only by the `testing` hook App::abort; the worker reads its clone.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     aborted: Arc<AtomicBool>,
     commits: mpsc::Sender<CommitRequest>,
     task: Mutex<Option<JoinHandle<Result<()>>>>,
@@ -384,6 +386,7 @@ impl Runtime {
     }
 
     /// Makes the next stop a crash: agents aborted, nothing committed, the group not left.
+    #[cfg(feature = "testing")]
     pub(crate) fn set_aborted(&self) {
         self.aborted.store(true, Ordering::Release);
     }
