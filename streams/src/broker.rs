@@ -8,13 +8,18 @@ use kafka_client::SecurityProtocol;
 use crate::error::{Error, Result};
 
 /// Where the app's Kafka is.
+///
+/// Non-exhaustive: `Mock` exists only with the `mock` feature.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BrokerUrl {
     /// Real brokers, as `host:port` bootstrap addresses, reached with `security` (TLS and
     /// SASL settings: [`AppBuilder::broker_tls`](crate::AppBuilder::broker_tls) and
     /// [`broker_credentials`](crate::AppBuilder::broker_credentials)).
     Kafka {
+        /// The bootstrap addresses, `host:port`.
         hosts: Vec<String>,
+        /// Plain TCP, TLS, SASL, or SASL over TLS (from the URL's scheme).
         security: SecurityProtocol,
     },
     /// An embedded mock cluster started with the app (`mock://`, with the `mock` cargo

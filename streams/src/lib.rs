@@ -73,7 +73,7 @@ pub use declarations::{
 pub use error::{AgentFailure, BoxError, Error, Result};
 pub use offsets::Hold;
 pub use record::{Event, Header, Validate};
-pub use runtime::{StoredPartition, TablePartition};
+pub use runtime::TablePartition;
 pub use settings::{ProcessingGuarantee, Settings};
 pub use stream::{AgentStream, Processor, Take};
 pub use table::{PartitionStatus, SetTable, Table, TableSpec};

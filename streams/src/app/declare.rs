@@ -147,10 +147,16 @@ impl App {
 
 /// A declared topic, as `app.topics()` and the CLI list them.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TopicSummary {
+    /// The topic's name.
     pub name: String,
+    /// Its key serializer chain (`raw`, `json`, `binary|json`...).
     pub key_serializer: String,
+    /// Its value serializer chain.
     pub value_serializer: String,
+    /// The partition count the app creates it with.
     pub partitions: i32,
+    /// Whether the app made it for itself (a repartition topic of `group_by`).
     pub internal: bool,
 }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 
 /// A table partition in this machine's store, against its changelog.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredPartition {
+pub(crate) struct StoredPartition {
     pub table: String,
     pub partition: i32,
     /// Keys in the local store.
