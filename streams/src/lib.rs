@@ -43,6 +43,14 @@
 //! // fn main() -> ExitCode { app.main() }
 //! # Ok(()) }
 //! ```
+//!
+//! # Cargo features
+//!
+//! - `mock`: `mock://` broker URLs start an embedded in-process mock Kafka cluster (demos and
+//!   tests).
+//! - `testing`: hooks for tests of recovery and of the commit path, not for production code:
+//!   `App::abort` (stop like a crash: nothing committed, the group not left) and
+//!   `App::commit` (commit the done offsets now). Enable it in `[dev-dependencies]`.
 
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/layers.rs):
@@ -73,7 +81,7 @@ pub use declarations::{
 pub use error::{AgentFailure, BoxError, Error, Result};
 pub use offsets::Hold;
 pub use record::{Event, Header, Validate};
-pub use runtime::TablePartition;
+pub use runtime::{StoredPartition, TablePartition};
 pub use settings::{ProcessingGuarantee, Settings};
 pub use stream::{AgentStream, Processor, Take};
 pub use table::{PartitionStatus, SetTable, Table, TableSpec};

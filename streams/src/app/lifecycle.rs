@@ -26,7 +26,7 @@ impl App {
     /// Every partition of every table as this machine's stores hold it, with the changelog's
     /// end when the broker can be reached (connecting if need be): what a worker starting now
     /// would replay. For a stopped app (the CLI's `tables`).
-    pub(crate) async fn stored_tables(&self) -> Result<Vec<StoredPartition>> {
+    pub async fn stored_tables(&self) -> Result<Vec<StoredPartition>> {
         let conn = match self.connect().await {
             Ok(()) => self.conn().ok(),
             Err(e) => {

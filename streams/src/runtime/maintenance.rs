@@ -14,8 +14,11 @@ use crate::error::{Error, Result};
 
 /// A table partition in this machine's store, against its changelog.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StoredPartition {
+#[non_exhaustive]
+pub struct StoredPartition {
+    /// The table.
     pub table: String,
+    /// The partition.
     pub partition: i32,
     /// Keys in the local store.
     pub entries: u64,

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub(crate) use connection::Connection;
-pub(crate) use maintenance::StoredPartition;
+pub use maintenance::StoredPartition;
 pub(crate) use maintenance::{reset, stored_partitions};
 pub use tables::TablePartition;
 
