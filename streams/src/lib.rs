@@ -50,7 +50,8 @@
 //!   tests).
 //! - `testing`: hooks for tests of recovery and of the commit path, not for production code:
 //!   `App::abort` (stop like a crash: nothing committed, the group not left) and
-//!   `App::commit` (commit the done offsets now). Enable it in `[dev-dependencies]`.
+//!   `App::commit` (commit the done offsets now), `TableBuilder::with_store` (a store opened
+//!   by the test, such as one over a failing disk). Enable it in `[dev-dependencies]`.
 
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/layers.rs):

@@ -79,11 +79,11 @@ where
     }
 
     /// Keeps this table in `store`, opened by the caller, instead of opening one from the
-    /// store URL. For tests (not part of the stable API): a store over a disk that fails on
+    /// store URL. For tests (the `testing` feature): a store over a disk that fails on
     /// demand (`stores::testing::FailingDisk`), to see what the app does when its store breaks.
     /// The store must be this table's alone; to restart on the same data, open the file the
     /// app's `redb://DIR` opens: `DIR/<app id>-<table>.redb`.
-    #[doc(hidden)]
+    #[cfg(feature = "testing")]
     pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
         self.opened = Some(store);
         self
