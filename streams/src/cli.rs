@@ -133,8 +133,9 @@ impl App {
             command = command.mut_subcommand("demo", |c| c.hide(true));
         }
         let cli = match command.try_get_matches_from(args) {
-            Ok(m) => Cli::from_arg_matches(&m)
-                .map_err(|e| Error::invalid_setting("command line", "", e.to_string()))?,
+            Ok(m) => {
+                Cli::from_arg_matches(&m).map_err(|e| Error::CommandLine { source: e.into() })?
+            }
             Err(e) => {
                 // --help and bad usage: clap prints and picks the exit code.
                 e.exit();

@@ -266,6 +266,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A command line the CLI parsed but could not read into its commands.
+    #[error("command line: {source}")]
+    CommandLine {
+        /// The parser's error.
+        #[source]
+        source: BoxError,
+    },
+
     /// The CLI's `demo` command on an app declared without one.
     #[error("this app has no demo: use `worker` (or declare one with App::main_with_demo)")]
     NoDemo,
