@@ -144,7 +144,8 @@ impl App {
     }
 
     /// Stops like a crash, for tests of recovery: agents are aborted, nothing is committed,
-    /// the group is not left (its partitions move after the session timeout).
+    /// the group is not left (its partitions move after the session timeout). Only with the
+    /// `testing` feature.
     #[cfg(feature = "testing")]
     pub async fn abort(&self) {
         if let Some(runtime) = self.runtime() {
@@ -155,7 +156,9 @@ impl App {
     }
 
     /// Commits the done offsets now (they are also committed every
-    /// `broker_commit_interval`), after every record sent so far is acknowledged.
+    /// `broker_commit_interval`), after every record sent so far is acknowledged; the error it
+    /// met otherwise (an earlier failure that stopped commits is
+    /// [`Error::CommitsStopped`]). Only with the `testing` feature.
     #[cfg(feature = "testing")]
     pub async fn commit(&self) -> Result<()> {
         match self.runtime() {
