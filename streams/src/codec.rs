@@ -211,9 +211,11 @@ impl fmt::Display for Serializer {
 
 /// Why a payload could not become the wanted type.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DecodeFailure {
     /// Path of the failing field, such as `items[0].amount`, when there is one.
     pub field: Option<String>,
+    /// What the codec or the type said.
     pub reason: String,
 }
 
