@@ -71,14 +71,15 @@ fn env_ms(name: &str) -> streams::Result<Option<Duration>> {
         Ok(ms) => ms
             .parse()
             .map(|ms| Some(Duration::from_millis(ms)))
-            .map_err(|_| streams::Error::Config(format!("{name}={ms:?}: milliseconds expected"))),
+            .map_err(|_| streams::Error::invalid_setting(name, ms, "milliseconds expected")),
     }
 }
 
 fn build() -> streams::Result<ExitCode> {
-    let partitions = env("EOS_PARTITIONS", "6")
-        .parse()
-        .map_err(|_| streams::Error::Config("EOS_PARTITIONS: a number expected".into()))?;
+    let partitions = env("EOS_PARTITIONS", "6");
+    let partitions = partitions.parse().map_err(|_| {
+        streams::Error::invalid_setting("EOS_PARTITIONS", &partitions, "a number expected")
+    })?;
     let mut builder = App::builder(&env("EOS_APP", "eos-app"))
         .broker("mock://")
         .store(&env("EOS_STORE", "memory://"))

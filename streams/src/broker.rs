@@ -8,7 +8,10 @@ use kafka_client::SecurityProtocol;
 use crate::error::{Error, Result};
 
 /// Where the app's Kafka is.
+///
+/// Non-exhaustive: `Mock` exists only with the `mock` feature.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BrokerUrl {
     /// Real brokers, as `host:port` bootstrap addresses, reached with `security` (TLS and
     /// SASL settings: [`AppBuilder::broker_tls`](crate::AppBuilder::broker_tls) and
@@ -46,24 +49,22 @@ impl BrokerUrl {
         let trimmed = url.trim();
         if let Some(rest) = trimmed.strip_prefix("mock://") {
             if !rest.trim_end_matches('/').is_empty() {
-                return Err(Error::config(format!(
-                    "broker {url:?}: mock:// takes no address (it starts its own)"
-                )));
+                return Err(Error::MockBroker {
+                    url: url.to_owned(),
+                    reason: "mock:// takes no address (it starts its own)",
+                });
             }
             #[cfg(feature = "mock")]
             return Ok(BrokerUrl::Mock);
             #[cfg(not(feature = "mock"))]
-            return Err(Error::config(format!(
-                "broker {url:?}: the embedded mock cluster needs the `mock` feature of the streams crate (streams = {{ features = [\"mock\"] }})"
-            )));
+            return Err(Error::MockBroker {
+                url: url.to_owned(),
+                reason: "the embedded mock cluster needs the `mock` feature of the streams crate (streams = { features = [\"mock\"] })",
+            });
         }
         kafka_client::config::parse_broker_url(trimmed)
             .map(|(security, hosts)| BrokerUrl::Kafka { hosts, security })
-            .map_err(|e| {
-                Error::config(format!(
-                    "broker {url:?}: {e}; use kafka://host:port[,host:port] (or ssl://, sasl_ssl://, sasl_plaintext://) or mock://"
-                ))
-            })
+            .map_err(|source| Error::BrokerUrl { source })
     }
 }
 

@@ -1,7 +1,6 @@
 //! The command line of an app, through [`App::main`]: `worker`, `send`, `agents`, `topics`,
 //! `tables`, `reset`; [`App::main_with_demo`] adds `demo`, its default command.
 
-use std::fmt;
 use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,7 +11,7 @@ use futures::FutureExt;
 
 use crate::app::App;
 use crate::codec::Payload;
-use crate::error::{Error, Result};
+use crate::error::{BoxError, Error, Result};
 
 /// A stream-processing app (run `<command> --help` for details).
 #[derive(Debug, Parser)]
@@ -83,7 +82,7 @@ enum Command {
     Demo,
 }
 
-type Demo = Box<dyn FnOnce(App) -> BoxFuture<'static, Result<(), String>> + Send>;
+type Demo = Box<dyn FnOnce(App) -> BoxFuture<'static, Result<(), BoxError>> + Send>;
 
 impl App {
     /// Runs the app's command line (Faust's `app.main()`) and returns the exit code: use it as
@@ -99,10 +98,9 @@ impl App {
     where
         F: FnOnce(App) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: fmt::Display,
+        E: Into<BoxError>,
     {
-        let demo: Demo =
-            Box::new(move |app| demo(app).map(|r| r.map_err(|e| e.to_string())).boxed());
+        let demo: Demo = Box::new(move |app| demo(app).map(|r| r.map_err(Into::into)).boxed());
         self.main_inner(Some(demo))
     }
 
@@ -135,7 +133,9 @@ impl App {
             command = command.mut_subcommand("demo", |c| c.hide(true));
         }
         let cli = match command.try_get_matches_from(args) {
-            Ok(m) => Cli::from_arg_matches(&m).map_err(|e| Error::config(e.to_string()))?,
+            Ok(m) => {
+                Cli::from_arg_matches(&m).map_err(|e| Error::CommandLine { source: e.into() })?
+            }
             Err(e) => {
                 // --help and bad usage: clap prints and picks the exit code.
                 e.exit();
@@ -160,7 +160,7 @@ impl App {
                     self.run_until(demo(self.clone()), Duration::from_secs(60))
                         .await
                 }
-                None => Err(Error::config("this app has no demo: use `worker`")),
+                None => Err(Error::NoDemo),
             },
             Command::Agents => {
                 println!(
@@ -312,14 +312,18 @@ fn confirm_reset(app: &App) -> Result<bool> {
         app.id(),
         tables.join(", ")
     );
-    std::io::stdout()
-        .flush()
-        .map_err(|e| Error::Runtime(format!("cannot ask for confirmation: {e}")))?;
+    std::io::stdout().flush().map_err(|source| Error::Io {
+        what: "ask for confirmation",
+        source,
+    })?;
     let mut answer = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut answer)
-        .map_err(|e| Error::Runtime(format!("cannot read the confirmation: {e}")))?;
+        .map_err(|source| Error::Io {
+            what: "read the confirmation",
+            source,
+        })?;
     Ok(answer.trim() == "yes")
 }
 

@@ -162,9 +162,9 @@ impl CodecRegistry {
     pub fn register(&mut self, name: &str, codec: Arc<dyn Codec>) -> Result<()> {
         let name = name.trim();
         if name.is_empty() || name.contains('|') {
-            return Err(Error::config(format!(
-                "codec name {name:?} must be non-empty and without '|'"
-            )));
+            return Err(Error::InvalidCodecName {
+                name: name.to_owned(),
+            });
         }
         self.json_replaced |= name == "json";
         self.codecs.insert(name.to_owned(), codec);
@@ -172,13 +172,13 @@ impl CodecRegistry {
     }
 
     fn get(&self, name: &str) -> Result<Arc<dyn Codec>> {
-        self.codecs.get(name).cloned().ok_or_else(|| {
-            let known: Vec<&str> = self.codecs.keys().map(String::as_str).collect();
-            Error::config(format!(
-                "unknown codec {name:?}: known codecs are {}; register others with AppBuilder::codec",
-                known.join(", ")
-            ))
-        })
+        self.codecs
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownCodec {
+                name: name.to_owned(),
+                known: self.codecs.keys().cloned().collect(),
+            })
     }
 }
 
@@ -211,6 +211,7 @@ impl fmt::Display for Serializer {
 
 /// Why a payload could not become the wanted type.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DecodeFailure {
     /// Path of the failing field, such as `items[0].amount`, when there is one.
     pub field: Option<String>,

@@ -1,10 +1,51 @@
 //! The crate's one error type.
+//!
+//! Convention: a variant that wraps a cause keeps it as its [`source()`](std::error::Error::source)
+//! (typed, for programs that match on it) and prints its message once, inline, so that `{}`
+//! alone tells the whole story; the variant's own text never restates what the source says
+//! (a bad broker URL lists the accepted schemes once, in kafka-client's message). A reporter
+//! that walks the chain of sources should therefore print the top error only. A cause that is
+//! itself an [`Error`] is boxed (`Box<Error>`, or `Arc<Error>` where it is shared): downcast
+//! the source to that type to match on it.
+
+use std::fmt;
+use std::sync::Arc;
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Any error a user's code hands over (an agent's or a demo's): everything `?` converts into
+/// a `Box<dyn Error>` (`String`, `&str`, `std::io::Error`, [`Error`], `anyhow::Error`...).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why an agent instance failed (the source of [`Error::AgentFailed`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentFailure {
+    /// The agent returned this error; downcast it to get the agent's own type back.
+    #[error(transparent)]
+    Returned(BoxError),
+    /// The agent panicked with this message (`(no message)` when the panic carried no text).
+    #[error("panicked: {0}")]
+    Panicked(String),
+    /// One of the agent's sinks could not take a result.
+    #[error("sink {sink}: {source}")]
+    Sink {
+        /// The sink's name.
+        sink: String,
+        /// Why it failed.
+        #[source]
+        source: Box<Error>,
+    },
+    /// The agent's body runs once (registered with `App::agent` or `run_once`) and cannot
+    /// restart: declare it with `App::agent_builder(..).run(..)` to restart it.
+    #[error("its body runs once and cannot restart: declare the agent with App::agent_builder(..).run(..) to restart it")]
+    CannotRestart,
+}
+
 /// Everything that can go wrong in an app, with the context needed to act on it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The Kafka client failed (connection, broker answer, closed producer...).
     #[error("kafka: {0}")]
@@ -17,7 +58,9 @@ pub enum Error {
     /// The brokers could not be reached (after the client's connect timeout and retries).
     #[error("cannot reach the brokers at {broker}: {source}; is Kafka running there? (--broker / App::builder(..).broker(..) picks another)")]
     Connect {
+        /// The broker URL tried.
         broker: String,
+        /// The last connection failure.
         #[source]
         source: kafka_client::Error,
     },
@@ -25,7 +68,9 @@ pub enum Error {
     /// The consumer group refused the worker in a way retrying cannot fix.
     #[error("consumer group {group}: {source}; {hint}")]
     Group {
+        /// The group (the app's id).
         group: String,
+        /// The broker's refusal.
         #[source]
         source: kafka_client::Error,
         /// What to change.
@@ -34,12 +79,21 @@ pub enum Error {
 
     /// A topic an agent reads does not exist and could not be created.
     #[error("topic {topic} does not exist and could not be created: create it, or let the app (CreateTopics permission, or auto.create.topics.enable on the brokers)")]
-    MissingTopic { topic: String },
+    MissingTopic {
+        /// The topic's name.
+        topic: String,
+    },
 
     /// Records the app sent were accepted but not delivered. Nothing after them was
     /// committed, so a restart processes their events again.
     #[error("{records} record(s) sent by the app were not delivered (last: {reason}); the app stopped without committing their events: fix the cause and restart")]
-    Delivery { records: u64, reason: String },
+    Delivery {
+        /// How many records were not delivered.
+        records: u64,
+        /// Why the last of them failed, as the producer reported it (kafka-client keeps the
+        /// text of a delivery failure, not the error itself).
+        reason: String,
+    },
 
     /// A table's pending writes could not be written to its changelog (a value over the
     /// producer's `max_request_size`, a partition the broker does not know, a refused write).
@@ -47,9 +101,13 @@ pub enum Error {
     /// from its changelog and processes those events again.
     #[error("table {table}: writing partition {partition} to its changelog {changelog} failed: {source}; the worker stopped without committing the events that wrote it: fix the cause and restart")]
     ChangelogWrite {
+        /// The table.
         table: String,
+        /// Its changelog topic.
         changelog: String,
+        /// The table (and changelog) partition.
         partition: i32,
+        /// What failed: the write's delivery or the producer.
         #[source]
         source: Box<Error>,
     },
@@ -57,6 +115,7 @@ pub enum Error {
     /// The broker refused to commit the app's offsets.
     #[error("committing offsets failed: {source}")]
     Commit {
+        /// The broker's refusal.
         #[source]
         source: kafka_client::Error,
     },
@@ -68,7 +127,9 @@ pub enum Error {
     /// starts again from the last committed transaction.
     #[error("transaction {transactional_id} aborted: {source}; nothing of it is visible to read_committed readers, and the worker resumes from the last committed transaction")]
     TransactionAborted {
+        /// The worker's transactional id.
         transactional_id: String,
+        /// Why the transaction could not commit.
         #[source]
         source: Box<Error>,
     },
@@ -77,7 +138,9 @@ pub enum Error {
     /// do not support transactions, or refuse the transactional id.
     #[error("exactly-once (processing_guarantee \"exactly_once\") needs a transactional producer, and transactional id {transactional_id} could not start: {source}; check that the brokers support transactions (Kafka 2.5+) and that the app may use transactional ids starting with its id (TransactionalId ACLs), or use \"at_least_once\"")]
     Transactional {
+        /// The transactional id that could not start.
         transactional_id: String,
+        /// The broker's refusal.
         #[source]
         source: kafka_client::Error,
     },
@@ -89,85 +152,268 @@ pub enum Error {
     /// with this error).
     #[error("transactional id {transactional_id} was fenced ({source}): a worker with the same worker_instance_id took it over, or a transaction outlived transaction_timeout; nothing more of it is committed")]
     Fenced {
+        /// The fenced transactional id.
         transactional_id: String,
+        /// The failure that revealed it.
         #[source]
         source: Box<Error>,
     },
 
+    /// An earlier failure stopped this worker's commits: nothing after it is committed.
     #[error("this worker commits nothing more since an earlier failure ({cause}): restart it; it resumes from its last commit")]
-    CommitsStopped { cause: String },
+    CommitsStopped {
+        /// The failure that stopped the commits, as text: the error itself went to the call
+        /// that met it (`App::commit`, the worker's stop), and every later refusal quotes it.
+        cause: String,
+    },
 
     /// Where newly assigned partitions with no committed offset start could not be listed.
     #[error("cannot list where {} newly assigned partition(s) start ({partitions:?}) after {attempts} attempts: {source}; the worker stopped without committing them: check the brokers and restart", partitions.len())]
     StartOffsets {
+        /// The partitions whose start was asked.
         partitions: Vec<kafka_client::TopicPartition>,
+        /// How many times it was asked.
         attempts: u32,
+        /// The last failure.
         #[source]
         source: kafka_client::Error,
     },
 
     /// An agent returned an error (or panicked). The worker stops, as Faust's crashing
     /// supervisor does; the agent's current events are not committed.
-    #[error("agent {agent} (instance {instance}) failed: {reason}; the worker stopped without committing its current events: fix the agent and restart")]
+    #[error("agent {agent} (instance {instance}) failed: {source}; the worker stopped without committing its current events: fix the agent and restart")]
     AgentFailed {
+        /// The agent's name.
         agent: String,
+        /// Which of its concurrent instances failed.
         instance: usize,
-        reason: String,
+        /// The error it returned, or its panic.
+        #[source]
+        source: AgentFailure,
     },
 
     /// Something took longer than allowed.
     #[error("timed out after {after:?} {what}")]
     Timeout {
+        /// What was waited for.
         what: String,
+        /// How long.
         after: std::time::Duration,
     },
 
-    /// The worker failed in a way none of the other variants describe (a task panicked).
-    #[error("worker: {0}")]
-    Runtime(String),
+    /// One of the worker's tasks ended abnormally (a bug: please report it with the log).
+    #[error("the {task} task {}", match panic { Some(m) => format!("panicked: {m}"), None => "was cancelled".into() })]
+    TaskFailed {
+        /// Which task (`worker`, `commit`...).
+        task: &'static str,
+        /// Its panic message; `None` if it was cancelled.
+        panic: Option<String>,
+    },
 
-    /// Settings or URLs that cannot work; the message says what to change.
-    #[error("invalid configuration: {0}")]
-    Config(String),
+    /// The worker stopped while this call waited on it; the error it stopped with is what
+    /// [`App::run`](crate::App::run) or [`App::shutdown`](crate::App::shutdown) returns.
+    #[error("the worker has stopped: see the error it stopped with (App::run / App::shutdown, or the log)")]
+    WorkerStopped,
+
+    /// Partitions were lost (this worker missed its session timeout); their new owner
+    /// processes their uncommitted events.
+    #[error("partitions {partitions:?} were lost (this worker missed its session timeout); their new owner processes their uncommitted events")]
+    PartitionsLost {
+        /// The lost partitions.
+        partitions: Vec<kafka_client::TopicPartition>,
+    },
+
+    /// An internal invariant does not hold (a bug: please report it with the log).
+    #[error("internal error: {broken}; please report it")]
+    Invariant {
+        /// What does not hold.
+        broken: &'static str,
+    },
+
+    /// The embedded `mock://` cluster could not start.
+    #[error("cannot start the embedded mock cluster: {source}")]
+    MockCluster {
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
+
+    /// `reset` could not reset the group's committed offsets (nothing was deleted).
+    #[error("cannot reset the committed offsets of group {group}: {source}; stop every worker of the app first; nothing was deleted")]
+    ResetOffsets {
+        /// The app's group.
+        group: String,
+        /// The broker's refusal.
+        #[source]
+        source: kafka_client::Error,
+    },
+
+    /// The demo given to [`App::run_until`](crate::App::run_until) (or the CLI's `demo`) failed.
+    #[error("demo failed: {source}")]
+    Demo {
+        /// The demo's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// Reading or writing the terminal failed (the CLI's confirmation prompt).
+    #[error("cannot {what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A command line the CLI parsed but could not read into its commands.
+    #[error("command line: {source}")]
+    CommandLine {
+        /// The parser's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The CLI's `demo` command on an app declared without one.
+    #[error("this app has no demo: use `worker` (or declare one with App::main_with_demo)")]
+    NoDemo,
+
+    /// A broker URL kafka-client cannot parse (its message names the URL and what is accepted;
+    /// `mock://` is accepted too with the `mock` feature).
+    #[error("broker: {source}")]
+    BrokerUrl {
+        /// kafka-client's parse error.
+        #[source]
+        source: kafka_client::Error,
+    },
+
+    /// A `mock://` broker URL that cannot work.
+    #[error("broker {url:?}: {reason}")]
+    MockBroker {
+        /// The URL.
+        url: String,
+        /// What to change.
+        reason: &'static str,
+    },
+
+    /// Broker credentials set for a plain-TCP broker URL (`kafka://`), which would send them
+    /// unprotected.
+    #[error("broker {broker} is plain TCP without SASL but broker_credentials are set: use sasl_ssl:// (with broker_tls), or sasl_plaintext:// to send them over plain TCP knowingly")]
+    CredentialsWithoutSasl {
+        /// The broker URL.
+        broker: String,
+    },
+
+    /// A SASL broker URL (`sasl_ssl://`, `sasl_plaintext://`) without credentials.
+    #[error("broker {broker} authenticates with SASL: give credentials with AppBuilder::broker_credentials")]
+    MissingCredentials {
+        /// The broker URL.
+        broker: String,
+    },
+
+    /// A setting with a value that cannot work.
+    #[error("{name} = {value}: {reason}")]
+    InvalidSetting {
+        /// The setting (the builder method's name, or the variable's).
+        name: String,
+        /// The value given.
+        value: String,
+        /// Why it cannot work and what to give instead.
+        reason: String,
+    },
+
+    /// An operation refused while the app runs.
+    #[error("cannot {action} while the app runs: stop it first")]
+    AlreadyRunning {
+        /// What was refused (`start the app`, `change the broker`, `reset the app`).
+        action: &'static str,
+    },
+
+    /// A codec registered under a name serializer chains cannot name.
+    #[error("codec name {name:?} must be non-empty and without '|'")]
+    InvalidCodecName {
+        /// The name given.
+        name: String,
+    },
+
+    /// A serializer chain names a codec nobody registered.
+    #[error("unknown codec {name:?}: known codecs are {}; register others with AppBuilder::codec", known.join(", "))]
+    UnknownCodec {
+        /// The unknown name.
+        name: String,
+        /// The registered names.
+        known: Vec<String>,
+    },
+
+    /// A topic's key or value serializer chain that cannot be used.
+    #[error("topic {topic}: {part} serializer: {source}")]
+    TopicSerializer {
+        /// The topic.
+        topic: String,
+        /// `key` or `value`.
+        part: &'static str,
+        /// Why the chain cannot be used.
+        #[source]
+        source: Arc<Error>,
+    },
 
     /// A record that its topic's codecs or type cannot read.
     #[error("cannot decode the {part} of {topic}/{partition}@{offset}{}: {reason}",
         field.as_deref().map(|f| format!(" at field `{f}`")).unwrap_or_default())]
     Decode {
+        /// The record's topic.
         topic: String,
+        /// Its partition.
         partition: i32,
+        /// Its offset.
         offset: i64,
         /// `key` or `value`.
         part: &'static str,
         /// The path of the failing field (`items[2].amount`), when the type says.
         field: Option<String>,
+        /// What the codec or the type said.
         reason: String,
     },
 
     /// A value that cannot be encoded for its topic.
     #[error("cannot encode a {part} for topic {topic}: {reason}")]
     Encode {
+        /// The topic.
         topic: String,
+        /// `key` or `value`.
         part: &'static str,
+        /// What the codec said.
         reason: String,
     },
 
     /// A codec failed on its own terms (bad base64, not JSON...). Wrapped into
     /// [`Error::Decode`]/[`Error::Encode`] with the record's context before it reaches users.
     #[error("codec {codec}: {reason}")]
-    Codec { codec: String, reason: String },
+    Codec {
+        /// The codec's name.
+        codec: String,
+        /// What it said.
+        reason: String,
+    },
 
     /// A record whose fields decoded but broke a rule of its type ([`crate::Validate`]).
     #[error("invalid field `{field}`: {reason}")]
-    Validation { field: String, reason: String },
+    Validation {
+        /// The field.
+        field: String,
+        /// The rule it broke.
+        reason: String,
+    },
 
     /// A table key whose partition this worker does not own (not assigned, or still
     /// recovering from its changelog).
     #[error("table {table}: key {key} belongs to partition {partition}, which this worker {reason}: key the stream by the table's key (group_by) first")]
     TableNotOwned {
+        /// The table.
         table: String,
         /// The encoded key, as text (lossy, shortened).
         key: String,
+        /// The key's partition.
         partition: i32,
         /// `does not own` or `does not own yet (still recovering from the changelog)`.
         reason: &'static str,
@@ -176,9 +422,11 @@ pub enum Error {
     /// A table key or value that cannot be encoded with the table's codecs; nothing was written.
     #[error("table {table}: cannot encode a {part}: {reason}")]
     TableEncode {
+        /// The table.
         table: String,
         /// `key` or `value`.
         part: &'static str,
+        /// What the codec said.
         reason: String,
     },
 
@@ -187,12 +435,15 @@ pub enum Error {
     #[error("table {table}: cannot decode the {part} of {} in partition {partition}: {reason}",
         offset.map(|o| format!("changelog record at offset {o}")).unwrap_or_else(|| "a stored entry".into()))]
     TableDecode {
+        /// The table.
         table: String,
+        /// The partition.
         partition: i32,
         /// The changelog offset, for records read during recovery.
         offset: Option<i64>,
         /// `key` or `value`.
         part: &'static str,
+        /// What the codec said.
         reason: String,
     },
 
@@ -206,27 +457,142 @@ pub enum Error {
         store_advice(source)
     )]
     TableStore {
+        /// The table.
         table: String,
         /// The partitions the failed call was about, or that may have lost writes (empty when
         /// no partition is involved).
         partitions: Vec<i32>,
+        /// The store's error.
         #[source]
         source: stores::Error,
     },
 
-    /// A table used in a way it cannot work (no default value, a flush out of order...); the
-    /// message says what to do.
+    /// A table's key or value serializer chain that cannot be used.
+    #[error("table {table}: {part} serializer {chain:?}: {source}")]
+    TableSerializer {
+        /// The table.
+        table: String,
+        /// `key` or `value`.
+        part: &'static str,
+        /// The chain given.
+        chain: String,
+        /// Why it cannot be used.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// A table declaration with a setting that cannot work (partitions, name, window size...).
     #[error("table {table}: {reason}")]
-    Table { table: String, reason: String },
+    TableSetting {
+        /// The table.
+        table: String,
+        /// The setting (`partitions`, `name`, `size`, `grace`, `expires`...).
+        setting: &'static str,
+        /// Why it cannot work and what to give instead.
+        reason: String,
+    },
+
+    /// A table declared twice in one app.
+    #[error("table {table} declared twice: declare a table once and clone its handle")]
+    DuplicateTable {
+        /// The table.
+        table: String,
+    },
+
+    /// A missing key read from a table without a default value.
+    #[error("table {table}: a missing key has no default value: give the table one with Table::with_default (Faust's default=int)")]
+    NoDefault {
+        /// The table.
+        table: String,
+    },
+
+    /// A table and a topic that updates it (or its changelog) have different partition counts.
+    #[error("table {table}: {topic} has {found} partitions but the table has {wanted}: a table and the topics that update it must have the same partition count (co-partitioning); declare the table with .partitions({found}) or recreate the topic")]
+    CoPartitioning {
+        /// The table.
+        table: String,
+        /// The topic, and how it relates to the table.
+        topic: String,
+        /// The topic's partition count.
+        found: usize,
+        /// The table's.
+        wanted: i32,
+    },
+
+    /// A global table's changelog lost records its copy had not read yet.
+    #[error("table {table}: offset {offset} of changelog partition {partition} is no longer in the changelog (records deleted by retention or DeleteRecords before this worker read them, or the topic recreated): this worker's copy of the global table stopped following it; restart the worker to rebuild it")]
+    ChangelogGap {
+        /// The global table.
+        table: String,
+        /// The changelog partition.
+        partition: i32,
+        /// The offset the copy had reached.
+        offset: i64,
+    },
+
+    /// A partition number outside the table's partitions.
+    #[error(
+        "table {table}: partition {partition} does not exist: the table has {count} (0..{count})"
+    )]
+    NoSuchPartition {
+        /// The table.
+        table: String,
+        /// The partition asked for.
+        partition: i32,
+        /// The table's partition count.
+        count: i32,
+    },
+
+    /// A table partition this worker does not hold as an active, up-to-date partition.
+    #[error("table {table}: partition {partition} is {state} on this worker: {hint}")]
+    PartitionNotActive {
+        /// The table.
+        table: String,
+        /// The partition.
+        partition: i32,
+        /// `not assigned`, `still recovering`, `a standby copy`...
+        state: &'static str,
+        /// What to do.
+        hint: &'static str,
+    },
+
+    /// A table partition asked to recover while it is active (or has unflushed writes).
+    #[error("table {table}: partition {partition} is active: revoke or reassign it before recovering it")]
+    PartitionActive {
+        /// The table.
+        table: String,
+        /// The partition.
+        partition: i32,
+    },
+
+    /// Flushes of a table partition completed out of the order they were taken.
+    #[error("table {table}: partition {partition}: flushes must complete in the order they were taken: abort_flush and recover the partition")]
+    FlushOutOfOrder {
+        /// The table.
+        table: String,
+        /// The partition.
+        partition: i32,
+    },
+
+    /// A table that cannot send records when flushed (detached or global tables).
+    #[error("table {table}: only a table in an app that is not global can send records when it is flushed (use on_window_close in a detached table)")]
+    TableCannotSend {
+        /// The table.
+        table: String,
+    },
 
     /// An event later than its windows' grace period (with [`LatePolicy::Fail`](crate::LatePolicy)).
     #[error("table {table}: an event at {time} ms is too late: its windows in partition {partition} closed (stream time {stream_time} ms is past their end plus the {grace_ms} ms grace period); raise the grace period to accept such events")]
     LateEvent {
+        /// The windowed table.
         table: String,
+        /// The partition.
         partition: i32,
         /// The event's time.
         time: i64,
+        /// The partition's stream time.
         stream_time: i64,
+        /// The table's grace period.
         grace_ms: i64,
     },
 
@@ -266,7 +632,52 @@ impl Error {
         }
     }
 
-    pub(crate) fn config(message: impl Into<String>) -> Self {
-        Error::Config(message.into())
+    /// A setting `name` whose `value` cannot work, and why.
+    pub fn invalid_setting(
+        name: impl Into<String>,
+        value: impl fmt::Display,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::InvalidSetting {
+            name: name.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
     }
+
+    /// A table used in a way retrying cannot fix (the variants that replaced `Table { reason }`).
+    pub(crate) fn is_table_misuse(&self) -> bool {
+        matches!(
+            self,
+            Error::TableSerializer { .. }
+                | Error::TableSetting { .. }
+                | Error::DuplicateTable { .. }
+                | Error::NoDefault { .. }
+                | Error::CoPartitioning { .. }
+                | Error::ChangelogGap { .. }
+                | Error::NoSuchPartition { .. }
+                | Error::PartitionNotActive { .. }
+                | Error::PartitionActive { .. }
+                | Error::FlushOutOfOrder { .. }
+                | Error::TableCannotSend { .. }
+        )
+    }
+
+    /// A task that ended abnormally (`join` of its handle failed).
+    pub(crate) fn task(task: &'static str, e: tokio::task::JoinError) -> Self {
+        let panic = e
+            .try_into_panic()
+            .ok()
+            .map(|p| panic_message(&*p).to_owned());
+        Error::TaskFailed { task, panic }
+    }
+}
+
+/// The text a panic carried (`(no message)` if it was not a string).
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }

@@ -83,6 +83,15 @@
 //! **New here, or coming from Faust?** The [`guide`] walks the talk "Stream processing with
 //! Faust" section by section (app, records, topics, agents, streams, processors, operations,
 //! tables, windows), each Faust snippet beside its Rust version.
+//!
+//! # Cargo features
+//!
+//! - `mock`: `mock://` broker URLs start an embedded in-process mock Kafka cluster (demos and
+//!   tests).
+//! - `testing`: hooks for tests of recovery and of the commit path, not for production code:
+//!   `App::abort` (stop like a crash: nothing committed, the group not left) and
+//!   `App::commit` (commit the done offsets now), `TableBuilder::with_store` (a store opened
+//!   by the test, such as one over a failing disk). Enable it in `[dev-dependencies]`.
 
 #![warn(missing_docs)]
 
@@ -96,7 +105,7 @@ mod cli;
 pub mod codec;
 mod declarations;
 mod error;
-pub mod offsets;
+mod offsets;
 mod outbox;
 mod record;
 mod runtime;
@@ -112,7 +121,7 @@ pub use cli::init_logging;
 pub use declarations::{
     Agent, AgentBuilder, AgentResult, AgentSummary, Sink, TableBuilder, TableSummary,
 };
-pub use error::{Error, Result};
+pub use error::{AgentFailure, BoxError, Error, Result};
 pub use offsets::Hold;
 pub use record::{Event, Header, Validate};
 pub use runtime::{StoredPartition, TablePartition};

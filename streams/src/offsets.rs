@@ -22,22 +22,8 @@ use kafka_client::TopicPartition;
 const FAILED: u32 = u32::MAX;
 
 /// Done-tracking of one partition.
-///
-/// ```
-/// use streams::offsets::OffsetTracker;
-/// let mut t = OffsetTracker::new(10);
-/// t.deliver(10, 1);
-/// t.deliver(12, 1); // 11 was compacted away
-/// t.deliver(13, 1);
-/// t.ack(12);
-/// assert_eq!(t.commit_position(), 10); // 10 is still being processed
-/// t.ack(10);
-/// assert_eq!(t.commit_position(), 13); // 11 never came, 12 is done
-/// t.ack(13);
-/// assert_eq!(t.commit_position(), 14);
-/// ```
 #[derive(Debug, Clone)]
-pub struct OffsetTracker {
+pub(crate) struct OffsetTracker {
     /// Delivered offsets not yet done, ascending, with how many holders still hold each
     /// (`FAILED` for a failed one). Acks come mostly in order, so the front is where work is.
     pending: VecDeque<(i64, u32)>,
@@ -143,7 +129,7 @@ impl OffsetTracker {
 
 /// Done-tracking of one assigned partition, shared by the holds of its records.
 #[derive(Debug)]
-pub struct PartitionAcks {
+pub(crate) struct PartitionAcks {
     tp: TopicPartition,
     tracker: Mutex<OffsetTracker>,
     /// Cleared on revocation: late releases then change nothing.
@@ -153,11 +139,6 @@ pub struct PartitionAcks {
 impl PartitionAcks {
     fn lock(&self) -> MutexGuard<'_, OffsetTracker> {
         self.tracker.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The partition.
-    pub fn topic_partition(&self) -> &TopicPartition {
-        &self.tp
     }
 
     /// Registers a record delivered to `holders` agent instances.
@@ -200,7 +181,7 @@ impl PartitionAcks {
 
 /// Trackers of every assigned partition, shared by the consumer loop and the committer.
 #[derive(Debug, Default)]
-pub struct Acks {
+pub(crate) struct Acks {
     parts: Mutex<HashMap<TopicPartition, Arc<PartitionAcks>>>,
     /// Bumped by every assignment change, so readers can cache trackers.
     epoch: AtomicU64,
@@ -332,7 +313,7 @@ impl Acks {
 
 /// Releases of one agent instance, settled when the instance next polls its source.
 #[derive(Debug, Default)]
-pub struct Releases {
+pub(crate) struct Releases {
     queue: Mutex<Queue>,
 }
 
@@ -447,6 +428,20 @@ impl Drop for Hold {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_commit_position_skips_offsets_never_delivered() {
+        let mut t = OffsetTracker::new(10);
+        t.deliver(10, 1);
+        t.deliver(12, 1); // 11 was compacted away
+        t.deliver(13, 1);
+        t.ack(12);
+        assert_eq!(t.commit_position(), 10); // 10 is still being processed
+        t.ack(10);
+        assert_eq!(t.commit_position(), 13); // 11 never came, 12 is done
+        t.ack(13);
+        assert_eq!(t.commit_position(), 14);
+    }
 
     #[test]
     fn a_skipped_transaction_marker_moves_the_position_only_when_nothing_is_pending() {

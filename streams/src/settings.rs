@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
-/// Tunables of an [`App`](crate::App); set them through [`AppBuilder`](crate::AppBuilder).
+/// Tunables of an [`App`](crate::App); set them through [`AppBuilder`](crate::AppBuilder) and
+/// read them back with [`App::settings`](crate::App::settings). Non-exhaustive: new settings
+/// may come, so it is read here and built only by the builder (or [`Default`]).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Settings {
     /// Partitions of topics the app creates (Faust's `topic_partitions`).
     pub topic_partitions: i32,
@@ -64,6 +67,7 @@ pub struct Settings {
 
 /// What a crash may do to an event's effects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ProcessingGuarantee {
     /// An event's effects (sends, table updates) happen at least once: a worker that dies
     /// between writing them and committing the event's offset repeats them after restart

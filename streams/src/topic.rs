@@ -37,8 +37,8 @@ pub(crate) struct TopicSpec {
     pub name: String,
     pub partitions: Option<i32>,
     pub configs: Vec<(String, String)>,
-    pub key_serializer: Result<Serializer, String>,
-    pub value_serializer: Result<Serializer, String>,
+    pub key_serializer: Result<Serializer, Arc<Error>>,
+    pub value_serializer: Result<Serializer, Arc<Error>>,
     pub on_decode_error: OnDecodeError,
     /// Created by the app for its own use (repartition topics).
     pub internal: bool,
@@ -48,12 +48,20 @@ impl TopicSpec {
     pub(crate) fn key_ser(&self) -> Result<&Serializer> {
         self.key_serializer
             .as_ref()
-            .map_err(|e| Error::config(format!("topic {}: key serializer: {e}", self.name)))
+            .map_err(|e| Error::TopicSerializer {
+                topic: self.name.clone(),
+                part: "key",
+                source: e.clone(),
+            })
     }
     pub(crate) fn value_ser(&self) -> Result<&Serializer> {
         self.value_serializer
             .as_ref()
-            .map_err(|e| Error::config(format!("topic {}: value serializer: {e}", self.name)))
+            .map_err(|e| Error::TopicSerializer {
+                topic: self.name.clone(),
+                part: "value",
+                source: e.clone(),
+            })
     }
 }
 
@@ -81,8 +89,8 @@ impl TopicCatalog {
         self.topics.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn parse_serializer(&self, spec: &str) -> Result<Serializer, String> {
-        Serializer::parse(spec, &self.registry).map_err(|e| e.to_string())
+    pub(crate) fn parse_serializer(&self, spec: &str) -> Result<Serializer, Arc<Error>> {
+        Serializer::parse(spec, &self.registry).map_err(Arc::new)
     }
 
     /// Declares (or re-declares, replacing) a topic.

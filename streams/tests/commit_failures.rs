@@ -266,7 +266,7 @@ async fn an_agent_that_fails_stops_the_worker_and_its_event_is_not_committed() {
     }
     let err = stopped_by_itself(&app).await.expect_err("the agent failed");
     assert!(
-        matches!(&err, Error::AgentFailed { reason, .. } if reason == "cannot handle 3"),
+        matches!(&err, Error::AgentFailed { source, .. } if source.to_string() == "cannot handle 3"),
         "{err}"
     );
     assert_eq!(seen.load(Ordering::SeqCst), 3);
@@ -470,7 +470,7 @@ async fn an_agent_that_keeps_failing_stops_the_worker_once_its_restarts_are_used
     }
     let err = stopped_by_itself(&app).await.expect_err("it keeps failing");
     assert!(
-        matches!(&err, Error::AgentFailed { reason, .. } if reason == "cannot handle 3"),
+        matches!(&err, Error::AgentFailed { source, .. } if source.to_string() == "cannot handle 3"),
         "{err}"
     );
     assert!(!seen.lock().unwrap().contains(&4));

@@ -347,7 +347,7 @@ fn build_app(id: &str, bootstrap: &str) -> (App, Table<String, i64>, Table<Strin
 }
 
 /// The errors a worker may stop with under these faults: each says what failed and that
-/// nothing past it was committed. Not clear: a panic (`Error::Runtime`), an agent's failure
+/// nothing past it was committed. Not clear: a panic (`Error::TaskFailed`), an agent's failure
 /// (the agent here fails only as a consequence of another failure, which the worker must
 /// stop with instead), a worker that stopped by itself without an error, and anything that
 /// blames the configuration (nothing is misconfigured here: a broker that stopped once showed

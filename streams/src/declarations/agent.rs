@@ -13,29 +13,29 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{AgentSpec, Shared};
-use crate::error::Result;
+use crate::error::{AgentFailure, BoxError, Result};
 use crate::offsets::Releases;
 use crate::stream::{AgentStream, Delivery, Processor, Step};
 use crate::table::Table;
 use crate::topic::{OnDecodeError, Topic};
 
 /// What an agent body may return: nothing, or a `Result` whose error stops the agent (its
-/// current event is then not committed).
+/// current event is then not committed). The error is kept as the source of
+/// [`Error::AgentFailed`](crate::Error::AgentFailed) ([`AgentFailure::Returned`]).
 pub trait AgentResult {
-    /// `Ok` when the body ended normally, else the error's text for the log and the
-    /// worker's `Error::AgentFailed`.
-    fn into_result(self) -> Result<(), String>;
+    /// The agent's outcome, its error boxed.
+    fn into_result(self) -> Result<(), AgentFailure>;
 }
 
 impl AgentResult for () {
-    fn into_result(self) -> Result<(), String> {
+    fn into_result(self) -> Result<(), AgentFailure> {
         Ok(())
     }
 }
 
-impl<E: fmt::Display> AgentResult for Result<(), E> {
-    fn into_result(self) -> Result<(), String> {
-        self.map_err(|e| e.to_string())
+impl<E: Into<BoxError>> AgentResult for Result<(), E> {
+    fn into_result(self) -> Result<(), AgentFailure> {
+        self.map_err(|e| AgentFailure::Returned(e.into()))
     }
 }
 
@@ -153,7 +153,7 @@ pub(crate) type Starter = Box<dyn FnMut(usize) -> StartedAgent + Send>;
 pub(crate) struct Instance {
     pub sender: mpsc::Sender<Vec<Delivery>>,
     pub releases: Arc<Releases>,
-    pub work: BoxFuture<'static, Result<(), String>>,
+    pub work: BoxFuture<'static, Result<(), AgentFailure>>,
 }
 
 /// An agent ready to run.
@@ -401,7 +401,10 @@ where
                     for sink in sinks.iter() {
                         (sink.send)(result.clone())
                             .await
-                            .map_err(|e| format!("sink {}: {e}", sink.name))?;
+                            .map_err(|e| AgentFailure::Sink {
+                                sink: sink.name.clone(),
+                                source: Box::new(e),
+                            })?;
                     }
                 }
                 Ok(())
@@ -424,7 +427,7 @@ where
             async move {
                 match work {
                     Some(work) => work.await.into_result(),
-                    None => Err("a run_once body cannot run twice".to_owned()),
+                    None => Err(AgentFailure::CannotRestart),
                 }
             }
         })
@@ -433,7 +436,7 @@ where
     fn register<B, Fut>(self, mut body: B) -> Agent<K, V>
     where
         B: FnMut(AgentStream<K, V>, Arc<[Sink<T>]>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<(), String>> + Send + 'static,
+        Fut: Future<Output = Result<(), AgentFailure>> + Send + 'static,
     {
         let AgentBuilder {
             decls,

@@ -79,11 +79,11 @@ where
     }
 
     /// Keeps this table in `store`, opened by the caller, instead of opening one from the
-    /// store URL. For tests (not part of the stable API): a store over a disk that fails on
+    /// store URL. For tests (the `testing` feature): a store over a disk that fails on
     /// demand (`stores::testing::FailingDisk`), to see what the app does when its store breaks.
     /// The store must be this table's alone; to restart on the same data, open the file the
     /// app's `redb://DIR` opens: `DIR/<app id>-<table>.redb`.
-    #[doc(hidden)]
+    #[cfg(feature = "testing")]
     pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
         self.opened = Some(store);
         self
@@ -118,9 +118,8 @@ where
         spec.validate()?;
         let mut tables = decls.tables();
         if tables.iter().any(|t| t.name() == spec.name()) {
-            return Err(Error::Table {
+            return Err(Error::DuplicateTable {
                 table: spec.name().to_owned(),
-                reason: "declared twice: declare a table once and clone its handle".into(),
             });
         }
         let url = spec.store_url().unwrap_or(&decls.store).clone();

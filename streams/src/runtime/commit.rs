@@ -314,9 +314,9 @@ impl Committer {
         read_to: &[(TopicPartition, i64)],
     ) -> Result<()> {
         let Some(txn) = &self.transaction else {
-            return Err(Error::Runtime(
-                "commit_transaction without exactly-once".into(),
-            ));
+            return Err(Error::Invariant {
+                broken: "commit_transaction without exactly-once",
+            });
         };
         self.check()?;
         let _one_at_a_time = self.preparing.lock().await;
@@ -429,10 +429,9 @@ impl Committer {
         let Some(txn) = &self.transaction else { return };
         self.halt_unclaimed(Error::TransactionAborted {
             transactional_id: txn.id.clone(),
-            source: Box::new(Error::Runtime(format!(
-                "partitions {partitions:?} were lost (this worker missed its session timeout); \
-                 their new owner processes their uncommitted events"
-            ))),
+            source: Box::new(Error::PartitionsLost {
+                partitions: partitions.to_vec(),
+            }),
         });
     }
 
@@ -542,7 +541,7 @@ impl BackgroundCommit {
         };
         let outcome = task.await;
         self.preparing = None;
-        outcome.unwrap_or_else(|e| Err(Error::Runtime(format!("the commit task failed: {e}"))))
+        outcome.unwrap_or_else(|e| Err(Error::task("commit", e)))
     }
 
     /// Sends the commit of prepared `positions`; it completes in the background.

@@ -31,9 +31,7 @@ impl Connection {
                     .default_partitions(decls.settings.topic_partitions)
                     .build()
                     .await
-                    .map_err(|e| {
-                        Error::Runtime(format!("cannot start the embedded mock cluster: {e}"))
-                    })?;
+                    .map_err(|e| Error::MockCluster { source: e.into() })?;
                 let bootstrap = cluster.bootstrap();
                 tracing::info!(%bootstrap, "started an embedded mock Kafka cluster");
                 mock = Some(cluster);
@@ -49,18 +47,16 @@ impl Connection {
             // SASL over plain TCP only on an explicit sasl_plaintext:// (never inferred from
             // credentials being set); over TLS the credentials are protected.
             if !client.security_protocol.uses_tls() && !security.uses_sasl() {
-                return Err(Error::config(format!(
-                    "broker {broker} is plain TCP without SASL but broker_credentials are set: \
-                     use sasl_ssl:// (with broker_tls), or sasl_plaintext:// to send them over \
-                     plain TCP knowingly"
-                )));
+                return Err(Error::CredentialsWithoutSasl {
+                    broker: broker.to_string(),
+                });
             }
             client = client.with_sasl(sasl.clone());
         }
         if security.uses_sasl() && decls.settings.broker_credentials.is_none() {
-            return Err(Error::config(format!(
-                "broker {broker} authenticates with SASL: give credentials with AppBuilder::broker_credentials"
-            )));
+            return Err(Error::MissingCredentials {
+                broker: broker.to_string(),
+            });
         }
         // A broker that answered with an error was reached: that error says what is wrong.
         let unreachable = |source: kafka_client::Error| match source.code() {
@@ -147,15 +143,12 @@ impl Connection {
         if let Err(e) = self.admin.create_topics_with(topics, options).await {
             tracing::warn!(error = %e, "could not create the changelog topics; checking that they exist");
         }
-        let mismatch = |table: &str, subject: String, found: usize, wanted: i32| {
-            Err(Error::Table {
+        let mismatch = |table: &str, topic: String, found: usize, wanted: i32| {
+            Err(Error::CoPartitioning {
                 table: table.to_owned(),
-                reason: format!(
-                    "{subject} has {found} partitions but the table has {wanted}: a table \
-                     and the topics that update it must have the same partition count \
-                     (co-partitioning); declare the table with .partitions({found}) or recreate \
-                     the topic"
-                ),
+                topic,
+                found,
+                wanted,
             })
         };
         for core in &cores {

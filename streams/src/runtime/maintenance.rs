@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 
 /// A table partition in this machine's store, against its changelog.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StoredPartition {
     /// The table's name.
     pub table: String,
@@ -123,11 +124,10 @@ pub(crate) async fn reset(decls: &Declarations, conn: &Connection) -> Result<Vec
         let consumer =
             GroupConsumer::new(conn.client.clone(), ConsumerConfig::default(), group).await?;
         if let Err(e) = consumer.commit_offsets(offsets).await {
-            return Err(Error::Runtime(format!(
-                "cannot reset the committed offsets of group {} ({e}): stop every worker of \
-                 the app first; nothing was deleted",
-                decls.id
-            )));
+            return Err(Error::ResetOffsets {
+                group: decls.id.clone(),
+                source: e,
+            });
         }
     }
     let cores = decls.tables().clone();

@@ -28,7 +28,7 @@ pub(crate) use maintenance::{reset, stored_partitions};
 pub use tables::TablePartition;
 
 use crate::declarations::{Declarations, Instance};
-use crate::error::{Error, Result};
+use crate::error::{panic_message, AgentFailure, Error, Result};
 use crate::offsets::{Acks, Releases};
 use crate::outbox::in_transactions as in_transactions_of;
 use crate::settings::ProcessingGuarantee;
@@ -57,6 +57,8 @@ pub(crate) struct Runtime {
     pub acks: Arc<Acks>,
     pub tables: Arc<Tables>,
     state: watch::Receiver<RunState>,
+    // Set only by the `testing` hook App::abort; the worker reads its clone.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     aborted: Arc<AtomicBool>,
     commits: mpsc::Sender<CommitRequest>,
     task: Mutex<Option<JoinHandle<Result<()>>>>,
@@ -359,9 +361,7 @@ impl Runtime {
             ),
             Ok(now) => {
                 if matches!(now, Ok(RunState::Failed(_) | RunState::Stopped) | Err(_)) {
-                    return Err(runtime.join().await.err().unwrap_or_else(|| {
-                        Error::Runtime("the worker stopped while starting".into())
-                    }));
+                    return Err(runtime.join().await.err().unwrap_or(Error::WorkerStopped));
                 }
             }
         }
@@ -380,14 +380,13 @@ impl Runtime {
     pub(crate) async fn join(&self) -> Result<()> {
         let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
         match task {
-            Some(task) => task
-                .await
-                .unwrap_or_else(|e| Err(Error::Runtime(format!("the worker task failed: {e}")))),
+            Some(task) => task.await.unwrap_or_else(|e| Err(Error::task("worker", e))),
             None => Ok(()),
         }
     }
 
     /// Makes the next stop a crash: agents aborted, nothing committed, the group not left.
+    #[cfg(feature = "testing")]
     pub(crate) fn set_aborted(&self) {
         self.aborted.store(true, Ordering::Release);
     }
@@ -398,10 +397,8 @@ impl Runtime {
         self.commits
             .send(reply)
             .await
-            .map_err(|_| Error::Runtime("the worker has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| Error::Runtime("the worker has stopped".into()))?
+            .map_err(|_| Error::WorkerStopped)?;
+        answer.await.map_err(|_| Error::WorkerStopped)?
     }
 }
 
@@ -432,7 +429,7 @@ fn transactional_id(decls: &Declarations) -> String {
 fn spawn_instance(
     name: String,
     instance: usize,
-    work: futures::future::BoxFuture<'static, Result<(), String>>,
+    work: futures::future::BoxFuture<'static, Result<(), AgentFailure>>,
     releases: Arc<Releases>,
     stopped: Arc<AtomicBool>,
     committer: Arc<Committer>,
@@ -450,7 +447,7 @@ fn spawn_instance(
         let mut guard = FailUnsettled(Some(releases));
         let outcome = match std::panic::AssertUnwindSafe(work).catch_unwind().await {
             Ok(outcome) => outcome,
-            Err(panic) => Err(format!("panicked: {}", panic_message(&*panic))),
+            Err(panic) => Err(AgentFailure::Panicked(panic_message(&*panic).to_owned())),
         };
         let releases = guard.0.take();
         match outcome {
@@ -458,26 +455,17 @@ fn spawn_instance(
                 releases.iter().for_each(|r| r.settle());
                 tracing::debug!(agent = %name, instance, "agent finished");
             }
-            Err(reason) => {
+            Err(source) => {
                 releases.iter().for_each(|r| r.fail_unsettled());
                 stopped.store(true, Ordering::Release);
                 committer
                     .agent_failed(Error::AgentFailed {
                         agent: name,
                         instance,
-                        reason,
+                        source,
                     })
                     .await;
             }
         }
     })
-}
-
-/// The text a panic carried, if it was a string.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
 }

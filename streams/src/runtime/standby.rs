@@ -31,9 +31,8 @@ pub(crate) async fn follow(
     loop {
         match follow_once(&table, &client, partition, &followed).await {
             // A store error does not pass: a failed store refuses every call until reopened.
-            Err(
-                e @ (Error::TableDecode { .. } | Error::Table { .. } | Error::TableStore { .. }),
-            ) => return Err(e),
+            Err(e @ (Error::TableDecode { .. } | Error::TableStore { .. })) => return Err(e),
+            Err(e) if e.is_table_misuse() => return Err(e),
             Err(Error::Store(e)) => return Err(table.store_error(&[partition], e)),
             Err(e) => {
                 tracing::warn!(table = table.name(), partition, error = %e, ?pause, "following the changelog failed; retrying");
@@ -98,14 +97,10 @@ async fn follow_once(
             drop(replay);
             if table.spec().is_global() {
                 // Held and read here: it cannot be wiped under its readers.
-                return Err(Error::Table {
+                return Err(Error::ChangelogGap {
                     table: table.name().to_owned(),
-                    reason: format!(
-                        "offset {position} of changelog partition {partition} is no longer in \
-                         the changelog (records deleted by retention or DeleteRecords before \
-                         this worker read them, or the topic recreated): this worker's copy of \
-                         the global table stopped following it; restart the worker to rebuild it"
-                    ),
+                    partition,
+                    offset: position,
                 });
             }
             out_of_range(table, &mut consumer, &tp, position).await?;

@@ -418,10 +418,10 @@ async fn recover(
             // A store error does not pass: a failed store refuses every call until reopened.
             Err(
                 e @ (Error::TableDecode { .. }
-                | Error::Table { .. }
                 | Error::TableStore { .. }
-                | Error::Config(_)),
+                | Error::InvalidSetting { .. }),
             ) => return Err(e),
+            Err(e) if e.is_table_misuse() => return Err(e),
             Err(Error::Store(e)) => return Err(core.store_error(&[partition], e)),
             Err(e) => {
                 tracing::warn!(table = core.name(), partition, error = %e, ?pause, "recovering the table partition failed; retrying");

@@ -124,10 +124,12 @@ where
         store: Arc<dyn Store>,
         detached: bool,
     ) -> Result<Self> {
-        let parse = |chain: &str, part: &str| {
-            Serializer::parse(chain, registry).map_err(|e| Error::Table {
+        let parse = |chain: &str, part: &'static str| {
+            Serializer::parse(chain, registry).map_err(|e| Error::TableSerializer {
                 table: spec.name().to_owned(),
-                reason: format!("{part} serializer {chain:?}: {e}"),
+                part,
+                chain: chain.to_owned(),
+                source: Box::new(e),
             })
         };
         let key_ser = parse(spec.key_serializer(), "key")?;
@@ -215,11 +217,8 @@ where
     pub(crate) fn default_value(&self) -> Result<V> {
         match &self.default {
             Some(default) => Ok(default()),
-            None => Err(Error::Table {
+            None => Err(Error::NoDefault {
                 table: self.name().to_owned(),
-                reason: "a missing key has no default value: give the table one with \
-                         Table::with_default (Faust's default=int)"
-                    .into(),
             }),
         }
     }

@@ -49,7 +49,7 @@ pub(crate) fn changelog_consumer_config() -> ConsumerConfig {
 /// a warning that says why, and rebuilt from the changelog's new start (as Kafka Streams does
 /// with a corrupted task); the same if the changelog now ends before the position (recreated
 /// during recovery). The consumer must have [`AutoOffsetReset::None`] (another policy
-/// would jump over the deleted records silently): [`Error::Config`] otherwise.
+/// would jump over the deleted records silently): [`Error::InvalidSetting`] otherwise.
 ///
 /// The consumer's assignment is replaced by the changelog partition and left empty at the end:
 /// give each concurrent recovery its own consumer. The partition must not be active (the
@@ -70,11 +70,15 @@ pub async fn recover_partition(
 ) -> Result<u64> {
     table.ensure_recoverable(partition)?;
     if consumer.config().auto_offset_reset != AutoOffsetReset::None {
-        return Err(Error::Config(format!(
-            "recovering table {} needs a consumer with auto_offset_reset None: another policy \
-             skips changelog records deleted before they were read, silently",
-            table.name()
-        )));
+        return Err(Error::invalid_setting(
+            "auto_offset_reset",
+            format!("{:?}", consumer.config().auto_offset_reset),
+            format!(
+                "recovering table {} needs a consumer with auto_offset_reset None: another \
+                 policy skips changelog records deleted before they were read, silently",
+                table.name()
+            ),
+        ));
     }
     let tp = TopicPartition::new(table.spec().changelog_topic(), partition);
     let (mut start, mut end) = (start_offset(table, partition, end)?, end);

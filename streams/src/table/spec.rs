@@ -159,17 +159,21 @@ impl TableSpec {
 
     /// Checks what can be checked without I/O.
     pub fn validate(&self) -> Result<()> {
-        let bad = |reason: String| {
-            Err(Error::Table {
+        let bad = |setting: &'static str, reason: String| {
+            Err(Error::TableSetting {
                 table: self.name.clone(),
+                setting,
                 reason,
             })
         };
         if self.partitions < 1 {
-            return bad(format!(
-                "{} partitions: a table needs at least one (use the source topic's count)",
-                self.partitions
-            ));
+            return bad(
+                "partitions",
+                format!(
+                    "{} partitions: a table needs at least one (use the source topic's count)",
+                    self.partitions
+                ),
+            );
         }
         if self.name.is_empty()
             || !self
@@ -178,6 +182,7 @@ impl TableSpec {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         {
             return bad(
+                "name",
                 "a table name is made of ASCII letters, digits, '-', '_' and '.' (it names a file and a topic)"
                     .into(),
             );

@@ -29,8 +29,9 @@ pub struct WindowSpec {
 }
 
 fn millis(table: &str, what: &str, d: Duration) -> Result<i64> {
-    i64::try_from(d.as_millis()).map_err(|_| Error::Table {
+    i64::try_from(d.as_millis()).map_err(|_| Error::TableSetting {
         table: table.to_owned(),
+        setting: "window",
         reason: format!("window {what} {d:?} is too long (more than i64::MAX milliseconds)"),
     })
 }
@@ -38,8 +39,9 @@ fn millis(table: &str, what: &str, d: Duration) -> Result<i64> {
 impl WindowSpec {
     /// Checks and converts a declaration; `table` names the table in errors.
     pub(crate) fn new(table: &str, kind: Kind) -> Result<Self> {
-        let bad = |reason: String| Error::Table {
+        let bad = |reason: String| Error::TableSetting {
             table: table.to_owned(),
+            setting: "window",
             reason,
         };
         let kind = match kind {
@@ -125,8 +127,9 @@ impl WindowSpec {
             "the window size"
         };
         let bad = |reason: String| {
-            Err(Error::Table {
+            Err(Error::TableSetting {
                 table: table.to_owned(),
+                setting: "expires",
                 reason,
             })
         };

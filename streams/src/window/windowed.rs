@@ -429,17 +429,15 @@ where
     pub(super) fn check_active(&self, partition: i32) -> Result<()> {
         match self.table.core().status(partition) {
             Some(PartitionStatus::Active) => Ok(()),
-            status => Err(Error::Table {
+            status => Err(Error::PartitionNotActive {
                 table: self.name().to_owned(),
-                reason: format!(
-                    "partition {partition} is {} on this worker: only the partitions it owns have a \
-                     stream time here",
-                    match status {
-                        Some(PartitionStatus::Recovering) => "still recovering",
-                        Some(_) => "a standby copy",
-                        None => "not held",
-                    }
-                ),
+                partition,
+                state: match status {
+                    Some(PartitionStatus::Recovering) => "still recovering",
+                    Some(_) => "a standby copy",
+                    None => "not held",
+                },
+                hint: "only the partitions it owns have a stream time here",
             }),
         }
     }

@@ -62,10 +62,10 @@ fn reads_merge_store_overlays_and_own_writes_and_an_error_writes_nothing() {
     let err = core
         .with_partition(1, b"", |txn| {
             txn.put(b("e"), Some(b("5")));
-            Err::<(), _>(Error::config("boom"))
+            Err::<(), _>(Error::NoDemo)
         })
         .unwrap_err();
-    assert!(matches!(err, Error::Config(_)));
+    assert!(matches!(err, Error::NoDemo));
     let items: Vec<(Bytes, Bytes)> = core.snapshot(1).unwrap();
     assert_eq!(items, vec![(b("c"), b("3")), (b("d"), b("4"))]);
     assert!(
@@ -84,6 +84,6 @@ fn reads_merge_store_overlays_and_own_writes_and_an_error_writes_nothing() {
     ));
     assert!(matches!(
         core.with_partition(5, b"k", |_| Ok(())).unwrap_err(),
-        Error::Table { .. }
+        Error::NoSuchPartition { partition: 5, .. }
     ));
 }

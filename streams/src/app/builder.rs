@@ -1,0 +1,275 @@
+//! [`AppBuilder`]: the settings, URLs and codecs an app is made with, checked by `build`.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use stores::StoreUrl;
+use tokio::sync::watch;
+
+use crate::broker::BrokerUrl;
+use crate::codec::{Codec, CodecRegistry};
+use crate::declarations::Declarations;
+use crate::error::{Error, Result};
+use crate::settings::Settings;
+
+use super::{App, Inner};
+
+/// Builds an [`App`]; see [`App::builder`].
+#[derive(Debug)]
+pub struct AppBuilder {
+    id: String,
+    broker: String,
+    store: String,
+    settings: Settings,
+    registry: CodecRegistry,
+    errors: Vec<Error>,
+}
+
+impl AppBuilder {
+    /// Broker URL: `kafka://host:port[,host:port]` (default `kafka://localhost:9092`, as in
+    /// Faust), `PLAINTEXT://host:port`, or `mock://` for an embedded mock cluster (with the
+    /// `mock` cargo feature).
+    pub fn broker(mut self, url: &str) -> Self {
+        self.broker = url.to_owned();
+        self
+    }
+
+    /// Store URL for tables: `memory://` (the default) or `redb://DIR`.
+    pub fn store(mut self, url: &str) -> Self {
+        self.store = url.to_owned();
+        self
+    }
+
+    /// Workers that keep a warm copy of each table partition (default 0, as Faust's
+    /// `table_standby_replicas`); a table can set its own.
+    pub fn table_standby_replicas(mut self, replicas: u32) -> Self {
+        self.settings.table_standby_replicas = replicas;
+        self
+    }
+
+    /// Names this worker in the group (Kafka's `group.instance.id`, static membership): a
+    /// worker that restarts under the same name, after a crash say, gets its partitions back
+    /// at once instead of after its old session expires. Give each worker its own name.
+    pub fn worker_instance_id(mut self, id: &str) -> Self {
+        self.settings.worker_instance_id = Some(id.to_owned());
+        self
+    }
+
+    /// Partitions of topics the app creates (default 8).
+    pub fn topic_partitions(mut self, n: i32) -> Self {
+        self.settings.topic_partitions = n;
+        self
+    }
+
+    /// Replicas of topics the app creates (default 1).
+    pub fn topic_replication_factor(mut self, n: i16) -> Self {
+        self.settings.topic_replication_factor = n;
+        self
+    }
+
+    /// How often done offsets are committed (default 2.8 s, as Faust).
+    pub fn broker_commit_interval(mut self, every: Duration) -> Self {
+        self.settings.broker_commit_interval = every;
+        self
+    }
+
+    /// Commit also after this many events (default 10,000, as Faust; at-least-once only:
+    /// under exactly-once the interval alone commits, each commit being a transaction).
+    pub fn broker_commit_every(mut self, events: usize) -> Self {
+        self.settings.broker_commit_every = events;
+        self
+    }
+
+    /// Events buffered per agent instance (default 4096, as Faust).
+    pub fn stream_buffer_maxsize(mut self, n: usize) -> Self {
+        self.settings.stream_buffer_maxsize = n;
+        self
+    }
+
+    /// How long a graceful stop waits for agents (default 30 s).
+    pub fn worker_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.worker_shutdown_timeout = timeout;
+        self
+    }
+
+    /// How long a silent worker keeps its partitions (default 60 s, as Faust); brokers
+    /// accept 6 s and more by default.
+    pub fn broker_session_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.broker_session_timeout = timeout;
+        self
+    }
+
+    /// Time between heartbeats (default 3 s).
+    pub fn broker_heartbeat_interval(mut self, every: Duration) -> Self {
+        self.settings.broker_heartbeat_interval = every;
+        self
+    }
+
+    /// How long a rebalance waits for workers to rejoin (default 60 s).
+    pub fn broker_rebalance_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.broker_rebalance_timeout = timeout;
+        self
+    }
+
+    /// How long the producer gathers a batch (default 0, as Faust: lowest latency; a few
+    /// milliseconds save a little CPU under load).
+    pub fn producer_linger(mut self, linger: Duration) -> Self {
+        self.settings.producer_linger = linger;
+        self
+    }
+
+    /// Where the group starts on partitions without a committed offset: `"earliest"` (the
+    /// default, as Faust) or `"latest"`.
+    pub fn consumer_auto_offset_reset(mut self, reset: &str) -> Self {
+        match reset {
+            "earliest" => self.settings.consumer_auto_offset_reset_earliest = true,
+            "latest" => self.settings.consumer_auto_offset_reset_earliest = false,
+            other => self.errors.push(Error::invalid_setting(
+                "consumer_auto_offset_reset",
+                format!("{other:?}"),
+                "use \"earliest\" or \"latest\"",
+            )),
+        }
+        self
+    }
+
+    /// Restarts the worker when an agent fails (returns an error or panics), up to
+    /// `max_restarts` times in the app's life: every agent starts again from the last
+    /// committed offsets (nothing past the failed event was committed) and the restart is
+    /// logged. By default (0) the worker stops with `Error::AgentFailed`, as Faust's crashing
+    /// supervisor. Agents registered with [`App::agent`] run once and cannot restart: declare
+    /// them with [`App::agent_builder`] and `run`.
+    pub fn restart_failed_agents(mut self, max_restarts: u32) -> Self {
+        self.settings.restart_failed_agents = max_restarts;
+        self
+    }
+
+    /// Skip source record batches that stay unreadable after a refetch (a CRC mismatch,
+    /// records that do not decode) instead of stopping the worker with an error naming
+    /// topic, partition and offset (the default, as Kafka's Java consumer). A skipped batch's
+    /// events are never processed; each skip is logged as a warning with its offsets.
+    pub fn consumer_skip_corrupt_batches(mut self, skip: bool) -> Self {
+        self.settings.consumer_skip_corrupt_batches = skip;
+        self
+    }
+
+    /// TLS settings for `ssl://` and `sasl_ssl://` brokers: a CA file, a client certificate
+    /// (mutual TLS), a server name. Without it, TLS brokers are checked against the built-in
+    /// web roots.
+    pub fn broker_tls(mut self, tls: kafka_client::TlsConfig) -> Self {
+        self.settings.broker_tls = Some(tls);
+        self
+    }
+
+    /// SASL credentials (PLAIN, SCRAM-SHA-256/512) for `sasl_ssl://` and `sasl_plaintext://`
+    /// brokers (Faust's `broker_credentials`). A `kafka://` broker with credentials is a
+    /// configuration error: SASL over plain TCP takes an explicit `sasl_plaintext://`.
+    pub fn broker_credentials(mut self, sasl: kafka_client::SaslConfig) -> Self {
+        self.settings.broker_credentials = Some(sasl);
+        self
+    }
+
+    /// `"at_least_once"` (the default) or `"exactly_once"` (Faust's `processing_guarantee`):
+    /// under exactly-once, each commit interval's sends, table changelog writes and source
+    /// offsets are one Kafka transaction, so a crash neither loses nor repeats an event's
+    /// effects for read_committed readers. Needs a broker with transactions (Kafka 2.5+).
+    pub fn processing_guarantee(mut self, guarantee: &str) -> Self {
+        match crate::settings::ProcessingGuarantee::parse(guarantee) {
+            Some(g) => self.settings.processing_guarantee = g,
+            None => self.errors.push(Error::invalid_setting(
+                "processing_guarantee",
+                format!("{guarantee:?}"),
+                "use \"at_least_once\" or \"exactly_once\"",
+            )),
+        }
+        self
+    }
+
+    /// How long a transaction may stay open before the broker aborts it, under exactly-once
+    /// (default 10 s, as Kafka Streams).
+    pub fn transaction_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.transaction_timeout = timeout;
+        self
+    }
+
+    /// Registers a codec under a name usable in serializer chains (`"json|mycodec"`).
+    pub fn codec(mut self, name: &str, codec: impl Codec) -> Self {
+        if let Err(e) = self.registry.register(name, Arc::new(codec)) {
+            self.errors.push(e);
+        }
+        self
+    }
+
+    /// Checks the URLs and settings and makes the app. Nothing connects until it starts.
+    pub fn build(self) -> Result<App> {
+        if let Some(e) = self.errors.into_iter().next() {
+            return Err(e);
+        }
+        if self.id.is_empty()
+            || !self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(Error::invalid_setting(
+                "id",
+                format!("{:?}", self.id),
+                "use letters, digits, '.', '_' and '-' (it names the group and topics)",
+            ));
+        }
+        let broker = BrokerUrl::parse(&self.broker)?;
+        let store = StoreUrl::parse(&self.store)?;
+        let s = &self.settings;
+        let positive = [
+            ("topic_partitions", s.topic_partitions as i128),
+            ("stream_buffer_maxsize", s.stream_buffer_maxsize as i128),
+            ("broker_commit_every", s.broker_commit_every as i128),
+        ];
+        if let Some((name, value)) = positive.into_iter().find(|(_, v)| *v < 1) {
+            return Err(Error::invalid_setting(name, value, "must be at least 1"));
+        }
+        if s.processing_guarantee == crate::settings::ProcessingGuarantee::ExactlyOnce
+            && s.transaction_timeout <= s.broker_commit_interval
+        {
+            return Err(Error::invalid_setting(
+                "transaction_timeout",
+                format!("{:?}", s.transaction_timeout),
+                format!(
+                    "must be longer than broker_commit_interval ({:?}) under exactly-once: a \
+                     transaction stays open for a commit interval, and the broker aborts it \
+                     after transaction_timeout",
+                    s.broker_commit_interval
+                ),
+            ));
+        }
+        Ok(App {
+            inner: Arc::new(Inner {
+                decls: Arc::new(Declarations::new(
+                    self.id,
+                    self.settings,
+                    self.registry,
+                    store,
+                )),
+                broker: Mutex::new(broker),
+                conn: OnceLock::new(),
+                runtime: Mutex::new(None),
+                stop: watch::channel(false).0,
+            }),
+        })
+    }
+}
+
+impl App {
+    /// Starts configuring an app; `id` is also its consumer group and the prefix of the topics
+    /// it creates for itself.
+    pub fn builder(id: &str) -> AppBuilder {
+        AppBuilder {
+            id: id.to_owned(),
+            broker: "kafka://localhost:9092".to_owned(),
+            store: "memory://".to_owned(),
+            settings: Settings::default(),
+            registry: CodecRegistry::default(),
+            errors: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The changelog flush protocol: pending writes taken into a [`PendingFlush`], produced by
+//! the runtime, then applied to the store with their offset (or aborted); and changelog
+//! records read back by recovery and standbys.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use stores::WriteBatch;
+
+use crate::error::{Error, Result};
+use crate::table::pending::PartitionStatus;
+
+use super::{lock, TableCore};
+
+/// One changelog record of a flush: `value: None` is a tombstone (a delete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangelogRecord {
+    pub key: Bytes,
+    pub value: Option<Bytes>,
+}
+
+/// Writes of one partition taken for the changelog; hand it back to
+/// [`TableCore::complete_flush`] once its records are acknowledged.
+#[derive(Debug)]
+#[must_use = "complete or abort the flush: its writes stay in flight until then"]
+pub struct PendingFlush {
+    partition: i32,
+    id: u64,
+    records: Vec<ChangelogRecord>,
+    /// Records for another topic made by the same writes (a windowed table's final results),
+    /// each framed by [`outbound_record`]; they go out before the changelog records.
+    outbound: Vec<Bytes>,
+}
+
+impl PendingFlush {
+    /// The table partition, which is also the changelog partition to produce to.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// The records to produce, one per key written since the last flush.
+    pub fn records(&self) -> &[ChangelogRecord] {
+        &self.records
+    }
+
+    /// The outbound records (key, value) to produce before the changelog records, in the
+    /// order of their entry keys.
+    pub(crate) fn outbound(&self) -> impl Iterator<Item = (Option<Bytes>, Bytes)> + '_ {
+        self.outbound.iter().filter_map(parse_outbound)
+    }
+}
+
+/// Where a table's outbound entries go: entries whose key starts with `tag` are not table
+/// state but records for `topic`, sent by the flush that carries the writes that made them.
+#[derive(Debug, Clone)]
+pub(crate) struct Outbound {
+    pub tag: u8,
+    pub topic: String,
+}
+
+/// An outbound entry's value: `key length + 1 (u32, big endian; 0: no key) | key | value`.
+pub(crate) fn outbound_record(key: Option<&[u8]>, value: &[u8]) -> Option<Bytes> {
+    let len = match key {
+        None => 0,
+        Some(k) => u32::try_from(k.len()).ok()?.checked_add(1)?,
+    };
+    let mut buf = Vec::with_capacity(4 + key.map_or(0, <[u8]>::len) + value.len());
+    buf.extend_from_slice(&len.to_be_bytes());
+    buf.extend_from_slice(key.unwrap_or_default());
+    buf.extend_from_slice(value);
+    Some(Bytes::from(buf))
+}
+
+fn parse_outbound(framed: &Bytes) -> Option<(Option<Bytes>, Bytes)> {
+    let len = u32::from_be_bytes(framed.get(..4)?.try_into().ok()?) as usize;
+    match len.checked_sub(1) {
+        None => Some((None, framed.slice(4..))),
+        Some(n) => {
+            let end = 4usize.checked_add(n).filter(|end| *end <= framed.len())?;
+            Some((Some(framed.slice(4..end)), framed.slice(end..)))
+        }
+    }
+}
+
+impl TableCore {
+    /// Moves the partition's pending writes into a flush (still visible to reads). `None` when
+    /// nothing is pending or the partition is not held.
+    pub fn take_pending(&self, partition: i32) -> Option<PendingFlush> {
+        let state = self.state(partition)?;
+        let mut st = lock(&state);
+        let id = self.next_flush_id.fetch_add(1, Ordering::Relaxed);
+        let taken = st.take(id)?;
+        let tag = self.outbound().map(|o| o.tag);
+        let mut records = Vec::with_capacity(taken.len());
+        let mut outbound = Vec::new();
+        for (key, value) in taken {
+            match value {
+                Some(value) if tag.is_some() && key.first() == tag.as_ref() => outbound.push(value),
+                // A deleted outbound entry: nothing to send, nothing to store.
+                None if tag.is_some() && key.first() == tag.as_ref() => {}
+                value => records.push(ChangelogRecord { key, value }),
+            }
+        }
+        Some(PendingFlush {
+            partition,
+            id,
+            records,
+            outbound,
+        })
+    }
+
+    /// The flush's records are acknowledged, the last one at `last_offset`: applies them and
+    /// that offset to the store in one atomic batch, then drops their overlay.
+    ///
+    /// `last_offset` is `None` when the producer could not say (a retried batch the broker
+    /// reported as a duplicate): the writes are applied and the store's offset stays, so a
+    /// recovery replays a little more, never less.
+    ///
+    /// If the flush was dropped meanwhile (the partition was revoked, reassigned or set back
+    /// to recovering), nothing is applied and this is `Ok`: the records are in the changelog,
+    /// where the partition's next recovery reads them, so the source offsets may be committed.
+    pub fn complete_flush(&self, flush: PendingFlush, last_offset: Option<i64>) -> Result<()> {
+        let dropped = || {
+            tracing::debug!(
+                table = self.name(),
+                partition = flush.partition,
+                "flush completed after its partition was revoked or reset: left to recovery"
+            );
+            Ok(())
+        };
+        let Some(state) = self.state(flush.partition) else {
+            return dropped();
+        };
+        let mut st = lock(&state);
+        if !st.is_in_flight(flush.id) {
+            return dropped();
+        }
+        if st.oldest_in_flight() != Some(flush.id) {
+            return Err(Error::FlushOutOfOrder {
+                table: self.name().to_owned(),
+                partition: flush.partition,
+            });
+        }
+        if self.spec.is_global() {
+            if let Some(offset) = last_offset {
+                // Every worker writes a global table: its store takes the changelog in order,
+                // through the follower, and this worker's writes stay visible until then.
+                st.ack_oldest(offset);
+                return Ok(());
+            }
+        }
+        let mut batch = WriteBatch::with_capacity(flush.records.len());
+        for r in flush.records {
+            match r.value {
+                Some(v) => batch.put(flush.partition, r.key, v),
+                None => batch.delete(flush.partition, r.key),
+            };
+        }
+        if let Some(offset) = last_offset {
+            batch.set_offset(flush.partition, offset);
+        }
+        self.store
+            .apply(batch)
+            .map_err(|e| self.store_error(&[flush.partition], e))?;
+        st.complete_oldest();
+        Ok(())
+    }
+
+    /// Producing a flush failed: forgets every unflushed write of the partition and sets it
+    /// back to `Recovering`. Recover it, and seek its source back to the committed offset.
+    pub fn abort_flush(&self, partition: i32) {
+        if let Some(state) = self.state(partition) {
+            let mut st = lock(&state);
+            st.discard_all();
+            st.status = PartitionStatus::Recovering;
+        }
+        tracing::warn!(
+            table = self.name(),
+            partition,
+            "changelog flush failed: the partition's unflushed writes are dropped; it recovers from its changelog and its events are redelivered"
+        );
+    }
+
+    /// Applies changelog records read back (recovery, a standby or a global table following
+    /// its changelog) to the store, `last` being the offset of the last; for a held partition,
+    /// under its lock, dropping this worker's acknowledged writes the store now has.
+    pub(crate) fn apply_replayed(
+        &self,
+        partition: i32,
+        mut batch: WriteBatch,
+        last: i64,
+    ) -> Result<()> {
+        batch.set_offset(partition, last);
+        let failed = |e| self.store_error(&[partition], e);
+        match self.state(partition) {
+            Some(state) => {
+                let mut st = lock(&state);
+                self.store.apply(batch).map_err(failed)?;
+                st.applied_through(last);
+            }
+            None => self.store.apply(batch).map_err(failed)?,
+        }
+        Ok(())
+    }
+}
