@@ -470,7 +470,7 @@ impl Admin {
             }
             if Instant::now() >= deadline {
                 return Err(Error::Timeout {
-                    api: ApiKey::Metadata,
+                    api: crate::error::Api::Metadata,
                     broker: format!("any (waiting for topic {topic:?} to be ready)"),
                     after: self.cluster.config.request_timeout,
                 });
@@ -494,7 +494,7 @@ impl Admin {
             }
             if Instant::now() >= deadline {
                 return Err(Error::Timeout {
-                    api: ApiKey::Metadata,
+                    api: crate::error::Api::Metadata,
                     broker: format!("any (waiting for topic {topic:?} to be deleted)"),
                     after: self.cluster.config.request_timeout,
                 });

@@ -331,7 +331,10 @@ impl Cluster {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| Error::Config("no broker address known".into())))
+        Err(last.unwrap_or_else(|| Error::InvalidSetting {
+            setting: "ClientConfig::bootstrap",
+            reason: "no broker address known: give at least one host:port".into(),
+        }))
     }
 
     /// The pooled connection to `address`, reconnecting with exponential backoff.

@@ -127,7 +127,7 @@ impl PendingResponse {
                 );
                 self.shared.shut_down(&reason);
                 Err(Error::Timeout {
-                    api: self.api,
+                    api: crate::error::Api::of(self.api),
                     broker: self.shared.broker.clone(),
                     after: self.timeout,
                 })
@@ -347,7 +347,7 @@ impl Connection {
     /// The highest version of `api` that both this client (`ours`) and the broker speak.
     pub(crate) fn version(&self, api: ApiKey, ours: RangeInclusive<i16>) -> Result<i16> {
         let unsupported = || Error::UnsupportedVersion {
-            api,
+            api: crate::error::Api::of(api),
             broker: self.shared.broker.clone(),
             ours: format!("v{}..=v{}", ours.start(), ours.end()),
         };

@@ -1,5 +1,7 @@
 //! A native Kafka protocol client in pure Rust: no librdkafka, no C compiler.
 
+#![warn(missing_docs)]
+
 pub mod admin;
 mod cluster;
 pub mod config;

@@ -58,9 +58,11 @@ impl std::str::FromStr for SaslMechanism {
             "PLAIN" => Ok(SaslMechanism::Plain),
             "SCRAM-SHA-256" => Ok(SaslMechanism::ScramSha256),
             "SCRAM-SHA-512" => Ok(SaslMechanism::ScramSha512),
-            _ => Err(Error::Config(format!(
-                "unknown SASL mechanism {s:?}: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
-            ))),
+            _ => Err(Error::UnknownName {
+                kind: "SASL mechanism",
+                name: s.to_owned(),
+                expected: "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+            }),
         }
     }
 }

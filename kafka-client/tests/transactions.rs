@@ -568,11 +568,11 @@ async fn state_rules(t: Target) {
         .await
         .unwrap();
     assert_eq!(plain.transaction_version(), None);
-    assert!(matches!(plain.begin_transaction(), Err(Error::Config(_))));
+    assert!(matches!(plain.begin_transaction(), Err(Error::NotTransactional { .. })));
     let group = ConsumerGroupMetadata::group_only("g");
     assert!(matches!(
         plain.send_offsets_to_transaction(vec![], &group).await,
-        Err(Error::Config(_))
+        Err(Error::NotTransactional { .. })
     ));
 }
 

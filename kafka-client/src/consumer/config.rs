@@ -179,18 +179,29 @@ impl ConsumerConfig {
 
     /// Rejects settings that cannot work.
     pub(crate) fn validate(&self) -> crate::Result<()> {
-        let bad = |what: &str| Err(crate::Error::Config(format!("consumer: {what}")));
-        if self.fetch_max_bytes <= 0 || self.max_partition_fetch_bytes <= 0 {
-            return bad("fetch_max_bytes and max_partition_fetch_bytes must be positive");
+        let bad = |setting, reason: &str| {
+            Err(crate::Error::InvalidSetting {
+                setting,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.fetch_max_bytes <= 0 {
+            return bad("ConsumerConfig::fetch_max_bytes", "must be positive");
+        }
+        if self.max_partition_fetch_bytes <= 0 {
+            return bad("ConsumerConfig::max_partition_fetch_bytes", "must be positive");
         }
         if self.max_buffered_bytes == 0 {
-            return bad("max_buffered_bytes must be positive");
+            return bad("ConsumerConfig::max_buffered_bytes", "must be positive");
         }
         if self.fetch_min_bytes < 0 {
-            return bad("fetch_min_bytes must not be negative");
+            return bad("ConsumerConfig::fetch_min_bytes", "must not be negative");
         }
         if i32::try_from(self.fetch_max_wait.as_millis()).is_err() {
-            return bad("fetch_max_wait does not fit in i32 milliseconds");
+            return bad(
+                "ConsumerConfig::fetch_max_wait",
+                "does not fit in i32 milliseconds",
+            );
         }
         Ok(())
     }

@@ -131,10 +131,13 @@ impl Consumer {
     pub async fn new(client: ClientConfig, config: ConsumerConfig) -> Result<Consumer> {
         config.validate()?;
         if config.fetch_max_wait >= client.request_timeout {
-            return Err(Error::Config(format!(
-                "consumer: fetch_max_wait ({:?}) must be below the request timeout ({:?})",
-                config.fetch_max_wait, client.request_timeout
-            )));
+            return Err(Error::InvalidSetting {
+                setting: "ConsumerConfig::fetch_max_wait",
+                reason: format!(
+                    "{:?} must be below the client's request_timeout ({:?})",
+                    config.fetch_max_wait, client.request_timeout
+                ),
+            });
         }
         let cluster = Cluster::connect(client).await?;
         let shared = Shared::new();
@@ -239,9 +242,11 @@ impl Consumer {
         self.check_assigned(tp)?;
         let target = match offset {
             Offset::At(offset) if offset < 0 => {
-                return Err(Error::Config(format!(
-                    "seek {tp}: offset {offset} is negative"
-                )));
+                return Err(Error::NegativeOffset {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    offset,
+                });
             }
             Offset::At(offset) => offset,
             Offset::Earliest => self.lookup(tp, OffsetSpec::Earliest).await?,

@@ -488,10 +488,10 @@ impl GroupConsumer {
             .iter()
             .find(|a| a.name() == joined.protocol)
             .ok_or_else(|| {
-                Error::Config(format!(
-                    "group {}: the coordinator chose assignor {:?}, which this member does not have",
-                    cfg.group_id, joined.protocol
-                ))
+                Error::UnknownAssignor {
+                    group: cfg.group_id.clone(),
+                    assignor: joined.protocol.clone(),
+                }
             })?;
         let members: Vec<Subscription> = joined
             .members

@@ -140,27 +140,47 @@ impl ProducerConfig {
     }
 
     pub(crate) fn validate(&self) -> crate::Result<()> {
-        let fail = |m: &str| Err(crate::Error::Config(m.to_owned()));
+        let fail = |setting, reason: &str| {
+            Err(crate::Error::InvalidSetting {
+                setting,
+                reason: reason.to_owned(),
+            })
+        };
         if let Some(id) = &self.transactional_id {
             if id.is_empty() {
-                return fail("transactional_id must not be empty");
+                return fail("ProducerConfig::transactional_id", "must not be empty");
             }
             if self.acks != Acks::All || self.idempotence == Some(false) {
-                return fail("transactional_id needs idempotence and acks=all: use Acks::All and leave idempotence on");
+                return fail(
+                    "ProducerConfig::transactional_id",
+                    "needs idempotence and acks=all: use Acks::All and leave idempotence on",
+                );
             }
             let ms = self.transaction_timeout.as_millis();
             if ms == 0 || ms > i32::MAX as u128 {
-                return fail("transaction_timeout must be between 1 ms and i32::MAX ms");
+                return fail(
+                    "ProducerConfig::transaction_timeout",
+                    "must be between 1 ms and i32::MAX ms",
+                );
             }
         }
         if self.idempotence == Some(true) && self.acks != Acks::All {
-            return fail("idempotence needs acks=all: use Acks::All or with_idempotence(false)");
+            return fail(
+                "ProducerConfig::idempotence",
+                "needs acks=all: use Acks::All or with_idempotence(false)",
+            );
         }
         if self.idempotence_enabled() && !(1..=5).contains(&self.max_in_flight_per_partition) {
-            return fail("idempotence allows 1 to 5 batches in flight per partition");
+            return fail(
+                "ProducerConfig::max_in_flight_per_partition",
+                "idempotence allows 1 to 5 batches in flight per partition",
+            );
         }
-        if self.batch_size == 0 || self.max_request_size < 128 {
-            return fail("batch_size must be positive and max_request_size at least 128 bytes");
+        if self.batch_size == 0 {
+            return fail("ProducerConfig::batch_size", "must be positive");
+        }
+        if self.max_request_size < 128 {
+            return fail("ProducerConfig::max_request_size", "must be at least 128 bytes");
         }
         Ok(())
     }

@@ -318,11 +318,9 @@ impl Producer {
         Ok(())
     }
 
-    fn txn(&self, what: &str) -> Result<&txn::Txn> {
+    fn txn(&self, what: &'static str) -> Result<&txn::Txn> {
         self.inner.txn.as_ref().ok_or_else(|| {
-            Error::Config(format!(
-                "{what} needs a transactional producer: set ProducerConfig::with_transactional_id"
-            ))
+            Error::NotTransactional { operation: what }
         })
     }
 

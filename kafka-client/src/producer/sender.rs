@@ -126,7 +126,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         }
         for (topic, partition, batch) in drained.expired {
             let error = Error::Timeout {
-                api: ApiKey::Produce,
+                api: crate::error::Api::Produce,
                 broker: format!("leader of {topic}/{partition}"),
                 after: inner.config.delivery_timeout,
             };

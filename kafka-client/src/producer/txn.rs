@@ -378,12 +378,14 @@ impl Txn {
                     return Ok(identity);
                 }
                 Some(KafkaCode::InvalidTransactionTimeout) => {
-                    return Err(self.note(Error::Config(format!(
-                        "transaction_timeout {:?} of transactional id {:?} is refused by the \
-                         broker (above its transaction.max.timeout.ms?): lower \
-                         ProducerConfig::transaction_timeout",
-                        self.timeout, self.id
-                    ))));
+                    return Err(self.note(Error::InvalidSetting {
+                        setting: "ProducerConfig::transaction_timeout",
+                        reason: format!(
+                            "{:?} (transactional id {:?}) is refused by the broker (above its \
+                             transaction.max.timeout.ms?): lower it",
+                            self.timeout, self.id
+                        ),
+                    }));
                 }
                 Some(code) => match self.judge(code, "InitProducerId") {
                     Next::Retry(e) => backoff.wait(e).await.map_err(|e| self.note(e))?,

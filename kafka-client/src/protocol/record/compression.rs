@@ -98,9 +98,11 @@ impl FromStr for Compression {
             .into_iter()
             .find(|c| c.name().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
-                Error::Config(format!(
-                    "unknown compression type {s:?} (expected none, gzip, snappy, lz4 or zstd)"
-                ))
+                Error::UnknownName {
+                    kind: "compression type",
+                    name: s.to_owned(),
+                    expected: "none, gzip, snappy, lz4 or zstd",
+                }
             })
     }
 }
