@@ -48,7 +48,9 @@ const RESOURCE_TOPIC: i8 = 2;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTopic {
+    /// The topic's name.
     pub name: String,
+    /// Number of partitions; -1 takes the broker's `num.partitions`.
     pub partitions: i32,
     /// Copies of each partition; -1 takes the broker's `default.replication.factor`.
     pub replication_factor: i16,
@@ -85,6 +87,7 @@ pub struct CreateTopicsOptions {
 
 /// Which offset of a partition to look up (ListOffsets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum OffsetSpec {
     /// The log start offset.
     Earliest,
@@ -118,12 +121,15 @@ pub struct ListedOffset {
 /// One topic config as the broker reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigEntry {
+    /// The config's name (`cleanup.policy`).
     pub name: String,
     /// `None` for sensitive values and unset configs.
     pub value: Option<String>,
+    /// Whether the config cannot be changed for the topic.
     pub read_only: bool,
     /// Whether the value is the broker's default rather than set for this topic.
     pub is_default: bool,
+    /// Whether the broker hides the value (passwords, keys).
     pub is_sensitive: bool,
 }
 

@@ -19,9 +19,13 @@ const METADATA_VERSIONS: std::ops::RangeInclusive<i16> = 1..=12;
 /// A broker as the cluster advertises it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerInfo {
+    /// The broker's id (`node.id`).
     pub id: i32,
+    /// The advertised host.
     pub host: String,
+    /// The advertised port.
     pub port: i32,
+    /// The broker's rack (`broker.rack`), if configured.
     pub rack: Option<String>,
 }
 
@@ -34,27 +38,37 @@ impl BrokerInfo {
 /// One partition's placement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionInfo {
+    /// The partition number.
     pub partition: i32,
     /// Broker id of the leader, or -1 while there is none.
     pub leader: i32,
+    /// The leader's epoch: grows with every leader change; -1 if the broker does not say.
     pub leader_epoch: i32,
+    /// Broker ids holding a copy, the preferred leader first.
     pub replicas: Vec<i32>,
+    /// Broker ids of the in-sync replicas.
     pub isr: Vec<i32>,
 }
 
 /// A topic's partitions, ordered by partition number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicInfo {
+    /// The topic's name.
     pub name: String,
+    /// Whether the topic is internal to Kafka (`__consumer_offsets`, `__transaction_state`).
     pub internal: bool,
+    /// The partitions, ordered by partition number.
     pub partitions: Vec<PartitionInfo>,
 }
 
 /// A snapshot of cluster metadata.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterInfo {
+    /// The cluster's id, if the broker reports one.
     pub cluster_id: Option<String>,
+    /// Broker id of the active controller, or -1 if unknown.
     pub controller_id: i32,
+    /// The live brokers.
     pub brokers: Vec<BrokerInfo>,
 }
 

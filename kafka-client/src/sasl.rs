@@ -30,6 +30,7 @@ const MIN_SCRAM_ITERATIONS: u32 = 4096;
 
 /// A SASL mechanism this client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SaslMechanism {
     /// User name and password in the clear: only over TLS.
     Plain,
@@ -81,8 +82,11 @@ impl std::str::FromStr for SaslMechanism {
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct SaslConfig {
+    /// The mechanism to authenticate with.
     pub mechanism: SaslMechanism,
+    /// The user name.
     pub username: String,
+    /// The password (zeroized on drop).
     pub password: String,
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 /// Where to start when a partition has no position yet, or its position has left the log
 /// (`auto.offset.reset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum AutoOffsetReset {
     /// The first offset still in the log.
     Earliest,
@@ -43,6 +44,7 @@ impl IsolationLevel {
 /// once (the damage may have happened in transit); the policy applies when the batch is
 /// still unreadable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum CorruptBatchPolicy {
     /// Stop the partition before the batch: `recv` returns
     /// [`Error::CorruptRecords`](crate::Error::CorruptRecords) naming topic, partition and

@@ -36,7 +36,9 @@ use crate::topic_partition::TopicPartition;
 pub struct ConsumerRecord {
     /// The topic name, shared by every record of the partition.
     pub topic: Arc<str>,
+    /// The partition it was read from.
     pub partition: i32,
+    /// Its offset in the partition.
     pub offset: i64,
     /// Milliseconds since the epoch (create time or log-append time, as the topic says).
     pub timestamp: i64,
@@ -57,6 +59,7 @@ impl ConsumerRecord {
 
 /// Where to move a partition's position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Offset {
     /// The first offset still in the log.
     Earliest,

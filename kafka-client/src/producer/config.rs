@@ -39,6 +39,7 @@ impl Acks {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
+    /// How many replicas must have a record before it counts as written.
     pub acks: Acks,
     /// How long a batch waits for more records before it is sent.
     pub linger: Duration,
@@ -46,6 +47,7 @@ pub struct ProducerConfig {
     pub batch_size: usize,
     /// Upper bound of one Produce request (and so of one record).
     pub max_request_size: usize,
+    /// The codec for record batches.
     pub compression: Compression,
     /// `None` (the default) means on exactly when `acks` is `All`, as in Java.
     pub idempotence: Option<bool>,
@@ -90,34 +92,42 @@ impl Default for ProducerConfig {
 }
 
 impl ProducerConfig {
+    /// Sets [`acks`](Self::acks) (`All` keeps idempotence on; anything else turns the default off).
     pub fn with_acks(mut self, acks: Acks) -> Self {
         self.acks = acks;
         self
     }
+    /// Sets [`linger`](Self::linger).
     pub fn with_linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
         self
     }
+    /// Sets [`batch_size`](Self::batch_size) in bytes.
     pub fn with_batch_size(mut self, bytes: usize) -> Self {
         self.batch_size = bytes;
         self
     }
+    /// Sets [`max_request_size`](Self::max_request_size) in bytes.
     pub fn with_max_request_size(mut self, bytes: usize) -> Self {
         self.max_request_size = bytes;
         self
     }
+    /// Sets [`compression`](Self::compression).
     pub fn with_compression(mut self, compression: Compression) -> Self {
         self.compression = compression;
         self
     }
+    /// Turns idempotence on or off explicitly (on needs `Acks::All`).
     pub fn with_idempotence(mut self, on: bool) -> Self {
         self.idempotence = Some(on);
         self
     }
+    /// Sets [`delivery_timeout`](Self::delivery_timeout).
     pub fn with_delivery_timeout(mut self, timeout: Duration) -> Self {
         self.delivery_timeout = timeout;
         self
     }
+    /// Sets [`buffer_memory`](Self::buffer_memory) in bytes.
     pub fn with_buffer_memory(mut self, bytes: usize) -> Self {
         self.buffer_memory = bytes;
         self
@@ -129,6 +139,7 @@ impl ProducerConfig {
         self.transactional_id = Some(id.into());
         self
     }
+    /// Sets [`transaction_timeout`](Self::transaction_timeout).
     pub fn with_transaction_timeout(mut self, timeout: Duration) -> Self {
         self.transaction_timeout = timeout;
         self

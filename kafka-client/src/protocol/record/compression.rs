@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 
 /// Compression codec of a record batch, with Kafka's attribute codes (bits 0-2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Compression {
     /// Records stored as they are (code 0).
     #[default]
