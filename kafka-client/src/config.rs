@@ -242,16 +242,14 @@ pub fn parse_bootstrap(url: &str) -> Result<Vec<String>> {
                 ) {
                     Ok(rest)
                 } else {
-                    Err(invalid(
-                        match SecurityProtocol::from_scheme(scheme) {
-                            Some(_) => UrlProblem::SecureScheme {
-                                scheme: scheme.to_owned(),
-                            },
-                            None => UrlProblem::UnsupportedScheme {
-                                scheme: scheme.to_owned(),
-                            },
+                    Err(invalid(match SecurityProtocol::from_scheme(scheme) {
+                        Some(_) => UrlProblem::SecureScheme {
+                            scheme: scheme.to_owned(),
                         },
-                    ))
+                        None => UrlProblem::UnsupportedScheme {
+                            scheme: scheme.to_owned(),
+                        },
+                    }))
                 }
             })
             .transpose()?

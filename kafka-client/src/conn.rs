@@ -469,6 +469,20 @@ impl Connection {
     }
 }
 
+impl sasl::SaslTransport for Connection {
+    fn broker(&self) -> &str {
+        Connection::broker(self)
+    }
+
+    fn version(&self, api: ApiKey, ours: RangeInclusive<i16>) -> Result<i16> {
+        Connection::version(self, api, ours)
+    }
+
+    async fn send<R: Request + Sync>(&self, request: &R, version: i16) -> Result<R::Response> {
+        self.request_unmetered(request, version).await
+    }
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         self.shared.shut_down("dropped");

@@ -568,7 +568,10 @@ async fn state_rules(t: Target) {
         .await
         .unwrap();
     assert_eq!(plain.transaction_version(), None);
-    assert!(matches!(plain.begin_transaction(), Err(Error::NotTransactional { .. })));
+    assert!(matches!(
+        plain.begin_transaction(),
+        Err(Error::NotTransactional { .. })
+    ));
     let group = ConsumerGroupMetadata::group_only("g");
     assert!(matches!(
         plain.send_offsets_to_transaction(vec![], &group).await,

@@ -191,7 +191,10 @@ impl ConsumerConfig {
             return bad("ConsumerConfig::fetch_max_bytes", "must be positive");
         }
         if self.max_partition_fetch_bytes <= 0 {
-            return bad("ConsumerConfig::max_partition_fetch_bytes", "must be positive");
+            return bad(
+                "ConsumerConfig::max_partition_fetch_bytes",
+                "must be positive",
+            );
         }
         if self.max_buffered_bytes == 0 {
             return bad("ConsumerConfig::max_buffered_bytes", "must be positive");

@@ -234,7 +234,9 @@ pub enum Error {
     },
 
     /// A transactional operation on a producer without a transactional id.
-    #[error("{operation} needs a transactional producer: set ProducerConfig::with_transactional_id")]
+    #[error(
+        "{operation} needs a transactional producer: set ProducerConfig::with_transactional_id"
+    )]
     NotTransactional {
         /// The operation called (`begin_transaction`).
         operation: &'static str,
@@ -520,7 +522,10 @@ mod tests {
         );
         assert_eq!(text.matches("kafka://").count(), 1, "{text}");
         assert_eq!(text.matches("invalid").count(), 1, "{text}");
-        assert!(std::error::Error::source(&err).is_none(), "nothing said again below");
+        assert!(
+            std::error::Error::source(&err).is_none(),
+            "nothing said again below"
+        );
     }
 
     #[test]
@@ -563,7 +568,11 @@ mod tests {
         for wire in -1..=i16::from(KafkaCode::ShareSessionLimitReached) + 5 {
             let ours = KafkaCode::try_from_code(wire);
             let theirs = ResponseError::try_from_code(wire);
-            assert_eq!(ours.map(KafkaCode::code), theirs.map(|c| c.code()), "{wire}");
+            assert_eq!(
+                ours.map(KafkaCode::code),
+                theirs.map(|c| c.code()),
+                "{wire}"
+            );
             if let (Some(ours), Some(theirs)) = (ours, theirs) {
                 assert_eq!(ours.is_retriable(), theirs.is_retriable(), "{wire}");
                 let known = !matches!(theirs, ResponseError::Unknown(_));
@@ -588,7 +597,10 @@ mod tests {
             broker: "b1".into(),
             after: Duration::from_secs(1),
         };
-        assert_eq!(err.to_string(), "Produce request to broker b1 timed out after 1s");
+        assert_eq!(
+            err.to_string(),
+            "Produce request to broker b1 timed out after 1s"
+        );
         assert_eq!(Api::from_key(999).name(), None);
     }
 }

@@ -180,7 +180,10 @@ impl GroupConfig {
             return bad("GroupConfig::heartbeat_interval", "must be positive".into());
         }
         if self.auto_commit_interval.is_zero() {
-            return bad("GroupConfig::auto_commit_interval", "must be positive".into());
+            return bad(
+                "GroupConfig::auto_commit_interval",
+                "must be positive".into(),
+            );
         }
         for (setting, d) in [
             ("GroupConfig::session_timeout", self.session_timeout),
@@ -203,7 +206,10 @@ impl GroupConfig {
         let mut names: Vec<&str> = self.assignors.iter().map(|a| a.name()).collect();
         names.sort_unstable();
         if names.windows(2).any(|w| w[0] == w[1]) {
-            return bad("GroupConfig::assignors", "two assignors share a name".into());
+            return bad(
+                "GroupConfig::assignors",
+                "two assignors share a name".into(),
+            );
         }
         Ok(())
     }

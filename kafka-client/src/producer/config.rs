@@ -191,7 +191,10 @@ impl ProducerConfig {
             return fail("ProducerConfig::batch_size", "must be positive");
         }
         if self.max_request_size < 128 {
-            return fail("ProducerConfig::max_request_size", "must be at least 128 bytes");
+            return fail(
+                "ProducerConfig::max_request_size",
+                "must be at least 128 bytes",
+            );
         }
         Ok(())
     }

@@ -29,7 +29,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::sender::ProducerIdentity;
+use super::identity::ProducerIdentity;
 use super::Inner;
 use crate::cluster::Cluster;
 use crate::conn::Connection;
@@ -50,8 +50,6 @@ const END_TXN_V1: RangeInclusive<i16> = 0..=4;
 const END_TXN_V2: RangeInclusive<i16> = 5..=5;
 const TXN_OFFSET_COMMIT_V1: RangeInclusive<i16> = 0..=4;
 const TXN_OFFSET_COMMIT_V2: RangeInclusive<i16> = 5..=5;
-/// Produce inside a v1 transaction: v12 would mean "add the partition implicitly".
-pub(crate) const PRODUCE_TXN_V1: RangeInclusive<i16> = 3..=11;
 
 /// Why a producer can do nothing more.
 #[derive(Debug, Clone)]

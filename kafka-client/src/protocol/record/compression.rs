@@ -98,12 +98,10 @@ impl FromStr for Compression {
         Compression::ALL
             .into_iter()
             .find(|c| c.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                Error::UnknownName {
-                    kind: "compression type",
-                    name: s.to_owned(),
-                    expected: "none, gzip, snappy, lz4 or zstd",
-                }
+            .ok_or_else(|| Error::UnknownName {
+                kind: "compression type",
+                name: s.to_owned(),
+                expected: "none, gzip, snappy, lz4 or zstd",
             })
     }
 }
