@@ -9,6 +9,7 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::{Request, StrBytes};
 
+use crate::backoff::Backoff;
 use crate::config::ClientConfig;
 use crate::conn::Connection;
 use crate::error::{Error, KafkaCode, Result};
@@ -156,7 +157,7 @@ impl Cluster {
         if let Some(t) = self.topic(topic) {
             return Ok(t);
         }
-        let mut delay = Duration::from_millis(20);
+        let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(500));
         let deadline = Instant::now() + self.config.request_timeout;
         loop {
             match self
@@ -178,8 +179,7 @@ impl Cluster {
                     partition: -1,
                 });
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(500));
+            backoff.sleep().await;
         }
     }
 
@@ -362,11 +362,11 @@ impl Cluster {
             return Ok(conn.clone());
         }
         if let Some(last) = slot.last_failure {
-            let backoff = self
-                .config
-                .reconnect_backoff
-                .saturating_mul(1 << slot.failures.min(10))
-                .min(self.config.reconnect_backoff_max);
+            let backoff = Backoff::new(
+                self.config.reconnect_backoff,
+                self.config.reconnect_backoff_max,
+            )
+            .delay_after(slot.failures);
             let wait = (last + backoff).saturating_duration_since(Instant::now());
             tokio::time::sleep(wait).await;
         }

@@ -117,12 +117,14 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+mod backoff;
 mod cluster;
 pub mod config;
 mod conn;
 pub mod consumer;
 pub mod error;
 pub mod group;
+mod list_offsets;
 pub mod producer;
 pub mod protocol;
 pub mod sasl;

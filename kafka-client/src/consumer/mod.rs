@@ -23,10 +23,10 @@ use tokio::task::JoinHandle;
 pub use self::config::{AutoOffsetReset, ConsumerConfig, CorruptBatchPolicy, IsolationLevel};
 use self::drain::{Drain, Unreadable};
 use self::state::{FetchState, Shared, State};
-use crate::admin::{self, OffsetSpec};
 use crate::cluster::Cluster;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
+use crate::list_offsets::{self, OffsetSpec};
 pub use crate::protocol::record::Header;
 use crate::topic_partition::TopicPartition;
 
@@ -273,7 +273,7 @@ impl Consumer {
     async fn lookup(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<i64> {
         let isolation = self.config.isolation_level.code();
         let mut answers =
-            admin::list_offsets(&self.cluster, isolation, vec![(tp.clone(), spec)]).await;
+            list_offsets::list_offsets(&self.cluster, isolation, vec![(tp.clone(), spec)]).await;
         match answers.remove(tp) {
             Some(result) => Ok(result?.offset),
             None => Err(Error::UnknownPartition {

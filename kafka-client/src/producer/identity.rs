@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, ProducerId};
 
+use crate::backoff::Backoff;
 use crate::cluster::Cluster;
 use crate::error::{KafkaCode, Result};
 
@@ -23,8 +24,9 @@ impl ProducerIdentity {
 
 /// Asks any broker for a new producer id, retrying while the cluster is getting ready.
 pub(crate) async fn init_producer_id(cluster: &Cluster) -> Result<ProducerIdentity> {
-    let mut delay = Duration::from_millis(50);
-    for attempt in 1.. {
+    let mut backoff =
+        Backoff::new(Duration::from_millis(50), Duration::from_secs(1)).with_max_attempts(20);
+    loop {
         let result = cluster
             .request_any(ApiKey::InitProducerId, INIT_PRODUCER_ID_VERSIONS, |_| {
                 // Nullable strings default to "" in kafka-protocol: say "no transaction".
@@ -45,16 +47,12 @@ pub(crate) async fn init_producer_id(cluster: &Cluster) -> Result<ProducerIdenti
         match result {
             Ok(identity) => return Ok(identity),
             // CONCURRENT_TRANSACTIONS: the id's previous transaction is still completing.
-            Err(e)
-                if (e.is_retriable() || e.code() == Some(KafkaCode::ConcurrentTransactions))
-                    && attempt < 20 =>
-            {
+            Err(e) if e.is_retriable() || e.code() == Some(KafkaCode::ConcurrentTransactions) => {
+                let attempt = backoff.attempts();
                 tracing::debug!(error = %e, attempt, "InitProducerId failed, retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
+                backoff.wait(e).await?;
             }
             Err(e) => return Err(e),
         }
     }
-    unreachable!("the loop returns")
 }

@@ -323,7 +323,7 @@ impl Producer {
         self.inner
             .txn
             .as_ref()
-            .ok_or_else(|| Error::NotTransactional { operation: what })
+            .ok_or(Error::NotTransactional { operation: what })
     }
 
     /// The transaction protocol version in use: `Some(2)` when the cluster finalized

@@ -34,7 +34,7 @@ use super::Inner;
 use crate::cluster::Cluster;
 use crate::conn::Connection;
 use crate::error::{Error, KafkaCode, Result};
-use crate::group::coordinator::{Backoff, Coordinator};
+use crate::group::coordinator::{backoff_until, Coordinator};
 use crate::group::ConsumerGroupMetadata;
 use crate::topic_partition::TopicPartition;
 
@@ -326,7 +326,7 @@ impl Txn {
         bump: Option<ProducerIdentity>,
     ) -> Result<ProducerIdentity> {
         let deadline = Instant::now() + OPERATION_TIMEOUT;
-        let mut backoff = Backoff::until(deadline);
+        let mut backoff = backoff_until(deadline);
         let timeout_ms = self.timeout.as_millis().min(i32::MAX as u128) as i32;
         loop {
             let conn = match self.coordinator_conn(deadline).await {
@@ -409,7 +409,7 @@ impl Txn {
     pub(crate) async fn add_partitions(&self, inner: &Inner, partitions: Vec<(Arc<str>, i32)>) {
         let identity = inner.identity();
         let deadline = Instant::now() + OPERATION_TIMEOUT;
-        let mut backoff = Backoff::until(deadline);
+        let mut backoff = backoff_until(deadline);
         let mut by_topic: HashMap<Arc<str>, Vec<i32>> = HashMap::new();
         for (t, p) in &partitions {
             by_topic.entry(t.clone()).or_default().push(*p);
@@ -519,7 +519,7 @@ impl Txn {
         let deadline = Instant::now() + OPERATION_TIMEOUT;
         let v2 = self.is_v2();
         if !v2 {
-            let mut backoff = Backoff::until(deadline);
+            let mut backoff = backoff_until(deadline);
             loop {
                 let attempt = self
                     .coordinator
@@ -571,7 +571,7 @@ impl Txn {
                 .or_default()
                 .push((tp.partition, *offset));
         }
-        let mut backoff = Backoff::until(deadline);
+        let mut backoff = backoff_until(deadline);
         loop {
             let attempt = coordinator
                 .send(ApiKey::TxnOffsetCommit, versions.clone(), deadline, |v| {
@@ -694,7 +694,7 @@ impl Txn {
     pub(crate) async fn end(&self, inner: &Inner, commit: bool) -> Result<ProducerIdentity> {
         let identity = inner.identity();
         let deadline = Instant::now() + OPERATION_TIMEOUT;
-        let mut backoff = Backoff::until(deadline);
+        let mut backoff = backoff_until(deadline);
         let versions = if self.is_v2() { END_TXN_V2 } else { END_TXN_V1 };
         let what = if commit {
             "EndTxn(commit)"
