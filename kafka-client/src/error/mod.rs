@@ -335,12 +335,12 @@ pub enum Error {
 
     /// A transactional operation called when the producer is not in a state for it (no
     /// transaction open, one already open, or a fatal error earlier).
-    #[error("transactional producer {transactional_id:?}: {reason}")]
+    #[error("transactional producer {transactional_id:?}: {problem}")]
     TransactionState {
         /// The producer's transactional id.
         transactional_id: String,
         /// Which state the producer is in and what the call needs.
-        reason: String,
+        problem: TxnStateProblem,
     },
 
     /// The cluster will not run transactions for this producer: the transactional id is not
@@ -442,6 +442,56 @@ impl Error {
             Error::Rebalancing { code, .. } => Some(*code),
             Error::TransactionAbortable { source, .. } => source.code(),
             _ => None,
+        }
+    }
+}
+
+/// Why a transactional call does not fit the producer's state ([`Error::TransactionState`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TxnStateProblem {
+    /// `begin_transaction` while a transaction is open.
+    AlreadyOpen,
+    /// A call that needs an open transaction, before `begin_transaction`.
+    NotOpen {
+        /// The call (`send`, `commit_transaction`).
+        operation: &'static str,
+    },
+    /// A call while the previous transaction is still being committed or aborted.
+    Finishing {
+        /// The call.
+        operation: &'static str,
+    },
+    /// `commit_transaction` while the transaction is being aborted.
+    CommitWhileAborting,
+    /// The producer failed earlier with an error no transaction recovers from.
+    FailedEarlier {
+        /// That error, as it was reported.
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for TxnStateProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TxnStateProblem::AlreadyOpen => f.write_str(
+                "a transaction is already open: commit or abort it before beginning another",
+            ),
+            TxnStateProblem::NotOpen { operation } => write!(
+                f,
+                "{operation} needs an open transaction: call begin_transaction first"
+            ),
+            TxnStateProblem::Finishing { operation } => write!(
+                f,
+                "{operation} while the previous transaction is still being committed or aborted: finish that call first"
+            ),
+            TxnStateProblem::CommitWhileAborting => f.write_str(
+                "commit_transaction while the transaction is being aborted: finish abort_transaction",
+            ),
+            TxnStateProblem::FailedEarlier { reason } => write!(
+                f,
+                "failed earlier and cannot be used any more ({reason}); drop it and create a new producer"
+            ),
         }
     }
 }

@@ -33,7 +33,7 @@ use super::identity::ProducerIdentity;
 use super::Inner;
 use crate::cluster::Cluster;
 use crate::conn::Connection;
-use crate::error::{Error, KafkaCode, Result};
+use crate::error::{Error, KafkaCode, Result, TxnStateProblem};
 use crate::group::coordinator::{backoff_until, Coordinator};
 use crate::group::ConsumerGroupMetadata;
 use crate::topic_partition::TopicPartition;
@@ -130,10 +130,10 @@ impl Txn {
         self.version() >= 2
     }
 
-    fn state_error(&self, reason: impl Into<String>) -> Error {
+    fn state_error(&self, problem: TxnStateProblem) -> Error {
         Error::TransactionState {
             transactional_id: self.id.clone(),
-            reason: reason.into(),
+            problem,
         }
     }
 
@@ -146,9 +146,9 @@ impl Txn {
                 transactional_id: self.id.clone(),
                 reason: reason.clone(),
             },
-            Fatal::Other(reason) => self.state_error(format!(
-                "failed earlier and cannot be used any more ({reason}); drop it and create a new producer"
-            )),
+            Fatal::Other(reason) => self.state_error(TxnStateProblem::FailedEarlier {
+                reason: reason.clone(),
+            }),
         }
     }
 
@@ -198,27 +198,25 @@ impl Txn {
                 st.started = false;
                 Ok(())
             }
-            Phase::InTxn => Err(self.state_error(
-                "a transaction is already open: commit or abort it before beginning another",
-            )),
-            Phase::Committing | Phase::Aborting => Err(self.state_error(
-                "the previous transaction is still being committed or aborted: finish that call first",
-            )),
+            Phase::InTxn => Err(self.state_error(TxnStateProblem::AlreadyOpen)),
+            Phase::Committing | Phase::Aborting => {
+                Err(self.state_error(TxnStateProblem::Finishing {
+                    operation: "begin_transaction",
+                }))
+            }
             phase => Err(self.phase_error(phase).expect("error phase")),
         }
     }
 
     /// Whether records may be added now (`send`, `send_offsets_to_transaction`).
-    pub(crate) fn check_open(&self, what: &str) -> Result<()> {
+    pub(crate) fn check_open(&self, what: &'static str) -> Result<()> {
         let st = self.state();
         match &st.phase {
             Phase::InTxn => Ok(()),
-            Phase::Ready => Err(self.state_error(format!(
-                "{what} needs an open transaction: call begin_transaction first"
-            ))),
-            Phase::Committing | Phase::Aborting => Err(self.state_error(format!(
-                "{what} while the transaction is being committed or aborted"
-            ))),
+            Phase::Ready => Err(self.state_error(TxnStateProblem::NotOpen { operation: what })),
+            Phase::Committing | Phase::Aborting => {
+                Err(self.state_error(TxnStateProblem::Finishing { operation: what }))
+            }
             phase => Err(self.phase_error(phase).expect("error phase")),
         }
     }
@@ -765,17 +763,14 @@ impl Txn {
                 st.phase = Phase::Aborting;
                 Ok(())
             }
-            (Phase::Ready, _) => Err(self.state_error(format!(
-                "{} needs an open transaction: call begin_transaction first",
-                if commit {
+            (Phase::Ready, _) => Err(self.state_error(TxnStateProblem::NotOpen {
+                operation: if commit {
                     "commit_transaction"
                 } else {
                     "abort_transaction"
-                }
-            ))),
-            (Phase::Aborting, true) => Err(self.state_error(
-                "commit_transaction while the transaction is being aborted: finish abort_transaction",
-            )),
+                },
+            })),
+            (Phase::Aborting, true) => Err(self.state_error(TxnStateProblem::CommitWhileAborting)),
             (phase, _) => Err(self.phase_error(phase).expect("error phase")),
         }
     }
