@@ -5,7 +5,7 @@
 //! KRaft brokers forward them to the controller. `NOT_CONTROLLER` and other retriable answers
 //! are retried a bounded number of times with exponential backoff.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,28 +13,24 @@ use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
     ApiKey, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeConfigsRequest, ListOffsetsRequest, TopicName,
+    DescribeConfigsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
+use crate::backoff::Backoff;
 use crate::cluster::{Cluster, ClusterInfo, TopicInfo};
 use crate::config::ClientConfig;
 use crate::error::{check_code, Error, KafkaCode, Result};
+use crate::list_offsets::{list_offsets, ADMIN_BACKOFF};
+pub use crate::list_offsets::{ListedOffset, OffsetSpec};
 use crate::topic_partition::TopicPartition;
 
 const CREATE_TOPICS_VERSIONS: std::ops::RangeInclusive<i16> = 2..=7;
 const DELETE_TOPICS_VERSIONS: std::ops::RangeInclusive<i16> = 1..=6;
 const CREATE_PARTITIONS_VERSIONS: std::ops::RangeInclusive<i16> = 0..=3;
 const DESCRIBE_CONFIGS_VERSIONS: std::ops::RangeInclusive<i16> = 1..=4;
-const LIST_OFFSETS_VERSIONS: std::ops::RangeInclusive<i16> = 1..=10;
-
-/// Attempts for one admin or ListOffsets operation before giving up.
-const MAX_ATTEMPTS: u32 = 6;
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Config resource type of a topic in DescribeConfigs.
 const RESOURCE_TOPIC: i8 = 2;
@@ -48,7 +44,9 @@ const RESOURCE_TOPIC: i8 = 2;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTopic {
+    /// The topic's name.
     pub name: String,
+    /// Number of partitions; -1 takes the broker's `num.partitions`.
     pub partitions: i32,
     /// Copies of each partition; -1 takes the broker's `default.replication.factor`.
     pub replication_factor: i16,
@@ -83,47 +81,18 @@ pub struct CreateTopicsOptions {
     pub validate_only: bool,
 }
 
-/// Which offset of a partition to look up (ListOffsets).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OffsetSpec {
-    /// The log start offset.
-    Earliest,
-    /// The log end offset (the high watermark; the last stable offset for read_committed).
-    Latest,
-    /// The first offset whose timestamp is at or after this many milliseconds since the epoch.
-    Timestamp(i64),
-}
-
-impl OffsetSpec {
-    fn wire(self) -> i64 {
-        match self {
-            OffsetSpec::Earliest => -2,
-            OffsetSpec::Latest => -1,
-            OffsetSpec::Timestamp(ms) => ms,
-        }
-    }
-}
-
-/// The answer for one partition of a ListOffsets lookup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListedOffset {
-    /// The offset; -1 when a timestamp lookup found no record at or after the timestamp.
-    pub offset: i64,
-    /// The timestamp of the record found by a timestamp lookup, else -1.
-    pub timestamp: i64,
-    /// Leader epoch of that offset, -1 when the broker does not say.
-    pub leader_epoch: i32,
-}
-
 /// One topic config as the broker reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigEntry {
+    /// The config's name (`cleanup.policy`).
     pub name: String,
     /// `None` for sensitive values and unset configs.
     pub value: Option<String>,
+    /// Whether the config cannot be changed for the topic.
     pub read_only: bool,
     /// Whether the value is the broker's default rather than set for this topic.
     pub is_default: bool,
+    /// Whether the broker hides the value (passwords, keys).
     pub is_sensitive: bool,
 }
 
@@ -188,7 +157,7 @@ impl Admin {
         let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
         let mut pending = topics;
         let mut first_error = None;
-        let mut backoff = Backoff::new("CreateTopics");
+        let mut backoff = Retry::new("CreateTopics");
         while !pending.is_empty() {
             let request = CreateTopicsRequest::default()
                 .with_timeout_ms(self.timeout_ms())
@@ -218,7 +187,7 @@ impl Admin {
                     // A retried request may find what its lost first attempt created.
                     Err(e)
                         if e.code() == Some(KafkaCode::TopicAlreadyExists)
-                            && (options.ignore_existing || backoff.attempts > 1) => {}
+                            && (options.ignore_existing || backoff.attempts() > 1) => {}
                     Err(e) if e.is_retriable() => {
                         retry_later.push(name);
                         last_retriable = Some(e);
@@ -251,7 +220,7 @@ impl Admin {
     pub async fn delete_topics(&self, names: Vec<String>) -> Result<()> {
         let mut pending = names.clone();
         let mut first_error = None;
-        let mut backoff = Backoff::new("DeleteTopics");
+        let mut backoff = Retry::new("DeleteTopics");
         while !pending.is_empty() {
             let timeout_ms = self.timeout_ms();
             let build = |version: i16| {
@@ -290,7 +259,7 @@ impl Admin {
                     Ok(()) => {}
                     // A retried request may find what its lost first attempt deleted.
                     Err(e) if e.code() == Some(KafkaCode::UnknownTopicOrPartition) => {
-                        if backoff.attempts == 1 {
+                        if backoff.attempts() == 1 {
                             first_error.get_or_insert(e);
                         }
                     }
@@ -321,7 +290,7 @@ impl Admin {
     /// with leaders. Kafka never shrinks a topic: a smaller count is an error
     /// (`InvalidPartitions`).
     pub async fn create_partitions(&self, topic: &str, new_total: i32) -> Result<()> {
-        let mut backoff = Backoff::new("CreatePartitions");
+        let mut backoff = Retry::new("CreatePartitions");
         loop {
             let request = CreatePartitionsRequest::default()
                 .with_timeout_ms(self.timeout_ms())
@@ -397,7 +366,7 @@ impl Admin {
 
     /// Every config of a topic (overrides and defaults), ordered by name.
     pub async fn describe_configs(&self, topic: &str) -> Result<Vec<ConfigEntry>> {
-        let mut backoff = Backoff::new("DescribeConfigs");
+        let mut backoff = Retry::new("DescribeConfigs");
         let results = loop {
             let request = DescribeConfigsRequest::default().with_resources(vec![
                 DescribeConfigsResource::default()
@@ -448,7 +417,7 @@ impl Admin {
     /// Polls metadata until `ready` holds for the topic and every partition has a leader.
     async fn wait_for_topic(&self, topic: &str, ready: impl Fn(&TopicInfo) -> bool) -> Result<()> {
         let deadline = Instant::now() + self.cluster.config.request_timeout;
-        let mut delay = Duration::from_millis(20);
+        let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(500));
         loop {
             self.cluster.invalidate(topic);
             match self
@@ -470,20 +439,19 @@ impl Admin {
             }
             if Instant::now() >= deadline {
                 return Err(Error::Timeout {
-                    api: ApiKey::Metadata,
+                    api: crate::error::Api::Metadata,
                     broker: format!("any (waiting for topic {topic:?} to be ready)"),
                     after: self.cluster.config.request_timeout,
                 });
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(500));
+            backoff.sleep().await;
         }
     }
 
     /// Polls metadata until the topic is gone.
     async fn wait_until_gone(&self, topic: &str) -> Result<()> {
         let deadline = Instant::now() + self.cluster.config.request_timeout;
-        let mut delay = Duration::from_millis(20);
+        let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(500));
         loop {
             self.cluster.invalidate(topic);
             self.cluster
@@ -494,13 +462,12 @@ impl Admin {
             }
             if Instant::now() >= deadline {
                 return Err(Error::Timeout {
-                    api: ApiKey::Metadata,
+                    api: crate::error::Api::Metadata,
                     broker: format!("any (waiting for topic {topic:?} to be deleted)"),
                     after: self.cluster.config.request_timeout,
                 });
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(500));
+            backoff.sleep().await;
         }
     }
 }
@@ -527,21 +494,24 @@ fn creatable(topic: &NewTopic) -> CreatableTopic {
         )
 }
 
-/// Bounded retries with exponential backoff for one admin operation. `NOT_CONTROLLER` and
+/// Bounded retries of one admin operation ([`ADMIN_BACKOFF`]). `NOT_CONTROLLER` and
 /// connection errors are retriable.
-struct Backoff {
+struct Retry {
     what: &'static str,
-    attempts: u32,
-    delay: Duration,
+    backoff: Backoff,
 }
 
-impl Backoff {
+impl Retry {
     fn new(what: &'static str) -> Self {
-        Backoff {
+        Retry {
             what,
-            attempts: 1,
-            delay: FIRST_BACKOFF,
+            backoff: ADMIN_BACKOFF,
         }
+    }
+
+    /// Attempts made so far, the current one included.
+    fn attempts(&self) -> u32 {
+        self.backoff.attempts()
     }
 
     /// After a failed attempt: waits and returns `Ok` if another attempt may follow, else
@@ -550,232 +520,14 @@ impl Backoff {
         if !e.is_retriable() {
             return Err(e);
         }
-        if self.attempts >= MAX_ATTEMPTS {
-            return Err(Error::RetriesExhausted {
-                attempts: self.attempts,
-                last: Box::new(e),
-            });
+        let attempts = self.backoff.attempts();
+        if self.backoff.retry().await {
+            tracing::debug!(what = self.what, attempts, error = %e, "retried");
+            return Ok(());
         }
-        tracing::debug!(what = self.what, attempts = self.attempts, error = %e, "retrying");
-        tokio::time::sleep(self.delay).await;
-        self.attempts += 1;
-        self.delay = (self.delay * 2).min(MAX_BACKOFF);
-        Ok(())
-    }
-}
-
-/// Looks up offsets at each partition's leader, refreshing metadata and retrying partitions
-/// whose leader moved. Shared by the admin client and the consumer (seek and offset reset).
-pub(crate) async fn list_offsets(
-    cluster: &Cluster,
-    isolation_level: i8,
-    requests: Vec<(TopicPartition, OffsetSpec)>,
-) -> HashMap<TopicPartition, Result<ListedOffset>> {
-    let mut out = HashMap::new();
-    // One question per partition: the last one asked wins.
-    let mut index: HashMap<TopicPartition, usize> = HashMap::new();
-    let mut pending: Vec<(TopicPartition, OffsetSpec)> = Vec::with_capacity(requests.len());
-    for (tp, spec) in requests {
-        match index.get(&tp) {
-            Some(&i) => pending[i].1 = spec,
-            None => {
-                index.insert(tp.clone(), pending.len());
-                pending.push((tp, spec));
-            }
-        }
-    }
-    let mut backoff = FIRST_BACKOFF;
-    let mut attempts = 0;
-    while !pending.is_empty() {
-        attempts += 1;
-        let mut last_error: HashMap<TopicPartition, Error> = HashMap::new();
-        let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, OffsetSpec, i32)>> = BTreeMap::new();
-        let unknown: Vec<String> = pending
-            .iter()
-            .filter(|(tp, _)| cluster.leader(&tp.topic, tp.partition).is_none())
-            .map(|(tp, _)| tp.topic.clone())
-            .collect();
-        if !unknown.is_empty() {
-            let mut topics = unknown;
-            topics.sort();
-            topics.dedup();
-            if let Err(e) = cluster.refresh_metadata(&topics, false).await {
-                tracing::debug!(error = %e, "metadata refresh for ListOffsets failed");
-            }
-        }
-        for (tp, spec) in std::mem::take(&mut pending) {
-            match cluster.leader_and_epoch(&tp.topic, tp.partition) {
-                Some((leader, epoch)) => {
-                    by_leader.entry(leader).or_default().push((tp, spec, epoch))
-                }
-                None => {
-                    let known = cluster.topic(&tp.topic).map(|t| t.partitions.len());
-                    let error = Error::UnknownPartition {
-                        topic: tp.topic.clone(),
-                        partition: tp.partition,
-                    };
-                    if known.is_some_and(|n| tp.partition < 0 || tp.partition as usize >= n) {
-                        out.insert(tp, Err(error));
-                    } else {
-                        last_error.insert(tp.clone(), error);
-                        pending.push((tp, spec));
-                    }
-                }
-            }
-        }
-        let requests = by_leader.into_iter().map(|(leader, parts)| async move {
-            let result = list_offsets_at(cluster, leader, isolation_level, &parts).await;
-            (parts, result)
-        });
-        for (parts, result) in futures::future::join_all(requests).await {
-            match result {
-                Err(e) => {
-                    for (tp, spec, _) in parts {
-                        if e.is_retriable() {
-                            cluster.invalidate(&tp.topic);
-                            last_error.insert(tp.clone(), clone_error(&e));
-                            pending.push((tp, spec));
-                        } else {
-                            out.insert(tp, Err(clone_error(&e)));
-                        }
-                    }
-                }
-                Ok(mut answers) => {
-                    for (tp, spec, _) in parts {
-                        match answers.remove(&tp) {
-                            Some(Ok(listed)) => {
-                                out.insert(tp, Ok(listed));
-                            }
-                            Some(Err(e)) if e.is_retriable() => {
-                                cluster.invalidate(&tp.topic);
-                                last_error.insert(tp.clone(), e);
-                                pending.push((tp, spec));
-                            }
-                            Some(Err(e)) => {
-                                out.insert(tp, Err(e));
-                            }
-                            None => {
-                                let e = Error::malformed(
-                                    "ListOffsets response",
-                                    format!("no answer for {tp}"),
-                                );
-                                out.insert(tp, Err(e));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if pending.is_empty() {
-            break;
-        }
-        if attempts >= MAX_ATTEMPTS {
-            for (tp, _) in pending.drain(..) {
-                let last = last_error.remove(&tp).unwrap_or(Error::UnknownPartition {
-                    topic: tp.topic.clone(),
-                    partition: tp.partition,
-                });
-                out.insert(
-                    tp,
-                    Err(Error::RetriesExhausted {
-                        attempts,
-                        last: Box::new(last),
-                    }),
-                );
-            }
-            break;
-        }
-        tracing::debug!(partitions = pending.len(), attempts, "retrying ListOffsets");
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
-    out
-}
-
-/// One ListOffsets request to `leader`; per-partition answers or errors.
-async fn list_offsets_at(
-    cluster: &Cluster,
-    leader: i32,
-    isolation_level: i8,
-    parts: &[(TopicPartition, OffsetSpec, i32)],
-) -> Result<HashMap<TopicPartition, Result<ListedOffset>>> {
-    let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
-    for (tp, spec, epoch) in parts {
-        topics.entry(&tp.topic).or_default().push(
-            ListOffsetsPartition::default()
-                .with_partition_index(tp.partition)
-                .with_current_leader_epoch(*epoch)
-                .with_timestamp(spec.wire()),
-        );
-    }
-    let timeout_ms = i32::try_from(cluster.config.request_timeout.as_millis()).unwrap_or(i32::MAX);
-    let request = ListOffsetsRequest::default()
-        .with_replica_id((-1).into())
-        .with_isolation_level(isolation_level)
-        .with_timeout_ms(timeout_ms)
-        .with_topics(
-            topics
-                .into_iter()
-                .map(|(name, partitions)| {
-                    ListOffsetsTopic::default()
-                        .with_name(topic_name(name))
-                        .with_partitions(partitions)
-                })
-                .collect(),
-        );
-    let response = cluster
-        .request_to(leader, ApiKey::ListOffsets, LIST_OFFSETS_VERSIONS, |_| {
-            request
+        Err(Error::RetriesExhausted {
+            attempts,
+            last: Box::new(e),
         })
-        .await?;
-    let mut out = HashMap::new();
-    for topic in response.topics {
-        let name = topic.name.0.to_string();
-        for p in topic.partitions {
-            let tp = TopicPartition::new(name.clone(), p.partition_index);
-            let result = check_code(p.error_code, || format!("ListOffsets for {tp}")).map(|()| {
-                ListedOffset {
-                    offset: p.offset,
-                    timestamp: p.timestamp,
-                    leader_epoch: p.leader_epoch,
-                }
-            });
-            out.insert(tp, result);
-        }
-    }
-    Ok(out)
-}
-
-/// A copy of an error for fanning one request failure out to several partitions. I/O
-/// errors lose their source type but keep the message.
-pub(crate) fn clone_error(e: &Error) -> Error {
-    match e {
-        Error::Broker { code, context } => Error::Broker {
-            code: *code,
-            context: context.clone(),
-        },
-        Error::Io { broker, source } => Error::Io {
-            broker: broker.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        Error::Disconnected { broker, reason } => Error::Disconnected {
-            broker: broker.clone(),
-            reason: reason.clone(),
-        },
-        Error::Timeout { api, broker, after } => Error::Timeout {
-            api: *api,
-            broker: broker.clone(),
-            after: *after,
-        },
-        Error::UnknownPartition { topic, partition } => Error::UnknownPartition {
-            topic: topic.clone(),
-            partition: *partition,
-        },
-        Error::UnsupportedVersion { api, broker, ours } => Error::UnsupportedVersion {
-            api: *api,
-            broker: broker.clone(),
-            ours: ours.clone(),
-        },
-        other => Error::malformed("error", other.to_string()),
     }
 }

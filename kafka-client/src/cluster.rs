@@ -9,6 +9,7 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::{Request, StrBytes};
 
+use crate::backoff::Backoff;
 use crate::config::ClientConfig;
 use crate::conn::Connection;
 use crate::error::{Error, KafkaCode, Result};
@@ -19,9 +20,13 @@ const METADATA_VERSIONS: std::ops::RangeInclusive<i16> = 1..=12;
 /// A broker as the cluster advertises it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerInfo {
+    /// The broker's id (`node.id`).
     pub id: i32,
+    /// The advertised host.
     pub host: String,
+    /// The advertised port.
     pub port: i32,
+    /// The broker's rack (`broker.rack`), if configured.
     pub rack: Option<String>,
 }
 
@@ -34,27 +39,37 @@ impl BrokerInfo {
 /// One partition's placement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionInfo {
+    /// The partition number.
     pub partition: i32,
     /// Broker id of the leader, or -1 while there is none.
     pub leader: i32,
+    /// The leader's epoch: grows with every leader change; -1 if the broker does not say.
     pub leader_epoch: i32,
+    /// Broker ids holding a copy, the preferred leader first.
     pub replicas: Vec<i32>,
+    /// Broker ids of the in-sync replicas.
     pub isr: Vec<i32>,
 }
 
 /// A topic's partitions, ordered by partition number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicInfo {
+    /// The topic's name.
     pub name: String,
+    /// Whether the topic is internal to Kafka (`__consumer_offsets`, `__transaction_state`).
     pub internal: bool,
+    /// The partitions, ordered by partition number.
     pub partitions: Vec<PartitionInfo>,
 }
 
 /// A snapshot of cluster metadata.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterInfo {
+    /// The cluster's id, if the broker reports one.
     pub cluster_id: Option<String>,
+    /// Broker id of the active controller, or -1 if unknown.
     pub controller_id: i32,
+    /// The live brokers.
     pub brokers: Vec<BrokerInfo>,
 }
 
@@ -142,7 +157,7 @@ impl Cluster {
         if let Some(t) = self.topic(topic) {
             return Ok(t);
         }
-        let mut delay = Duration::from_millis(20);
+        let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(500));
         let deadline = Instant::now() + self.config.request_timeout;
         loop {
             match self
@@ -164,8 +179,7 @@ impl Cluster {
                     partition: -1,
                 });
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(500));
+            backoff.sleep().await;
         }
     }
 
@@ -331,7 +345,10 @@ impl Cluster {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| Error::Config("no broker address known".into())))
+        Err(last.unwrap_or_else(|| Error::InvalidSetting {
+            setting: "ClientConfig::bootstrap",
+            reason: "no broker address known: give at least one host:port".into(),
+        }))
     }
 
     /// The pooled connection to `address`, reconnecting with exponential backoff.
@@ -345,11 +362,11 @@ impl Cluster {
             return Ok(conn.clone());
         }
         if let Some(last) = slot.last_failure {
-            let backoff = self
-                .config
-                .reconnect_backoff
-                .saturating_mul(1 << slot.failures.min(10))
-                .min(self.config.reconnect_backoff_max);
+            let backoff = Backoff::new(
+                self.config.reconnect_backoff,
+                self.config.reconnect_backoff_max,
+            )
+            .delay_after(slot.failures);
             let wait = (last + backoff).saturating_duration_since(Instant::now());
             tokio::time::sleep(wait).await;
         }

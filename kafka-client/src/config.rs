@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, UrlProblem};
 use crate::protocol::frame::DEFAULT_MAX_FRAME_BYTES;
 use crate::sasl::SaslConfig;
 use crate::tls::TlsConfig;
@@ -33,6 +33,16 @@ impl SecurityProtocol {
             self,
             SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
         )
+    }
+
+    /// Kafka's name of the protocol (`SASL_SSL`), as `security.protocol` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
     }
 
     fn from_scheme(scheme: &str) -> Option<Self> {
@@ -157,18 +167,14 @@ impl ClientConfig {
     /// Checks that the security settings are complete.
     pub(crate) fn validate(&self) -> Result<()> {
         if self.security_protocol.uses_sasl() && self.sasl.is_none() {
-            return Err(Error::Config(format!(
-                "security protocol {:?} needs SASL credentials: set them with ClientConfig::with_sasl",
-                self.security_protocol
-            )));
+            return Err(Error::MissingSaslCredentials {
+                protocol: self.security_protocol.name(),
+            });
         }
         if !self.security_protocol.uses_sasl() && self.sasl.is_some() {
-            return Err(Error::Config(format!(
-                "SASL credentials are set but the security protocol is {:?}, which does not \
-                 authenticate: use a sasl_ssl:// URL (or ClientConfig::with_tls), or \
-                 sasl_plaintext:// to send them over plain TCP knowingly",
-                self.security_protocol
-            )));
+            return Err(Error::SaslWithoutSaslProtocol {
+                protocol: self.security_protocol.name(),
+            });
         }
         Ok(())
     }
@@ -185,6 +191,10 @@ impl ClientConfig {
 /// assert_eq!(hosts, ["a:9093", "b:9093"]);
 /// ```
 pub fn parse_broker_url(url: &str) -> Result<(SecurityProtocol, Vec<String>)> {
+    let invalid = |reason| Error::InvalidUrl {
+        url: url.to_owned(),
+        reason,
+    };
     let mut protocol = None;
     let mut plain = Vec::new();
     for part in url.split(',') {
@@ -193,14 +203,12 @@ pub fn parse_broker_url(url: &str) -> Result<(SecurityProtocol, Vec<String>)> {
             None => part,
             Some((scheme, rest)) => {
                 let this = SecurityProtocol::from_scheme(scheme).ok_or_else(|| {
-                    Error::Config(format!(
-                        "unsupported scheme {scheme:?} in {url:?}: use kafka://, ssl://, sasl_ssl:// or sasl_plaintext://"
-                    ))
+                    invalid(UrlProblem::UnsupportedScheme {
+                        scheme: scheme.to_owned(),
+                    })
                 })?;
                 if protocol.is_some_and(|p| p != this) {
-                    return Err(Error::Config(format!(
-                        "{url:?} mixes security protocols: give one scheme for all brokers"
-                    )));
+                    return Err(invalid(UrlProblem::MixedSchemes));
                 }
                 protocol = Some(this);
                 rest
@@ -208,14 +216,20 @@ pub fn parse_broker_url(url: &str) -> Result<(SecurityProtocol, Vec<String>)> {
         };
         plain.push(rest);
     }
-    Ok((
-        protocol.unwrap_or_default(),
-        parse_bootstrap(&plain.join(","))?,
-    ))
+    let addresses = parse_bootstrap(&plain.join(",")).map_err(|e| match e {
+        // Name the URL as the caller wrote it, not its scheme-less rewrite.
+        Error::InvalidUrl { reason, .. } => invalid(reason),
+        other => other,
+    })?;
+    Ok((protocol.unwrap_or_default(), addresses))
 }
 
 /// Splits `kafka://h1:9092,h2:9092` (scheme optional) into `host:port` strings.
 pub fn parse_bootstrap(url: &str) -> Result<Vec<String>> {
+    let invalid = |reason| Error::InvalidUrl {
+        url: url.to_owned(),
+        reason,
+    };
     let mut out = Vec::new();
     for part in url.split(',') {
         let part = part.trim();
@@ -228,9 +242,14 @@ pub fn parse_bootstrap(url: &str) -> Result<Vec<String>> {
                 ) {
                     Ok(rest)
                 } else {
-                    Err(Error::Config(format!(
-                        "unsupported scheme {scheme:?} in {url:?}: use kafka://host:port (TLS and SASL schemes go through ClientConfig::new or parse_broker_url)"
-                    )))
+                    Err(invalid(match SecurityProtocol::from_scheme(scheme) {
+                        Some(_) => UrlProblem::SecureScheme {
+                            scheme: scheme.to_owned(),
+                        },
+                        None => UrlProblem::UnsupportedScheme {
+                            scheme: scheme.to_owned(),
+                        },
+                    }))
                 }
             })
             .transpose()?
@@ -244,14 +263,14 @@ pub fn parse_bootstrap(url: &str) -> Result<Vec<String>> {
                 out.push(part.to_owned())
             }
             _ => {
-                return Err(Error::Config(format!(
-                    "bootstrap address {part:?} is not host:port (in {url:?})"
-                )))
+                return Err(invalid(UrlProblem::NotHostPort {
+                    address: part.to_owned(),
+                }))
             }
         }
     }
     if out.is_empty() {
-        return Err(Error::Config(format!("no broker address in {url:?}")));
+        return Err(invalid(UrlProblem::NoAddress));
     }
     Ok(out)
 }

@@ -127,7 +127,7 @@ impl PendingResponse {
                 );
                 self.shared.shut_down(&reason);
                 Err(Error::Timeout {
-                    api: self.api,
+                    api: crate::error::Api::of(self.api),
                     broker: self.shared.broker.clone(),
                     after: self.timeout,
                 })
@@ -347,7 +347,7 @@ impl Connection {
     /// The highest version of `api` that both this client (`ours`) and the broker speak.
     pub(crate) fn version(&self, api: ApiKey, ours: RangeInclusive<i16>) -> Result<i16> {
         let unsupported = || Error::UnsupportedVersion {
-            api,
+            api: crate::error::Api::of(api),
             broker: self.shared.broker.clone(),
             ours: format!("v{}..=v{}", ours.start(), ours.end()),
         };
@@ -466,6 +466,20 @@ impl Connection {
     /// Closes the connection, failing whatever is still waiting.
     pub(crate) fn close(&self, reason: &str) {
         self.shared.shut_down(reason);
+    }
+}
+
+impl sasl::SaslTransport for Connection {
+    fn broker(&self) -> &str {
+        Connection::broker(self)
+    }
+
+    fn version(&self, api: ApiKey, ours: RangeInclusive<i16>) -> Result<i16> {
+        Connection::version(self, api, ours)
+    }
+
+    async fn send<R: Request + Sync>(&self, request: &R, version: i16) -> Result<R::Response> {
+        self.request_unmetered(request, version).await
     }
 }
 

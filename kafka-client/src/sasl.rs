@@ -13,10 +13,9 @@ use hmac::{Mac, SimpleHmac};
 use kafka_protocol::messages::{
     ApiKey, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::conn::Connection;
 use crate::error::{Error, KafkaCode, Result};
 
 /// Iteration counts above this are refused: a hostile broker could otherwise make the client
@@ -30,6 +29,7 @@ const MIN_SCRAM_ITERATIONS: u32 = 4096;
 
 /// A SASL mechanism this client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SaslMechanism {
     /// User name and password in the clear: only over TLS.
     Plain,
@@ -58,9 +58,11 @@ impl std::str::FromStr for SaslMechanism {
             "PLAIN" => Ok(SaslMechanism::Plain),
             "SCRAM-SHA-256" => Ok(SaslMechanism::ScramSha256),
             "SCRAM-SHA-512" => Ok(SaslMechanism::ScramSha512),
-            _ => Err(Error::Config(format!(
-                "unknown SASL mechanism {s:?}: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
-            ))),
+            _ => Err(Error::UnknownName {
+                kind: "SASL mechanism",
+                name: s.to_owned(),
+                expected: "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+            }),
         }
     }
 }
@@ -79,8 +81,11 @@ impl std::str::FromStr for SaslMechanism {
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct SaslConfig {
+    /// The mechanism to authenticate with.
     pub mechanism: SaslMechanism,
+    /// The user name.
     pub username: String,
+    /// The password (zeroized on drop).
     pub password: String,
 }
 
@@ -132,9 +137,28 @@ impl SaslConfig {
     }
 }
 
+/// What the SASL exchange needs of a connection. The connection implements it, so that this
+/// module (whose settings the client configuration holds) does not depend on the connection.
+pub(crate) trait SaslTransport: Sync {
+    /// The broker's name, for errors.
+    fn broker(&self) -> &str;
+    /// The highest version of `api` in `ours` the broker supports.
+    fn version(&self, api: ApiKey, ours: std::ops::RangeInclusive<i16>) -> Result<i16>;
+    /// Sends a request and waits for its response (not counted against in-flight limits:
+    /// the exchange runs alone on the connection).
+    fn send<R: Request + Sync>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> impl std::future::Future<Output = Result<R::Response>> + Send;
+}
+
 /// Authenticates `conn`; returns the session lifetime the broker granted (KIP-368), after
 /// which the connection must re-authenticate or be closed by the broker.
-pub(crate) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result<Option<Duration>> {
+pub(crate) async fn authenticate(
+    conn: &impl SaslTransport,
+    sasl: &SaslConfig,
+) -> Result<Option<Duration>> {
     let mechanism = sasl.mechanism.name();
     let fail = |reason: String| Error::Authentication {
         broker: conn.broker().to_owned(),
@@ -143,7 +167,7 @@ pub(crate) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result
     };
     let version = conn.version(ApiKey::SaslHandshake, 1..=1)?;
     let handshake = conn
-        .request_unmetered(
+        .send(
             &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism)),
             version,
         )
@@ -177,17 +201,17 @@ pub(crate) async fn authenticate(conn: &Connection, sasl: &SaslConfig) -> Result
 }
 
 /// One SaslAuthenticate round trip after another.
-struct Exchange<'a, F: Fn(String) -> Error> {
-    conn: &'a Connection,
+struct Exchange<'a, T: SaslTransport, F: Fn(String) -> Error> {
+    conn: &'a T,
     version: i16,
     fail: &'a F,
 }
 
-impl<F: Fn(String) -> Error> Exchange<'_, F> {
+impl<T: SaslTransport, F: Fn(String) -> Error> Exchange<'_, T, F> {
     async fn step(&mut self, message: Vec<u8>) -> Result<SaslAuthenticateResponse> {
         let response = self
             .conn
-            .request_unmetered(
+            .send(
                 &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message)),
                 self.version,
             )
@@ -210,7 +234,7 @@ impl<F: Fn(String) -> Error> Exchange<'_, F> {
 }
 
 async fn scram<D>(
-    exchange: &mut Exchange<'_, impl Fn(String) -> Error>,
+    exchange: &mut Exchange<'_, impl SaslTransport, impl Fn(String) -> Error>,
     sasl: &SaslConfig,
 ) -> Result<i64>
 where

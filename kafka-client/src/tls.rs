@@ -275,7 +275,7 @@ fn unsupported_cpu(missing: &[&str]) -> Error {
 }
 
 fn tls_config_error(reason: String) -> Error {
-    Error::Config(format!("TLS: {reason}"))
+    Error::InvalidTls { reason }
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {

@@ -258,7 +258,10 @@ async fn sasl_over_plain_tcp_needs_an_explicit_sasl_plaintext_url() {
         let Err(err) = Admin::new(config).await else {
             panic!("credentials on {url} must not be sent");
         };
-        assert!(matches!(err, Error::Config(_)), "{err:?}");
+        assert!(
+            matches!(err, Error::SaslWithoutSaslProtocol { .. }),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("sasl_plaintext://"), "{err}");
     }
     assert_eq!(connections(&cluster), 0, "nothing was sent");

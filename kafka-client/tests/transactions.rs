@@ -18,6 +18,7 @@ use kafka_client::admin::{Admin, NewTopic, OffsetSpec};
 use kafka_client::consumer::{
     AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, Offset,
 };
+use kafka_client::error::TxnStateProblem;
 use kafka_client::group::{ConsumerGroupMetadata, GroupConfig, GroupConsumer};
 use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
 use kafka_client::{ClientConfig, Error, TopicPartition};
@@ -526,23 +527,29 @@ async fn recovers_after_abortable_error(t: Target) {
 async fn state_rules(t: Target) {
     let topic = create_topic(&t.bootstrap, "txn-rules", 1).await;
     let producer = txn_producer(&t, &unique("txn-rules"), ProducerConfig::default()).await;
-    let send = producer.send(record(&topic, 0, "outside")).await;
-    assert!(
-        matches!(send, Err(Error::TransactionState { .. })),
-        "{send:?}"
+    let not_open = |result: Result<_, Error>, operation: &str| match result {
+        Err(Error::TransactionState {
+            problem: TxnStateProblem::NotOpen { operation: op },
+            ..
+        }) => assert_eq!(op, operation),
+        other => panic!("{operation}: {:?}", other.map(|_| ())),
+    };
+    not_open(
+        producer
+            .send(record(&topic, 0, "outside"))
+            .await
+            .map(|_| ()),
+        "send",
     );
-    assert!(matches!(
-        producer.commit_transaction().await,
-        Err(Error::TransactionState { .. })
-    ));
-    assert!(matches!(
-        producer.abort_transaction().await,
-        Err(Error::TransactionState { .. })
-    ));
+    not_open(producer.commit_transaction().await, "commit_transaction");
+    not_open(producer.abort_transaction().await, "abort_transaction");
     producer.begin_transaction().unwrap();
     assert!(matches!(
         producer.begin_transaction(),
-        Err(Error::TransactionState { .. })
+        Err(Error::TransactionState {
+            problem: TxnStateProblem::AlreadyOpen,
+            ..
+        })
     ));
     // Aborted before it lingers out: never sent.
     let lingering = Producer::new(
@@ -568,11 +575,14 @@ async fn state_rules(t: Target) {
         .await
         .unwrap();
     assert_eq!(plain.transaction_version(), None);
-    assert!(matches!(plain.begin_transaction(), Err(Error::Config(_))));
+    assert!(matches!(
+        plain.begin_transaction(),
+        Err(Error::NotTransactional { .. })
+    ));
     let group = ConsumerGroupMetadata::group_only("g");
     assert!(matches!(
         plain.send_offsets_to_transaction(vec![], &group).await,
-        Err(Error::Config(_))
+        Err(Error::NotTransactional { .. })
     ));
 }
 

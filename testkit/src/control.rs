@@ -29,6 +29,24 @@ pub enum Action {
     },
 }
 
+/// An error code an [`Intercept`] can answer with.
+pub trait ErrorCode {
+    /// The numeric code as it travels on the wire.
+    fn wire_code(self) -> i16;
+}
+
+impl ErrorCode for kafka_client::KafkaCode {
+    fn wire_code(self) -> i16 {
+        self.code()
+    }
+}
+
+impl ErrorCode for ResponseError {
+    fn wire_code(self) -> i16 {
+        self.code()
+    }
+}
+
 /// A rule for [`MockCluster::intercept`](crate::MockCluster::intercept): an action, how many
 /// matching requests it applies to, and optional filters.
 ///
@@ -59,9 +77,13 @@ impl Intercept {
             partition: None,
         }
     }
-    /// Answer with an error code (the request is not executed).
-    pub fn error(code: ResponseError) -> Self {
-        Self::new(Action::Error(code))
+    /// Answer with an error code (the request is not executed): a [`KafkaCode`](crate::KafkaCode)
+    /// or the protocol crate's `ResponseError`.
+    pub fn error(code: impl ErrorCode) -> Self {
+        let code = code.wire_code();
+        Self::new(Action::Error(
+            ResponseError::try_from_code(code).unwrap_or(ResponseError::Unknown(code)),
+        ))
     }
     /// Delay the request, then serve it.
     pub fn delay(by: Duration) -> Self {

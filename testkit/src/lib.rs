@@ -74,7 +74,7 @@ mod transactions;
 mod txn;
 
 pub use cluster::{MockCluster, MockClusterBuilder};
-pub use control::{Action, Intercept, RequestRecord};
+pub use control::{Action, ErrorCode, Intercept, RequestRecord};
 pub use decode::{decode_request, DecodedRequest};
 pub use error::{Error, Result};
 pub use group::CommitRecord;

@@ -5,6 +5,7 @@ use std::time::Duration;
 /// Where to start when a partition has no position yet, or its position has left the log
 /// (`auto.offset.reset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum AutoOffsetReset {
     /// The first offset still in the log.
     Earliest,
@@ -43,6 +44,7 @@ impl IsolationLevel {
 /// once (the damage may have happened in transit); the policy applies when the batch is
 /// still unreadable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum CorruptBatchPolicy {
     /// Stop the partition before the batch: `recv` returns
     /// [`Error::CorruptRecords`](crate::Error::CorruptRecords) naming topic, partition and
@@ -179,18 +181,32 @@ impl ConsumerConfig {
 
     /// Rejects settings that cannot work.
     pub(crate) fn validate(&self) -> crate::Result<()> {
-        let bad = |what: &str| Err(crate::Error::Config(format!("consumer: {what}")));
-        if self.fetch_max_bytes <= 0 || self.max_partition_fetch_bytes <= 0 {
-            return bad("fetch_max_bytes and max_partition_fetch_bytes must be positive");
+        let bad = |setting, reason: &str| {
+            Err(crate::Error::InvalidSetting {
+                setting,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.fetch_max_bytes <= 0 {
+            return bad("ConsumerConfig::fetch_max_bytes", "must be positive");
+        }
+        if self.max_partition_fetch_bytes <= 0 {
+            return bad(
+                "ConsumerConfig::max_partition_fetch_bytes",
+                "must be positive",
+            );
         }
         if self.max_buffered_bytes == 0 {
-            return bad("max_buffered_bytes must be positive");
+            return bad("ConsumerConfig::max_buffered_bytes", "must be positive");
         }
         if self.fetch_min_bytes < 0 {
-            return bad("fetch_min_bytes must not be negative");
+            return bad("ConsumerConfig::fetch_min_bytes", "must not be negative");
         }
         if i32::try_from(self.fetch_max_wait.as_millis()).is_err() {
-            return bad("fetch_max_wait does not fit in i32 milliseconds");
+            return bad(
+                "ConsumerConfig::fetch_max_wait",
+                "does not fit in i32 milliseconds",
+            );
         }
         Ok(())
     }

@@ -15,9 +15,10 @@ use kafka_protocol::protocol::StrBytes;
 use super::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
 use super::drain::scan;
 use super::state::{Chunk, FetchState, Shared, State};
-use crate::admin::{self, ListedOffset, OffsetSpec};
+use crate::backoff::Backoff;
 use crate::cluster::Cluster;
 use crate::error::{Error, KafkaCode, Result};
+use crate::list_offsets::{self, ListedOffset, OffsetSpec};
 use crate::topic_partition::TopicPartition;
 
 /// Fetch versions: v4 is the oldest Kafka 4 serves, v12 the last that names topics (v13+
@@ -104,10 +105,7 @@ impl Fetcher {
     }
 
     fn backoff(&self, failures: u32) -> Duration {
-        self.config
-            .retry_backoff
-            .saturating_mul(1 << failures.min(10))
-            .min(self.config.retry_backoff_max)
+        Backoff::new(self.config.retry_backoff, self.config.retry_backoff_max).delay_after(failures)
     }
 
     /// Starts whatever can start now; returns when to look again if something is waiting for a
@@ -216,7 +214,7 @@ impl Fetcher {
                 .iter()
                 .map(|(tp, _, spec)| (tp.clone(), *spec))
                 .collect();
-            let result = admin::list_offsets(&cluster, isolation, requests).await;
+            let result = list_offsets::list_offsets(&cluster, isolation, requests).await;
             Done::Reset { sent, result }
         }));
     }

@@ -23,10 +23,10 @@ use tokio::task::JoinHandle;
 pub use self::config::{AutoOffsetReset, ConsumerConfig, CorruptBatchPolicy, IsolationLevel};
 use self::drain::{Drain, Unreadable};
 use self::state::{FetchState, Shared, State};
-use crate::admin::{self, OffsetSpec};
 use crate::cluster::Cluster;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
+use crate::list_offsets::{self, OffsetSpec};
 pub use crate::protocol::record::Header;
 use crate::topic_partition::TopicPartition;
 
@@ -36,7 +36,9 @@ use crate::topic_partition::TopicPartition;
 pub struct ConsumerRecord {
     /// The topic name, shared by every record of the partition.
     pub topic: Arc<str>,
+    /// The partition it was read from.
     pub partition: i32,
+    /// Its offset in the partition.
     pub offset: i64,
     /// Milliseconds since the epoch (create time or log-append time, as the topic says).
     pub timestamp: i64,
@@ -57,6 +59,7 @@ impl ConsumerRecord {
 
 /// Where to move a partition's position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Offset {
     /// The first offset still in the log.
     Earliest,
@@ -131,10 +134,13 @@ impl Consumer {
     pub async fn new(client: ClientConfig, config: ConsumerConfig) -> Result<Consumer> {
         config.validate()?;
         if config.fetch_max_wait >= client.request_timeout {
-            return Err(Error::Config(format!(
-                "consumer: fetch_max_wait ({:?}) must be below the request timeout ({:?})",
-                config.fetch_max_wait, client.request_timeout
-            )));
+            return Err(Error::InvalidSetting {
+                setting: "ConsumerConfig::fetch_max_wait",
+                reason: format!(
+                    "{:?} must be below the client's request_timeout ({:?})",
+                    config.fetch_max_wait, client.request_timeout
+                ),
+            });
         }
         let cluster = Cluster::connect(client).await?;
         let shared = Shared::new();
@@ -239,9 +245,11 @@ impl Consumer {
         self.check_assigned(tp)?;
         let target = match offset {
             Offset::At(offset) if offset < 0 => {
-                return Err(Error::Config(format!(
-                    "seek {tp}: offset {offset} is negative"
-                )));
+                return Err(Error::NegativeOffset {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    offset,
+                });
             }
             Offset::At(offset) => offset,
             Offset::Earliest => self.lookup(tp, OffsetSpec::Earliest).await?,
@@ -265,7 +273,7 @@ impl Consumer {
     async fn lookup(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<i64> {
         let isolation = self.config.isolation_level.code();
         let mut answers =
-            admin::list_offsets(&self.cluster, isolation, vec![(tp.clone(), spec)]).await;
+            list_offsets::list_offsets(&self.cluster, isolation, vec![(tp.clone(), spec)]).await;
         match answers.remove(tp) {
             Some(result) => Ok(result?.offset),
             None => Err(Error::UnknownPartition {

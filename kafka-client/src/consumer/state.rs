@@ -14,8 +14,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::admin::OffsetSpec;
 use crate::error::Error;
+use crate::list_offsets::OffsetSpec;
 use crate::topic_partition::TopicPartition;
 
 /// State shared between a [`Consumer`](super::Consumer) and its fetcher task.

@@ -15,6 +15,7 @@ use crate::topic_partition::TopicPartition;
 /// What one member sent when it joined.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
+    /// The member's id, as the coordinator gave it.
     pub member_id: String,
     /// Set for static members.
     pub group_instance_id: Option<String>,
@@ -33,6 +34,7 @@ pub struct Subscription {
 /// What one member gets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Assignment {
+    /// The partitions the member is to consume.
     pub partitions: Vec<TopicPartition>,
     /// Assignor-specific bytes for the member (e.g. standby placement).
     pub user_data: Option<Bytes>,
@@ -50,6 +52,7 @@ impl Assignment {
 
 /// How partitions move during a rebalance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RebalanceProtocol {
     /// Every member revokes everything before rejoining.
     Eager,

@@ -154,38 +154,62 @@ impl GroupConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        let bad = |what: String| Err(Error::Config(format!("group {}: {what}", self.group_id)));
+        let group = &self.group_id;
+        let bad = |setting, reason: String| {
+            Err(Error::InvalidSetting {
+                setting,
+                reason: format!("group {group:?}: {reason}"),
+            })
+        };
         if self.group_id.is_empty() {
-            return bad("group_id must not be empty".into());
+            return bad("GroupConfig::group_id", "must not be empty".into());
         }
         if self.assignors.is_empty() {
-            return bad("at least one assignor is needed".into());
+            return bad("GroupConfig::assignors", "at least one is needed".into());
         }
         if self.heartbeat_interval >= self.session_timeout {
-            return bad(format!(
-                "heartbeat_interval ({:?}) must be below session_timeout ({:?})",
-                self.heartbeat_interval, self.session_timeout
-            ));
+            return bad(
+                "GroupConfig::heartbeat_interval",
+                format!(
+                    "{:?} must be below session_timeout ({:?})",
+                    self.heartbeat_interval, self.session_timeout
+                ),
+            );
         }
-        if self.heartbeat_interval.is_zero() || self.auto_commit_interval.is_zero() {
-            return bad("heartbeat_interval and auto_commit_interval must be positive".into());
+        if self.heartbeat_interval.is_zero() {
+            return bad("GroupConfig::heartbeat_interval", "must be positive".into());
         }
-        for d in [
-            self.session_timeout,
-            self.effective_rebalance_timeout(),
-            self.max_poll_interval,
+        if self.auto_commit_interval.is_zero() {
+            return bad(
+                "GroupConfig::auto_commit_interval",
+                "must be positive".into(),
+            );
+        }
+        for (setting, d) in [
+            ("GroupConfig::session_timeout", self.session_timeout),
+            (
+                "GroupConfig::rebalance_timeout",
+                self.effective_rebalance_timeout(),
+            ),
+            ("GroupConfig::max_poll_interval", self.max_poll_interval),
         ] {
             if i32::try_from(d.as_millis()).is_err() {
-                return bad(format!("{d:?} does not fit in i32 milliseconds"));
+                return bad(setting, format!("{d:?} does not fit in i32 milliseconds"));
             }
         }
         if self.group_instance_id.as_deref() == Some("") {
-            return bad("group_instance_id must not be empty (use None)".into());
+            return bad(
+                "GroupConfig::group_instance_id",
+                "must not be empty (use None)".into(),
+            );
         }
         let mut names: Vec<&str> = self.assignors.iter().map(|a| a.name()).collect();
         names.sort_unstable();
         if names.windows(2).any(|w| w[0] == w[1]) {
-            return bad("two assignors share a name".into());
+            return bad(
+                "GroupConfig::assignors",
+                "two assignors share a name".into(),
+            );
         }
         Ok(())
     }

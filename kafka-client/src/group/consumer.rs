@@ -487,11 +487,9 @@ impl GroupConsumer {
             .assignors
             .iter()
             .find(|a| a.name() == joined.protocol)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "group {}: the coordinator chose assignor {:?}, which this member does not have",
-                    cfg.group_id, joined.protocol
-                ))
+            .ok_or_else(|| Error::UnknownAssignor {
+                group: cfg.group_id.clone(),
+                assignor: joined.protocol.clone(),
             })?;
         let members: Vec<Subscription> = joined
             .members

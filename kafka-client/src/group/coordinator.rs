@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest};
 use kafka_protocol::protocol::{Request, StrBytes};
 
+use crate::backoff::Backoff;
 use crate::cluster::Cluster;
 use crate::error::{Error, KafkaCode, Result};
 
@@ -96,7 +97,7 @@ impl Coordinator {
         if let Some(id) = self.cached() {
             return Ok(id);
         }
-        let mut delay = Duration::from_millis(50);
+        let mut backoff = backoff_until(deadline);
         loop {
             match self.find().await {
                 Ok(id) => {
@@ -104,13 +105,12 @@ impl Coordinator {
                     *self.node.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
                     return Ok(id);
                 }
-                Err(e) if e.is_retriable() && Instant::now() + delay < deadline => {
+                Err(e) if e.is_retriable() => {
                     tracing::debug!(group = %self.group, error = %e, "FindCoordinator failed, retrying");
+                    backoff.wait(e).await?;
                 }
                 Err(e) => return Err(e),
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(1));
         }
     }
 
@@ -186,27 +186,10 @@ impl Coordinator {
     }
 }
 
-/// Retry pacing for group requests: doubling pauses up to 1 s, bounded by a deadline.
-pub(crate) struct Backoff {
-    delay: Duration,
-    deadline: Instant,
+/// Retry pacing for group and transaction requests: doubling pauses from 50 ms up to 1 s,
+/// none reaching `deadline` ([`Backoff::wait`] then gives the last error back).
+pub(crate) fn backoff_until(deadline: Instant) -> Backoff {
+    GROUP_BACKOFF.until(deadline.into())
 }
 
-impl Backoff {
-    pub(crate) fn until(deadline: Instant) -> Self {
-        Backoff {
-            delay: Duration::from_millis(50),
-            deadline,
-        }
-    }
-
-    /// Sleeps before the next attempt; `Err(last)` when the deadline would pass.
-    pub(crate) async fn wait(&mut self, last: Error) -> Result<()> {
-        if Instant::now() + self.delay >= self.deadline {
-            return Err(last);
-        }
-        tokio::time::sleep(self.delay).await;
-        self.delay = (self.delay * 2).min(Duration::from_secs(1));
-        Ok(())
-    }
-}
+const GROUP_BACKOFF: Backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));

@@ -18,7 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Notify;
 
 use super::config::GroupConfig;
-use super::coordinator::{classify, Backoff, CodeClass, Coordinator};
+use super::coordinator::{backoff_until, classify, CodeClass, Coordinator};
 use super::offsets::Generation;
 use super::protocol::PROTOCOL_TYPE;
 use crate::error::{Error, KafkaCode, Result};
@@ -242,7 +242,7 @@ pub(crate) async fn join(shared: &GroupShared, protocols: &[(String, Bytes)]) ->
     let cfg = &shared.config;
     let group = cfg.group_id.as_str();
     // A JoinGroup may wait a whole rebalance timeout for the other members.
-    let mut backoff = Backoff::until(Instant::now() + Duration::from_secs(365 * 24 * 3600));
+    let mut backoff = backoff_until(Instant::now() + Duration::from_secs(365 * 24 * 3600));
     loop {
         let member_id = shared.state().member_id.clone();
         let attempt = shared

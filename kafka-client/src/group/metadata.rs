@@ -9,6 +9,7 @@
 /// `Producer::send_offsets_to_transaction`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerGroupMetadata {
+    /// The consumer group's id.
     pub group_id: String,
     /// -1 when the member has not joined (the coordinator then checks nothing but the group).
     pub generation_id: i32,

@@ -15,7 +15,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::coordinator::{classify, Backoff, CodeClass, Coordinator};
+use super::coordinator::{backoff_until, classify, CodeClass, Coordinator};
 use crate::error::{Error, KafkaCode, Result};
 use crate::topic_partition::TopicPartition;
 
@@ -73,7 +73,7 @@ pub(crate) async fn commit(
         return Ok(());
     }
     let by_topic = grouped(offsets);
-    let mut backoff = Backoff::until(deadline);
+    let mut backoff = backoff_until(deadline);
     loop {
         let attempt = coordinator
             .send(
@@ -181,7 +181,7 @@ pub(crate) async fn fetch(
     }
     let items: Vec<(TopicPartition, ())> = partitions.iter().map(|tp| (tp.clone(), ())).collect();
     let by_topic = grouped(&items);
-    let mut backoff = Backoff::until(deadline);
+    let mut backoff = backoff_until(deadline);
     let group_id = || GroupId(StrBytes::from_string(group.to_owned()));
     loop {
         let attempt = coordinator

@@ -39,6 +39,7 @@ impl Acks {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
+    /// How many replicas must have a record before it counts as written.
     pub acks: Acks,
     /// How long a batch waits for more records before it is sent.
     pub linger: Duration,
@@ -46,6 +47,7 @@ pub struct ProducerConfig {
     pub batch_size: usize,
     /// Upper bound of one Produce request (and so of one record).
     pub max_request_size: usize,
+    /// The codec for record batches.
     pub compression: Compression,
     /// `None` (the default) means on exactly when `acks` is `All`, as in Java.
     pub idempotence: Option<bool>,
@@ -90,34 +92,42 @@ impl Default for ProducerConfig {
 }
 
 impl ProducerConfig {
+    /// Sets [`acks`](Self::acks) (`All` keeps idempotence on; anything else turns the default off).
     pub fn with_acks(mut self, acks: Acks) -> Self {
         self.acks = acks;
         self
     }
+    /// Sets [`linger`](Self::linger).
     pub fn with_linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
         self
     }
+    /// Sets [`batch_size`](Self::batch_size) in bytes.
     pub fn with_batch_size(mut self, bytes: usize) -> Self {
         self.batch_size = bytes;
         self
     }
+    /// Sets [`max_request_size`](Self::max_request_size) in bytes.
     pub fn with_max_request_size(mut self, bytes: usize) -> Self {
         self.max_request_size = bytes;
         self
     }
+    /// Sets [`compression`](Self::compression).
     pub fn with_compression(mut self, compression: Compression) -> Self {
         self.compression = compression;
         self
     }
+    /// Turns idempotence on or off explicitly (on needs `Acks::All`).
     pub fn with_idempotence(mut self, on: bool) -> Self {
         self.idempotence = Some(on);
         self
     }
+    /// Sets [`delivery_timeout`](Self::delivery_timeout).
     pub fn with_delivery_timeout(mut self, timeout: Duration) -> Self {
         self.delivery_timeout = timeout;
         self
     }
+    /// Sets [`buffer_memory`](Self::buffer_memory) in bytes.
     pub fn with_buffer_memory(mut self, bytes: usize) -> Self {
         self.buffer_memory = bytes;
         self
@@ -129,6 +139,7 @@ impl ProducerConfig {
         self.transactional_id = Some(id.into());
         self
     }
+    /// Sets [`transaction_timeout`](Self::transaction_timeout).
     pub fn with_transaction_timeout(mut self, timeout: Duration) -> Self {
         self.transaction_timeout = timeout;
         self
@@ -140,27 +151,50 @@ impl ProducerConfig {
     }
 
     pub(crate) fn validate(&self) -> crate::Result<()> {
-        let fail = |m: &str| Err(crate::Error::Config(m.to_owned()));
+        let fail = |setting, reason: &str| {
+            Err(crate::Error::InvalidSetting {
+                setting,
+                reason: reason.to_owned(),
+            })
+        };
         if let Some(id) = &self.transactional_id {
             if id.is_empty() {
-                return fail("transactional_id must not be empty");
+                return fail("ProducerConfig::transactional_id", "must not be empty");
             }
             if self.acks != Acks::All || self.idempotence == Some(false) {
-                return fail("transactional_id needs idempotence and acks=all: use Acks::All and leave idempotence on");
+                return fail(
+                    "ProducerConfig::transactional_id",
+                    "needs idempotence and acks=all: use Acks::All and leave idempotence on",
+                );
             }
             let ms = self.transaction_timeout.as_millis();
             if ms == 0 || ms > i32::MAX as u128 {
-                return fail("transaction_timeout must be between 1 ms and i32::MAX ms");
+                return fail(
+                    "ProducerConfig::transaction_timeout",
+                    "must be between 1 ms and i32::MAX ms",
+                );
             }
         }
         if self.idempotence == Some(true) && self.acks != Acks::All {
-            return fail("idempotence needs acks=all: use Acks::All or with_idempotence(false)");
+            return fail(
+                "ProducerConfig::idempotence",
+                "needs acks=all: use Acks::All or with_idempotence(false)",
+            );
         }
         if self.idempotence_enabled() && !(1..=5).contains(&self.max_in_flight_per_partition) {
-            return fail("idempotence allows 1 to 5 batches in flight per partition");
+            return fail(
+                "ProducerConfig::max_in_flight_per_partition",
+                "idempotence allows 1 to 5 batches in flight per partition",
+            );
         }
-        if self.batch_size == 0 || self.max_request_size < 128 {
-            return fail("batch_size must be positive and max_request_size at least 128 bytes");
+        if self.batch_size == 0 {
+            return fail("ProducerConfig::batch_size", "must be positive");
+        }
+        if self.max_request_size < 128 {
+            return fail(
+                "ProducerConfig::max_request_size",
+                "must be at least 128 bytes",
+            );
         }
         Ok(())
     }

@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 /// Where a record was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
+    /// The topic written to.
     pub topic: String,
+    /// The partition written to.
     pub partition: i32,
     /// The record's offset; -1 with `acks=0`, or for a retried batch the broker reported as
     /// a duplicate without its offset.

@@ -47,6 +47,7 @@
 mod accumulator;
 mod config;
 mod delivery;
+mod identity;
 pub mod partitioner;
 mod record;
 mod sender;
@@ -97,18 +98,18 @@ pub(crate) struct Inner {
     last_failure: Mutex<Option<String>>,
     /// Producer id and epoch (-1/-1 when not idempotent); a transactional producer's moves
     /// on with aborts and, under transaction version 2, with every EndTxn.
-    identity: Mutex<sender::ProducerIdentity>,
+    identity: Mutex<identity::ProducerIdentity>,
     /// The transaction manager, when `transactional_id` is set.
     txn: Option<txn::Txn>,
 }
 
 impl Inner {
-    pub(crate) fn identity(&self) -> sender::ProducerIdentity {
+    pub(crate) fn identity(&self) -> identity::ProducerIdentity {
         *self.identity.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Takes a new producer id or epoch; sequences start again from 0.
-    fn adopt(&self, identity: sender::ProducerIdentity) {
+    fn adopt(&self, identity: identity::ProducerIdentity) {
         let old = std::mem::replace(
             &mut *self.identity.lock().unwrap_or_else(|e| e.into_inner()),
             identity,
@@ -168,13 +169,13 @@ impl Producer {
             closing: AtomicBool::new(false),
             failed: AtomicU64::new(0),
             last_failure: Mutex::new(None),
-            identity: Mutex::new(sender::ProducerIdentity::NONE),
+            identity: Mutex::new(identity::ProducerIdentity::NONE),
             txn,
         });
         let producer_id = match &inner.txn {
             Some(txn) => txn.init_producer_id(None).await?,
-            None if idempotent => sender::init_producer_id(&inner.cluster).await?,
-            None => sender::ProducerIdentity::NONE,
+            None if idempotent => identity::init_producer_id(&inner.cluster).await?,
+            None => identity::ProducerIdentity::NONE,
         };
         *inner.identity.lock().unwrap_or_else(|e| e.into_inner()) = producer_id;
         let sender = tokio::spawn(sender::run(inner.clone()));
@@ -318,12 +319,11 @@ impl Producer {
         Ok(())
     }
 
-    fn txn(&self, what: &str) -> Result<&txn::Txn> {
-        self.inner.txn.as_ref().ok_or_else(|| {
-            Error::Config(format!(
-                "{what} needs a transactional producer: set ProducerConfig::with_transactional_id"
-            ))
-        })
+    fn txn(&self, what: &'static str) -> Result<&txn::Txn> {
+        self.inner
+            .txn
+            .as_ref()
+            .ok_or(Error::NotTransactional { operation: what })
     }
 
     /// The transaction protocol version in use: `Some(2)` when the cluster finalized

@@ -13,10 +13,13 @@ use crate::protocol::record::Header;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct ProducerRecord {
+    /// The topic to write to.
     pub topic: String,
     /// `None` lets the partitioner choose (by key, or sticky for keyless records).
     pub partition: Option<i32>,
+    /// `None` is Kafka's null key (the record then goes to a sticky partition).
     pub key: Option<Bytes>,
+    /// `None` is a tombstone (deletes the key in a compacted topic).
     pub value: Option<Bytes>,
     /// Kept in order; the same key may appear more than once.
     pub headers: Vec<Header>,
@@ -25,28 +28,34 @@ pub struct ProducerRecord {
 }
 
 impl ProducerRecord {
+    /// A record for `topic` with no key, value or headers yet.
     pub fn new(topic: impl Into<String>) -> Self {
         ProducerRecord {
             topic: topic.into(),
             ..Default::default()
         }
     }
+    /// Sets the key.
     pub fn key(mut self, key: impl Into<Bytes>) -> Self {
         self.key = Some(key.into());
         self
     }
+    /// Sets the value.
     pub fn value(mut self, value: impl Into<Bytes>) -> Self {
         self.value = Some(value.into());
         self
     }
+    /// Adds a header (after any added before).
     pub fn header(mut self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
         self.headers.push(Header::new(key, Some(value)));
         self
     }
+    /// Sends to this partition instead of letting the partitioner choose.
     pub fn partition(mut self, partition: i32) -> Self {
         self.partition = Some(partition);
         self
     }
+    /// Sets the timestamp, in milliseconds since the epoch.
     pub fn timestamp(mut self, millis: i64) -> Self {
         self.timestamp = Some(millis);
         self

@@ -8,72 +8,22 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
-use kafka_protocol::messages::{
-    ApiKey, InitProducerIdRequest, ProduceRequest, ProducerId, TopicName, TransactionalId,
-};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, TopicName, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
 
 use bytes::Bytes;
 
 use super::accumulator::{PartitionQueue, ProducerBatch};
+use super::identity::{init_producer_id, ProducerIdentity};
 use super::Inner;
 use super::ProducerConfig;
-use crate::cluster::Cluster;
 use crate::error::{Error, KafkaCode, Result};
 use crate::protocol::record::{BatchBuilder, BatchHeader, Compression};
 
 /// Produce v3 is the oldest Kafka 4 accepts; v13 addresses topics by id, which we don't yet.
 const PRODUCE_VERSIONS: std::ops::RangeInclusive<i16> = 3..=12;
-const INIT_PRODUCER_ID_VERSIONS: std::ops::RangeInclusive<i16> = 0..=5;
-
-/// The idempotent producer's id and epoch (-1/-1 when not idempotent).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ProducerIdentity {
-    pub(crate) id: i64,
-    pub(crate) epoch: i16,
-}
-
-impl ProducerIdentity {
-    pub(crate) const NONE: ProducerIdentity = ProducerIdentity { id: -1, epoch: -1 };
-}
-
-/// Asks any broker for a new producer id, retrying while the cluster is getting ready.
-pub(crate) async fn init_producer_id(cluster: &Cluster) -> Result<ProducerIdentity> {
-    let mut delay = Duration::from_millis(50);
-    for attempt in 1.. {
-        let result = cluster
-            .request_any(ApiKey::InitProducerId, INIT_PRODUCER_ID_VERSIONS, |_| {
-                // Nullable strings default to "" in kafka-protocol: say "no transaction".
-                InitProducerIdRequest::default()
-                    .with_transactional_id(None)
-                    .with_transaction_timeout_ms(i32::MAX)
-                    .with_producer_id(ProducerId(-1))
-                    .with_producer_epoch(-1)
-            })
-            .await
-            .and_then(|(r, _)| {
-                crate::error::check_code(r.error_code, || "InitProducerId".into())?;
-                Ok(ProducerIdentity {
-                    id: r.producer_id.0,
-                    epoch: r.producer_epoch,
-                })
-            });
-        match result {
-            Ok(identity) => return Ok(identity),
-            // CONCURRENT_TRANSACTIONS: the id's previous transaction is still completing.
-            Err(e)
-                if (e.is_retriable() || e.code() == Some(KafkaCode::ConcurrentTransactions))
-                    && attempt < 20 =>
-            {
-                tracing::debug!(error = %e, attempt, "InitProducerId failed, retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    unreachable!("the loop returns")
-}
+/// Produce inside a v1 transaction: v12 would mean "add the partition implicitly".
+const PRODUCE_TXN_V1: std::ops::RangeInclusive<i16> = 3..=11;
 
 /// A batch taken from its queue for one request.
 struct InFlight {
@@ -126,7 +76,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         }
         for (topic, partition, batch) in drained.expired {
             let error = Error::Timeout {
-                api: ApiKey::Produce,
+                api: crate::error::Api::Produce,
                 broker: format!("leader of {topic}/{partition}"),
                 after: inner.config.delivery_timeout,
             };
@@ -400,7 +350,7 @@ async fn send_request(
         Err(e) => return handle_response(inner, batches, Err(e)),
     };
     let versions = match &inner.txn {
-        Some(txn) if !txn.is_v2() => super::txn::PRODUCE_TXN_V1,
+        Some(txn) if !txn.is_v2() => PRODUCE_TXN_V1,
         _ => PRODUCE_VERSIONS,
     };
     let version = match conn.version(ApiKey::Produce, versions) {

@@ -29,12 +29,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::sender::ProducerIdentity;
+use super::identity::ProducerIdentity;
 use super::Inner;
 use crate::cluster::Cluster;
 use crate::conn::Connection;
-use crate::error::{Error, KafkaCode, Result};
-use crate::group::coordinator::{Backoff, Coordinator};
+use crate::error::{Error, KafkaCode, Result, TxnStateProblem};
+use crate::group::coordinator::{backoff_until, Coordinator};
 use crate::group::ConsumerGroupMetadata;
 use crate::topic_partition::TopicPartition;
 
@@ -50,8 +50,6 @@ const END_TXN_V1: RangeInclusive<i16> = 0..=4;
 const END_TXN_V2: RangeInclusive<i16> = 5..=5;
 const TXN_OFFSET_COMMIT_V1: RangeInclusive<i16> = 0..=4;
 const TXN_OFFSET_COMMIT_V2: RangeInclusive<i16> = 5..=5;
-/// Produce inside a v1 transaction: v12 would mean "add the partition implicitly".
-pub(crate) const PRODUCE_TXN_V1: RangeInclusive<i16> = 3..=11;
 
 /// Why a producer can do nothing more.
 #[derive(Debug, Clone)]
@@ -132,10 +130,10 @@ impl Txn {
         self.version() >= 2
     }
 
-    fn state_error(&self, reason: impl Into<String>) -> Error {
+    fn state_error(&self, problem: TxnStateProblem) -> Error {
         Error::TransactionState {
             transactional_id: self.id.clone(),
-            reason: reason.into(),
+            problem,
         }
     }
 
@@ -148,9 +146,9 @@ impl Txn {
                 transactional_id: self.id.clone(),
                 reason: reason.clone(),
             },
-            Fatal::Other(reason) => self.state_error(format!(
-                "failed earlier and cannot be used any more ({reason}); drop it and create a new producer"
-            )),
+            Fatal::Other(reason) => self.state_error(TxnStateProblem::FailedEarlier {
+                reason: reason.clone(),
+            }),
         }
     }
 
@@ -200,27 +198,25 @@ impl Txn {
                 st.started = false;
                 Ok(())
             }
-            Phase::InTxn => Err(self.state_error(
-                "a transaction is already open: commit or abort it before beginning another",
-            )),
-            Phase::Committing | Phase::Aborting => Err(self.state_error(
-                "the previous transaction is still being committed or aborted: finish that call first",
-            )),
+            Phase::InTxn => Err(self.state_error(TxnStateProblem::AlreadyOpen)),
+            Phase::Committing | Phase::Aborting => {
+                Err(self.state_error(TxnStateProblem::Finishing {
+                    operation: "begin_transaction",
+                }))
+            }
             phase => Err(self.phase_error(phase).expect("error phase")),
         }
     }
 
     /// Whether records may be added now (`send`, `send_offsets_to_transaction`).
-    pub(crate) fn check_open(&self, what: &str) -> Result<()> {
+    pub(crate) fn check_open(&self, what: &'static str) -> Result<()> {
         let st = self.state();
         match &st.phase {
             Phase::InTxn => Ok(()),
-            Phase::Ready => Err(self.state_error(format!(
-                "{what} needs an open transaction: call begin_transaction first"
-            ))),
-            Phase::Committing | Phase::Aborting => Err(self.state_error(format!(
-                "{what} while the transaction is being committed or aborted"
-            ))),
+            Phase::Ready => Err(self.state_error(TxnStateProblem::NotOpen { operation: what })),
+            Phase::Committing | Phase::Aborting => {
+                Err(self.state_error(TxnStateProblem::Finishing { operation: what }))
+            }
             phase => Err(self.phase_error(phase).expect("error phase")),
         }
     }
@@ -328,7 +324,7 @@ impl Txn {
         bump: Option<ProducerIdentity>,
     ) -> Result<ProducerIdentity> {
         let deadline = Instant::now() + OPERATION_TIMEOUT;
-        let mut backoff = Backoff::until(deadline);
+        let mut backoff = backoff_until(deadline);
         let timeout_ms = self.timeout.as_millis().min(i32::MAX as u128) as i32;
         loop {
             let conn = match self.coordinator_conn(deadline).await {
@@ -378,12 +374,14 @@ impl Txn {
                     return Ok(identity);
                 }
                 Some(KafkaCode::InvalidTransactionTimeout) => {
-                    return Err(self.note(Error::Config(format!(
-                        "transaction_timeout {:?} of transactional id {:?} is refused by the \
-                         broker (above its transaction.max.timeout.ms?): lower \
-                         ProducerConfig::transaction_timeout",
-                        self.timeout, self.id
-                    ))));
+                    return Err(self.note(Error::InvalidSetting {
+                        setting: "ProducerConfig::transaction_timeout",
+                        reason: format!(
+                            "{:?} (transactional id {:?}) is refused by the broker (above its \
+                             transaction.max.timeout.ms?): lower it",
+                            self.timeout, self.id
+                        ),
+                    }));
                 }
                 Some(code) => match self.judge(code, "InitProducerId") {
                     Next::Retry(e) => backoff.wait(e).await.map_err(|e| self.note(e))?,
@@ -409,7 +407,7 @@ impl Txn {
     pub(crate) async fn add_partitions(&self, inner: &Inner, partitions: Vec<(Arc<str>, i32)>) {
         let identity = inner.identity();
         let deadline = Instant::now() + OPERATION_TIMEOUT;
-        let mut backoff = Backoff::until(deadline);
+        let mut backoff = backoff_until(deadline);
         let mut by_topic: HashMap<Arc<str>, Vec<i32>> = HashMap::new();
         for (t, p) in &partitions {
             by_topic.entry(t.clone()).or_default().push(*p);
@@ -519,7 +517,7 @@ impl Txn {
         let deadline = Instant::now() + OPERATION_TIMEOUT;
         let v2 = self.is_v2();
         if !v2 {
-            let mut backoff = Backoff::until(deadline);
+            let mut backoff = backoff_until(deadline);
             loop {
                 let attempt = self
                     .coordinator
@@ -571,7 +569,7 @@ impl Txn {
                 .or_default()
                 .push((tp.partition, *offset));
         }
-        let mut backoff = Backoff::until(deadline);
+        let mut backoff = backoff_until(deadline);
         loop {
             let attempt = coordinator
                 .send(ApiKey::TxnOffsetCommit, versions.clone(), deadline, |v| {
@@ -694,7 +692,7 @@ impl Txn {
     pub(crate) async fn end(&self, inner: &Inner, commit: bool) -> Result<ProducerIdentity> {
         let identity = inner.identity();
         let deadline = Instant::now() + OPERATION_TIMEOUT;
-        let mut backoff = Backoff::until(deadline);
+        let mut backoff = backoff_until(deadline);
         let versions = if self.is_v2() { END_TXN_V2 } else { END_TXN_V1 };
         let what = if commit {
             "EndTxn(commit)"
@@ -765,17 +763,14 @@ impl Txn {
                 st.phase = Phase::Aborting;
                 Ok(())
             }
-            (Phase::Ready, _) => Err(self.state_error(format!(
-                "{} needs an open transaction: call begin_transaction first",
-                if commit {
+            (Phase::Ready, _) => Err(self.state_error(TxnStateProblem::NotOpen {
+                operation: if commit {
                     "commit_transaction"
                 } else {
                     "abort_transaction"
-                }
-            ))),
-            (Phase::Aborting, true) => Err(self.state_error(
-                "commit_transaction while the transaction is being aborted: finish abort_transaction",
-            )),
+                },
+            })),
+            (Phase::Aborting, true) => Err(self.state_error(TxnStateProblem::CommitWhileAborting)),
             (phase, _) => Err(self.phase_error(phase).expect("error phase")),
         }
     }

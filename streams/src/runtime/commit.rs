@@ -495,9 +495,8 @@ fn commit_is_fatal(e: &kafka_client::Error) -> bool {
     match e {
         K::Rebalancing { .. } | K::Closed => false,
         K::RetriesExhausted { last, .. } => commit_is_fatal(last),
-        K::Config(_) | K::Tls { .. } | K::Authentication { .. } | K::UnsupportedVersion { .. } => {
-            true
-        }
+        K::Tls { .. } | K::Authentication { .. } | K::UnsupportedVersion { .. } => true,
+        _ if e.is_config() => true,
         _ => match e.code() {
             Some(C::IllegalGeneration | C::UnknownMemberId | C::RebalanceInProgress) => false,
             Some(code) => !code.is_retriable(),

@@ -22,7 +22,7 @@ pub(crate) fn classify(e: &kafka_client::Error) -> Severity {
         K::CorruptRecords { .. } => Some(
             "a fetched record batch stays unreadable (corrupt on the broker or in its log): inspect that topic/partition at that offset; to skip such batches (their records are lost, each skip is logged) set App::builder(..).consumer_skip_corrupt_batches(true)",
         ),
-        K::Config(_) => Some("fix the client settings"),
+        _ if e.is_config() => Some("fix the client settings"),
         K::Closed => Some("the consumer was closed underneath the app"),
         K::UnsupportedVersion { .. } => Some("the broker is too old for this client"),
         _ if e.is_retriable() => None,

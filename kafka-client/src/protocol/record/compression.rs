@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 
 /// Compression codec of a record batch, with Kafka's attribute codes (bits 0-2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Compression {
     /// Records stored as they are (code 0).
     #[default]
@@ -97,10 +98,10 @@ impl FromStr for Compression {
         Compression::ALL
             .into_iter()
             .find(|c| c.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "unknown compression type {s:?} (expected none, gzip, snappy, lz4 or zstd)"
-                ))
+            .ok_or_else(|| Error::UnknownName {
+                kind: "compression type",
+                name: s.to_owned(),
+                expected: "none, gzip, snappy, lz4 or zstd",
             })
     }
 }

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 
 /// Type of a control record, from its key (`version i16 | type i16`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ControlRecordType {
     /// The transaction was aborted: its records must be dropped by read_committed consumers.
     Abort,
