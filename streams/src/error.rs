@@ -220,14 +220,16 @@ pub enum Error {
     Table { table: String, reason: String },
 
     /// An event later than its windows' grace period (with [`LatePolicy::Fail`](crate::LatePolicy)).
-    #[error("table {table}: an event at {time} ms is too late: its windows in partition {partition} closed (stream time {stream_time} ms is past their end plus the {grace_ms} ms grace period); raise the grace period to accept such events")]
+    #[error("table {table}: an event at {time} is too late: its windows in partition {partition} closed (stream time {stream_time} is past their end plus the {grace:?} grace period); raise the grace period to accept such events")]
     LateEvent {
         table: String,
         partition: i32,
         /// The event's time.
-        time: i64,
-        stream_time: i64,
-        grace_ms: i64,
+        time: crate::Timestamp,
+        /// The partition's stream time when the event came.
+        stream_time: crate::Timestamp,
+        /// The table's grace period.
+        grace: std::time::Duration,
     },
 
     /// An operation that needs a running app (sending, the CLI's `send`) before `start`.

@@ -21,7 +21,7 @@
 //! | `purchases.filter(f).group_by(Purchase.currency, name="currency")` | [`AgentBuilder::filter`] then [`AgentBuilder::group_by`] |
 //! | `await topic.send(key=k, value=v)` | `topic.send(k, v).await?` |
 //! | `serializer="binary\|json"` | `.value_serializer("binary\|json")` ([`codec`]) |
-//! | `table.tumbling(300, expires=3600)`, `table[k].current()` | [`Table::tumbling`] → [`WindowedTable`]: `totals.at(&event)?.current(&k)?` |
+//! | `table.tumbling(300, expires=3600)`, `table[k].current()` | [`Table::tumbling`]`(..).build()?` → [`WindowedTable`]: `totals.at(&event)?.current(&k)?` |
 //! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`, `tables`, `reset`; `demo` with [`App::main_with_demo`]) |
 //!
 //! ```
@@ -47,7 +47,7 @@
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/layers.rs):
 //   cli > app > runtime > declarations > stream, table, window > topic, codec, record,
-//   offsets, outbox > error, settings, broker.
+//   offsets, outbox > error, settings, broker, timestamp.
 mod app;
 mod broker;
 mod cli;
@@ -61,6 +61,7 @@ mod runtime;
 mod settings;
 mod stream;
 mod table;
+mod timestamp;
 mod topic;
 mod window;
 
@@ -68,7 +69,7 @@ pub use app::{App, AppBuilder, TopicSummary};
 pub use broker::BrokerUrl;
 pub use cli::init_logging;
 pub use declarations::{
-    Agent, AgentBuilder, AgentResult, AgentSummary, Sink, TableBuilder, TableSummary,
+    Agent, AgentBuilder, AgentResult, AgentSummary, AgentTable, Sink, TableBuilder, TableSummary,
 };
 pub use error::{Error, Result};
 pub use offsets::Hold;
@@ -77,8 +78,9 @@ pub use runtime::{StoredPartition, TablePartition};
 pub use settings::{ProcessingGuarantee, Settings};
 pub use stream::{AgentStream, Processor, Take};
 pub use table::{PartitionStatus, SetTable, Table, TableSpec};
+pub use timestamp::Timestamp;
 pub use topic::{OnDecodeError, Topic};
 pub use window::{
     Closed, LatePolicy, TimeSource, Window, WindowKind, WindowResult, WindowSpec, WindowedAt,
-    WindowedTable, DEFAULT_EXPIRES,
+    WindowedTable, WindowedTableBuilder, DEFAULT_EXPIRES,
 };

@@ -480,12 +480,12 @@ async fn a_window_closed_in_an_aborted_transaction_emits_its_final_result_once()
         .table::<String, i64>("clicks")
         .unwrap()
         .with_default(i64::default);
-    let agent = app.agent_builder("count", &input).table(&table);
     let windows = table
         .tumbling(Duration::from_millis(10))
-        .unwrap()
         .emit_final_to(&finals)
+        .build()
         .unwrap();
+    let agent = app.agent_builder("count", &input).table(&windows);
     let processed = Arc::new(AtomicUsize::new(0));
     let count = processed.clone();
     agent.run(move |mut events| {
@@ -524,7 +524,7 @@ async fn a_window_closed_in_an_aborted_transaction_emits_its_final_result_once()
         .into_iter()
         .map(|(k, v)| {
             let result: WindowResult<i64> = serde_json::from_str(&v.unwrap()).unwrap();
-            (k, result.window.start, result.value)
+            (k, result.window.start().as_millis(), result.value)
         })
         .collect();
     got.sort();
