@@ -210,10 +210,22 @@ mod tests {
         } else {
             days -= (y..1970).map(year_len).sum::<i64>();
         }
-        let months = [31, if leap(y) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        let months = [
+            31,
+            if leap(y) { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
         days += months[..(m - 1) as usize].iter().sum::<i64>() + d - 1;
-        let ms = (days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)) * 1000
-            + n(20..23);
+        let ms = (days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)) * 1000 + n(20..23);
         Timestamp(ms).into()
     }
 }

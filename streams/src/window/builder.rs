@@ -16,9 +16,7 @@ use super::kind::Window;
 use super::layout;
 use super::spec::{Kind, WindowSpec};
 use super::time::TimeSource;
-use super::windowed::{
-    FinalEncoder, LatePolicy, MergeFn, OnClose, WindowResult, WindowedTable,
-};
+use super::windowed::{FinalEncoder, LatePolicy, MergeFn, OnClose, WindowResult, WindowedTable};
 use crate::error::Result;
 use crate::table::Table;
 use crate::topic::Topic;

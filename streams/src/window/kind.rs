@@ -122,9 +122,7 @@ impl Cut {
     /// The size (the gap for sessions): what `expires` and the grace period are checked against.
     pub(crate) fn size(&self) -> i64 {
         match *self {
-            Cut::Tumbling { size }
-            | Cut::Hopping { size, .. }
-            | Cut::Sliding { size } => size,
+            Cut::Tumbling { size } | Cut::Hopping { size, .. } | Cut::Sliding { size } => size,
             Cut::Session { gap } => gap,
         }
     }

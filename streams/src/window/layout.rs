@@ -64,7 +64,10 @@ pub(crate) fn key_prefix(user_key: &[u8]) -> Option<BytesMut> {
 
 /// The key range of every window entry: its start, and its end (excluded).
 pub(crate) fn window_range() -> (Bytes, Bytes) {
-    (Bytes::from_static(&[WINDOW_TAG]), Bytes::from_static(&[META_TAG]))
+    (
+        Bytes::from_static(&[WINDOW_TAG]),
+        Bytes::from_static(&[META_TAG]),
+    )
 }
 
 /// The store key of `user_key`'s window starting at `start`.

@@ -213,17 +213,19 @@ where
     pub fn items(&self) -> Result<Vec<(K, Window, V)>> {
         let mut items = Vec::new();
         for partition in self.table.owned_partitions() {
-            self.table.core().with_partition(partition, b"(items)", |txn| {
-                for user_key in self.partition_keys(txn)? {
-                    let prefix = layout::key_prefix(&user_key).unwrap_or_default();
-                    for (window, value) in self.key_windows(txn, &prefix, i64::MIN, i64::MAX)? {
-                        // Decoded per window: keys need not be Clone.
-                        let key = self.table.decode_key_in(partition, &user_key)?;
-                        items.push((key, window, value));
+            self.table
+                .core()
+                .with_partition(partition, b"(items)", |txn| {
+                    for user_key in self.partition_keys(txn)? {
+                        let prefix = layout::key_prefix(&user_key).unwrap_or_default();
+                        for (window, value) in self.key_windows(txn, &prefix, i64::MIN, i64::MAX)? {
+                            // Decoded per window: keys need not be Clone.
+                            let key = self.table.decode_key_in(partition, &user_key)?;
+                            items.push((key, window, value));
+                        }
                     }
-                }
-                Ok(())
-            })?;
+                    Ok(())
+                })?;
         }
         Ok(items)
     }

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::kind::{Cut, Window, WindowKind};
-use crate::timestamp::Timestamp;
 use crate::error::{Error, Result};
+use crate::timestamp::Timestamp;
 
 /// How long windows are kept after they start when `expires` is not given (Kafka Streams'
 /// default retention), unless size plus grace is longer.

@@ -146,11 +146,7 @@ fn a_late_event_fails_with_the_policy_and_the_error_says_what_to_do() {
 
 #[test]
 fn expired_windows_are_deleted_after_they_closed() {
-    let (table, closes) = recording(
-        counts(1)
-            .tumbling(ms(100))
-            .expires(ms(300)),
-    );
+    let (table, closes) = recording(counts(1).tumbling(ms(100)).expires(ms(300)));
     add(&table, "a", 0, 1);
     add(&table, "a", 100, 1);
     add(&table, "a", 250, 1);

@@ -3,6 +3,7 @@
 
 mod changelog;
 mod fixed;
+mod listing;
 mod model;
 mod props;
 mod restart;
@@ -12,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{Window, WindowedAt, WindowedTable, WindowedTableBuilder};
-use crate::timestamp::Timestamp;
 use crate::record::Event;
 use crate::table::{Table, TableSpec};
+use crate::timestamp::Timestamp;
 
 type Closes = Arc<Mutex<Vec<(String, Window, i64)>>>;
 
@@ -58,7 +59,11 @@ where
         self.at_time(Timestamp::from_millis(time))
     }
     fn windows_ms(&self, key: &str, from: i64, to: i64) -> crate::Result<Vec<(Window, V)>> {
-        self.windows(key, Timestamp::from_millis(from), Timestamp::from_millis(to))
+        self.windows(
+            key,
+            Timestamp::from_millis(from),
+            Timestamp::from_millis(to),
+        )
     }
     fn stream_ms(&self, partition: i32) -> crate::Result<Option<i64>> {
         Ok(self.stream_time(partition)?.map(Timestamp::as_millis))

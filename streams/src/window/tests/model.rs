@@ -10,10 +10,7 @@ use crate::window::Window;
 pub type Ev = (String, i64, u32);
 
 /// Every window with at least one event, and the ids of the events in it.
-pub fn expected_windows(
-    kind: Cut,
-    events: &[Ev],
-) -> BTreeMap<(String, Window), BTreeSet<u32>> {
+pub fn expected_windows(kind: Cut, events: &[Ev]) -> BTreeMap<(String, Window), BTreeSet<u32>> {
     let mut out: BTreeMap<(String, Window), BTreeSet<u32>> = BTreeMap::new();
     let mut by_key: BTreeMap<&str, Vec<(i64, u32)>> = BTreeMap::new();
     for (k, t, id) in events {

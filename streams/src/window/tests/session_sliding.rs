@@ -35,11 +35,7 @@ fn a_sliding_window_folds_the_buckets_of_the_last_size_even_out_of_order() {
 
 #[test]
 fn sessions_grow_merge_and_close_a_gap_after_their_last_event() {
-    let (table, closes) = recording(
-        counts(1)
-            .session(ms(10), sum)
-            .grace(ms(30)),
-    );
+    let (table, closes) = recording(counts(1).session(ms(10), sum).grace(ms(30)));
     add(&table, "a", 100, 1);
     add(&table, "a", 105, 1);
     add(&table, "a", 130, 1);
