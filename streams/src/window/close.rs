@@ -41,24 +41,21 @@ where
         self.outcome(filed.outcome, filed.partition, time, filed.stream_time)
     }
 
-    /// [`update_at`](Self::update_at), then awaits the close callback for each window closed.
-    pub(super) async fn update_at_async<Q>(
-        &self,
-        key: &Q,
-        time: i64,
-        f: &mut dyn FnMut(&mut V),
-    ) -> Result<Option<V>>
-    where
-        K: Borrow<Q>,
-        Q: Serialize + ?Sized,
-    {
-        let filed = self.file_update(key, time, f)?;
+    /// After [`file_update`](Self::file_update): awaits the close callback for each window
+    /// closed, then applies the late policy. Holds no reference to the update closure, so
+    /// the future is `Send` whatever the closure is.
+    pub(super) async fn finish_async(&self, filed: Filed<K, V>, time: i64) -> Result<Option<V>> {
         self.deliver_async(filed.closed).await?;
         self.outcome(filed.outcome, filed.partition, time, filed.stream_time)
     }
 
     /// The update's effect in the locked partition of `key`: what it did and what it closed.
-    fn file_update<Q>(&self, key: &Q, time: i64, f: &mut dyn FnMut(&mut V)) -> Result<Filed<K, V>>
+    pub(super) fn file_update<Q>(
+        &self,
+        key: &Q,
+        time: i64,
+        f: &mut dyn FnMut(&mut V),
+    ) -> Result<Filed<K, V>>
     where
         K: Borrow<Q>,
         Q: Serialize + ?Sized,
@@ -255,7 +252,7 @@ where
 }
 
 /// What filing one update did, in its partition.
-struct Filed<K, V> {
+pub(super) struct Filed<K, V> {
     outcome: Outcome<V>,
     partition: i32,
     /// The partition's stream time before the update.

@@ -99,7 +99,8 @@ where
         K: Borrow<Q>,
         Q: Serialize + ?Sized,
     {
-        self.table.update_at_async(key, self.time, &mut f).await
+        let filed = self.table.file_update(key, self.time, &mut f)?;
+        self.table.finish_async(filed, self.time).await
     }
 
     /// The value of `key` in the window of the event's record timestamp (Faust's `current()`).
