@@ -222,7 +222,9 @@ pub enum Error {
     /// An event later than its windows' grace period (with [`LatePolicy::Fail`](crate::LatePolicy)).
     #[error("table {table}: an event at {time} is too late: its windows in partition {partition} closed (stream time {stream_time} is past their end plus the {grace:?} grace period); raise the grace period to accept such events")]
     LateEvent {
+        /// The windowed table.
         table: String,
+        /// The table partition of the event's key.
         partition: i32,
         /// The event's time.
         time: crate::Timestamp,

@@ -23,6 +23,7 @@ use crate::window::WindowedTable;
 /// What an agent body may return: nothing, or a `Result` whose error stops the agent (its
 /// current event is then not committed).
 pub trait AgentResult {
+    /// The outcome as the runtime reads it: an error's text stops the agent.
     fn into_result(self) -> Result<(), String>;
 }
 
