@@ -81,6 +81,6 @@ pub use table::{PartitionStatus, SetTable, Table, TableSpec};
 pub use timestamp::Timestamp;
 pub use topic::{OnDecodeError, Topic};
 pub use window::{
-    Closed, LatePolicy, TimeSource, Window, WindowKind, WindowResult, WindowSpec, WindowedAt,
+    LatePolicy, TimeSource, Window, WindowKind, WindowResult, WindowSpec, WindowedAt,
     WindowedTable, WindowedTableBuilder, DEFAULT_EXPIRES,
 };

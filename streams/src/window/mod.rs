@@ -49,4 +49,4 @@ pub use kind::{Window, WindowKind};
 pub use spec::{WindowSpec, DEFAULT_EXPIRES};
 pub use time::TimeSource;
 pub use view::WindowedAt;
-pub use windowed::{Closed, LatePolicy, WindowResult, WindowedTable};
+pub use windowed::{LatePolicy, WindowResult, WindowedTable};

@@ -33,7 +33,7 @@ where
     /// read: `windowed.at(&event)?.update(&key, |v| *v += 1)?`. An error of the topic's
     /// decode kind when the event has no such time (no record timestamp, no field).
     pub fn at<EK, EV: Serialize>(&self, event: &Event<EK, EV>) -> Result<WindowedAt<'_, K, V>> {
-        let time = self.time.time_of(event)?;
+        let time = self.time.time_ms(event)?;
         Ok(WindowedAt {
             table: self,
             time,

@@ -52,9 +52,9 @@ pub enum LatePolicy {
     Fail,
 }
 
-/// A window that closed: its key, range and final value.
+/// A window that closed: its key, range and final value, for the close callback.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Closed<K, V> {
+pub(crate) struct Closed<K, V> {
     /// The table partition (the source partition of the same number).
     pub partition: i32,
     /// The window's key.
@@ -187,7 +187,7 @@ pub(super) type FinalEncoder<K, V> =
 ///     (Window::new(minute(0), minute(5)), 15),
 ///     (Window::new(minute(5), minute(10)), 1),
 /// ]);
-/// assert_eq!(totals.stream_time(0)?, Some(minute(6)));
+/// assert_eq!(totals.stream_time(totals.partition_of("EUR")?)?, Some(minute(6)));
 /// # Ok(()) }
 /// ```
 pub struct WindowedTable<K, V> {
