@@ -18,12 +18,18 @@ use crate::table::{PartitionStatus, Table, TableSpec};
 
 pub(super) type MergeFn<V> = Arc<dyn Fn(&mut V, V) + Send + Sync>;
 
+/// A synchronous close callback: key, window, final value.
+pub(super) type CloseFn<K, V> = Arc<dyn Fn(&K, Window, &V) + Send + Sync>;
+/// An asynchronous close callback, given owned copies (its future outlives the call).
+pub(super) type AsyncCloseFn<K, V> =
+    Arc<dyn Fn(K, Window, V) -> BoxFuture<'static, Result<()>> + Send + Sync>;
+
 /// What runs when a window closes.
 pub(super) enum OnClose<K, V> {
     /// Called in the update (or `advance`) that closed the window.
-    Sync(Arc<dyn Fn(&K, Window, &V) + Send + Sync>),
+    Sync(CloseFn<K, V>),
     /// Awaited by `update_async` (or `advance_async`), in close order.
-    Async(Arc<dyn Fn(K, Window, V) -> BoxFuture<'static, Result<()>> + Send + Sync>),
+    Async(AsyncCloseFn<K, V>),
 }
 
 impl<K, V> Clone for OnClose<K, V> {
