@@ -5,6 +5,7 @@ mod changelog;
 mod fixed;
 mod listing;
 mod model;
+mod modules;
 mod props;
 mod restart;
 mod session_sliding;
