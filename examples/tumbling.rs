@@ -43,14 +43,16 @@ fn build() -> streams::Result<ExitCode> {
         .build()?;
     // Keyed by currency: each currency's purchases are in the partition of its table entries.
     let purchases = app.topic::<String, Purchase>(&env("TUMBLING_TOPIC", "purchases"));
-    let table = app
+    let currency_total = app
         .table::<String, i64>("currency_total")?
-        .with_default(i64::default);
-    let agent = app.agent_builder("totals", &purchases).table(&table);
-    let currency_total = table
-        .tumbling(Duration::from_secs(5 * 60))?
-        .expires(Duration::from_secs(60 * 60))?
-        .on_window_close(print_closed);
+        .with_default(i64::default)
+        .tumbling(Duration::from_secs(5 * 60))
+        .expires(Duration::from_secs(60 * 60))
+        .on_window_close(print_closed)
+        .build()?;
+    let agent = app
+        .agent_builder("totals", &purchases)
+        .table(&currency_total);
     // The agent (examples/src/windows_demo.rs): `currency_total[p.currency] += p.amount`.
     run_totals(agent, &currency_total);
     Ok(app.main_with_demo(move |app| send_and_print(app, purchases, currency_total)))

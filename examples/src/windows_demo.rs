@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use streams::{AgentBuilder, App, Topic, WindowedTable};
+use streams::{AgentBuilder, App, Timestamp, Topic, WindowedTable};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Purchase {
@@ -35,8 +35,8 @@ pub const PURCHASES: [(i64, &str, &str, i64); 10] = [
 pub fn print_closed(currency: &String, window: streams::Window, total: &i64) {
     println!(
         "closed {currency} minutes {}-{}: {total}",
-        window.start / MINUTE,
-        window.end / MINUTE
+        window.start().as_millis() / MINUTE,
+        window.end().as_millis() / MINUTE
     );
 }
 
@@ -86,11 +86,11 @@ pub async fn send_and_print(
     }
     app.wait_caught_up(Duration::from_secs(30)).await?;
     for currency in ["EUR", "USD"] {
-        for (window, total) in currency_total.windows(currency, i64::MIN, i64::MAX)? {
+        for (window, total) in currency_total.windows(currency, Timestamp::MIN, Timestamp::MAX)? {
             println!(
                 "window {currency} minutes {}-{}: {total}",
-                window.start / MINUTE,
-                window.end / MINUTE
+                window.start().as_millis() / MINUTE,
+                window.end().as_millis() / MINUTE
             );
         }
     }

@@ -581,19 +581,31 @@ pub enum Error {
         table: String,
     },
 
+    /// A synchronous call on a windowed table whose `on_window_close` callback is async: it
+    /// cannot await the callback, so it refused and changed nothing.
+    #[error("table {table}: {call} cannot await the on_window_close_async callback: call {instead}(..).await instead")]
+    NeedsAwait {
+        /// The windowed table.
+        table: String,
+        /// The synchronous call (`update`, `advance`).
+        call: &'static str,
+        /// Its async counterpart.
+        instead: &'static str,
+    },
+
     /// An event later than its windows' grace period (with [`LatePolicy::Fail`](crate::LatePolicy)).
-    #[error("table {table}: an event at {time} ms is too late: its windows in partition {partition} closed (stream time {stream_time} ms is past their end plus the {grace_ms} ms grace period); raise the grace period to accept such events")]
+    #[error("table {table}: an event at {time} is too late: its windows in partition {partition} closed (stream time {stream_time} is past their end plus the {grace:?} grace period); raise the grace period to accept such events")]
     LateEvent {
         /// The windowed table.
         table: String,
-        /// The partition.
+        /// The table partition of the event's key.
         partition: i32,
         /// The event's time.
-        time: i64,
-        /// The partition's stream time.
-        stream_time: i64,
+        time: crate::timestamp::Timestamp,
+        /// The partition's stream time when the event came.
+        stream_time: crate::timestamp::Timestamp,
         /// The table's grace period.
-        grace_ms: i64,
+        grace: std::time::Duration,
     },
 
     /// An operation that needs a running app (sending, the CLI's `send`) before `start`.
@@ -660,6 +672,7 @@ impl Error {
                 | Error::PartitionActive { .. }
                 | Error::FlushOutOfOrder { .. }
                 | Error::TableCannotSend { .. }
+                | Error::NeedsAwait { .. }
         )
     }
 

@@ -22,7 +22,7 @@
 //! | `await topic.send(key=k, value=v)` | `topic.send(k, v).await?` |
 //! | `app.Table("totals", default=int)`, `totals[k] += n` | `app.table::<String, i64>("totals")?.with_default(i64::default)`, `totals.update(&k, \|v\| *v += n)?` ([`Table`]) |
 //! | `serializer="binary\|json"` | `.value_serializer("binary\|json")` ([`codec`]) |
-//! | `table.tumbling(300, expires=3600)`, `table[k].current()` | [`Table::tumbling`] → [`WindowedTable`]: `totals.at(&event)?.current(&k)?` |
+//! | `table.tumbling(300, expires=3600)`, `table[k].current()` | [`Table::tumbling`]`(..).build()?` → [`WindowedTable`]: `totals.at(&event)?.current(&k)?` |
 //! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`, `tables`, `reset`; `demo` with [`App::main_with_demo`]) |
 //!
 //! A tiny app, run here against the in-process mock Kafka cluster of the `testkit` crate (in
@@ -98,7 +98,7 @@
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/modules.rs):
 //   cli > app > runtime > declarations > stream, table, window > topic, codec, record,
-//   offsets, outbox > error, settings, broker.
+//   offsets, outbox > error, settings, broker, timestamp.
 mod app;
 mod broker;
 mod cli;
@@ -112,6 +112,7 @@ mod runtime;
 mod settings;
 mod stream;
 mod table;
+mod timestamp;
 mod topic;
 mod window;
 
@@ -119,7 +120,7 @@ pub use app::{App, AppBuilder, TopicSummary};
 pub use broker::BrokerUrl;
 pub use cli::init_logging;
 pub use declarations::{
-    Agent, AgentBuilder, AgentResult, AgentSummary, Sink, TableBuilder, TableSummary,
+    Agent, AgentBuilder, AgentResult, AgentSummary, AgentTable, Sink, TableBuilder, TableSummary,
 };
 pub use error::{AgentFailure, BoxError, Error, Result};
 pub use offsets::Hold;
@@ -128,10 +129,11 @@ pub use runtime::{StoredPartition, TablePartition};
 pub use settings::{ProcessingGuarantee, Settings};
 pub use stream::{AgentStream, Processor, Take};
 pub use table::{PartitionStatus, SetTable, Table, TableSpec};
+pub use timestamp::Timestamp;
 pub use topic::{OnDecodeError, Topic};
 pub use window::{
-    Closed, LatePolicy, TimeSource, Window, WindowKind, WindowResult, WindowSpec, WindowedAt,
-    WindowedTable, DEFAULT_EXPIRES,
+    LatePolicy, TimeSource, Window, WindowKind, WindowResult, WindowSpec, WindowedAt,
+    WindowedTable, WindowedTableBuilder, DEFAULT_EXPIRES,
 };
 
 // Documentation only: the pages are markdown files under docs/guide, and every Rust snippet in

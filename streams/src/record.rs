@@ -8,6 +8,7 @@ pub use kafka_client::consumer::Header;
 
 use crate::error::Error;
 use crate::offsets::Hold;
+use crate::timestamp::Timestamp;
 
 /// One decoded record with where it came from: what an agent's stream yields. It reads as
 /// its value (`event.amount` for `event.value.amount`, through `Deref`).
@@ -25,7 +26,8 @@ pub struct Event<K, V> {
     pub partition: i32,
     /// Its offset in the partition.
     pub offset: i64,
-    /// Milliseconds since the epoch.
+    /// The record's timestamp as Kafka carries it: milliseconds since the epoch, negative
+    /// (-1) when the record has none. [`time`](Self::time) reads it as a [`Timestamp`].
     pub timestamp: i64,
     /// `None` is Kafka's null key.
     pub key: Option<K>,
@@ -57,6 +59,11 @@ impl<K, V> Event<K, V> {
             headers: Vec::new(),
             hold: None,
         }
+    }
+
+    /// The record's timestamp, `None` when it has none (Kafka's -1).
+    pub fn time(&self) -> Option<Timestamp> {
+        (self.timestamp >= 0).then_some(Timestamp::from_millis(self.timestamp))
     }
 
     /// The value of the first header named `name`.

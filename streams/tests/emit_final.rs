@@ -39,12 +39,12 @@ fn counting(app: &App) -> (Topic<String, i64>, Arc<AtomicUsize>) {
         .table::<String, i64>("clicks_per_window")
         .unwrap()
         .with_default(i64::default);
-    let agent = app.agent_builder("count", &input).table(&table);
     let windows = table
         .tumbling(Duration::from_millis(10))
-        .unwrap()
         .emit_final_to(&finals)
+        .build()
         .unwrap();
+    let agent = app.agent_builder("count", &input).table(&windows);
     let processed = Arc::new(AtomicUsize::new(0));
     let count = processed.clone();
     agent.run(move |mut events| {
@@ -80,7 +80,7 @@ async fn finals(broker: &Broker, id: &str) -> BTreeSet<(String, i64, i64)> {
         .map(|(k, v)| {
             let key = String::from_utf8(k.unwrap().to_vec()).unwrap();
             let result: WindowResult<i64> = serde_json::from_slice(&v.unwrap()).unwrap();
-            (key, result.window.start, result.value)
+            (key, result.window.start().as_millis(), result.value)
         })
         .collect()
 }

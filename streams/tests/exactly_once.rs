@@ -480,12 +480,12 @@ async fn a_window_closed_in_an_aborted_transaction_emits_its_final_result_once()
         .table::<String, i64>("clicks")
         .unwrap()
         .with_default(i64::default);
-    let agent = app.agent_builder("count", &input).table(&table);
     let windows = table
         .tumbling(Duration::from_millis(10))
-        .unwrap()
         .emit_final_to(&finals)
+        .build()
         .unwrap();
+    let agent = app.agent_builder("count", &input).table(&windows);
     let processed = Arc::new(AtomicUsize::new(0));
     let count = processed.clone();
     agent.run(move |mut events| {
@@ -524,7 +524,7 @@ async fn a_window_closed_in_an_aborted_transaction_emits_its_final_result_once()
         .into_iter()
         .map(|(k, v)| {
             let result: WindowResult<i64> = serde_json::from_str(&v.unwrap()).unwrap();
-            (k, result.window.start, result.value)
+            (k, result.window.start().as_millis(), result.value)
         })
         .collect();
     got.sort();
@@ -538,5 +538,82 @@ async fn a_window_closed_in_an_aborted_transaction_emits_its_final_result_once()
     assert!(
         raw > 3,
         "the aborted results are in the log ({raw} records)"
+    );
+}
+
+#[tokio::test]
+async fn an_async_close_callback_sends_inside_the_transaction_and_once_after_an_abort() {
+    let broker = on_mock(mock().await);
+    let id = testkit::unique_name("eos-close-cb");
+    let app = broker
+        .app(&id)
+        .processing_guarantee("exactly_once")
+        .worker_instance_id("w1")
+        .broker_commit_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let input = app.topic::<String, i64>(&format!("{id}-clicks"));
+    let alerts = app.topic::<String, i64>(&format!("{id}-alerts"));
+    // The callback sends each closed window's count to `alerts`, keyed "key@start".
+    let windows = app
+        .table::<String, i64>("clicks")
+        .unwrap()
+        .with_default(i64::default)
+        .tumbling(Duration::from_millis(10))
+        .on_window_close_async(move |key, window, count| {
+            let alerts = alerts.clone();
+            async move {
+                let key = format!("{key}@{}", window.start().as_millis());
+                alerts.send(key, count).await
+            }
+        })
+        .build()
+        .unwrap();
+    let processed = Arc::new(AtomicUsize::new(0));
+    let count = processed.clone();
+    app.agent_builder("count", &input)
+        .table(&windows)
+        .run(move |mut events| {
+            let (windows, count) = (windows.clone(), count.clone());
+            async move {
+                while let Some(e) = events.next().await {
+                    let key = e.key.clone().unwrap_or_default();
+                    windows.at(&e)?.update_async(&key, |n| *n += 1).await?;
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok::<(), Error>(())
+            }
+        });
+    app.start().await.unwrap();
+    for (key, at) in [("a", 1), ("b", 2), ("a", 5), ("a", 12)] {
+        input.send_at(key.to_owned(), 1, at).await.unwrap();
+    }
+    app.wait_caught_up(WAIT).await.unwrap();
+    // The event that closes the windows is committed in a transaction the group refuses: the
+    // callback's sends are aborted with it and made again by the replayed event.
+    broker.mock().intercept(
+        ApiKey::TxnOffsetCommit,
+        Intercept::error(KafkaCode::IllegalGeneration).times(1),
+    );
+    input.send_at("c".to_owned(), 1, 25).await.unwrap();
+    wait_until(
+        "the closing event processed twice (aborted, then redone)",
+        || processed.load(Ordering::SeqCst) >= 6,
+    )
+    .await;
+    app.wait_caught_up(WAIT).await.unwrap();
+    app.shutdown().await.unwrap();
+
+    let mut got = read_committed(&broker, &format!("{id}-alerts")).await;
+    got.sort();
+    let want: Vec<(String, Option<String>)> = [("a@0", "2"), ("a@10", "1"), ("b@0", "1")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+        .collect();
+    assert_eq!(got, want, "each callback's send once, read committed");
+    let raw = broker.mock().records(&format!("{id}-alerts"), 0).len();
+    assert!(
+        raw > 3,
+        "the aborted sends are in the log ({raw} records): the callback ran in the transaction"
     );
 }

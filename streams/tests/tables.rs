@@ -303,6 +303,33 @@ async fn a_table_not_co_partitioned_with_its_source_fails_at_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_declared_after_windowing_is_checked_for_co_partitioning() {
+    let broker = broker().await;
+    let id = unique("tables-copart-windowed");
+    let app = broker.app(&id, "memory://");
+    let wide = app
+        .topic::<String, i64>(&format!("{id}-wide"))
+        .partitions(PARTITIONS + 1);
+    let totals = app
+        .table::<String, i64>("totals")
+        .unwrap()
+        .tumbling(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
+    app.agent_builder("total", &wide)
+        .table(&totals)
+        .run(|mut events| async move { while events.next().await.is_some() {} });
+    let err = app.start().await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "table totals: topic {id}-wide (read by agent total, which updates it) has 4 \
+             partitions but the table has 3"
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changelog_record_that_does_not_decode_stops_recovery_naming_it() {
     let broker = broker().await;
     let id = unique("tables-corrupt");

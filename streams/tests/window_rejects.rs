@@ -10,7 +10,7 @@ use kafka_client::consumer::{Consumer, ConsumerConfig, Offset};
 use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
 use kafka_client::{ClientConfig, TopicPartition};
 use serde_json::{json, Value};
-use streams::{App, Error, LatePolicy, OnDecodeError};
+use streams::{App, Error, LatePolicy, OnDecodeError, Timestamp};
 use testkit::MockCluster;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -42,15 +42,15 @@ async fn unreadable_times_and_late_events_go_to_the_dead_letter_topic() {
         .table::<String, i64>("totals")
         .unwrap()
         .with_default(i64::default);
-    let plain = table.clone();
     let totals = table
         .tumbling(Duration::from_secs(60))
-        .unwrap()
         .relative_to_field("at")
-        .on_late(LatePolicy::Fail);
+        .on_late(LatePolicy::Fail)
+        .build()
+        .unwrap();
     let windows = totals.clone();
     app.agent_builder("totals", &orders)
-        .table(&plain)
+        .table(&totals)
         .run_once(move |mut events| async move {
             while let Some(event) = events.next().await {
                 let key = event.key.clone().unwrap_or_default();
@@ -138,7 +138,7 @@ async fn unreadable_times_and_late_events_go_to_the_dead_letter_topic() {
     // The rest was counted; every event is done and committed.
     assert_eq!(
         totals
-            .windows("k", 0, i64::MAX)
+            .windows("k", Timestamp::UNIX_EPOCH, Timestamp::MAX)
             .unwrap()
             .iter()
             .map(|(_, v)| v)

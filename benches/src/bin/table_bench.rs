@@ -261,11 +261,11 @@ async fn window_hopping(
         .map_err(|e| e.to_string())?
         .with_default(i64::default);
     let mins = |m: u64| Duration::from_secs(60 * m);
-    let plain = counts.clone();
     let windows = counts
         .hopping(mins(5), mins(1))
-        .and_then(|w| w.grace(mins(1)))
-        .and_then(|w| w.expires(mins(60)))
+        .grace(mins(1))
+        .expires(mins(60))
+        .build()
         .map_err(|e| e.to_string())?;
     let events = Arc::new(AtomicU64::new(0));
     let outputs = Arc::new(AtomicU64::new(0));
@@ -276,7 +276,7 @@ async fn window_hopping(
         app.clone(),
     );
     app.agent_builder("window-count", &purchases)
-        .table(&plain)
+        .table(&windows)
         .run_once(move |mut stream| async move {
             while let Some(event) = stream.next().await {
                 let key = event.key.clone().unwrap_or_default();

@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use streams::{Table, TableSpec};
+use streams::{Table, TableSpec, Timestamp};
 
 fn cpu_time() -> Duration {
     std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -35,19 +35,22 @@ fn main() -> streams::Result<()> {
     let mins = |m: u64| Duration::from_secs(60 * m);
     let counts = Table::<String, u64>::detached(TableSpec::new("bench", "counts").partitions(8))?
         .with_default(u64::default)
-        .hopping(mins(5), mins(1))?
-        .grace(Duration::from_secs(10))?
-        .expires(mins(60))?;
+        .hopping(mins(5), mins(1))
+        .grace(Duration::from_secs(10))
+        .expires(mins(60))
+        .on_window_close(|_, _, _| {})
+        .build()?;
     let keys: Vec<String> = (0..1_000).map(|k| format!("user-{k}")).collect();
     let (mut closed, mut max_entries) = (0u64, 0u64);
-    let counts = counts.on_window_close(|_, _, _| {});
     let (wall, cpu) = (Instant::now(), cpu_time());
     let mut checkpoints = Vec::new();
     for i in 0..events {
         let r = splitmix(i);
         let time = 1_700_000_000_000 + i as i64 * 10 - (r % 5_000) as i64 * ((r >> 20) % 2) as i64;
         let key = &keys[(r >> 32) as usize % keys.len()];
-        counts.at_time(time).update(key.as_str(), |n| *n += 1)?;
+        counts
+            .at_time(Timestamp::from_millis(time))
+            .update(key.as_str(), |n| *n += 1)?;
         if (i + 1) % (events / 10).max(1) == 0 {
             let entries = counts.stored_entries()?;
             max_entries = max_entries.max(entries);
@@ -56,7 +59,7 @@ fn main() -> streams::Result<()> {
     }
     let (wall, cpu) = (wall.elapsed(), cpu_time().saturating_sub(cpu));
     for p in 0..8 {
-        closed += counts.advance(p, i64::MAX / 2)? as u64;
+        closed += counts.advance(p, Timestamp::from_millis(i64::MAX / 2))? as u64;
     }
     println!("events: {events}, late: {}", counts.late_events());
     println!(

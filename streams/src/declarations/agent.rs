@@ -16,8 +16,9 @@ use super::{AgentSpec, Shared};
 use crate::error::{AgentFailure, BoxError, Result};
 use crate::offsets::Releases;
 use crate::stream::{AgentStream, Delivery, Processor, Step};
-use crate::table::Table;
+use crate::table::{Table, TableSpec};
 use crate::topic::{OnDecodeError, Topic};
+use crate::window::WindowedTable;
 
 /// What an agent body may return: nothing, or a `Result` whose error stops the agent (its
 /// current event is then not committed). The error is kept as the source of
@@ -36,6 +37,39 @@ impl AgentResult for () {
 impl<E: Into<BoxError>> AgentResult for Result<(), E> {
     fn into_result(self) -> Result<(), AgentFailure> {
         self.map_err(|e| AgentFailure::Returned(e.into()))
+    }
+}
+
+/// A table an agent can declare that it updates ([`AgentBuilder::table`]): a [`Table`] or a
+/// [`WindowedTable`] (so the agent may be declared before or after windowing). Sealed.
+pub trait AgentTable: sealed::Sealed {
+    /// The table's declaration (its name and partition count).
+    fn declaration(&self) -> &TableSpec;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+impl<K, V> sealed::Sealed for Table<K, V> {}
+impl<K, V> AgentTable for Table<K, V>
+where
+    K: Serialize + DeserializeOwned + 'static,
+    V: Serialize + DeserializeOwned + 'static,
+{
+    fn declaration(&self) -> &TableSpec {
+        self.spec()
+    }
+}
+
+impl<K, V> sealed::Sealed for WindowedTable<K, V> {}
+impl<K, V> AgentTable for WindowedTable<K, V>
+where
+    K: Serialize + DeserializeOwned + Send + Sync + 'static,
+    V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    fn declaration(&self) -> &TableSpec {
+        self.table_spec()
     }
 }
 
@@ -214,15 +248,12 @@ where
         }
     }
 
-    /// Declares that the agent updates `table`: start-up then checks that the topic the agent
-    /// reads (after any [`group_by`](Self::group_by)) has the table's partition count, so that
-    /// each event finds its key's table partition on the same worker (co-partitioning).
-    pub fn table<TK, TV>(mut self, table: &Table<TK, TV>) -> Self
-    where
-        TK: Serialize + DeserializeOwned + 'static,
-        TV: Serialize + DeserializeOwned + 'static,
-    {
-        self.tables.push(table.spec().name().to_owned());
+    /// Declares that the agent updates `table` (a [`Table`] or a [`WindowedTable`]):
+    /// start-up then checks that the topic the agent reads (after any
+    /// [`group_by`](Self::group_by)) has the table's partition count, so that each event
+    /// finds its key's table partition on the same worker (co-partitioning).
+    pub fn table(mut self, table: &impl AgentTable) -> Self {
+        self.tables.push(table.declaration().name().to_owned());
         self
     }
 

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use stores::StoreUrl;
 
-pub use agent::{Agent, AgentBuilder, AgentResult, Sink};
+pub use agent::{Agent, AgentBuilder, AgentResult, AgentTable, Sink};
 pub(crate) use agent::{Instance, StartedAgent};
 pub use table::{TableBuilder, TableSummary};
 

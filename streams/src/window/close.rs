@@ -2,28 +2,29 @@
 //! order) and deleting those that expired, with the clock written in the same partition.
 
 use std::borrow::Borrow;
-
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::kind::{Window, WindowKind};
+use super::kind::{Cut, Window};
 use super::layout::{self, Clock, StoreKey};
 use super::read::read_clock;
 use super::update::Outcome;
-use super::windowed::{Closed, LatePolicy, WindowedTable};
+use super::windowed::{Closed, LatePolicy, OnClose, WindowedTable};
 use crate::error::{Error, Result};
 use crate::table::{outbound_record, PartitionTxn};
+use crate::timestamp::Timestamp;
 
 impl<K, V> WindowedTable<K, V>
 where
     K: Serialize + DeserializeOwned + Send + Sync + 'static,
     V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    /// Files an update at `time` for `key`, moves stream time and closes what it passed.
-    /// `Ok(None)`: the event was late and the policy dropped it.
+    /// Files an update at `time` for `key`, moves stream time and closes what it passed;
+    /// calls a synchronous close callback. `Ok(None)`: the event was late and the policy
+    /// dropped it.
     pub(super) fn update_at<Q>(
         &self,
         key: &Q,
@@ -34,19 +35,56 @@ where
         K: Borrow<Q>,
         Q: Serialize + ?Sized,
     {
+        self.refuse_async("update", "update_async")?;
+        let filed = self.file_update(key, time, f)?;
+        self.deliver(filed.closed);
+        self.outcome(filed.outcome, filed.partition, time, filed.stream_time)
+    }
+
+    /// After [`file_update`](Self::file_update): awaits the close callback for each window
+    /// closed, then applies the late policy. Holds no reference to the update closure, so
+    /// the future is `Send` whatever the closure is.
+    pub(super) async fn finish_async(&self, filed: Filed<K, V>, time: i64) -> Result<Option<V>> {
+        self.deliver_async(filed.closed).await?;
+        self.outcome(filed.outcome, filed.partition, time, filed.stream_time)
+    }
+
+    /// The update's effect in the locked partition of `key`: what it did and what it closed.
+    pub(super) fn file_update<Q>(
+        &self,
+        key: &Q,
+        time: i64,
+        f: &mut dyn FnMut(&mut V),
+    ) -> Result<Filed<K, V>>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let (bytes, partition, prefix) = self.encode_user_key(key)?;
-        let (outcome, stream_time, closed) =
-            self.table.core().with_partition(partition, &bytes, |txn| {
-                let mut clock = read_clock(self.name(), txn)?;
-                let before = clock;
-                let outcome = self.file(txn, &mut clock, &bytes, &prefix, time, f)?;
-                if matches!(outcome, Outcome::Updated(_)) {
-                    clock.stream_time = clock.stream_time.max(time);
-                }
-                let closed = self.settle(txn, &mut clock, before)?;
-                Ok((outcome, before.stream_time, closed))
-            })?;
-        self.deliver(closed);
+        self.table.core().with_partition(partition, &bytes, |txn| {
+            let mut clock = read_clock(self.name(), txn)?;
+            let before = clock;
+            let outcome = self.file(txn, &mut clock, &bytes, &prefix, time, f)?;
+            if matches!(outcome, Outcome::Updated(_)) {
+                clock.stream_time = clock.stream_time.max(time);
+            }
+            let closed = self.settle(txn, &mut clock, before)?;
+            Ok(Filed {
+                outcome,
+                partition,
+                stream_time: before.stream_time,
+                closed,
+            })
+        })
+    }
+
+    fn outcome(
+        &self,
+        outcome: Outcome<V>,
+        partition: i32,
+        time: i64,
+        stream_time: i64,
+    ) -> Result<Option<V>> {
         match outcome {
             Outcome::Updated(v) => Ok(Some(v)),
             Outcome::Late => self
@@ -56,23 +94,37 @@ where
     }
 
     /// Moves the stream time of `partition` to `time` if that is later, closing and deleting
-    /// what it passed, as an event at `time` would. For partitions that see no events (the
-    /// runtime may pass the wall clock when the user asks for it; nothing does by default).
-    /// Returns the number of windows closed.
-    pub fn advance(&self, partition: i32, time: i64) -> Result<usize> {
+    /// what it passed, as an event at `time` would: for partitions that see no events (pass
+    /// the wall clock, `Timestamp::now()`, to close windows by it; nothing does by default).
+    /// Returns the number of windows closed. Fails unless this worker owns the partition and
+    /// it is up to date, and with an `on_window_close_async` callback (use
+    /// [`advance_async`](Self::advance_async)).
+    pub fn advance(&self, partition: i32, time: Timestamp) -> Result<usize> {
+        self.refuse_async("advance", "advance_async")?;
+        let closed = self.advance_clock(partition, time.as_millis())?;
+        let count = closed.len();
+        self.deliver(closed);
+        Ok(count)
+    }
+
+    /// [`advance`](Self::advance), then awaits the close callback for each window closed.
+    pub async fn advance_async(&self, partition: i32, time: Timestamp) -> Result<usize> {
+        let closed = self.advance_clock(partition, time.as_millis())?;
+        let count = closed.len();
+        self.deliver_async(closed).await?;
+        Ok(count)
+    }
+
+    fn advance_clock(&self, partition: i32, time: i64) -> Result<Vec<Closed<K, V>>> {
         self.check_active(partition)?;
-        let closed = self
-            .table
+        self.table
             .core()
             .with_partition(partition, b"(clock)", |txn| {
                 let mut clock = read_clock(self.name(), txn)?;
                 let before = clock;
                 clock.stream_time = clock.stream_time.max(time);
                 self.settle(txn, &mut clock, before)
-            })?;
-        let count = closed.len();
-        self.deliver(closed);
-        Ok(count)
+            })
     }
 
     /// Looks at what is due when stream time reached the next due time, then writes the clock
@@ -138,19 +190,19 @@ where
         let mut closing: Vec<_> = windows
             .iter()
             .filter(|w| {
-                let close_at = self.spec.close_at(w.3);
+                let close_at = self.spec.close_ms(w.3);
                 close_at > clock.closed_through && close_at <= now
             })
             .collect();
         closing.sort_by_key(|(user_key, _, _, window, _)| {
-            (self.spec.close_at(*window), *user_key, window.start)
+            (self.spec.close_ms(*window), *user_key, window.start)
         });
         let mut closed = Vec::with_capacity(closing.len());
         for (user_key, prefix, key, original, value) in closing {
             let window = original;
-            let (window, value) = match self.spec.kind() {
-                WindowKind::Sliding { size } => {
-                    let window = Window::new(window.end.saturating_sub(size), window.end);
+            let (window, value) = match self.spec.cut() {
+                Cut::Sliding { size } => {
+                    let window = Window::ms(window.end.saturating_sub(size), window.end);
                     let buckets = self.stored_windows(txn, prefix, window.start, window.end)?;
                     match self.fold(buckets.into_iter().map(|(_, v)| v)) {
                         Some(v) => (window, v),
@@ -167,7 +219,7 @@ where
                 let framed = outbound_record(record_key.as_deref(), &record_value)
                     .ok_or_else(|| self.oversized_key(partition))?;
                 let entry =
-                    layout::emit_key(self.spec.close_at(*original), user_key, original.start)
+                    layout::emit_key(self.spec.close_ms(*original), user_key, original.start)
                         .ok_or_else(|| self.oversized_key(partition))?;
                 txn.put(entry, Some(framed));
             }
@@ -179,7 +231,7 @@ where
             });
         }
         for (user_key, _, key, window, _) in &windows {
-            let (close_at, expire_at) = (self.spec.close_at(*window), self.spec.expire_at(*window));
+            let (close_at, expire_at) = (self.spec.close_ms(*window), self.spec.expire_ms(*window));
             if expire_at <= now {
                 txn.put(key.clone(), None);
             } else {
@@ -197,6 +249,15 @@ where
         };
         Ok(closed)
     }
+}
+
+/// What filing one update did, in its partition.
+pub(super) struct Filed<K, V> {
+    outcome: Outcome<V>,
+    partition: i32,
+    /// The partition's stream time before the update.
+    stream_time: i64,
+    closed: Vec<Closed<K, V>>,
 }
 
 /// With [`LatePolicy::Log`], one late event in this many is logged as a warning.
@@ -239,22 +300,47 @@ where
             LatePolicy::Fail => Err(Error::LateEvent {
                 table: self.name().to_owned(),
                 partition,
-                time,
-                stream_time,
-                grace_ms,
+                time: Timestamp::from_millis(time),
+                stream_time: Timestamp::from_millis(stream_time),
+                grace: self.spec.grace(),
             }),
         }
     }
 
-    /// Hands closed windows to the callback (outside any lock).
+    /// Hands closed windows to a synchronous callback (outside any lock).
     pub(super) fn deliver(&self, closed: Vec<Closed<K, V>>) {
-        if closed.is_empty() {
-            return;
-        }
-        if let Some(on_close) = &self.on_close {
+        if let Some(OnClose::Sync(on_close)) = &self.on_close {
             for c in &closed {
                 on_close(&c.key, c.window, &c.value);
             }
+        }
+    }
+
+    /// Hands closed windows to the callback, awaiting an asynchronous one for each in turn.
+    async fn deliver_async(&self, closed: Vec<Closed<K, V>>) -> Result<()> {
+        match &self.on_close {
+            Some(OnClose::Async(on_close)) => {
+                for c in closed {
+                    on_close(c.key, c.window, c.value).await?;
+                }
+                Ok(())
+            }
+            _ => {
+                self.deliver(closed);
+                Ok(())
+            }
+        }
+    }
+
+    /// Refuses `what` when the close callback must be awaited (`instead` can).
+    fn refuse_async(&self, call: &'static str, instead: &'static str) -> Result<()> {
+        match &self.on_close {
+            Some(OnClose::Async(_)) => Err(Error::NeedsAwait {
+                table: self.name().to_owned(),
+                call,
+                instead,
+            }),
+            _ => Ok(()),
         }
     }
 

@@ -62,6 +62,14 @@ pub(crate) fn key_prefix(user_key: &[u8]) -> Option<BytesMut> {
     Some(buf)
 }
 
+/// The key range of every window entry: its start, and its end (excluded).
+pub(crate) fn window_range() -> (Bytes, Bytes) {
+    (
+        Bytes::from_static(&[WINDOW_TAG]),
+        Bytes::from_static(&[META_TAG]),
+    )
+}
+
 /// The store key of `user_key`'s window starting at `start`.
 pub(crate) fn window_key(prefix: &BytesMut, start: i64) -> Bytes {
     let mut buf = prefix.clone();

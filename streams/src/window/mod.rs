@@ -14,7 +14,7 @@
 //!   time, say when to look at each window next (its close, then its expiry), so closing reads
 //!   only what is due.
 //! - A window closes when its partition's stream time reaches its end plus the grace period:
-//!   `on_window_close` fires once for it, and (with [`WindowedTable::emit_final_to`]) its final
+//!   `on_window_close` fires once for it, and (with [`WindowedTableBuilder::emit_final_to`]) its final
 //!   result is written with the close, sent to its topic at the next commit before the table's
 //!   changelog records, so it is never lost to a crash. Late events beyond grace are counted
 //!   and dropped or failed
@@ -22,9 +22,14 @@
 //!   reaches its start plus `expires`.
 //! - Nothing depends on the wall clock unless asked (`relative_to_now`,
 //!   [`WindowedTable::advance`]).
+//! - Settings are gathered by a [`WindowedTableBuilder`] and frozen by its `build()`.
 //!
-//! Layering: beside `table` (layer 2); it uses `table`, `topic`, `record`, `codec` and `error`.
+//! Layering: beside `table` (layer 2); it uses `table`, `topic`, `record`, `codec`,
+//! `timestamp` and `error`. Inside, modules point one way: `windowed` (the handle) uses only
+//! `kind`, `spec` and `time`; `read`, `update`, `view`, `builder` and `close` add to it, and
+//! `close` (moving stream time) is the only one that uses `read` and `update`.
 
+mod builder;
 mod check;
 mod close;
 mod kind;
@@ -39,8 +44,9 @@ mod windowed;
 #[cfg(test)]
 mod tests;
 
+pub use builder::WindowedTableBuilder;
 pub use kind::{Window, WindowKind};
 pub use spec::{WindowSpec, DEFAULT_EXPIRES};
 pub use time::TimeSource;
 pub use view::WindowedAt;
-pub use windowed::{Closed, LatePolicy, WindowResult, WindowedTable};
+pub use windowed::{LatePolicy, WindowResult, WindowedTable};

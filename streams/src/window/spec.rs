@@ -2,18 +2,20 @@
 
 use std::time::Duration;
 
-use super::kind::{Window, WindowKind};
+use super::kind::{Cut, Window, WindowKind};
 use crate::error::{Error, Result};
+use crate::timestamp::Timestamp;
 
 /// How long windows are kept after they start when `expires` is not given (Kafka Streams'
 /// default retention), unless size plus grace is longer.
 pub const DEFAULT_EXPIRES: Duration = Duration::from_secs(24 * 3600);
 
 /// The most hopping windows one event may fall in (size / step): each is an entry to update.
-pub const MAX_WINDOWS_PER_EVENT: i64 = 10_000;
+pub(crate) const MAX_WINDOWS_PER_EVENT: i64 = 10_000;
 
-/// What a windowed table is, as declared: its [`WindowKind`], grace period and expiry, in
-/// milliseconds.
+/// What a windowed table is, as declared: its [`WindowKind`], grace period and expiry
+/// (checked when the table is [built](super::WindowedTableBuilder::build); times are kept in
+/// whole milliseconds).
 ///
 /// - A window *closes* when the stream time of its partition reaches its end plus `grace`:
 ///   then `on_window_close` fires and later events for it are late.
@@ -22,7 +24,7 @@ pub const MAX_WINDOWS_PER_EVENT: i64 = 10_000;
 ///   so a window always closes before it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowSpec {
-    kind: WindowKind,
+    kind: Cut,
     grace: i64,
     /// `None`: [`DEFAULT_EXPIRES`] or size + grace, whichever is longer.
     expires: Option<i64>,
@@ -45,22 +47,22 @@ impl WindowSpec {
             reason,
         };
         let kind = match kind {
-            Kind::Tumbling(size) => WindowKind::Tumbling {
+            Kind::Tumbling(size) => Cut::Tumbling {
                 size: millis(table, "size", size)?,
             },
-            Kind::Hopping(size, step) => WindowKind::Hopping {
+            Kind::Hopping(size, step) => Cut::Hopping {
                 size: millis(table, "size", size)?,
                 step: millis(table, "step", step)?,
             },
-            Kind::Sliding(size) => WindowKind::Sliding {
+            Kind::Sliding(size) => Cut::Sliding {
                 size: millis(table, "size", size)?,
             },
-            Kind::Session(gap) => WindowKind::Session {
+            Kind::Session(gap) => Cut::Session {
                 gap: millis(table, "gap", gap)?,
             },
         };
         if kind.size() < 1 {
-            let what = if matches!(kind, WindowKind::Session { .. }) {
+            let what = if matches!(kind, Cut::Session { .. }) {
                 "session gap"
             } else {
                 "window size"
@@ -69,7 +71,7 @@ impl WindowSpec {
                 "the {what} is zero: give at least one millisecond (such as Duration::from_secs(300))"
             )));
         }
-        if let WindowKind::Hopping { size, step } = kind {
+        if let Cut::Hopping { size, step } = kind {
             if step < 1 {
                 return Err(bad(
                     "the hopping step is zero: give at least one millisecond (such as a fifth of the size)"
@@ -121,7 +123,7 @@ impl WindowSpec {
             return Ok(());
         };
         let size = self.kind.size();
-        let what = if matches!(self.kind, WindowKind::Session { .. }) {
+        let what = if matches!(self.kind, Cut::Session { .. }) {
             "the session gap"
         } else {
             "the window size"
@@ -149,37 +151,64 @@ impl WindowSpec {
         Ok(())
     }
 
-    /// The kind of windows.
+    /// The kind of windows and their size.
     pub fn kind(&self) -> WindowKind {
+        self.kind.kind()
+    }
+
+    /// The kind in milliseconds.
+    pub(crate) fn cut(&self) -> Cut {
         self.kind
     }
 
+    /// How long a window stays open after its end for late events.
+    pub fn grace(&self) -> Duration {
+        Duration::from_millis(self.grace as u64)
+    }
+
+    /// How long after its start (a session: after its end) a window is deleted.
+    pub fn expires(&self) -> Duration {
+        Duration::from_millis(self.expires_ms() as u64)
+    }
+
+    /// The stream time at which `window` closes: its end (a session: its end plus the gap)
+    /// plus the grace period.
+    pub fn close_at(&self, window: Window) -> Timestamp {
+        Timestamp::from_millis(self.close_ms(window))
+    }
+
+    /// The stream time at which `window` is deleted.
+    pub fn expire_at(&self, window: Window) -> Timestamp {
+        Timestamp::from_millis(self.expire_ms(window))
+    }
+
     /// The grace period in milliseconds.
-    pub fn grace_ms(&self) -> i64 {
+    pub(crate) fn grace_ms(&self) -> i64 {
         self.grace
     }
 
     /// The expiry in milliseconds.
-    pub fn expires_ms(&self) -> i64 {
+    pub(crate) fn expires_ms(&self) -> i64 {
         self.expires.unwrap_or_else(|| {
             (DEFAULT_EXPIRES.as_millis() as i64).max(self.kind.size().saturating_add(self.grace))
         })
     }
 
-    /// The stream time at which `window` closes.
-    pub fn close_at(&self, window: Window) -> i64 {
+    /// The stream time at which `window` closes, in milliseconds.
+    pub(crate) fn close_ms(&self, window: Window) -> i64 {
         let end = match self.kind {
-            WindowKind::Session { gap } => window.end.saturating_add(gap),
+            Cut::Session { gap } => window.end.saturating_add(gap),
             _ => window.end,
         };
         end.saturating_add(self.grace)
     }
 
-    /// The stream time at which a stored entry for `window` is deleted. For sliding windows
-    /// the entry is an event time's bucket `[t, t + 1)`, kept while a window holding it is.
-    pub fn expire_at(&self, window: Window) -> i64 {
+    /// The stream time at which a stored entry for `window` is deleted, in milliseconds. For
+    /// sliding windows the entry is an event time's bucket `[t, t + 1)`, kept while a window
+    /// holding it is.
+    pub(crate) fn expire_ms(&self, window: Window) -> i64 {
         match self.kind {
-            WindowKind::Session { .. } => window.end.saturating_add(self.expires_ms()),
+            Cut::Session { .. } => window.end.saturating_add(self.expires_ms()),
             _ => window.start.saturating_add(self.expires_ms()),
         }
     }

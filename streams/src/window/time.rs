@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::record::Event;
+use crate::timestamp::Timestamp;
 
 /// The time a windowed table files an event under (Faust's `relative_to_*`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -32,7 +33,12 @@ pub fn wall_clock_ms() -> i64 {
 impl TimeSource {
     /// The time of `event`; an error of the topic's decode kind naming the field when it has
     /// none.
-    pub fn time_of<K, V: Serialize>(&self, event: &Event<K, V>) -> Result<i64> {
+    pub fn time_of<K, V: Serialize>(&self, event: &Event<K, V>) -> Result<Timestamp> {
+        self.time_ms(event).map(Timestamp::from_millis)
+    }
+
+    /// [`time_of`](Self::time_of) in milliseconds.
+    pub(crate) fn time_ms<K, V: Serialize>(&self, event: &Event<K, V>) -> Result<i64> {
         let unreadable = |part: &'static str, field: &str, reason: String| Error::Decode {
             topic: event.topic.to_string(),
             partition: event.partition,
@@ -192,17 +198,17 @@ mod tests {
 
     #[test]
     fn time_from_the_timestamp_or_a_field_and_errors_name_the_field() {
-        assert_eq!(TimeSource::EventTimestamp.time_of(&event(5)).unwrap(), 5);
-        let err = TimeSource::EventTimestamp.time_of(&event(-1)).unwrap_err();
+        assert_eq!(TimeSource::EventTimestamp.time_ms(&event(5)).unwrap(), 5);
+        let err = TimeSource::EventTimestamp.time_ms(&event(-1)).unwrap_err();
         assert!(
             err.to_string()
                 .contains("timestamp of orders/2@7 at field `timestamp`"),
             "{err}"
         );
         let field = TimeSource::Field("meta.created".into());
-        assert_eq!(field.time_of(&event(5)).unwrap(), 42);
+        assert_eq!(field.time_ms(&event(5)).unwrap(), 42);
         let err = TimeSource::Field("meta.updated".into())
-            .time_of(&event(5))
+            .time_ms(&event(5))
             .unwrap_err();
         assert!(
             err.to_string()
@@ -210,11 +216,11 @@ mod tests {
             "{err}"
         );
         let err = TimeSource::Field("note".into())
-            .time_of(&event(5))
+            .time_ms(&event(5))
             .unwrap_err();
         assert!(err.to_string().contains("\"x\" is not a time"), "{err}");
         assert!(err.to_string().contains("RFC 3339"), "{err}");
-        assert!(TimeSource::WallClock.time_of(&event(5)).unwrap() > 1_600_000_000_000);
+        assert!(TimeSource::WallClock.time_ms(&event(5)).unwrap() > 1_600_000_000_000);
     }
 
     #[test]
@@ -269,7 +275,7 @@ mod tests {
             },
         );
         assert_eq!(
-            TimeSource::Field("at".into()).time_of(&event).unwrap(),
+            TimeSource::Field("at".into()).time_ms(&event).unwrap(),
             946_684_800_250
         );
     }

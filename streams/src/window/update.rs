@@ -4,7 +4,7 @@ use bytes::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::kind::{Window, WindowKind};
+use super::kind::{Cut, Window};
 use super::layout::{self, Clock};
 use super::windowed::WindowedTable;
 use crate::error::{Error, Result};
@@ -70,17 +70,17 @@ where
         f: &mut dyn FnMut(&mut V),
     ) -> Result<Outcome<V>> {
         let stream_time = clock.stream_time;
-        let is_open = |w: Window| self.spec.close_at(w) > stream_time;
-        match self.spec.kind() {
-            WindowKind::Tumbling { .. } | WindowKind::Hopping { .. } => {
-                let windows = self.spec.kind().fixed_windows(time);
+        let is_open = |w: Window| self.spec.close_ms(w) > stream_time;
+        match self.spec.cut() {
+            Cut::Tumbling { .. } | Cut::Hopping { .. } => {
+                let windows = self.spec.cut().fixed_windows(time);
                 let mut current = None;
                 for w in windows.into_iter().filter(|w| is_open(*w)) {
                     let key = layout::window_key(prefix, w.start);
                     let mut value = match txn.get(&key)? {
                         Some(v) => self.decode_entry(txn.partition(), &key, &v)?.1 .1,
                         None => {
-                            self.schedule(txn, clock, user_key, w.start, self.spec.close_at(w))?;
+                            self.schedule(txn, clock, user_key, w.start, self.spec.close_ms(w))?;
                             self.table.default_value()?
                         }
                     };
@@ -91,8 +91,8 @@ where
                 }
                 Ok(current.map_or(Outcome::Late, Outcome::Updated))
             }
-            WindowKind::Sliding { size } => {
-                let bucket = Window::new(time, time.saturating_add(1));
+            Cut::Sliding { size } => {
+                let bucket = Window::ms(time, time.saturating_add(1));
                 if !is_open(bucket) {
                     return Ok(Outcome::Late);
                 }
@@ -100,7 +100,7 @@ where
                 let mut value = match txn.get(&key)? {
                     Some(v) => self.decode_entry(txn.partition(), &key, &v)?.1 .1,
                     None => {
-                        let close_at = self.spec.close_at(bucket);
+                        let close_at = self.spec.close_ms(bucket);
                         self.schedule(txn, clock, user_key, bucket.start, close_at)?;
                         self.table.default_value()?
                     }
@@ -112,7 +112,7 @@ where
                 let folded = self.fold(buckets.into_iter().map(|(_, v)| v));
                 Ok(folded.map_or(Outcome::Late, Outcome::Updated))
             }
-            WindowKind::Session { gap } => {
+            Cut::Session { gap } => {
                 // Open sessions within `gap` of the event join it (closed ones are final).
                 let candidates = self.stored_windows(
                     txn,
@@ -120,7 +120,7 @@ where
                     i64::MIN,
                     time.saturating_add(gap).saturating_add(1),
                 )?;
-                let mut session = Window::new(time, time.saturating_add(1));
+                let mut session = Window::ms(time, time.saturating_add(1));
                 let mut joined = Vec::new();
                 let mut value: Option<V> = None;
                 for (w, v) in candidates {
@@ -129,7 +129,7 @@ where
                     if !near || !is_open(w) {
                         continue;
                     }
-                    session = Window::new(session.start.min(w.start), session.end.max(w.end));
+                    session = Window::ms(session.start.min(w.start), session.end.max(w.end));
                     joined.push(w.start);
                     value = self.fold(value.into_iter().chain([v]));
                 }
@@ -150,7 +150,7 @@ where
                         clock,
                         user_key,
                         session.start,
-                        self.spec.close_at(session),
+                        self.spec.close_ms(session),
                     )?;
                 }
                 for start in joined.into_iter().filter(|s| *s != session.start) {

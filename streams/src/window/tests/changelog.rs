@@ -2,6 +2,7 @@
 //! Kafka when `KAFKA_BOOTSTRAP` is set), a worker restarted on its redb store in the middle of
 //! open windows, and a new worker recovering the whole table from the changelog.
 
+use super::Millis;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +20,10 @@ use crate::codec::CodecRegistry;
 use crate::table::{
     changelog_consumer_config, flush_partition, recover_partition, Table, TableSpec,
 };
-use crate::window::{WindowKind, WindowedTable};
+use crate::window::kind::Cut;
+use crate::window::WindowedTable;
 
-const KIND: WindowKind = WindowKind::Hopping {
+const KIND: Cut = Cut::Hopping {
     size: 300,
     step: 100,
 };
@@ -116,7 +118,7 @@ async fn commit(table: &WindowedTable<String, Ids>, producer: &Producer) {
 
 fn file(table: &WindowedTable<String, Ids>, (key, t, id): &Ev) {
     let filed = table
-        .at_time(*t)
+        .at_ms(*t)
         .update(key.as_str(), |ids| {
             ids.insert(*id);
         })
@@ -131,12 +133,12 @@ fn state(table: &WindowedTable<String, Ids>, keys: &[String]) -> Vec<String> {
         .map(|k| {
             format!(
                 "{k}: {:?}",
-                table.windows(k.as_str(), i64::MIN, i64::MAX).unwrap()
+                table.windows_ms(k.as_str(), i64::MIN, i64::MAX).unwrap()
             )
         })
         .collect();
     for p in 0..table.table.spec().partition_count() {
-        out.push(format!("{p}: {:?}", table.stream_time(p).unwrap()));
+        out.push(format!("{p}: {:?}", table.stream_ms(p).unwrap()));
     }
     out
 }
@@ -182,7 +184,7 @@ async fn a_worker_restarted_on_redb_mid_window_and_a_recovered_one_close_each_wi
     }
     commit(&first, &producer).await;
     let closes = first_closes.lock().unwrap().clone();
-    let open = first.windows("k0", i64::MIN, i64::MAX).unwrap();
+    let open = first.windows_ms("k0", i64::MIN, i64::MAX).unwrap();
     assert!(
         !closes.is_empty() && !open.is_empty(),
         "stopped with closed and open windows"
@@ -193,7 +195,7 @@ async fn a_worker_restarted_on_redb_mid_window_and_a_recovered_one_close_each_wi
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(dir.path(), "ids").unwrap());
     let (second, second_closes, read) = broker.recovered(&spec, store).await;
     assert_eq!(read, 0, "the store was up to date");
-    assert_eq!(second.windows("k0", i64::MIN, i64::MAX).unwrap(), open);
+    assert_eq!(second.windows_ms("k0", i64::MIN, i64::MAX).unwrap(), open);
     for (i, ev) in evs[45..].iter().enumerate() {
         file(&second, ev);
         if i % 7 == 6 {
@@ -219,7 +221,7 @@ async fn a_worker_restarted_on_redb_mid_window_and_a_recovered_one_close_each_wi
     // the worker went on (second) or took over from the changelog (third).
     for table in [&second, &third] {
         for p in 0..2 {
-            table.advance(p, i64::MAX / 2).unwrap();
+            table.advance_ms(p, i64::MAX / 2).unwrap();
         }
     }
     let expected = expected_windows(KIND, &evs);

@@ -12,7 +12,7 @@ use crate::TableSpec;
 
 #[test]
 fn tumbling_counts_per_window_and_reads_current_value_delta_and_ranges() {
-    let table = counts(3).tumbling(ms(100)).unwrap();
+    let table = counts(3).tumbling(ms(100)).build().unwrap();
     assert_eq!(add(&table, "a", 10, 1), Some(1));
     assert_eq!(add(&table, "a", 99, 2), Some(3));
     assert_eq!(add(&table, "a", 100, 5), Some(5));
@@ -24,12 +24,12 @@ fn tumbling_counts_per_window_and_reads_current_value_delta_and_ranges() {
     assert_eq!(at.delta("a", ms(200)).unwrap(), None);
     assert_eq!(at.current("c").unwrap(), None);
     assert_eq!(
-        table.windows("a", 0, 1_000).unwrap(),
-        vec![(Window::new(0, 100), 3), (Window::new(100, 200), 5)]
+        table.windows_ms("a", 0, 1_000).unwrap(),
+        vec![(Window::ms(0, 100), 3), (Window::ms(100, 200), 5)]
     );
     assert_eq!(
-        table.windows("a", 100, 1_000).unwrap(),
-        vec![(Window::new(100, 200), 5)]
+        table.windows_ms("a", 100, 1_000).unwrap(),
+        vec![(Window::ms(100, 200), 5)]
     );
     // The wall clock is far past these windows.
     assert_eq!(table.now("a").unwrap(), None);
@@ -37,7 +37,7 @@ fn tumbling_counts_per_window_and_reads_current_value_delta_and_ranges() {
 
 #[test]
 fn hopping_files_an_event_in_size_over_step_windows() {
-    let table = counts(1).hopping(ms(300), ms(100)).unwrap();
+    let table = counts(1).hopping(ms(300), ms(100)).build().unwrap();
     assert_eq!(add(&table, "k", 250, 1), Some(1));
     assert_eq!(
         add(&table, "k", 310, 10),
@@ -45,12 +45,12 @@ fn hopping_files_an_event_in_size_over_step_windows() {
         "current: the latest window"
     );
     assert_eq!(
-        table.windows("k", i64::MIN, i64::MAX).unwrap(),
+        table.windows_ms("k", i64::MIN, i64::MAX).unwrap(),
         vec![
-            (Window::new(0, 300), 1),
-            (Window::new(100, 400), 11),
-            (Window::new(200, 500), 11),
-            (Window::new(300, 600), 10),
+            (Window::ms(0, 300), 1),
+            (Window::ms(100, 400), 11),
+            (Window::ms(200, 500), 11),
+            (Window::ms(300, 600), 10),
         ]
     );
 }
@@ -58,7 +58,7 @@ fn hopping_files_an_event_in_size_over_step_windows() {
 #[test]
 fn the_partition_of_a_window_is_the_partition_of_its_user_key() {
     let plain = counts(7);
-    let table = counts(7).tumbling(ms(10)).unwrap();
+    let table = counts(7).tumbling(ms(10)).build().unwrap();
     for i in 0..50 {
         let key = format!("user-{i}");
         let expected = kafka_client::producer::partitioner::partition_for_key(key.as_bytes(), 7);
@@ -66,7 +66,7 @@ fn the_partition_of_a_window_is_the_partition_of_its_user_key() {
         assert_eq!(plain.partition_of(key.as_str()).unwrap(), expected);
         add(&table, &key, i, 1);
         assert_eq!(
-            table.stream_time(expected).unwrap().map(|t| t >= i),
+            table.stream_ms(expected).unwrap().map(|t| t >= i),
             Some(true)
         );
         let stored = table
@@ -88,7 +88,7 @@ fn the_partition_of_a_window_is_the_partition_of_its_user_key() {
 
 #[test]
 fn windows_close_once_when_stream_time_passes_end_plus_grace() {
-    let (table, closes) = recording(counts(1).tumbling(ms(100)).unwrap().grace(ms(20)).unwrap());
+    let (table, closes) = recording(counts(1).tumbling(ms(100)).grace(ms(20)));
     add(&table, "a", 10, 1);
     add(&table, "b", 50, 2);
     add(&table, "a", 119, 1);
@@ -102,8 +102,8 @@ fn windows_close_once_when_stream_time_passes_end_plus_grace() {
     assert_eq!(
         *closes.lock().unwrap(),
         vec![
-            ("a".to_owned(), Window::new(0, 100), 5),
-            ("b".to_owned(), Window::new(0, 100), 2),
+            ("a".to_owned(), Window::ms(0, 100), 5),
+            ("b".to_owned(), Window::ms(0, 100), 2),
         ]
     );
     // Later than grace: counted and dropped, nothing closes twice.
@@ -112,8 +112,8 @@ fn windows_close_once_when_stream_time_passes_end_plus_grace() {
     add(&table, "c", 150, 1);
     assert_eq!(closes.lock().unwrap().len(), 2);
     assert_eq!(
-        table.windows("a", 0, 100).unwrap(),
-        vec![(Window::new(0, 100), 5)]
+        table.windows_ms("a", 0, 100).unwrap(),
+        vec![(Window::ms(0, 100), 5)]
     );
 }
 
@@ -121,21 +121,23 @@ fn windows_close_once_when_stream_time_passes_end_plus_grace() {
 fn a_late_event_fails_with_the_policy_and_the_error_says_what_to_do() {
     let table = counts(1)
         .tumbling(ms(100))
-        .unwrap()
-        .on_late(LatePolicy::Fail);
+        .on_late(LatePolicy::Fail)
+        .build()
+        .unwrap();
     add(&table, "a", 500, 1);
-    let err = table.at_time(10).update("a", |v| *v += 1).unwrap_err();
+    let err = table.at_ms(10).update("a", |v| *v += 1).unwrap_err();
     assert!(matches!(
         err,
-        Error::LateEvent {
-            time: 10,
-            stream_time: 500,
-            ..
-        }
+        Error::LateEvent { time, stream_time, grace, .. }
+            if time == Timestamp::from_millis(10)
+                && stream_time == Timestamp::from_millis(500)
+                && grace == Duration::ZERO
     ));
     assert!(
-        err.to_string()
-            .contains("table counts: an event at 10 ms is too late"),
+        err.to_string().contains(
+            "table counts: an event at 1970-01-01T00:00:00.010Z is too late: its windows in \
+             partition 0 closed (stream time 1970-01-01T00:00:00.500Z"
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("raise the grace period"), "{err}");
@@ -144,25 +146,19 @@ fn a_late_event_fails_with_the_policy_and_the_error_says_what_to_do() {
 
 #[test]
 fn expired_windows_are_deleted_after_they_closed() {
-    let (table, closes) = recording(
-        counts(1)
-            .tumbling(ms(100))
-            .unwrap()
-            .expires(ms(300))
-            .unwrap(),
-    );
+    let (table, closes) = recording(counts(1).tumbling(ms(100)).expires(ms(300)));
     add(&table, "a", 0, 1);
     add(&table, "a", 100, 1);
     add(&table, "a", 250, 1);
-    assert_eq!(table.windows("a", i64::MIN, i64::MAX).unwrap().len(), 3);
+    assert_eq!(table.windows_ms("a", i64::MIN, i64::MAX).unwrap().len(), 3);
     add(&table, "a", 310, 1);
     // Window 0..100 expired at 0 + 300; 100..200 is kept until 400.
     assert_eq!(
-        table.windows("a", i64::MIN, i64::MAX).unwrap(),
+        table.windows_ms("a", i64::MIN, i64::MAX).unwrap(),
         vec![
-            (Window::new(100, 200), 1),
-            (Window::new(200, 300), 1),
-            (Window::new(300, 400), 1),
+            (Window::ms(100, 200), 1),
+            (Window::ms(200, 300), 1),
+            (Window::ms(300, 400), 1),
         ]
     );
     assert_eq!(
@@ -197,8 +193,8 @@ fn emit_final_writes_each_closed_window_for_the_next_flush_in_close_order_never_
     plain.core().set_active(0).unwrap();
     let table = plain
         .tumbling(ms(10))
-        .unwrap()
         .emit_final_to(&finals())
+        .build()
         .unwrap();
     add(&table, "b", 1, 1);
     add(&table, "a", 5, 2);
@@ -233,23 +229,23 @@ fn emit_final_writes_each_closed_window_for_the_next_flush_in_close_order_never_
 fn a_detached_table_cannot_emit_final_results_and_says_what_to_use() {
     let err = counts(1)
         .tumbling(ms(10))
-        .unwrap()
         .emit_final_to(&finals())
+        .build()
         .expect_err("no flush sends them");
     assert!(err.to_string().contains("on_window_close"), "{err}");
 }
 
 #[test]
 fn advance_closes_without_events_and_only_forward() {
-    let (table, closes) = recording(counts(2).tumbling(ms(10)).unwrap());
+    let (table, closes) = recording(counts(2).tumbling(ms(10)));
     add(&table, "a", 3, 1);
     let p = table.partition_of("a").unwrap();
-    assert_eq!(table.advance(p, 9).unwrap(), 0);
-    assert_eq!(table.advance(p, 10).unwrap(), 1);
-    assert_eq!(table.advance(p, 5).unwrap(), 0);
-    assert_eq!(table.stream_time(p).unwrap(), Some(10));
+    assert_eq!(table.advance_ms(p, 9).unwrap(), 0);
+    assert_eq!(table.advance_ms(p, 10).unwrap(), 1);
+    assert_eq!(table.advance_ms(p, 5).unwrap(), 0);
+    assert_eq!(table.stream_ms(p).unwrap(), Some(10));
     assert_eq!(closes.lock().unwrap().len(), 1);
-    assert_eq!(table.stream_time(1 - p).unwrap(), None);
+    assert_eq!(table.stream_ms(1 - p).unwrap(), None);
 }
 
 #[derive(Serialize)]
@@ -265,8 +261,9 @@ struct Placed {
 fn time_from_a_field_and_an_event_without_it_is_a_decode_error_naming_it() {
     let table = counts(1)
         .tumbling(ms(100))
-        .unwrap()
-        .relative_to_field("placed.at");
+        .relative_to_field("placed.at")
+        .build()
+        .unwrap();
     let order = Event::new(
         "orders",
         0,
@@ -278,7 +275,7 @@ fn time_from_a_field_and_an_event_without_it_is_a_decode_error_naming_it() {
         },
     );
     let at = table.at(&order).unwrap();
-    assert_eq!(at.time(), 250);
+    assert_eq!(at.time(), Timestamp::from_millis(250));
     at.update("k", |v| *v += 1).unwrap();
     assert_eq!(at.value("k").unwrap(), Some(1));
     assert_eq!(
@@ -286,7 +283,11 @@ fn time_from_a_field_and_an_event_without_it_is_a_decode_error_naming_it() {
         None,
         "current() reads the record timestamp (5)"
     );
-    let wrong = table.clone().relative_to_field("placed.when");
+    let wrong = counts(1)
+        .tumbling(ms(100))
+        .relative_to_field("placed.when")
+        .build()
+        .unwrap();
     let err = wrong.at(&order).unwrap_err();
     assert!(
         matches!(&err, Error::Decode { field: Some(f), .. } if f == "placed.when"),
@@ -294,6 +295,7 @@ fn time_from_a_field_and_an_event_without_it_is_a_decode_error_naming_it() {
     );
     let err = counts(1)
         .tumbling(ms(1))
+        .build()
         .unwrap()
         .at(&event("a", -1, 0))
         .unwrap_err();
@@ -304,10 +306,11 @@ fn time_from_a_field_and_an_event_without_it_is_a_decode_error_naming_it() {
 fn relative_to_now_files_under_the_wall_clock() {
     let table = counts(1)
         .tumbling(Duration::from_secs(3600))
-        .unwrap()
-        .relative_to_now();
+        .relative_to_now()
+        .build()
+        .unwrap();
     let at = table.at(&event("a", 0, 0)).unwrap();
-    assert!(at.time() > 1_600_000_000_000);
+    assert!(at.time() > Timestamp::from_millis(1_600_000_000_000));
     at.update("a", |v| *v += 1).unwrap();
     // The hour window of now (unless the hour turned in between).
     let now = table.now("a").unwrap();
@@ -326,22 +329,23 @@ fn windowed_keys_in_a_partition_the_worker_does_not_own_say_so() {
     .unwrap()
     .with_default(i64::default)
     .tumbling(ms(10))
+    .build()
     .unwrap();
-    let err = table.at_time(1).update("a", |v| *v += 1).unwrap_err();
+    let err = table.at_ms(1).update("a", |v| *v += 1).unwrap_err();
     assert!(matches!(err, Error::TableNotOwned { .. }), "{err}");
-    let err = table.advance(1, 100).unwrap_err();
+    let err = table.advance_ms(1, 100).unwrap_err();
     assert!(
         err.to_string()
             .contains("partition 1 is not held on this worker"),
         "{err}"
     );
     table.table.core().assign(1).unwrap();
-    let err = table.stream_time(1).unwrap_err();
+    let err = table.stream_ms(1).unwrap_err();
     assert!(
         err.to_string().contains("partition 1 is still recovering"),
         "{err}"
     );
-    let err = table.advance(7, 100).unwrap_err();
+    let err = table.advance_ms(7, 100).unwrap_err();
     assert!(err.to_string().contains("partition 7 is not held"), "{err}");
 }
 
@@ -354,10 +358,11 @@ fn an_update_that_fails_in_one_window_writes_nothing() {
         .unwrap()
         .with_default(Bad::new)
         .hopping(ms(20), ms(10))
+        .build()
         .unwrap();
     let mut calls = 0;
     let err = table
-        .at_time(15)
+        .at_ms(15)
         .update("k", |v| {
             calls += 1;
             if calls == 2 {
@@ -370,7 +375,7 @@ fn an_update_that_fails_in_one_window_writes_nothing() {
         "{err}"
     );
     assert_eq!(calls, 2);
-    assert_eq!(table.windows("k", i64::MIN, i64::MAX).unwrap(), vec![]);
-    assert_eq!(table.stream_time(0).unwrap(), None);
+    assert_eq!(table.windows_ms("k", i64::MIN, i64::MAX).unwrap(), vec![]);
+    assert_eq!(table.stream_ms(0).unwrap(), None);
     assert_eq!(table.stored_entries().unwrap(), 0);
 }

@@ -2,6 +2,7 @@
 //! whose range holds it; each window closes exactly once, when (and only when) stream time
 //! passes its end plus grace, in close order, with its exact value; state stays bounded.
 
+use super::Millis;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
@@ -10,7 +11,8 @@ use proptest::prelude::*;
 use super::model::{expected_windows, Ev};
 use super::ms;
 use crate::table::{Table, TableSpec};
-use crate::window::{Window, WindowKind, WindowedTable};
+use crate::window::kind::Cut;
+use crate::window::{Window, WindowedTable};
 
 pub type Ids = BTreeSet<u32>;
 pub type IdCloses = Arc<Mutex<Vec<(String, Window, Ids)>>>;
@@ -18,25 +20,26 @@ pub type IdCloses = Arc<Mutex<Vec<(String, Window, Ids)>>>;
 /// A detached table of event ids per key and window, recording its closes.
 pub fn id_table(
     table: Table<String, Ids>,
-    kind: WindowKind,
+    kind: Cut,
     grace: i64,
 ) -> (WindowedTable<String, Ids>, IdCloses) {
     let table = table.with_default(Ids::new);
     let union = |a: &mut Ids, b: Ids| a.extend(b);
     let windowed = match kind {
-        WindowKind::Tumbling { size } => table.tumbling(ms(size as u64)),
-        WindowKind::Hopping { size, step } => table.hopping(ms(size as u64), ms(step as u64)),
-        WindowKind::Sliding { size } => table.sliding(ms(size as u64), union),
-        WindowKind::Session { gap } => table.session(ms(gap as u64), union),
+        Cut::Tumbling { size } => table.tumbling(ms(size as u64)),
+        Cut::Hopping { size, step } => table.hopping(ms(size as u64), ms(step as u64)),
+        Cut::Sliding { size } => table.sliding(ms(size as u64), union),
+        Cut::Session { gap } => table.session(ms(gap as u64), union),
     }
-    .unwrap()
-    .grace(ms(grace as u64))
-    .unwrap();
+    .grace(ms(grace as u64));
     let closes: IdCloses = Arc::default();
     let sink = closes.clone();
-    let windowed = windowed.on_window_close(move |k, w, v| {
-        sink.lock().unwrap().push((k.clone(), w, v.clone()));
-    });
+    let windowed = windowed
+        .on_window_close(move |k, w, v| {
+            sink.lock().unwrap().push((k.clone(), w, v.clone()));
+        })
+        .build()
+        .unwrap();
     (windowed, closes)
 }
 
@@ -45,26 +48,26 @@ pub fn detached_ids(partitions: i32) -> Table<String, Ids> {
 }
 
 /// The stream time at which the model says `w` closes.
-pub fn close_at(kind: WindowKind, grace: i64, w: Window) -> i64 {
+pub fn close_at(kind: Cut, grace: i64, w: Window) -> i64 {
     match kind {
-        WindowKind::Session { gap } => w.end + gap + grace,
+        Cut::Session { gap } => w.end + gap + grace,
         _ => w.end + grace,
     }
 }
 
-pub fn kinds() -> impl Strategy<Value = WindowKind> {
+pub fn kinds() -> impl Strategy<Value = Cut> {
     prop_oneof![
-        (1i64..60).prop_map(|size| WindowKind::Tumbling { size }),
-        (1i64..60, 1i64..60).prop_map(|(size, step)| WindowKind::Hopping {
+        (1i64..60).prop_map(|size| Cut::Tumbling { size }),
+        (1i64..60, 1i64..60).prop_map(|(size, step)| Cut::Hopping {
             size: size.max(step),
             step: step.min(size)
         }),
-        (1i64..15, 1i64..5).prop_map(|(step, n)| WindowKind::Hopping {
+        (1i64..15, 1i64..5).prop_map(|(step, n)| Cut::Hopping {
             size: step * n,
             step
         }),
-        (1i64..60).prop_map(|size| WindowKind::Sliding { size }),
-        (1i64..40).prop_map(|gap| WindowKind::Session { gap }),
+        (1i64..60).prop_map(|size| Cut::Sliding { size }),
+        (1i64..40).prop_map(|gap| Cut::Session { gap }),
     ]
 }
 
@@ -115,12 +118,12 @@ proptest! {
         let (table, closes) = id_table(detached_ids(partitions), kind, grace);
         let mut stream_time: BTreeMap<i32, i64> = BTreeMap::new();
         for (i, (key, t, id)) in evs.iter().enumerate() {
-            let updated = table.at_time(*t).update(key.as_str(), |ids| { ids.insert(*id); }).unwrap();
+            let updated = table.at_ms(*t).update(key.as_str(), |ids| { ids.insert(*id); }).unwrap();
             prop_assert!(updated.is_some_and(|ids| ids.contains(id)), "event {id} at {t} was late");
             let p = table.partition_of(key.as_str()).unwrap();
             let st = stream_time.entry(p).or_insert(i64::MIN);
             *st = (*st).max(*t);
-            prop_assert_eq!(table.stream_time(p).unwrap(), Some(*st));
+            prop_assert_eq!(table.stream_ms(p).unwrap(), Some(*st));
             // Closed now: exactly the windows due in their partition, with their final ids.
             let due: BTreeMap<_, _> = expected_windows(kind, &evs[..=i])
                 .into_iter()
@@ -132,7 +135,7 @@ proptest! {
             prop_assert_eq!(&close_map(&closes.lock().unwrap()), &due, "after event {}", i);
         }
         for p in 0..partitions {
-            table.advance(p, i64::MAX / 2).unwrap();
+            table.advance_ms(p, i64::MAX / 2).unwrap();
         }
         let closes = closes.lock().unwrap().clone();
         let expected = expected_windows(kind, &evs);
@@ -147,7 +150,7 @@ proptest! {
             prop_assert!(order.windows(2).all(|w| w[0] <= w[1]), "partition {p}: {order:?}");
         }
         // Hopping with a step dividing the size: each event is in size/step windows.
-        if let WindowKind::Hopping { size, step } = kind {
+        if let Cut::Hopping { size, step } = kind {
             if size % step == 0 {
                 for (_, _, id) in &evs {
                     let n = closes.iter().filter(|(_, _, ids)| ids.contains(id)).count();
@@ -155,7 +158,7 @@ proptest! {
                 }
             }
         }
-        if let WindowKind::Tumbling { .. } = kind {
+        if let Cut::Tumbling { .. } = kind {
             for (_, _, id) in &evs {
                 prop_assert_eq!(closes.iter().filter(|(_, _, ids)| ids.contains(id)).count(), 1);
             }
@@ -172,8 +175,8 @@ proptest! {
         let expires = size + extra;
         let table = super::counts(2)
             .hopping(ms(size as u64), ms(step as u64))
-            .unwrap()
             .expires(ms(expires as u64))
+            .build()
             .unwrap();
         let store = table.table.core().store().clone();
         // Windows kept per key: starts in (stream time - expires, stream time]; each with one
@@ -184,8 +187,8 @@ proptest! {
         for (key, advance) in steps {
             time += advance;
             let key = format!("k{}", key % keys);
-            table.at_time(time).update(key.as_str(), |v| *v += 1).unwrap();
-            for w in table.windows(key.as_str(), time - size, time + 1).unwrap() {
+            table.at_ms(time).update(key.as_str(), |v| *v += 1).unwrap();
+            for w in table.windows_ms(key.as_str(), time - size, time + 1).unwrap() {
                 created.insert((key.clone(), w.0));
             }
             let entries = store.stats().unwrap().entries();
@@ -207,11 +210,11 @@ proptest! {
     ) {
         let (table, _) = id_table(detached_ids(1), kind, 5);
         for (id, t) in times.into_iter().enumerate() {
-            let _ = table.at_time(t).update("k", |ids| { ids.insert(id as u32); });
-            let _ = table.at_time(t).current("k");
-            let _ = table.at_time(t).delta("k", ms(10));
-            let _ = table.windows("k", t, t.saturating_add(100));
+            let _ = table.at_ms(t).update("k", |ids| { ids.insert(id as u32); });
+            let _ = table.at_ms(t).current("k");
+            let _ = table.at_ms(t).delta("k", ms(10));
+            let _ = table.windows_ms("k", t, t.saturating_add(100));
         }
-        let _ = table.advance(0, i64::MAX);
+        let _ = table.advance_ms(0, i64::MAX);
     }
 }

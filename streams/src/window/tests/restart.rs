@@ -2,6 +2,7 @@
 //! recovery does, compacted or not), after a clean stop or a crash, and a redb store reopened.
 //! Closes fire once per committed state and totals are exact.
 
+use super::Millis;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,7 +14,8 @@ use super::props::{close_map, detached_ids, events, id_table, kinds, IdCloses, I
 use crate::codec::CodecRegistry;
 use crate::error::Error;
 use crate::table::{Replay, Table, TableSpec};
-use crate::window::{WindowKind, WindowedTable};
+use crate::window::kind::Cut;
+use crate::window::WindowedTable;
 
 type Changelog = Vec<Vec<(Bytes, Option<Bytes>)>>;
 
@@ -25,7 +27,7 @@ fn spec(partitions: i32) -> TableSpec {
 fn recovered(
     store: Arc<dyn Store>,
     log: &Changelog,
-    kind: WindowKind,
+    kind: Cut,
     grace: i64,
     compacted: bool,
 ) -> (WindowedTable<String, Ids>, IdCloses) {
@@ -72,7 +74,7 @@ fn commit(table: &WindowedTable<String, Ids>, log: &mut Changelog) {
 
 fn file(table: &WindowedTable<String, Ids>, (key, t, id): &Ev) {
     let ids = table
-        .at_time(*t)
+        .at_ms(*t)
         .update(key.as_str(), |ids| {
             ids.insert(*id);
         })
@@ -127,7 +129,7 @@ proptest! {
             file(&second, ev);
         }
         for p in 0..partitions {
-            second.advance(p, i64::MAX / 2).unwrap();
+            second.advance_ms(p, i64::MAX / 2).unwrap();
         }
         prop_assert_eq!(second.late_events(), 0);
         closes.extend(second_closes.lock().unwrap().iter().cloned());
@@ -141,7 +143,7 @@ fn a_redb_store_reopened_mid_window_keeps_its_clock_and_closes_once() {
     let url = StoreUrl::Redb {
         dir: dir.path().to_owned(),
     };
-    let kind = WindowKind::Hopping {
+    let kind = Cut::Hopping {
         size: 300,
         step: 100,
     };
@@ -163,19 +165,19 @@ fn a_redb_store_reopened_mid_window_keeps_its_clock_and_closes_once() {
         file(&first, ev);
     }
     let p = first.partition_of("k0").unwrap();
-    let stream_time = first.stream_time(p).unwrap();
+    let stream_time = first.stream_ms(p).unwrap();
     first.table.core().flush_store().unwrap();
     let mut closes = first_closes.lock().unwrap().clone();
     assert!(!closes.is_empty(), "some windows closed before the restart");
     drop(first);
 
     let (second, second_closes) = open();
-    assert_eq!(second.stream_time(p).unwrap(), stream_time);
+    assert_eq!(second.stream_ms(p).unwrap(), stream_time);
     for ev in &evs[23..] {
         file(&second, ev);
     }
     for p in 0..2 {
-        second.advance(p, i64::MAX / 2).unwrap();
+        second.advance_ms(p, i64::MAX / 2).unwrap();
     }
     closes.extend(second_closes.lock().unwrap().iter().cloned());
     assert_eq!(close_map(&closes), expected_windows(kind, &evs));
@@ -185,7 +187,7 @@ fn a_redb_store_reopened_mid_window_keeps_its_clock_and_closes_once() {
 
 #[test]
 fn recovery_rejects_a_changelog_record_that_is_not_a_windowed_entry() {
-    let table = detached_ids(1).tumbling(super::ms(10)).unwrap();
+    let table = detached_ids(1).tumbling(super::ms(10)).build().unwrap();
     let core = table.table.core().clone();
     core.assign(0).unwrap();
     let mut replay = Replay::new(&core, 0);
