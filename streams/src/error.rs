@@ -581,6 +581,17 @@ pub enum Error {
         table: String,
     },
 
+    /// An `on_window_close` callback failed (returned an error or panicked) after its window
+    /// closed: the close is not committed, nor anything after it in the partition; a restart
+    /// replays the events that closed it and runs the callback again.
+    #[error("table {table}: an on_window_close callback failed in partition {partition} (the agent's error says why); nothing past it is committed: fix the callback and restart, the close runs again")]
+    CloseCallbackFailed {
+        /// The windowed table.
+        table: String,
+        /// The partition whose close it was.
+        partition: i32,
+    },
+
     /// A synchronous call on a windowed table whose `on_window_close` callback is async: it
     /// cannot await the callback, so it refused and changed nothing.
     #[error("table {table}: {call} cannot await the on_window_close_async callback: call {instead}(..).await instead")]

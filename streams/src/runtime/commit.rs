@@ -207,11 +207,20 @@ impl Committer {
         let flushes = self.tables.cores().iter().flat_map(|core| {
             core.owned_partitions()
                 .into_iter()
-                .map(move |p| async move { (core, p, flush_partition(core, producer, p).await) })
+                .map(move |p| async move {
+                    (
+                        core,
+                        p,
+                        flush_partition(core, producer, p, self.quiesce_timeout).await,
+                    )
+                })
         });
         for (core, partition, outcome) in futures::future::join_all(flushes).await {
             if let Err(e) = outcome {
-                if let Error::TableStore { .. } = e {
+                if let Error::TableStore { .. }
+                | Error::CloseCallbackFailed { .. }
+                | Error::Timeout { .. } = e
+                {
                     return Err(e); // it says what failed and what to do
                 }
                 return Err(Error::ChangelogWrite {
@@ -401,14 +410,24 @@ impl Committer {
         let flushes = cores.iter().flat_map(|core| {
             core.owned_partitions()
                 .into_iter()
-                .map(move |p| async move { (core, p, produce_flush(core, producer, p).await) })
+                .map(move |p| async move {
+                    (
+                        core,
+                        p,
+                        produce_flush(core, producer, p, self.quiesce_timeout).await,
+                    )
+                })
         });
         let mut produced = Vec::new();
         for (core, partition, outcome) in futures::future::join_all(flushes).await {
             match outcome {
                 Ok(Some(flush)) => produced.push((&**core, flush)),
                 Ok(None) => {}
-                Err(e @ Error::TableStore { .. }) => return Err(e),
+                Err(
+                    e @ (Error::TableStore { .. }
+                    | Error::CloseCallbackFailed { .. }
+                    | Error::Timeout { .. }),
+                ) => return Err(e),
                 Err(e) => {
                     return Err(Error::ChangelogWrite {
                         table: core.name().to_owned(),

@@ -1,13 +1,16 @@
 //! Producing a partition's pending writes to the changelog and completing the flush: the
 //! sequence the runtime's commit loop follows, in one function.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use kafka_client::producer::{Producer, ProducerRecord};
 
 use super::partitions::{PendingFlush, TableCore};
 use crate::error::Result;
 
-/// Flushes the pending writes of `partition`: takes them, produces one record per key to the
+/// Flushes the pending writes of `partition`: takes them (once its close callbacks finished,
+/// waiting up to `settle` for them), produces one record per key to the
 /// changelog partition of the same number (deletes as tombstones), waits for every ack, then
 /// applies the writes with the last acknowledged offset to the store. Returns the number of
 /// records written (0 when nothing was pending).
@@ -22,8 +25,9 @@ pub async fn flush_partition(
     table: &TableCore,
     producer: &Producer,
     partition: i32,
+    settle: Duration,
 ) -> Result<usize> {
-    let Some(produced) = produce_flush(table, producer, partition).await? else {
+    let Some(produced) = produce_flush(table, producer, partition, settle).await? else {
         return Ok(0);
     };
     let written = produced.flush.records().len();
@@ -47,11 +51,12 @@ pub(crate) async fn produce_flush(
     table: &TableCore,
     producer: &Producer,
     partition: i32,
+    settle: Duration,
 ) -> Result<Option<ProducedFlush>> {
     // A store that failed may have lost writes that reads no longer see: nothing of it may
     // reach the changelog (the worker stops; a restart recovers from the changelog).
     table.check_store()?;
-    let Some(flush) = table.take_pending(partition) else {
+    let Some(flush) = table.take_settled(partition, settle).await? else {
         return Ok(None);
     };
     let topic = table.spec().changelog_topic();

@@ -10,6 +10,7 @@
 //! order of calls).
 
 mod changelog;
+mod effects;
 mod handle;
 mod partitions;
 mod pending;
@@ -28,6 +29,7 @@ pub use spec::TableSpec;
 
 // The runtime's side.
 pub(crate) use changelog::{flush_partition, produce_flush, ProducedFlush};
+pub(crate) use effects::EffectHold;
 pub(crate) use partitions::{outbound_record, PartitionTxn, RecordCheck, TableCore};
 pub(crate) use recovery::{
     changelog_consumer_config, out_of_range, recover_partition, start_offset, Replay,

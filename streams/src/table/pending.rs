@@ -9,8 +9,11 @@
 //! and flush, which is all a compacted changelog keeps anyway.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use bytes::Bytes;
+
+use super::effects::Effects;
 
 /// Key bytes to the last write: a value, or `None` for a delete.
 pub(crate) type Overlay = BTreeMap<Bytes, Option<Bytes>>;
@@ -38,6 +41,8 @@ pub(crate) struct PartitionState {
     acked: VecDeque<(i64, Overlay)>,
     /// Bumped by every write: an update retries when it changed under it.
     pub version: u64,
+    /// Close callbacks running for changes in this partition: a flush waits for them.
+    pub effects: Arc<Effects>,
 }
 
 impl PartitionState {
@@ -48,6 +53,7 @@ impl PartitionState {
             in_flight: VecDeque::new(),
             acked: VecDeque::new(),
             version: 0,
+            effects: Arc::default(),
         }
     }
 

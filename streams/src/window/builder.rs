@@ -183,14 +183,13 @@ where
     /// in close order, inside the update (or [`advance`](WindowedTable::advance)) that closed
     /// it, on that task. Replaces an earlier `on_window_close*`.
     ///
-    /// Across a crash it is at-least-once, with one gap: the close reaches the table's
-    /// changelog at a commit, and a crash before that replays the events, which call it
-    /// again for the same window. But under at-least-once processing a commit may run while
-    /// an agent updates: if it records the close in the moment between the update and the
-    /// callback's return and the worker then crashes, the callback does not run again. Under
-    /// `processing_guarantee("exactly_once")` a commit waits for the events in flight, so the
-    /// close and the callback's run belong to the same transaction (a crash before it
-    /// commits calls the callback again).
+    /// Across a crash it is at-least-once: the close reaches the table's changelog (and is
+    /// committed) only after the callback returned, as a commit waits for the callbacks
+    /// running on the partition; a crash before replays the events that closed the window,
+    /// which call it again. A callback that panics fails the partition's next flush
+    /// ([`Error::CloseCallbackFailed`](crate::Error::CloseCallbackFailed)): nothing past it
+    /// is committed and the worker stops. Under `processing_guarantee("exactly_once")` the
+    /// close and the callback's run belong to the same transaction.
     pub fn on_window_close(mut self, f: impl Fn(&K, Window, &V) + Send + Sync + 'static) -> Self {
         self.on_close = Some(OnClose::Sync(Arc::new(f)));
         self
@@ -214,11 +213,12 @@ where
     ///   transaction aborts them, and the replayed event sends them again, so a
     ///   `read_committed` consumer sees each of them once;
     /// - otherwise (at-least-once processing, or a task outside an agent) its sends go through
-    ///   the app's producer and are at-least-once with the gap described in
-    ///   [`on_window_close`](Self::on_window_close): a commit that records the close while
-    ///   the callback still runs, then a crash, loses what it had not finished. `send` returns
-    ///   once the producer accepted the record; [`Topic::send_and_wait`] narrows the gap to
-    ///   the time the broker takes to acknowledge it.
+    ///   the app's producer and are at-least-once: the close is committed only after the
+    ///   callback returned, and the commit waits for every record the app's producer accepted
+    ///   to be acknowledged, so a crash before replays the close and sends them again. An
+    ///   error (or a panic) from the callback fails the partition's next flush
+    ///   ([`Error::CloseCallbackFailed`](crate::Error::CloseCallbackFailed)): the close is
+    ///   not committed and the worker stops.
     pub fn on_window_close_async<F, Fut>(mut self, f: F) -> Self
     where
         F: Fn(K, Window, V) -> Fut + Send + Sync + 'static,

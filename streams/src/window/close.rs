@@ -14,7 +14,7 @@ use super::read::read_clock;
 use super::update::Outcome;
 use super::windowed::{Closed, LatePolicy, OnClose, WindowedTable};
 use crate::error::{Error, Result};
-use crate::table::{outbound_record, PartitionTxn};
+use crate::table::{outbound_record, EffectHold, PartitionTxn};
 use crate::timestamp::Timestamp;
 
 impl<K, V> WindowedTable<K, V>
@@ -38,6 +38,9 @@ where
         self.refuse_async("update", "update_async")?;
         let filed = self.file_update(key, time, f)?;
         self.deliver(filed.closed);
+        if let Some(hold) = filed.hold {
+            hold.done();
+        }
         self.outcome(filed.outcome, filed.partition, time, filed.stream_time)
     }
 
@@ -46,6 +49,9 @@ where
     /// the future is `Send` whatever the closure is.
     pub(super) async fn finish_async(&self, filed: Filed<K, V>, time: i64) -> Result<Option<V>> {
         self.deliver_async(filed.closed).await?;
+        if let Some(hold) = filed.hold {
+            hold.done();
+        }
         self.outcome(filed.outcome, filed.partition, time, filed.stream_time)
     }
 
@@ -73,6 +79,7 @@ where
                 outcome,
                 partition,
                 stream_time: before.stream_time,
+                hold: self.hold_for(txn, &closed),
                 closed,
             })
         })
@@ -101,21 +108,27 @@ where
     /// [`advance_async`](Self::advance_async)).
     pub fn advance(&self, partition: i32, time: Timestamp) -> Result<usize> {
         self.refuse_async("advance", "advance_async")?;
-        let closed = self.advance_clock(partition, time.as_millis())?;
+        let (closed, hold) = self.advance_clock(partition, time.as_millis())?;
         let count = closed.len();
         self.deliver(closed);
+        if let Some(hold) = hold {
+            hold.done();
+        }
         Ok(count)
     }
 
     /// [`advance`](Self::advance), then awaits the close callback for each window closed.
     pub async fn advance_async(&self, partition: i32, time: Timestamp) -> Result<usize> {
-        let closed = self.advance_clock(partition, time.as_millis())?;
+        let (closed, hold) = self.advance_clock(partition, time.as_millis())?;
         let count = closed.len();
         self.deliver_async(closed).await?;
+        if let Some(hold) = hold {
+            hold.done();
+        }
         Ok(count)
     }
 
-    fn advance_clock(&self, partition: i32, time: i64) -> Result<Vec<Closed<K, V>>> {
+    fn advance_clock(&self, partition: i32, time: i64) -> Result<ClosedHeld<K, V>> {
         self.check_active(partition)?;
         self.table
             .core()
@@ -123,7 +136,9 @@ where
                 let mut clock = read_clock(self.name(), txn)?;
                 let before = clock;
                 clock.stream_time = clock.stream_time.max(time);
-                self.settle(txn, &mut clock, before)
+                let closed = self.settle(txn, &mut clock, before)?;
+                let hold = self.hold_for(txn, &closed);
+                Ok((closed, hold))
             })
     }
 
@@ -258,7 +273,13 @@ pub(super) struct Filed<K, V> {
     /// The partition's stream time before the update.
     stream_time: i64,
     closed: Vec<Closed<K, V>>,
+    /// Holds the partition's flushes until the close callback ran for `closed`.
+    hold: Option<EffectHold>,
 }
+
+/// Windows closed by moving a clock, with the hold on the partition's flushes until their
+/// callback ran.
+type ClosedHeld<K, V> = (Vec<Closed<K, V>>, Option<EffectHold>);
 
 /// With [`LatePolicy::Log`], one late event in this many is logged as a warning.
 const LOG_LATE_EVERY: u64 = 1_000;
@@ -330,6 +351,12 @@ where
                 Ok(())
             }
         }
+    }
+
+    /// A hold on the partition's flushes, taken under its lock with the closes it records,
+    /// when a callback is to run for them: their closes are committed only after it.
+    fn hold_for(&self, txn: &PartitionTxn<'_>, closed: &[Closed<K, V>]) -> Option<EffectHold> {
+        (self.on_close.is_some() && !closed.is_empty()).then(|| txn.hold_effects())
     }
 
     /// Refuses `what` when the close callback must be awaited (`instead` can).

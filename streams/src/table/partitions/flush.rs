@@ -3,12 +3,13 @@
 //! records read back by recovery and standbys.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 use stores::WriteBatch;
 
 use crate::error::{Error, Result};
-use crate::table::pending::PartitionStatus;
+use crate::table::pending::{PartitionState, PartitionStatus};
 
 use super::{lock, TableCore};
 
@@ -84,10 +85,59 @@ fn parse_outbound(framed: &Bytes) -> Option<(Option<Bytes>, Bytes)> {
 
 impl TableCore {
     /// Moves the partition's pending writes into a flush (still visible to reads). `None` when
-    /// nothing is pending or the partition is not held.
+    /// nothing is pending or the partition is not held. (Tests; the runtime uses
+    /// [`take_settled`](Self::take_settled).)
+    #[cfg(test)]
     pub fn take_pending(&self, partition: i32) -> Option<PendingFlush> {
         let state = self.state(partition)?;
         let mut st = lock(&state);
+        self.take_locked(partition, &mut st)
+    }
+
+    /// [`take_pending`](Self::take_pending) once no close callback of the partition is running
+    /// (see `table::effects`), waiting up to `timeout` for them; an error if one failed (its
+    /// close must not be committed) or is still running then.
+    pub(crate) async fn take_settled(
+        &self,
+        partition: i32,
+        timeout: Duration,
+    ) -> Result<Option<PendingFlush>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = Duration::from_micros(100);
+        loop {
+            let Some(state) = self.state(partition) else {
+                return Ok(None);
+            };
+            {
+                let mut st = lock(&state);
+                if st.effects.failed() {
+                    return Err(Error::CloseCallbackFailed {
+                        table: self.name().to_owned(),
+                        partition,
+                    });
+                }
+                if !st.effects.running() {
+                    return Ok(self.take_locked(partition, &mut st));
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!(
+                        "waiting for the on_window_close callbacks of table {} in partition \
+                         {partition} to finish before flushing it (a close is committed only \
+                         after its callback: make the callback quicker, or raise \
+                         worker_shutdown_timeout)",
+                        self.name()
+                    ),
+                    after: timeout,
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(2));
+        }
+    }
+
+    fn take_locked(&self, partition: i32, st: &mut PartitionState) -> Option<PendingFlush> {
         let id = self.next_flush_id.fetch_add(1, Ordering::Relaxed);
         let taken = st.take(id)?;
         let tag = self.outbound().map(|o| o.tag);
@@ -173,6 +223,8 @@ impl TableCore {
             let mut st = lock(&state);
             st.discard_all();
             st.status = PartitionStatus::Recovering;
+            // Recovery replays the events, and with them their close callbacks.
+            st.effects = Default::default();
         }
         tracing::warn!(
             table = self.name(),

@@ -10,8 +10,9 @@
 //! 2. In the commit loop, in this order:
 //!    - (a) read the commit positions of the source partitions (a done event has made all its
 //!      table writes, so they are pending or in flight now);
-//!    - (b) for every held table partition, [`TableCore::take_pending`] moves the writes made
-//!      so far into a [`PendingFlush`] (reads still see them);
+//!    - (b) for every held table partition, [`TableCore::take_settled`] moves the writes made
+//!      so far into a [`PendingFlush`] (reads still see them), once the close callbacks of
+//!      windows closed by those writes finished (`table::effects`);
 //!    - (c) produce each flush's records to changelog partition `flush.partition()` (keys as
 //!      given, `None` values as tombstones) and await every ack;
 //!    - (d) [`TableCore::complete_flush`] with the highest acknowledged offset: the store

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use stores::WriteBatch;
 
 use crate::error::{Error, Result};
+use crate::table::effects::EffectHold;
 use crate::table::pending::{Overlay, PartitionState, PartitionStatus};
 
 use super::{key_text, lock, TableCore};
@@ -238,6 +239,12 @@ impl PartitionTxn<'_> {
             Some(write) => Ok(write.clone()),
             None => self.core.read_locked(self.partition, self.state, key),
         }
+    }
+
+    /// A hold on the partition's flushes while an effect of this change runs after it (a close
+    /// callback): call [`EffectHold::done`] when it finished (see `table::effects`).
+    pub fn hold_effects(&self) -> EffectHold {
+        self.state.effects.hold()
     }
 
     /// Writes `key` in this partition (`None` deletes it), when the change succeeds.

@@ -113,7 +113,14 @@ impl Broker {
 async fn flush_all(table: &Table<String, i64>, producer: &Producer) -> usize {
     let mut written = 0;
     for p in 0..table.spec().partition_count() {
-        written += flush_partition(table.core(), producer, p).await.unwrap();
+        written += flush_partition(
+            table.core(),
+            producer,
+            p,
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
     }
     written
 }

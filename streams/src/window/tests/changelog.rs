@@ -111,7 +111,9 @@ impl Broker {
 async fn commit(table: &WindowedTable<String, Ids>, producer: &Producer) {
     let core = table.table.core();
     for p in 0..core.spec().partition_count() {
-        flush_partition(core, producer, p).await.unwrap();
+        flush_partition(core, producer, p, std::time::Duration::from_secs(10))
+            .await
+            .unwrap();
     }
     core.flush_store().unwrap();
 }

@@ -2,6 +2,7 @@
 //! store) and over held tables whose changelog is captured and replayed (restarts).
 
 mod changelog;
+mod close_commit;
 mod fixed;
 mod listing;
 mod model;
