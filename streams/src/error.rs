@@ -86,13 +86,14 @@ pub enum Error {
 
     /// Records the app sent were accepted but not delivered. Nothing after them was
     /// committed, so a restart processes their events again.
-    #[error("{records} record(s) sent by the app were not delivered (last: {reason}); the app stopped without committing their events: fix the cause and restart")]
+    #[error("{records} record(s) sent by the app were not delivered (last: {}); the app stopped without committing their events: fix the cause and restart",
+        last.as_ref().map_or_else(|| "unknown".to_owned(), ToString::to_string))]
     Delivery {
         /// How many records were not delivered.
         records: u64,
-        /// Why the last of them failed, as the producer reported it (kafka-client keeps the
-        /// text of a delivery failure, not the error itself).
-        reason: String,
+        /// The last of them to fail: its topic, partition and the Kafka error.
+        #[source]
+        last: Option<kafka_client::producer::DeliveryFailure>,
     },
 
     /// A table's pending writes could not be written to its changelog (a value over the

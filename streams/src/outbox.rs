@@ -93,7 +93,7 @@ pub(crate) async fn flush_checked(producer: &Producer) -> Result<()> {
     if failures.records > 0 {
         return Err(Error::Delivery {
             records: failures.records,
-            reason: failures.last.unwrap_or_default(),
+            last: failures.last,
         });
     }
     Ok(())

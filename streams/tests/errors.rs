@@ -135,7 +135,20 @@ async fn an_undelivered_record_stops_the_app_without_committing_its_event() {
     .await
     .expect("the app stops by itself");
     let err = outcome.expect_err("a delivery failure");
-    assert!(matches!(err, Error::Delivery { records: 1, .. }), "{err}");
+    let Error::Delivery {
+        records: 1,
+        last: Some(last),
+    } = &err
+    else {
+        panic!("{err}");
+    };
+    // The Kafka error itself, not its text: where it went and the broker's code.
+    assert_eq!((last.topic.as_str(), last.partition), ("output", 0));
+    assert!(
+        matches!(&*last.error, kafka_client::Error::Broker { code, .. } if *code == KafkaCode::InvalidRecord),
+        "{:?}",
+        last.error
+    );
     assert_eq!(mock.committed_offset("undelivered", "input", 0), None);
 }
 

@@ -95,7 +95,7 @@ pub(crate) struct Inner {
     /// Records whose delivery failed, and the last reason: for callers that check delivery in
     /// bulk (after `flush`) instead of awaiting each record's future.
     failed: AtomicU64,
-    last_failure: Mutex<Option<String>>,
+    last_failure: Mutex<Option<DeliveryFailure>>,
     /// Producer id and epoch (-1/-1 when not idempotent); a transactional producer's moves
     /// on with aborts and, under transaction version 2, with every EndTxn.
     identity: Mutex<identity::ProducerIdentity>,
@@ -126,12 +126,25 @@ impl Inner {
 }
 
 /// A count of records the producer gave up on; see [`Producer::delivery_failures`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct DeliveryFailures {
     /// Records that were accepted but not delivered.
     pub records: u64,
-    /// Why the last of them failed.
-    pub last: Option<String>,
+    /// The last of them to fail, and why.
+    pub last: Option<DeliveryFailure>,
+}
+
+/// A batch of records the producer gave up on: where it was going and the error that stopped it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{topic}/{partition}: {error}")]
+pub struct DeliveryFailure {
+    /// The batch's topic.
+    pub topic: String,
+    /// The batch's partition.
+    pub partition: i32,
+    /// Why it was not delivered (shared with the records' delivery futures).
+    #[source]
+    pub error: Arc<Error>,
 }
 
 impl Producer {

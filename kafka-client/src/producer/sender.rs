@@ -15,8 +15,8 @@ use bytes::Bytes;
 
 use super::accumulator::{PartitionQueue, ProducerBatch};
 use super::identity::{init_producer_id, ProducerIdentity};
-use super::Inner;
 use super::ProducerConfig;
+use super::{DeliveryFailure, Inner};
 use crate::error::{Error, KafkaCode, Result};
 use crate::protocol::record::{BatchBuilder, BatchHeader, Compression};
 
@@ -574,12 +574,12 @@ fn finish(inner: &Inner, batch: ProducerBatch, outcome: Result<(i64, i64)>) {
         txn.batch_failed(e, batch.sequence.is_some());
     }
     if let Err(e) = &outcome {
-        let reason = format!(
-            "{}/{}: {e}",
-            batch.completion.topic(),
-            batch.completion.partition()
-        );
-        *inner.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        let failure = DeliveryFailure {
+            topic: batch.completion.topic().to_owned(),
+            partition: batch.completion.partition(),
+            error: e.clone(),
+        };
+        *inner.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(failure);
         inner.failed.fetch_add(records as u64, Ordering::AcqRel);
     }
     batch.completion.complete_shared(outcome);
