@@ -250,11 +250,12 @@ where
         self
     }
 
-    /// Checks the settings and returns the windowed table. Errors ([`Error::Table`](crate::Error::Table),
-    /// naming the table and what to change): a zero size, gap or step; a hopping step larger
-    /// than the size or more than 10,000 windows per event; `expires` shorter than size plus
-    /// grace; a duration beyond `i64::MAX` milliseconds; `emit_final_to` on a detached or
-    /// global table.
+    /// Checks the settings and returns the windowed table. Errors
+    /// ([`Error::TableSetting`](crate::Error::TableSetting), naming the table, the setting and
+    /// what to change): a zero size, gap or step; a hopping step larger than the size or more
+    /// than 10,000 windows per event; `expires` shorter than size plus grace; a duration
+    /// beyond `i64::MAX` milliseconds. `emit_final_to` on a detached or global table is
+    /// [`Error::TableCannotSend`](crate::Error::TableCannotSend).
     pub fn build(self) -> Result<WindowedTable<K, V>> {
         let name = self.table.name().to_owned();
         let mut spec = WindowSpec::new(&name, self.kind)?.with_grace(&name, self.grace)?;
