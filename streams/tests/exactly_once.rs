@@ -499,25 +499,7 @@ async fn a_window_closed_in_an_aborted_transaction_emits_its_final_result_once()
             Ok::<(), Error>(())
         }
     });
-    app.start().await.unwrap();
-    for (key, at) in [("a", 1), ("b", 2), ("a", 5), ("a", 12)] {
-        input.send_at(key.to_owned(), 1, at).await.unwrap();
-    }
-    app.wait_caught_up(WAIT).await.unwrap();
-    // The event that closes both windows is committed in a transaction the group refuses:
-    // the final results it produced are aborted with it, and made again after the restart.
-    broker.mock().intercept(
-        ApiKey::TxnOffsetCommit,
-        Intercept::error(KafkaCode::IllegalGeneration).times(1),
-    );
-    input.send_at("c".to_owned(), 1, 25).await.unwrap();
-    wait_until(
-        "the closing event processed twice (aborted, then redone)",
-        || processed.load(Ordering::SeqCst) >= 6,
-    )
-    .await;
-    app.wait_caught_up(WAIT).await.unwrap();
-    app.shutdown().await.unwrap();
+    closes_in_an_aborted_transaction(&app, &broker, &input, &processed).await;
 
     let mut got: Vec<(String, i64, i64)> = read_committed(&broker, &format!("{id}-finals"))
         .await
@@ -584,25 +566,7 @@ async fn an_async_close_callback_sends_inside_the_transaction_and_once_after_an_
                 Ok::<(), Error>(())
             }
         });
-    app.start().await.unwrap();
-    for (key, at) in [("a", 1), ("b", 2), ("a", 5), ("a", 12)] {
-        input.send_at(key.to_owned(), 1, at).await.unwrap();
-    }
-    app.wait_caught_up(WAIT).await.unwrap();
-    // The event that closes the windows is committed in a transaction the group refuses: the
-    // callback's sends are aborted with it and made again by the replayed event.
-    broker.mock().intercept(
-        ApiKey::TxnOffsetCommit,
-        Intercept::error(KafkaCode::IllegalGeneration).times(1),
-    );
-    input.send_at("c".to_owned(), 1, 25).await.unwrap();
-    wait_until(
-        "the closing event processed twice (aborted, then redone)",
-        || processed.load(Ordering::SeqCst) >= 6,
-    )
-    .await;
-    app.wait_caught_up(WAIT).await.unwrap();
-    app.shutdown().await.unwrap();
+    closes_in_an_aborted_transaction(&app, &broker, &input, &processed).await;
 
     let mut got = read_committed(&broker, &format!("{id}-alerts")).await;
     got.sort();
@@ -616,4 +580,32 @@ async fn an_async_close_callback_sends_inside_the_transaction_and_once_after_an_
         raw > 3,
         "the aborted sends are in the log ({raw} records): the callback ran in the transaction"
     );
+}
+
+/// Runs the windowed app over events that fill windows 0-10 and 10-20 of "a" and 0-10 of "b",
+/// then sends the event that closes them in a transaction the group refuses once: what the
+/// closes produced is aborted with it and made again by the replayed event.
+async fn closes_in_an_aborted_transaction(
+    app: &App,
+    broker: &Broker,
+    input: &Topic<String, i64>,
+    processed: &AtomicUsize,
+) {
+    app.start().await.unwrap();
+    for (key, at) in [("a", 1), ("b", 2), ("a", 5), ("a", 12)] {
+        input.send_at(key.to_owned(), 1, at).await.unwrap();
+    }
+    app.wait_caught_up(WAIT).await.unwrap();
+    broker.mock().intercept(
+        ApiKey::TxnOffsetCommit,
+        Intercept::error(KafkaCode::IllegalGeneration).times(1),
+    );
+    input.send_at("c".to_owned(), 1, 25).await.unwrap();
+    wait_until(
+        "the closing event processed twice (aborted, then redone)",
+        || processed.load(Ordering::SeqCst) >= 6,
+    )
+    .await;
+    app.wait_caught_up(WAIT).await.unwrap();
+    app.shutdown().await.unwrap();
 }

@@ -105,16 +105,7 @@ async fn a_failed_close_callback_fails_its_partitions_flush() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("cannot alert about a"), "{err}");
-    let err = table
-        .table
-        .core()
-        .take_settled(0, SETTLE)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::CloseCallbackFailed { partition: 0, .. }),
-        "{err}"
-    );
+    assert_flush_refused(&table).await;
 }
 
 #[tokio::test]
@@ -129,16 +120,7 @@ async fn a_panicking_close_callback_fails_its_partitions_flush() {
         table.at_time(t(12)).update("a", |n| *n += 1)
     }));
     assert!(panicked.is_err());
-    let err = table
-        .table
-        .core()
-        .take_settled(0, SETTLE)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::CloseCallbackFailed { partition: 0, .. }),
-        "{err}"
-    );
+    assert_flush_refused(&table).await;
 }
 
 #[tokio::test]
@@ -149,4 +131,18 @@ async fn closes_whose_callbacks_finished_flush_at_once() {
     assert_eq!(closes.lock().unwrap().len(), 1);
     let flush = table.table.core().take_settled(0, SETTLE).await.unwrap();
     assert!(flush.is_some_and(|f| !f.records().is_empty()));
+}
+
+/// The partition's flush fails: the close whose callback did not finish is not committed.
+async fn assert_flush_refused(table: &WindowedTable<String, i64>) {
+    let err = table
+        .table
+        .core()
+        .take_settled(0, SETTLE)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::CloseCallbackFailed { partition: 0, .. }),
+        "{err}"
+    );
 }

@@ -125,31 +125,6 @@ async fn the_synchronous_update_of_a_table_with_an_async_callback_is_refused_cha
     assert!(seen.lock().unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn an_error_from_the_async_callback_is_the_updates_error() {
-    let table = counts(1)
-        .tumbling(ms(10))
-        .on_window_close_async(|key: String, _, _| async move {
-            Err(Error::validation(
-                "key",
-                format!("cannot alert about {key}"),
-            ))
-        })
-        .build()
-        .unwrap();
-    table
-        .at_time(t(1))
-        .update_async("a", |n| *n += 1)
-        .await
-        .unwrap();
-    let err = table
-        .at_time(t(12))
-        .update_async("a", |n| *n += 1)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("cannot alert about a"), "{err}");
-}
-
 #[test]
 fn now_in_a_view_reads_the_window_of_the_partitions_stream_time_not_the_wall_clock() {
     let table = counts(1).tumbling(ms(100)).grace(ms(100)).build().unwrap();
