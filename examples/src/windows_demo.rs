@@ -81,7 +81,11 @@ pub async fn send_and_print(
             amount,
         };
         purchases
-            .send_at(currency.to_owned(), p, minute * MINUTE)
+            .send_at(
+                currency.to_owned(),
+                p,
+                Timestamp::from_millis(minute * MINUTE),
+            )
             .await?;
     }
     app.wait_caught_up(Duration::from_secs(30)).await?;

@@ -16,6 +16,7 @@ use crate::codec::{CodecRegistry, DecodeFailure, Serializer};
 use crate::error::{Error, Result};
 use crate::outbox::Outbox;
 use crate::record::{Event, Validate};
+use crate::timestamp::Timestamp;
 
 /// What an agent does with a record that does not decode or validate. Whatever the choice,
 /// the record is never lost silently and never retried in a loop.
@@ -281,18 +282,18 @@ where
         self.outbox.send(record).await
     }
 
-    /// Sends a keyed value with an explicit record timestamp, in milliseconds since the epoch
-    /// (windowed tables take event time from it). Faust: `topic.send(key=k, value=v,
-    /// timestamp=t)`.
+    /// Sends a keyed value with an explicit record timestamp (a [`Timestamp`], or a
+    /// `SystemTime`; windowed tables take event time from it). Faust: `topic.send(key=k,
+    /// value=v, timestamp=t)`.
     pub async fn send_at(
         &self,
         key: impl Borrow<K>,
         value: impl Borrow<V>,
-        timestamp_ms: i64,
+        at: impl Into<Timestamp>,
     ) -> Result<()> {
         let record = self
             .record(Some(key.borrow()), value.borrow())?
-            .timestamp(timestamp_ms);
+            .timestamp(at.into().as_millis());
         self.outbox.send(record).await
     }
 

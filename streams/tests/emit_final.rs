@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{mock, on_mock, stopped_by_itself, wait_until, Broker, WAIT};
 use futures::StreamExt;
-use streams::{App, Error, Topic, WindowResult};
+use streams::{App, Error, Timestamp, Topic, WindowResult};
 use testkit::{ApiKey, Intercept, KafkaCode};
 
 fn app(id: &str, broker: &Broker, commit_every: Duration) -> App {
@@ -65,7 +65,10 @@ fn counting(app: &App) -> (Topic<String, i64>, Arc<AtomicUsize>) {
 /// where `a` has one).
 async fn send_and_close(input: &Topic<String, i64>) {
     for (key, at) in [("a", 1), ("b", 2), ("a", 5), ("a", 12), ("c", 25)] {
-        input.send_at(key.to_owned(), 1, at).await.unwrap();
+        input
+            .send_at(key.to_owned(), 1, Timestamp::from_millis(at))
+            .await
+            .unwrap();
     }
 }
 

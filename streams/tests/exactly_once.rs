@@ -17,7 +17,7 @@ use futures::StreamExt;
 use kafka_client::admin::{Admin, OffsetSpec};
 use kafka_client::consumer::{Consumer, ConsumerConfig, IsolationLevel, Offset};
 use kafka_client::TopicPartition;
-use streams::{App, Error, Table, Topic};
+use streams::{App, Error, Table, Timestamp, Topic};
 use testkit::{ApiKey, Intercept, KafkaCode};
 
 const EVENTS: usize = 300;
@@ -593,14 +593,20 @@ async fn closes_in_an_aborted_transaction(
 ) {
     app.start().await.unwrap();
     for (key, at) in [("a", 1), ("b", 2), ("a", 5), ("a", 12)] {
-        input.send_at(key.to_owned(), 1, at).await.unwrap();
+        input
+            .send_at(key.to_owned(), 1, Timestamp::from_millis(at))
+            .await
+            .unwrap();
     }
     app.wait_caught_up(WAIT).await.unwrap();
     broker.mock().intercept(
         ApiKey::TxnOffsetCommit,
         Intercept::error(KafkaCode::IllegalGeneration).times(1),
     );
-    input.send_at("c".to_owned(), 1, 25).await.unwrap();
+    input
+        .send_at("c".to_owned(), 1, Timestamp::from_millis(25))
+        .await
+        .unwrap();
     wait_until(
         "the closing event processed twice (aborted, then redone)",
         || processed.load(Ordering::SeqCst) >= 6,

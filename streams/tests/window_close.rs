@@ -56,7 +56,10 @@ async fn a_closed_window_reaches_the_topic_its_async_callback_sends_to() {
         });
     app.start().await.unwrap();
     for (key, at) in [("a", 1), ("b", 2), ("a", 5)] {
-        input.send_at(key.to_owned(), 1, at).await.unwrap();
+        input
+            .send_at(key.to_owned(), 1, Timestamp::from_millis(at))
+            .await
+            .unwrap();
     }
     wait_until("three events processed", || {
         processed.load(Ordering::SeqCst) == 3
@@ -78,7 +81,10 @@ async fn a_closed_window_reaches_the_topic_its_async_callback_sends_to() {
     assert_eq!(windows.keys().unwrap().len(), 2);
     // 12 closes 0..10 (a and b), 25 closes 10..20 (a).
     for (key, at) in [("a", 12), ("c", 25)] {
-        input.send_at(key.to_owned(), 1, at).await.unwrap();
+        input
+            .send_at(key.to_owned(), 1, Timestamp::from_millis(at))
+            .await
+            .unwrap();
     }
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
