@@ -91,17 +91,19 @@
 //! - `testing`: hooks for tests of recovery and of the commit path, not for production code:
 //!   `App::abort` (stop like a crash: nothing committed, the group not left) and
 //!   `App::commit` (commit the done offsets now), `TableBuilder::with_store` (a store opened
-//!   by the test, such as one over a failing disk). Enable it in `[dev-dependencies]`.
+//!   by the test, such as one over a failing disk), `App::set_clock` (a virtual [`Clock`]).
+//!   Enable it in `[dev-dependencies]`.
 
 #![warn(missing_docs)]
 
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/modules.rs):
 //   cli > app > runtime > declarations > stream, table, window > topic, codec, record,
-//   offsets, outbox > error, settings, broker, timestamp.
+//   offsets, outbox > error, settings, broker, timestamp, clock.
 mod app;
 mod broker;
 mod cli;
+mod clock;
 pub mod codec;
 mod declarations;
 mod error;
@@ -119,6 +121,7 @@ mod window;
 pub use app::{App, AppBuilder, TopicSummary};
 pub use broker::BrokerUrl;
 pub use cli::init_logging;
+pub use clock::Clock;
 pub use declarations::{
     Agent, AgentBuilder, AgentResult, AgentSummary, AgentTable, Sink, TableBuilder, TableSummary,
 };

@@ -10,6 +10,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("settings", 0),
     ("broker", 0),
     ("timestamp", 0),
+    ("clock", 0),
     ("codec", 1),
     ("record", 1),
     ("offsets", 1),

@@ -15,6 +15,7 @@ use stores::StoreUrl;
 use tokio::sync::watch;
 
 use crate::broker::BrokerUrl;
+use crate::clock::Clock;
 use crate::declarations::Shared;
 use crate::error::{Error, Result};
 use crate::runtime::{Connection, Runtime};
@@ -106,6 +107,24 @@ impl App {
             });
         }
         *lock(&self.inner.broker) = BrokerUrl::parse(url)?;
+        Ok(())
+    }
+
+    /// The clock the app reads the wall time from: cron schedules and idle windows use it.
+    pub fn clock(&self) -> Clock {
+        self.inner.decls.clock()
+    }
+
+    /// Runs the app on `clock` instead of the system's (a test harness's virtual clock). Only
+    /// before the app starts.
+    #[cfg(feature = "testing")]
+    pub fn set_clock(&self, clock: Clock) -> Result<()> {
+        if self.inner.conn.get().is_some() {
+            return Err(Error::AlreadyRunning {
+                action: "change the clock",
+            });
+        }
+        self.inner.decls.set_clock(clock);
         Ok(())
     }
 

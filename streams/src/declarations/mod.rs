@@ -15,6 +15,7 @@ pub use agent::{Agent, AgentBuilder, AgentResult, AgentTable, Sink};
 pub(crate) use agent::{Instance, StartedAgent};
 pub use table::{TableBuilder, TableSummary};
 
+use crate::clock::Clock;
 use crate::codec::CodecRegistry;
 use crate::outbox::Outbox;
 use crate::settings::Settings;
@@ -42,6 +43,7 @@ pub(crate) struct Declarations {
     pub store: StoreUrl,
     agents: Mutex<Vec<AgentSpec>>,
     tables: Mutex<Vec<Arc<TableCore>>>,
+    clock: Mutex<Clock>,
 }
 
 /// A registered agent, as `app.agents()` and the CLI list them.
@@ -72,7 +74,18 @@ impl Declarations {
             store,
             agents: Mutex::default(),
             tables: Mutex::default(),
+            clock: Mutex::default(),
         }
+    }
+
+    /// The app's clock (the system's unless a test set a virtual one).
+    pub(crate) fn clock(&self) -> Clock {
+        self.clock.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the app's clock (before the app starts).
+    pub(crate) fn set_clock(&self, clock: Clock) {
+        *self.clock.lock().unwrap_or_else(|e| e.into_inner()) = clock;
     }
 
     /// The declared tables (the runtime's side of each).
