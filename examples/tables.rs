@@ -26,16 +26,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use futures::StreamExt;
-use serde::{Deserialize, Serialize};
-use streams::App;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Purchase {
-    username: String,
-    currency: String,
-    amount: i64,
-}
+use examples::tables_demo::{self, purchase, Config, TablesDemo, PURCHASES};
 
 fn main() -> ExitCode {
     match build() {
@@ -48,55 +39,24 @@ fn main() -> ExitCode {
 }
 
 fn build() -> streams::Result<ExitCode> {
-    let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
-    let store = env("TABLES_STORE", "memory://");
-    let app = App::builder(&env("TABLES_APP", "tables-app"))
-        .broker("mock://")
-        .store(&store)
-        .processing_guarantee(&env("TABLES_GUARANTEE", "at_least_once"))
-        .topic_partitions(3)
-        // A worker that dies hands its partitions over after 10 s (Faust's default is 60 s).
-        .broker_session_timeout(Duration::from_secs(10))
-        .broker_heartbeat_interval(Duration::from_secs(1))
-        .build()?;
-    let purchases = app.topic::<String, Purchase>(&env("TABLES_TOPIC", "purchases"));
-    let currency_total = app
-        .table::<String, i64>("currency_total")?
-        .with_default(i64::default);
-
-    let totals = currency_total.clone();
-    app.agent_builder("totals", &purchases)
-        .group_by("currency", |p: &Purchase| p.currency.clone())
-        .table(&currency_total)
-        .run(move |mut purchases| {
-            let totals = totals.clone();
-            async move {
-                while let Some(p) = purchases.next().await {
-                    // Faust: currency_total[p.currency] += p.amount
-                    let total = totals.update(&p.currency, |t| *t += p.amount)?;
-                    println!("{} total: {total}", p.currency);
-                }
-                Ok::<(), streams::Error>(())
-            }
-        });
-
+    let env = |name: &str, default: String| std::env::var(name).unwrap_or(default);
+    let d = Config::default();
+    let config = Config {
+        app: env("TABLES_APP", d.app),
+        topic: env("TABLES_TOPIC", d.topic),
+        store: env("TABLES_STORE", d.store),
+        guarantee: env("TABLES_GUARANTEE", d.guarantee),
+    };
+    let TablesDemo {
+        app,
+        purchases,
+        currency_total,
+    } = tables_demo::build(&config)?;
     Ok(app.main_with_demo(move |app| async move {
-        let sent = [
-            ("alice", "EUR", 30),
-            ("bob", "USD", 5),
-            ("carol", "EUR", 12),
-            ("dave", "USD", 40),
-            ("erin", "GBP", 2),
-            ("frank", "GBP", 25),
-            ("grace", "EUR", 1),
-        ];
-        for (user, currency, amount) in sent {
-            let p = Purchase {
-                username: user.into(),
-                currency: currency.into(),
-                amount,
-            };
-            purchases.send(user.to_owned(), p).await?;
+        for (user, currency, amount) in PURCHASES {
+            purchases
+                .send(user.to_owned(), purchase(user, currency, amount))
+                .await?;
         }
         app.wait_caught_up(Duration::from_secs(30)).await?;
         for (currency, total) in currency_total.items()? {

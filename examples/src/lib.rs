@@ -1,4 +1,5 @@
 //! Runnable examples live beside this crate as `[[example]]` targets; what several of them
 //! share lives here.
 
+pub mod tables_demo;
 pub mod windows_demo;

@@ -623,6 +623,37 @@ pub enum Error {
     /// An operation that needs a running app (sending, the CLI's `send`) before `start`.
     #[error("the app is not running: call App::start (or run/main) first")]
     NotStarted,
+
+    /// A test harness's app did not settle (every event processed and committed) in time.
+    #[error("the app did not settle within {after:?} (virtual time under paused tokio time): {}; see the workers' log, or raise HarnessBuilder::settle_timeout if a session timeout outlasts it", pending.join("; "))]
+    NotSettled {
+        /// How long settling waited.
+        after: std::time::Duration,
+        /// What was still pending, one line each.
+        pending: Vec<String>,
+    },
+
+    /// A test harness has no such worker, or it is not running.
+    #[error("cannot {action}: worker {worker} {state} (the harness has {workers} worker slots; restart a killed or stopped one with Harness::restart)")]
+    Worker {
+        /// The worker's index.
+        worker: usize,
+        /// What was asked.
+        action: &'static str,
+        /// What it is: `does not exist`, `is not running`, `is running`.
+        state: &'static str,
+        /// Worker slots in the harness.
+        workers: usize,
+    },
+
+    /// A worker of a test harness stopped on an error.
+    #[error("worker {worker} stopped on an error: {reason}")]
+    WorkerFailed {
+        /// The worker's index.
+        worker: usize,
+        /// The error that stopped it.
+        reason: String,
+    },
 }
 
 fn fmt_partitions(partitions: &[i32]) -> String {

@@ -91,14 +91,15 @@
 //! - `testing`: hooks for tests of recovery and of the commit path, not for production code:
 //!   `App::abort` (stop like a crash: nothing committed, the group not left) and
 //!   `App::commit` (commit the done offsets now), `TableBuilder::with_store` (a store opened
-//!   by the test, such as one over a failing disk), `App::set_clock` (a virtual [`Clock`]).
-//!   Enable it in `[dev-dependencies]`.
+//!   by the test, such as one over a failing disk), `App::set_clock` (a virtual [`Clock`]),
+//!   and `streams::testing`: a harness that runs a whole app as simulated workers over an
+//!   in-process mock cluster, on virtual time. Enable it in `[dev-dependencies]`.
 
 #![warn(missing_docs)]
 
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/modules.rs):
-//   cli > app > runtime > declarations > stream, table, window > topic, codec, record,
+//   testing > cli > app > runtime > declarations > stream, table, window > topic, codec, record,
 //   offsets, outbox > error, settings, broker, timestamp, clock.
 mod app;
 mod broker;
@@ -114,6 +115,8 @@ mod runtime;
 mod settings;
 mod stream;
 mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod timestamp;
 mod topic;
 mod window;

@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("runtime", 4),
     ("app", 5),
     ("cli", 6),
+    ("testing", 7),
 ];
 
 /// Circles being cut on other branches (issue 20). The test fails when one of them no

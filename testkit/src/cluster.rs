@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_client::protocol::record::{BatchBuilder, BatchHeader, Compression};
+use kafka_client::protocol::record::{BatchBuilder, BatchHeader, Compression, Record};
 use kafka_protocol::messages::ApiKey;
 use tokio::task::JoinHandle;
 
@@ -608,6 +608,16 @@ impl MockCluster {
         topic: &str,
         partition: i32,
     ) -> Vec<(i64, Option<Bytes>, Option<Bytes>)> {
+        self.committed_log(topic, partition)
+            .into_iter()
+            .map(|r| (r.offset, r.key, r.value))
+            .collect()
+    }
+
+    /// The records a `read_committed` consumer sees in a partition, whole (offset, timestamp,
+    /// key, value, headers): what [`committed_records`](Self::committed_records) lists, for a
+    /// test that checks timestamps or headers too.
+    pub fn committed_log(&self, topic: &str, partition: i32) -> Vec<Record> {
         let st = lock(&self.shared);
         let Some(log) = st.partition(topic, partition) else {
             return Vec::new();
@@ -621,18 +631,15 @@ impl MockCluster {
             if h.is_control() || b.base_offset >= stable {
                 continue;
             }
-            out.extend(
-                recs.into_iter()
-                    .filter(|r| {
-                        !h.is_transactional()
-                            || !log.aborted.iter().any(|a| {
-                                a.producer_id == h.producer_id
-                                    && a.first_offset <= r.offset
-                                    && r.offset <= a.last_offset
-                            })
+            let aborted = |offset: i64| {
+                h.is_transactional()
+                    && log.aborted.iter().any(|a| {
+                        a.producer_id == h.producer_id
+                            && a.first_offset <= offset
+                            && offset <= a.last_offset
                     })
-                    .map(|r| (r.offset, r.key, r.value)),
-            );
+            };
+            out.extend(recs.into_iter().filter(|r| !aborted(r.offset)));
         }
         out
     }

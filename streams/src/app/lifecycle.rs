@@ -67,7 +67,7 @@ impl App {
         self.inner.conn.get().ok_or(Error::NotStarted)
     }
 
-    fn runtime(&self) -> Option<Arc<Runtime>> {
+    pub(super) fn runtime(&self) -> Option<Arc<Runtime>> {
         lock(&self.inner.runtime).clone()
     }
 

@@ -4,6 +4,8 @@
 mod builder;
 mod declare;
 mod lifecycle;
+#[cfg(feature = "testing")]
+mod probe;
 
 pub use builder::AppBuilder;
 pub use declare::TopicSummary;
@@ -131,6 +133,12 @@ impl App {
     /// The bootstrap addresses in use (for `mock://`, the embedded cluster's), once started.
     pub fn bootstrap(&self) -> Option<String> {
         self.inner.conn.get().map(|c| c.client.bootstrap.join(","))
+    }
+}
+
+impl AsRef<App> for App {
+    fn as_ref(&self) -> &App {
+        self
     }
 }
 

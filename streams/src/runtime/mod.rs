@@ -376,6 +376,12 @@ impl Runtime {
             .await;
     }
 
+    /// Where the worker is in its life (for a test harness).
+    #[cfg(feature = "testing")]
+    pub(crate) fn state(&self) -> RunState {
+        self.state.borrow().clone()
+    }
+
     /// Waits for the worker task and returns how it ended.
     pub(crate) async fn join(&self) -> Result<()> {
         let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
