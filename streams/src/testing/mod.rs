@@ -69,6 +69,138 @@
 //! # Ok(()) }
 //! ```
 
+//! # Example: move the clock
+//!
+//! Timers, intervals and the app's [`Clock`] follow the harness's clock, which starts at
+//! [`HarnessBuilder::start_at`]; [`Harness::advance`] moves it (at once, under paused time).
+//!
+//! ```
+//! use std::time::Duration;
+//! use futures::StreamExt;
+//! use streams::testing::Harness;
+//! use streams::{App, Timestamp};
+//!
+//! // Stamps each event with the app's clock (event time into a topic of its own).
+//! fn stamper() -> streams::Result<App> {
+//!     let app = App::builder("stamper").build()?;
+//!     let (input, stamped) = (app.topic::<String, String>("in"), app.topic::<String, String>("stamped"));
+//!     let clock = app.clock();
+//!     app.agent(&input, move |mut events| async move {
+//!         while let Some(e) = events.next().await {
+//!             stamped.send_at(e.key.clone().unwrap_or_default(), &*e, clock.now()).await?;
+//!         }
+//!         Ok::<(), streams::Error>(())
+//!     });
+//!     Ok(app)
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> streams::Result<()> {
+//! let start = Timestamp::from_millis(1_893_456_000_000); // 2030-01-01T00:00:00Z
+//! let h = Harness::builder().start_at(start).build(stamper).await?;
+//! h.advance(Duration::from_secs(3600)).await; // an hour, in no time
+//! let input = h.app(0).topic::<String, String>("in");
+//! h.send(&input, "k".to_owned(), "hello".to_owned()).await?;
+//! h.settle().await?;
+//! let stamped = h.sent(&h.app(0).topic::<String, String>("stamped"))?;
+//! assert!(stamped[0].time().unwrap() >= start.saturating_add(Duration::from_secs(3600)));
+//! # Ok(()) }
+//! ```
+//!
+//! # Example: kill a worker, restart it
+//!
+//! A killed worker commits nothing and does not leave the group: its partitions move to the
+//! others when its session times out, and they redo what it had not committed (at least
+//! once). [`Harness::settle`] waits through that.
+//!
+//! ```
+//! # use std::time::Duration;
+//! # use futures::StreamExt;
+//! # use streams::testing::Harness;
+//! # use streams::{App, Table, Topic};
+//! # struct Counter { app: App, words: Topic<String, String>, counts: Table<String, u64> }
+//! # impl AsRef<App> for Counter { fn as_ref(&self) -> &App { &self.app } }
+//! fn counter() -> streams::Result<Counter> {
+//!     let app = App::builder("counter")
+//!         .topic_partitions(2)
+//!         .broker_session_timeout(Duration::from_secs(6))
+//!         .build()?;
+//!     // ... the agent that counts words into `counts`, as above ...
+//! #   let words = app.topic::<String, String>("words");
+//! #   let counts = app.table::<String, u64>("counts")?.with_default(u64::default);
+//! #   let table = counts.clone();
+//! #   app.agent_builder("count", &words).table(&counts).run(move |mut words| {
+//! #       let table = table.clone();
+//! #       async move {
+//! #           while let Some(word) = words.next().await { table.update(&*word, |n| *n += 1)?; }
+//! #           Ok::<(), streams::Error>(())
+//! #       }
+//! #   });
+//! #   Ok(Counter { app, words, counts })
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> streams::Result<()> {
+//! let mut h = Harness::builder().workers(2).build(counter).await?;
+//! let words = h.worker(0).words.clone();
+//! for word in ["a", "b", "c", "a"] {
+//!     h.send(&words, word.to_owned(), word.to_owned()).await?;
+//! }
+//! h.kill(1).await?;
+//! h.settle().await?; // worker 0 took over worker 1's partition
+//! assert_eq!(h.live(), vec![0]);
+//! assert!(h.owner("words", 0) == Some(0) && h.owner("words", 1) == Some(0));
+//! h.restart(1).await?;
+//! h.settle().await?;
+//! let counts = h.table(&h.worker(0).counts)?;
+//! assert!(counts["a"] >= 2 && counts["b"] >= 1 && counts["c"] >= 1); // at least once
+//! # Ok(()) }
+//! ```
+//!
+//! # Example: a standby takes over
+//!
+//! With `table_standby_replicas(1)` each table partition has a warm copy on another worker;
+//! killing the active owner promotes it, with nothing to replay.
+//!
+//! ```
+//! # use std::time::Duration;
+//! # use futures::StreamExt;
+//! # use streams::testing::Harness;
+//! # use streams::{App, Table, Topic};
+//! # struct Counter { app: App, words: Topic<String, String>, counts: Table<String, u64> }
+//! # impl AsRef<App> for Counter { fn as_ref(&self) -> &App { &self.app } }
+//! fn counter() -> streams::Result<Counter> {
+//!     let app = App::builder("counter").table_standby_replicas(1).build()?;
+//!     // ... the agent that counts words into `counts`, as above ...
+//! #   let words = app.topic::<String, String>("words");
+//! #   let counts = app.table::<String, u64>("counts")?.with_default(u64::default);
+//! #   let table = counts.clone();
+//! #   app.agent_builder("count", &words).table(&counts).run(move |mut words| {
+//! #       let table = table.clone();
+//! #       async move {
+//! #           while let Some(word) = words.next().await { table.update(&*word, |n| *n += 1)?; }
+//! #           Ok::<(), streams::Error>(())
+//! #       }
+//! #   });
+//! #   Ok(Counter { app, words, counts })
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> streams::Result<()> {
+//! let mut h = Harness::builder().workers(2).build(counter).await?;
+//! let words = h.worker(0).words.clone();
+//! h.send(&words, "a".to_owned(), "a".to_owned()).await?;
+//! h.settle().await?;
+//! let active = h.table_owner("counts", 0).expect("an owner");
+//! let standby = h.standbys("counts", 0)[0];
+//! h.advance(Duration::from_secs(1)).await; // the standby follows the changelog
+//! h.kill(active).await?;
+//! h.settle().await?;
+//! assert_eq!(h.table_owner("counts", 0), Some(standby));
+//! assert_eq!(h.worker(standby).counts.get("a")?, Some(1));
+//! # Ok(()) }
+//! ```
+
 mod builder;
 mod feed;
 mod read;
