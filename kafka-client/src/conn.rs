@@ -176,7 +176,9 @@ impl Connection {
         let tasks = match &config.connector {
             None => {
                 let stream = start
-                    .within("connect", async { TcpStream::connect(addr).await.map_err(io_err) })
+                    .within("connect", async {
+                        TcpStream::connect(addr).await.map_err(io_err)
+                    })
                     .await?;
                 stream.set_nodelay(true).map_err(io_err)?;
                 if config.security_protocol.uses_tls() {
@@ -188,7 +190,9 @@ impl Connection {
             }
             Some(connector) => {
                 let stream = start
-                    .within("connect", async { connector.connect(addr).await.map_err(io_err) })
+                    .within("connect", async {
+                        connector.connect(addr).await.map_err(io_err)
+                    })
                     .await?;
                 if config.security_protocol.uses_tls() {
                     start.tls(stream, rx).await?

@@ -105,7 +105,10 @@ async fn a_silent_member_expires_after_its_session_timeout_in_virtual_time() {
     owned.sort_by_key(|tp| tp.partition);
     assert_eq!(
         owned,
-        [TopicPartition::new("work", 0), TopicPartition::new("work", 1)]
+        [
+            TopicPartition::new("work", 0),
+            TopicPartition::new("work", 1)
+        ]
     );
     assert!(
         took >= session - heartbeat * 2 && took < Duration::from_secs(60),

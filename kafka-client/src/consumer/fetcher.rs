@@ -94,7 +94,7 @@ impl Fetcher {
             let wake = shared.fetcher_wake.notified();
             let sleep = async {
                 match wake_at {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };

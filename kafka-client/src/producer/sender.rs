@@ -127,7 +127,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         }
         let wait = drained
             .next_wake
-            .map(|t| tokio::time::sleep_until(t.into()))
+            .map(|t| tokio::time::sleep_until(t))
             .unwrap_or_else(|| tokio::time::sleep(Duration::from_secs(3600)));
         tokio::select! {
             _ = inner.wake.notified() => {}
