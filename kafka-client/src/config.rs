@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use crate::connector::Connector;
 use crate::error::{Error, Result, UrlProblem};
 use crate::protocol::frame::DEFAULT_MAX_FRAME_BYTES;
 use crate::sasl::SaslConfig;
@@ -105,6 +108,9 @@ pub struct ClientConfig {
     pub tls: Option<TlsConfig>,
     /// SASL mechanism and credentials; required when the protocol uses SASL.
     pub sasl: Option<SaslConfig>,
+    /// Opens the streams to brokers instead of TCP (see [`ClientConfig::with_connector`]);
+    /// `None`, the default, connects over TCP.
+    pub connector: Option<Arc<dyn Connector>>,
 }
 
 impl ClientConfig {
@@ -119,6 +125,7 @@ impl ClientConfig {
             security_protocol,
             tls: None,
             sasl: None,
+            connector: None,
             client_id: "kafka-client-rs".to_owned(),
             request_timeout: Duration::from_secs(30),
             max_in_flight_per_connection: 5,
@@ -137,6 +144,15 @@ impl ClientConfig {
     /// Sets the per-request timeout.
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// Opens every connection with `connector` instead of TCP: bootstrap and advertised
+    /// broker addresses go to [`Connector::connect`], and the Kafka protocol (TLS and SASL as
+    /// configured) runs over the stream it returns. For in-memory transports in tests, such
+    /// as `testkit`'s in-memory mock cluster.
+    pub fn with_connector(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.connector = Some(connector);
         self
     }
 

@@ -1,5 +1,6 @@
-//! One TCP connection to one broker: a writer task and a reader task, requests pipelined and
-//! matched to responses by correlation id, a bounded number in flight.
+//! One connection to one broker (TCP, or a [`Connector`](crate::Connector)'s stream): a writer
+//! task and a reader task, requests pipelined and matched to responses by correlation id, a
+//! bounded number in flight.
 //!
 //! A connection that fails in any way (I/O error, malformed frame, timeout) shuts down as a
 //! whole: every waiting request gets an error and the owner opens a new connection.
@@ -8,10 +9,13 @@
 //! authenticates after ApiVersions and re-authenticates before its session expires (KIP-368).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
@@ -156,17 +160,6 @@ impl Connection {
             broker: broker.clone(),
             source,
         };
-        let stream = tokio::time::timeout(config.request_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| {
-                io_err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("connect to {addr} timed out"),
-                ))
-            })?
-            .map_err(io_err)?;
-        stream.set_nodelay(true).map_err(io_err)?;
-
         let shared = Arc::new(Shared {
             broker: broker.clone(),
             state: Mutex::default(),
@@ -174,23 +167,40 @@ impl Connection {
         });
         let max_in_flight = config.max_in_flight_per_connection.max(1);
         let (writer, rx) = mpsc::channel(max_in_flight);
-        let tasks = if config.security_protocol.uses_tls() {
-            let tls = config.tls.clone().unwrap_or_default();
-            let host = host_of(addr);
-            let stream =
-                tokio::time::timeout(config.request_timeout, tls.connect(stream, host, &broker))
-                    .await
-                    .map_err(|_| {
-                        io_err(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            format!("TLS handshake with {addr} timed out"),
-                        ))
-                    })??;
-            let (read_half, write_half) = tokio::io::split(stream);
-            spawn_loops(read_half, write_half, rx, &shared, config.max_frame_bytes)
-        } else {
-            let (read_half, write_half) = stream.into_split();
-            spawn_loops(read_half, write_half, rx, &shared, config.max_frame_bytes)
+        let start = Start {
+            addr,
+            broker: &broker,
+            config,
+            shared: &shared,
+        };
+        let tasks = match &config.connector {
+            None => {
+                let stream = start
+                    .within("connect", async {
+                        TcpStream::connect(addr).await.map_err(io_err)
+                    })
+                    .await?;
+                stream.set_nodelay(true).map_err(io_err)?;
+                if config.security_protocol.uses_tls() {
+                    start.tls(stream, rx).await?
+                } else {
+                    let (read_half, write_half) = stream.into_split();
+                    spawn_loops(read_half, write_half, rx, &shared, config.max_frame_bytes)
+                }
+            }
+            Some(connector) => {
+                let stream = start
+                    .within("connect", async {
+                        connector.connect(addr).await.map_err(io_err)
+                    })
+                    .await?;
+                if config.security_protocol.uses_tls() {
+                    start.tls(stream, rx).await?
+                } else {
+                    let (read_half, write_half) = tokio::io::split(stream);
+                    spawn_loops(read_half, write_half, rx, &shared, config.max_frame_bytes)
+                }
+            }
         };
         shared
             .state
@@ -497,6 +507,50 @@ fn api_key(key: i16) -> ApiKey {
 fn host_of(addr: &str) -> &str {
     let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
     host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// What opening a connection's stream needs: the address and settings, for timeouts, TLS and
+/// the tasks.
+struct Start<'a> {
+    addr: &'a str,
+    broker: &'a str,
+    config: &'a ClientConfig,
+    shared: &'a Arc<Shared>,
+}
+
+impl Start<'_> {
+    /// Runs one step of opening the stream (`what`: "connect", "TLS handshake") within the
+    /// request timeout; running out of time is an I/O error.
+    async fn within<T>(&self, what: &str, step: impl Future<Output = Result<T>>) -> Result<T> {
+        match tokio::time::timeout(self.config.request_timeout, step).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Io {
+                broker: self.broker.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("{what} to {} timed out", self.addr),
+                ),
+            }),
+        }
+    }
+
+    /// Wraps the stream in TLS and starts the tasks over it.
+    async fn tls<S>(&self, stream: S, rx: mpsc::Receiver<BytesMut>) -> Result<[AbortHandle; 2]>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let tls = self.config.tls.clone().unwrap_or_default();
+        let handshake = tls.connect(stream, host_of(self.addr), self.broker);
+        let stream = self.within("TLS handshake", handshake).await?;
+        let (read_half, write_half) = tokio::io::split(stream);
+        Ok(spawn_loops(
+            read_half,
+            write_half,
+            rx,
+            self.shared,
+            self.config.max_frame_bytes,
+        ))
+    }
 }
 
 /// Starts the writer and reader tasks over the two halves of a stream.

@@ -33,6 +33,11 @@
 //! [`ClientConfig::with_sasl`] adds PLAIN or SCRAM authentication ([`SaslConfig`]). Credentials
 //! go over plain TCP only with an explicit `sasl_plaintext://` URL.
 //!
+//! **Transports.** Connections are TCP unless [`ClientConfig::with_connector`] sets a
+//! [`Connector`], which opens the byte stream to each broker address instead (`testkit`'s
+//! in-memory cluster uses one to run clients with no sockets, on tokio's paused clock). Every
+//! deadline and wait of the client runs on `tokio::time`.
+//!
 //! **Idempotence and transactions.** With [`producer::ProducerConfig::with_transactional_id`]
 //! the producer writes to several partitions atomically: `begin_transaction`, `send`,
 //! `send_offsets_to_transaction` (consume-transform-produce), then `commit_transaction` or
@@ -121,6 +126,7 @@ mod backoff;
 mod cluster;
 pub mod config;
 mod conn;
+pub mod connector;
 pub mod consumer;
 pub mod error;
 pub mod group;
@@ -134,6 +140,7 @@ mod topic_partition;
 pub use admin::{Admin, NewTopic, OffsetSpec};
 pub use cluster::{BrokerInfo, ClusterInfo, PartitionInfo, TopicInfo};
 pub use config::{ClientConfig, SecurityProtocol};
+pub use connector::{BoxedStream, ByteStream, Connector};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, Offset};
 pub use error::{Error, KafkaCode, Result};
 pub use group::{GroupConfig, GroupConsumer};

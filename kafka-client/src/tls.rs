@@ -13,7 +13,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -196,13 +196,14 @@ impl TlsConfig {
         Ok(roots)
     }
 
-    /// Opens TLS over `tcp` to `host` (the broker's host name or IP), labelled `broker`.
-    pub(crate) async fn connect(
+    /// Opens TLS over `tcp` (a TCP socket or a connector's stream) to `host` (the broker's
+    /// host name or IP), labelled `broker`.
+    pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
-        tcp: TcpStream,
+        tcp: S,
         host: &str,
         broker: &str,
-    ) -> Result<TlsStream<TcpStream>> {
+    ) -> Result<TlsStream<S>> {
         let config = self.rustls_config()?;
         let name = self.server_name.as_deref().unwrap_or(host);
         if self.danger_accept_invalid_certs {

@@ -28,7 +28,8 @@ pub(crate) fn spawn(listener: TcpListener, shared: Shared, id: i32) -> JoinHandl
                     Ok((stream, peer)) => {
                         tracing::trace!(broker = id, %peer, "connection accepted");
                         let ctx = Ctx { shared: shared.clone(), broker: id, client_host: peer.ip().to_string() };
-                        connections.spawn(connection::serve(stream, ctx));
+                        let _ = stream.set_nodelay(true);
+                        connections.spawn(connection::serve(stream, ctx, peer.to_string()));
                     }
                     Err(e) => {
                         tracing::warn!(broker = id, error = %e, "accept failed");

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use kafka_client::protocol::record::{BatchBuilder, BatchHeader, Compression, Record};
@@ -13,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::broker;
 use crate::control::{Intercept, InterceptRule, RequestRecord};
 use crate::error::{Error, Result};
+use crate::memory::{self, MemoryConnector, MemoryNet};
 use crate::security::{MockSasl, MockTls};
 use crate::state::{lock, BrokerInfo, Settings, Shared, State};
 
@@ -31,9 +34,32 @@ pub struct MockClusterBuilder {
     sasl: Option<MockSasl>,
     transaction_version: i16,
     transaction_max_timeout: Duration,
+    in_memory: bool,
 }
 
 impl MockClusterBuilder {
+    /// Binds no sockets: the brokers are `mock-broker-<id>:9092` (as Metadata and
+    /// FindCoordinator advertise them), reached only through [`MockCluster::connector`] over
+    /// in-memory pipes. [`MockClusterBuilder::listen`] is then ignored.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use kafka_client::{Admin, ClientConfig};
+    ///
+    /// let cluster = testkit::MockCluster::builder().brokers(2).in_memory().build().await?;
+    /// assert_eq!(cluster.bootstrap(), "mock-broker-1:9092,mock-broker-2:9092");
+    /// let client = ClientConfig::new(&cluster.bootstrap())?.with_connector(cluster.connector());
+    /// let admin = Admin::new(client).await?;
+    /// assert_eq!(admin.describe_cluster().await?.brokers.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn in_memory(mut self) -> Self {
+        self.in_memory = true;
+        self
+    }
+
     /// The finalized `transaction.version` feature ApiVersions advertises: 2 (the default, as
     /// Kafka 4.x) lets clients use KIP-890's protocol (Produce v12+ adds partitions to the
     /// transaction, TxnOffsetCommit v5 adds the group, EndTxn v5 bumps the epoch); 1 (or 0)
@@ -99,8 +125,12 @@ impl MockClusterBuilder {
         self
     }
 
-    /// Binds every broker and starts serving.
+    /// Binds every broker (none [`in memory`](MockClusterBuilder::in_memory)) and starts
+    /// serving.
     pub async fn build(self) -> Result<MockCluster> {
+        if self.in_memory {
+            return Ok(self.build_in_memory());
+        }
         let first = self
             .listen
             .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
@@ -121,6 +151,7 @@ impl MockClusterBuilder {
                 .port();
             infos.push(BrokerInfo {
                 id: i as i32 + 1,
+                host: "127.0.0.1".into(),
                 port,
                 running: true,
             });
@@ -130,19 +161,7 @@ impl MockClusterBuilder {
         } else {
             first.ip()
         };
-        let settings = Settings {
-            default_partitions: self.default_partitions,
-            auto_create_topics: self.auto_create_topics,
-            cluster_id: self.cluster_id,
-            min_session_timeout: self.min_session_timeout,
-            max_session_timeout: self.max_session_timeout,
-            tls: self.tls,
-            sasl: self.sasl,
-            transaction_version: self.transaction_version,
-            transaction_max_timeout_ms: i32::try_from(self.transaction_max_timeout.as_millis())
-                .unwrap_or(i32::MAX),
-        };
-        let shared: Shared = Arc::new(Mutex::new(State::new(settings, infos.clone())));
+        let shared = self.shared(infos.clone());
         let tasks = listeners
             .into_iter()
             .zip(&infos)
@@ -158,8 +177,49 @@ impl MockClusterBuilder {
             shared,
             host,
             brokers: Mutex::new(tasks),
+            memory: None,
             background,
         })
+    }
+
+    /// The cluster without listeners, its brokers on a [`MemoryNet`].
+    fn build_in_memory(self) -> MockCluster {
+        let infos: Vec<BrokerInfo> = (1..=self.brokers as i32)
+            .map(|id| BrokerInfo {
+                id,
+                host: memory::host(id),
+                port: memory::PORT,
+                running: true,
+            })
+            .collect();
+        let shared = self.shared(infos.clone());
+        let net = MemoryNet::new(shared.clone(), infos.iter().map(|b| b.id));
+        let background = tokio::spawn(background(shared.clone(), self.compaction_interval));
+        tracing::info!(brokers = infos.len(), "in-memory mock cluster started");
+        MockCluster {
+            shared,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            brokers: Mutex::new(Vec::new()),
+            memory: Some(net),
+            background,
+        }
+    }
+
+    /// The cluster's state with these settings and brokers.
+    fn shared(&self, brokers: Vec<BrokerInfo>) -> Shared {
+        let settings = Settings {
+            default_partitions: self.default_partitions,
+            auto_create_topics: self.auto_create_topics,
+            cluster_id: self.cluster_id.clone(),
+            min_session_timeout: self.min_session_timeout,
+            max_session_timeout: self.max_session_timeout,
+            tls: self.tls.clone(),
+            sasl: self.sasl.clone(),
+            transaction_version: self.transaction_version,
+            transaction_max_timeout_ms: i32::try_from(self.transaction_max_timeout.as_millis())
+                .unwrap_or(i32::MAX),
+        };
+        Arc::new(Mutex::new(State::new(settings, brokers)))
     }
 }
 
@@ -225,7 +285,8 @@ fn compact_all(st: &mut State, only: Option<&str>) {
     }
 }
 
-/// An in-process Kafka cluster serving the real wire protocol on `127.0.0.1`.
+/// An in-process Kafka cluster serving the real wire protocol on `127.0.0.1`, or
+/// [in memory](MockClusterBuilder::in_memory).
 ///
 /// Dropping it stops every broker: listeners and connections are closed.
 ///
@@ -251,7 +312,10 @@ fn compact_all(st: &mut State, only: Option<&str>) {
 pub struct MockCluster {
     shared: Shared,
     host: IpAddr,
+    /// The TCP brokers' listeners (none in memory).
     brokers: Mutex<Vec<BrokerTask>>,
+    /// The in-memory brokers, when the cluster has no listeners.
+    memory: Option<MemoryNet>,
     background: JoinHandle<()>,
 }
 
@@ -279,6 +343,7 @@ impl MockCluster {
             sasl: None,
             transaction_version: 2,
             transaction_max_timeout: Duration::from_secs(900),
+            in_memory: false,
         }
     }
 
@@ -286,8 +351,17 @@ impl MockCluster {
         self.brokers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The bootstrap list, `"127.0.0.1:a,127.0.0.1:b"`, every broker (running or stopped).
+    /// The bootstrap list, `"127.0.0.1:a,127.0.0.1:b"` (in memory
+    /// `"mock-broker-1:9092,mock-broker-2:9092"`), every broker (running or stopped).
     pub fn bootstrap(&self) -> String {
+        if self.memory.is_some() {
+            return self
+                .broker_addresses()
+                .into_iter()
+                .map(|(_, addr)| addr)
+                .collect::<Vec<_>>()
+                .join(",");
+        }
         self.tasks()
             .iter()
             .map(|b| SocketAddr::new(self.host, b.addr.port()).to_string())
@@ -295,7 +369,29 @@ impl MockCluster {
             .join(",")
     }
 
-    /// Broker ids and addresses.
+    /// Broker ids and `host:port` addresses, TCP or [in memory](MockClusterBuilder::in_memory).
+    pub fn broker_addresses(&self) -> Vec<(i32, String)> {
+        match &self.memory {
+            Some(net) => net.addresses(),
+            None => self
+                .brokers()
+                .into_iter()
+                .map(|(id, addr)| (id, addr.to_string()))
+                .collect(),
+        }
+    }
+
+    /// The connector that reaches this cluster's brokers, for
+    /// [`kafka_client::ClientConfig::with_connector`]: in memory, it opens a pipe to the
+    /// broker at a `mock-broker-<id>:9092` address; an unknown address, a stopped broker or a
+    /// dropped cluster is [`ConnectionRefused`](std::io::ErrorKind::ConnectionRefused). For a
+    /// cluster on TCP it connects over TCP, as a client without a connector does.
+    pub fn connector(&self) -> Arc<dyn kafka_client::Connector> {
+        Arc::new(MemoryConnector(self.memory.clone()))
+    }
+
+    /// Broker ids and socket addresses; empty [in memory](MockClusterBuilder::in_memory) (see
+    /// [`MockCluster::broker_addresses`]).
     pub fn brokers(&self) -> Vec<(i32, SocketAddr)> {
         self.tasks()
             .iter()
@@ -356,10 +452,17 @@ impl MockCluster {
         lock(&self.shared).requests.clear();
     }
 
-    /// Stops a broker: its port closes and its connections drop. Data is kept; partitions it
+    /// Stops a broker: its port closes (in memory: connects are refused) and its connections
+    /// drop. Data is kept; partitions it
     /// leads report no leader (LEADER_NOT_AVAILABLE) and groups it coordinates move to the
     /// next running broker.
     pub async fn stop_broker(&self, id: i32) -> Result<()> {
+        if let Some(net) = &self.memory {
+            net.set_running(id, false)?;
+            self.set_running(id, false);
+            tracing::info!(broker = id, "in-memory broker stopped");
+            return Ok(());
+        }
         let task = {
             let mut tasks = self.tasks();
             let b = tasks
@@ -377,8 +480,15 @@ impl MockCluster {
         Ok(())
     }
 
-    /// Restarts a stopped broker on the same port; a no-op for a running broker.
+    /// Restarts a stopped broker on the same port (in memory: accepts connects again); a no-op
+    /// for a running broker.
     pub async fn restart_broker(&self, id: i32) -> Result<()> {
+        if let Some(net) = &self.memory {
+            net.set_running(id, true)?;
+            self.set_running(id, true);
+            tracing::info!(broker = id, "in-memory broker restarted");
+            return Ok(());
+        }
         let addr = {
             let tasks = self.tasks();
             let b = tasks
@@ -659,6 +769,9 @@ impl MockCluster {
 impl Drop for MockCluster {
     fn drop(&mut self) {
         self.background.abort();
+        if let Some(net) = &self.memory {
+            net.close();
+        }
         for b in self.tasks().iter_mut() {
             if let Some(t) = b.task.take() {
                 t.abort();

@@ -8,7 +8,6 @@ use kafka_client::protocol::frame::{read_frame, DEFAULT_MAX_FRAME_BYTES};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Encodable;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 use crate::control::{Action, RequestRecord};
 use crate::decode::{decode_request, DecodedRequest};
@@ -18,14 +17,10 @@ use crate::interception;
 use crate::security::{Gate, SaslState};
 use crate::state::lock;
 
-/// Serves a connection (after a TLS handshake when the listener has TLS) until the client
-/// closes it, a frame is bad, or the task is aborted.
-pub(crate) async fn serve(stream: TcpStream, ctx: Ctx) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| "?".into());
-    let _ = stream.set_nodelay(true);
+/// Serves a connection (a TCP socket or an in-memory pipe; after a TLS handshake when the
+/// cluster has TLS) from `peer` until the client closes it, a frame is bad, or the task is
+/// aborted.
+pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, ctx: Ctx, peer: String) {
     let tls = lock(&ctx.shared).settings.tls.clone();
     match tls {
         None => serve_stream(stream, ctx, peer).await,

@@ -5,7 +5,9 @@
 //! without it. A background tick drives the time-based transitions.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError as E;

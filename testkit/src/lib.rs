@@ -16,6 +16,10 @@
 //!   [`MockCluster::records`], [`MockCluster::committed_offset`],
 //!   [`MockCluster::commit_history`] and [`MockCluster::transactions`] read the cluster's state
 //!   without a client.
+//! - In memory: [`MockClusterBuilder::in_memory`] binds no sockets; a client reaches the
+//!   brokers (`mock-broker-1:9092`, ...) through [`MockCluster::connector`], given to
+//!   [`kafka_client::ClientConfig::with_connector`]. With it and tokio's paused clock, group
+//!   session expiry and transaction timeouts happen in virtual time.
 //! - TLS and SASL/PLAIN listeners ([`MockTls`], [`MockSasl`]) let a test run production
 //!   security settings; the `mock-broker` binary runs one cluster as a standalone process.
 //!
@@ -68,6 +72,7 @@ mod handlers;
 mod ids;
 mod interception;
 mod log;
+mod memory;
 mod security;
 mod state;
 mod transactions;

@@ -34,6 +34,9 @@ pub(crate) struct Settings {
 #[derive(Debug, Clone)]
 pub(crate) struct BrokerInfo {
     pub id: i32,
+    /// The host Metadata and FindCoordinator advertise (`127.0.0.1`, or `mock-broker-<id>`
+    /// in memory).
+    pub host: String,
     pub port: u16,
     pub running: bool,
 }

@@ -3,7 +3,9 @@
 //! cluster state; `txn` makes the transitions.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Transaction states with Kafka's names (the Prepare* states are instantaneous here).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,9 @@
 //! the marker writes; here they take no time, so they are never observed).
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use kafka_protocol::ResponseError as E;
 

@@ -3,7 +3,7 @@
 //! overtakes an earlier one.
 
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 

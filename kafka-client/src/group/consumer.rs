@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -285,7 +287,7 @@ impl GroupConsumer {
                 return Ok(None);
             }
             let auto_commit = shared.config.auto_commit;
-            let next_commit = tokio::time::Instant::from_std(self.next_auto_commit);
+            let next_commit = self.next_auto_commit;
             tokio::select! {
                 biased;
                 _ = &mut wake => {}

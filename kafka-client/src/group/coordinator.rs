@@ -4,7 +4,9 @@
 
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest};
 use kafka_protocol::protocol::{Request, StrBytes};
@@ -189,7 +191,7 @@ impl Coordinator {
 /// Retry pacing for group and transaction requests: doubling pauses from 50 ms up to 1 s,
 /// none reaching `deadline` ([`Backoff::wait`] then gives the last error back).
 pub(crate) fn backoff_until(deadline: Instant) -> Backoff {
-    GROUP_BACKOFF.until(deadline.into())
+    GROUP_BACKOFF.until(deadline)
 }
 
 const GROUP_BACKOFF: Backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));

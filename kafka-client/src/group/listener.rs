@@ -137,7 +137,7 @@ impl RebalanceContext<'_> {
             &self.shared.coordinator,
             self.shared.group(),
             partitions,
-            std::time::Instant::now() + self.shared.request_timeout,
+            tokio::time::Instant::now() + self.shared.request_timeout,
         )
         .await
     }

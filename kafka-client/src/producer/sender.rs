@@ -4,7 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
@@ -125,7 +127,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         }
         let wait = drained
             .next_wake
-            .map(|t| tokio::time::sleep_until(t.into()))
+            .map(|t| tokio::time::sleep_until(t))
             .unwrap_or_else(|| tokio::time::sleep(Duration::from_secs(3600)));
         tokio::select! {
             _ = inner.wake.notified() => {}

@@ -1,7 +1,9 @@
 //! FindCoordinator and the classic group APIs: JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
 //! DescribeGroups, ListGroups. The state machine lives in [`crate::group`].
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -57,7 +59,7 @@ pub(crate) fn find_coordinator(
             match st.coordinator_for(&key).and_then(|id| st.broker(id)) {
                 Some(b) => c
                     .with_node_id(BrokerId(b.id))
-                    .with_host(s("127.0.0.1"))
+                    .with_host(s(b.host.clone()))
                     .with_port(b.port as i32),
                 None => c.with_error_code(E::CoordinatorNotAvailable.code()),
             }

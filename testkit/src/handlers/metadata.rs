@@ -71,7 +71,7 @@ pub(crate) fn handle(ctx: &Ctx, req: MetadataRequest, version: i16) -> MetadataR
         .map(|b| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.id))
-                .with_host(s("127.0.0.1"))
+                .with_host(s(b.host.clone()))
                 .with_port(b.port as i32)
         })
         .collect();

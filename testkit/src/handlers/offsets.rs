@@ -2,7 +2,7 @@
 //! with require_stable (v7+) answers UNSTABLE_OFFSET_COMMIT for partitions with offsets pending
 //! in an open transaction.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
