@@ -8,7 +8,7 @@ use std::time::Instant;
 use examples::tables_demo::{self, purchase, Config, PURCHASES};
 use streams::testing::Harness;
 
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn the_tables_demo_totals_every_purchase_by_currency() {
     let started = Instant::now();
     let h = Harness::builder()

@@ -5,7 +5,7 @@
 //! time from that clock too, so under tokio's paused time (`tokio::time::pause`) the whole app
 //! runs on virtual time, reproducibly.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::timestamp::Timestamp;
@@ -26,9 +26,12 @@ use crate::timestamp::Timestamp;
 /// assert_eq!(clock.now(), Timestamp::from_millis(6_000));
 /// # }
 /// ```
+///
+/// Clones share one source: a clock taken from an app before a test gives the app another
+/// one ([`App::set_clock`](crate::App::set_clock)) reads the new one too.
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
-    anchor: Option<Arc<Anchor>>,
+    source: Arc<RwLock<Option<Arc<Anchor>>>>,
 }
 
 #[derive(Debug)]
@@ -45,22 +48,36 @@ impl Clock {
 
     /// A clock that reads `start` now and then advances with tokio's clock.
     pub fn starting_at(start: impl Into<Timestamp>) -> Self {
+        let anchor = Anchor {
+            wall: start.into(),
+            at: tokio::time::Instant::now(),
+        };
         Clock {
-            anchor: Some(Arc::new(Anchor {
-                wall: start.into(),
-                at: tokio::time::Instant::now(),
-            })),
+            source: Arc::new(RwLock::new(Some(Arc::new(anchor)))),
         }
+    }
+
+    /// Makes this clock and its clones read what `other` reads (before the app starts).
+    pub(crate) fn follow(&self, other: &Clock) {
+        let anchor = other.anchor();
+        *self.source.write().unwrap_or_else(|e| e.into_inner()) = anchor;
+    }
+
+    fn anchor(&self) -> Option<Arc<Anchor>> {
+        self.source
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Whether this is the system clock.
     pub fn is_system(&self) -> bool {
-        self.anchor.is_none()
+        self.anchor().is_none()
     }
 
     /// The wall time now.
     pub fn now(&self) -> Timestamp {
-        match &self.anchor {
+        match &self.anchor() {
             None => Timestamp::now(),
             Some(a) => a.wall.saturating_add(a.at.elapsed()),
         }
@@ -95,6 +112,15 @@ mod tests {
         clock.sleep_until(Timestamp::from_millis(70_000)).await;
         assert_eq!(clock.now(), Timestamp::from_millis(70_000));
         assert_eq!(clock.until(Timestamp::from_millis(60_000)), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_clock_taken_before_it_was_replaced_follows_the_replacement() {
+        let app_clock = Clock::system();
+        let taken = app_clock.clone();
+        app_clock.follow(&Clock::starting_at(Timestamp::from_millis(5_000)));
+        assert!(!taken.is_system());
+        assert_eq!(taken.now(), Timestamp::from_millis(5_000));
     }
 
     #[test]

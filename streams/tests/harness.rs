@@ -59,7 +59,7 @@ fn counts_app(standbys: u32) -> impl Fn() -> streams::Result<Counts> {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn three_workers_count_every_event_and_commit_to_the_end() {
     let h = Harness::builder()
         .workers(3)
@@ -155,6 +155,7 @@ async fn scenario(seed: u64) -> Outcome {
         let end = h.cluster().high_watermark("events", p).unwrap();
         assert_eq!(h.committed("events", p).unwrap_or(0), end, "seed {seed}: events/{p}");
     }
+    h.shutdown().await.unwrap();
     Outcome {
         trace,
         totals,
@@ -162,7 +163,7 @@ async fn scenario(seed: u64) -> Outcome {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_seeded_scenario_of_kills_and_restarts_replays_and_loses_no_event() {
     let first = scenario(7).await;
     // At-least-once: a killed worker's uncommitted events count again, none is lost.
@@ -180,7 +181,7 @@ async fn a_seeded_scenario_of_kills_and_restarts_replays_and_loses_no_event() {
     assert_ne!(first.trace, other.trace, "another seed runs another scenario");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn killing_the_active_owner_promotes_its_standby_with_the_table_intact() {
     let mut h = Harness::builder()
         .workers(2)
@@ -242,7 +243,7 @@ async fn advance_until<W: AsRef<App>>(h: &Harness<W>, mut done: impl FnMut() -> 
     panic!("timed out waiting for a state");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_failing_changelog_write_is_reported_and_nothing_is_committed_past_it() {
     let h = Harness::builder().build(counts_app(0)).await.unwrap();
     let events = h.worker(0).events.clone();

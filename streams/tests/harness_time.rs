@@ -1,21 +1,26 @@
 //! Time in the harness: an app driven by tokio's interval and the app's clock (an agent that
-//! closes a windowed table's idle windows by the clock) runs on virtual time, and gives the
-//! same windows, at the same times, on every run.
+//! closes a windowed table's idle windows by the clock) runs on virtual time, and closes the
+//! same windows, at the same virtual times, on every run.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use streams::testing::Harness;
-use streams::{App, Error, Timestamp, Topic, WindowResult};
+use streams::{App, Error, Timestamp, Topic};
 
 /// 2030-01-01T00:00:00Z: a whole minute.
 const T0: i64 = 1_893_456_000_000;
 const MINUTE: i64 = 60_000;
 
+/// A closed window: (key, start, end, total, when it closed), times relative to T0.
+type Closed = (String, i64, i64, i64, i64);
+
 struct Clicks {
     app: App,
     clicks: Topic<String, i64>,
-    finals: Topic<String, WindowResult<i64>>,
+    /// What the app's `on_window_close` callback saw.
+    closed: Arc<Mutex<Vec<Closed>>>,
 }
 
 impl AsRef<App> for Clicks {
@@ -25,17 +30,27 @@ impl AsRef<App> for Clicks {
 }
 
 /// Clicks per key per minute; every 10 s (tokio's interval) the agent moves the windows to
-/// the app's clock, so a minute with no later click still closes, and its total goes to
-/// `finals`.
+/// the app's clock, so a minute with no later click still closes; the close callback notes
+/// each window with the clock's reading.
 fn clicks_app() -> streams::Result<Clicks> {
     let app = App::builder("clicks").topic_partitions(1).build()?;
     let clicks = app.topic::<String, i64>("clicks");
-    let finals = app.topic::<String, WindowResult<i64>>("finals");
+    let closed = Arc::new(Mutex::new(Vec::new()));
+    let (seen, clock) = (closed.clone(), app.clock());
     let windows = app
         .table::<String, i64>("per_minute")?
         .with_default(i64::default)
         .tumbling(Duration::from_secs(60))
-        .emit_final_to(&finals)
+        .on_window_close(move |key: &String, w, total: &i64| {
+            let at = |t: Timestamp| t.as_millis() - T0;
+            seen.lock().unwrap().push((
+                key.clone(),
+                at(w.start()),
+                at(w.end()),
+                *total,
+                at(clock.now()),
+            ));
+        })
         .build()?;
     let clock = app.clock();
     app.agent_builder("count", &clicks)
@@ -66,14 +81,13 @@ fn clicks_app() -> streams::Result<Clicks> {
     Ok(Clicks {
         app,
         clicks,
-        finals,
+        closed,
     })
 }
 
 /// Clicks every 25 s from T0 (`a` each time, `b` every other), then three idle minutes.
-/// Returns the closed windows as (key, start, end, total) relative to T0, with the clock's
-/// reading when the app settled.
-async fn run() -> (Vec<(String, i64, i64, i64)>, Timestamp) {
+/// Returns the closed windows and the clock's reading when the app settled.
+async fn run() -> (Vec<Closed>, Timestamp) {
     let h = Harness::builder()
         .start_at(Timestamp::from_millis(T0))
         .build(clicks_app)
@@ -89,34 +103,28 @@ async fn run() -> (Vec<(String, i64, i64, i64)>, Timestamp) {
     }
     h.advance(Duration::from_secs(180)).await;
     h.settle().await.unwrap();
-    let mut closed: Vec<_> = h
-        .sent(&h.worker(0).finals)
-        .unwrap()
-        .into_iter()
-        .map(|e| {
-            let w = e.value.window;
-            (
-                e.key.clone().unwrap_or_default(),
-                w.start().as_millis() - T0,
-                w.end().as_millis() - T0,
-                e.value.value,
-            )
-        })
-        .collect();
-    closed.sort();
-    (closed, h.now())
+    let closed = h.worker(0).closed.lock().unwrap().clone();
+    let now = h.now();
+    h.shutdown().await.unwrap();
+    (closed, now)
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn windows_close_by_the_virtual_clock_the_same_way_on_every_run() {
     let (first, first_end) = run().await;
+    let window = |key: &str, minute: i64, total: i64| {
+        let start = minute * MINUTE;
+        (key.to_owned(), start, start + MINUTE, total, start + MINUTE)
+    };
+    // Each minute closes at the first tick at its end (grace 0), by the clock: minute 1 has
+    // no later click at all.
     let expected = vec![
-        ("a".to_owned(), 0, MINUTE, 3),
-        ("a".to_owned(), MINUTE, 2 * MINUTE, 2),
-        ("b".to_owned(), 0, MINUTE, 1),
-        ("b".to_owned(), MINUTE, 2 * MINUTE, 1),
+        window("a", 0, 3),
+        window("b", 0, 1),
+        window("a", 1, 2),
+        window("b", 1, 1),
     ];
-    assert_eq!(first, expected, "closed by the clock, no later click needed");
+    assert_eq!(first, expected);
     let (second, second_end) = run().await;
     assert_eq!(first, second);
     assert_eq!(first_end, second_end, "the runs took the same virtual time");

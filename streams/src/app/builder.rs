@@ -252,6 +252,7 @@ impl AppBuilder {
                 )),
                 broker: Mutex::new(broker),
                 conn: OnceLock::new(),
+                connector: Mutex::new(None),
                 runtime: Mutex::new(None),
                 stop: watch::channel(false).0,
             }),

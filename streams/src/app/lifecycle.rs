@@ -56,7 +56,8 @@ impl App {
         if self.inner.conn.get().is_some() {
             return Ok(());
         }
-        let conn = Connection::open(&self.inner.decls, &self.broker()).await?;
+        let connector = lock(&self.inner.connector).clone();
+        let conn = Connection::open(&self.inner.decls, &self.broker(), connector).await?;
         if self.inner.conn.set(conn).is_err() {
             tracing::debug!("connected twice concurrently; keeping the first connection");
         }

@@ -66,6 +66,8 @@ struct Inner {
     decls: Shared,
     broker: Mutex<BrokerUrl>,
     conn: OnceLock<Connection>,
+    /// Opens the connections instead of TCP (a test's in-memory cluster); `None` is TCP.
+    connector: Mutex<Option<Arc<dyn kafka_client::Connector>>>,
     runtime: Mutex<Option<Arc<Runtime>>>,
     stop: watch::Sender<bool>,
 }
@@ -127,6 +129,17 @@ impl App {
             });
         }
         self.inner.decls.set_clock(clock);
+        Ok(())
+    }
+
+    /// Runs the app on `cluster`, an in-process mock cluster (in memory or on TCP): its
+    /// bootstrap addresses and its connector, so that the app opens no socket to an
+    /// in-memory one. Only before the app starts; `streams::testing` does this for each
+    /// worker.
+    #[cfg(feature = "testing")]
+    pub fn use_mock(&self, cluster: &testkit::MockCluster) -> Result<()> {
+        self.set_broker(&format!("kafka://{}", cluster.bootstrap()))?;
+        *lock(&self.inner.connector) = Some(cluster.connector());
         Ok(())
     }
 

@@ -85,7 +85,11 @@ impl Declarations {
 
     /// Replaces the app's clock (before the app starts).
     pub(crate) fn set_clock(&self, clock: Clock) {
-        *self.clock.lock().unwrap_or_else(|e| e.into_inner()) = clock;
+        // Clocks the user took from the app before (captured by agents) follow it too.
+        self.clock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .follow(&clock);
     }
 
     /// The declared tables (the runtime's side of each).

@@ -1,8 +1,10 @@
 //! Connecting to the brokers (or starting the embedded mock cluster for `mock://`).
 
+use std::sync::Arc;
+
 use kafka_client::admin::{Admin, CreateTopicsOptions, NewTopic};
 use kafka_client::producer::{Producer, ProducerConfig};
-use kafka_client::ClientConfig;
+use kafka_client::{ClientConfig, Connector};
 
 use crate::broker::BrokerUrl;
 use crate::declarations::Declarations;
@@ -20,7 +22,13 @@ pub(crate) struct Connection {
 
 impl Connection {
     /// Connects to `broker` and installs the app's producer in its outbox.
-    pub(crate) async fn open(decls: &Declarations, broker: &BrokerUrl) -> Result<Connection> {
+    /// With a `connector` (a test's in-memory cluster) the connections go through it
+    /// instead of TCP.
+    pub(crate) async fn open(
+        decls: &Declarations,
+        broker: &BrokerUrl,
+        connector: Option<Arc<dyn Connector>>,
+    ) -> Result<Connection> {
         #[cfg(feature = "mock")]
         let mut mock = None;
         let (bootstrap, security) = match broker {
@@ -39,6 +47,9 @@ impl Connection {
             }
         };
         let mut client = ClientConfig::new(&bootstrap)?.with_client_id(decls.id.clone());
+        if let Some(connector) = connector {
+            client = client.with_connector(connector);
+        }
         client.security_protocol = security;
         if let Some(tls) = &decls.settings.broker_tls {
             client = client.with_tls(tls.clone());

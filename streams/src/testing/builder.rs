@@ -100,6 +100,7 @@ impl HarnessBuilder {
             Some(cluster) => cluster,
             None => Arc::new(
                 MockCluster::builder()
+                    .in_memory()
                     .default_partitions(self.partitions)
                     // The apps' session timeouts decide; the broker's floor must not.
                     .group_min_session_timeout(Duration::from_millis(10))
@@ -133,6 +134,11 @@ pub(super) fn make<W: AsRef<App>>(harness: &Harness<W>) -> Result<Slot<W>> {
     let worker = (harness.build)()?;
     super::transport::attach(worker.as_ref(), &harness.cluster)?;
     worker.as_ref().set_clock(harness.clock.clone())?;
-    Ok(Slot { worker, live: false })
+    let app = worker.as_ref().clone();
+    Ok(Slot {
+        worker,
+        app,
+        live: false,
+    })
 }
 

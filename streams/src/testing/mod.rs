@@ -246,6 +246,18 @@ impl<W> std::fmt::Debug for Harness<W> {
     }
 }
 
+impl<W> Drop for Harness<W> {
+    fn drop(&mut self) {
+        // The workers' tasks outlive the harness otherwise: ask them to stop (gracefully, in
+        // the background; `shutdown` waits for it).
+        for slot in &self.workers {
+            if slot.live {
+                slot.app().stop();
+            }
+        }
+    }
+}
+
 impl Harness<App> {
     /// Configures a harness.
     pub fn builder() -> HarnessBuilder {

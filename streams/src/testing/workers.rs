@@ -12,7 +12,15 @@ use super::Harness;
 /// One worker: the latest app built for it, and whether it runs.
 pub(super) struct Slot<W> {
     pub worker: W,
+    /// The worker's app (a clone of the one in `worker`).
+    pub app: App,
     pub live: bool,
+}
+
+impl<W> Slot<W> {
+    pub fn app(&self) -> &App {
+        &self.app
+    }
 }
 
 impl<W: AsRef<App>> Harness<W> {
@@ -37,7 +45,13 @@ impl<W: AsRef<App>> Harness<W> {
     ///
     /// When there is no worker `i`.
     pub fn app(&self, i: usize) -> &App {
-        self.worker(i).as_ref()
+        match self.workers.get(i) {
+            Some(slot) => &slot.app,
+            None => panic!(
+                "no worker {i}: the harness has {} worker slots",
+                self.workers.len()
+            ),
+        }
     }
 
     /// Worker slots, running or not.
@@ -88,6 +102,17 @@ impl<W: AsRef<App>> Harness<W> {
         self.running(i, "stop a worker")?;
         self.workers[i].live = false;
         self.app(i).shutdown().await
+    }
+
+    /// Stops every running worker gracefully (as [`stop`](Self::stop)); the first error
+    /// that stopped one, if any. Dropping the harness only asks them to stop.
+    pub async fn shutdown(mut self) -> Result<()> {
+        let mut result = Ok(());
+        for i in self.live() {
+            let stopped = self.stop(i).await;
+            result = result.and(stopped);
+        }
+        result
     }
 
     /// Starts worker `i` again as a fresh app from the build closure (after
