@@ -18,9 +18,13 @@ async fn the_tables_demo_totals_every_purchase_by_currency() {
         .unwrap();
     let purchases = h.worker(0).purchases.clone();
     for (user, currency, amount) in PURCHASES {
-        h.send(&purchases, user.to_owned(), purchase(user, currency, amount))
-            .await
-            .unwrap();
+        h.send(
+            &purchases,
+            user.to_owned(),
+            purchase(user, currency, amount),
+        )
+        .await
+        .unwrap();
     }
     h.settle().await.unwrap();
     let totals = h.table(&h.worker(0).currency_total).unwrap();
@@ -32,8 +36,18 @@ async fn the_tables_demo_totals_every_purchase_by_currency() {
     // Each purchase changed its currency's total once: one changelog write each (the
     // repartitioned stream is keyed by currency, so a currency's writes share a partition).
     let changes: usize = (0..3)
-        .map(|p| h.cluster().committed_log("tables-app-currency_total-changelog", p).len())
+        .map(|p| {
+            h.cluster()
+                .committed_log("tables-app-currency_total-changelog", p)
+                .len()
+        })
         .sum();
-    assert!((3..=PURCHASES.len()).contains(&changes), "{changes} changelog records");
-    eprintln!("tables demo in the harness: {:?} wall time", started.elapsed());
+    assert!(
+        (3..=PURCHASES.len()).contains(&changes),
+        "{changes} changelog records"
+    );
+    eprintln!(
+        "tables demo in the harness: {:?} wall time",
+        started.elapsed()
+    );
 }

@@ -37,7 +37,9 @@ fn counts_app(standbys: u32) -> impl Fn() -> streams::Result<Counts> {
             .broker_heartbeat_interval(Duration::from_millis(300))
             .build()?;
         let events = app.topic::<String, String>("events");
-        let counts = app.table::<String, u64>("counts")?.with_default(u64::default);
+        let counts = app
+            .table::<String, u64>("counts")?
+            .with_default(u64::default);
         let table = counts.clone();
         app.agent_builder("count", &events)
             .table(&counts)
@@ -153,7 +155,11 @@ async fn scenario(seed: u64) -> Outcome {
     let totals = h.table(&h.worker(0).counts).unwrap();
     for p in 0..PARTITIONS {
         let end = h.cluster().high_watermark("events", p).unwrap();
-        assert_eq!(h.committed("events", p).unwrap_or(0), end, "seed {seed}: events/{p}");
+        assert_eq!(
+            h.committed("events", p).unwrap_or(0),
+            end,
+            "seed {seed}: events/{p}"
+        );
     }
     h.shutdown().await.unwrap();
     Outcome {
@@ -174,11 +180,17 @@ async fn a_seeded_scenario_of_kills_and_restarts_replays_and_loses_no_event() {
     for (key, &sent) in &first.truth {
         assert!(first.totals[key] >= sent, "{key}: {first:?}");
     }
-    assert!(first.trace.iter().any(|s| s.starts_with("kill")), "{first:?}");
+    assert!(
+        first.trace.iter().any(|s| s.starts_with("kill")),
+        "{first:?}"
+    );
     let again = scenario(7).await;
     assert_eq!(first, again, "the same seed replays the same scenario");
     let other = scenario(8).await;
-    assert_ne!(first.trace, other.trace, "another seed runs another scenario");
+    assert_ne!(
+        first.trace, other.trace,
+        "another seed runs another scenario"
+    );
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
@@ -201,12 +213,22 @@ async fn killing_the_active_owner_promotes_its_standby_with_the_table_intact() {
             .unwrap();
     }
     h.settle().await.unwrap();
-    let active = h.table_owner("counts", 0).expect("partition 0 has an owner");
+    let active = h
+        .table_owner("counts", 0)
+        .expect("partition 0 has an owner");
     let standby = h.standbys("counts", 0);
-    assert_eq!(standby, vec![1 - active], "the other worker keeps a standby");
+    assert_eq!(
+        standby,
+        vec![1 - active],
+        "the other worker keeps a standby"
+    );
     let standby = standby[0];
     // The standby follows the changelog while the owner works.
-    let last = h.cluster().high_watermark("counts-counts-changelog", 0).unwrap() - 1;
+    let last = h
+        .cluster()
+        .high_watermark("counts-counts-changelog", 0)
+        .unwrap()
+        - 1;
     let followed = || {
         h.app(standby)
             .table_partitions()
@@ -214,12 +236,19 @@ async fn killing_the_active_owner_promotes_its_standby_with_the_table_intact() {
             .into_iter()
             .find(|p| p.table == "counts" && p.partition == 0)
     };
-    advance_until(&h, || followed().and_then(|p| p.applied_offset) == Some(last)).await;
+    advance_until(&h, || {
+        followed().and_then(|p| p.applied_offset) == Some(last)
+    })
+    .await;
     assert!(followed().unwrap().followed > 0, "{:?}", followed());
 
     h.kill(active).await.unwrap();
     h.settle().await.unwrap();
-    assert_eq!(h.table_owner("counts", 0), Some(standby), "the standby took over");
+    assert_eq!(
+        h.table_owner("counts", 0),
+        Some(standby),
+        "the standby took over"
+    );
     let counts = &h.worker(standby).counts;
     for key in &keys {
         assert_eq!(counts.get(key).unwrap(), Some(3), "{key}");
@@ -272,6 +301,10 @@ async fn a_failing_changelog_write_is_reported_and_nothing_is_committed_past_it(
         }
         other => panic!("expected the worker to stop on the failed write, got {other:?}"),
     }
-    assert_eq!(h.committed("events", 1), Some(3), "nothing committed past it");
+    assert_eq!(
+        h.committed("events", 1),
+        Some(3),
+        "nothing committed past it"
+    );
     assert_eq!(h.table(&h.worker(0).counts).unwrap()["a"], 3);
 }

@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::timestamp::Timestamp;
 
 use super::rng::Rng;
-use super::workers::Slot;
 use super::Harness;
 
 /// 2024-01-01T00:00:00Z: the default start of the harness's clock, the same at every run.
@@ -128,17 +127,3 @@ impl HarnessBuilder {
         Ok(harness)
     }
 }
-
-/// A worker slot's new app, on the harness's cluster and clock.
-pub(super) fn make<W: AsRef<App>>(harness: &Harness<W>) -> Result<Slot<W>> {
-    let worker = (harness.build)()?;
-    super::transport::attach(worker.as_ref(), &harness.cluster)?;
-    worker.as_ref().set_clock(harness.clock.clone())?;
-    let app = worker.as_ref().clone();
-    Ok(Slot {
-        worker,
-        app,
-        live: false,
-    })
-}
-

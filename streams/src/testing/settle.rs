@@ -74,7 +74,10 @@ impl<W: AsRef<App>> Harness<W> {
             .collect();
         for (i, probe) in &probes {
             if probe.in_flight > 0 {
-                pending.push(format!("worker {i} has {} events in flight", probe.in_flight));
+                pending.push(format!(
+                    "worker {i} has {} events in flight",
+                    probe.in_flight
+                ));
             }
         }
         for i in self.live() {
@@ -98,7 +101,9 @@ impl<W: AsRef<App>> Harness<W> {
                         .map(|(_, pos)| (*i, *pos))
                 });
                 match owner {
-                    None => pending.push(format!("{topic}/{partition}: no running worker consumes it")),
+                    None => pending.push(format!(
+                        "{topic}/{partition}: no running worker consumes it"
+                    )),
                     Some((i, pos)) if pos < end => pending.push(format!(
                         "{topic}/{partition}: worker {i} has processed up to offset {pos} of {end}"
                     )),
@@ -119,7 +124,14 @@ impl<W: AsRef<App>> Harness<W> {
     fn sources(&self) -> BTreeSet<String> {
         self.workers
             .first()
-            .map(|s| s.worker.as_ref().agents().into_iter().map(|a| a.topic).collect())
+            .map(|s| {
+                s.worker
+                    .as_ref()
+                    .agents()
+                    .into_iter()
+                    .map(|a| a.topic)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

@@ -78,7 +78,7 @@ impl<W: AsRef<App>> Harness<W> {
 
     /// Starts one more worker (it joins the group: a rebalance); returns its index.
     pub async fn add_worker(&mut self) -> Result<usize> {
-        let slot = super::builder::make(self)?;
+        let slot = self.make()?;
         self.workers.push(slot);
         let i = self.workers.len() - 1;
         self.start(i).await?;
@@ -129,7 +129,7 @@ impl<W: AsRef<App>> Harness<W> {
             self.workers[i].live = false;
             self.app(i).abort().await;
         }
-        self.workers[i] = super::builder::make(self)?;
+        self.workers[i] = self.make()?;
         self.start(i).await
     }
 
@@ -168,17 +168,35 @@ impl<W: AsRef<App>> Harness<W> {
         self.with_table_status(table, partition, PartitionStatus::Standby)
     }
 
-    fn with_table_status(&self, table: &str, partition: i32, status: PartitionStatus) -> Vec<usize> {
+    fn with_table_status(
+        &self,
+        table: &str,
+        partition: i32,
+        status: PartitionStatus,
+    ) -> Vec<usize> {
         self.live()
             .into_iter()
             .filter(|&i| {
                 self.app(i).table_partitions().is_ok_and(|parts| {
-                    parts.iter().any(|p| {
-                        p.table == table && p.partition == partition && p.status == status
-                    })
+                    parts
+                        .iter()
+                        .any(|p| p.table == table && p.partition == partition && p.status == status)
                 })
             })
             .collect()
+    }
+
+    /// A worker slot's new app, on the harness's cluster and clock.
+    fn make(&self) -> Result<Slot<W>> {
+        let worker = (self.build)()?;
+        let app = worker.as_ref().clone();
+        super::transport::attach(&app, &self.cluster)?;
+        app.set_clock(self.clock.clone())?;
+        Ok(Slot {
+            worker,
+            app,
+            live: false,
+        })
     }
 
     async fn start(&mut self, i: usize) -> Result<()> {
