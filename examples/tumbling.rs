@@ -20,10 +20,8 @@
 //! ```
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use examples::windows_demo::{print_closed, run_totals, send_and_print, Purchase};
-use streams::App;
+use examples::windows_demo::{send_and_print, tumbling, TumblingDemo};
 
 fn main() -> ExitCode {
     match build() {
@@ -37,23 +35,15 @@ fn main() -> ExitCode {
 
 fn build() -> streams::Result<ExitCode> {
     let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
-    let app = App::builder(&env("TUMBLING_APP", "tumbling-app"))
-        .broker("mock://")
-        .topic_partitions(3)
-        .build()?;
-    // Keyed by currency: each currency's purchases are in the partition of its table entries.
-    let purchases = app.topic::<String, Purchase>(&env("TUMBLING_TOPIC", "purchases"));
-    let currency_total = app
-        .table::<String, i64>("currency_total")?
-        .with_default(i64::default)
-        .tumbling(Duration::from_secs(5 * 60))
-        .expires(Duration::from_secs(60 * 60))
-        .on_window_close(print_closed)
-        .build()?;
-    let agent = app
-        .agent_builder("totals", &purchases)
-        .table(&currency_total);
-    // The agent (examples/src/windows_demo.rs): `currency_total[p.currency] += p.amount`.
-    run_totals(agent, &currency_total);
+    // The app (examples/src/windows_demo.rs): `currency_total[p.currency] += p.amount` into
+    // 5-minute tumbling windows.
+    let TumblingDemo {
+        app,
+        purchases,
+        currency_total,
+    } = tumbling(
+        &env("TUMBLING_APP", "tumbling-app"),
+        &env("TUMBLING_TOPIC", "purchases"),
+    )?;
     Ok(app.main_with_demo(move |app| send_and_print(app, purchases, currency_total)))
 }

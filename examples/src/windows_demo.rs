@@ -100,3 +100,44 @@ pub async fn send_and_print(
     }
     Ok(())
 }
+
+/// The tumbling example's app and the handles its users need.
+pub struct TumblingDemo {
+    pub app: App,
+    pub purchases: Topic<String, Purchase>,
+    pub currency_total: WindowedTable<String, i64>,
+}
+
+impl AsRef<App> for TumblingDemo {
+    fn as_ref(&self) -> &App {
+        &self.app
+    }
+}
+
+/// The tumbling example's app (app `id`, purchases from `topic`): totals per currency in
+/// 5-minute windows kept an hour, each closed window printed.
+pub fn tumbling(id: &str, topic: &str) -> streams::Result<TumblingDemo> {
+    let app = App::builder(id)
+        .broker("mock://")
+        .topic_partitions(3)
+        .build()?;
+    // Keyed by currency: each currency's purchases are in the partition of its table entries.
+    let purchases = app.topic::<String, Purchase>(topic);
+    let currency_total = app
+        .table::<String, i64>("currency_total")?
+        .with_default(i64::default)
+        .tumbling(Duration::from_secs(5 * 60))
+        .expires(Duration::from_secs(60 * 60))
+        .on_window_close(print_closed)
+        .build()?;
+    let agent = app
+        .agent_builder("totals", &purchases)
+        .table(&currency_total);
+    // `currency_total[p.currency] += p.amount`.
+    run_totals(agent, &currency_total);
+    Ok(TumblingDemo {
+        app,
+        purchases,
+        currency_total,
+    })
+}
