@@ -8,6 +8,7 @@ mod failures;
 mod maintenance;
 mod rebalance;
 mod router;
+mod services;
 mod standby;
 mod tables;
 mod worker;
@@ -36,6 +37,7 @@ use assignor::TableAssignor;
 use commit::{Committer, Transactional};
 use rebalance::Listener;
 use router::{Router, Target};
+use services::Services;
 use tables::Tables;
 use worker::{CommitRequest, Queues, Worker};
 
@@ -73,6 +75,8 @@ struct Parts {
     assignor: Arc<TableAssignor>,
     state: watch::Sender<RunState>,
     aborted: Arc<AtomicBool>,
+    /// Whether this worker leads its group's current generation (for leader-only services).
+    leader: Arc<watch::Sender<bool>>,
     /// Under exactly-once, the transactional id of this worker's producers.
     transactional_id: String,
 }
@@ -110,8 +114,9 @@ impl Parts {
         }))
     }
 
-    /// Starts every agent (again, on a restart) behind a new router and committer.
-    async fn start_agents(&self) -> Result<(Router, Vec<JoinHandle<()>>, Arc<Committer>)> {
+    /// Starts every agent and service (again, on a restart) behind a new router and
+    /// committer.
+    async fn start_agents(&self) -> Result<Started> {
         let settings = &self.decls.settings;
         let transactional = self.transactional().await?;
         let in_transactions = transactional.as_ref().map(|t| t.producer.clone());
@@ -158,13 +163,14 @@ impl Parts {
                 Target::new(agent.name, instances, agent.stopped),
             );
         }
-        Ok((router, tasks, committer))
+        let services = Services::start(&self.decls, &self.leader, &committer, in_transactions);
+        Ok((router, tasks, committer, services))
     }
 
     /// A worker for `router`'s agents: a group consumer subscribed to their topics.
     async fn worker(
         &self,
-        (router, tasks, committer): (Router, Vec<JoinHandle<()>>, Arc<Committer>),
+        (router, tasks, committer, services): Started,
         queues: Queues,
     ) -> Result<Worker> {
         let settings = &self.decls.settings;
@@ -215,6 +221,7 @@ impl Parts {
             earliest: settings.consumer_auto_offset_reset_earliest,
             shutdown_timeout: settings.worker_shutdown_timeout,
             state: self.state.clone(),
+            leader: self.leader.clone(),
         });
         consumer.subscribe(router.topics());
         Ok(Worker {
@@ -223,6 +230,8 @@ impl Parts {
             router,
             committer,
             tasks,
+            services,
+            leader: self.leader.clone(),
             settings: settings.clone(),
             aborted: self.aborted.clone(),
             queues,
@@ -230,6 +239,10 @@ impl Parts {
         })
     }
 }
+
+/// A worker's agents and services, started: the router to their instances, the agents'
+/// tasks, the committer they report to, the running services.
+type Started = (Router, Vec<JoinHandle<()>>, Arc<Committer>, Services);
 
 /// Transactions aborted in a row, each followed by a restart, before the worker stops: a
 /// cause that outlives restarts (a record the broker always refuses) must not loop forever.
@@ -328,6 +341,7 @@ impl Runtime {
             assignor: Arc::new(assignor),
             state: state_tx,
             aborted: aborted.clone(),
+            leader: Arc::new(watch::channel(false).0),
             transactional_id: transactional_id(decls),
         };
         let agents = parts.start_agents().await?;
