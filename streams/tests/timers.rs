@@ -86,7 +86,10 @@ async fn a_leader_only_timer_fires_on_one_worker_and_moves_when_that_worker_cras
     // Exactly one worker fires the leader-only timer.
     let fires = next_leader_fires(&leader, 10).await;
     let first = fires[0];
-    assert!(fires.iter().all(|w| *w == first), "several leaders: {fires:?}");
+    assert!(
+        fires.iter().all(|w| *w == first),
+        "several leaders: {fires:?}"
+    );
 
     // Every worker fires its plain timer, and ran its task once.
     for (i, (_, seen)) in workers.iter().enumerate() {
@@ -111,7 +114,10 @@ async fn a_leader_only_timer_fires_on_one_worker_and_moves_when_that_worker_cras
     let fires = next_leader_fires(&leader, 10).await;
     let second = fires[0];
     assert_ne!(second, first);
-    assert!(fires.iter().all(|w| *w == second), "several leaders: {fires:?}");
+    assert!(
+        fires.iter().all(|w| *w == second),
+        "several leaders: {fires:?}"
+    );
 
     for (i, (app, seen)) in workers.iter().enumerate() {
         if i != first {
@@ -154,7 +160,10 @@ async fn a_failing_timer_with_stop_app_on_error_stops_the_worker() {
         other => panic!("expected TimerFailed, got {other:?}"),
     }
     // The timer without stop_app_on_error failed at each of its ticks and went on.
-    assert!(calls.load(Ordering::SeqCst) >= 3, "the flaky timer kept its schedule");
+    assert!(
+        calls.load(Ordering::SeqCst) >= 3,
+        "the flaky timer kept its schedule"
+    );
 }
 
 #[test]
@@ -167,7 +176,10 @@ fn bad_declarations_are_refused_naming_the_timer() {
     match app.crontab("typo", "*/5 * * *").run(|| async {}) {
         Err(e @ Error::InvalidCron { .. }) => {
             let text = e.to_string();
-            assert!(text.contains("typo") && text.contains("*/5 * * *"), "{text}");
+            assert!(
+                text.contains("typo") && text.contains("*/5 * * *"),
+                "{text}"
+            );
         }
         other => panic!("expected InvalidCron, got {other:?}"),
     }
