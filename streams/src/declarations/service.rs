@@ -23,7 +23,7 @@ pub(crate) enum Schedule {
     /// Every interval, the first one interval after the worker starts.
     Every(Duration),
     /// At the wall times a cron expression names, in a time zone.
-    Cron(CronSchedule),
+    Cron(Box<CronSchedule>),
     /// Once, when the worker starts.
     Once,
 }
@@ -223,7 +223,7 @@ impl CrontabBuilder {
         register(
             &self.decls,
             self.name,
-            Schedule::Cron(cron),
+            Schedule::Cron(Box::new(cron)),
             self.options,
             body(f),
         );

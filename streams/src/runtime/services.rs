@@ -254,7 +254,8 @@ mod tests {
         let (body, fires) = recording(&clock);
         // India is UTC+5:30: "*/5" minutes fall on the same instants as in UTC.
         let cron = CronSchedule::parse("t", "*/5 * * * *", "Asia/Kolkata", start).unwrap();
-        let (_leader, _stop, _task) = spawn(spec(Schedule::Cron(cron), body), &clock, false);
+        let (_leader, _stop, _task) =
+            spawn(spec(Schedule::Cron(Box::new(cron)), body), &clock, false);
         clock.sleep_until(at("2026-03-10T08:12:00Z")).await;
         tokio::task::yield_now().await;
         assert_eq!(
@@ -274,7 +275,8 @@ mod tests {
         let (body, fires) = recording(&clock);
         // 9:30 in Paris: 8:30 UTC in winter (UTC+1), 7:30 UTC from March 29 (UTC+2).
         let cron = CronSchedule::parse("t", "30 9 * * *", "Europe/Paris", start).unwrap();
-        let (_leader, _stop, _task) = spawn(spec(Schedule::Cron(cron), body), &clock, false);
+        let (_leader, _stop, _task) =
+            spawn(spec(Schedule::Cron(Box::new(cron)), body), &clock, false);
         clock.sleep_until(at("2026-03-30T00:00:00Z")).await;
         tokio::task::yield_now().await;
         assert_eq!(
@@ -291,7 +293,7 @@ mod tests {
     fn failing(calls: &Arc<AtomicUsize>) -> Body {
         let calls = calls.clone();
         Arc::new(move || {
-            if calls.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+            if calls.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
                 futures::future::ready(Err(AgentFailure::Returned("boom".into()))).boxed()
             } else {
                 panic!("kaboom")
