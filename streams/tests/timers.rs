@@ -1,7 +1,8 @@
 //! Timers, crontabs and tasks on a running app: a leader-only timer fires on exactly one of
 //! three workers and moves to another when its worker crashes; a plain timer fires on every
-//! worker; a task runs once per worker start; `stop_app_on_error` stops the worker; bad
-//! declarations are refused with errors that name the timer.
+//! worker; a task runs once per worker start; `stop_app_on_error` stops the worker; under
+//! exactly-once a task's sends are part of the worker's transaction; bad declarations are
+//! refused with errors that name the timer.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{mock_app, stopped_by_itself, wait_until, MOCK_SESSION};
+use common::{mock_app, stopped_by_itself, wait_until, MOCK_SESSION, WAIT};
 use futures::StreamExt;
 use streams::{AgentFailure, App, Error};
 use testkit::MockCluster;
@@ -164,6 +165,92 @@ async fn a_failing_timer_with_stop_app_on_error_stops_the_worker() {
         calls.load(Ordering::SeqCst) >= 3,
         "the flaky timer kept its schedule"
     );
+}
+
+/// An exactly-once worker named `w1` whose start-up task sends "hello" to `<id>-out`.
+fn greeter(id: &str, mock: &MockCluster, commit_interval: Duration) -> App {
+    let app = mock_app(id, mock)
+        .processing_guarantee("exactly_once")
+        .worker_instance_id("w1")
+        .broker_commit_interval(commit_interval)
+        .transaction_timeout(commit_interval * 3)
+        .build()
+        .unwrap();
+    let input = app.topic::<String, String>(&format!("{id}-in"));
+    app.agent(&input, |mut events| async move {
+        while events.next().await.is_some() {}
+    });
+    let out = app.topic::<String, String>(&format!("{id}-out"));
+    app.task("greet")
+        .run(move || {
+            let out = out.clone();
+            async move { out.send_value("hello".to_owned()).await }
+        })
+        .unwrap();
+    app
+}
+
+/// The values of `<topic>`/0 a read_committed consumer sees, read to the partition's end.
+async fn read_committed(mock: &MockCluster, topic: &str) -> Vec<String> {
+    use kafka_client::admin::{Admin, OffsetSpec};
+    use kafka_client::consumer::{Consumer, ConsumerConfig, IsolationLevel, Offset};
+    let client = kafka_client::ClientConfig::new(&mock.bootstrap()).unwrap();
+    let tp = kafka_client::TopicPartition::new(topic, 0);
+    let admin = Admin::new(client.clone()).await.unwrap();
+    let end = admin
+        .list_offsets(vec![(tp.clone(), OffsetSpec::Latest)])
+        .await
+        .unwrap()[&tp]
+        .offset;
+    let config = ConsumerConfig::default().with_isolation_level(IsolationLevel::ReadCommitted);
+    let mut consumer = Consumer::new(client, config).await.unwrap();
+    consumer.assign(vec![tp.clone()]);
+    consumer.seek(&tp, Offset::Earliest).await.unwrap();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while consumer.position(&tp).unwrap_or(0) < end {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{tp} not read to its end"
+        );
+        let Ok(record) = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await
+        else {
+            continue;
+        };
+        let value = record.unwrap().value.unwrap_or_default();
+        out.push(String::from_utf8_lossy(&value).into_owned());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_exactly_once_a_tasks_sends_commit_with_the_workers_transaction() {
+    let mock = common::mock().await;
+    let id = testkit::unique_name("timers-eos");
+    let out = format!("{id}-out");
+    // The first worker sends, then crashes before its transaction commits.
+    let first = greeter(&id, &mock, Duration::from_secs(10));
+    first.start().await.unwrap();
+    wait_until("the first greeting in the log", || {
+        mock.records(&out, 0).len() == 1
+    })
+    .await;
+    first.abort().await;
+    // Its replacement (same name) fences it, which aborts its open transaction, and greets
+    // again; its commit makes that greeting visible.
+    let second = greeter(&id, &mock, Duration::from_secs(10));
+    second.start().await.unwrap();
+    wait_until("the second greeting in the log", || {
+        mock.records(&out, 0).len() >= 2
+    })
+    .await;
+    second.commit().await.unwrap();
+    // One greeting (JSON), though both are in the log: the first was aborted with its transaction.
+    assert_eq!(
+        read_committed(&mock, &out).await,
+        vec!["\"hello\"".to_owned()]
+    );
+    second.shutdown().await.unwrap();
 }
 
 #[test]
