@@ -128,6 +128,47 @@ async fn a_leader_only_timer_fires_on_one_worker_and_moves_when_that_worker_cras
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_without_agents_form_a_group_for_their_leader_only_timer() {
+    let mock = common::mock().await;
+    let id = testkit::unique_name("timers-only");
+    let leader = LeaderFires::default();
+    let mut apps = Vec::new();
+    for index in 0..2 {
+        let app = mock_app(&id, &mock).build().unwrap();
+        let fires = leader.clone();
+        app.timer("leader-tick", TICK)
+            .on_leader()
+            .run(move || {
+                fires.lock().unwrap().push(index);
+                async {}
+            })
+            .unwrap();
+        // start() returns once the worker is in the group (through `<id>-__leader`).
+        tokio::time::timeout(WAIT, app.start())
+            .await
+            .unwrap()
+            .unwrap();
+        apps.push(app);
+    }
+    let fires = next_leader_fires(&leader, 10).await;
+    let fires = &fires[5..]; // the second worker has joined by then
+    assert!(
+        fires.iter().all(|w| *w == fires[0]),
+        "several leaders: {fires:?}"
+    );
+    assert!(
+        apps[0]
+            .topics()
+            .iter()
+            .any(|t| t.name == format!("{id}-__leader") && t.internal),
+        "the leader topic is listed as internal"
+    );
+    for app in &apps {
+        app.shutdown().await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_timer_with_stop_app_on_error_stops_the_worker() {
     let mock = common::mock().await;

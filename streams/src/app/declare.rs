@@ -148,7 +148,7 @@ impl App {
     ///     .broker(&format!("kafka://{}", cluster.bootstrap()))
     ///     .build()?;
     /// let pings = app.topic::<String, String>("pings");
-    /// app.agent(&pings, |_stream| async {}); // the worker consumes a topic: it joins the group
+    /// app.agent(&pings, |_stream| async {});
     /// let (fired, mut fires) = tokio::sync::mpsc::unbounded_channel();
     /// app.timer("ping", Duration::from_millis(50))
     ///     .on_leader() // alone in its group, this worker leads it

@@ -159,6 +159,21 @@ impl Declarations {
             .clone()
     }
 
+    /// A topic for an app whose workers read no topic but run timers or tasks to subscribe to,
+    /// so that they still form the group that elects the leader of leader-only services (as
+    /// Faust's leader topic): `<app>-__leader`, one partition, nothing written to it. Declared
+    /// here (when the worker starts) so that it is created with the other topics.
+    pub(crate) fn group_topic(&self) -> Option<String> {
+        if !self.agents().is_empty() || self.services().is_empty() {
+            return None;
+        }
+        let name = format!("{}-__leader", self.id);
+        self.topic::<String, String>(&name)
+            .partitions(1)
+            .redeclare(|s| s.internal = true);
+        Some(name)
+    }
+
     pub(crate) fn add_agent(&self, spec: AgentSpec) {
         self.agents().push(spec);
     }

@@ -134,7 +134,9 @@ impl TimerBuilder {
     /// Runs the timer only on the worker that leads the app's consumer group (Faust's
     /// `on_leader=True`): exactly one worker of the group fires it. The leader is re-checked
     /// at every rebalance; when it dies the timer moves to the next leader within a session
-    /// timeout and a rebalance. The worker must consume at least one topic to be in the group.
+    /// timeout and a rebalance. Workers of an app without agents still form the group: they
+    /// subscribe to `<app>-__leader` (one partition, nothing written to it; Faust's leader
+    /// topic).
     pub fn on_leader(mut self) -> Self {
         self.options.on_leader = true;
         self

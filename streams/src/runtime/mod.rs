@@ -77,6 +77,8 @@ struct Parts {
     aborted: Arc<AtomicBool>,
     /// Whether this worker leads its group's current generation (for leader-only services).
     leader: Arc<watch::Sender<bool>>,
+    /// The topic an app without agents subscribes to, to be in its group.
+    group_topic: Option<String>,
     /// Under exactly-once, the transactional id of this worker's producers.
     transactional_id: String,
 }
@@ -223,7 +225,7 @@ impl Parts {
             state: self.state.clone(),
             leader: self.leader.clone(),
         });
-        consumer.subscribe(router.topics());
+        consumer.subscribe(router.topics().into_iter().chain(self.group_topic.clone()));
         Ok(Worker {
             group: self.decls.id.clone(),
             consumer,
@@ -342,10 +344,17 @@ impl Runtime {
             state: state_tx,
             aborted: aborted.clone(),
             leader: Arc::new(watch::channel(false).0),
+            group_topic: decls.group_topic(),
             transactional_id: transactional_id(decls),
         };
         let agents = parts.start_agents().await?;
-        conn.create_topics(decls, &agents.0.topics()).await?;
+        let sources: Vec<String> = agents
+            .0
+            .topics()
+            .into_iter()
+            .chain(parts.group_topic.clone())
+            .collect();
+        conn.create_topics(decls, &sources).await?;
         conn.create_changelogs(decls).await?;
         let (commits, commit_requests) = mpsc::channel(4);
         let queues = Queues {
