@@ -148,7 +148,6 @@ impl App {
     ///     .broker(&format!("kafka://{}", cluster.bootstrap()))
     ///     .build()?;
     /// let pings = app.topic::<String, String>("pings");
-    /// app.agent(&pings, |_stream| async {});
     /// let (fired, mut fires) = tokio::sync::mpsc::unbounded_channel();
     /// app.timer("ping", Duration::from_millis(50))
     ///     .on_leader() // alone in its group, this worker leads it
@@ -207,8 +206,6 @@ impl App {
     /// let app = App::builder("task-demo")
     ///     .broker(&format!("kafka://{}", cluster.bootstrap()))
     ///     .build()?;
-    /// let events = app.topic::<String, String>("events");
-    /// app.agent(&events, |_stream| async {});
     /// let (started, mut starts) = tokio::sync::mpsc::unbounded_channel();
     /// app.task("warm-up").run(move || {
     ///     let started = started.clone();
