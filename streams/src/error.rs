@@ -193,6 +193,47 @@ pub enum Error {
         source: AgentFailure,
     },
 
+    /// A timer was declared with a zero interval
+    /// ([`App::timer`](crate::App::timer)).
+    #[error("timer {timer}: the interval is zero; give it a positive Duration")]
+    InvalidInterval {
+        /// The timer's name.
+        timer: String,
+    },
+
+    /// A crontab timer's expression does not parse, or never fires
+    /// ([`App::crontab`](crate::App::crontab)).
+    #[error("crontab {timer}: invalid cron expression {expression:?}: {reason}; use five fields (minute hour day-of-month month day-of-week), such as \"*/5 * * * *\"")]
+    InvalidCron {
+        /// The timer's name.
+        timer: String,
+        /// The expression as given.
+        expression: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A crontab timer names a time zone the IANA database does not know
+    /// ([`CrontabBuilder::timezone`](crate::CrontabBuilder::timezone)).
+    #[error("crontab {timer}: unknown time zone {zone:?}; use an IANA name such as \"UTC\" or \"Europe/Paris\"")]
+    UnknownTimeZone {
+        /// The timer's name.
+        timer: String,
+        /// The zone as given.
+        zone: String,
+    },
+
+    /// A timer, crontab or task declared with `stop_app_on_error` failed (returned an error
+    /// or panicked): the worker stopped, as for a failed agent.
+    #[error("timer {timer} failed: {source}; the worker stopped (stop_app_on_error): fix the timer and restart")]
+    TimerFailed {
+        /// The timer's (or task's) name.
+        timer: String,
+        /// The error it returned, or its panic.
+        #[source]
+        source: AgentFailure,
+    },
+
     /// Something took longer than allowed.
     #[error("timed out after {after:?} {what}")]
     Timeout {

@@ -23,6 +23,9 @@
 //! | `app.Table("totals", default=int)`, `totals[k] += n` | `app.table::<String, i64>("totals")?.with_default(i64::default)`, `totals.update(&k, \|v\| *v += n)?` ([`Table`]) |
 //! | `serializer="binary\|json"` | `.value_serializer("binary\|json")` ([`codec`]) |
 //! | `table.tumbling(300, expires=3600)`, `table[k].current()` | [`Table::tumbling`]`(..).build()?` → [`WindowedTable`]: `totals.at(&event)?.current(&k)?` |
+//! | `@app.timer(10.0, on_leader=True)` | `app.timer("name", Duration::from_secs(10)).on_leader().run(\|\| async { .. })?` ([`App::timer`]) |
+//! | `@app.crontab("*/5 * * * *", timezone=tz)` | `app.crontab("name", "*/5 * * * *").timezone("Europe/Paris").run(..)?` ([`App::crontab`]) |
+//! | `@app.task` | `app.task("name").run(\|\| async { .. })?` ([`App::task`]) |
 //! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`, `tables`, `reset`; `demo` with [`App::main_with_demo`]) |
 //!
 //! A tiny app, run here against the in-process mock Kafka cluster of the `testkit` crate (in
@@ -123,7 +126,8 @@ pub use broker::BrokerUrl;
 pub use cli::init_logging;
 pub use clock::Clock;
 pub use declarations::{
-    Agent, AgentBuilder, AgentResult, AgentSummary, AgentTable, Sink, TableBuilder, TableSummary,
+    Agent, AgentBuilder, AgentResult, AgentSummary, AgentTable, CrontabBuilder, Sink, TableBuilder,
+    TableSummary, TaskBuilder, TimerBuilder,
 };
 pub use error::{AgentFailure, BoxError, Error, Result};
 pub use offsets::Hold;

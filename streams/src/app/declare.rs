@@ -1,14 +1,16 @@
-//! What an app declares: topics, agents, tables and streams (the facade over
+//! What an app declares: topics, agents, tables, streams, timers and tasks (the facade over
 //! [`Declarations`](crate::declarations)).
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::declarations::{
-    Agent, AgentBuilder, AgentResult, AgentSummary, TableBuilder, TableSummary,
+    Agent, AgentBuilder, AgentResult, AgentSummary, CrontabBuilder, TableBuilder, TableSummary,
+    TaskBuilder, TimerBuilder,
 };
 use crate::error::Result;
 use crate::stream::{AgentStream, Processor};
@@ -127,6 +129,96 @@ impl App {
         V: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         AgentBuilder::new(&self.inner.decls, name, topic)
+    }
+
+    /// Declares a timer named `name` that runs every `interval` (Faust's
+    /// `@app.timer(interval=10.0, on_leader=True)` is
+    /// `app.timer("name", Duration::from_secs(10)).on_leader().run(|| async { .. })?`).
+    /// The first run is one interval after the worker starts; see [`TimerBuilder`] for missed
+    /// ticks, failures and what its sends mean for commits.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streams::App;
+    ///
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cluster = testkit::MockCluster::builder().build().await?;
+    /// let app = App::builder("timer-demo")
+    ///     .broker(&format!("kafka://{}", cluster.bootstrap()))
+    ///     .build()?;
+    /// let pings = app.topic::<String, String>("pings");
+    /// let (fired, mut fires) = tokio::sync::mpsc::unbounded_channel();
+    /// app.timer("ping", Duration::from_millis(50))
+    ///     .on_leader() // alone in its group, this worker leads it
+    ///     .run(move || {
+    ///         let (fired, pings) = (fired.clone(), pings.clone());
+    ///         async move {
+    ///             pings.send_value("ping".to_owned()).await?;
+    ///             let _ = fired.send(());
+    ///             Ok::<(), streams::Error>(())
+    ///         }
+    ///     })?;
+    /// app.start().await?;
+    /// for _ in 0..3 {
+    ///     tokio::time::timeout(Duration::from_secs(30), fires.recv()).await?;
+    /// }
+    /// app.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn timer(&self, name: &str, interval: Duration) -> TimerBuilder {
+        TimerBuilder::new(&self.inner.decls, name, interval)
+    }
+
+    /// Declares a timer named `name` that runs at the wall times of a cron expression
+    /// (minute hour day-of-month month day-of-week), read in UTC unless
+    /// [`CrontabBuilder::timezone`] says otherwise (Faust's
+    /// `@app.crontab("0 9 * * *", timezone=pytz.timezone("Europe/Paris"), on_leader=True)` is
+    /// `app.crontab("name", "0 9 * * *").timezone("Europe/Paris").on_leader().run(..)?`).
+    /// Wall time comes from the app's [`Clock`](crate::Clock).
+    ///
+    /// ```
+    /// # fn main() -> streams::Result<()> {
+    /// let app = streams::App::builder("cron-demo").build()?;
+    /// app.crontab("morning-report", "0 9 * * mon-fri")
+    ///     .timezone("Europe/Paris")
+    ///     .on_leader()
+    ///     .run(|| async { println!("good morning") })?;
+    /// // Bad input is refused at declaration, naming the timer.
+    /// let bad = app.crontab("typo", "0 25 * * *").run(|| async {});
+    /// assert!(matches!(bad, Err(streams::Error::InvalidCron { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub fn crontab(&self, name: &str, expression: &str) -> CrontabBuilder {
+        CrontabBuilder::new(&self.inner.decls, name, expression)
+    }
+
+    /// Declares a task named `name` that runs once when the worker starts, beside the agents
+    /// (Faust's `@app.task`); see [`TaskBuilder`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streams::App;
+    ///
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cluster = testkit::MockCluster::builder().build().await?;
+    /// let app = App::builder("task-demo")
+    ///     .broker(&format!("kafka://{}", cluster.bootstrap()))
+    ///     .build()?;
+    /// let (started, mut starts) = tokio::sync::mpsc::unbounded_channel();
+    /// app.task("warm-up").run(move || {
+    ///     let started = started.clone();
+    ///     async move { let _ = started.send("warmed up"); }
+    /// })?;
+    /// app.start().await?;
+    /// let said = tokio::time::timeout(Duration::from_secs(30), starts.recv()).await?;
+    /// assert_eq!(said, Some("warmed up"));
+    /// app.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn task(&self, name: &str) -> TaskBuilder {
+        TaskBuilder::new(&self.inner.decls, name)
     }
 
     /// A stream over `topic` whose values go through `processors` in order (Faust's

@@ -1,8 +1,9 @@
-//! What the user declared: the app's id and settings, its topics and agents (and later its
-//! tables). No I/O here: the runtime reads these to start, and user code gets handles (topics,
+//! What the user declared: the app's id and settings, its topics, agents, tables, timers and
+//! tasks. No I/O here: the runtime reads these to start, and user code gets handles (topics,
 //! agents) that talk to the runtime only through the outbox.
 
 mod agent;
+mod service;
 mod table;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,6 +14,10 @@ use stores::StoreUrl;
 
 pub use agent::{Agent, AgentBuilder, AgentResult, AgentTable, Sink};
 pub(crate) use agent::{Instance, StartedAgent};
+#[cfg(test)]
+pub(crate) use service::{Body, CronSchedule};
+pub use service::{CrontabBuilder, TaskBuilder, TimerBuilder};
+pub(crate) use service::{Schedule, ServiceSpec};
 pub use table::{TableBuilder, TableSummary};
 
 use crate::clock::Clock;
@@ -43,6 +48,8 @@ pub(crate) struct Declarations {
     pub store: StoreUrl,
     agents: Mutex<Vec<AgentSpec>>,
     tables: Mutex<Vec<Arc<TableCore>>>,
+    /// Timers, crontabs and tasks.
+    services: Mutex<Vec<Arc<ServiceSpec>>>,
     clock: Mutex<Clock>,
 }
 
@@ -74,6 +81,7 @@ impl Declarations {
             store,
             agents: Mutex::default(),
             tables: Mutex::default(),
+            services: Mutex::default(),
             clock: Mutex::default(),
         }
     }
@@ -134,6 +142,36 @@ impl Declarations {
         V: Serialize + DeserializeOwned + Send + 'static,
     {
         Topic::declare(&self.catalog, &self.outbox, name)
+    }
+
+    pub(crate) fn add_service(&self, spec: ServiceSpec) {
+        self.services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(spec));
+    }
+
+    /// The declared timers, crontabs and tasks.
+    pub(crate) fn services(&self) -> Vec<Arc<ServiceSpec>> {
+        self.services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A topic for an app whose workers read no topic but run timers or tasks to subscribe to,
+    /// so that they still form the group that elects the leader of leader-only services (as
+    /// Faust's leader topic): `<app>-__leader`, one partition, nothing written to it. Declared
+    /// here (when the worker starts) so that it is created with the other topics.
+    pub(crate) fn group_topic(&self) -> Option<String> {
+        if !self.agents().is_empty() || self.services().is_empty() {
+            return None;
+        }
+        let name = format!("{}-__leader", self.id);
+        self.topic::<String, String>(&name)
+            .partitions(1)
+            .redeclare(|s| s.internal = true);
+        Some(name)
     }
 
     pub(crate) fn add_agent(&self, spec: AgentSpec) {

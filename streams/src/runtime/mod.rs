@@ -8,6 +8,7 @@ mod failures;
 mod maintenance;
 mod rebalance;
 mod router;
+mod services;
 mod standby;
 mod tables;
 mod worker;
@@ -36,6 +37,7 @@ use assignor::TableAssignor;
 use commit::{Committer, Transactional};
 use rebalance::Listener;
 use router::{Router, Target};
+use services::Services;
 use tables::Tables;
 use worker::{CommitRequest, Queues, Worker};
 
@@ -73,6 +75,10 @@ struct Parts {
     assignor: Arc<TableAssignor>,
     state: watch::Sender<RunState>,
     aborted: Arc<AtomicBool>,
+    /// Whether this worker leads its group's current generation (for leader-only services).
+    leader: Arc<watch::Sender<bool>>,
+    /// The topic an app without agents subscribes to, to be in its group.
+    group_topic: Option<String>,
     /// Under exactly-once, the transactional id of this worker's producers.
     transactional_id: String,
 }
@@ -110,8 +116,9 @@ impl Parts {
         }))
     }
 
-    /// Starts every agent (again, on a restart) behind a new router and committer.
-    async fn start_agents(&self) -> Result<(Router, Vec<JoinHandle<()>>, Arc<Committer>)> {
+    /// Starts every agent and service (again, on a restart) behind a new router and
+    /// committer.
+    async fn start_agents(&self) -> Result<Started> {
         let settings = &self.decls.settings;
         let transactional = self.transactional().await?;
         let in_transactions = transactional.as_ref().map(|t| t.producer.clone());
@@ -158,13 +165,14 @@ impl Parts {
                 Target::new(agent.name, instances, agent.stopped),
             );
         }
-        Ok((router, tasks, committer))
+        let services = Services::start(&self.decls, &self.leader, &committer, in_transactions);
+        Ok((router, tasks, committer, services))
     }
 
     /// A worker for `router`'s agents: a group consumer subscribed to their topics.
     async fn worker(
         &self,
-        (router, tasks, committer): (Router, Vec<JoinHandle<()>>, Arc<Committer>),
+        (router, tasks, committer, services): Started,
         queues: Queues,
     ) -> Result<Worker> {
         let settings = &self.decls.settings;
@@ -215,14 +223,17 @@ impl Parts {
             earliest: settings.consumer_auto_offset_reset_earliest,
             shutdown_timeout: settings.worker_shutdown_timeout,
             state: self.state.clone(),
+            leader: self.leader.clone(),
         });
-        consumer.subscribe(router.topics());
+        consumer.subscribe(router.topics().into_iter().chain(self.group_topic.clone()));
         Ok(Worker {
             group: self.decls.id.clone(),
             consumer,
             router,
             committer,
             tasks,
+            services,
+            leader: self.leader.clone(),
             settings: settings.clone(),
             aborted: self.aborted.clone(),
             queues,
@@ -230,6 +241,10 @@ impl Parts {
         })
     }
 }
+
+/// A worker's agents and services, started: the router to their instances, the agents'
+/// tasks, the committer they report to, the running services.
+type Started = (Router, Vec<JoinHandle<()>>, Arc<Committer>, Services);
 
 /// Transactions aborted in a row, each followed by a restart, before the worker stops: a
 /// cause that outlives restarts (a record the broker always refuses) must not loop forever.
@@ -328,10 +343,18 @@ impl Runtime {
             assignor: Arc::new(assignor),
             state: state_tx,
             aborted: aborted.clone(),
+            leader: Arc::new(watch::channel(false).0),
+            group_topic: decls.group_topic(),
             transactional_id: transactional_id(decls),
         };
         let agents = parts.start_agents().await?;
-        conn.create_topics(decls, &agents.0.topics()).await?;
+        let sources: Vec<String> = agents
+            .0
+            .topics()
+            .into_iter()
+            .chain(parts.group_topic.clone())
+            .collect();
+        conn.create_topics(decls, &sources).await?;
         conn.create_changelogs(decls).await?;
         let (commits, commit_requests) = mpsc::channel(4);
         let queues = Queues {

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use super::commit::{BackgroundCommit, Committer};
 use super::failures::{classify, Backoff, Severity};
 use super::router::Router;
+use super::services::Services;
 use super::tables::Recovered;
 use crate::error::{Error, Result};
 use crate::settings::Settings;
@@ -37,6 +38,10 @@ pub(crate) struct Worker {
     pub router: Router,
     pub committer: Arc<Committer>,
     pub tasks: Vec<JoinHandle<()>>,
+    /// Timers, crontabs and tasks, stopped with the agents.
+    pub services: Services,
+    /// Whether this worker leads its group (cleared when it stops).
+    pub leader: Arc<watch::Sender<bool>>,
     pub settings: Settings,
     pub aborted: Arc<AtomicBool>,
     pub queues: Queues,
@@ -278,6 +283,11 @@ impl Worker {
     /// left.
     async fn finish(mut self, outcome: Result<()>) -> (Result<()>, Queues) {
         self.router.close(); // closes the agents' streams
+        self.services.stop();
+        // A stopped worker leads nothing; a restarted one learns it again from its group.
+        self.leader.send_replace(false);
+        let services = self.services.take_tasks();
+        self.tasks.extend(services);
         self.committer.tables.close().await;
         if self.aborted.load(Ordering::Acquire) {
             // A simulated crash: no commit, no LeaveGroup; the agents are cancelled (and gone,
