@@ -92,6 +92,7 @@ impl Declarations {
     }
 
     /// Replaces the app's clock (before the app starts).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) fn set_clock(&self, clock: Clock) {
         *self.clock.lock().unwrap_or_else(|e| e.into_inner()) = clock;
     }
