@@ -593,6 +593,20 @@ pub enum Error {
         partition: i32,
     },
 
+    /// Closing the windows of an idle partition (`close_idle_after`) failed: a close callback
+    /// returned an error or panicked, or the table's store failed. The worker stops with
+    /// nothing committed past it; a restart checks the partition again.
+    #[error("table {table}: closing the windows of idle partition {partition} failed: {source}; nothing past it is committed: fix the cause and restart")]
+    IdleCloseFailed {
+        /// The windowed table.
+        table: String,
+        /// The idle partition.
+        partition: i32,
+        /// Why it failed.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A synchronous call on a windowed table whose `on_window_close` callback is async: it
     /// cannot await the callback, so it refused and changed nothing.
     #[error("table {table}: {call} cannot await the on_window_close_async callback: call {instead}(..).await instead")]

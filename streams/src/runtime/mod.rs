@@ -5,6 +5,7 @@ mod assignor;
 mod commit;
 mod connection;
 mod failures;
+mod idle;
 mod maintenance;
 mod rebalance;
 mod router;
@@ -34,6 +35,7 @@ use crate::outbox::in_transactions as in_transactions_of;
 use crate::settings::ProcessingGuarantee;
 use assignor::TableAssignor;
 use commit::{Committer, Transactional};
+use idle::IdleServices;
 use rebalance::Listener;
 use router::{Router, Target};
 use tables::Tables;
@@ -217,6 +219,7 @@ impl Parts {
             state: self.state.clone(),
         });
         consumer.subscribe(router.topics());
+        let idle = IdleServices::start(self.tables.cores(), self.decls.clock(), &committer);
         Ok(Worker {
             group: self.decls.id.clone(),
             consumer,
@@ -227,6 +230,7 @@ impl Parts {
             aborted: self.aborted.clone(),
             queues,
             background: Default::default(),
+            idle,
         })
     }
 }

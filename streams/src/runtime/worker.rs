@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::commit::{BackgroundCommit, Committer};
 use super::failures::{classify, Backoff, Severity};
+use super::idle::IdleServices;
 use super::router::Router;
 use super::tables::Recovered;
 use crate::error::{Error, Result};
@@ -42,6 +43,8 @@ pub(crate) struct Worker {
     pub queues: Queues,
     /// The commit running beside the dispatch loop.
     pub background: BackgroundCommit,
+    /// The tasks closing the windows of idle partitions.
+    pub idle: IdleServices,
 }
 
 impl Worker {
@@ -278,6 +281,12 @@ impl Worker {
     /// left.
     async fn finish(mut self, outcome: Result<()>) -> (Result<()>, Queues) {
         self.router.close(); // closes the agents' streams
+        let timeout = self.settings.worker_shutdown_timeout;
+        if self.aborted.load(Ordering::Acquire) {
+            self.idle.abort().await;
+        } else {
+            self.idle.stop(timeout).await;
+        }
         self.committer.tables.close().await;
         if self.aborted.load(Ordering::Acquire) {
             // A simulated crash: no commit, no LeaveGroup; the agents are cancelled (and gone,
@@ -287,7 +296,6 @@ impl Worker {
             futures::future::join_all(std::mem::take(&mut self.tasks)).await;
             return (outcome, self.queues);
         }
-        let timeout = self.settings.worker_shutdown_timeout;
         let tasks = std::mem::take(&mut self.tasks);
         let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
         if tokio::time::timeout(timeout, futures::future::join_all(tasks))
