@@ -210,11 +210,18 @@ async fn a_failing_close_callback_on_an_idle_close_commits_nothing_past_it() {
     let err = common::stopped_by_itself(&app)
         .await
         .expect_err("the callback's failure");
-    assert!(
-        matches!(err, Error::IdleCloseFailed { partition: 0, .. }),
-        "{err}"
-    );
-    assert!(err.to_string().contains("cannot alert about b"), "{err}");
+    // The idle task reports the callback's error, unless the commit that found the close
+    // unfinished stopped the worker first (as for closes by events).
+    let text = err.to_string();
+    match &err {
+        Error::IdleCloseFailed { partition: 0, .. } => {
+            assert!(text.contains("cannot alert about b"), "{text}")
+        }
+        _ => assert!(
+            text.contains("on_window_close callback failed in partition 0"),
+            "{text}"
+        ),
+    }
     assert_eq!(processed.load(Ordering::SeqCst), 2);
     assert_eq!(
         broker.mock().committed_offset(id, &topic, 0),
