@@ -216,6 +216,14 @@ pub enum Error {
     #[error("the worker has stopped: see the error it stopped with (App::run / App::shutdown, or the log)")]
     WorkerStopped,
 
+    /// A send into an in-memory channel after the app stopped: a channel lives only while its
+    /// app runs (values in it are not durable).
+    #[error("channel {channel} is closed: the app stopped (a channel lives only while its app runs; send to a topic to keep values across restarts)")]
+    ChannelClosed {
+        /// The channel's name.
+        channel: String,
+    },
+
     /// Partitions were lost (this worker missed its session timeout); their new owner
     /// processes their uncommitted events.
     #[error("partitions {partitions:?} were lost (this worker missed its session timeout); their new owner processes their uncommitted events")]

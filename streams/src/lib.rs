@@ -123,7 +123,8 @@ pub use broker::BrokerUrl;
 pub use cli::init_logging;
 pub use clock::Clock;
 pub use declarations::{
-    Agent, AgentBuilder, AgentResult, AgentSummary, AgentTable, Sink, TableBuilder, TableSummary,
+    Agent, AgentBuilder, AgentResult, AgentSummary, AgentTable, Channel, ChannelAgentBuilder,
+    ChannelStream, Sink, TableBuilder, TableSummary,
 };
 pub use error::{AgentFailure, BoxError, Error, Result};
 pub use offsets::Hold;

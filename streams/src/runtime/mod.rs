@@ -160,6 +160,25 @@ impl Parts {
                 Target::new(agent.name, instances, agent.stopped),
             );
         }
+        for agent in self.decls.start_channel_agents() {
+            for (i, work) in agent.works.into_iter().enumerate() {
+                let work = match &in_transactions {
+                    Some(producer) => Box::pin(in_transactions_of(producer.clone(), work)),
+                    None => work,
+                };
+                // No events: nothing to release.
+                let releases = Arc::new(Releases::default());
+                router.channel_agents.tasks.push(spawn_instance(
+                    agent.name.clone(),
+                    i,
+                    work,
+                    releases,
+                    agent.stopped.clone(),
+                    committer.clone(),
+                ));
+            }
+            router.channel_agents.stops.push(agent.stop);
+        }
         Ok((router, tasks, committer))
     }
 
@@ -294,6 +313,8 @@ async fn supervise(parts: Parts, mut worker: Worker, stop: watch::Receiver<bool>
             Err(e) => break Err(e),
         };
     };
+    // The app stops: channels refuse sends from now on (none waits for room forever).
+    parts.decls.close_channels();
     match &outcome {
         Ok(()) => {
             tracing::info!(group = %parts.decls.id, "worker stopped");
