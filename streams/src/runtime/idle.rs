@@ -82,7 +82,8 @@ async fn run(
             if *stopping.borrow() {
                 return;
             }
-            let check = std::panic::AssertUnwindSafe((closer.check)(partition, clock.now()));
+            let check =
+                std::panic::AssertUnwindSafe((closer.check)(partition, clock.now().as_millis()));
             let failure = match check.catch_unwind().await {
                 Ok(Ok(check)) => {
                     next = next.min(check.next);

@@ -9,7 +9,6 @@ use futures::future::BoxFuture;
 use tokio::time::Instant;
 
 use crate::error::Result;
-use crate::timestamp::Timestamp;
 
 /// A partition's last event: a time the table keeps with it (a windowed table: its stream
 /// time then) and when it was processed, on tokio's clock (which a virtual app clock follows).
@@ -30,9 +29,10 @@ pub(crate) struct IdleCheck {
     pub next: Instant,
 }
 
-/// Checks one partition given the wall time now: closes what its idle time made due.
+/// Checks one partition given the wall time now (milliseconds since the epoch): closes what
+/// its idle time made due.
 pub(crate) type IdleFn =
-    Arc<dyn Fn(i32, Timestamp) -> BoxFuture<'static, Result<IdleCheck>> + Send + Sync>;
+    Arc<dyn Fn(i32, i64) -> BoxFuture<'static, Result<IdleCheck>> + Send + Sync>;
 
 /// A table's idle closing, as the runtime drives it.
 #[derive(Clone)]

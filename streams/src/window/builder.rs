@@ -255,13 +255,15 @@ where
 
     /// Closes the windows of partitions that go idle (Faust's windows closed by the wall
     /// clock, for keys whose partition stopped receiving events): once an owned partition of
-    /// the table saw no event for `idle`, its stream time follows the wall clock from its last
-    /// event: stream time at that event plus the wall time since it was processed, never past
-    /// the wall time now. What that makes due closes as an event would close it: the
+    /// the table got no update for `idle` (an event filed into it, late or not), its stream
+    /// time follows the wall clock from its last event: stream time at that event plus the
+    /// time elapsed since it was processed, never past the wall time now. What that makes due closes as an event would close it: the
     /// `on_window_close*` callback, [`emit_final_to`](Self::emit_final_to) results, expiry.
     /// Off by default: stream time moves only with events.
     ///
-    /// - Wall time is the app's [`Clock`](crate::Clock) (virtual in tests), and the worker
+    /// - Wall time is the app's [`Clock`](crate::Clock) (virtual in tests); elapsed time is
+    ///   measured on tokio's clock, which a virtual app clock follows (paused time in tests
+    ///   makes it deterministic). The worker
     ///   checks each idle partition when something may be due (at least every `idle`), under
     ///   the partition's lock, as an update takes it: never at the same time as an agent's
     ///   update of that partition. Only the partitions this worker owns and that are up to

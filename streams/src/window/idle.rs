@@ -27,14 +27,43 @@ where
     K: Serialize + DeserializeOwned + Send + Sync + 'static,
     V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    /// The check the runtime runs on this table's idle partitions.
+    /// The check the runtime runs on this table's idle partitions. The table's core keeps it:
+    /// it holds the table weakly (a strong handle would keep the core, and its store, open
+    /// for good).
     pub(super) fn idle_closer(&self, after: Duration) -> IdleCloser {
-        let table = self.clone();
+        let table = self.table.downgrade();
+        let parts = (
+            self.spec,
+            self.time.clone(),
+            self.merge.clone(),
+            self.on_close.clone(),
+            self.late,
+            self.emit_final.clone(),
+            self.shared.clone(),
+        );
         IdleCloser {
             after,
             check: Arc::new(move |partition, now| {
-                let table = table.clone();
-                async move { table.close_idle(partition, after, now).await }.boxed()
+                let Some(table) = table.upgrade() else {
+                    let next = Instant::now() + after;
+                    return futures::future::ready(Ok(IdleCheck { closed: 0, next })).boxed();
+                };
+                let (spec, time, merge, on_close, late, emit_final, shared) = parts.clone();
+                let windowed = WindowedTable {
+                    table,
+                    spec,
+                    time,
+                    merge,
+                    on_close,
+                    late,
+                    emit_final,
+                    shared,
+                };
+                async move {
+                    let now = Timestamp::from_millis(now);
+                    windowed.close_idle(partition, after, now).await
+                }
+                .boxed()
             }),
         }
     }
