@@ -152,3 +152,44 @@ fn close_idle_after_refuses_zero_and_global_tables() {
         .unwrap_err();
     assert!(err.to_string().contains("global"), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn after_a_reassignment_the_idle_interval_counts_from_the_activation() {
+    let clock = Clock::starting_at(Timestamp::from_millis(100_200));
+    let closes: Stamped = Arc::default();
+    let (sink, at) = (closes.clone(), clock.clone());
+    let table = held()
+        .tumbling(ms(1000))
+        .close_idle_after(IDLE)
+        .on_window_close(move |k, w, v| {
+            sink.lock()
+                .unwrap()
+                .push((k.clone(), w, *v, at.now().as_millis()));
+        })
+        .build()
+        .unwrap();
+    table.at_ms(100_200).update("a", |n| *n += 1).unwrap();
+    // The partition's writes reach the store; then it goes away and comes back 5 s later,
+    // recovered with stream time 100_200 (as a restart finds it).
+    let core = table.table.core().clone();
+    let flush = core.take_settled(0, ms(1000)).await.unwrap().unwrap();
+    core.complete_flush(flush, Some(0)).unwrap();
+    core.revoke(0);
+    tokio::time::sleep(ms(5000)).await;
+    core.assign(0).unwrap();
+    core.set_active(0).unwrap();
+    assert_eq!(table.stream_ms(0).unwrap(), Some(100_200));
+    assert_eq!(
+        check(&table, &clock).await,
+        0,
+        "idle since the activation only"
+    );
+    tokio::time::sleep(ms(799)).await;
+    assert_eq!(check(&table, &clock).await, 0);
+    tokio::time::sleep(ms(1)).await;
+    assert_eq!(check(&table, &clock).await, 1);
+    assert_eq!(
+        *closes.lock().unwrap(),
+        vec![("a".to_owned(), window(100_000, 101_000), 1, 106_000)]
+    );
+}
