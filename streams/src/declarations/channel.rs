@@ -292,8 +292,9 @@ impl<T: Send + 'static> ChannelAgentBuilder<T> {
     }
 
     /// Registers the agent with a body that loops over the channel's values. The runtime
-    /// starts it with the other agents and ends its stream when the worker stops (after the
-    /// topic agents finished, so that it gets what they sent); an error or a panic stops the
+    /// starts it with the other agents; when the worker stops, once the topic agents finished
+    /// (so that it gets what they sent), its stream yields what is left in the channel and
+    /// ends (within `worker_shutdown_timeout`, else it is cancelled); an error or a panic stops the
     /// worker as a failing agent does ([`Error::AgentFailed`]). The body is called once per
     /// instance (and again when the worker restarts): clone what it captures inside it.
     pub fn run<F, Fut>(self, body: F)
