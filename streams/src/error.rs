@@ -257,6 +257,14 @@ pub enum Error {
     #[error("the worker has stopped: see the error it stopped with (App::run / App::shutdown, or the log)")]
     WorkerStopped,
 
+    /// A send into an in-memory channel after the app stopped: a channel lives only while its
+    /// app runs (values in it are not durable).
+    #[error("channel {channel} is closed: the app stopped (a channel lives only while its app runs; send to a topic to keep values across restarts)")]
+    ChannelClosed {
+        /// The channel's name.
+        channel: String,
+    },
+
     /// Partitions were lost (this worker missed its session timeout); their new owner
     /// processes their uncommitted events.
     #[error("partitions {partitions:?} were lost (this worker missed its session timeout); their new owner processes their uncommitted events")]
@@ -632,6 +640,20 @@ pub enum Error {
         table: String,
         /// The partition whose close it was.
         partition: i32,
+    },
+
+    /// Closing the windows of an idle partition (`close_idle_after`) failed: a close callback
+    /// returned an error or panicked, or the table's store failed. The worker stops with
+    /// nothing committed past it; a restart checks the partition again.
+    #[error("table {table}: closing the windows of idle partition {partition} failed: {source}; nothing past it is committed: fix the cause and restart")]
+    IdleCloseFailed {
+        /// The windowed table.
+        table: String,
+        /// The idle partition.
+        partition: i32,
+        /// Why it failed.
+        #[source]
+        source: Box<Error>,
     },
 
     /// A synchronous call on a windowed table whose `on_window_close` callback is async: it

@@ -126,8 +126,8 @@ pub use broker::BrokerUrl;
 pub use cli::init_logging;
 pub use clock::Clock;
 pub use declarations::{
-    Agent, AgentBuilder, AgentResult, AgentSummary, AgentTable, CrontabBuilder, Sink, TableBuilder,
-    TableSummary, TaskBuilder, TimerBuilder,
+    Agent, AgentBuilder, AgentResult, AgentSummary, AgentTable, Channel, ChannelAgentBuilder,
+    ChannelStream, CrontabBuilder, Sink, TableBuilder, TableSummary, TaskBuilder, TimerBuilder,
 };
 pub use error::{AgentFailure, BoxError, Error, Result};
 pub use offsets::Hold;

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::declarations::{
-    Agent, AgentBuilder, AgentResult, AgentSummary, CrontabBuilder, TableBuilder, TableSummary,
-    TaskBuilder, TimerBuilder,
+    Agent, AgentBuilder, AgentResult, AgentSummary, Channel, ChannelAgentBuilder, CrontabBuilder,
+    TableBuilder, TableSummary, TaskBuilder, TimerBuilder,
 };
 use crate::error::Result;
 use crate::stream::{AgentStream, Processor};
@@ -20,6 +20,33 @@ use crate::topic::{Topic, TopicSpec};
 use super::App;
 
 impl App {
+    /// An in-memory channel of `T` values (Faust's `app.channel()`), holding up to the app's
+    /// `stream_buffer_maxsize` values; `name` is for logs. Not durable: see [`Channel`].
+    pub fn channel<T: Send + 'static>(&self, name: &str) -> Channel<T> {
+        let capacity = self.inner.decls.settings.stream_buffer_maxsize;
+        self.channel_with_capacity(name, capacity)
+    }
+
+    /// [`channel`](Self::channel) holding up to `capacity` values (at least 1): a send into a
+    /// full channel waits for room.
+    pub fn channel_with_capacity<T: Send + 'static>(
+        &self,
+        name: &str,
+        capacity: usize,
+    ) -> Channel<T> {
+        Channel::new(&self.inner.decls, name, capacity)
+    }
+
+    /// Configures an agent named `name` over `channel` (Faust's `@app.agent(channel)`):
+    /// finish with [`ChannelAgentBuilder::run`].
+    pub fn channel_agent<T: Send + 'static>(
+        &self,
+        name: &str,
+        channel: &Channel<T>,
+    ) -> ChannelAgentBuilder<T> {
+        ChannelAgentBuilder::new(&self.inner.decls, name, channel)
+    }
+
     /// Declares a topic with key type `K` and value type `V` (Faust's
     /// `app.topic(name, key_type=K, value_type=V)`); configure it with the [`Topic`] methods.
     pub fn topic<K, V>(&self, name: &str) -> Topic<K, V>

@@ -89,6 +89,17 @@ impl<T> Clone for Sink<T> {
 }
 
 impl<T: Send + 'static> Sink<T> {
+    /// A sink that awaits `send` for each result.
+    pub(super) fn from_async(
+        name: &str,
+        send: impl Fn(T) -> BoxFuture<'static, Result<()>> + Send + Sync + 'static,
+    ) -> Self {
+        Sink {
+            name: name.to_owned(),
+            send: Arc::new(send),
+        }
+    }
+
     /// A function called with each result.
     pub fn func(name: &str, f: impl Fn(T) + Send + Sync + 'static) -> Self {
         Sink {

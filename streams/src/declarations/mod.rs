@@ -3,6 +3,7 @@
 //! agents) that talk to the runtime only through the outbox.
 
 mod agent;
+mod channel;
 mod service;
 mod table;
 
@@ -14,6 +15,8 @@ use stores::StoreUrl;
 
 pub use agent::{Agent, AgentBuilder, AgentResult, AgentTable, Sink};
 pub(crate) use agent::{Instance, StartedAgent};
+pub(crate) use channel::StartedChannelAgent;
+pub use channel::{Channel, ChannelAgentBuilder, ChannelStream};
 #[cfg(test)]
 pub(crate) use service::{Body, CronSchedule};
 pub use service::{CrontabBuilder, TaskBuilder, TimerBuilder};
@@ -51,6 +54,9 @@ pub(crate) struct Declarations {
     /// Timers, crontabs and tasks.
     services: Mutex<Vec<Arc<ServiceSpec>>>,
     clock: Mutex<Clock>,
+    /// Every channel, to close when the app stops.
+    channels: Mutex<Vec<Arc<dyn channel::Closer>>>,
+    channel_agents: Mutex<Vec<channel::ChannelAgentSpec>>,
 }
 
 /// A registered agent, as `app.agents()` and the CLI list them.
@@ -83,6 +89,8 @@ impl Declarations {
             tables: Mutex::default(),
             services: Mutex::default(),
             clock: Mutex::default(),
+            channels: Mutex::default(),
+            channel_agents: Mutex::default(),
         }
     }
 
@@ -210,6 +218,50 @@ impl Declarations {
             agents[i].starter = Some(starter);
         }
         started
+    }
+}
+
+/// Channels (`app.channel()`) and the agents that read them.
+impl Declarations {
+    fn add_channel(&self, channel: Arc<dyn channel::Closer>) {
+        self.channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(channel);
+    }
+
+    fn add_channel_agent(&self, spec: channel::ChannelAgentSpec) {
+        self.channel_agents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(spec);
+    }
+
+    /// Starts every channel agent (again, when the worker restarts). The starters run outside
+    /// the lock (a body may declare things).
+    pub(crate) fn start_channel_agents(&self) -> Vec<StartedChannelAgent> {
+        let lock = || {
+            self.channel_agents
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+        };
+        let mut starters: Vec<(usize, channel::ChannelStarter)> = lock()
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, a)| a.starter.take().map(|s| (i, s)))
+            .collect();
+        let started = starters.iter_mut().map(|(_, start)| start()).collect();
+        let mut agents = lock();
+        for (i, starter) in starters {
+            agents[i].starter = Some(starter);
+        }
+        started
+    }
+
+    /// Closes every channel for good (the app stopped): sends fail from now on.
+    pub(crate) fn close_channels(&self) {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels.iter().for_each(|c| c.close());
     }
 }
 

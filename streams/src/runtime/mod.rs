@@ -5,6 +5,7 @@ mod assignor;
 mod commit;
 mod connection;
 mod failures;
+mod idle;
 mod maintenance;
 mod rebalance;
 mod router;
@@ -35,6 +36,7 @@ use crate::outbox::in_transactions as in_transactions_of;
 use crate::settings::ProcessingGuarantee;
 use assignor::TableAssignor;
 use commit::{Committer, Transactional};
+use idle::IdleServices;
 use rebalance::Listener;
 use router::{Router, Target};
 use services::Services;
@@ -165,6 +167,25 @@ impl Parts {
                 Target::new(agent.name, instances, agent.stopped),
             );
         }
+        for agent in self.decls.start_channel_agents() {
+            for (i, work) in agent.works.into_iter().enumerate() {
+                let work = match &in_transactions {
+                    Some(producer) => Box::pin(in_transactions_of(producer.clone(), work)),
+                    None => work,
+                };
+                // No events: nothing to release.
+                let releases = Arc::new(Releases::default());
+                router.channel_agents.tasks.push(spawn_instance(
+                    agent.name.clone(),
+                    i,
+                    work,
+                    releases,
+                    agent.stopped.clone(),
+                    committer.clone(),
+                ));
+            }
+            router.channel_agents.stops.push(agent.stop);
+        }
         let services = Services::start(&self.decls, &self.leader, &committer, in_transactions);
         Ok((router, tasks, committer, services))
     }
@@ -226,6 +247,7 @@ impl Parts {
             leader: self.leader.clone(),
         });
         consumer.subscribe(router.topics().into_iter().chain(self.group_topic.clone()));
+        let idle = IdleServices::start(self.tables.cores(), self.decls.clock(), &committer);
         Ok(Worker {
             group: self.decls.id.clone(),
             consumer,
@@ -238,6 +260,7 @@ impl Parts {
             aborted: self.aborted.clone(),
             queues,
             background: Default::default(),
+            idle,
         })
     }
 }
@@ -305,6 +328,8 @@ async fn supervise(parts: Parts, mut worker: Worker, stop: watch::Receiver<bool>
             Err(e) => break Err(e),
         };
     };
+    // The app stops: channels refuse sends from now on (none waits for room forever).
+    parts.decls.close_channels();
     match &outcome {
         Ok(()) => {
             tracing::info!(group = %parts.decls.id, "worker stopped");
