@@ -99,7 +99,7 @@
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/modules.rs):
 //   cli > app > runtime > declarations > stream, table, window > topic, codec, record,
-//   offsets, outbox > error, settings, broker, timestamp, clock.
+//   offsets, outbox, replies > error, settings, broker, timestamp, clock.
 mod app;
 mod broker;
 mod cli;
@@ -110,6 +110,7 @@ mod error;
 mod offsets;
 mod outbox;
 mod record;
+mod replies;
 mod runtime;
 mod settings;
 mod stream;

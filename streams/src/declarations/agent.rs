@@ -3,8 +3,10 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
@@ -15,6 +17,7 @@ use tokio::sync::mpsc;
 use super::{AgentSpec, Shared};
 use crate::error::{AgentFailure, BoxError, Result};
 use crate::offsets::Releases;
+use crate::replies::{Current, Replies};
 use crate::stream::{AgentStream, Delivery, Processor, Step};
 use crate::table::{Table, TableSpec};
 use crate::topic::{OnDecodeError, Topic};
@@ -75,8 +78,8 @@ where
 
 /// Where an agent's results go: a topic, another agent, or a function.
 pub struct Sink<T> {
-    name: String,
-    send: Arc<dyn Fn(T) -> BoxFuture<'static, Result<()>> + Send + Sync>,
+    pub(super) name: String,
+    pub(super) send: Arc<dyn Fn(T) -> BoxFuture<'static, Result<()>> + Send + Sync>,
 }
 
 impl<T> Clone for Sink<T> {
@@ -118,41 +121,53 @@ where
     }
 }
 
-impl<K, T> From<&Agent<K, T>> for Sink<T>
+impl<K, T, R> From<&Agent<K, T, R>> for Sink<T>
 where
     K: Serialize + DeserializeOwned + Send + Sync + 'static,
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    fn from(agent: &Agent<K, T>) -> Self {
+    fn from(agent: &Agent<K, T, R>) -> Self {
         Sink::from(&agent.topic)
     }
 }
 
-/// A registered agent: send it values through its topic (Faust's `agent.send` / `cast`).
-pub struct Agent<K, V> {
-    name: String,
-    topic: Topic<K, V>,
+/// A registered agent: send it values through its topic (Faust's `agent.send` / `cast`), or,
+/// for an agent declared with [`AgentBuilder::process`], ask it and get its results back as
+/// replies (`ask`, `map`, `kvmap`, `join`; `R` is the type replies are read as).
+pub struct Agent<K, V, R = ()> {
+    pub(super) name: String,
+    pub(super) topic: Topic<K, V>,
+    pub(super) replies: Replies,
+    /// Whether its results answer requests (declared with `process`).
+    pub(super) answers: bool,
+    pub(super) reply_timeout: Duration,
+    pub(super) _reply: PhantomData<fn() -> R>,
 }
 
-impl<K, V> Clone for Agent<K, V> {
+impl<K, V, R> Clone for Agent<K, V, R> {
     fn clone(&self) -> Self {
         Agent {
             name: self.name.clone(),
             topic: self.topic.clone(),
+            replies: self.replies.clone(),
+            answers: self.answers,
+            reply_timeout: self.reply_timeout,
+            _reply: PhantomData,
         }
     }
 }
 
-impl<K, V> fmt::Debug for Agent<K, V> {
+impl<K, V, R> fmt::Debug for Agent<K, V, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Agent")
             .field("name", &self.name)
             .field("topic", &self.topic.spec.name)
+            .field("answers", &self.answers)
             .finish()
     }
 }
 
-impl<K, V> Agent<K, V>
+impl<K, V, R> Agent<K, V, R>
 where
     K: Serialize + DeserializeOwned + Send + 'static,
     V: Serialize + DeserializeOwned + Send + 'static,
@@ -172,7 +187,7 @@ where
         self.topic.send(key, value).await
     }
 
-    /// Sends a value with no key to the agent.
+    /// Sends a value with no key to the agent, expecting no reply (Faust's `agent.cast`).
     pub async fn cast(&self, value: V) -> Result<()> {
         self.topic.send_value(value).await
     }
@@ -412,34 +427,45 @@ where
         Fut::Output: AgentResult,
     {
         let body = Arc::new(body);
-        self.register(move |stream, _sinks| body(stream).map(AgentResult::into_result))
+        self.register(false, move |stream, _sinks| {
+            body(stream).map(AgentResult::into_result)
+        })
     }
 
-    /// Registers the agent with a body that turns its stream into results; each result goes
-    /// to every [`sink`](Self::sink) (Faust's agents that `yield`).
-    pub fn process<F, S>(self, body: F) -> Agent<K, V>
+    /// Registers the agent with a body that turns its stream into results (Faust's agents
+    /// that `yield`): each result goes to every [`sink`](Self::sink) and, when the event the
+    /// instance took most recently was a request ([`Agent::ask`]), back to the asker as its
+    /// reply (JSON), before the instance reads on: the event commits only after both are
+    /// acknowledged. The handle asks with the result type `T`.
+    pub fn process<F, S>(self, body: F) -> Agent<K, V, T>
     where
         F: Fn(AgentStream<K, V>) -> S + Send + Sync + 'static,
         S: Stream<Item = T> + Send + 'static,
-        T: Clone,
+        T: Serialize + Clone,
+    {
+        self.try_process(move |stream| body(stream).map(Ok::<T, std::convert::Infallible>))
+    }
+
+    /// [`process`](Self::process) for a body whose results may fail: an error stops the
+    /// agent as a `run` body's error does (its current event is not committed), and, when
+    /// that event was a request, its asker gets [`Error::AgentFailedRequest`](crate::Error::AgentFailedRequest)
+    /// at once. A panic does the same in either form.
+    pub fn try_process<F, S, E>(self, body: F) -> Agent<K, V, T>
+    where
+        F: Fn(AgentStream<K, V>) -> S + Send + Sync + 'static,
+        S: Stream<Item = Result<T, E>> + Send + 'static,
+        E: Into<BoxError>,
+        T: Serialize + Clone,
     {
         let body = Arc::new(body);
-        self.register(move |stream, sinks: Arc<[Sink<T>]>| {
-            let results = body(stream);
-            async move {
-                let mut results = std::pin::pin!(results);
-                while let Some(result) = results.next().await {
-                    for sink in sinks.iter() {
-                        (sink.send)(result.clone())
-                            .await
-                            .map_err(|e| AgentFailure::Sink {
-                                sink: sink.name.clone(),
-                                source: Box::new(e),
-                            })?;
-                    }
-                }
-                Ok(())
-            }
+        let outbox = self.topic.outbox().clone();
+        let agent: Arc<str> = self.name.as_str().into();
+        self.register(true, move |mut stream, sinks: Arc<[Sink<T>]>| {
+            let current = Current::default();
+            stream.track_requests(current.clone());
+            let results =
+                body(stream).map(|r| r.map_err(|e| AgentFailure::Returned(e.into())));
+            super::respond::respond(results, sinks, current, outbox.clone(), agent.clone())
         })
     }
 
@@ -453,7 +479,7 @@ where
     {
         self.concurrency = 1;
         let mut body = Some(body);
-        self.register(move |stream, _sinks| {
+        self.register(false, move |stream, _sinks| {
             let work = body.take().map(|body| body(stream));
             async move {
                 match work {
@@ -464,7 +490,8 @@ where
         })
     }
 
-    fn register<B, Fut>(self, mut body: B) -> Agent<K, V>
+    /// Registers the agent; `answers`: its results reply to requests.
+    fn register<R, B, Fut>(self, answers: bool, mut body: B) -> Agent<K, V, R>
     where
         B: FnMut(AgentStream<K, V>, Arc<[Sink<T>]>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), AgentFailure>> + Send + 'static,
@@ -485,6 +512,10 @@ where
         let handle = Agent {
             name: name.clone(),
             topic: topic.clone(),
+            replies: decls.replies.clone(),
+            answers,
+            reply_timeout: decls.settings.reply_timeout,
+            _reply: PhantomData,
         };
         let agent_name = name.clone();
         let starter = move |capacity: usize| {

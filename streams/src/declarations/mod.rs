@@ -3,6 +3,8 @@
 //! agents) that talk to the runtime only through the outbox.
 
 mod agent;
+mod ask;
+mod respond;
 mod table;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +20,7 @@ pub use table::{TableBuilder, TableSummary};
 use crate::clock::Clock;
 use crate::codec::CodecRegistry;
 use crate::outbox::Outbox;
+use crate::replies::Replies;
 use crate::settings::Settings;
 use crate::table::TableCore;
 use crate::topic::{Topic, TopicCatalog};
@@ -39,6 +42,8 @@ pub(crate) struct Declarations {
     pub settings: Settings,
     pub catalog: Arc<TopicCatalog>,
     pub outbox: Outbox,
+    /// This worker's reply topic and the askers waiting on it.
+    pub replies: Replies,
     /// Where tables live unless they say otherwise.
     pub store: StoreUrl,
     agents: Mutex<Vec<AgentSpec>>,
@@ -67,6 +72,7 @@ impl Declarations {
         store: StoreUrl,
     ) -> Self {
         Declarations {
+            replies: Replies::new(&id, settings.topic_replication_factor),
             id,
             settings,
             catalog: Arc::new(TopicCatalog::new(registry)),
