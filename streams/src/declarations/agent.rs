@@ -463,8 +463,7 @@ where
         self.register(true, move |mut stream, sinks: Arc<[Sink<T>]>| {
             let current = Current::default();
             stream.track_requests(current.clone());
-            let results =
-                body(stream).map(|r| r.map_err(|e| AgentFailure::Returned(e.into())));
+            let results = body(stream).map(|r| r.map_err(|e| AgentFailure::Returned(e.into())));
             super::respond::respond(results, sinks, current, outbox.clone(), agent.clone())
         })
     }

@@ -264,14 +264,11 @@ where
             Ok(Ok(reply)) => reply,
         };
         match reply {
-            Reply::Value(json) => {
-                serde_json::from_slice(json.as_deref().unwrap_or_default()).map_err(|source| {
-                    Error::ReplyDecode {
-                        agent: self.name.clone(),
-                        source,
-                    }
-                })
-            }
+            Reply::Value(json) => serde_json::from_slice(json.as_deref().unwrap_or_default())
+                .map_err(|source| Error::ReplyDecode {
+                    agent: self.name.clone(),
+                    source,
+                }),
             Reply::Failed(reason) => Err(Error::AgentFailedRequest {
                 agent: self.name.clone(),
                 reason,

@@ -53,13 +53,10 @@ where
         }
         if let Some(to) = to {
             let record = reply(&to, &result, &agent);
-            outbox
-                .send(record)
-                .await
-                .map_err(|e| AgentFailure::Sink {
-                    sink: format!("reply topic {}", to.topic),
-                    source: Box::new(e),
-                })?;
+            outbox.send(record).await.map_err(|e| AgentFailure::Sink {
+                sink: format!("reply topic {}", to.topic),
+                source: Box::new(e),
+            })?;
         }
     }
 }

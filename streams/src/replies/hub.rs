@@ -107,12 +107,7 @@ impl Replies {
     /// reply topic and starts its reader on the first call; [`Error::NotStarted`] before the
     /// app connected.
     pub(crate) async fn request(&self) -> Result<(ReplyTo, Waiter)> {
-        let topic = self
-            .0
-            .topic
-            .get_or_try_init(|| self.open())
-            .await?
-            .clone();
+        let topic = self.0.topic.get_or_try_init(|| self.open()).await?.clone();
         let n = self.0.next_id.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}-{n}", self.0.tag);
         let (tx, reply) = oneshot::channel();
@@ -226,7 +221,10 @@ fn route(record: ConsumerRecord, waiters: &Waiters) {
         .as_deref()
         .and_then(|k| std::str::from_utf8(k).ok())
     else {
-        tracing::debug!(offset = record.offset, "a reply without correlation id: dropped");
+        tracing::debug!(
+            offset = record.offset,
+            "a reply without correlation id: dropped"
+        );
         return;
     };
     let Some(asker) = lock(waiters).remove(id) else {
