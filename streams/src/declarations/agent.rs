@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::sink::Sink;
 use super::{AgentSpec, Shared};
 use crate::error::{AgentFailure, BoxError, Result};
 use crate::offsets::Releases;
@@ -73,51 +74,6 @@ where
 {
     fn declaration(&self) -> &TableSpec {
         self.table_spec()
-    }
-}
-
-/// Where an agent's results go: a topic, another agent, or a function.
-pub struct Sink<T> {
-    pub(super) name: String,
-    pub(super) send: Arc<dyn Fn(T) -> BoxFuture<'static, Result<()>> + Send + Sync>,
-}
-
-impl<T> Clone for Sink<T> {
-    fn clone(&self) -> Self {
-        Sink {
-            name: self.name.clone(),
-            send: self.send.clone(),
-        }
-    }
-}
-
-impl<T: Send + 'static> Sink<T> {
-    /// A function called with each result.
-    pub fn func(name: &str, f: impl Fn(T) + Send + Sync + 'static) -> Self {
-        Sink {
-            name: name.to_owned(),
-            send: Arc::new(move |v| {
-                f(v);
-                futures::future::ready(Ok(())).boxed()
-            }),
-        }
-    }
-}
-
-impl<K, T> From<&Topic<K, T>> for Sink<T>
-where
-    K: Serialize + DeserializeOwned + Send + Sync + 'static,
-    T: Serialize + DeserializeOwned + Send + Sync + 'static,
-{
-    fn from(topic: &Topic<K, T>) -> Self {
-        let topic = topic.clone();
-        Sink {
-            name: topic.name().to_owned(),
-            send: Arc::new(move |v| {
-                let topic = topic.clone();
-                async move { topic.send_value(v).await }.boxed()
-            }),
-        }
     }
 }
 

@@ -5,6 +5,7 @@
 mod agent;
 mod ask;
 mod respond;
+mod sink;
 mod table;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,8 +14,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use stores::StoreUrl;
 
-pub use agent::{Agent, AgentBuilder, AgentResult, AgentTable, Sink};
+pub use agent::{Agent, AgentBuilder, AgentResult, AgentTable};
 pub(crate) use agent::{Instance, StartedAgent};
+pub use sink::Sink;
 pub use table::{TableBuilder, TableSummary};
 
 use crate::clock::Clock;

@@ -9,7 +9,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use kafka_client::producer::ProducerRecord;
 use serde::Serialize;
 
-use super::agent::Sink;
+use super::sink::Sink;
 use crate::error::{panic_message, AgentFailure};
 use crate::outbox::Outbox;
 use crate::replies::{failure_record, reply_record, Current, ReplyTo};
