@@ -143,7 +143,35 @@ where
         self.topic.send(key, value).await
     }
 
-    /// Sends a value with no key to the agent, expecting no reply (Faust's `agent.cast`).
+    /// Sends a value with no key to the agent, expecting no reply (Faust's
+    /// `await agent.cast(value)`): even a [`process`](AgentBuilder::process) agent's result
+    /// for it goes to its sinks only.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cluster = testkit::MockCluster::builder().build().await?;
+    /// # let app = streams::App::builder("cast-demo")
+    /// #     .broker(&format!("kafka://{}", cluster.bootstrap()))
+    /// #     .build()?;
+    /// let orders = app.topic::<String, String>("orders");
+    /// let (tx, mut shipped) = tokio::sync::mpsc::unbounded_channel();
+    /// let ship = app.agent_builder("ship", &orders).run(move |mut orders| {
+    ///     let tx = tx.clone();
+    ///     async move {
+    ///         while let Some(order) = orders.next().await {
+    ///             let _ = tx.send(order.into_value());
+    ///         }
+    ///     }
+    /// });
+    /// app.start().await?;
+    /// // Faust: await ship.cast("book")
+    /// ship.cast("book".to_owned()).await?;
+    /// assert_eq!(shipped.recv().await.as_deref(), Some("book"));
+    /// app.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn cast(&self, value: V) -> Result<()> {
         self.topic.send_value(value).await
     }
@@ -406,6 +434,29 @@ where
     /// agent as a `run` body's error does (its current event is not committed), and, when
     /// that event was a request, its asker gets [`Error::AgentFailedRequest`](crate::Error::AgentFailedRequest)
     /// at once. A panic does the same in either form.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cluster = testkit::MockCluster::builder().build().await?;
+    /// # let app = streams::App::builder("try-process-demo")
+    /// #     .broker(&format!("kafka://{}", cluster.bootstrap()))
+    /// #     .build()?;
+    /// let numbers = app.topic::<String, i64>("numbers");
+    /// // Faust: async for n in stream:
+    /// //            if n < 0: raise ValueError(f"{n} is negative")
+    /// //            yield n
+    /// let checked = app.agent_builder("checked", &numbers).try_process(|stream| {
+    ///     stream.map(|n| if *n < 0 { Err(format!("{} is negative", *n)) } else { Ok(*n) })
+    /// });
+    /// app.start().await?;
+    /// assert_eq!(checked.ask(5).await?, 5);
+    /// let err = checked.ask(-1).await.unwrap_err();
+    /// assert!(matches!(err, streams::Error::AgentFailedRequest { .. }), "{err}");
+    /// assert!(app.shutdown().await.is_err()); // the worker stopped on the failure
+    /// # Ok(()) }
+    /// ```
     pub fn try_process<F, S, E>(self, body: F) -> Agent<K, V, T>
     where
         F: Fn(AgentStream<K, V>) -> S + Send + Sync + 'static,

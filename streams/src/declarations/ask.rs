@@ -227,7 +227,24 @@ where
     }
 
     /// The same agent, its replies read as `R2` (a type with a subset of the result's
-    /// fields, say).
+    /// fields, say, or `serde_json::Value`).
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cluster = testkit::MockCluster::builder().build().await?;
+    /// # let app = streams::App::builder("reply-type-demo")
+    /// #     .broker(&format!("kafka://{}", cluster.bootstrap()))
+    /// #     .build()?;
+    /// let numbers = app.topic::<String, i64>("numbers");
+    /// let double = app.agent_builder("double", &numbers).process(|s| s.map(|n| *n * 2));
+    /// app.start().await?;
+    /// let as_json = double.with_reply_type::<serde_json::Value>();
+    /// assert_eq!(as_json.ask(2).await?, serde_json::json!(4));
+    /// app.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
     pub fn with_reply_type<R2>(&self) -> Agent<K, V, R2> {
         Agent {
             name: self.name.clone(),
