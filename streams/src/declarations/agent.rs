@@ -89,8 +89,10 @@ where
 
 /// A registered agent: send it values through its topic (Faust's `agent.send` / `cast`), or,
 /// for an agent declared with [`AgentBuilder::process`], ask it and get its results back as
-/// replies (`ask`, `map`, `kvmap`, `join`; `R` is the type replies are read as).
-pub struct Agent<K, V, R = ()> {
+/// replies (`ask`, `map`, `kvmap`, `join`). `R` is the type replies are read as: by default
+/// the value type, which is what a `process` body yields (so `Agent<K, V>` names the handle
+/// of either form; [`with_reply_type`](Self::with_reply_type) reads replies as another type).
+pub struct Agent<K, V, R = V> {
     pub(super) name: String,
     pub(super) topic: Topic<K, V>,
     pub(super) replies: Replies,
