@@ -299,3 +299,21 @@ async fn a_reply_that_is_not_delivered_keeps_its_request_uncommitted() {
         "the request whose reply was refused is not committed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_works_under_exactly_once() {
+    let mock = mock().await;
+    let app = mock_app("ask-eos", &mock)
+        .broker_commit_interval(Duration::from_millis(50))
+        .processing_guarantee("exactly_once")
+        .build()
+        .unwrap();
+    let numbers = app.topic::<String, i64>("numbers");
+    let double = app
+        .agent_builder("double", &numbers)
+        .process(|stream| stream.map(|n| *n * 2));
+    app.start().await.unwrap();
+    // The reply is written in the agent's transaction and read once it commits.
+    assert_eq!(double.join(vec![1, 2, 3]).await.unwrap(), [2, 4, 6]);
+    app.shutdown().await.unwrap();
+}
