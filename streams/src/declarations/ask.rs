@@ -32,7 +32,9 @@ where
     ///
     /// The first ask creates this worker's reply topic (`<app id>-reply-<random>`, one
     /// partition, deleted by [`App::shutdown`](crate::App::shutdown)). Requests are sent
-    /// outside exactly-once transactions, so an agent may ask another and wait.
+    /// outside exactly-once transactions, so an agent may ask another and wait. A request
+    /// goes to the topic the agent reads: after a `group_by`, its repartition topic (the
+    /// processors and filters declared before the `group_by` do not see it).
     ///
     /// ```
     /// use futures::StreamExt;
