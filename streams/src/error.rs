@@ -620,6 +620,16 @@ pub enum Error {
         grace: std::time::Duration,
     },
 
+    /// An agent's sinks were added before `AgentBuilder::yields` changed its result type, so
+    /// they would never get a result.
+    #[error("agent {agent}: sinks {sinks:?} were added before yields::<T>() changed the result type and would get nothing; add them after yields")]
+    SinksBeforeYields {
+        /// The agent's name.
+        agent: String,
+        /// The sinks' names.
+        sinks: Vec<String>,
+    },
+
     /// An agent was asked (`ask`, `map`, `join`...) but has no results to reply with: it was
     /// declared with `run`.
     #[error("agent {agent} cannot reply: it was declared with run, whose body has no results; declare it with AgentBuilder::process (its results are the replies) to ask it")]

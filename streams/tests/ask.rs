@@ -317,3 +317,42 @@ async fn ask_works_under_exactly_once() {
     assert_eq!(double.join(vec![1, 2, 3]).await.unwrap(), [2, 4, 6]);
     app.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_may_answer_with_another_type_than_it_is_asked_with() {
+    let mock = mock().await;
+    let app = app("ask-yields", &mock);
+    let words = app.topic::<String, String>("words");
+    let lengths = Arc::new(Mutex::new(Vec::new()));
+    let l = lengths.clone();
+    let length = app
+        .agent_builder("length", &words)
+        .yields::<usize>()
+        .sink(Sink::func("lengths", move |n: usize| {
+            l.lock().unwrap().push(n)
+        }))
+        .process(|stream| stream.map(|w| w.len()));
+    app.start().await.unwrap();
+    assert_eq!(
+        length.join(vec!["a".into(), "abc".into()]).await.unwrap(),
+        [1, 3]
+    );
+    assert_eq!(*lengths.lock().unwrap(), [1, 3]);
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sinks_added_before_yields_are_refused_at_start() {
+    let mock = mock().await;
+    let app = app("ask-lost-sinks", &mock);
+    let words = app.topic::<String, String>("words");
+    app.agent_builder("length", &words)
+        .sink(Sink::func("words-seen", |_: String| {}))
+        .yields::<usize>()
+        .process(|stream| stream.map(|w| w.len()));
+    let err = app.start().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::SinksBeforeYields { agent, sinks } if agent == "length" && sinks == &["words-seen"]),
+        "{err}"
+    );
+}

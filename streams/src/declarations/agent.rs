@@ -228,6 +228,8 @@ pub struct AgentBuilder<K, V, T = V> {
     steps: Vec<Step<V>>,
     on_decode_error: Option<OnDecodeError>,
     tables: Vec<String>,
+    /// Sinks added before [`yields`](Self::yields) changed the result type: start refuses.
+    lost_sinks: Vec<String>,
 }
 
 impl<K, V, T> AgentBuilder<K, V, T>
@@ -246,6 +248,7 @@ where
             steps: Vec::new(),
             on_decode_error: None,
             tables: Vec::new(),
+            lost_sinks: Vec::new(),
         }
     }
 
@@ -394,6 +397,50 @@ where
             steps: Vec::new(),
             on_decode_error: self.on_decode_error,
             tables: self.tables,
+            lost_sinks: self.lost_sinks,
+        }
+    }
+
+    /// Makes the results of the [`process`](Self::process) body (and so the agent's replies)
+    /// of type `U` instead of the value type: an agent asked with orders that answers with
+    /// receipts. Call it before adding [`sink`](Self::sink)s, which take results: sinks added
+    /// before it would be lost, so [`App::start`](crate::App::start) refuses them
+    /// ([`Error::SinksBeforeYields`](crate::Error::SinksBeforeYields)).
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cluster = testkit::MockCluster::builder().build().await?;
+    /// # let app = streams::App::builder("yields-demo")
+    /// #     .broker(&format!("kafka://{}", cluster.bootstrap()))
+    /// #     .build()?;
+    /// let words = app.topic::<String, String>("words");
+    /// let lengths = app.topic::<String, usize>("lengths");
+    /// // Faust: async for word in stream: yield len(word)
+    /// let length = app
+    ///     .agent_builder("length", &words)
+    ///     .yields::<usize>()
+    ///     .sink(&lengths)
+    ///     .process(|stream| stream.map(|w| w.len()));
+    /// app.start().await?;
+    /// assert_eq!(length.ask("four".to_owned()).await?, 4);
+    /// app.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn yields<U: Send + 'static>(self) -> AgentBuilder<K, V, U> {
+        let mut lost_sinks = self.lost_sinks;
+        lost_sinks.extend(self.sinks.into_iter().map(|s| s.name));
+        AgentBuilder {
+            decls: self.decls,
+            name: self.name,
+            topic: self.topic,
+            concurrency: self.concurrency,
+            sinks: Vec::new(),
+            steps: self.steps,
+            on_decode_error: self.on_decode_error,
+            tables: self.tables,
+            lost_sinks,
         }
     }
 
@@ -513,6 +560,7 @@ where
             steps,
             on_decode_error,
             tables,
+            lost_sinks,
         } = self;
         let sink_names = sinks.iter().map(|s| s.name.clone()).collect();
         let sinks: Arc<[Sink<T>]> = sinks.into();
@@ -564,6 +612,7 @@ where
             concurrency,
             sinks: sink_names,
             tables,
+            lost_sinks,
             starter: Some(Box::new(starter)),
         });
         handle

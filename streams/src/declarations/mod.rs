@@ -35,6 +35,8 @@ pub(crate) struct AgentSpec {
     pub sinks: Vec<String>,
     /// Tables the agent declared it updates (checked for co-partitioning at start).
     pub tables: Vec<String>,
+    /// Sinks added before `yields` changed the result type (start refuses them).
+    pub lost_sinks: Vec<String>,
     starter: Option<agent::Starter>,
 }
 
@@ -159,6 +161,17 @@ impl Declarations {
                 sinks: a.sinks.clone(),
             })
             .collect()
+    }
+
+    /// An error for the first agent declared in a way that cannot work as written.
+    pub(crate) fn check_agents(&self) -> crate::error::Result<()> {
+        match self.agents().iter().find(|a| !a.lost_sinks.is_empty()) {
+            Some(a) => Err(crate::error::Error::SinksBeforeYields {
+                agent: a.name.clone(),
+                sinks: a.lost_sinks.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Starts every agent (again, when the worker restarts): each instance gets a channel of
