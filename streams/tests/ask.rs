@@ -139,7 +139,10 @@ async fn join_map_and_kvmap_get_every_reply() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_the_agent_yields_nothing_for_times_out() {
     let mock = mock().await;
-    let app = app("ask-timeout", &mock);
+    let app = mock_app("ask-timeout", &mock)
+        .reply_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
     let numbers = app.topic::<String, i64>("numbers");
     let evens = app.agent_builder("evens", &numbers).process(|stream| {
         stream
@@ -153,7 +156,13 @@ async fn a_request_the_agent_yields_nothing_for_times_out() {
         matches!(&err, Error::ReplyTimeout { agent, timeout: t } if agent == "evens" && *t == timeout),
         "{err}"
     );
-    assert_eq!(evens.ask(4).await.unwrap(), 4, "the agent goes on");
+    let err = evens.ask(5).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::ReplyTimeout { timeout: t, .. } if *t == Duration::from_millis(200)),
+        "ask waits the app's reply_timeout: {err}"
+    );
+    let four = evens.ask_with_timeout(4, WAIT).await.unwrap();
+    assert_eq!(four, 4, "the agent goes on");
     app.shutdown().await.unwrap();
 }
 
