@@ -683,6 +683,53 @@ pub enum Error {
         grace: std::time::Duration,
     },
 
+    /// An agent's sinks were added before `AgentBuilder::yields` changed its result type, so
+    /// they would never get a result.
+    #[error("agent {agent}: sinks {sinks:?} were added before yields::<T>() changed the result type and would get nothing; add them after yields")]
+    SinksBeforeYields {
+        /// The agent's name.
+        agent: String,
+        /// The sinks' names.
+        sinks: Vec<String>,
+    },
+
+    /// An agent was asked (`ask`, `map`, `join`...) but has no results to reply with: it was
+    /// declared with `run`.
+    #[error("agent {agent} cannot reply: it was declared with run, whose body has no results; declare it with AgentBuilder::process (its results are the replies) to ask it")]
+    AgentCannotReply {
+        /// The agent's name.
+        agent: String,
+    },
+
+    /// An agent did not reply to a request in time.
+    #[error("agent {agent} did not reply within {timeout:?}: check that a worker of the app runs and that the agent yields a result for every request (or raise reply_timeout / use ask_with_timeout)")]
+    ReplyTimeout {
+        /// The agent's name.
+        agent: String,
+        /// How long the asker waited.
+        timeout: std::time::Duration,
+    },
+
+    /// The agent failed (returned an error or panicked) on this request: its worker stopped
+    /// without committing the request, as with [`Error::AgentFailed`].
+    #[error("agent {agent} failed on this request: {reason}; its worker stopped (see its log) and reads the request again after a restart")]
+    AgentFailedRequest {
+        /// The agent's name.
+        agent: String,
+        /// How it failed, as the agent's worker reported it.
+        reason: String,
+    },
+
+    /// An agent's reply does not decode as the type the asker expects.
+    #[error("agent {agent} replied with a value that does not decode as the reply type: {source}; ask with the agent's result type")]
+    ReplyDecode {
+        /// The agent's name.
+        agent: String,
+        /// Why the JSON did not decode.
+        #[source]
+        source: serde_json::Error,
+    },
+
     /// An operation that needs a running app (sending, the CLI's `send`) before `start`.
     #[error("the app is not running: call App::start (or run/main) first")]
     NotStarted,

@@ -20,6 +20,7 @@
 //! | `event.ack()` | [`Event::ack`], or drop the event; [`Event::take_hold`] to ack elsewhere |
 //! | `purchases.filter(f).group_by(Purchase.currency, name="currency")` | [`AgentBuilder::filter`] then [`AgentBuilder::group_by`] |
 //! | `await topic.send(key=k, value=v)` | `topic.send(k, v).await?` |
+//! | `await agent.cast(v)`, `await agent.ask(v)`, `agent.map(vs)`, `agent.kvmap(d)`, `await agent.join(vs)` | [`Agent::cast`], [`Agent::ask`] (agents declared with [`AgentBuilder::process`] reply with their results), [`Agent::map`], [`Agent::kvmap`], [`Agent::join`] |
 //! | `app.Table("totals", default=int)`, `totals[k] += n` | `app.table::<String, i64>("totals")?.with_default(i64::default)`, `totals.update(&k, \|v\| *v += n)?` ([`Table`]) |
 //! | `serializer="binary\|json"` | `.value_serializer("binary\|json")` ([`codec`]) |
 //! | `table.tumbling(300, expires=3600)`, `table[k].current()` | [`Table::tumbling`]`(..).build()?` → [`WindowedTable`]: `totals.at(&event)?.current(&k)?` |
@@ -102,7 +103,7 @@
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/modules.rs):
 //   cli > app > runtime > declarations > stream, table, window > topic, codec, record,
-//   offsets, outbox > error, settings, broker, timestamp, clock.
+//   offsets, outbox, replies > error, settings, broker, timestamp, clock.
 mod app;
 mod broker;
 mod cli;
@@ -113,6 +114,7 @@ mod error;
 mod offsets;
 mod outbox;
 mod record;
+mod replies;
 mod runtime;
 mod settings;
 mod stream;

@@ -14,7 +14,8 @@ use futures::stream::BoxStream;
 use futures::{FutureExt, Stream};
 use tokio::sync::{watch, Notify, Semaphore};
 
-use super::agent::{AgentResult, Sink};
+use super::agent::AgentResult;
+use super::sink::Sink;
 use super::Shared;
 use crate::error::{AgentFailure, Error, Result};
 

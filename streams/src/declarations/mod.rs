@@ -3,8 +3,11 @@
 //! agents) that talk to the runtime only through the outbox.
 
 mod agent;
+mod ask;
 mod channel;
+mod respond;
 mod service;
+mod sink;
 mod table;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use stores::StoreUrl;
 
-pub use agent::{Agent, AgentBuilder, AgentResult, AgentTable, Sink};
+pub use agent::{Agent, AgentBuilder, AgentResult, AgentTable};
 pub(crate) use agent::{Instance, StartedAgent};
 pub(crate) use channel::StartedChannelAgent;
 pub use channel::{Channel, ChannelAgentBuilder, ChannelStream};
@@ -21,11 +24,13 @@ pub use channel::{Channel, ChannelAgentBuilder, ChannelStream};
 pub(crate) use service::{Body, CronSchedule};
 pub use service::{CrontabBuilder, TaskBuilder, TimerBuilder};
 pub(crate) use service::{Schedule, ServiceSpec};
+pub use sink::Sink;
 pub use table::{TableBuilder, TableSummary};
 
 use crate::clock::Clock;
 use crate::codec::CodecRegistry;
 use crate::outbox::Outbox;
+use crate::replies::Replies;
 use crate::settings::Settings;
 use crate::table::TableCore;
 use crate::topic::{Topic, TopicCatalog};
@@ -38,6 +43,8 @@ pub(crate) struct AgentSpec {
     pub sinks: Vec<String>,
     /// Tables the agent declared it updates (checked for co-partitioning at start).
     pub tables: Vec<String>,
+    /// Sinks added before `yields` changed the result type (start refuses them).
+    pub lost_sinks: Vec<String>,
     starter: Option<agent::Starter>,
 }
 
@@ -47,6 +54,8 @@ pub(crate) struct Declarations {
     pub settings: Settings,
     pub catalog: Arc<TopicCatalog>,
     pub outbox: Outbox,
+    /// This worker's reply topic and the askers waiting on it.
+    pub replies: Replies,
     /// Where tables live unless they say otherwise.
     pub store: StoreUrl,
     agents: Mutex<Vec<AgentSpec>>,
@@ -80,6 +89,7 @@ impl Declarations {
         store: StoreUrl,
     ) -> Self {
         Declarations {
+            replies: Replies::new(&id, settings.topic_replication_factor),
             id,
             settings,
             catalog: Arc::new(TopicCatalog::new(registry)),
@@ -198,6 +208,17 @@ impl Declarations {
                 sinks: a.sinks.clone(),
             })
             .collect()
+    }
+
+    /// An error for the first agent declared in a way that cannot work as written.
+    pub(crate) fn check_agents(&self) -> crate::error::Result<()> {
+        match self.agents().iter().find(|a| !a.lost_sinks.is_empty()) {
+            Some(a) => Err(crate::error::Error::SinksBeforeYields {
+                agent: a.name.clone(),
+                sinks: a.lost_sinks.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Starts every agent (again, when the worker restarts): each instance gets a channel of

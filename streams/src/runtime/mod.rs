@@ -351,6 +351,7 @@ impl Runtime {
         conn: &Connection,
         stop: watch::Receiver<bool>,
     ) -> Result<Runtime> {
+        decls.check_agents()?;
         let settings = decls.settings.clone();
         let acks = Arc::new(Acks::default());
         let cores = decls.tables().clone();
