@@ -328,6 +328,29 @@ pub enum Error {
     #[error("this app has no demo: use `worker` (or declare one with App::main_with_demo)")]
     NoDemo,
 
+    /// The CLI's `send` refused a key or value that does not decode as its topic's declared
+    /// type (or breaks its validation rules): a worker could not read it. Nothing was sent.
+    #[error("{part} does not decode as the topic's {part} type ({topic}): {}{reason} \
+        (fix it, or send it as given with --raw)",
+        field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default())]
+    SendRefused {
+        /// The topic.
+        topic: String,
+        /// `key` or `value`.
+        part: &'static str,
+        /// The path of the failing field (`items[2].amount`), when the type says.
+        field: Option<String>,
+        /// What the codec, the type or its validation rules said.
+        reason: String,
+    },
+
+    /// A CLI command stopped by Ctrl-C (exit code 130).
+    #[error("interrupted (Ctrl-C) after sending {sent} record(s)")]
+    Interrupted {
+        /// Records sent and acknowledged before the interrupt.
+        sent: u64,
+    },
+
     /// A broker URL kafka-client cannot parse (its message names the URL and what is accepted;
     /// `mock://` is accepted too with the `mock` feature).
     #[error("broker: {source}")]

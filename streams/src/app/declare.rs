@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::codec::Serializer;
 use crate::declarations::{
     Agent, AgentBuilder, AgentResult, AgentSummary, Channel, ChannelAgentBuilder, CrontabBuilder,
     TableBuilder, TableSummary, TaskBuilder, TimerBuilder,
@@ -59,6 +60,11 @@ impl App {
 
     pub(crate) fn topic_spec(&self, name: &str) -> Option<Arc<TopicSpec>> {
         self.inner.decls.catalog.get(name)
+    }
+
+    /// Parses a codec chain (`binary|json`) against the app's codecs (the CLI's overrides).
+    pub(crate) fn parse_serializer(&self, spec: &str) -> Result<Serializer> {
+        Serializer::parse(spec, self.inner.decls.catalog.registry())
     }
 
     /// Declared topics, by name.
