@@ -28,7 +28,7 @@ use crate::error::{BoxError, Error, Result};
         1    the command failed (stderr says why), e.g. send refused a value that does not \
         decode as the topic's type\n  \
         2    usage error: unknown command or flag, bad flag value, unknown codec name\n  \
-        130  interrupted by Ctrl-C (the worker's Ctrl-C is a graceful stop: 0)"
+        130  interrupted by Ctrl-C (worker and demo stop gracefully on Ctrl-C: 0)"
 )]
 struct Cli {
     /// Kafka to use: kafka://host:port[,host:port...], PLAINTEXT://host:port, or mock:// for
@@ -56,10 +56,13 @@ enum Command {
     /// Start the worker: run every agent until Ctrl-C, which finishes in-flight events and
     /// commits them
     Worker,
-    /// Send a value to a topic. If the app declares the topic, the key and value must decode
-    /// as its declared types (and pass its validation rules), else nothing is sent and the
-    /// exit code is 1; they are encoded with the topic's codecs. A topic the app does not
-    /// declare gets the key and value text as it is (or through --key/--value-serializer).
+    /// Send a value to a topic, checked against the types the app declares for it
+    ///
+    /// If the app declares the topic, the key and value must decode as its declared types (and
+    /// pass its validation rules), else nothing is sent and the exit code is 1; they are
+    /// encoded with the topic's codecs. A topic the app does not declare gets the key and
+    /// value text as it is (or through --key-serializer/--value-serializer). --raw skips
+    /// codecs and checks.
     Send(send::SendArgs),
     /// List the agents: name, topic, concurrency and sinks
     Agents {
@@ -107,8 +110,8 @@ impl App {
     ///
     /// Exit codes: 0 success; 1 the command failed (stderr says why, such as a `send` value
     /// that does not decode as its topic's type); 2 a usage error (unknown command or flag, bad
-    /// value, unknown codec name); 130 interrupted by Ctrl-C (`send`; the worker's Ctrl-C is a
-    /// graceful stop that exits 0).
+    /// value, unknown codec name); 130 interrupted by Ctrl-C (`worker` and `demo` stop
+    /// gracefully on Ctrl-C instead, and exit 0).
     pub fn main(self) -> ExitCode {
         self.main_inner(None)
     }

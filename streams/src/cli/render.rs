@@ -243,7 +243,7 @@ mod tests {
             timestamp: 0,
         };
         assert_eq!(
-            parse(&sent_json(&[written.clone()])),
+            parse(&sent_json(std::slice::from_ref(&written))),
             json!({"sent": [{"topic": "purchases", "partition": 2, "offset": 41}]})
         );
         assert_eq!(sent_line(&written), "sent to purchases/2 at offset 41");

@@ -49,10 +49,18 @@ pub(super) struct SendArgs {
 pub(super) async fn run(app: &App, args: SendArgs) -> Result<()> {
     let mut record = encode(app, &args)?;
     record.partition = args.partition;
+    // Listening from here (the first poll installs the handler), so a Ctrl-C while connecting
+    // also stops before the first record. No handler, no interrupt: never a false one.
+    let mut interrupt = Box::pin(async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    });
+    if futures::FutureExt::now_or_never(interrupt.as_mut()).is_some() {
+        return Err(Error::Interrupted { sent: 0 });
+    }
     app.connect().await?;
     let mut sent: Vec<RecordMetadata> = Vec::new();
-    let interrupt = tokio::signal::ctrl_c();
-    tokio::pin!(interrupt);
     let mut outcome = Ok(());
     for _ in 0..args.repeat {
         let written = tokio::select! {
@@ -74,7 +82,7 @@ pub(super) async fn run(app: &App, args: SendArgs) -> Result<()> {
     }
     if args.json {
         // Also after a failure: a script learns what did go out.
-        println!("{}", render::sent_json(&sent));
+        print!("{}", render::sent_json(&sent));
     }
     let shutdown = app.shutdown().await;
     outcome.and(shutdown)
