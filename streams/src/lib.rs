@@ -27,7 +27,7 @@
 //! | `@app.timer(10.0, on_leader=True)` | `app.timer("name", Duration::from_secs(10)).on_leader().run(\|\| async { .. })?` ([`App::timer`]) |
 //! | `@app.crontab("*/5 * * * *", timezone=tz)` | `app.crontab("name", "*/5 * * * *").timezone("Europe/Paris").run(..)?` ([`App::crontab`]) |
 //! | `@app.task` | `app.task("name").run(\|\| async { .. })?` ([`App::task`]) |
-//! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`, `tables`, `reset`; `demo` with [`App::main_with_demo`]) |
+//! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`, `tables`, `reset`, `completions`; `demo` with [`App::main_with_demo`]) |
 //!
 //! A tiny app, run here against the in-process mock Kafka cluster of the `testkit` crate (in
 //! production the broker is `kafka://host:9092`; `mock://` with the `mock` feature embeds the
