@@ -170,7 +170,7 @@ impl App {
             (Some(c), _) => c,
             (None, Some(_)) => Command::Demo,
             (None, None) => {
-                let _ = Cli::command().name(name).print_help();
+                let _ = clap_command(name, false).print_help();
                 return Ok(());
             }
         };
