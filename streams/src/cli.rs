@@ -1,5 +1,8 @@
 //! The command line of an app, through [`App::main`]: `worker`, `send`, `agents`, `topics`,
-//! `tables`, `reset`; [`App::main_with_demo`] adds `demo`, its default command.
+//! `tables`, `reset`, `completions`; [`App::main_with_demo`] adds `demo`, its default command.
+
+mod render;
+mod send;
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -10,7 +13,6 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use crate::app::App;
-use crate::codec::Payload;
 use crate::error::{BoxError, Error, Result};
 
 /// A stream-processing app (run `<command> --help` for details).
@@ -20,7 +22,13 @@ use crate::error::{BoxError, Error, Result};
     after_help = "Examples:\n  \
         APP worker --broker kafka://localhost:9092\n  \
         APP send purchases --key alice '{\"username\":\"alice\",\"currency\":\"EUR\",\"amount\":3}'\n  \
-        APP agents"
+        APP agents --json\n\n\
+        Exit codes:\n  \
+        0    success\n  \
+        1    the command failed (stderr says why), e.g. send refused a value that does not \
+        decode as the topic's type\n  \
+        2    usage error: unknown command or flag, bad flag value, unknown codec name\n  \
+        130  interrupted by Ctrl-C (worker and demo stop gracefully on Ctrl-C: 0)"
 )]
 struct Cli {
     /// Kafka to use: kafka://host:port[,host:port...], PLAINTEXT://host:port, or mock:// for
@@ -48,29 +56,36 @@ enum Command {
     /// Start the worker: run every agent until Ctrl-C, which finishes in-flight events and
     /// commits them
     Worker,
-    /// Send a value to a topic, encoded with the topic's codecs if the app declares it
-    Send {
-        /// Topic to send to
-        topic: String,
-        /// Record key (raw text, encoded with the topic's key codecs)
-        #[arg(long, short = 'k')]
-        key: Option<String>,
-        /// Value: JSON for JSON topics (a bare word is sent as a JSON string)
-        value: String,
-        /// Send the value this many times
-        #[arg(long, default_value_t = 1, value_name = "N")]
-        repeat: u32,
-        /// Partition to send to (default: by key, as Kafka's Java producer)
-        #[arg(long, short = 'p', value_name = "N")]
-        partition: Option<i32>,
-    },
+    /// Send a value to a topic, checked against the types the app declares for it
+    ///
+    /// If the app declares the topic, the key and value must decode as its declared types (and
+    /// pass its validation rules), else nothing is sent and the exit code is 1; they are
+    /// encoded with the topic's codecs. A topic the app does not declare gets the key and
+    /// value text as it is (or through --key-serializer/--value-serializer). --raw skips
+    /// codecs and checks.
+    Send(send::SendArgs),
     /// List the agents: name, topic, concurrency and sinks
-    Agents,
+    Agents {
+        /// Print one JSON document: {"agents": [{"name", "topic", "concurrency", "sinks"}]}
+        #[arg(long)]
+        json: bool,
+    },
     /// List the topics the app declares: name, codecs and partitions
-    Topics,
+    Topics {
+        /// Print one JSON document: {"topics": [{"name", "key_serializer",
+        /// "value_serializer", "partitions", "internal"}]}
+        #[arg(long)]
+        json: bool,
+    },
     /// List the tables: per partition, the keys in this machine's store, the changelog offset
     /// it applied, and what a worker starting now would replay from the changelog
-    Tables,
+    Tables {
+        /// Print one JSON document: {"tables": [{"name", "partitions", "changelog", "store",
+        /// "standby_replicas", "global"}], "partitions": [{"table", "partition", "keys",
+        /// "applied_offset", "changelog_end", "to_replay", "state"}]} (unknown offsets: null)
+        #[arg(long)]
+        json: bool,
+    },
     /// Start over: reset the committed offsets of the app's source topics, delete its tables'
     /// changelog topics and empty its local stores (stop every worker first)
     Reset {
@@ -80,6 +95,11 @@ enum Command {
     },
     /// Run the demo: send sample records, process them, print, stop
     Demo,
+    /// Print a shell completion script, e.g. `APP completions bash > /etc/bash_completion.d/APP`
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
 }
 
 type Demo = Box<dyn FnOnce(App) -> BoxFuture<'static, Result<(), BoxError>> + Send>;
@@ -87,6 +107,11 @@ type Demo = Box<dyn FnOnce(App) -> BoxFuture<'static, Result<(), BoxError>> + Se
 impl App {
     /// Runs the app's command line (Faust's `app.main()`) and returns the exit code: use it as
     /// `fn main() -> ExitCode { app.main() }`. Starts its own Tokio runtime.
+    ///
+    /// Exit codes: 0 success; 1 the command failed (stderr says why, such as a `send` value
+    /// that does not decode as its topic's type); 2 a usage error (unknown command or flag, bad
+    /// value, unknown codec name); 130 interrupted by Ctrl-C (`worker` and `demo` stop
+    /// gracefully on Ctrl-C instead, and exit 0).
     pub fn main(self) -> ExitCode {
         self.main_inner(None)
     }
@@ -120,7 +145,7 @@ impl App {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
-                ExitCode::FAILURE
+                exit_code(&e)
             }
         }
     }
@@ -128,11 +153,7 @@ impl App {
     /// Runs one command line (`args[0]` is the program name) inside an existing runtime.
     async fn run_cli(&self, args: Vec<String>, demo: Option<Demo>) -> Result<()> {
         let name: &'static str = Box::leak(self.id().to_owned().into_boxed_str());
-        let mut command = Cli::command().name(name).bin_name(name);
-        if demo.is_none() {
-            command = command.mut_subcommand("demo", |c| c.hide(true));
-        }
-        let cli = match command.try_get_matches_from(args) {
+        let cli = match clap_command(name, demo.is_some()).try_get_matches_from(args) {
             Ok(m) => {
                 Cli::from_arg_matches(&m).map_err(|e| Error::CommandLine { source: e.into() })?
             }
@@ -149,7 +170,7 @@ impl App {
             (Some(c), _) => c,
             (None, Some(_)) => Command::Demo,
             (None, None) => {
-                let _ = Cli::command().name(name).print_help();
+                let _ = clap_command(name, false).print_help();
                 return Ok(());
             }
         };
@@ -162,74 +183,23 @@ impl App {
                 }
                 None => Err(Error::NoDemo),
             },
-            Command::Agents => {
-                println!(
-                    "{:<32} {:<32} {:>11}  sinks",
-                    "agent", "topic", "concurrency"
-                );
-                for a in self.agents() {
-                    println!(
-                        "{:<32} {:<32} {:>11}  {}",
-                        a.name,
-                        a.topic,
-                        a.concurrency,
-                        a.sinks.join(", ")
-                    );
-                }
+            Command::Agents { json } => {
+                print!("{}", render::agents(&self.agents(), json));
                 Ok(())
             }
-            Command::Topics => {
-                println!(
-                    "{:<40} {:<10} {:<14} {:>10}",
-                    "topic", "key", "value", "partitions"
-                );
-                for t in self.topics() {
-                    let name = if t.internal {
-                        format!("{} (internal)", t.name)
-                    } else {
-                        t.name
-                    };
-                    println!(
-                        "{:<40} {:<10} {:<14} {:>10}",
-                        name, t.key_serializer, t.value_serializer, t.partitions
-                    );
-                }
+            Command::Topics { json } => {
+                print!("{}", render::topics(&self.topics(), json));
                 Ok(())
             }
-            Command::Tables => {
+            Command::Completions { shell } => {
+                let mut command = clap_command(name, demo.is_some());
+                clap_complete::generate(shell, &mut command, name, &mut std::io::stdout());
+                Ok(())
+            }
+            Command::Tables { json } => {
                 let declared = self.tables();
                 let parts = self.stored_tables().await?;
-                println!(
-                    "{:<24} {:>9} {:>10} {:>10} {:>10} {:>10}  state",
-                    "table", "partition", "keys", "applied", "changelog", "to replay"
-                );
-                let text = |o: Option<i64>| o.map_or("-".to_owned(), |o| o.to_string());
-                for p in &parts {
-                    let state = match p.to_replay() {
-                        None => "changelog unknown",
-                        Some(0) => "up to date",
-                        Some(_) => "behind",
-                    };
-                    println!(
-                        "{:<24} {:>9} {:>10} {:>10} {:>10} {:>10}  {state}",
-                        p.table,
-                        p.partition,
-                        p.entries,
-                        text(p.applied_offset),
-                        text(p.changelog_end),
-                        text(p.to_replay()),
-                    );
-                }
-                for t in declared {
-                    println!(
-                        "table {}: changelog {}, store {}, {} standby replica(s){}",
-                        t.name,
-                        t.changelog,
-                        t.store,
-                        t.standby_replicas,
-                        if t.global { ", global" } else { "" }
-                    );
-                }
+                print!("{}", render::tables(&declared, &parts, json));
                 self.shutdown().await
             }
             Command::Reset { yes } => {
@@ -242,61 +212,27 @@ impl App {
                 }
                 self.shutdown().await
             }
-            Command::Send {
-                topic,
-                key,
-                value,
-                repeat,
-                partition,
-            } => {
-                self.connect().await?;
-                for _ in 0..repeat {
-                    let mut record = self.encode_cli_record(&topic, key.as_deref(), &value)?;
-                    record.partition = partition;
-                    let written = self.send_and_wait(record).await?;
-                    println!(
-                        "sent to {}/{} at offset {}",
-                        written.topic, written.partition, written.offset
-                    );
-                }
-                self.shutdown().await
-            }
+            Command::Send(args) => send::run(self, args).await,
         }
     }
+}
 
-    fn encode_cli_record(
-        &self,
-        topic: &str,
-        key: Option<&str>,
-        value: &str,
-    ) -> Result<kafka_client::producer::ProducerRecord> {
-        let mut record = kafka_client::producer::ProducerRecord::new(topic);
-        let Some(spec) = self.topic_spec(topic) else {
-            // Not declared: send the text as it is.
-            if let Some(k) = key {
-                record = record.key(k.to_owned());
-            }
-            return Ok(record.value(value.to_owned()));
-        };
-        let encode_err = |part, e: Error| Error::Encode {
-            topic: topic.to_owned(),
-            part,
-            reason: e.to_string(),
-        };
-        if let Some(k) = key {
-            let bytes = spec
-                .key_ser()?
-                .encode_payload(Payload::Value(serde_json::Value::String(k.to_owned())))
-                .map_err(|e| encode_err("key", e))?;
-            record = record.key(bytes);
-        }
-        let parsed = serde_json::from_str(value)
-            .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
-        let bytes = spec
-            .value_ser()?
-            .encode_payload(Payload::Value(parsed))
-            .map_err(|e| encode_err("value", e))?;
-        Ok(record.value(bytes))
+/// The clap command, named after the app; `demo` hidden when the app has none.
+fn clap_command(name: &'static str, has_demo: bool) -> clap::Command {
+    let command = Cli::command().name(name).bin_name(name);
+    if has_demo {
+        command
+    } else {
+        command.mut_subcommand("demo", |c| c.hide(true))
+    }
+}
+
+/// The documented exit code of a failed command (see [`App::main`]).
+fn exit_code(error: &Error) -> ExitCode {
+    match error {
+        Error::CommandLine { .. } => ExitCode::from(2),
+        Error::Interrupted { .. } => ExitCode::from(130),
+        _ => ExitCode::FAILURE,
     }
 }
 

@@ -193,6 +193,47 @@ pub enum Error {
         source: AgentFailure,
     },
 
+    /// A timer was declared with a zero interval
+    /// ([`App::timer`](crate::App::timer)).
+    #[error("timer {timer}: the interval is zero; give it a positive Duration")]
+    InvalidInterval {
+        /// The timer's name.
+        timer: String,
+    },
+
+    /// A crontab timer's expression does not parse, or never fires
+    /// ([`App::crontab`](crate::App::crontab)).
+    #[error("crontab {timer}: invalid cron expression {expression:?}: {reason}; use five fields (minute hour day-of-month month day-of-week), such as \"*/5 * * * *\"")]
+    InvalidCron {
+        /// The timer's name.
+        timer: String,
+        /// The expression as given.
+        expression: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A crontab timer names a time zone the IANA database does not know
+    /// ([`CrontabBuilder::timezone`](crate::CrontabBuilder::timezone)).
+    #[error("crontab {timer}: unknown time zone {zone:?}; use an IANA name such as \"UTC\" or \"Europe/Paris\"")]
+    UnknownTimeZone {
+        /// The timer's name.
+        timer: String,
+        /// The zone as given.
+        zone: String,
+    },
+
+    /// A timer, crontab or task declared with `stop_app_on_error` failed (returned an error
+    /// or panicked): the worker stopped, as for a failed agent.
+    #[error("timer {timer} failed: {source}; the worker stopped (stop_app_on_error): fix the timer and restart")]
+    TimerFailed {
+        /// The timer's (or task's) name.
+        timer: String,
+        /// The error it returned, or its panic.
+        #[source]
+        source: AgentFailure,
+    },
+
     /// Something took longer than allowed.
     #[error("timed out after {after:?} {what}")]
     Timeout {
@@ -215,6 +256,14 @@ pub enum Error {
     /// [`App::run`](crate::App::run) or [`App::shutdown`](crate::App::shutdown) returns.
     #[error("the worker has stopped: see the error it stopped with (App::run / App::shutdown, or the log)")]
     WorkerStopped,
+
+    /// A send into an in-memory channel after the app stopped: a channel lives only while its
+    /// app runs (values in it are not durable).
+    #[error("channel {channel} is closed: the app stopped (a channel lives only while its app runs; send to a topic to keep values across restarts)")]
+    ChannelClosed {
+        /// The channel's name.
+        channel: String,
+    },
 
     /// Partitions were lost (this worker missed its session timeout); their new owner
     /// processes their uncommitted events.
@@ -278,6 +327,29 @@ pub enum Error {
     /// The CLI's `demo` command on an app declared without one.
     #[error("this app has no demo: use `worker` (or declare one with App::main_with_demo)")]
     NoDemo,
+
+    /// The CLI's `send` refused a key or value that does not decode as its topic's declared
+    /// type (or breaks its validation rules): a worker could not read it. Nothing was sent.
+    #[error("{part} does not decode as the topic's {part} type ({topic}): {}{reason} \
+        (fix it, or send it as given with --raw)",
+        field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default())]
+    SendRefused {
+        /// The topic.
+        topic: String,
+        /// `key` or `value`.
+        part: &'static str,
+        /// The path of the failing field (`items[2].amount`), when the type says.
+        field: Option<String>,
+        /// What the codec, the type or its validation rules said.
+        reason: String,
+    },
+
+    /// A CLI command stopped by Ctrl-C (exit code 130).
+    #[error("interrupted (Ctrl-C) after sending {sent} record(s)")]
+    Interrupted {
+        /// Records sent and acknowledged before the interrupt.
+        sent: u64,
+    },
 
     /// A broker URL kafka-client cannot parse (its message names the URL and what is accepted;
     /// `mock://` is accepted too with the `mock` feature).
@@ -593,6 +665,20 @@ pub enum Error {
         partition: i32,
     },
 
+    /// Closing the windows of an idle partition (`close_idle_after`) failed: a close callback
+    /// returned an error or panicked, or the table's store failed. The worker stops with
+    /// nothing committed past it; a restart checks the partition again.
+    #[error("table {table}: closing the windows of idle partition {partition} failed: {source}; nothing past it is committed: fix the cause and restart")]
+    IdleCloseFailed {
+        /// The windowed table.
+        table: String,
+        /// The idle partition.
+        partition: i32,
+        /// Why it failed.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A synchronous call on a windowed table whose `on_window_close` callback is async: it
     /// cannot await the callback, so it refused and changed nothing.
     #[error("table {table}: {call} cannot await the on_window_close_async callback: call {instead}(..).await instead")]
@@ -618,6 +704,53 @@ pub enum Error {
         stream_time: crate::timestamp::Timestamp,
         /// The table's grace period.
         grace: std::time::Duration,
+    },
+
+    /// An agent's sinks were added before `AgentBuilder::yields` changed its result type, so
+    /// they would never get a result.
+    #[error("agent {agent}: sinks {sinks:?} were added before yields::<T>() changed the result type and would get nothing; add them after yields")]
+    SinksBeforeYields {
+        /// The agent's name.
+        agent: String,
+        /// The sinks' names.
+        sinks: Vec<String>,
+    },
+
+    /// An agent was asked (`ask`, `map`, `join`...) but has no results to reply with: it was
+    /// declared with `run`.
+    #[error("agent {agent} cannot reply: it was declared with run, whose body has no results; declare it with AgentBuilder::process (its results are the replies) to ask it")]
+    AgentCannotReply {
+        /// The agent's name.
+        agent: String,
+    },
+
+    /// An agent did not reply to a request in time.
+    #[error("agent {agent} did not reply within {timeout:?}: check that a worker of the app runs and that the agent yields a result for every request (or raise reply_timeout / use ask_with_timeout)")]
+    ReplyTimeout {
+        /// The agent's name.
+        agent: String,
+        /// How long the asker waited.
+        timeout: std::time::Duration,
+    },
+
+    /// The agent failed (returned an error or panicked) on this request: its worker stopped
+    /// without committing the request, as with [`Error::AgentFailed`].
+    #[error("agent {agent} failed on this request: {reason}; its worker stopped (see its log) and reads the request again after a restart")]
+    AgentFailedRequest {
+        /// The agent's name.
+        agent: String,
+        /// How it failed, as the agent's worker reported it.
+        reason: String,
+    },
+
+    /// An agent's reply does not decode as the type the asker expects.
+    #[error("agent {agent} replied with a value that does not decode as the reply type: {source}; ask with the agent's result type")]
+    ReplyDecode {
+        /// The agent's name.
+        agent: String,
+        /// Why the JSON did not decode.
+        #[source]
+        source: serde_json::Error,
     },
 
     /// An operation that needs a running app (sending, the CLI's `send`) before `start`.

@@ -20,10 +20,14 @@
 //! | `event.ack()` | [`Event::ack`], or drop the event; [`Event::take_hold`] to ack elsewhere |
 //! | `purchases.filter(f).group_by(Purchase.currency, name="currency")` | [`AgentBuilder::filter`] then [`AgentBuilder::group_by`] |
 //! | `await topic.send(key=k, value=v)` | `topic.send(k, v).await?` |
+//! | `await agent.cast(v)`, `await agent.ask(v)`, `agent.map(vs)`, `agent.kvmap(d)`, `await agent.join(vs)` | [`Agent::cast`], [`Agent::ask`] (agents declared with [`AgentBuilder::process`] reply with their results), [`Agent::map`], [`Agent::kvmap`], [`Agent::join`] |
 //! | `app.Table("totals", default=int)`, `totals[k] += n` | `app.table::<String, i64>("totals")?.with_default(i64::default)`, `totals.update(&k, \|v\| *v += n)?` ([`Table`]) |
 //! | `serializer="binary\|json"` | `.value_serializer("binary\|json")` ([`codec`]) |
 //! | `table.tumbling(300, expires=3600)`, `table[k].current()` | [`Table::tumbling`]`(..).build()?` → [`WindowedTable`]: `totals.at(&event)?.current(&k)?` |
-//! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`, `tables`, `reset`; `demo` with [`App::main_with_demo`]) |
+//! | `@app.timer(10.0, on_leader=True)` | `app.timer("name", Duration::from_secs(10)).on_leader().run(\|\| async { .. })?` ([`App::timer`]) |
+//! | `@app.crontab("*/5 * * * *", timezone=tz)` | `app.crontab("name", "*/5 * * * *").timezone("Europe/Paris").run(..)?` ([`App::crontab`]) |
+//! | `@app.task` | `app.task("name").run(\|\| async { .. })?` ([`App::task`]) |
+//! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`, `tables`, `reset`, `completions`; `demo` with [`App::main_with_demo`]) |
 //!
 //! A tiny app, run here against the in-process mock Kafka cluster of the `testkit` crate (in
 //! production the broker is `kafka://host:9092`; `mock://` with the `mock` feature embeds the
@@ -100,7 +104,7 @@
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/modules.rs):
 //   testing > cli > app > runtime > declarations > stream, table, window > topic, codec, record,
-//   offsets, outbox > error, settings, broker, timestamp, clock.
+//   offsets, outbox, replies > error, settings, broker, timestamp, clock.
 mod app;
 mod broker;
 mod cli;
@@ -111,6 +115,7 @@ mod error;
 mod offsets;
 mod outbox;
 mod record;
+mod replies;
 mod runtime;
 mod settings;
 mod stream;
@@ -126,7 +131,8 @@ pub use broker::BrokerUrl;
 pub use cli::init_logging;
 pub use clock::Clock;
 pub use declarations::{
-    Agent, AgentBuilder, AgentResult, AgentSummary, AgentTable, Sink, TableBuilder, TableSummary,
+    Agent, AgentBuilder, AgentResult, AgentSummary, AgentTable, Channel, ChannelAgentBuilder,
+    ChannelStream, CrontabBuilder, Sink, TableBuilder, TableSummary, TaskBuilder, TimerBuilder,
 };
 pub use error::{AgentFailure, BoxError, Error, Result};
 pub use offsets::Hold;

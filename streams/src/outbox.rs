@@ -64,6 +64,13 @@ impl Outbox {
         Ok(())
     }
 
+    /// Hands a record to the app's own producer, outside any transaction (requests to other
+    /// agents, failure replies: an exactly-once agent's transaction may never commit).
+    pub(crate) async fn send_outside_transactions(&self, record: ProducerRecord) -> Result<()> {
+        drop(self.app_producer()?.send(record).await?);
+        Ok(())
+    }
+
     /// Sends a record and waits for the broker's acknowledgement.
     pub(crate) async fn send_and_wait(&self, record: ProducerRecord) -> Result<RecordMetadata> {
         Ok(self.producer()?.send(record).await?.await?)

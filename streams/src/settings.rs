@@ -63,6 +63,9 @@ pub struct Settings {
     /// killed mid-transaction holds back read_committed readers of what it wrote at most this
     /// long, unless it restarts under the same `worker_instance_id` first.
     pub transaction_timeout: Duration,
+    /// How long `Agent::ask` (and `map`, `join`...) waits for each reply (Faust's
+    /// `reply_expires` plays this part there; default 30 s).
+    pub reply_timeout: Duration,
 }
 
 /// What a crash may do to an event's effects.
@@ -113,6 +116,7 @@ impl Default for Settings {
             worker_instance_id: None,
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             transaction_timeout: Duration::from_secs(10),
+            reply_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -43,6 +43,47 @@ pub(crate) struct TopicSpec {
     pub on_decode_error: OnDecodeError,
     /// Created by the app for its own use (repartition topics).
     pub internal: bool,
+    /// Whether bytes decode as the declared key and value types (the CLI's `send` checks).
+    pub types: TypeCheck,
+}
+
+/// Whether encoded bytes decode (through a serializer) as a declared Rust type, and pass its
+/// validation rules when the topic is [`validated`](Topic::validated).
+type Check = Arc<dyn Fn(&Serializer, &[u8]) -> Result<(), DecodeFailure> + Send + Sync>;
+
+/// A topic's declared key and value types, erased: the spec is shared by handles of any
+/// types, and the CLI knows topics only by name. Captured by the first declaration of a name.
+#[derive(Clone)]
+pub(crate) struct TypeCheck {
+    pub key: Check,
+    pub value: Check,
+}
+
+impl TypeCheck {
+    fn of<K: DeserializeOwned + 'static, V: DeserializeOwned + 'static>() -> Self {
+        TypeCheck {
+            key: Arc::new(|ser, bytes| ser.decode::<K>(bytes).map(drop)),
+            value: Arc::new(|ser, bytes| ser.decode::<V>(bytes).map(drop)),
+        }
+    }
+}
+
+impl fmt::Debug for TypeCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TypeCheck")
+    }
+}
+
+/// A [`Validate`] failure as the decode failure agents and the CLI report.
+fn validation_failure(e: Error) -> DecodeFailure {
+    let (field, reason) = match e {
+        Error::Validation { field, reason } => (Some(field), reason),
+        other => (None, other.to_string()),
+    };
+    DecodeFailure {
+        field,
+        reason: format!("validation failed: {reason}"),
+    }
 }
 
 impl TopicSpec {
@@ -180,6 +221,7 @@ where
                 value_serializer: catalog.parse_serializer("json"),
                 on_decode_error: OnDecodeError::default(),
                 internal: false,
+                types: TypeCheck::of::<K, V>(),
             })
         });
         Topic {
@@ -239,12 +281,18 @@ where
 
     /// Checks every decoded value with its [`Validate`] rules (Faust's `validation=True`);
     /// failures go through [`on_decode_error`](Self::on_decode_error) like decode errors.
-    pub fn validated(mut self) -> Self
+    pub fn validated(self) -> Self
     where
         V: Validate,
     {
-        self.validator = Some(Arc::new(|v: &V| v.validate()));
-        self
+        let check: Check = Arc::new(|ser, bytes| {
+            ser.decode::<V>(bytes)?
+                .validate()
+                .map_err(validation_failure)
+        });
+        let mut topic = self.redeclare(|s| s.types.value = check);
+        topic.validator = Some(Arc::new(|v: &V| v.validate()));
+        topic
     }
 
     /// Encodes a key and a value into a record for this topic.
@@ -355,17 +403,7 @@ where
         };
         if let Some(validate) = &self.validator {
             if let Err(e) = validate(&value) {
-                let (field, reason) = match e {
-                    Error::Validation { field, reason } => (Some(field), reason),
-                    other => (None, other.to_string()),
-                };
-                return Err(fail(
-                    "value",
-                    DecodeFailure {
-                        field,
-                        reason: format!("validation failed: {reason}"),
-                    },
-                ));
+                return Err(fail("value", validation_failure(e)));
             }
         }
         Ok(Event {

@@ -101,6 +101,14 @@ impl RebalanceContext<'_> {
         self.shared.state().generation
     }
 
+    /// Whether this member leads the current generation: the coordinator named it leader in
+    /// the JoinGroup answer (its member id is the answer's leader id), so it computed this
+    /// generation's assignment. Exactly one member of a generation is its leader; an
+    /// application can run leader-only work from here, re-checked at every rebalance.
+    pub fn is_leader(&self) -> bool {
+        self.shared.state().leader
+    }
+
     /// This member's group, generation and member id, for a transactional producer's
     /// offsets (see [`GroupConsumer::group_metadata`](super::GroupConsumer::group_metadata)).
     pub fn group_metadata(&self) -> super::ConsumerGroupMetadata {

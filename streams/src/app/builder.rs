@@ -111,6 +111,12 @@ impl AppBuilder {
         self
     }
 
+    /// How long an ask waits for its reply ([`Agent::ask`](crate::Agent::ask); default 30 s).
+    pub fn reply_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.reply_timeout = timeout;
+        self
+    }
+
     /// How long the producer gathers a batch (default 0, as Faust: lowest latency; a few
     /// milliseconds save a little CPU under load).
     pub fn producer_linger(mut self, linger: Duration) -> Self {

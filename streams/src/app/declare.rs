@@ -1,14 +1,17 @@
-//! What an app declares: topics, agents, tables and streams (the facade over
+//! What an app declares: topics, agents, tables, streams, timers and tasks (the facade over
 //! [`Declarations`](crate::declarations)).
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::codec::Serializer;
 use crate::declarations::{
-    Agent, AgentBuilder, AgentResult, AgentSummary, TableBuilder, TableSummary,
+    Agent, AgentBuilder, AgentResult, AgentSummary, Channel, ChannelAgentBuilder, CrontabBuilder,
+    TableBuilder, TableSummary, TaskBuilder, TimerBuilder,
 };
 use crate::error::Result;
 use crate::stream::{AgentStream, Processor};
@@ -18,6 +21,33 @@ use crate::topic::{Topic, TopicSpec};
 use super::App;
 
 impl App {
+    /// An in-memory channel of `T` values (Faust's `app.channel()`), holding up to the app's
+    /// `stream_buffer_maxsize` values; `name` is for logs. Not durable: see [`Channel`].
+    pub fn channel<T: Send + 'static>(&self, name: &str) -> Channel<T> {
+        let capacity = self.inner.decls.settings.stream_buffer_maxsize;
+        self.channel_with_capacity(name, capacity)
+    }
+
+    /// [`channel`](Self::channel) holding up to `capacity` values (at least 1): a send into a
+    /// full channel waits for room.
+    pub fn channel_with_capacity<T: Send + 'static>(
+        &self,
+        name: &str,
+        capacity: usize,
+    ) -> Channel<T> {
+        Channel::new(&self.inner.decls, name, capacity)
+    }
+
+    /// Configures an agent named `name` over `channel` (Faust's `@app.agent(channel)`):
+    /// finish with [`ChannelAgentBuilder::run`].
+    pub fn channel_agent<T: Send + 'static>(
+        &self,
+        name: &str,
+        channel: &Channel<T>,
+    ) -> ChannelAgentBuilder<T> {
+        ChannelAgentBuilder::new(&self.inner.decls, name, channel)
+    }
+
     /// Declares a topic with key type `K` and value type `V` (Faust's
     /// `app.topic(name, key_type=K, value_type=V)`); configure it with the [`Topic`] methods.
     pub fn topic<K, V>(&self, name: &str) -> Topic<K, V>
@@ -30,6 +60,11 @@ impl App {
 
     pub(crate) fn topic_spec(&self, name: &str) -> Option<Arc<TopicSpec>> {
         self.inner.decls.catalog.get(name)
+    }
+
+    /// Parses a codec chain (`binary|json`) against the app's codecs (the CLI's overrides).
+    pub(crate) fn parse_serializer(&self, spec: &str) -> Result<Serializer> {
+        Serializer::parse(spec, self.inner.decls.catalog.registry())
     }
 
     /// Declared topics, by name.
@@ -127,6 +162,96 @@ impl App {
         V: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         AgentBuilder::new(&self.inner.decls, name, topic)
+    }
+
+    /// Declares a timer named `name` that runs every `interval` (Faust's
+    /// `@app.timer(interval=10.0, on_leader=True)` is
+    /// `app.timer("name", Duration::from_secs(10)).on_leader().run(|| async { .. })?`).
+    /// The first run is one interval after the worker starts; see [`TimerBuilder`] for missed
+    /// ticks, failures and what its sends mean for commits.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streams::App;
+    ///
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cluster = testkit::MockCluster::builder().build().await?;
+    /// let app = App::builder("timer-demo")
+    ///     .broker(&format!("kafka://{}", cluster.bootstrap()))
+    ///     .build()?;
+    /// let pings = app.topic::<String, String>("pings");
+    /// let (fired, mut fires) = tokio::sync::mpsc::unbounded_channel();
+    /// app.timer("ping", Duration::from_millis(50))
+    ///     .on_leader() // alone in its group, this worker leads it
+    ///     .run(move || {
+    ///         let (fired, pings) = (fired.clone(), pings.clone());
+    ///         async move {
+    ///             pings.send_value("ping".to_owned()).await?;
+    ///             let _ = fired.send(());
+    ///             Ok::<(), streams::Error>(())
+    ///         }
+    ///     })?;
+    /// app.start().await?;
+    /// for _ in 0..3 {
+    ///     tokio::time::timeout(Duration::from_secs(30), fires.recv()).await?;
+    /// }
+    /// app.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn timer(&self, name: &str, interval: Duration) -> TimerBuilder {
+        TimerBuilder::new(&self.inner.decls, name, interval)
+    }
+
+    /// Declares a timer named `name` that runs at the wall times of a cron expression
+    /// (minute hour day-of-month month day-of-week), read in UTC unless
+    /// [`CrontabBuilder::timezone`] says otherwise (Faust's
+    /// `@app.crontab("0 9 * * *", timezone=pytz.timezone("Europe/Paris"), on_leader=True)` is
+    /// `app.crontab("name", "0 9 * * *").timezone("Europe/Paris").on_leader().run(..)?`).
+    /// Wall time comes from the app's [`Clock`](crate::Clock).
+    ///
+    /// ```
+    /// # fn main() -> streams::Result<()> {
+    /// let app = streams::App::builder("cron-demo").build()?;
+    /// app.crontab("morning-report", "0 9 * * mon-fri")
+    ///     .timezone("Europe/Paris")
+    ///     .on_leader()
+    ///     .run(|| async { println!("good morning") })?;
+    /// // Bad input is refused at declaration, naming the timer.
+    /// let bad = app.crontab("typo", "0 25 * * *").run(|| async {});
+    /// assert!(matches!(bad, Err(streams::Error::InvalidCron { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub fn crontab(&self, name: &str, expression: &str) -> CrontabBuilder {
+        CrontabBuilder::new(&self.inner.decls, name, expression)
+    }
+
+    /// Declares a task named `name` that runs once when the worker starts, beside the agents
+    /// (Faust's `@app.task`); see [`TaskBuilder`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streams::App;
+    ///
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cluster = testkit::MockCluster::builder().build().await?;
+    /// let app = App::builder("task-demo")
+    ///     .broker(&format!("kafka://{}", cluster.bootstrap()))
+    ///     .build()?;
+    /// let (started, mut starts) = tokio::sync::mpsc::unbounded_channel();
+    /// app.task("warm-up").run(move || {
+    ///     let started = started.clone();
+    ///     async move { let _ = started.send("warmed up"); }
+    /// })?;
+    /// app.start().await?;
+    /// let said = tokio::time::timeout(Duration::from_secs(30), starts.recv()).await?;
+    /// assert_eq!(said, Some("warmed up"));
+    /// app.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn task(&self, name: &str) -> TaskBuilder {
+        TaskBuilder::new(&self.inner.decls, name)
     }
 
     /// A stream over `topic` whose values go through `processors` in order (Faust's

@@ -127,6 +127,9 @@ impl App {
             Some(runtime) => runtime.join().await,
             None => Ok(()),
         };
+        // Askers waiting now get an error; the reply topic was this worker's alone.
+        let timeout = self.settings().worker_shutdown_timeout;
+        self.inner.decls.replies.close(timeout).await;
         if let Ok(producer) = self.inner.decls.outbox.app_producer() {
             // Bounded like the rest of the stop: no event was committed past a record that is
             // still undelivered, so its event is processed again after a restart.
@@ -142,6 +145,12 @@ impl App {
             }
         }
         result
+    }
+
+    /// The topic this worker's asks ([`Agent::ask`](crate::Agent::ask)) get their replies on,
+    /// once the first ask created it: `<app id>-reply-<random>`.
+    pub fn reply_topic(&self) -> Option<String> {
+        self.inner.decls.replies.topic().map(str::to_owned)
     }
 
     /// Stops like a crash, for tests of recovery: agents are aborted, nothing is committed,

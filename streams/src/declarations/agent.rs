@@ -3,8 +3,10 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
@@ -12,9 +14,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::sink::Sink;
 use super::{AgentSpec, Shared};
 use crate::error::{AgentFailure, BoxError, Result};
 use crate::offsets::Releases;
+use crate::replies::{Current, Replies};
 use crate::stream::{AgentStream, Delivery, Processor, Step};
 use crate::table::{Table, TableSpec};
 use crate::topic::{OnDecodeError, Topic};
@@ -73,86 +77,55 @@ where
     }
 }
 
-/// Where an agent's results go: a topic, another agent, or a function.
-pub struct Sink<T> {
-    name: String,
-    send: Arc<dyn Fn(T) -> BoxFuture<'static, Result<()>> + Send + Sync>,
-}
-
-impl<T> Clone for Sink<T> {
-    fn clone(&self) -> Self {
-        Sink {
-            name: self.name.clone(),
-            send: self.send.clone(),
-        }
-    }
-}
-
-impl<T: Send + 'static> Sink<T> {
-    /// A function called with each result.
-    pub fn func(name: &str, f: impl Fn(T) + Send + Sync + 'static) -> Self {
-        Sink {
-            name: name.to_owned(),
-            send: Arc::new(move |v| {
-                f(v);
-                futures::future::ready(Ok(())).boxed()
-            }),
-        }
-    }
-}
-
-impl<K, T> From<&Topic<K, T>> for Sink<T>
+impl<K, T, R> From<&Agent<K, T, R>> for Sink<T>
 where
     K: Serialize + DeserializeOwned + Send + Sync + 'static,
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    fn from(topic: &Topic<K, T>) -> Self {
-        let topic = topic.clone();
-        Sink {
-            name: topic.name().to_owned(),
-            send: Arc::new(move |v| {
-                let topic = topic.clone();
-                async move { topic.send_value(v).await }.boxed()
-            }),
-        }
-    }
-}
-
-impl<K, T> From<&Agent<K, T>> for Sink<T>
-where
-    K: Serialize + DeserializeOwned + Send + Sync + 'static,
-    T: Serialize + DeserializeOwned + Send + Sync + 'static,
-{
-    fn from(agent: &Agent<K, T>) -> Self {
+    fn from(agent: &Agent<K, T, R>) -> Self {
         Sink::from(&agent.topic)
     }
 }
 
-/// A registered agent: send it values through its topic (Faust's `agent.send` / `cast`).
-pub struct Agent<K, V> {
-    name: String,
-    topic: Topic<K, V>,
+/// A registered agent: send it values through its topic (Faust's `agent.send` / `cast`), or,
+/// for an agent declared with [`AgentBuilder::process`], ask it and get its results back as
+/// replies (`ask`, `map`, `kvmap`, `join`). `R` is the type replies are read as: by default
+/// the value type, which is what a `process` body yields (so `Agent<K, V>` names the handle
+/// of either form; [`with_reply_type`](Self::with_reply_type) reads replies as another type).
+pub struct Agent<K, V, R = V> {
+    pub(super) name: String,
+    pub(super) topic: Topic<K, V>,
+    pub(super) replies: Replies,
+    /// Whether its results answer requests (declared with `process`).
+    pub(super) answers: bool,
+    pub(super) reply_timeout: Duration,
+    pub(super) _reply: PhantomData<fn() -> R>,
 }
 
-impl<K, V> Clone for Agent<K, V> {
+impl<K, V, R> Clone for Agent<K, V, R> {
     fn clone(&self) -> Self {
         Agent {
             name: self.name.clone(),
             topic: self.topic.clone(),
+            replies: self.replies.clone(),
+            answers: self.answers,
+            reply_timeout: self.reply_timeout,
+            _reply: PhantomData,
         }
     }
 }
 
-impl<K, V> fmt::Debug for Agent<K, V> {
+impl<K, V, R> fmt::Debug for Agent<K, V, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Agent")
             .field("name", &self.name)
             .field("topic", &self.topic.spec.name)
+            .field("answers", &self.answers)
             .finish()
     }
 }
 
-impl<K, V> Agent<K, V>
+impl<K, V, R> Agent<K, V, R>
 where
     K: Serialize + DeserializeOwned + Send + 'static,
     V: Serialize + DeserializeOwned + Send + 'static,
@@ -172,7 +145,35 @@ where
         self.topic.send(key, value).await
     }
 
-    /// Sends a value with no key to the agent.
+    /// Sends a value with no key to the agent, expecting no reply (Faust's
+    /// `await agent.cast(value)`): even a [`process`](AgentBuilder::process) agent's result
+    /// for it goes to its sinks only.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cluster = testkit::MockCluster::builder().build().await?;
+    /// # let app = streams::App::builder("cast-demo")
+    /// #     .broker(&format!("kafka://{}", cluster.bootstrap()))
+    /// #     .build()?;
+    /// let orders = app.topic::<String, String>("orders");
+    /// let (tx, mut shipped) = tokio::sync::mpsc::unbounded_channel();
+    /// let ship = app.agent_builder("ship", &orders).run(move |mut orders| {
+    ///     let tx = tx.clone();
+    ///     async move {
+    ///         while let Some(order) = orders.next().await {
+    ///             let _ = tx.send(order.into_value());
+    ///         }
+    ///     }
+    /// });
+    /// app.start().await?;
+    /// // Faust: await ship.cast("book")
+    /// ship.cast("book".to_owned()).await?;
+    /// assert_eq!(shipped.recv().await.as_deref(), Some("book"));
+    /// app.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn cast(&self, value: V) -> Result<()> {
         self.topic.send_value(value).await
     }
@@ -227,6 +228,8 @@ pub struct AgentBuilder<K, V, T = V> {
     steps: Vec<Step<V>>,
     on_decode_error: Option<OnDecodeError>,
     tables: Vec<String>,
+    /// Sinks added before [`yields`](Self::yields) changed the result type: start refuses.
+    lost_sinks: Vec<String>,
 }
 
 impl<K, V, T> AgentBuilder<K, V, T>
@@ -245,6 +248,7 @@ where
             steps: Vec::new(),
             on_decode_error: None,
             tables: Vec::new(),
+            lost_sinks: Vec::new(),
         }
     }
 
@@ -393,6 +397,50 @@ where
             steps: Vec::new(),
             on_decode_error: self.on_decode_error,
             tables: self.tables,
+            lost_sinks: self.lost_sinks,
+        }
+    }
+
+    /// Makes the results of the [`process`](Self::process) body (and so the agent's replies)
+    /// of type `U` instead of the value type: an agent asked with orders that answers with
+    /// receipts. Call it before adding [`sink`](Self::sink)s, which take results: sinks added
+    /// before it would be lost, so [`App::start`](crate::App::start) refuses them
+    /// ([`Error::SinksBeforeYields`](crate::Error::SinksBeforeYields)).
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cluster = testkit::MockCluster::builder().build().await?;
+    /// # let app = streams::App::builder("yields-demo")
+    /// #     .broker(&format!("kafka://{}", cluster.bootstrap()))
+    /// #     .build()?;
+    /// let words = app.topic::<String, String>("words");
+    /// let lengths = app.topic::<String, usize>("lengths");
+    /// // Faust: async for word in stream: yield len(word)
+    /// let length = app
+    ///     .agent_builder("length", &words)
+    ///     .yields::<usize>()
+    ///     .sink(&lengths)
+    ///     .process(|stream| stream.map(|w| w.len()));
+    /// app.start().await?;
+    /// assert_eq!(length.ask("four".to_owned()).await?, 4);
+    /// app.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn yields<U: Send + 'static>(self) -> AgentBuilder<K, V, U> {
+        let mut lost_sinks = self.lost_sinks;
+        lost_sinks.extend(self.sinks.into_iter().map(|s| s.name));
+        AgentBuilder {
+            decls: self.decls,
+            name: self.name,
+            topic: self.topic,
+            concurrency: self.concurrency,
+            sinks: Vec::new(),
+            steps: self.steps,
+            on_decode_error: self.on_decode_error,
+            tables: self.tables,
+            lost_sinks,
         }
     }
 
@@ -412,34 +460,67 @@ where
         Fut::Output: AgentResult,
     {
         let body = Arc::new(body);
-        self.register(move |stream, _sinks| body(stream).map(AgentResult::into_result))
+        self.register(false, move |stream, _sinks| {
+            body(stream).map(AgentResult::into_result)
+        })
     }
 
-    /// Registers the agent with a body that turns its stream into results; each result goes
-    /// to every [`sink`](Self::sink) (Faust's agents that `yield`).
-    pub fn process<F, S>(self, body: F) -> Agent<K, V>
+    /// Registers the agent with a body that turns its stream into results (Faust's agents
+    /// that `yield`): each result goes to every [`sink`](Self::sink) and, when the event the
+    /// instance took most recently was a request ([`Agent::ask`]), back to the asker as its
+    /// reply (JSON), before the instance reads on: the event commits only after both are
+    /// acknowledged. The handle asks with the result type `T`.
+    pub fn process<F, S>(self, body: F) -> Agent<K, V, T>
     where
         F: Fn(AgentStream<K, V>) -> S + Send + Sync + 'static,
         S: Stream<Item = T> + Send + 'static,
-        T: Clone,
+        T: Serialize + Clone,
+    {
+        self.try_process(move |stream| body(stream).map(Ok::<T, std::convert::Infallible>))
+    }
+
+    /// [`process`](Self::process) for a body whose results may fail: an error stops the
+    /// agent as a `run` body's error does (its current event is not committed), and, when
+    /// that event was a request, its asker gets [`Error::AgentFailedRequest`](crate::Error::AgentFailedRequest)
+    /// at once. A panic does the same in either form.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cluster = testkit::MockCluster::builder().build().await?;
+    /// # let app = streams::App::builder("try-process-demo")
+    /// #     .broker(&format!("kafka://{}", cluster.bootstrap()))
+    /// #     .build()?;
+    /// let numbers = app.topic::<String, i64>("numbers");
+    /// // Faust: async for n in stream:
+    /// //            if n < 0: raise ValueError(f"{n} is negative")
+    /// //            yield n
+    /// let checked = app.agent_builder("checked", &numbers).try_process(|stream| {
+    ///     stream.map(|n| if *n < 0 { Err(format!("{} is negative", *n)) } else { Ok(*n) })
+    /// });
+    /// app.start().await?;
+    /// assert_eq!(checked.ask(5).await?, 5);
+    /// let err = checked.ask(-1).await.unwrap_err();
+    /// assert!(matches!(err, streams::Error::AgentFailedRequest { .. }), "{err}");
+    /// assert!(app.shutdown().await.is_err()); // the worker stopped on the failure
+    /// # Ok(()) }
+    /// ```
+    pub fn try_process<F, S, E>(self, body: F) -> Agent<K, V, T>
+    where
+        F: Fn(AgentStream<K, V>) -> S + Send + Sync + 'static,
+        S: Stream<Item = Result<T, E>> + Send + 'static,
+        E: Into<BoxError>,
+        T: Serialize + Clone,
     {
         let body = Arc::new(body);
-        self.register(move |stream, sinks: Arc<[Sink<T>]>| {
-            let results = body(stream);
-            async move {
-                let mut results = std::pin::pin!(results);
-                while let Some(result) = results.next().await {
-                    for sink in sinks.iter() {
-                        (sink.send)(result.clone())
-                            .await
-                            .map_err(|e| AgentFailure::Sink {
-                                sink: sink.name.clone(),
-                                source: Box::new(e),
-                            })?;
-                    }
-                }
-                Ok(())
-            }
+        let outbox = self.topic.outbox().clone();
+        let agent: Arc<str> = self.name.as_str().into();
+        self.register(true, move |mut stream, sinks: Arc<[Sink<T>]>| {
+            let current = Current::default();
+            stream.track_requests(current.clone());
+            let results = body(stream).map(|r| r.map_err(|e| AgentFailure::Returned(e.into())));
+            super::respond::respond(results, sinks, current, outbox.clone(), agent.clone())
         })
     }
 
@@ -453,7 +534,7 @@ where
     {
         self.concurrency = 1;
         let mut body = Some(body);
-        self.register(move |stream, _sinks| {
+        self.register(false, move |stream, _sinks| {
             let work = body.take().map(|body| body(stream));
             async move {
                 match work {
@@ -464,7 +545,8 @@ where
         })
     }
 
-    fn register<B, Fut>(self, mut body: B) -> Agent<K, V>
+    /// Registers the agent; `answers`: its results reply to requests.
+    fn register<R, B, Fut>(self, answers: bool, mut body: B) -> Agent<K, V, R>
     where
         B: FnMut(AgentStream<K, V>, Arc<[Sink<T>]>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<(), AgentFailure>> + Send + 'static,
@@ -478,6 +560,7 @@ where
             steps,
             on_decode_error,
             tables,
+            lost_sinks,
         } = self;
         let sink_names = sinks.iter().map(|s| s.name.clone()).collect();
         let sinks: Arc<[Sink<T>]> = sinks.into();
@@ -485,6 +568,10 @@ where
         let handle = Agent {
             name: name.clone(),
             topic: topic.clone(),
+            replies: decls.replies.clone(),
+            answers,
+            reply_timeout: decls.settings.reply_timeout,
+            _reply: PhantomData,
         };
         let agent_name = name.clone();
         let starter = move |capacity: usize| {
@@ -525,6 +612,7 @@ where
             concurrency,
             sinks: sink_names,
             tables,
+            lost_sinks,
             starter: Some(Box::new(starter)),
         });
         handle

@@ -1,8 +1,13 @@
-//! What the user declared: the app's id and settings, its topics and agents (and later its
-//! tables). No I/O here: the runtime reads these to start, and user code gets handles (topics,
+//! What the user declared: the app's id and settings, its topics, agents, tables, timers and
+//! tasks. No I/O here: the runtime reads these to start, and user code gets handles (topics,
 //! agents) that talk to the runtime only through the outbox.
 
 mod agent;
+mod ask;
+mod channel;
+mod respond;
+mod service;
+mod sink;
 mod table;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,13 +16,21 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use stores::StoreUrl;
 
-pub use agent::{Agent, AgentBuilder, AgentResult, AgentTable, Sink};
+pub use agent::{Agent, AgentBuilder, AgentResult, AgentTable};
 pub(crate) use agent::{Instance, StartedAgent};
+pub(crate) use channel::StartedChannelAgent;
+pub use channel::{Channel, ChannelAgentBuilder, ChannelStream};
+#[cfg(test)]
+pub(crate) use service::{Body, CronSchedule};
+pub use service::{CrontabBuilder, TaskBuilder, TimerBuilder};
+pub(crate) use service::{Schedule, ServiceSpec};
+pub use sink::Sink;
 pub use table::{TableBuilder, TableSummary};
 
 use crate::clock::Clock;
 use crate::codec::CodecRegistry;
 use crate::outbox::Outbox;
+use crate::replies::Replies;
 use crate::settings::Settings;
 use crate::table::TableCore;
 use crate::topic::{Topic, TopicCatalog};
@@ -30,6 +43,8 @@ pub(crate) struct AgentSpec {
     pub sinks: Vec<String>,
     /// Tables the agent declared it updates (checked for co-partitioning at start).
     pub tables: Vec<String>,
+    /// Sinks added before `yields` changed the result type (start refuses them).
+    pub lost_sinks: Vec<String>,
     starter: Option<agent::Starter>,
 }
 
@@ -39,11 +54,18 @@ pub(crate) struct Declarations {
     pub settings: Settings,
     pub catalog: Arc<TopicCatalog>,
     pub outbox: Outbox,
+    /// This worker's reply topic and the askers waiting on it.
+    pub replies: Replies,
     /// Where tables live unless they say otherwise.
     pub store: StoreUrl,
     agents: Mutex<Vec<AgentSpec>>,
     tables: Mutex<Vec<Arc<TableCore>>>,
+    /// Timers, crontabs and tasks.
+    services: Mutex<Vec<Arc<ServiceSpec>>>,
     clock: Mutex<Clock>,
+    /// Every channel, to close when the app stops.
+    channels: Mutex<Vec<Arc<dyn channel::Closer>>>,
+    channel_agents: Mutex<Vec<channel::ChannelAgentSpec>>,
 }
 
 /// A registered agent, as `app.agents()` and the CLI list them.
@@ -67,6 +89,7 @@ impl Declarations {
         store: StoreUrl,
     ) -> Self {
         Declarations {
+            replies: Replies::new(&id, settings.topic_replication_factor),
             id,
             settings,
             catalog: Arc::new(TopicCatalog::new(registry)),
@@ -74,7 +97,10 @@ impl Declarations {
             store,
             agents: Mutex::default(),
             tables: Mutex::default(),
+            services: Mutex::default(),
             clock: Mutex::default(),
+            channels: Mutex::default(),
+            channel_agents: Mutex::default(),
         }
     }
 
@@ -84,6 +110,7 @@ impl Declarations {
     }
 
     /// Replaces the app's clock (before the app starts).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) fn set_clock(&self, clock: Clock) {
         // Clocks the user took from the app before (captured by agents) follow it too.
         self.clock
@@ -140,6 +167,36 @@ impl Declarations {
         Topic::declare(&self.catalog, &self.outbox, name)
     }
 
+    pub(crate) fn add_service(&self, spec: ServiceSpec) {
+        self.services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(spec));
+    }
+
+    /// The declared timers, crontabs and tasks.
+    pub(crate) fn services(&self) -> Vec<Arc<ServiceSpec>> {
+        self.services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A topic for an app whose workers read no topic but run timers or tasks to subscribe to,
+    /// so that they still form the group that elects the leader of leader-only services (as
+    /// Faust's leader topic): `<app>-__leader`, one partition, nothing written to it. Declared
+    /// here (when the worker starts) so that it is created with the other topics.
+    pub(crate) fn group_topic(&self) -> Option<String> {
+        if !self.agents().is_empty() || self.services().is_empty() {
+            return None;
+        }
+        let name = format!("{}-__leader", self.id);
+        self.topic::<String, String>(&name)
+            .partitions(1)
+            .redeclare(|s| s.internal = true);
+        Some(name)
+    }
+
     pub(crate) fn add_agent(&self, spec: AgentSpec) {
         self.agents().push(spec);
     }
@@ -155,6 +212,17 @@ impl Declarations {
                 sinks: a.sinks.clone(),
             })
             .collect()
+    }
+
+    /// An error for the first agent declared in a way that cannot work as written.
+    pub(crate) fn check_agents(&self) -> crate::error::Result<()> {
+        match self.agents().iter().find(|a| !a.lost_sinks.is_empty()) {
+            Some(a) => Err(crate::error::Error::SinksBeforeYields {
+                agent: a.name.clone(),
+                sinks: a.lost_sinks.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Starts every agent (again, when the worker restarts): each instance gets a channel of
@@ -175,6 +243,50 @@ impl Declarations {
             agents[i].starter = Some(starter);
         }
         started
+    }
+}
+
+/// Channels (`app.channel()`) and the agents that read them.
+impl Declarations {
+    fn add_channel(&self, channel: Arc<dyn channel::Closer>) {
+        self.channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(channel);
+    }
+
+    fn add_channel_agent(&self, spec: channel::ChannelAgentSpec) {
+        self.channel_agents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(spec);
+    }
+
+    /// Starts every channel agent (again, when the worker restarts). The starters run outside
+    /// the lock (a body may declare things).
+    pub(crate) fn start_channel_agents(&self) -> Vec<StartedChannelAgent> {
+        let lock = || {
+            self.channel_agents
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+        };
+        let mut starters: Vec<(usize, channel::ChannelStarter)> = lock()
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, a)| a.starter.take().map(|s| (i, s)))
+            .collect();
+        let started = starters.iter_mut().map(|(_, start)| start()).collect();
+        let mut agents = lock();
+        for (i, starter) in starters {
+            agents[i].starter = Some(starter);
+        }
+        started
+    }
+
+    /// Closes every channel for good (the app stopped): sends fail from now on.
+    pub(crate) fn close_channels(&self) {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels.iter().for_each(|c| c.close());
     }
 }
 

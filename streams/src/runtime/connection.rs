@@ -85,6 +85,7 @@ impl Connection {
         .map_err(unreachable)?;
         let admin = Admin::new(client.clone()).await.map_err(unreachable)?;
         decls.outbox.set(producer);
+        decls.replies.connect(client.clone(), admin.clone());
         Ok(Connection {
             client,
             admin,

@@ -5,9 +5,11 @@ mod assignor;
 mod commit;
 mod connection;
 mod failures;
+mod idle;
 mod maintenance;
 mod rebalance;
 mod router;
+mod services;
 mod standby;
 mod tables;
 mod worker;
@@ -34,8 +36,10 @@ use crate::outbox::in_transactions as in_transactions_of;
 use crate::settings::ProcessingGuarantee;
 use assignor::TableAssignor;
 use commit::{Committer, Transactional};
+use idle::IdleServices;
 use rebalance::Listener;
 use router::{Router, Target};
+use services::Services;
 use tables::Tables;
 use worker::{CommitRequest, Queues, Worker};
 
@@ -73,6 +77,10 @@ struct Parts {
     assignor: Arc<TableAssignor>,
     state: watch::Sender<RunState>,
     aborted: Arc<AtomicBool>,
+    /// Whether this worker leads its group's current generation (for leader-only services).
+    leader: Arc<watch::Sender<bool>>,
+    /// The topic an app without agents subscribes to, to be in its group.
+    group_topic: Option<String>,
     /// Under exactly-once, the transactional id of this worker's producers.
     transactional_id: String,
 }
@@ -110,8 +118,9 @@ impl Parts {
         }))
     }
 
-    /// Starts every agent (again, on a restart) behind a new router and committer.
-    async fn start_agents(&self) -> Result<(Router, Vec<JoinHandle<()>>, Arc<Committer>)> {
+    /// Starts every agent and service (again, on a restart) behind a new router and
+    /// committer.
+    async fn start_agents(&self) -> Result<Started> {
         let settings = &self.decls.settings;
         let transactional = self.transactional().await?;
         let in_transactions = transactional.as_ref().map(|t| t.producer.clone());
@@ -158,13 +167,33 @@ impl Parts {
                 Target::new(agent.name, instances, agent.stopped),
             );
         }
-        Ok((router, tasks, committer))
+        for agent in self.decls.start_channel_agents() {
+            for (i, work) in agent.works.into_iter().enumerate() {
+                let work = match &in_transactions {
+                    Some(producer) => Box::pin(in_transactions_of(producer.clone(), work)),
+                    None => work,
+                };
+                // No events: nothing to release.
+                let releases = Arc::new(Releases::default());
+                router.channel_agents.tasks.push(spawn_instance(
+                    agent.name.clone(),
+                    i,
+                    work,
+                    releases,
+                    agent.stopped.clone(),
+                    committer.clone(),
+                ));
+            }
+            router.channel_agents.stops.push(agent.stop);
+        }
+        let services = Services::start(&self.decls, &self.leader, &committer, in_transactions);
+        Ok((router, tasks, committer, services))
     }
 
     /// A worker for `router`'s agents: a group consumer subscribed to their topics.
     async fn worker(
         &self,
-        (router, tasks, committer): (Router, Vec<JoinHandle<()>>, Arc<Committer>),
+        (router, tasks, committer, services): Started,
         queues: Queues,
     ) -> Result<Worker> {
         let settings = &self.decls.settings;
@@ -215,21 +244,30 @@ impl Parts {
             earliest: settings.consumer_auto_offset_reset_earliest,
             shutdown_timeout: settings.worker_shutdown_timeout,
             state: self.state.clone(),
+            leader: self.leader.clone(),
         });
-        consumer.subscribe(router.topics());
+        consumer.subscribe(router.topics().into_iter().chain(self.group_topic.clone()));
+        let idle = IdleServices::start(self.tables.cores(), self.decls.clock(), &committer);
         Ok(Worker {
             group: self.decls.id.clone(),
             consumer,
             router,
             committer,
             tasks,
+            services,
+            leader: self.leader.clone(),
             settings: settings.clone(),
             aborted: self.aborted.clone(),
             queues,
             background: Default::default(),
+            idle,
         })
     }
 }
+
+/// A worker's agents and services, started: the router to their instances, the agents'
+/// tasks, the committer they report to, the running services.
+type Started = (Router, Vec<JoinHandle<()>>, Arc<Committer>, Services);
 
 /// Transactions aborted in a row, each followed by a restart, before the worker stops: a
 /// cause that outlives restarts (a record the broker always refuses) must not loop forever.
@@ -290,6 +328,8 @@ async fn supervise(parts: Parts, mut worker: Worker, stop: watch::Receiver<bool>
             Err(e) => break Err(e),
         };
     };
+    // The app stops: channels refuse sends from now on (none waits for room forever).
+    parts.decls.close_channels();
     match &outcome {
         Ok(()) => {
             tracing::info!(group = %parts.decls.id, "worker stopped");
@@ -311,6 +351,7 @@ impl Runtime {
         conn: &Connection,
         stop: watch::Receiver<bool>,
     ) -> Result<Runtime> {
+        decls.check_agents()?;
         let settings = decls.settings.clone();
         let acks = Arc::new(Acks::default());
         let cores = decls.tables().clone();
@@ -328,10 +369,18 @@ impl Runtime {
             assignor: Arc::new(assignor),
             state: state_tx,
             aborted: aborted.clone(),
+            leader: Arc::new(watch::channel(false).0),
+            group_topic: decls.group_topic(),
             transactional_id: transactional_id(decls),
         };
         let agents = parts.start_agents().await?;
-        conn.create_topics(decls, &agents.0.topics()).await?;
+        let sources: Vec<String> = agents
+            .0
+            .topics()
+            .into_iter()
+            .chain(parts.group_topic.clone())
+            .collect();
+        conn.create_topics(decls, &sources).await?;
         conn.create_changelogs(decls).await?;
         let (commits, commit_requests) = mpsc::channel(4);
         let queues = Queues {

@@ -24,6 +24,8 @@ pub(crate) struct Listener {
     pub earliest: bool,
     pub shutdown_timeout: Duration,
     pub state: watch::Sender<RunState>,
+    /// Whether this worker leads the generation it joined last.
+    pub leader: Arc<watch::Sender<bool>>,
 }
 
 impl Listener {
@@ -61,6 +63,8 @@ impl Listener {
             acks.assign(tp.clone(), start);
         }
         self.committer.tables.assigned(partitions).await;
+        // Called after every completed rebalance: the generation just joined says who leads.
+        self.lead(ctx.is_leader(), ctx.generation());
         self.state.send_modify(|s| {
             if let RunState::Running { rebalances } = s {
                 *rebalances += 1;
@@ -100,7 +104,22 @@ impl Listener {
         }
     }
 
+    /// Records whether this worker leads `generation`, logging a change.
+    fn lead(&self, leads: bool, generation: i32) {
+        if self.leader.send_replace(leads) != leads {
+            match leads {
+                true => tracing::info!(
+                    generation,
+                    "this worker leads the group: leader-only timers run here"
+                ),
+                false => tracing::info!(generation, "this worker no longer leads the group"),
+            }
+        }
+    }
+
     async fn revoked(&self, ctx: &RebalanceContext<'_>, partitions: &[TopicPartition]) {
+        // Until the next generation says otherwise, another member may lead.
+        self.lead(false, ctx.generation());
         let acks = &self.committer.acks;
         let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         // The agents finish what they hold (bounded by the shutdown timeout).
@@ -164,6 +183,8 @@ impl Listener {
     }
 
     fn lost(&self, partitions: &[TopicPartition]) {
+        // Lost membership: another member may be leading already.
+        self.lead(false, -1);
         // Exactly-once: the open transaction holds effects of the lost partitions' events,
         // which their new owner processes again: it must never commit.
         self.committer.lost(partitions);

@@ -49,10 +49,19 @@ impl Target {
     }
 }
 
+/// The agents over in-memory channels: the switches that end their streams, and their tasks.
+#[derive(Default)]
+pub(crate) struct ChannelAgents {
+    pub stops: Vec<watch::Sender<bool>>,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
 /// Every topic's route.
 pub(crate) struct Router {
     acks: Arc<Acks>,
     routes: HashMap<String, Route>,
+    /// Channel agents, stopped after the topic agents (they may feed them).
+    pub channel_agents: ChannelAgents,
     /// The [`Acks::epoch`] the routes' trackers were read at.
     epoch: u64,
 }
@@ -62,6 +71,7 @@ impl Router {
         Router {
             acks,
             routes: HashMap::new(),
+            channel_agents: ChannelAgents::default(),
             epoch: u64::MAX,
         }
     }

@@ -12,7 +12,9 @@ use tokio::task::JoinHandle;
 
 use super::commit::{BackgroundCommit, Committer};
 use super::failures::{classify, Backoff, Severity};
+use super::idle::IdleServices;
 use super::router::Router;
+use super::services::Services;
 use super::tables::Recovered;
 use crate::error::{Error, Result};
 use crate::settings::Settings;
@@ -37,11 +39,17 @@ pub(crate) struct Worker {
     pub router: Router,
     pub committer: Arc<Committer>,
     pub tasks: Vec<JoinHandle<()>>,
+    /// Timers, crontabs and tasks, stopped with the agents.
+    pub services: Services,
+    /// Whether this worker leads its group (cleared when it stops).
+    pub leader: Arc<watch::Sender<bool>>,
     pub settings: Settings,
     pub aborted: Arc<AtomicBool>,
     pub queues: Queues,
     /// The commit running beside the dispatch loop.
     pub background: BackgroundCommit,
+    /// The tasks closing the windows of idle partitions.
+    pub idle: IdleServices,
 }
 
 impl Worker {
@@ -278,16 +286,29 @@ impl Worker {
     /// left.
     async fn finish(mut self, outcome: Result<()>) -> (Result<()>, Queues) {
         self.router.close(); // closes the agents' streams
+        self.services.stop();
+        // A stopped worker leads nothing; a restarted one learns it again from its group.
+        self.leader.send_replace(false);
+        let services = self.services.take_tasks();
+        self.tasks.extend(services);
+        let timeout = self.settings.worker_shutdown_timeout;
+        if self.aborted.load(Ordering::Acquire) {
+            self.idle.abort().await;
+        } else {
+            self.idle.stop(timeout).await;
+        }
         self.committer.tables.close().await;
         if self.aborted.load(Ordering::Acquire) {
             // A simulated crash: no commit, no LeaveGroup; the agents are cancelled (and gone,
             // with the table handles they hold, once this returns).
-            self.tasks.iter().for_each(|t| t.abort());
+            let channel_agents = std::mem::take(&mut self.router.channel_agents);
+            let tasks = std::mem::take(&mut self.tasks);
+            let tasks: Vec<_> = tasks.into_iter().chain(channel_agents.tasks).collect();
+            tasks.iter().for_each(|t| t.abort());
             self.background.abort();
-            futures::future::join_all(std::mem::take(&mut self.tasks)).await;
+            futures::future::join_all(tasks).await;
             return (outcome, self.queues);
         }
-        let timeout = self.settings.worker_shutdown_timeout;
         let tasks = std::mem::take(&mut self.tasks);
         let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
         if tokio::time::timeout(timeout, futures::future::join_all(tasks))
@@ -295,6 +316,26 @@ impl Worker {
             .is_err()
         {
             tracing::warn!(?timeout, "agents did not finish in time; their current events will be read again after a restart");
+            aborts.iter().for_each(|a| a.abort());
+        }
+        // Then the channel agents, which get what the topic agents sent them.
+        let channel_agents = std::mem::take(&mut self.router.channel_agents);
+        channel_agents.stops.iter().for_each(|s| {
+            s.send_replace(true);
+        });
+        let aborts: Vec<_> = channel_agents
+            .tasks
+            .iter()
+            .map(|t| t.abort_handle())
+            .collect();
+        if tokio::time::timeout(timeout, futures::future::join_all(channel_agents.tasks))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?timeout,
+                "channel agents did not finish in time; the values left in their channels are lost"
+            );
             aborts.iter().for_each(|a| a.abort());
         }
         let outcome = match self.committer.take_unclaimed() {

@@ -32,6 +32,7 @@ pub use take::Take;
 use crate::error::Error;
 use crate::offsets::{Hold, Releases};
 use crate::record::Event;
+use crate::replies::{Current, ReplyTo};
 use crate::topic::{OnDecodeError, Topic};
 
 /// A consumed record on its way to an agent instance. Dropped unprocessed (agent gone,
@@ -74,6 +75,8 @@ pub struct AgentStream<K, V> {
     stopped: Arc<AtomicBool>,
     in_step: Option<InStep<K, V>>,
     done: bool,
+    /// Set for agents whose results answer requests: the request taken most recently.
+    current: Option<Current>,
 }
 
 impl<K, V> AgentStream<K, V>
@@ -101,7 +104,14 @@ where
             stopped,
             in_step: None,
             done: false,
+            current: None,
         }
+    }
+
+    /// Records in `current` whether each event this stream yields is a request (with where
+    /// its reply goes): an agent's next result answers it.
+    pub(crate) fn track_requests(&mut self, current: Current) {
+        self.current = Some(current);
     }
 
     /// The agent's name.
@@ -348,7 +358,12 @@ where
     type Item = Event<K, V>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event<K, V>>> {
-        self.poll_event(cx)
+        let next = self.poll_event(cx);
+        if let (Poll::Ready(Some(event)), Some(current)) = (&next, &self.current) {
+            *current.lock().unwrap_or_else(|e| e.into_inner()) =
+                ReplyTo::from_headers(&event.headers);
+        }
+        next
     }
 }
 

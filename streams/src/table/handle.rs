@@ -3,7 +3,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -72,6 +72,42 @@ impl<K, V> Clone for Table<K, V> {
     fn clone(&self) -> Self {
         Table {
             core: self.core.clone(),
+            key_ser: self.key_ser.clone(),
+            value_ser: self.value_ser.clone(),
+            default: self.default.clone(),
+            _key: PhantomData,
+        }
+    }
+}
+
+/// A [`Table`] that does not keep its core alive: for what the core itself holds (a windowed
+/// table's idle check), which would otherwise keep the table, and its store, open for good.
+pub(crate) struct WeakTable<K, V> {
+    core: Weak<TableCore>,
+    key_ser: Serializer,
+    value_ser: Serializer,
+    default: Option<DefaultFn<V>>,
+    _key: PhantomData<fn() -> K>,
+}
+
+impl<K, V> WeakTable<K, V> {
+    /// The table, unless it is gone.
+    pub(crate) fn upgrade(&self) -> Option<Table<K, V>> {
+        Some(Table {
+            core: self.core.upgrade()?,
+            key_ser: self.key_ser.clone(),
+            value_ser: self.value_ser.clone(),
+            default: self.default.clone(),
+            _key: PhantomData,
+        })
+    }
+}
+
+impl<K, V> Table<K, V> {
+    /// A handle that does not keep the table alive.
+    pub(crate) fn downgrade(&self) -> WeakTable<K, V> {
+        WeakTable {
+            core: Arc::downgrade(&self.core),
             key_ser: self.key_ser.clone(),
             value_ser: self.value_ser.clone(),
             default: self.default.clone(),

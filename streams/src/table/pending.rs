@@ -8,12 +8,14 @@
 //! Within one overlay a key holds only its last write: the changelog gets one record per key
 //! and flush, which is all a compacted changelog keeps anyway.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::effects::Effects;
+use super::idle::Activity;
 
 /// Key bytes to the last write: a value, or `None` for a delete.
 pub(crate) type Overlay = BTreeMap<Bytes, Option<Bytes>>;
@@ -43,6 +45,11 @@ pub(crate) struct PartitionState {
     pub version: u64,
     /// Close callbacks running for changes in this partition: a flush waits for them.
     pub effects: Arc<Effects>,
+    /// The partition's last event here (a new assignment starts with none), set through a
+    /// shared reference by the change that handled it.
+    pub activity: Cell<Option<Activity>>,
+    /// When the partition last became active here: an idle partition's clock starts there.
+    pub active_since: tokio::time::Instant,
 }
 
 impl PartitionState {
@@ -54,6 +61,8 @@ impl PartitionState {
             acked: VecDeque::new(),
             version: 0,
             effects: Arc::default(),
+            activity: Cell::new(None),
+            active_since: tokio::time::Instant::now(),
         }
     }
 

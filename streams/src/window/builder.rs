@@ -59,6 +59,7 @@ pub struct WindowedTableBuilder<K, V> {
     on_close: Option<OnClose<K, V>>,
     late: LatePolicy,
     emit_final: Option<Topic<K, WindowResult<V>>>,
+    idle_after: Option<Duration>,
 }
 
 impl<K, V> fmt::Debug for WindowedTableBuilder<K, V> {
@@ -71,6 +72,7 @@ impl<K, V> fmt::Debug for WindowedTableBuilder<K, V> {
             .field("time", &self.time)
             .field("late", &self.late)
             .field("emit_final", &self.emit_final.is_some())
+            .field("idle_after", &self.idle_after)
             .finish_non_exhaustive()
     }
 }
@@ -139,6 +141,7 @@ where
             on_close: None,
             late: LatePolicy::default(),
             emit_final: None,
+            idle_after: None,
         }
     }
 
@@ -250,6 +253,43 @@ where
         self
     }
 
+    /// Closes the windows of partitions that go idle (Faust's windows closed by the wall
+    /// clock, for keys whose partition stopped receiving events): once an owned partition of
+    /// the table got no update for `idle` (an event filed into it, late or not), its stream
+    /// time follows the wall clock from its last event: stream time at that event plus the
+    /// time elapsed since it was processed, never past the wall time now. What that makes due closes as an event would close it: the
+    /// `on_window_close*` callback, [`emit_final_to`](Self::emit_final_to) results, expiry.
+    /// Off by default: stream time moves only with events.
+    ///
+    /// - Wall time is the app's [`Clock`](crate::Clock) (virtual in tests); elapsed time is
+    ///   measured on tokio's clock, which a virtual app clock follows (paused time in tests
+    ///   makes it deterministic). The worker
+    ///   checks each idle partition when something may be due (at least every `idle`), under
+    ///   the partition's lock, as an update takes it: never at the same time as an agent's
+    ///   update of that partition. Only the partitions this worker owns and that are up to
+    ///   date are checked: not standby copies, not revoked ones.
+    /// - Stream time is moved (and written) only when it closes or expires something; it never
+    ///   goes back: a later event with an older timestamp leaves it where it is.
+    /// - An event for a window that an idle advance closed is late: the table's
+    ///   [`LatePolicy`] applies, as for an event beyond the grace period. Grace still counts
+    ///   from stream time: a window closes when stream time, advanced by events or by idle
+    ///   time, reaches its end plus grace.
+    /// - A close callback runs on the worker's idle task, and the commit protocol holds as for
+    ///   event-driven closes: the close is committed only after its callback returned; one
+    ///   that fails or panics fails the partition's next flush
+    ///   ([`Error::CloseCallbackFailed`](crate::Error::CloseCallbackFailed)), nothing past it
+    ///   is committed and the worker stops.
+    /// - After a restart (or a rebalance), stream time is recovered from the store as always;
+    ///   the idle interval counts again from when the partition became active on this worker.
+    ///
+    /// [`build`](Self::build) refuses a zero interval and a global table (every worker holds
+    /// every partition: each would close them). A detached table has no worker: nothing
+    /// checks it.
+    pub fn close_idle_after(mut self, idle: Duration) -> Self {
+        self.idle_after = Some(idle);
+        self
+    }
+
     /// Checks the settings and returns the windowed table. Errors
     /// ([`Error::TableSetting`](crate::Error::TableSetting), naming the table, the setting and
     /// what to change): a zero size, gap or step; a hopping step larger than the size or more
@@ -271,10 +311,27 @@ where
                 Some(final_encoder(topic))
             }
         };
+        if let Some(idle) = self.idle_after {
+            let refuse = |reason: &str| {
+                Err(crate::Error::TableSetting {
+                    table: name.clone(),
+                    setting: "close_idle_after",
+                    reason: reason.to_owned(),
+                })
+            };
+            if idle.is_zero() {
+                return refuse(
+                    "0: give how long a partition goes without events first (such as 1 s)",
+                );
+            }
+            if self.table.spec().is_global() {
+                return refuse("a global table is held by every worker, which would each close its windows: use a partitioned table");
+            }
+        }
         self.table
             .core()
             .set_record_check(record_check(&self.table));
-        Ok(WindowedTable::new(
+        let windowed = WindowedTable::new(
             self.table,
             spec,
             self.time,
@@ -282,7 +339,11 @@ where
             self.on_close,
             self.late,
             emit_final,
-        ))
+        );
+        if let Some(idle) = self.idle_after {
+            windowed.table.core().set_idle(windowed.idle_closer(idle));
+        }
+        Ok(windowed)
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::time::Instant;
 
 use super::kind::{Cut, Window};
 use super::layout::{self, Clock, StoreKey};
@@ -14,7 +15,7 @@ use super::read::read_clock;
 use super::update::Outcome;
 use super::windowed::{Closed, LatePolicy, OnClose, WindowedTable};
 use crate::error::{Error, Result};
-use crate::table::{outbound_record, EffectHold, PartitionTxn};
+use crate::table::{outbound_record, Activity, EffectHold, PartitionTxn};
 use crate::timestamp::Timestamp;
 
 impl<K, V> WindowedTable<K, V>
@@ -75,6 +76,11 @@ where
                 clock.stream_time = clock.stream_time.max(time);
             }
             let closed = self.settle(txn, &mut clock, before)?;
+            // An event, late or not: an idle partition's clock counts from here.
+            txn.set_activity(Activity {
+                time: clock.stream_time,
+                at: Instant::now(),
+            });
             Ok(Filed {
                 outcome,
                 partition,
@@ -144,7 +150,7 @@ where
 
     /// Looks at what is due when stream time reached the next due time, then writes the clock
     /// if it changed.
-    fn settle(
+    pub(super) fn settle(
         &self,
         txn: &mut PartitionTxn<'_>,
         clock: &mut Clock,
@@ -338,7 +344,7 @@ where
     }
 
     /// Hands closed windows to the callback, awaiting an asynchronous one for each in turn.
-    async fn deliver_async(&self, closed: Vec<Closed<K, V>>) -> Result<()> {
+    pub(super) async fn deliver_async(&self, closed: Vec<Closed<K, V>>) -> Result<()> {
         match &self.on_close {
             Some(OnClose::Async(on_close)) => {
                 for c in closed {
@@ -355,7 +361,11 @@ where
 
     /// A hold on the partition's flushes, taken under its lock with the closes it records,
     /// when a callback is to run for them: their closes are committed only after it.
-    fn hold_for(&self, txn: &PartitionTxn<'_>, closed: &[Closed<K, V>]) -> Option<EffectHold> {
+    pub(super) fn hold_for(
+        &self,
+        txn: &PartitionTxn<'_>,
+        closed: &[Closed<K, V>],
+    ) -> Option<EffectHold> {
         (self.on_close.is_some() && !closed.is_empty()).then(|| txn.hold_effects())
     }
 

@@ -21,17 +21,19 @@
 //!   ([`LatePolicy`]). A window is deleted (a tombstone in the changelog) once stream time
 //!   reaches its start plus `expires`.
 //! - Nothing depends on the wall clock unless asked (`relative_to_now`,
-//!   [`WindowedTable::advance`]).
+//!   [`WindowedTable::advance`], [`WindowedTableBuilder::close_idle_after`]).
 //! - Settings are gathered by a [`WindowedTableBuilder`] and frozen by its `build()`.
 //!
 //! Layering: beside `table` (layer 2); it uses `table`, `topic`, `record`, `codec`,
 //! `timestamp` and `error`. Inside, modules point one way: `windowed` (the handle) uses only
-//! `kind`, `spec` and `time`; `read`, `update`, `view`, `builder` and `close` add to it, and
-//! `close` (moving stream time) is the only one that uses `read` and `update`.
+//! `kind`, `spec` and `time`; `read`, `update`, `view`, `builder`, `close` and `idle` add to
+//! it; `close` (moving stream time) uses `read` and `update`, and `idle` (moving it by the wall
+//! clock on idle partitions) uses `close` and `read`.
 
 mod builder;
 mod check;
 mod close;
+mod idle;
 mod kind;
 mod layout;
 mod read;

@@ -43,6 +43,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use kafka_client::producer::partitioner::partition_for_key;
 use stores::Store;
 
+use super::idle::IdleCloser;
 use super::pending::{PartitionState, PartitionStatus};
 use super::spec::TableSpec;
 use crate::error::{Error, Result};
@@ -66,6 +67,8 @@ pub struct TableCore {
     parts: RwLock<BTreeMap<i32, Shared>>,
     next_flush_id: AtomicU64,
     outbound: RwLock<Option<Outbound>>,
+    /// A windowed table's closing of idle partitions, for the runtime to drive.
+    idle: RwLock<Option<IdleCloser>>,
 }
 
 impl std::fmt::Debug for TableCore {
@@ -107,6 +110,7 @@ impl TableCore {
             parts: RwLock::new(BTreeMap::new()),
             next_flush_id: AtomicU64::new(1),
             outbound: RwLock::new(None),
+            idle: RwLock::new(None),
         };
         if detached {
             for p in 0..core.spec.partition_count() {
@@ -139,6 +143,17 @@ impl TableCore {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Has the runtime check this table's idle partitions with `closer` (a windowed table's
+    /// `close_idle_after`).
+    pub(crate) fn set_idle(&self, closer: IdleCloser) {
+        *self.idle.write().unwrap_or_else(|e| e.into_inner()) = Some(closer);
+    }
+
+    /// The closing of idle partitions, if the table has one.
+    pub(crate) fn idle(&self) -> Option<IdleCloser> {
+        self.idle.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The declaration.
@@ -275,6 +290,9 @@ impl TableCore {
         let mut st = lock(&state);
         if status == PartitionStatus::Recovering {
             st.discard_all();
+        }
+        if status == PartitionStatus::Active && st.status != PartitionStatus::Active {
+            st.active_since = tokio::time::Instant::now();
         }
         st.status = status;
         Ok(())

@@ -10,6 +10,7 @@ use stores::WriteBatch;
 
 use crate::error::{Error, Result};
 use crate::table::effects::EffectHold;
+use crate::table::idle::Activity;
 use crate::table::pending::{Overlay, PartitionState, PartitionStatus};
 
 use super::{key_text, lock, TableCore};
@@ -245,6 +246,21 @@ impl PartitionTxn<'_> {
     /// callback): call [`EffectHold::done`] when it finished (see `table::effects`).
     pub fn hold_effects(&self) -> EffectHold {
         self.state.effects.hold()
+    }
+
+    /// The partition's last event here, if it saw one since it became active.
+    pub fn activity(&self) -> Option<Activity> {
+        self.state.activity.get()
+    }
+
+    /// Records the partition's last event (at once, whatever the change's outcome).
+    pub fn set_activity(&self, activity: Activity) {
+        self.state.activity.set(Some(activity));
+    }
+
+    /// When the partition last became active here.
+    pub fn active_since(&self) -> tokio::time::Instant {
+        self.state.active_since
     }
 
     /// Writes `key` in this partition (`None` deletes it), when the change succeeds.

@@ -17,7 +17,7 @@ fn t(ms: i64) -> Timestamp {
 }
 
 /// A table as an app holds it (writes pending until flushed), its one partition active.
-fn held() -> Table<String, i64> {
+pub(super) fn held() -> Table<String, i64> {
     let store: Arc<dyn stores::Store> = Arc::new(stores::MemoryStore::new());
     let table = Table::<String, i64>::open(
         TableSpec::new("test", "counts").partitions(1),
@@ -134,7 +134,7 @@ async fn closes_whose_callbacks_finished_flush_at_once() {
 }
 
 /// The partition's flush fails: the close whose callback did not finish is not committed.
-async fn assert_flush_refused(table: &WindowedTable<String, i64>) {
+pub(super) async fn assert_flush_refused(table: &WindowedTable<String, i64>) {
     let err = table
         .table
         .core()

@@ -4,6 +4,7 @@
 mod changelog;
 mod close_commit;
 mod fixed;
+mod idle;
 mod listing;
 mod model;
 mod props;
