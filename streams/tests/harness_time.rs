@@ -1,6 +1,6 @@
 //! Time in the harness: an app driven by tokio's interval and the app's clock (an agent that
-//! closes a windowed table's idle windows by the clock) runs on virtual time, and closes the
-//! same windows, at the same virtual times, on every run.
+//! closes a windowed table's idle windows by the clock), and one with a leader crontab, run
+//! on virtual time and do the same things at the same virtual times on every run.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -128,4 +128,51 @@ async fn windows_close_by_the_virtual_clock_the_same_way_on_every_run() {
     let (second, second_end) = run().await;
     assert_eq!(first, second);
     assert_eq!(first_end, second_end, "the runs took the same virtual time");
+}
+
+/// An app with a crontab on the leader: every quarter hour it sends the clock's reading.
+fn quarterly() -> streams::Result<App> {
+    let app = App::builder("quarterly").topic_partitions(2).build()?;
+    let ticks = app.topic::<String, String>("ticks");
+    let clock = app.clock();
+    app.crontab("quarter", "*/15 * * * *")
+        .on_leader()
+        .run(move || {
+            let (ticks, clock) = (ticks.clone(), clock.clone());
+            async move {
+                ticks
+                    .send_at("tick".to_owned(), "tick".to_owned(), clock.now())
+                    .await
+            }
+        })?;
+    Ok(app)
+}
+
+/// Two workers, a virtual hour from T0: the minutes (after T0) the crontab fired at.
+async fn quarters() -> Vec<i64> {
+    let h = Harness::builder()
+        .workers(2)
+        .start_at(Timestamp::from_millis(T0 + 1))
+        .build(quarterly)
+        .await
+        .unwrap();
+    h.advance(Duration::from_secs(3600)).await;
+    h.settle().await.unwrap();
+    let ticks = h.app(0).topic::<String, String>("ticks");
+    let mut at: Vec<i64> = h
+        .sent(&ticks)
+        .unwrap()
+        .iter()
+        .map(|e| (e.timestamp - T0) / MINUTE)
+        .collect();
+    at.sort();
+    h.shutdown().await.unwrap();
+    at
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_leader_crontab_fires_on_the_virtual_clock_once_per_schedule() {
+    let first = quarters().await;
+    assert_eq!(first, vec![15, 30, 45, 60], "one leader, on time");
+    assert_eq!(first, quarters().await);
 }
