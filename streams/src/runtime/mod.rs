@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 pub(crate) use connection::Connection;
 pub use maintenance::StoredPartition;
-pub(crate) use maintenance::{reset, stored_partitions};
+pub(crate) use maintenance::{open_stores, reset, stored_partitions};
 pub use tables::TablePartition;
 
 use crate::declarations::{Declarations, Instance};
