@@ -47,7 +47,13 @@ struct Cli {
 enum Command {
     /// Start the worker: run every agent until Ctrl-C, which finishes in-flight events and
     /// commits them
-    Worker,
+    Worker {
+        /// A stable name for this worker in the group (Kafka's group.instance.id, static
+        /// membership): restarted under the same name within the session timeout, it takes
+        /// its partitions back at once. Give each worker its own
+        #[arg(long, env = "WORKER_INSTANCE_ID", value_name = "ID")]
+        instance_id: Option<String>,
+    },
     /// Send a value to a topic, encoded with the topic's codecs if the app declares it
     Send {
         /// Topic to send to
@@ -69,10 +75,12 @@ enum Command {
     /// List the topics the app declares: name, codecs and partitions
     Topics,
     /// List the tables: per partition, the keys in this machine's store, the changelog offset
-    /// it applied, and what a worker starting now would replay from the changelog
+    /// it applied, and what a worker starting now would replay from the changelog (exits 1
+    /// while a worker on this machine holds the store)
     Tables,
     /// Start over: reset the committed offsets of the app's source topics, delete its tables'
-    /// changelog topics and empty its local stores (stop every worker first)
+    /// changelog topics and empty its local stores (stop every worker first: refused while
+    /// one holds this machine's stores)
     Reset {
         /// Do not ask for confirmation
         #[arg(long)]
@@ -154,7 +162,12 @@ impl App {
             }
         };
         match command {
-            Command::Worker => self.run().await,
+            Command::Worker { instance_id } => {
+                if let Some(id) = instance_id {
+                    self.set_worker_instance_id(&id)?;
+                }
+                self.run().await
+            }
             Command::Demo => match demo {
                 Some(demo) => {
                     self.run_until(demo(self.clone()), Duration::from_secs(60))
