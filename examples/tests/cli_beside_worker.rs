@@ -171,8 +171,14 @@ async fn send_agents_and_topics_work_beside_a_worker_and_tables_says_it_holds_th
         let out = s.run(args);
         let said = text(&out);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {said}");
-        assert!(said.contains("held by a running worker"), "{args:?}: {said}");
-        assert!(said.contains(&file.display().to_string()), "{args:?}: {said}");
+        assert!(
+            said.contains("held by a running worker"),
+            "{args:?}: {said}"
+        );
+        assert!(
+            said.contains(&file.display().to_string()),
+            "{args:?}: {said}"
+        );
     }
     // Nothing was reset: the worker counts on from its total.
     s.send("bob", "EUR", 4);

@@ -643,10 +643,19 @@ async fn declaring_a_table_opens_nothing_and_start_names_a_store_in_use() {
     assert!(matches!(counts.get("k"), Err(Error::NotStarted)));
     // The CLI's `tables` and `reset` refuse, naming the file.
     let err = app.stored_tables().await.unwrap_err();
-    assert!(matches!(&err, Error::StoreHeld { path } if *path == file), "{err}");
-    assert!(err.to_string().contains("held by a running worker"), "{err}");
+    assert!(
+        matches!(&err, Error::StoreHeld { path } if *path == file),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("held by a running worker"),
+        "{err}"
+    );
     let err = app.reset().await.unwrap_err();
-    assert!(matches!(&err, Error::StoreHeld { path } if *path == file), "{err}");
+    assert!(
+        matches!(&err, Error::StoreHeld { path } if *path == file),
+        "{err}"
+    );
     // Starting fails on the store before connecting (the broker is unreachable).
     let err = app.start().await.unwrap_err().to_string();
     assert!(err.contains(&file.display().to_string()), "{err}");

@@ -28,6 +28,8 @@ impl App {
     /// would replay. For a stopped app (the CLI's `tables`): [`Error::StoreHeld`] while a
     /// worker on this machine holds the stores.
     pub async fn stored_tables(&self) -> Result<Vec<StoredPartition>> {
+        // Before connecting: a store a running worker holds needs no broker to say so.
+        crate::runtime::open_stores(&self.inner.decls)?;
         let conn = match self.connect().await {
             Ok(()) => self.conn().ok(),
             Err(e) => {

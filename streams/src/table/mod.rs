@@ -34,7 +34,7 @@ pub(crate) use changelog::{flush_partition, produce_flush, ProducedFlush};
 pub(crate) use effects::EffectHold;
 pub(crate) use idle::{Activity, IdleCheck, IdleCloser};
 pub(crate) use partitions::{outbound_record, PartitionTxn, RecordCheck, TableCore};
-pub(crate) use store_slot::StoreSlot;
 pub(crate) use recovery::{
     changelog_consumer_config, out_of_range, recover_partition, start_offset, Replay,
 };
+pub(crate) use store_slot::StoreSlot;
