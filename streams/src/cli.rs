@@ -55,7 +55,13 @@ struct Cli {
 enum Command {
     /// Start the worker: run every agent until Ctrl-C, which finishes in-flight events and
     /// commits them
-    Worker,
+    Worker {
+        /// A stable name for this worker in the group (Kafka's group.instance.id, static
+        /// membership): restarted under the same name within the session timeout, it takes
+        /// its partitions back at once. Give each worker its own
+        #[arg(long, env = "WORKER_INSTANCE_ID", value_name = "ID")]
+        instance_id: Option<String>,
+    },
     /// Send a value to a topic, checked against the types the app declares for it
     ///
     /// If the app declares the topic, the key and value must decode as its declared types (and
@@ -78,7 +84,8 @@ enum Command {
         json: bool,
     },
     /// List the tables: per partition, the keys in this machine's store, the changelog offset
-    /// it applied, and what a worker starting now would replay from the changelog
+    /// it applied, and what a worker starting now would replay from the changelog (exits 1
+    /// while a worker on this machine holds the store)
     Tables {
         /// Print one JSON document: {"tables": [{"name", "partitions", "changelog", "store",
         /// "standby_replicas", "global"}], "partitions": [{"table", "partition", "keys",
@@ -87,7 +94,8 @@ enum Command {
         json: bool,
     },
     /// Start over: reset the committed offsets of the app's source topics, delete its tables'
-    /// changelog topics and empty its local stores (stop every worker first)
+    /// changelog topics and empty its local stores (stop every worker first: refused while
+    /// one holds this machine's stores)
     Reset {
         /// Do not ask for confirmation
         #[arg(long)]
@@ -175,7 +183,12 @@ impl App {
             }
         };
         match command {
-            Command::Worker => self.run().await,
+            Command::Worker { instance_id } => {
+                if let Some(id) = instance_id {
+                    self.set_worker_instance_id(&id)?;
+                }
+                self.run().await
+            }
             Command::Demo => match demo {
                 Some(demo) => {
                     self.run_until(demo(self.clone()), Duration::from_secs(60))

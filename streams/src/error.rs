@@ -753,6 +753,18 @@ pub enum Error {
         source: serde_json::Error,
     },
 
+    /// A table's store file is locked by a running worker, so this process (the CLI's `tables`
+    /// or `reset`) cannot read or empty it.
+    #[error(
+        "the store {} is held by a running worker: stop that worker first, or ask it for its \
+         tables",
+        path.display()
+    )]
+    StoreHeld {
+        /// The locked store file.
+        path: std::path::PathBuf,
+    },
+
     /// An operation that needs a running app (sending, the CLI's `send`) before `start`.
     #[error("the app is not running: call App::start (or run/main) first")]
     NotStarted,

@@ -177,3 +177,22 @@ async fn retriable_fetch_errors_pass_and_every_event_is_processed() {
     assert_eq!(*seen.lock().unwrap(), (0..20).collect::<Vec<_>>());
     assert_eq!(mock.committed_offset("retriable", "input", 0), Some(20));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_id_is_set_before_start_and_never_empty() {
+    let mock = MockCluster::builder().build().await.unwrap();
+    let app = App::builder("instance-id-app")
+        .broker(&format!("kafka://{}", mock.bootstrap()))
+        .build()
+        .unwrap();
+    let err = app.set_worker_instance_id(" ").unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidSetting { name, .. } if name == "worker_instance_id"),
+        "{err}"
+    );
+    app.set_worker_instance_id("w1").unwrap();
+    app.start().await.unwrap();
+    let err = app.set_worker_instance_id("w2").unwrap_err();
+    assert!(matches!(err, Error::AlreadyRunning { .. }), "{err}");
+    app.shutdown().await.unwrap();
+}

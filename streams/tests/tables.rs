@@ -623,20 +623,54 @@ async fn every_worker_reads_a_global_table_that_any_worker_writes() {
     b.shutdown().await.unwrap();
 }
 
-#[test]
-fn a_redb_store_in_use_is_an_error_naming_the_file_and_what_to_do() {
+#[tokio::test]
+async fn declaring_a_table_opens_nothing_and_start_names_a_store_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("redb://{}", dir.path().display());
-    let first = App::builder("locked-app").store(&store).build().unwrap();
-    let _held = first.table::<String, i64>("counts").unwrap();
-    let second = App::builder("locked-app").store(&store).build().unwrap();
-    let err = second
-        .table::<String, i64>("counts")
-        .unwrap_err()
-        .to_string();
     let file = dir.path().join("locked-app-counts.redb");
+    // Another process's worker holds the file.
+    let _held = stores::StoreUrl::parse(&store)
+        .unwrap()
+        .open("locked-app-counts")
+        .unwrap();
+    let app = App::builder("locked-app")
+        .store(&store)
+        .broker("kafka://127.0.0.1:1")
+        .build()
+        .unwrap();
+    // Declaring does no I/O: no error, and a table used before start says so.
+    let counts = app.table::<String, i64>("counts").unwrap();
+    assert!(matches!(counts.get("k"), Err(Error::NotStarted)));
+    // The CLI's `tables` and `reset` refuse, naming the file.
+    let err = app.stored_tables().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::StoreHeld { path } if *path == file),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("held by a running worker"),
+        "{err}"
+    );
+    let err = app.reset().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::StoreHeld { path } if *path == file),
+        "{err}"
+    );
+    // Starting fails on the store before connecting (the broker is unreachable).
+    let err = app.start().await.unwrap_err().to_string();
     assert!(err.contains(&file.display().to_string()), "{err}");
     assert!(err.contains("stop the other worker"), "{err}");
+}
+
+#[test]
+fn a_declared_table_creates_no_store_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("redb://{}", dir.path().display());
+    let app = App::builder("lazy-app").store(&store).build().unwrap();
+    let _counts = app.table::<String, i64>("counts").unwrap();
+    let again = App::builder("lazy-app").store(&store).build().unwrap();
+    let _same = again.table::<String, i64>("counts").unwrap();
+    assert!(!dir.path().join("lazy-app-counts.redb").exists());
 }
 
 /// Mock only: it holds back the changelog fetches of one partition.

@@ -96,7 +96,9 @@ impl App {
     /// `topic_partitions` partitions, the app's store, `raw` keys and `json` values, changelog
     /// `<app>-<name>-changelog`. Give it a default with [`Table::with_default`]; configure it
     /// with [`table_builder`](Self::table_builder). Agents that update it should say so with
-    /// [`AgentBuilder::table`] (start-up then checks co-partitioning).
+    /// [`AgentBuilder::table`] (start-up then checks co-partitioning). Declaring does no I/O:
+    /// the store opens when the worker starts; until then the table holds no partition, and
+    /// reading or writing a key is [`Error::NotStarted`](crate::Error::NotStarted).
     ///
     /// ```
     /// # fn main() -> streams::Result<()> {

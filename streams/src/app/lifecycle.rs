@@ -25,8 +25,11 @@ impl App {
 
     /// Every partition of every table as this machine's stores hold it, with the changelog's
     /// end when the broker can be reached (connecting if need be): what a worker starting now
-    /// would replay. For a stopped app (the CLI's `tables`).
+    /// would replay. For a stopped app (the CLI's `tables`): [`Error::StoreHeld`] while a
+    /// worker on this machine holds the stores.
     pub async fn stored_tables(&self) -> Result<Vec<StoredPartition>> {
+        // Before connecting: a store a running worker holds needs no broker to say so.
+        crate::runtime::open_stores(&self.inner.decls)?;
         let conn = match self.connect().await {
             Ok(()) => self.conn().ok(),
             Err(e) => {
@@ -39,13 +42,15 @@ impl App {
 
     /// Starts the app over from its sources: resets the group's committed offsets, deletes
     /// the tables' changelog topics and empties the local stores (the CLI's `reset`). Refused
-    /// while a worker of the app runs. Returns what was done, one line each.
+    /// while a worker of the app runs: [`Error::StoreHeld`] when it holds this machine's
+    /// stores. Returns what was done, one line each.
     pub async fn reset(&self) -> Result<Vec<String>> {
         if self.runtime().is_some() {
             return Err(Error::AlreadyRunning {
                 action: "reset the app",
             });
         }
+        crate::runtime::open_stores(&self.inner.decls)?;
         self.connect().await?;
         crate::runtime::reset(&self.inner.decls, self.conn()?).await
     }
@@ -75,14 +80,20 @@ impl App {
     /// Connects, creates the declared topics, joins the group and starts every agent; returns
     /// once this worker has partitions. Fails when the app cannot work: brokers unreachable,
     /// group settings the broker refuses, a source topic that does not exist and cannot be
-    /// created.
+    /// created, a table's store file locked by another process or unreadable (the error names
+    /// it).
     pub async fn start(&self) -> Result<()> {
-        self.connect().await?;
         if self.runtime().is_some() {
             return Err(Error::AlreadyRunning {
                 action: "start the app again",
             });
         }
+        // Only the worker opens stores (declarations do no I/O): a store file another process
+        // holds is an error here, before anything connects.
+        for core in self.inner.decls.tables().iter() {
+            core.open_store()?;
+        }
+        self.connect().await?;
         let runtime =
             Runtime::start(&self.inner.decls, self.conn()?, self.inner.stop.subscribe()).await?;
         *lock(&self.inner.runtime) = Some(Arc::new(runtime));

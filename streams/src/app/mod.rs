@@ -114,6 +114,26 @@ impl App {
         Ok(())
     }
 
+    /// Names this worker in the group before it starts (the CLI's `worker --instance-id`):
+    /// static membership, as [`AppBuilder::worker_instance_id`](crate::AppBuilder::worker_instance_id),
+    /// which it replaces. [`settings`](Self::settings) keeps showing the builder's value.
+    pub fn set_worker_instance_id(&self, id: &str) -> Result<()> {
+        if lock(&self.inner.runtime).is_some() {
+            return Err(Error::AlreadyRunning {
+                action: "change the worker's instance id",
+            });
+        }
+        if id.trim().is_empty() {
+            return Err(Error::invalid_setting(
+                "worker_instance_id",
+                format!("{id:?}"),
+                "give each worker a non-empty name of its own, such as its host name",
+            ));
+        }
+        self.inner.decls.set_worker_instance_id(id.to_owned());
+        Ok(())
+    }
+
     /// The clock the app reads the wall time from: cron schedules and idle windows use it.
     pub fn clock(&self) -> Clock {
         self.inner.decls.clock()

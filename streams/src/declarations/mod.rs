@@ -63,6 +63,9 @@ pub(crate) struct Declarations {
     /// Timers, crontabs and tasks.
     services: Mutex<Vec<Arc<ServiceSpec>>>,
     clock: Mutex<Clock>,
+    /// This worker's `group.instance.id`: the setting's, unless the CLI's `--instance-id`
+    /// replaced it before the worker started.
+    instance_id: Mutex<Option<String>>,
     /// Every channel, to close when the app stops.
     channels: Mutex<Vec<Arc<dyn channel::Closer>>>,
     channel_agents: Mutex<Vec<channel::ChannelAgentSpec>>,
@@ -90,6 +93,7 @@ impl Declarations {
     ) -> Self {
         Declarations {
             replies: Replies::new(&id, settings.topic_replication_factor),
+            instance_id: Mutex::new(settings.worker_instance_id.clone()),
             id,
             settings,
             catalog: Arc::new(TopicCatalog::new(registry)),
@@ -117,6 +121,19 @@ impl Declarations {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .follow(&clock);
+    }
+
+    /// This worker's name in the group (static membership), if it has one.
+    pub(crate) fn worker_instance_id(&self) -> Option<String> {
+        self.instance_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Names this worker in the group (before it starts).
+    pub(crate) fn set_worker_instance_id(&self, id: String) {
+        *self.instance_id.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
     }
 
     /// The declared tables (the runtime's side of each).

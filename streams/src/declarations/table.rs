@@ -1,6 +1,7 @@
-//! Declaring tables: `app.table(..)` and [`TableBuilder`]. A declared table opens its store at
-//! once (a locked or corrupt file is an error here, before anything connects) and registers its
-//! untyped core for the runtime.
+//! Declaring tables: `app.table(..)` and [`TableBuilder`]. Declaring does no I/O: a table's
+//! store is opened when the worker starts (a locked or corrupt file is an error of
+//! `App::start`, before anything connects), so the CLI's `send`, `agents` and `topics` work
+//! beside a running worker. The builder registers the table's untyped core for the runtime.
 
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
@@ -12,7 +13,7 @@ use stores::{Store, StoreUrl};
 
 use super::Shared;
 use crate::error::{Error, Result};
-use crate::table::{SetTable, Table, TableSpec};
+use crate::table::{SetTable, StoreSlot, Table, TableSpec};
 
 /// Configures a table; finish with [`build`](Self::build) (or [`build_set`](Self::build_set)
 /// for a [`SetTable`]). `app.table::<K, V>(name)` is this builder with every default.
@@ -107,8 +108,9 @@ where
         self
     }
 
-    /// Opens the table's store and registers the table. Errors: a name taken by another
-    /// table, a bad store URL or codec, a locked or corrupt store file (the error names it).
+    /// Registers the table; its store opens when the worker starts. Errors: a name taken by
+    /// another table, a bad store URL or codec. A locked or corrupt store file is an error of
+    /// [`App::start`](crate::App::start), naming the file.
     pub fn build(self) -> Result<Table<K, V>> {
         let decls = self.decls;
         let mut spec = self.spec;
@@ -125,10 +127,10 @@ where
         let url = spec.store_url().unwrap_or(&decls.store).clone();
         // One file per app and table, so that two apps sharing a directory do not collide.
         let store = match self.opened {
-            Some(store) => store,
-            None => url.open(&format!("{}-{}", decls.id, spec.name()))?,
+            Some(store) => StoreSlot::given(store),
+            None => StoreSlot::lazy(url, format!("{}-{}", decls.id, spec.name())),
         };
-        let table = Table::open(spec, decls.catalog.registry(), store)?;
+        let table = Table::declare(spec, decls.catalog.registry(), store)?;
         tables.push(table.core().clone());
         Ok(table)
     }

@@ -1,5 +1,6 @@
 //! Operations on an app's state while no worker runs: what the local table stores hold against
-//! their changelogs (the CLI's `tables`), and starting over (the CLI's `reset`).
+//! their changelogs (the CLI's `tables`), and starting over (the CLI's `reset`). Both open the
+//! local stores, and refuse with [`Error::StoreHeld`] while a worker on this machine holds them.
 
 use std::collections::BTreeSet;
 
@@ -37,12 +38,29 @@ impl StoredPartition {
     }
 }
 
+/// Opens the stores of every declared table (already open when this process runs the worker):
+/// a store a running worker holds locked is [`Error::StoreHeld`].
+pub(crate) fn open_stores(decls: &Declarations) -> Result<()> {
+    for core in decls.tables().iter() {
+        match core.open_store() {
+            Err(Error::Store(stores::Error::Locked { path })) => {
+                return Err(Error::StoreHeld { path })
+            }
+            other => {
+                other?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Every partition of every declared table as the local stores hold it; changelog ends from
 /// the broker when `conn` is given and answers.
 pub(crate) async fn stored_partitions(
     decls: &Declarations,
     conn: Option<&Connection>,
 ) -> Result<Vec<StoredPartition>> {
+    open_stores(decls)?;
     let cores = decls.tables().clone();
     let mut out = Vec::new();
     for core in &cores {
@@ -67,7 +85,7 @@ pub(crate) async fn stored_partitions(
             out.push(StoredPartition {
                 table: core.name().to_owned(),
                 partition: p,
-                entries: core.store().partition_stats(p)?.entries,
+                entries: core.store()?.partition_stats(p)?.entries,
                 applied_offset: core.applied_offset(p)?,
                 changelog_end: ends.get(tp).map(|o| o.offset),
             });
@@ -83,6 +101,8 @@ pub(crate) async fn stored_partitions(
 /// of the app runs (the group then rejects the commit), before anything is deleted. Returns
 /// what it did, one line each.
 pub(crate) async fn reset(decls: &Declarations, conn: &Connection) -> Result<Vec<String>> {
+    // Refused while a worker on this machine holds the stores, before changing anything.
+    open_stores(decls)?;
     let mut done = Vec::new();
     let sources: BTreeSet<String> = decls
         .agent_summaries()
@@ -140,9 +160,9 @@ pub(crate) async fn reset(decls: &Declarations, conn: &Connection) -> Result<Vec
     }
     for core in &cores {
         for p in 0..core.spec().partition_count() {
-            core.store().drop_partition(p)?;
+            core.store()?.drop_partition(p)?;
         }
-        core.store().flush()?;
+        core.store()?.flush()?;
         done.push(format!("emptied the local store of table {}", core.name()));
     }
     Ok(done)

@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 pub(crate) use connection::Connection;
 pub use maintenance::StoredPartition;
-pub(crate) use maintenance::{reset, stored_partitions};
+pub(crate) use maintenance::{open_stores, reset, stored_partitions};
 pub use tables::TablePartition;
 
 use crate::declarations::{Declarations, Instance};
@@ -207,8 +207,8 @@ impl Parts {
             .with_session_timeout(settings.broker_session_timeout)
             .with_heartbeat_interval(settings.broker_heartbeat_interval)
             .with_rebalance_timeout(settings.broker_rebalance_timeout);
-        let group = match &settings.worker_instance_id {
-            Some(id) => group.with_group_instance_id(id.clone()),
+        let group = match self.decls.worker_instance_id() {
+            Some(id) => group.with_group_instance_id(id),
             None => group,
         };
         // With tables, partitions go by number (co-partitioning) and standbys are placed.
@@ -462,7 +462,7 @@ impl Runtime {
 /// transaction at once; without a name, `<app>-<random>` (a crashed worker's open transaction
 /// then holds read_committed readers back until `transaction_timeout`).
 fn transactional_id(decls: &Declarations) -> String {
-    match &decls.settings.worker_instance_id {
+    match &decls.worker_instance_id() {
         Some(instance) => format!("{}-{instance}", decls.id),
         None => {
             use std::hash::{BuildHasher, Hasher};

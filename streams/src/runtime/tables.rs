@@ -344,7 +344,7 @@ impl Tables {
                 };
                 let entries = match status {
                     PartitionStatus::Active => core.partition_len(p)?,
-                    _ => core.store().partition_stats(p)?.entries,
+                    _ => core.store()?.partition_stats(p)?.entries,
                 };
                 out.push(TablePartition {
                     table: core.name().to_owned(),

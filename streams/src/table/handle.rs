@@ -8,10 +8,11 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use stores::{Store, StoreUrl};
+use stores::StoreUrl;
 
 use super::partitions::{RecordCheck, TableCore};
 use super::spec::TableSpec;
+use super::store_slot::StoreSlot;
 use crate::codec::{CodecRegistry, DecodeFailure, Serializer};
 use crate::error::{Error, Result};
 
@@ -137,11 +138,22 @@ where
     K: Serialize + DeserializeOwned + 'static,
     V: Serialize + DeserializeOwned + 'static,
 {
-    /// The table over `store`, holding no partition until the runtime assigns them.
+    /// The table over `store`, already open: for unit tests.
+    #[cfg(test)]
     pub(crate) fn open(
         spec: TableSpec,
         registry: &CodecRegistry,
-        store: Arc<dyn Store>,
+        store: Arc<dyn stores::Store>,
+    ) -> Result<Self> {
+        Self::declare(spec, registry, StoreSlot::given(store))
+    }
+
+    /// The table over `store` (opened when the worker starts), holding no partition until the
+    /// runtime assigns them.
+    pub(crate) fn declare(
+        spec: TableSpec,
+        registry: &CodecRegistry,
+        store: StoreSlot,
     ) -> Result<Self> {
         Self::build(spec, registry, store, false)
     }
@@ -150,14 +162,14 @@ where
     /// to its store (the spec's store URL, else memory). For tests of agent logic and examples.
     pub fn detached(spec: TableSpec) -> Result<Self> {
         let url = spec.store_url().cloned().unwrap_or(StoreUrl::Memory);
-        let store = url.open(spec.name())?;
+        let store = StoreSlot::given(url.open(spec.name())?);
         Self::build(spec, &CodecRegistry::default(), store, true)
     }
 
     fn build(
         spec: TableSpec,
         registry: &CodecRegistry,
-        store: Arc<dyn Store>,
+        store: StoreSlot,
         detached: bool,
     ) -> Result<Self> {
         let parse = |chain: &str, part: &'static str| {

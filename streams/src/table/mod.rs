@@ -19,6 +19,7 @@ mod progress;
 mod recovery;
 mod set;
 mod spec;
+mod store_slot;
 
 #[cfg(test)]
 mod tests;
@@ -36,3 +37,4 @@ pub(crate) use partitions::{outbound_record, PartitionTxn, RecordCheck, TableCor
 pub(crate) use recovery::{
     changelog_consumer_config, out_of_range, recover_partition, start_offset, Replay,
 };
+pub(crate) use store_slot::StoreSlot;

@@ -209,7 +209,7 @@ impl TableCore {
         if let Some(offset) = last_offset {
             batch.set_offset(flush.partition, offset);
         }
-        self.store
+        self.store()?
             .apply(batch)
             .map_err(|e| self.store_error(&[flush.partition], e))?;
         st.complete_oldest();
@@ -247,10 +247,10 @@ impl TableCore {
         match self.state(partition) {
             Some(state) => {
                 let mut st = lock(&state);
-                self.store.apply(batch).map_err(failed)?;
+                self.store()?.apply(batch).map_err(failed)?;
                 st.applied_through(last);
             }
-            None => self.store.apply(batch).map_err(failed)?,
+            None => self.store()?.apply(batch).map_err(failed)?,
         }
         Ok(())
     }

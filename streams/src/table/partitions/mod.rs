@@ -43,6 +43,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use kafka_client::producer::partitioner::partition_for_key;
 use stores::Store;
 
+use super::store_slot::StoreSlot;
+
 use super::idle::IdleCloser;
 use super::pending::{PartitionState, PartitionStatus};
 use super::spec::TableSpec;
@@ -59,7 +61,8 @@ type Shared = Arc<Mutex<PartitionState>>;
 /// and by the runtime.
 pub struct TableCore {
     spec: TableSpec,
-    store: Arc<dyn Store>,
+    /// Opened when the worker starts ([`open_store`](Self::open_store)).
+    store: StoreSlot,
     /// Behind a lock: a windowed table replaces it with one that reads its key layout.
     check: RwLock<RecordCheck>,
     /// No changelog: writes go straight to the store and every partition is held.
@@ -97,7 +100,7 @@ pub(crate) fn key_text(key: &[u8]) -> String {
 impl TableCore {
     pub(crate) fn new(
         spec: TableSpec,
-        store: Arc<dyn Store>,
+        store: StoreSlot,
         check: RecordCheck,
         detached: bool,
     ) -> Result<Self> {
@@ -113,6 +116,7 @@ impl TableCore {
             idle: RwLock::new(None),
         };
         if detached {
+            core.open_store()?;
             for p in 0..core.spec.partition_count() {
                 core.assign(p)?;
                 core.set_active(p)?;
@@ -166,9 +170,21 @@ impl TableCore {
         self.spec.name()
     }
 
-    /// The store holding the applied data.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// The store holding the applied data; [`Error::NotStarted`] until
+    /// [`open_store`](Self::open_store).
+    pub fn store(&self) -> Result<&Arc<dyn Store>> {
+        self.store.get().ok_or(Error::NotStarted)
+    }
+
+    /// Opens the store unless it is open: when the worker starts (or the CLI reads or resets
+    /// it), never at declaration. A locked or corrupt file is an error naming it.
+    pub fn open_store(&self) -> Result<&Arc<dyn Store>> {
+        Ok(self.store.open()?)
+    }
+
+    /// Whether the store is open (a worker started, here or in this process's CLI command).
+    pub(crate) fn store_is_open(&self) -> bool {
+        self.store.get().is_some()
     }
 
     pub(crate) fn check_record(
@@ -210,7 +226,7 @@ impl TableCore {
     /// [`Error::TableStore`] naming the partitions that may have lost writes. No I/O. Checked
     /// before a changelog flush and a commit: nothing may be committed past a failed store.
     pub fn check_store(&self) -> Result<()> {
-        self.store
+        self.store()?
             .check_usable()
             .map_err(|e| self.store_error(&[], e))
     }
@@ -310,7 +326,7 @@ impl TableCore {
 
     /// The last changelog offset the store applied for `partition`.
     pub fn applied_offset(&self, partition: i32) -> Result<Option<i64>> {
-        self.store
+        self.store()?
             .applied_offset(partition)
             .map_err(|e| self.store_error(&[partition], e))
     }
@@ -340,14 +356,14 @@ impl TableCore {
         match self.state(partition) {
             Some(state) => {
                 let _held = lock(&state);
-                self.store.drop_partition(partition).map_err(failed)
+                self.store()?.drop_partition(partition).map_err(failed)
             }
-            None => self.store.drop_partition(partition).map_err(failed),
+            None => self.store()?.drop_partition(partition).map_err(failed),
         }
     }
 
     /// Makes the applied batches durable (call it when the source offsets are committed).
     pub fn flush_store(&self) -> Result<()> {
-        self.store.flush().map_err(|e| self.store_error(&[], e))
+        self.store()?.flush().map_err(|e| self.store_error(&[], e))
     }
 }

@@ -17,6 +17,10 @@ use super::{key_text, lock, TableCore};
 
 impl TableCore {
     fn not_owned(&self, key: &[u8], partition: i32, reason: &'static str) -> Error {
+        if !self.store_is_open() {
+            // Declared, but no worker started: it owns nothing yet.
+            return Error::NotStarted;
+        }
         Error::TableNotOwned {
             table: self.name().to_owned(),
             key: key_text(key),
@@ -67,7 +71,7 @@ impl TableCore {
         match state.lookup(key) {
             Some(write) => Ok(write.cloned()),
             None => Ok(self
-                .store
+                .store()?
                 .get(partition, key)
                 .map_err(|e| self.store_error(&[partition], e))?
                 .map(Bytes::from)),
@@ -130,7 +134,7 @@ impl TableCore {
                 None => batch.delete(partition, key),
             };
         }
-        self.store
+        self.store()?
             .apply(batch)
             .map_err(|e| self.store_error(&[partition], e))?;
         st.version += 1;
@@ -176,7 +180,7 @@ impl TableCore {
         }
         let mut entries: BTreeMap<Bytes, Bytes> = BTreeMap::new();
         let failed = |e| self.store_error(&[partition], e);
-        for entry in self.store.iter(partition).map_err(failed)? {
+        for entry in self.store()?.iter(partition).map_err(failed)? {
             let (k, v) = entry.map_err(failed)?;
             entries.insert(Bytes::from(k), Bytes::from(v));
         }
@@ -200,12 +204,12 @@ impl TableCore {
         }
         let failed = |e| self.store_error(&[partition], e);
         let mut len = self
-            .store
+            .store()?
             .partition_stats(partition)
             .map_err(failed)?
             .entries;
         for (k, v) in st.merged_overlay() {
-            let stored = self.store.get(partition, &k).map_err(failed)?;
+            let stored = self.store()?.get(partition, &k).map_err(failed)?;
             match (stored.is_some(), v.is_some()) {
                 (false, true) => len += 1,
                 (true, false) => len -= 1,
@@ -297,7 +301,7 @@ impl PartitionTxn<'_> {
         let failed = |e| self.core.store_error(&[self.partition], e);
         for entry in self
             .core
-            .store
+            .store()?
             .range(self.partition, Bound::Included(start), upper)
             .map_err(failed)?
         {
@@ -322,7 +326,7 @@ impl PartitionTxn<'_> {
         let failed = |e| self.core.store_error(&[self.partition], e);
         for entry in self
             .core
-            .store
+            .store()?
             .range(self.partition, Bound::Included(start), upper)
             .map_err(failed)?
         {

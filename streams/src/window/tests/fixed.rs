@@ -73,6 +73,7 @@ fn the_partition_of_a_window_is_the_partition_of_its_user_key() {
             .table
             .core()
             .store()
+            .unwrap()
             .iter(expected)
             .unwrap()
             .filter(|e| {
@@ -167,7 +168,17 @@ fn expired_windows_are_deleted_after_they_closed() {
         "0, 100 and 200 closed, once each"
     );
     // The store holds those three windows, a due entry each (its expiry) and the clock.
-    assert_eq!(table.table.core().store().stats().unwrap().entries(), 7);
+    assert_eq!(
+        table
+            .table
+            .core()
+            .store()
+            .unwrap()
+            .stats()
+            .unwrap()
+            .entries(),
+        7
+    );
     assert_eq!(table.stored_entries().unwrap(), 7);
 }
 

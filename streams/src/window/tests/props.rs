@@ -178,7 +178,7 @@ proptest! {
             .expires(ms(expires as u64))
             .build()
             .unwrap();
-        let store = table.table.core().store().clone();
+        let store = table.table.core().store().unwrap().clone();
         // Windows kept per key: starts in (stream time - expires, stream time]; each with one
         // due entry; a clock per partition.
         let bound = 2 * keys as u64 * (expires / step + 2) as u64 + 2;

@@ -182,7 +182,17 @@ fn a_redb_store_reopened_mid_window_keeps_its_clock_and_closes_once() {
     closes.extend(second_closes.lock().unwrap().iter().cloned());
     assert_eq!(close_map(&closes), expected_windows(kind, &evs));
     // Expired with the clock far ahead: only the clocks are left.
-    assert_eq!(second.table.core().store().stats().unwrap().entries(), 2);
+    assert_eq!(
+        second
+            .table
+            .core()
+            .store()
+            .unwrap()
+            .stats()
+            .unwrap()
+            .entries(),
+        2
+    );
 }
 
 #[test]
