@@ -294,7 +294,9 @@ impl Committer {
                 .filter(|(_, p)| *p >= 0)
                 .collect(),
         };
-        if positions.is_empty() {
+        // Nothing moved, but tables may still hold writes with their effects (windows closed
+        // by an idle partition): those are flushed all the same.
+        if positions.is_empty() && !self.tables.has_unflushed() {
             return Ok(positions);
         }
         let flushed = async {

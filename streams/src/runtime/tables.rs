@@ -135,6 +135,12 @@ impl Tables {
         self.cores.is_empty()
     }
 
+    /// Whether a table holds writes not yet flushed (such as windows an idle partition closed,
+    /// with no source offset moving).
+    pub(crate) fn has_unflushed(&self) -> bool {
+        self.cores.iter().any(|c| c.has_unflushed())
+    }
+
     /// Source partitions were assigned: take the table partitions of their numbers on, as
     /// recovering, and start their recoveries.
     pub(crate) async fn assigned(&self, partitions: &[TopicPartition]) {

@@ -246,6 +246,12 @@ impl TableCore {
             .collect()
     }
 
+    /// Whether a partition holds writes not yet in its store (waiting for a flush, or in one).
+    pub(crate) fn has_unflushed(&self) -> bool {
+        let parts = self.parts.read().unwrap_or_else(|e| e.into_inner());
+        parts.values().any(|st| lock(st).has_unflushed())
+    }
+
     fn check_partition(&self, partition: i32) -> Result<()> {
         if (0..self.spec.partition_count()).contains(&partition) {
             Ok(())
