@@ -86,7 +86,8 @@
 //!
 //! **New here, or coming from Faust?** The [`guide`] walks the talk "Stream processing with
 //! Faust" section by section (app, records, topics, agents, streams, processors, operations,
-//! tables, windows), each Faust snippet beside its Rust version.
+//! tables, windows), each Faust snippet beside its Rust version, then services (timers,
+//! channels, asking agents) and testing a whole app.
 //!
 //! # Cargo features
 //!
@@ -171,4 +172,8 @@ pub mod guide {
     pub mod tables {}
     #[doc = include_str!("../docs/guide/09-windows.md")]
     pub mod windows {}
+    #[doc = include_str!("../docs/guide/10-services.md")]
+    pub mod services {}
+    #[doc = include_str!("../docs/guide/11-testing.md")]
+    pub mod testing {}
 }
