@@ -28,7 +28,7 @@ use crate::timestamp::Timestamp;
 /// ```
 ///
 /// Clones share one source: a clock taken from an app before a test gives the app another
-/// one ([`App::set_clock`](crate::App::set_clock)) reads the new one too.
+/// one (`App::set_clock`, with the `testing` feature) reads the new one too.
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
     source: Arc<RwLock<Option<Arc<Anchor>>>>,

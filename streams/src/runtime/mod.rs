@@ -397,6 +397,11 @@ impl Runtime {
             commits,
             task: Mutex::new(Some(task)),
         };
+        // An app that reads no topic (it only sends, or only has channel agents) joins no
+        // group: nothing to wait for.
+        if sources.is_empty() {
+            return Ok(runtime);
+        }
         // Return once the group gave this worker its partitions, or failed for good.
         let limit = settings.broker_rebalance_timeout + Duration::from_secs(10);
         let joined =
