@@ -492,6 +492,45 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// `App::query` of a key whose partition's owner cannot be reached: refused, closed,
+    /// or no answer within the query's timeout.
+    #[error("table {table}: the owner of partition {partition} at {endpoint} is unavailable: {reason}; retry after the group rebalanced (App::router shows the new owner), or query with a max_lag to read a standby copy")]
+    PeerUnavailable {
+        /// The table.
+        table: String,
+        /// The key's partition.
+        partition: i32,
+        /// The owner's advertised `host:port`.
+        endpoint: String,
+        /// What failed (connect error, timeout).
+        reason: String,
+    },
+
+    /// `App::query`: the owner of the key's partition answered, but not as agreed (a status
+    /// other than 200 or 404, or a body that is not `{"key": .., "value": ..}` of the table's
+    /// value type).
+    #[error("table {table}: the owner at {endpoint} answered the query badly: {reason}; is a worker of the same app (and version) serving /table/<name>/<key>/ there?")]
+    PeerResponse {
+        /// The table.
+        table: String,
+        /// The owner's advertised `host:port`.
+        endpoint: String,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// `App::query` of a key whose partition this worker does not own and whose owner it
+    /// cannot name: not started, between rebalances, or the owner advertises no endpoint.
+    #[error("table {table}: no known endpoint owns partition {partition}: {reason}; give every worker an AppBuilder::application_server and retry once the group settled")]
+    NoRoute {
+        /// The table.
+        table: String,
+        /// The key's partition.
+        partition: i32,
+        /// Why: no assignment yet, or the owner has no `application_server`.
+        reason: String,
+    },
+
     /// A table key or value that cannot be encoded with the table's codecs; nothing was written.
     #[error("table {table}: cannot encode a {part}: {reason}")]
     TableEncode {

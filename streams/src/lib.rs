@@ -105,13 +105,14 @@
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/modules.rs):
 //   testing > cli > app > runtime > declarations > stream, table, window > topic, codec, record,
-//   offsets, outbox, replies > error, settings, broker, timestamp, clock.
+//   offsets, outbox, replies > error, settings, endpoint, broker, timestamp, clock.
 mod app;
 mod broker;
 mod cli;
 mod clock;
 pub mod codec;
 mod declarations;
+mod endpoint;
 mod error;
 mod offsets;
 mod outbox;
@@ -135,9 +136,11 @@ pub use declarations::{
     Agent, AgentBuilder, AgentResult, AgentSummary, AgentTable, Channel, ChannelAgentBuilder,
     ChannelStream, CrontabBuilder, Sink, TableBuilder, TableSummary, TaskBuilder, TimerBuilder,
 };
+pub use endpoint::Endpoint;
 pub use error::{AgentFailure, BoxError, Error, Result};
 pub use offsets::Hold;
 pub use record::{Event, Header, Validate};
+pub use runtime::routes::{Owner, PartitionOwners, Queried, QueryOptions, Router};
 pub use runtime::{StoredPartition, TablePartition};
 pub use settings::{ProcessingGuarantee, Settings};
 pub use stream::{AgentStream, Processor, Take};

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::endpoint::Endpoint;
+
 /// Tunables of an [`App`](crate::App); set them through [`AppBuilder`](crate::AppBuilder) and
 /// read them back with [`App::settings`](crate::App::settings). Non-exhaustive: new settings
 /// may come, so it is read here and built only by the builder (or [`Default`]).
@@ -66,6 +68,10 @@ pub struct Settings {
     /// How long `Agent::ask` (and `map`, `join`...) waits for each reply (Faust's
     /// `reply_expires` plays this part there; default 30 s).
     pub reply_timeout: Duration,
+    /// This worker's advertised `host:port` (Kafka Streams' `application.server`): the other
+    /// workers learn it from the group and send table queries for keys this worker owns
+    /// there (`App::query`). `None` (the default): a worker without a web server.
+    pub application_server: Option<Endpoint>,
 }
 
 /// What a crash may do to an event's effects.
@@ -117,6 +123,7 @@ impl Default for Settings {
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             transaction_timeout: Duration::from_secs(10),
             reply_timeout: Duration::from_secs(30),
+            application_server: None,
         }
     }
 }

@@ -8,6 +8,7 @@ use module_graph::ModuleGraph;
 const LAYERS: &[(&str, u8)] = &[
     ("error", 0),
     ("settings", 0),
+    ("endpoint", 0),
     ("broker", 0),
     ("timestamp", 0),
     ("clock", 0),

@@ -55,6 +55,19 @@ impl AppBuilder {
         self
     }
 
+    /// This worker's advertised `host:port`, where the other workers reach its web server
+    /// (Kafka Streams' `application.server`; Faust's `web_host:web_port`). It goes into the
+    /// group's assignment, so that every worker knows who owns which partition
+    /// ([`App::router`]) and queries the owner of a key ([`App::query`]). A bad value fails
+    /// [`build`](Self::build).
+    pub fn application_server(mut self, host_port: &str) -> Self {
+        match host_port.parse() {
+            Ok(endpoint) => self.settings.application_server = Some(endpoint),
+            Err(e) => self.errors.push(e),
+        }
+        self
+    }
+
     /// Partitions of topics the app creates (default 8).
     pub fn topic_partitions(mut self, n: i32) -> Self {
         self.settings.topic_partitions = n;

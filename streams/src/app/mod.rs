@@ -5,7 +5,9 @@ mod builder;
 mod declare;
 mod lifecycle;
 #[cfg(feature = "testing")]
+mod peer;
 mod probe;
+mod query;
 
 pub use builder::AppBuilder;
 pub use declare::TopicSummary;

@@ -3,8 +3,11 @@
 //! co-partitioning), sticky (a number stays with its owner), a dead owner's numbers going first
 //! to a worker with a warm standby copy, and standby numbers placed on other workers.
 //!
-//! Members tell the leader what they hold in their subscription's user data, and learn their
-//! standby numbers from their assignment's user data, both as text: `a=0,2;s=1`.
+//! Members tell the leader what they hold and their advertised endpoint (`application_server`)
+//! in their subscription's user data; the leader tells every member its standby numbers and
+//! who holds every number (the router) in the assignment's user data. Format version 2 is the
+//! byte `2` then JSON (see [`Wire`]); version 1, text `a=0,2;s=1` without endpoints, is still
+//! read, and anything else counts as holding nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,6 +15,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use kafka_client::group::{Assignment, Assignor, Subscription};
 use kafka_client::TopicPartition;
+use serde::{Deserialize, Serialize};
+
+/// The first byte of user data in format version 2.
+const VERSION: u8 = 2;
 
 /// What this worker holds: active numbers and standby numbers.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -20,21 +27,84 @@ pub(crate) struct Placement {
     pub standby: BTreeSet<i32>,
 }
 
-impl Placement {
+/// Who holds one partition number: the active member's endpoint (`None` when that member
+/// advertises none) and the endpoints of the members with a standby copy.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Holders {
+    pub active: Option<String>,
+    #[serde(default)]
+    pub standbys: Vec<String>,
+}
+
+/// What the last assignment said about the whole group, for the router.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Routes {
+    /// The group generation of the assignment.
+    pub generation: i32,
+    /// Holders by partition number; empty when the leader sent no routes (an older member).
+    pub numbers: BTreeMap<i32, Holders>,
+    /// Partition counts of the group's topics.
+    pub topics: BTreeMap<String, i32>,
+}
+
+/// User data in format version 2, after the version byte: a subscription carries `active`,
+/// `standby` and `endpoint`; an assignment `active`, `standby`, `owners` and `topics`.
+/// Unknown fields are ignored, missing ones empty, so that later versions can add fields.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Wire {
+    #[serde(default)]
+    active: BTreeSet<i32>,
+    #[serde(default)]
+    standby: BTreeSet<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    owners: BTreeMap<i32, Holders>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    topics: BTreeMap<String, i32>,
+}
+
+impl Wire {
     fn encode(&self) -> Bytes {
-        let list =
-            |set: &BTreeSet<i32>| set.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
-        Bytes::from(format!(
-            "a={};s={}",
-            list(&self.active),
-            list(&self.standby)
-        ))
+        let mut out = vec![VERSION];
+        // Serializing plain maps and sets of numbers and strings cannot fail.
+        serde_json::to_writer(&mut out, self).unwrap_or_default();
+        Bytes::from(out)
     }
 
-    /// Reads `a=..;s=..`; anything else (another client's bytes) is an empty placement.
-    fn decode(bytes: Option<&[u8]>) -> Placement {
+    /// Reads version 2, or version 1 (no endpoints, no routes); anything else (another
+    /// client's or a newer incompatible format) is empty, with a warning.
+    fn decode(bytes: Option<&[u8]>) -> Wire {
+        match bytes {
+            None | Some([]) => Wire::default(),
+            Some([VERSION, json @ ..]) => serde_json::from_slice(json).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "unreadable assignor user data: taken as empty");
+                Wire::default()
+            }),
+            Some(text @ [b'a', ..]) => {
+                let Placement { active, standby } = Placement::decode_v1(text);
+                Wire {
+                    active,
+                    standby,
+                    ..Wire::default()
+                }
+            }
+            Some([version, ..]) => {
+                tracing::warn!(
+                    version,
+                    "assignor user data of an unknown format: taken as empty"
+                );
+                Wire::default()
+            }
+        }
+    }
+}
+
+impl Placement {
+    /// Reads version 1, `a=..;s=..`; anything else is an empty placement.
+    fn decode_v1(bytes: &[u8]) -> Placement {
         let mut out = Placement::default();
-        let Some(text) = bytes.and_then(|b| std::str::from_utf8(b).ok()) else {
+        let Ok(text) = std::str::from_utf8(bytes) else {
             return out;
         };
         for part in text.split(';') {
@@ -50,18 +120,26 @@ impl Placement {
 }
 
 /// The assignor; `placement` is this worker's, shared with the runtime's tables.
+/// `endpoint` is this worker's advertised `host:port`; `routes` what the last assignment said.
 #[derive(Debug)]
 pub(crate) struct TableAssignor {
     standby_replicas: usize,
+    endpoint: Option<String>,
     placement: Arc<Mutex<Placement>>,
+    routes: Arc<Mutex<Routes>>,
 }
 
 impl TableAssignor {
-    pub(crate) fn new(standby_replicas: usize) -> (TableAssignor, Arc<Mutex<Placement>>) {
+    pub(crate) fn new(
+        standby_replicas: usize,
+        endpoint: Option<String>,
+    ) -> (TableAssignor, Arc<Mutex<Placement>>) {
         let placement = Arc::new(Mutex::new(Placement::default()));
         let assignor = TableAssignor {
             standby_replicas,
+            endpoint,
             placement: placement.clone(),
+            routes: Arc::default(),
         };
         (assignor, placement)
     }
@@ -69,6 +147,34 @@ impl TableAssignor {
     fn placement(&self) -> MutexGuard<'_, Placement> {
         self.placement.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The routes of the last assignment, shared with the runtime.
+    pub(crate) fn routes(&self) -> Arc<Mutex<Routes>> {
+        self.routes.clone()
+    }
+}
+
+/// Who holds each number `0..numbers` once `placed`, by the members' advertised endpoints.
+fn holders(
+    placed: &BTreeMap<String, Placement>,
+    endpoints: &BTreeMap<String, Option<String>>,
+    numbers: i32,
+) -> BTreeMap<i32, Holders> {
+    let endpoint = |m: &String| endpoints.get(m).cloned().flatten();
+    (0..numbers)
+        .map(|p| {
+            let active = placed
+                .iter()
+                .find(|(_, o)| o.active.contains(&p))
+                .and_then(|(m, _)| endpoint(m));
+            let standbys = placed
+                .iter()
+                .filter(|(_, o)| o.standby.contains(&p))
+                .filter_map(|(m, _)| endpoint(m))
+                .collect();
+            (p, Holders { active, standbys })
+        })
+        .collect()
 }
 
 /// Assigns partition numbers `0..numbers` to `members` (sorted ids) given what each held.
@@ -143,7 +249,14 @@ impl Assignor for TableAssignor {
     }
 
     fn user_data(&self, _topics: &[String], _generation: i32) -> Option<Bytes> {
-        Some(self.placement().encode())
+        let Placement { active, standby } = self.placement().clone();
+        let wire = Wire {
+            active,
+            standby,
+            endpoint: self.endpoint.clone(),
+            ..Wire::default()
+        };
+        Some(wire.encode())
     }
 
     fn assign(
@@ -151,17 +264,20 @@ impl Assignor for TableAssignor {
         members: &[Subscription],
         partitions: &BTreeMap<String, i32>,
     ) -> kafka_client::Result<BTreeMap<String, Assignment>> {
-        let held: BTreeMap<String, Placement> = members
-            .iter()
-            .map(|m| {
-                (
-                    m.member_id.clone(),
-                    Placement::decode(m.user_data.as_deref()),
-                )
-            })
-            .collect();
+        let mut held = BTreeMap::new();
+        let mut endpoints = BTreeMap::new();
+        for m in members {
+            let wire = Wire::decode(m.user_data.as_deref());
+            let placement = Placement {
+                active: wire.active,
+                standby: wire.standby,
+            };
+            held.insert(m.member_id.clone(), placement);
+            endpoints.insert(m.member_id.clone(), wire.endpoint);
+        }
         let numbers = partitions.values().copied().max().unwrap_or(0);
         let placed = place(&held, numbers, self.standby_replicas);
+        let owners = holders(&placed, &endpoints, numbers);
         let mut out = BTreeMap::new();
         for m in members {
             let placement = placed.get(&m.member_id).cloned().unwrap_or_default();
@@ -176,7 +292,16 @@ impl Assignor for TableAssignor {
                         .map(|p| TopicPartition::new(topic.clone(), *p)),
                 );
             }
-            let user_data = Some(placement.encode());
+            let user_data = Some(
+                Wire {
+                    active: placement.active,
+                    standby: placement.standby,
+                    endpoint: None,
+                    owners: owners.clone(),
+                    topics: partitions.clone(),
+                }
+                .encode(),
+            );
             out.insert(
                 m.member_id.clone(),
                 Assignment {
@@ -188,8 +313,13 @@ impl Assignor for TableAssignor {
         Ok(out)
     }
 
-    fn on_assignment(&self, assignment: &Assignment, _generation: i32) {
-        let given = Placement::decode(assignment.user_data.as_deref());
+    fn on_assignment(&self, assignment: &Assignment, generation: i32) {
+        let given = Wire::decode(assignment.user_data.as_deref());
+        *self.routes.lock().unwrap_or_else(|e| e.into_inner()) = Routes {
+            generation,
+            numbers: given.owners,
+            topics: given.topics,
+        };
         let active = assignment
             .partitions
             .iter()
@@ -221,19 +351,67 @@ mod tests {
             .collect()
     }
 
+    fn sub(id: &str, data: Option<Bytes>) -> Subscription {
+        Subscription {
+            member_id: id.into(),
+            group_instance_id: None,
+            topics: vec!["t".into()],
+            user_data: data,
+            owned_partitions: vec![],
+            generation: -1,
+            rack: None,
+        }
+    }
+
     #[test]
-    fn placement_round_trips_and_ignores_foreign_bytes() {
-        let p = Placement {
+    fn user_data_round_trips_reads_version_1_and_ignores_foreign_bytes() {
+        let wire = Wire {
             active: [0, 2].into(),
             standby: [1].into(),
+            endpoint: Some("h:1".into()),
+            ..Wire::default()
         };
-        assert_eq!(p.encode(), Bytes::from("a=0,2;s=1"));
-        assert_eq!(Placement::decode(Some(&p.encode())), p);
+        let bytes = wire.encode();
         assert_eq!(
-            Placement::decode(Some(b"\x00\x01junk")),
-            Placement::default()
+            &bytes[..],
+            b"\x02{\"active\":[0,2],\"standby\":[1],\"endpoint\":\"h:1\"}"
         );
-        assert_eq!(Placement::decode(None), Placement::default());
+        let back = Wire::decode(Some(&bytes));
+        assert_eq!((back.active, back.standby), (wire.active, wire.standby));
+        assert_eq!(back.endpoint.as_deref(), Some("h:1"));
+        let v1 = Wire::decode(Some(b"a=0,2;s=1"));
+        assert_eq!((v1.active, v1.standby), ([0, 2].into(), [1].into()));
+        assert_eq!(v1.endpoint, None);
+        for junk in [&b"\x00\x01junk"[..], b"\x02{not json", b"\x07{}"] {
+            let w = Wire::decode(Some(junk));
+            assert!(w.active.is_empty() && w.owners.is_empty(), "{junk:?}");
+        }
+        assert!(Wire::decode(None).active.is_empty());
+    }
+
+    #[test]
+    fn the_leader_tells_every_member_who_holds_each_number() {
+        let (leader, _) = TableAssignor::new(1, Some("a:1".into()));
+        let a = leader.user_data(&[], 0);
+        // b is an older member: version 1 data, no endpoint.
+        let members = [sub("a", a), sub("b", Some(Bytes::from("a=;s=")))];
+        let out = leader
+            .assign(&members, &BTreeMap::from([("t".to_string(), 2)]))
+            .unwrap();
+        leader.on_assignment(&out["a"], 3);
+        let routes = leader.routes().lock().unwrap().clone();
+        assert_eq!(routes.generation, 3);
+        assert_eq!(routes.topics, BTreeMap::from([("t".to_string(), 2)]));
+        assert_eq!(routes.numbers.len(), 2);
+        for (p, h) in &routes.numbers {
+            let mine = out["a"].partitions.iter().any(|tp| tp.partition == *p);
+            // a's numbers name a; b's name no endpoint, and a is their standby.
+            if mine {
+                assert_eq!(h, &Holders { active: Some("a:1".into()), standbys: vec![] });
+            } else {
+                assert_eq!(h, &Holders { active: None, standbys: vec!["a:1".into()] });
+            }
+        }
     }
 
     #[test]

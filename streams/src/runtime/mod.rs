@@ -9,6 +9,7 @@ mod idle;
 mod maintenance;
 mod rebalance;
 mod router;
+pub(crate) mod routes;
 mod services;
 mod standby;
 mod tables;
@@ -60,6 +61,8 @@ pub(crate) enum RunState {
 pub(crate) struct Runtime {
     pub acks: Arc<Acks>,
     pub tables: Arc<Tables>,
+    /// Who holds which partition number, as the last assignment said.
+    routes: Arc<Mutex<assignor::Routes>>,
     state: watch::Receiver<RunState>,
     // Set only by the `testing` hook App::abort; the worker reads its clone.
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
@@ -356,7 +359,9 @@ impl Runtime {
         let acks = Arc::new(Acks::default());
         let cores = decls.tables().clone();
         let standby_replicas = cores.iter().map(|c| c.spec().standbys()).max().unwrap_or(0);
-        let (assignor, placement) = TableAssignor::new(standby_replicas as usize);
+        let endpoint = settings.application_server.as_ref().map(|e| e.to_string());
+        let (assignor, placement) = TableAssignor::new(standby_replicas as usize, endpoint);
+        let routes = assignor.routes();
         let (tables, recovered) =
             Tables::new(cores, conn.client.clone(), conn.admin.clone(), placement);
         let (state_tx, mut state) = watch::channel(RunState::Joining);
@@ -392,6 +397,7 @@ impl Runtime {
         let runtime = Runtime {
             acks,
             tables,
+            routes,
             state: state.clone(),
             aborted,
             commits,

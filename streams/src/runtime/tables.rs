@@ -131,6 +131,11 @@ impl Tables {
         &self.cores
     }
 
+    /// The cluster's admin client (changelog ends).
+    pub(crate) fn admin(&self) -> &Admin {
+        &self.admin
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.cores.is_empty()
     }

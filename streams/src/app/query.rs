@@ -1,0 +1,158 @@
+//! Interactive queries (Kafka Streams' IQv2, Faust's `/router/` and table views): who owns
+//! which partition, and a table key's value read here when this worker owns it, else asked of
+//! its owner over HTTP (see `peer` for the wire format).
+
+use std::borrow::Borrow;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::peer::{self, Failure};
+use super::App;
+use crate::endpoint::Endpoint;
+use crate::error::{Error, Result};
+use crate::runtime::routes::{Owner, Queried, QueryOptions, Router};
+use crate::table::{PartitionStatus, Table};
+
+/// The body of a `200` answer to `GET /table/<name>/<key>/`.
+#[derive(Deserialize)]
+struct Answer<V> {
+    value: V,
+}
+
+impl App {
+    /// Who owns which partition of the app's topics and tables, as the group's last
+    /// assignment said (Faust's `/router/`): empty before the worker joined. Only apps with
+    /// tables route by partition number; each worker's endpoint is its
+    /// [`AppBuilder::application_server`](crate::AppBuilder::application_server).
+    pub fn router(&self) -> Router {
+        self.runtime().map(|r| r.router()).unwrap_or(Router {
+            generation: -1,
+            ..Router::default()
+        })
+    }
+
+    /// The endpoint of the worker owning `key`'s partition of `table` (this worker's own when
+    /// it owns it); `None` when unknown or when the owner advertises no endpoint.
+    pub fn owner_of<K, V, Q>(&self, table: &Table<K, V>, key: &Q) -> Result<Option<Endpoint>>
+    where
+        K: Serialize + DeserializeOwned + Borrow<Q> + 'static,
+        V: Serialize + DeserializeOwned + 'static,
+        Q: Serialize + ?Sized,
+    {
+        let partition = table.partition_of(key)?;
+        if table.spec().is_global() {
+            return Ok(self.settings().application_server.clone());
+        }
+        Ok(self
+            .router()
+            .table_partition(table.name(), partition)
+            .and_then(|o| o.active.clone()))
+    }
+
+    /// The value of `key` in `table`, wherever its partition lives: read here when this worker
+    /// owns it, else asked of the owner (`GET /table/<name>/<key>/` at its endpoint, within
+    /// 5 s). An owner that cannot be reached is [`Error::PeerUnavailable`].
+    pub async fn query<K, V, Q>(&self, table: &Table<K, V>, key: &Q) -> Result<Option<V>>
+    where
+        K: Serialize + DeserializeOwned + Borrow<Q> + 'static,
+        V: Serialize + DeserializeOwned + 'static,
+        Q: Serialize + ?Sized,
+    {
+        Ok(self
+            .query_with(table, key, QueryOptions::default())
+            .await?
+            .value)
+    }
+
+    /// [`query`](Self::query) with options: with [`QueryOptions::max_lag`] this worker's
+    /// standby copy answers when it is at most that many changelog records behind, saving a
+    /// network hop or answering while the owner is down; the answer says which copy answered
+    /// and its lag.
+    pub async fn query_with<K, V, Q>(
+        &self,
+        table: &Table<K, V>,
+        key: &Q,
+        options: QueryOptions,
+    ) -> Result<Queried<V>>
+    where
+        K: Serialize + DeserializeOwned + Borrow<Q> + 'static,
+        V: Serialize + DeserializeOwned + 'static,
+        Q: Serialize + ?Sized,
+    {
+        let runtime = self.runtime().ok_or(Error::NotStarted)?;
+        let partition = table.partition_of(key)?;
+        let core = table.core();
+        if table.spec().is_global() || core.status(partition) == Some(PartitionStatus::Active) {
+            return Ok(Queried::active(table.get(key)?));
+        }
+        if let Some(max_lag) = options.max_lag {
+            if let Some(lag) = runtime.standby_lag(core, partition).await? {
+                if lag <= max_lag {
+                    let bytes = table.encode_key(key)?;
+                    let stored = core
+                        .store()?
+                        .get(partition, &bytes)
+                        .map_err(|e| core.store_error(&[partition], e))?;
+                    let value = stored
+                        .map(|v| table.decode_value_in(partition, &v))
+                        .transpose()?;
+                    return Ok(Queried {
+                        value,
+                        lag,
+                        from: Owner::Standby,
+                    });
+                }
+            }
+        }
+        let no_route = |reason: &str| Error::NoRoute {
+            table: table.name().to_owned(),
+            partition,
+            reason: reason.to_owned(),
+        };
+        let router = runtime.router();
+        let owners = router
+            .table_partition(table.name(), partition)
+            .ok_or_else(|| no_route("the group's assignment named no owner yet"))?;
+        let endpoint = owners
+            .active
+            .clone()
+            .ok_or_else(|| no_route("its owner advertises no application_server"))?;
+        let key_json = serde_json::to_value(key).map_err(|e| Error::TableEncode {
+            table: table.name().to_owned(),
+            part: "key",
+            reason: e.to_string(),
+        })?;
+        let path = format!(
+            "/table/{}/{}/",
+            table.name(),
+            peer::key_segment(&key_json)
+        );
+        let bad = |reason: String| Error::PeerResponse {
+            table: table.name().to_owned(),
+            endpoint: endpoint.to_string(),
+            reason,
+        };
+        let answer = match peer::get(&endpoint, &path, options.timeout).await {
+            Ok(answer) => answer,
+            Err(Failure::Unavailable(reason)) => {
+                return Err(Error::PeerUnavailable {
+                    table: table.name().to_owned(),
+                    partition,
+                    endpoint: endpoint.to_string(),
+                    reason,
+                })
+            }
+            Err(Failure::Malformed(reason)) => return Err(bad(reason)),
+        };
+        match answer.status {
+            404 => Ok(Queried::active(None)),
+            200 => {
+                let Answer { value } = serde_json::from_slice::<Answer<V>>(&answer.body)
+                    .map_err(|e| bad(format!("GET {path}: {e}")))?;
+                Ok(Queried::active(Some(value)))
+            }
+            status => Err(bad(format!("GET {path}: status {status}"))),
+        }
+    }
+}
