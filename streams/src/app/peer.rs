@@ -57,7 +57,9 @@ pub(super) async fn get(
 ) -> Result<Response, Failure> {
     match tokio::time::timeout(timeout, exchange(endpoint, path)).await {
         Ok(outcome) => outcome,
-        Err(_) => Err(Failure::Unavailable(format!("no answer within {timeout:?}"))),
+        Err(_) => Err(Failure::Unavailable(format!(
+            "no answer within {timeout:?}"
+        ))),
     }
 }
 
@@ -141,7 +143,8 @@ fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
             .ok_or("a chunk size line without its end")?;
         let line = std::str::from_utf8(&rest[..line_end]).map_err(|_| "a bad chunk size")?;
         let size = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size, 16).map_err(|_| format!("bad chunk size {size:?}"))?;
+        let size =
+            usize::from_str_radix(size, 16).map_err(|_| format!("bad chunk size {size:?}"))?;
         rest = &rest[line_end + 2..];
         if size == 0 {
             return Ok(body);
@@ -164,16 +167,27 @@ mod tests {
         assert_eq!(r.body, b"abcde");
         let r = parse(b"HTTP/1.0 404 Not Found\r\n\r\nnope").unwrap();
         assert_eq!((r.status, r.body.as_slice()), (404, &b"nope"[..]));
-        for junk in [&b"SSH-2.0\r\n\r\n"[..], b"HTTP/1.1 200", b"HTTP/1.1 x OK\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"] {
+        for junk in [
+            &b"SSH-2.0\r\n\r\n"[..],
+            b"HTTP/1.1 200",
+            b"HTTP/1.1 x OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        ] {
             assert!(parse(junk).is_err(), "{junk:?}");
         }
     }
 
     #[test]
     fn keys_become_percent_encoded_segments() {
-        assert_eq!(key_segment(&serde_json::json!("ann b/é")), "ann%20b%2F%C3%A9");
+        assert_eq!(
+            key_segment(&serde_json::json!("ann b/é")),
+            "ann%20b%2F%C3%A9"
+        );
         assert_eq!(key_segment(&serde_json::json!(42)), "42");
-        assert_eq!(key_segment(&serde_json::json!([1, "a"])), "%5B1%2C%22a%22%5D");
+        assert_eq!(
+            key_segment(&serde_json::json!([1, "a"])),
+            "%5B1%2C%22a%22%5D"
+        );
     }
 }

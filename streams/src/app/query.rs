@@ -51,8 +51,16 @@ impl App {
     }
 
     /// The value of `key` in `table`, wherever its partition lives: read here when this worker
-    /// owns it, else asked of the owner (`GET /table/<name>/<key>/` at its endpoint, within
-    /// 5 s). An owner that cannot be reached is [`Error::PeerUnavailable`].
+    /// owns it, else asked of the owner at its endpoint ([`App::router`]) within 5 s. An owner
+    /// that cannot be reached is [`Error::PeerUnavailable`]; one that cannot be named
+    /// [`Error::NoRoute`]; a bad answer [`Error::PeerResponse`].
+    ///
+    /// The query is the HTTP/1.1 request `GET /table/<table name>/<key>/` (the key: a string
+    /// key as its text, any other key as its JSON, percent-encoded; `Accept:
+    /// application/json`, `Connection: close`), which the owner's web server answers with
+    /// `200` and the JSON body `{"key": <key>, "value": <value as JSON>}`, or `404` when the
+    /// key has no value (`Ok(None)` here). The answer may be sent with `Content-Length`,
+    /// chunked, or delimited by closing the connection.
     pub async fn query<K, V, Q>(&self, table: &Table<K, V>, key: &Q) -> Result<Option<V>>
     where
         K: Serialize + DeserializeOwned + Borrow<Q> + 'static,
@@ -68,7 +76,8 @@ impl App {
     /// [`query`](Self::query) with options: with [`QueryOptions::max_lag`] this worker's
     /// standby copy answers when it is at most that many changelog records behind, saving a
     /// network hop or answering while the owner is down; the answer says which copy answered
-    /// and its lag.
+    /// and its lag. Kafka Streams (IQv2 lets a caller opt into stale stores, without a bound)
+    /// and Faust (which always forwards to the owner) offer no such explicit freshness trade.
     pub async fn query_with<K, V, Q>(
         &self,
         table: &Table<K, V>,
@@ -118,16 +127,16 @@ impl App {
             .active
             .clone()
             .ok_or_else(|| no_route("its owner advertises no application_server"))?;
+        // Assigned here but not active yet (recovering): say so rather than ask ourselves.
+        if self.settings().application_server.as_ref() == Some(&endpoint) {
+            return Ok(Queried::active(table.get(key)?));
+        }
         let key_json = serde_json::to_value(key).map_err(|e| Error::TableEncode {
             table: table.name().to_owned(),
             part: "key",
             reason: e.to_string(),
         })?;
-        let path = format!(
-            "/table/{}/{}/",
-            table.name(),
-            peer::key_segment(&key_json)
-        );
+        let path = format!("/table/{}/{}/", table.name(), peer::key_segment(&key_json));
         let bad = |reason: String| Error::PeerResponse {
             table: table.name().to_owned(),
             endpoint: endpoint.to_string(),

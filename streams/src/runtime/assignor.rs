@@ -407,9 +407,21 @@ mod tests {
             let mine = out["a"].partitions.iter().any(|tp| tp.partition == *p);
             // a's numbers name a; b's name no endpoint, and a is their standby.
             if mine {
-                assert_eq!(h, &Holders { active: Some("a:1".into()), standbys: vec![] });
+                assert_eq!(
+                    h,
+                    &Holders {
+                        active: Some("a:1".into()),
+                        standbys: vec![]
+                    }
+                );
             } else {
-                assert_eq!(h, &Holders { active: None, standbys: vec!["a:1".into()] });
+                assert_eq!(
+                    h,
+                    &Holders {
+                        active: None,
+                        standbys: vec!["a:1".into()]
+                    }
+                );
             }
         }
     }

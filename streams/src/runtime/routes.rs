@@ -46,7 +46,10 @@ pub struct Router {
 impl Router {
     /// Who holds partition `partition` of table `table`, if known.
     pub fn table_partition(&self, table: &str, partition: i32) -> Option<&PartitionOwners> {
-        self.tables.get(table)?.iter().find(|o| o.partition == partition)
+        self.tables
+            .get(table)?
+            .iter()
+            .find(|o| o.partition == partition)
     }
 }
 
@@ -138,7 +141,11 @@ impl Runtime {
     /// The router as the last assignment said; empty before it, or when the leader is an
     /// older worker that sends no routes.
     pub(crate) fn router(&self) -> Router {
-        let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let routes = self
+            .routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if routes.numbers.is_empty() {
             return Router {
                 generation: routes.generation,
@@ -176,15 +183,11 @@ impl Runtime {
         table: &Arc<TableCore>,
         partition: i32,
     ) -> Result<Option<u64>> {
-        let standby = self
-            .tables
-            .partitions()?
-            .iter()
-            .any(|p| {
-                p.table == table.name()
-                    && p.partition == partition
-                    && p.status == PartitionStatus::Standby
-            });
+        let standby = self.tables.partitions()?.iter().any(|p| {
+            p.table == table.name()
+                && p.partition == partition
+                && p.status == PartitionStatus::Standby
+        });
         if !standby {
             return Ok(None);
         }
