@@ -27,6 +27,7 @@
 //! | `@app.timer(10.0, on_leader=True)` | `app.timer("name", Duration::from_secs(10)).on_leader().run(\|\| async { .. })?` ([`App::timer`]) |
 //! | `@app.crontab("*/5 * * * *", timezone=tz)` | `app.crontab("name", "*/5 * * * *").timezone("Europe/Paris").run(..)?` ([`App::crontab`]) |
 //! | `@app.task` | `app.task("name").run(\|\| async { .. })?` ([`App::task`]) |
+//! | web `/router/`, a table's value from any worker | [`App::router`], [`App::owner_of`], [`App::query`] (each worker advertising [`AppBuilder::application_server`]) |
 //! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`, `tables`, `reset`, `completions`; `demo` with [`App::main_with_demo`]) |
 //!
 //! A tiny app, run here against the in-process mock Kafka cluster of the `testkit` crate (in

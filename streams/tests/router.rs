@@ -344,3 +344,28 @@ async fn workers_share_a_router_and_query_the_owner_of_a_key() {
     b.shutdown().await.unwrap();
     server.abort();
 }
+
+#[test]
+fn a_bad_application_server_fails_the_build() {
+    for bad in ["nohost", "host:port", ":6066"] {
+        let built = App::builder("router-bad").application_server(bad).build();
+        assert!(
+            matches!(&built, Err(Error::InvalidSetting { name, .. }) if name == "application_server"),
+            "{bad}: {built:?}"
+        );
+    }
+    let app = App::builder("router-good")
+        .application_server("worker-1:6066")
+        .build()
+        .unwrap();
+    assert_eq!(
+        app.settings()
+            .application_server
+            .as_ref()
+            .map(|e| e.to_string()),
+        Some("worker-1:6066".to_owned())
+    );
+    // Not started: no routes yet.
+    assert_eq!(app.router().generation, -1);
+    assert!(app.router().tables.is_empty());
+}
