@@ -105,7 +105,7 @@
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/modules.rs):
 //   testing > cli > app > runtime > declarations > stream, table, window > topic, codec, record,
-//   offsets, outbox, replies > error, settings, broker, timestamp, clock.
+//   offsets, outbox, replies, metrics > error, settings, broker, timestamp, clock.
 mod app;
 mod broker;
 mod cli;
@@ -113,6 +113,7 @@ mod clock;
 pub mod codec;
 mod declarations;
 mod error;
+mod metrics;
 mod offsets;
 mod outbox;
 mod record;

@@ -14,9 +14,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use kafka_client::TopicPartition;
+use prometheus_client::metrics::histogram::Histogram;
+// Tokio's clock: under paused time (tests) latencies follow virtual time.
+use tokio::time::Instant;
 
 /// Marks a delivered offset that failed: never done, no longer awaited.
 const FAILED: u32 = u32::MAX;
@@ -151,6 +154,8 @@ impl PartitionAcks {
         Hold {
             part: Some(self.clone()),
             offset,
+            // The clock is read only when the instance measures its latency.
+            delivered: releases.latency.get().map(|_| Instant::now()),
             releases: releases.clone(),
             failed: false,
         }
@@ -315,6 +320,8 @@ impl Acks {
 #[derive(Debug, Default)]
 pub(crate) struct Releases {
     queue: Mutex<Queue>,
+    /// The agent's processing-latency histogram, set by the runtime before the first event.
+    latency: OnceLock<Histogram>,
 }
 
 #[derive(Debug, Default)]
@@ -349,6 +356,11 @@ impl Queue {
 }
 
 impl Releases {
+    /// Measures the time from each hold's creation to its release into `histogram`.
+    pub fn measure_latency(&self, histogram: Histogram) {
+        let _ = self.latency.set(histogram);
+    }
+
     fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -395,6 +407,8 @@ impl Releases {
 pub struct Hold {
     part: Option<Arc<PartitionAcks>>,
     offset: i64,
+    /// When the record was handed to the instance (if its latency is measured).
+    delivered: Option<Instant>,
     releases: Arc<Releases>,
     failed: bool,
 }
@@ -420,6 +434,9 @@ impl Drop for Hold {
         if self.failed || std::thread::panicking() {
             part.fail(self.offset);
         } else {
+            if let (Some(at), Some(latency)) = (self.delivered, self.releases.latency.get()) {
+                latency.observe(at.elapsed().as_secs_f64());
+            }
             self.releases.release(part, self.offset);
         }
     }

@@ -163,6 +163,14 @@ impl App {
         Ok(())
     }
 
+    /// The app's metrics in the Prometheus text exposition format (OpenMetrics), for a
+    /// `/metrics` endpoint: events in and records sent, processing and commit latencies,
+    /// commits and their failures, consumer lag, rebalances, table recovery and sizes,
+    /// producer errors and dead letters, all named `streams_*`. Each app has its own registry.
+    pub fn metrics_text(&self) -> String {
+        self.inner.decls.outbox.metrics().encode()
+    }
+
     /// The bootstrap addresses in use (for `mock://`, the embedded cluster's), once started.
     pub fn bootstrap(&self) -> Option<String> {
         self.inner.conn.get().map(|c| c.client.bootstrap.join(","))

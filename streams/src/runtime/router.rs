@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use kafka_client::consumer::ConsumerRecord;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 
@@ -26,6 +27,8 @@ pub(crate) struct Target {
     pub name: String,
     pub instances: Vec<(mpsc::Sender<Vec<Delivery>>, Arc<Releases>)>,
     pub stopped: Arc<AtomicBool>,
+    /// `streams_events_in_total` of this topic and agent, resolved once.
+    events_in: Counter,
     /// Deliveries gathered per instance until the next flush.
     pending: Vec<Vec<Delivery>>,
     next: usize,
@@ -37,9 +40,11 @@ impl Target {
         name: String,
         instances: Vec<(mpsc::Sender<Vec<Delivery>>, Arc<Releases>)>,
         stopped: Arc<AtomicBool>,
+        events_in: Counter,
     ) -> Self {
         Target {
             name,
+            events_in,
             pending: instances.iter().map(|_| Vec::new()).collect(),
             instances,
             stopped,
@@ -171,6 +176,7 @@ impl Target {
         }
         let i = self.next;
         self.next = (i + 1) % self.instances.len();
+        self.events_in.inc();
         let hold = part.hold(offset, &self.instances[i].1);
         self.pending[i].push(Delivery {
             record,
