@@ -143,7 +143,7 @@ impl Metrics {
         let table_keys = Family::<Labels, Gauge>::default();
         registry.register(
             "table_keys",
-            "Keys in an active table partition, as of the last commit",
+            "Keys in an active table partition, read at each scrape",
             table_keys.clone(),
         );
         Metrics {

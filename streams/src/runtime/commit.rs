@@ -241,7 +241,6 @@ impl Committer {
     pub(crate) fn committed(&self, positions: &[(TopicPartition, i64)]) {
         self.acks.committed(positions);
         self.tables.flush_stores();
-        self.tables.report_sizes(self.metrics());
         // A store whose durable commit failed refuses every call now: stop at once rather than
         // at the next commit.
         if let Err(e) = self.tables.check_stores() {

@@ -389,7 +389,8 @@ impl Tables {
     }
 
     /// Sets the key-count gauge of every active table partition (from the store's count and
-    /// the unflushed writes), and drops those of partitions no longer active here.
+    /// the unflushed writes), and drops those of partitions no longer active here. Called per
+    /// scrape (`App::metrics_text`), not on the write path.
     pub(crate) fn report_sizes(&self, metrics: &Metrics) {
         for core in &self.cores {
             for p in 0..core.spec().partition_count() {
