@@ -151,11 +151,21 @@ impl PartitionAcks {
 
     /// A hold on `offset` for the instance that releases into `releases`.
     pub fn hold(self: &Arc<Self>, offset: i64, releases: &Arc<Releases>) -> Hold {
+        self.hold_at(offset, releases, Instant::now)
+    }
+
+    /// [`hold`](Self::hold) for a record delivered at `now()`, read only if the instance
+    /// measures its latency (the router reads the clock once per run of records).
+    pub fn hold_at(
+        self: &Arc<Self>,
+        offset: i64,
+        releases: &Arc<Releases>,
+        now: impl FnOnce() -> Instant,
+    ) -> Hold {
         Hold {
             part: Some(self.clone()),
             offset,
-            // The clock is read only when the instance measures its latency.
-            delivered: releases.latency.get().map(|_| Instant::now()),
+            delivered: releases.latency.get().map(|_| now()),
             releases: releases.clone(),
             failed: false,
         }
