@@ -106,7 +106,7 @@
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/modules.rs):
 //   testing > cli > app > runtime > declarations > stream, table, window > topic, codec, record,
-//   offsets, outbox, replies > error, settings, endpoint, broker, timestamp, clock.
+//   offsets, outbox, replies, metrics > error, settings, endpoint, broker, timestamp, clock.
 mod app;
 mod broker;
 mod cli;
@@ -115,6 +115,7 @@ pub mod codec;
 mod declarations;
 mod endpoint;
 mod error;
+mod metrics;
 mod offsets;
 mod outbox;
 mod record;

@@ -14,9 +14,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use kafka_client::TopicPartition;
+use prometheus_client::metrics::histogram::Histogram;
+// Tokio's clock: under paused time (tests) latencies follow virtual time.
+use tokio::time::Instant;
 
 /// Marks a delivered offset that failed: never done, no longer awaited.
 const FAILED: u32 = u32::MAX;
@@ -148,9 +151,21 @@ impl PartitionAcks {
 
     /// A hold on `offset` for the instance that releases into `releases`.
     pub fn hold(self: &Arc<Self>, offset: i64, releases: &Arc<Releases>) -> Hold {
+        self.hold_at(offset, releases, Instant::now)
+    }
+
+    /// [`hold`](Self::hold) for a record delivered at `now()`, read only if the instance
+    /// measures its latency (the router reads the clock once per run of records).
+    pub fn hold_at(
+        self: &Arc<Self>,
+        offset: i64,
+        releases: &Arc<Releases>,
+        now: impl FnOnce() -> Instant,
+    ) -> Hold {
         Hold {
             part: Some(self.clone()),
             offset,
+            delivered: releases.latency.get().map(|_| now()),
             releases: releases.clone(),
             failed: false,
         }
@@ -315,6 +330,8 @@ impl Acks {
 #[derive(Debug, Default)]
 pub(crate) struct Releases {
     queue: Mutex<Queue>,
+    /// The agent's processing-latency histogram, set by the runtime before the first event.
+    latency: OnceLock<Histogram>,
 }
 
 #[derive(Debug, Default)]
@@ -349,6 +366,11 @@ impl Queue {
 }
 
 impl Releases {
+    /// Measures the time from each hold's creation to its release into `histogram`.
+    pub fn measure_latency(&self, histogram: Histogram) {
+        let _ = self.latency.set(histogram);
+    }
+
     fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -395,6 +417,8 @@ impl Releases {
 pub struct Hold {
     part: Option<Arc<PartitionAcks>>,
     offset: i64,
+    /// When the record was handed to the instance (if its latency is measured).
+    delivered: Option<Instant>,
     releases: Arc<Releases>,
     failed: bool,
 }
@@ -420,6 +444,9 @@ impl Drop for Hold {
         if self.failed || std::thread::panicking() {
             part.fail(self.offset);
         } else {
+            if let (Some(at), Some(latency)) = (self.delivered, self.releases.latency.get()) {
+                latency.observe(at.elapsed().as_secs_f64());
+            }
             self.releases.release(part, self.offset);
         }
     }

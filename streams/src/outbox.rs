@@ -10,8 +10,10 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 use kafka_client::producer::{Producer, ProducerRecord, RecordMetadata};
+use prometheus_client::metrics::counter::Counter;
 
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 
 tokio::task_local! {
     /// The worker's transactional producer, in its agents' tasks under exactly-once: what they
@@ -27,19 +29,28 @@ pub(crate) fn in_transactions<F: Future>(
     TRANSACTIONAL.scope(producer, work)
 }
 
-/// A handle on the app's producer, shared by topics, sinks and the runtime. Cheap to clone.
+/// A handle on the app's producer, shared by topics, sinks and the runtime, with the app's
+/// metrics (everything that sends has it at hand). Cheap to clone.
 #[derive(Clone, Default)]
-pub(crate) struct Outbox(Arc<OnceLock<Arc<Producer>>>);
+pub(crate) struct Outbox {
+    producer: Arc<OnceLock<Arc<Producer>>>,
+    metrics: Arc<Metrics>,
+}
 
 impl Outbox {
     /// Installs the producer (once; later calls keep the first).
     pub(crate) fn set(&self, producer: Producer) {
-        let _ = self.0.set(Arc::new(producer));
+        let _ = self.producer.set(Arc::new(producer));
     }
 
     /// The app's own producer, once the app is connected (never a transactional one).
     pub(crate) fn app_producer(&self) -> Result<&Arc<Producer>> {
-        self.0.get().ok_or(Error::NotStarted)
+        self.producer.get().ok_or(Error::NotStarted)
+    }
+
+    /// The app's metrics.
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The producer for a send made here: the worker's transactional one inside an agent under
@@ -55,25 +66,38 @@ impl Outbox {
     /// Waits until every record accepted so far is acknowledged; an error if any of the
     /// app's records was not delivered (nothing may be committed then).
     pub(crate) async fn flush(&self) -> Result<()> {
-        flush_checked(&*self.producer()?).await
+        flush_checked(&*self.producer()?, &self.metrics).await
     }
 
-    /// Hands a record to the producer; returns once it is accepted (batched).
+    /// Hands a record to the producer; returns once it is accepted (batched). Counted under
+    /// its topic, looked up per record: hot paths use [`send_counted`](Self::send_counted).
     pub(crate) async fn send(&self, record: ProducerRecord) -> Result<()> {
+        let sent = self.metrics.records_sent(&record.topic);
+        self.send_counted(record, &sent).await
+    }
+
+    /// [`send`](Self::send), counted on `sent`, the counter of the record's topic.
+    pub(crate) async fn send_counted(&self, record: ProducerRecord, sent: &Counter) -> Result<()> {
         drop(self.producer()?.send(record).await?);
+        sent.inc();
         Ok(())
     }
 
     /// Hands a record to the app's own producer, outside any transaction (requests to other
     /// agents, failure replies: an exactly-once agent's transaction may never commit).
     pub(crate) async fn send_outside_transactions(&self, record: ProducerRecord) -> Result<()> {
+        let sent = self.metrics.records_sent(&record.topic);
         drop(self.app_producer()?.send(record).await?);
+        sent.inc();
         Ok(())
     }
 
     /// Sends a record and waits for the broker's acknowledgement.
     pub(crate) async fn send_and_wait(&self, record: ProducerRecord) -> Result<RecordMetadata> {
-        Ok(self.producer()?.send(record).await?.await?)
+        let sent = self.metrics.records_sent(&record.topic);
+        let written = self.producer()?.send(record).await?.await?;
+        sent.inc();
+        Ok(written)
     }
 }
 
@@ -93,11 +117,13 @@ impl std::ops::Deref for ProducerRef<'_> {
     }
 }
 
-/// Flushes `producer`; an error if any record it accepted since it started was not delivered.
-pub(crate) async fn flush_checked(producer: &Producer) -> Result<()> {
+/// Flushes `producer`; an error if any record it accepted since it started was not delivered
+/// (counted in `metrics`).
+pub(crate) async fn flush_checked(producer: &Producer, metrics: &Metrics) -> Result<()> {
     producer.flush().await;
     let failures = producer.delivery_failures();
     if failures.records > 0 {
+        metrics.producer_failures(failures.records);
         return Err(Error::Delivery {
             records: failures.records,
             last: failures.last,

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use kafka_client::consumer::ConsumerRecord;
 use kafka_client::producer::{ProducerRecord, RecordMetadata};
+use prometheus_client::metrics::counter::Counter;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -179,6 +180,8 @@ pub struct Topic<K, V> {
     outbox: Outbox,
     pub(crate) spec: Arc<TopicSpec>,
     validator: Option<Validator<V>>,
+    /// `streams_records_sent_total` of this topic, resolved once.
+    sent: Counter,
     _types: PhantomData<fn() -> K>,
 }
 
@@ -189,6 +192,7 @@ impl<K, V> Clone for Topic<K, V> {
             outbox: self.outbox.clone(),
             spec: self.spec.clone(),
             validator: self.validator.clone(),
+            sent: self.sent.clone(),
             _types: PhantomData,
         }
     }
@@ -227,6 +231,7 @@ where
         Topic {
             catalog: catalog.clone(),
             outbox: outbox.clone(),
+            sent: outbox.metrics().records_sent(name),
             spec,
             validator: None,
             _types: PhantomData,
@@ -327,7 +332,7 @@ where
     /// Faust: `await topic.send(key=k, value=v)`.
     pub async fn send(&self, key: impl Borrow<K>, value: impl Borrow<V>) -> Result<()> {
         let record = self.record(Some(key.borrow()), value.borrow())?;
-        self.outbox.send(record).await
+        self.outbox.send_counted(record, &self.sent).await
     }
 
     /// Sends a keyed value with an explicit record timestamp (a [`Timestamp`], or a
@@ -342,13 +347,13 @@ where
         let record = self
             .record(Some(key.borrow()), value.borrow())?
             .timestamp(at.into().as_millis());
-        self.outbox.send(record).await
+        self.outbox.send_counted(record, &self.sent).await
     }
 
     /// Sends a value with no key (the producer spreads such records over partitions).
     pub async fn send_value(&self, value: impl Borrow<V>) -> Result<()> {
         let record = self.record(None, value.borrow())?;
-        self.outbox.send(record).await
+        self.outbox.send_counted(record, &self.sent).await
     }
 
     /// Sends a record built with [`record`](Self::record) (to pick a partition, say).

@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("record", 1),
     ("offsets", 1),
     ("outbox", 1),
+    ("metrics", 1),
     ("replies", 1),
     ("topic", 1),
     ("stream", 2),

@@ -165,6 +165,20 @@ impl App {
         Ok(())
     }
 
+    /// The app's metrics in the Prometheus text exposition format (OpenMetrics), for a
+    /// `/metrics` endpoint: events in and records sent, processing and commit latencies,
+    /// commits and their failures, consumer lag, rebalances, table recovery and sizes,
+    /// producer errors and dead letters, all named `streams_*`. Each app has its own registry.
+    pub fn metrics_text(&self) -> String {
+        let metrics = self.inner.decls.outbox.metrics();
+        // Table sizes are read here, per scrape, rather than kept up to date on every write.
+        let runtime = lock(&self.inner.runtime).clone();
+        if let Some(runtime) = runtime {
+            runtime.tables.report_sizes(metrics);
+        }
+        metrics.encode()
+    }
+
     /// The bootstrap addresses in use (for `mock://`, the embedded cluster's), once started.
     pub fn bootstrap(&self) -> Option<String> {
         self.inner.conn.get().map(|c| c.client.bootstrap.join(","))

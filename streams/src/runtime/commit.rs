@@ -16,9 +16,11 @@ use kafka_client::producer::Producer;
 use kafka_client::TopicPartition;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::tables::Tables;
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::offsets::Acks;
 use crate::outbox::{flush_checked, Outbox};
 use crate::table::{flush_partition, produce_flush, ProducedFlush, TableCore};
@@ -249,7 +251,12 @@ impl Committer {
     /// Waits until every record accepted so far is acknowledged; an error if any of the
     /// app's records was not delivered (nothing may be committed then).
     pub(crate) async fn flush(&self) -> Result<()> {
-        flush_checked(&*self.producer()?).await
+        flush_checked(&*self.producer()?, self.outbox.metrics()).await
+    }
+
+    /// The app's metrics.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        self.outbox.metrics()
     }
 
     /// The producer that carries the worker's writes: the transactional one under
@@ -332,6 +339,7 @@ impl Committer {
         self.check()?;
         let _one_at_a_time = self.preparing.lock().await;
         self.check()?;
+        let started = Instant::now();
         if !self.quiesce().await.map_err(|e| self.halt(txn.failed(e)))? {
             return Ok(()); // an agent failed: it stops the worker, this transaction aborts
         }
@@ -358,6 +366,7 @@ impl Committer {
             Err(e) => {
                 // The abort tells whether another producer took the id over (fatal) or the
                 // transaction merely failed (the worker restarts).
+                self.metrics().commit_failed(started);
                 let e = match (txn.failed(e), self.abort_transaction().await) {
                     (Error::TransactionAborted { .. }, Some(fenced)) => fenced,
                     (e, _) => e,
@@ -370,6 +379,7 @@ impl Committer {
             core.complete_flush(produced.flush, produced.last_offset)
                 .map_err(|e| self.halt(e))?;
         }
+        self.metrics().commit_succeeded(started);
         tracing::debug!(?positions, "transaction committed");
         self.transactions
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -577,15 +587,18 @@ impl BackgroundCommit {
         if positions.is_empty() {
             return;
         }
+        let started = Instant::now();
         let request = consumer.commit_offsets_async(positions.clone());
         let committer = committer.clone();
         self.committing.push(tokio::spawn(async move {
             match request.await {
                 Ok(()) => {
                     tracing::debug!(?positions, "committed");
+                    committer.metrics().commit_succeeded(started);
                     committer.committed(&positions);
                 }
                 Err(e) => {
+                    committer.metrics().commit_failed(started);
                     if let Err(fatal) = committer.commit_failed(e) {
                         committer.halt_unclaimed(fatal);
                     }

@@ -150,6 +150,7 @@ impl Parts {
                 },
             ) in agent.instances.into_iter().enumerate()
             {
+                releases.measure_latency(self.decls.outbox.metrics().processing(&agent.name));
                 instances.push((sender, releases.clone()));
                 // Under exactly-once the agent's sends go into the worker's transactions.
                 let work = match &in_transactions {
@@ -165,9 +166,11 @@ impl Parts {
                     committer.clone(),
                 ));
             }
+            let metrics = self.decls.outbox.metrics();
+            let events_in = metrics.events_in(&agent.topic, &agent.name);
             router.add(
                 agent.topic,
-                Target::new(agent.name, instances, agent.stopped),
+                Target::new(agent.name, instances, agent.stopped, events_in),
             );
         }
         for agent in self.decls.start_channel_agents() {
@@ -362,8 +365,13 @@ impl Runtime {
         let endpoint = settings.application_server.as_ref().map(|e| e.to_string());
         let (assignor, placement) = TableAssignor::new(standby_replicas as usize, endpoint);
         let routes = assignor.routes();
-        let (tables, recovered) =
-            Tables::new(cores, conn.client.clone(), conn.admin.clone(), placement);
+        let (tables, recovered) = Tables::new(
+            cores,
+            conn.client.clone(),
+            conn.admin.clone(),
+            placement,
+            decls.outbox.metrics().clone(),
+        );
         let (state_tx, mut state) = watch::channel(RunState::Joining);
         let aborted = Arc::new(AtomicBool::new(false));
         let parts = Parts {

@@ -63,6 +63,7 @@ impl Listener {
             acks.assign(tp.clone(), start);
         }
         self.committer.tables.assigned(partitions).await;
+        self.committer.metrics().rebalanced();
         // Called after every completed rebalance: the generation just joined says who leads.
         self.lead(ctx.is_leader(), ctx.generation());
         self.state.send_modify(|s| {
@@ -154,12 +155,21 @@ impl Listener {
             Ok(Ok(positions)) => {
                 let positions = self.committer.sendable(positions);
                 if !positions.is_empty() {
+                    let started = tokio::time::Instant::now();
                     match ctx.commit_offsets(positions.clone()).await {
-                        Ok(()) => self.committer.committed(&positions),
-                        Err(e) => match self.committer.commit_failed(e) {
-                            Ok(_) => tracing::warn!("the new owner re-reads from the last commit"),
-                            Err(fatal) => self.committer.halt_unclaimed(fatal),
-                        },
+                        Ok(()) => {
+                            self.committer.metrics().commit_succeeded(started);
+                            self.committer.committed(&positions);
+                        }
+                        Err(e) => {
+                            self.committer.metrics().commit_failed(started);
+                            match self.committer.commit_failed(e) {
+                                Ok(_) => {
+                                    tracing::warn!("the new owner re-reads from the last commit")
+                                }
+                                Err(fatal) => self.committer.halt_unclaimed(fatal),
+                            }
+                        }
                     }
                 }
             }
@@ -175,6 +185,7 @@ impl Listener {
     }
 
     fn revoke(&self, partitions: &[TopicPartition]) {
+        self.committer.metrics().forget_partitions(partitions);
         for tp in partitions {
             tracing::info!(%tp, "partition revoked");
             self.committer.acks.revoke(tp);
@@ -188,6 +199,7 @@ impl Listener {
         // Exactly-once: the open transaction holds effects of the lost partitions' events,
         // which their new owner processes again: it must never commit.
         self.committer.lost(partitions);
+        self.committer.metrics().forget_partitions(partitions);
         for tp in partitions {
             tracing::warn!(%tp, "partition lost without a commit; its uncommitted events will be read again by its new owner");
             self.committer.acks.revoke(tp);

@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use kafka_client::consumer::ConsumerRecord;
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use crate::offsets::{Acks, PartitionAcks, Releases};
 use crate::stream::Delivery;
@@ -26,6 +28,8 @@ pub(crate) struct Target {
     pub name: String,
     pub instances: Vec<(mpsc::Sender<Vec<Delivery>>, Arc<Releases>)>,
     pub stopped: Arc<AtomicBool>,
+    /// `streams_events_in_total` of this topic and agent, resolved once.
+    events_in: Counter,
     /// Deliveries gathered per instance until the next flush.
     pending: Vec<Vec<Delivery>>,
     next: usize,
@@ -37,9 +41,11 @@ impl Target {
         name: String,
         instances: Vec<(mpsc::Sender<Vec<Delivery>>, Arc<Releases>)>,
         stopped: Arc<AtomicBool>,
+        events_in: Counter,
     ) -> Self {
         Target {
             name,
+            events_in,
             pending: instances.iter().map(|_| Vec::new()).collect(),
             instances,
             stopped,
@@ -64,6 +70,9 @@ pub(crate) struct Router {
     pub channel_agents: ChannelAgents,
     /// The [`Acks::epoch`] the routes' trackers were read at.
     epoch: u64,
+    /// When the records gathered since the last flush were delivered: the clock is read
+    /// once per run, not per record (for the agents' processing latency).
+    run_started: Option<Instant>,
 }
 
 impl Router {
@@ -73,6 +82,7 @@ impl Router {
             routes: HashMap::new(),
             channel_agents: ChannelAgents::default(),
             epoch: u64::MAX,
+            run_started: None,
         }
     }
 
@@ -131,6 +141,8 @@ impl Router {
         part.deliver(record.offset, route.agents.len() as u32);
         let last = route.agents.len().saturating_sub(1);
         let mut record = Some(record);
+        let run_started = &mut self.run_started;
+        let mut now = || *run_started.get_or_insert_with(Instant::now);
         for (i, target) in route.agents.iter_mut().enumerate() {
             let rec = if i == last {
                 record.take()
@@ -138,7 +150,7 @@ impl Router {
                 record.clone()
             };
             let Some(rec) = rec else { break };
-            target.gather(rec, part);
+            target.gather(rec, part, &mut now);
         }
     }
 
@@ -146,6 +158,7 @@ impl Router {
     /// `false` if a stop came while waiting (those records stay undone and are read again
     /// after a restart).
     pub(crate) async fn flush(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        self.run_started = None;
         for route in self.routes.values_mut() {
             for target in &mut route.agents {
                 if !target.flush(stop).await {
@@ -159,7 +172,12 @@ impl Router {
 
 impl Target {
     /// Round-robin over the instances.
-    fn gather(&mut self, record: ConsumerRecord, part: &Arc<PartitionAcks>) {
+    fn gather(
+        &mut self,
+        record: ConsumerRecord,
+        part: &Arc<PartitionAcks>,
+        now: &mut impl FnMut() -> Instant,
+    ) {
         let offset = record.offset;
         if self.stopped.load(Ordering::Acquire) {
             if !self.warned {
@@ -171,7 +189,8 @@ impl Target {
         }
         let i = self.next;
         self.next = (i + 1) % self.instances.len();
-        let hold = part.hold(offset, &self.instances[i].1);
+        self.events_in.inc();
+        let hold = part.hold_at(offset, &self.instances[i].1, now);
         self.pending[i].push(Delivery {
             record,
             hold: Some(hold),

@@ -20,12 +20,14 @@ use std::time::Duration;
 use kafka_client::admin::{Admin, OffsetSpec};
 use kafka_client::consumer::Consumer;
 use kafka_client::{ClientConfig, TopicPartition};
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::assignor::Placement;
 use super::standby::follow;
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::table::{changelog_consumer_config, recover_partition, PartitionStatus, TableCore};
 
 /// A recovery task's outcome, for the worker.
@@ -86,6 +88,7 @@ pub(crate) struct Tables {
     done: mpsc::UnboundedSender<Recovered>,
     /// This worker's numbers, as the assignor gave them.
     placement: Arc<Mutex<Placement>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Tables {
@@ -94,6 +97,7 @@ impl Tables {
         client: ClientConfig,
         admin: Admin,
         placement: Arc<Mutex<Placement>>,
+        metrics: Arc<Metrics>,
     ) -> (Arc<Tables>, mpsc::UnboundedReceiver<Recovered>) {
         let (done, recovered) = mpsc::unbounded_channel();
         // Numbers this worker's stores already hold data of (a restarted redb worker) count as
@@ -119,6 +123,7 @@ impl Tables {
             epochs: AtomicU64::new(1),
             done,
             placement,
+            metrics,
         };
         (Arc::new(tables), recovered)
     }
@@ -233,8 +238,9 @@ impl Tables {
         let epoch = self.epochs.fetch_add(1, Ordering::Relaxed);
         let core = self.cores[table].clone();
         let (client, admin, done) = (self.client.clone(), self.admin.clone(), self.done.clone());
+        let remaining = self.metrics.recovery_remaining(core.name(), partition);
         let task = tokio::spawn(async move {
-            let outcome = recover(&core, client, &admin, partition).await;
+            let outcome = recover(&core, client, &admin, partition, &remaining).await;
             let _ = done.send(Recovered {
                 table,
                 partition,
@@ -387,6 +393,26 @@ impl Tables {
         }
     }
 
+    /// Sets the key-count gauge of every active table partition (from the store's count and
+    /// the unflushed writes), and drops those of partitions no longer active here. Called per
+    /// scrape (`App::metrics_text`), not on the write path.
+    pub(crate) fn report_sizes(&self, metrics: &Metrics) {
+        for core in &self.cores {
+            for p in 0..core.spec().partition_count() {
+                if core.status(p) != Some(PartitionStatus::Active) {
+                    metrics.forget_table_partition(core.name(), p);
+                    continue;
+                }
+                match core.partition_len(p) {
+                    Ok(keys) => metrics.set_table_keys(core.name(), p, keys),
+                    Err(e) => {
+                        tracing::debug!(table = core.name(), partition = p, error = %e, "no key count for the table partition's metric")
+                    }
+                }
+            }
+        }
+    }
+
     /// Stops every recovery and follower (the worker is stopping) and waits until they are
     /// gone.
     pub(crate) async fn close(&self) {
@@ -412,6 +438,7 @@ async fn recover(
     client: ClientConfig,
     admin: &Admin,
     partition: i32,
+    remaining: &Gauge,
 ) -> Result<u64> {
     let tp = TopicPartition::new(core.spec().changelog_topic(), partition);
     let mut pause = Duration::from_millis(100);
@@ -422,7 +449,7 @@ async fn recover(
                 .await?;
             let end = ends.get(&tp).map_or(0, |o| o.offset);
             let mut consumer = Consumer::new(client.clone(), changelog_consumer_config()).await?;
-            recover_partition(core, &mut consumer, partition, end).await
+            recover_partition(core, &mut consumer, partition, end, Some(remaining)).await
         };
         match attempt.await {
             Ok(records) => return Ok(records),

@@ -125,6 +125,7 @@ impl Worker {
                 }
                 _ = tick.tick() => {
                     since_commit = 0;
+                    self.report_lag();
                     if let Err(e) = self.commit_due().await {
                         break Err(e);
                     }
@@ -173,6 +174,20 @@ impl Worker {
             }
         };
         self.finish(outcome).await
+    }
+
+    /// Sets the lag of every assigned partition: its high watermark (from the last fetch)
+    /// minus the position the consumer reads next. At each commit tick, not per record.
+    fn report_lag(&self) {
+        let consumer = self.consumer.consumer();
+        let metrics = self.committer.metrics();
+        for tp in self.consumer.assignment() {
+            if let (Some(high), Some(position)) =
+                (consumer.high_watermark(&tp), self.consumer.position(&tp))
+            {
+                metrics.set_lag(&tp, high.saturating_sub(position).max(0));
+            }
+        }
     }
 
     /// Pauses the source partitions whose table partitions are recovering and resumes the
@@ -225,6 +240,7 @@ impl Worker {
     /// returned; the worker must stop when it halted the committer (see `Committer`), while a
     /// commit the group refused for now (a rebalance) is retried next time.
     async fn commit(&mut self) -> Result<()> {
+        self.report_lag();
         if self.committer.is_transactional() {
             let read_to = self.read_positions();
             return self
@@ -241,13 +257,18 @@ impl Worker {
         if positions.is_empty() {
             return Ok(());
         }
+        let started = tokio::time::Instant::now();
         match self.consumer.commit_offsets(positions.clone()).await {
             Ok(()) => {
                 tracing::debug!(?positions, "committed");
+                self.committer.metrics().commit_succeeded(started);
                 self.committer.committed(&positions);
                 Ok(())
             }
-            Err(e) => Err(self.committer.commit_failed(e).unwrap_or_else(|e| e)),
+            Err(e) => {
+                self.committer.metrics().commit_failed(started);
+                Err(self.committer.commit_failed(e).unwrap_or_else(|e| e))
+            }
         }
     }
 

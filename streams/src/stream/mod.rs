@@ -224,6 +224,7 @@ where
         error: &Error,
         hold: Option<crate::offsets::Hold>,
     ) {
+        let source = topic.clone();
         let record = record
             .header("x-error-topic", topic)
             .header("x-error-partition", partition.to_string())
@@ -232,10 +233,13 @@ where
         let outbox = self.topic.outbox().clone();
         // Rare: a task for the send, holding the record until the copy is accepted.
         tokio::spawn(async move {
-            if let Err(e) = outbox.send(record).await {
-                tracing::error!(error = %e, "could not send to the dead-letter topic; the record will not be committed");
-                if let Some(hold) = hold {
-                    hold.fail();
+            match outbox.send(record).await {
+                Ok(()) => outbox.metrics().dead_lettered(&source),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not send to the dead-letter topic; the record will not be committed");
+                    if let Some(hold) = hold {
+                        hold.fail();
+                    }
                 }
             }
         });

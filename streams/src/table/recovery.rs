@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use kafka_client::consumer::{AutoOffsetReset, Consumer, ConsumerConfig, IsolationLevel, Offset};
 use kafka_client::TopicPartition;
+use prometheus_client::metrics::gauge::Gauge;
 use stores::WriteBatch;
 
 use super::partitions::TableCore;
@@ -62,11 +63,14 @@ pub(crate) fn changelog_consumer_config() -> ConsumerConfig {
 ///
 /// Cancel-safe in what matters: dropping the future (a revocation during recovery) keeps the
 /// batches applied so far and their offset; the consumer then keeps its assignment.
+///
+/// `remaining`, a metric, is kept at the records left to replay.
 pub async fn recover_partition(
     table: &TableCore,
     consumer: &mut Consumer,
     partition: i32,
     end: i64,
+    remaining: Option<&Gauge>,
 ) -> Result<u64> {
     table.ensure_recoverable(partition)?;
     if consumer.config().auto_offset_reset != AutoOffsetReset::None {
@@ -85,7 +89,7 @@ pub async fn recover_partition(
     consumer.assign(vec![tp.clone()]);
     let mut read = 0;
     let result = loop {
-        match read_changelog(table, consumer, &tp, start, end, &mut read).await {
+        match read_changelog(table, consumer, &tp, (start, end), &mut read, remaining).await {
             Err(Error::Kafka(kafka_client::Error::OffsetOutOfRange { offset, .. })) => {
                 // What was read in this pass is dropped with the rest of the partition.
                 match out_of_range(table, consumer, &tp, offset).await {
@@ -175,9 +179,9 @@ async fn read_changelog(
     table: &TableCore,
     consumer: &mut Consumer,
     tp: &TopicPartition,
-    start: Option<i64>,
-    end: i64,
+    (start, end): (Option<i64>, i64),
     read: &mut u64,
+    remaining: Option<&Gauge>,
 ) -> Result<()> {
     let partition = tp.partition;
     consumer
@@ -195,6 +199,12 @@ async fn read_changelog(
         to = end,
         "recovering from the changelog"
     );
+    let left = |position: i64| {
+        if let Some(gauge) = remaining {
+            gauge.set(end.saturating_sub(position).max(0));
+        }
+    };
+    left(first);
     let mut replay = Replay::new(table, partition);
     let mut position = first;
     // A changelog written under exactly-once ends with a transaction marker, not a record:
@@ -224,8 +234,10 @@ async fn read_changelog(
             record.value.as_deref(),
         )?;
         progress.advance(1);
+        left(position);
     }
     *read += replay.finish()?;
+    left(end);
     progress.finish();
     Ok(())
 }

@@ -138,7 +138,7 @@ async fn recovered(
     for p in 0..spec.partition_count() {
         table.core().assign(p)?;
         let end = broker.end(spec, p).await;
-        read += recover_partition(table.core(), &mut consumer, p, end).await?;
+        read += recover_partition(table.core(), &mut consumer, p, end, None).await?;
         table.core().set_active(p)?;
     }
     Ok((table, read))

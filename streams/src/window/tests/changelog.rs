@@ -98,7 +98,7 @@ impl Broker {
         for p in 0..spec.partition_count() {
             core.assign(p).unwrap();
             let end = self.end(spec, p).await;
-            read += recover_partition(&core, &mut consumer, p, end)
+            read += recover_partition(&core, &mut consumer, p, end, None)
                 .await
                 .unwrap();
             core.set_active(p).unwrap();
