@@ -252,7 +252,7 @@ impl Worker {
         let out = File::create(self.log(s.dir.path(), self.started, "out")).unwrap();
         let err = File::create(self.log(s.dir.path(), self.started, "err")).unwrap();
         let mut cmd = Command::new(common::example("exactly_once"));
-        cmd.args(["--broker", &format!("kafka://{}", s.bootstrap), "worker"])
+        cmd.args(["--broker", &format!("kafka://{}", s.bootstrap), "worker", "--no-web"])
             .env("EOS_APP", &s.app)
             .env("EOS_SOURCE", &s.source)
             .env("EOS_OUTPUT", &s.output)

@@ -61,6 +61,17 @@ enum Command {
         /// its partitions back at once. Give each worker its own
         #[arg(long, env = "WORKER_INSTANCE_ID", value_name = "ID")]
         instance_id: Option<String>,
+        /// The port of the worker's web server (/, /health, /ready, /table/NAME/); 0 picks a
+        /// free one. Workers on one machine each need their own
+        #[arg(long, env = "WORKER_WEB_PORT", value_name = "N")]
+        web_port: Option<u16>,
+        /// The address the web server binds: 127.0.0.1 (default: this machine only) or
+        /// 0.0.0.0 (every interface)
+        #[arg(long, value_name = "ADDR")]
+        web_bind: Option<String>,
+        /// Do not start the web server
+        #[arg(long, conflicts_with_all = ["web_port", "web_bind"])]
+        no_web: bool,
     },
     /// Send a value to a topic, checked against the types the app declares for it
     ///
@@ -183,10 +194,17 @@ impl App {
             }
         };
         match command {
-            Command::Worker { instance_id } => {
+            Command::Worker {
+                instance_id,
+                web_port,
+                web_bind,
+                no_web,
+            } => {
                 if let Some(id) = instance_id {
                     self.set_worker_instance_id(&id)?;
                 }
+                // On by default, as Faust's worker: a port in use is a start error naming it.
+                self.set_web(!no_web, web_port, web_bind.as_deref());
                 self.run().await
             }
             Command::Demo => match demo {

@@ -104,7 +104,7 @@
 
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/modules.rs):
-//   testing > cli > app > runtime > declarations > stream, table, window > topic, codec, record,
+//   testing > cli > app > web > runtime > declarations > stream, table, window > topic, codec, record,
 //   offsets, outbox, replies > error, settings, broker, timestamp, clock.
 mod app;
 mod broker;
@@ -125,9 +125,12 @@ mod table;
 pub mod testing;
 mod timestamp;
 mod topic;
+mod web;
 mod window;
 
 pub use app::{App, AppBuilder, TopicSummary};
+/// The axum the worker's web server runs on: [`App::page`] handlers take and return its types.
+pub use axum;
 pub use broker::BrokerUrl;
 pub use cli::init_logging;
 pub use clock::Clock;
@@ -144,6 +147,7 @@ pub use stream::{AgentStream, Processor, Take};
 pub use table::{PartitionStatus, SetTable, Table, TableSpec};
 pub use timestamp::Timestamp;
 pub use topic::{OnDecodeError, Topic};
+pub use web::PageHandler;
 pub use window::{
     LatePolicy, TimeSource, Window, WindowKind, WindowResult, WindowSpec, WindowedAt,
     WindowedTable, WindowedTableBuilder, DEFAULT_EXPIRES,

@@ -6,6 +6,7 @@ mod declare;
 mod lifecycle;
 #[cfg(feature = "testing")]
 mod probe;
+mod web;
 
 pub use builder::AppBuilder;
 pub use declare::TopicSummary;
@@ -70,6 +71,8 @@ struct Inner {
     connector: Mutex<Option<Arc<dyn kafka_client::Connector>>>,
     runtime: Mutex<Option<Arc<Runtime>>>,
     stop: watch::Sender<bool>,
+    /// The web server's settings (the CLI may change them), pages and, once started, server.
+    web: Mutex<web::WebState>,
 }
 
 impl fmt::Debug for App {
