@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::response::IntoResponse;
 use futures::StreamExt;
 use streams::{App, Error, Table};
-use testkit::MockCluster;
+use testkit::{ApiKey, Intercept, MockCluster};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -55,16 +55,19 @@ struct Worker {
     words: streams::Topic<String, String>,
     counted: mpsc::UnboundedReceiver<u64>,
     address: SocketAddr,
-    _cluster: MockCluster,
 }
 
-async fn worker() -> Worker {
-    let cluster = MockCluster::builder()
+async fn cluster() -> MockCluster {
+    MockCluster::builder()
         .default_partitions(2)
         .build()
         .await
-        .unwrap();
-    let app = App::builder(&testkit::unique_name("web"))
+        .unwrap()
+}
+
+/// Worker of app `id` on `cluster`, started.
+async fn worker(cluster: &MockCluster, id: &str) -> Worker {
+    let app = App::builder(id)
         .broker(&format!("kafka://{}", cluster.bootstrap()))
         .topic_partitions(2)
         .web_enabled(true)
@@ -104,7 +107,6 @@ async fn worker() -> Worker {
         words,
         counted,
         address,
-        _cluster: cluster,
     }
 }
 
@@ -143,7 +145,8 @@ impl Worker {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_ready_tables_overview_and_pages() {
-    let mut w = worker().await;
+    let cluster = cluster().await;
+    let mut w = worker(&cluster, &testkit::unique_name("web")).await;
     let health = get(w.address, "/health").await;
     assert_eq!((health.status, health.body.as_str()), (200, "ok"));
     w.ready().await;
@@ -217,7 +220,8 @@ async fn health_ready_tables_overview_and_pages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_leave_the_server_answering_and_events_flowing() {
-    let mut w = worker().await;
+    let cluster = cluster().await;
+    let mut w = worker(&cluster, &testkit::unique_name("web")).await;
     w.ready().await;
     let big_header = format!(
         "GET /health HTTP/1.1\r\nHost: test\r\nX-Big: {}\r\n\r\n",
@@ -289,4 +293,96 @@ async fn pages_at_the_servers_own_paths_or_with_captures_are_refused() {
     app.page("/ok", page).unwrap();
     let err = app.page("/ok", page).unwrap_err();
     assert!(err.to_string().contains("already registered"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_is_503_naming_a_recovering_partition_then_200() {
+    let cluster = cluster().await;
+    let id = testkit::unique_name("web-ready");
+    let mut w = worker(&cluster, &id).await;
+    w.ready().await;
+    w.count("ann").await;
+    w.count("ann").await;
+    w.app.commit().await.unwrap();
+    w.app.shutdown().await.unwrap();
+    drop(w);
+
+    // A new worker with an empty memory store replays the changelog; ann's partition's first
+    // changelog fetch is held back, so that it stays recovering for a while.
+    let partition = kafka_client::producer::partitioner::partition_for_key(b"ann", 2);
+    cluster.intercept(
+        ApiKey::Fetch,
+        Intercept::delay(Duration::from_secs(3))
+            .for_partition(format!("{id}-t-changelog"), partition)
+            .times(1),
+    );
+    let w = worker(&cluster, &id).await;
+    let answer = get(w.address, "/ready").await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert!(
+        body["recovering"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!({"table": "t", "partition": partition})),
+        "{body}"
+    );
+    let key = get(w.address, "/table/t/ann/").await;
+    assert_eq!(
+        key.status, 503,
+        "a recovering partition is not read: {}",
+        key.body
+    );
+    w.ready().await;
+    let ann = get(w.address, "/table/t/ann/").await;
+    assert_eq!(ann.status, 200, "{}", ann.body);
+    assert!(ann.body.contains("\"value\":2"), "{}", ann.body);
+    w.app.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_lists_an_agent_failure_that_restarted_the_worker() {
+    let cluster = cluster().await;
+    let app = App::builder(&testkit::unique_name("web-errors"))
+        .broker(&format!("kafka://{}", cluster.bootstrap()))
+        .topic_partitions(2)
+        .restart_failed_agents(1)
+        .web_enabled(true)
+        .web_port(0)
+        .build()
+        .unwrap();
+    let words = app.topic::<String, String>("words");
+    let failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (done, mut seen) = mpsc::unbounded_channel();
+    app.agent_builder("fragile", &words).run(move |mut words| {
+        let (failed, done) = (failed.clone(), done.clone());
+        async move {
+            while let Some(word) = words.next().await {
+                if !failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    return Err(Error::Demo {
+                        source: format!("cannot <handle> {}", *word).into(),
+                    });
+                }
+                let _ = done.send(word.to_string());
+            }
+            Ok::<(), Error>(())
+        }
+    });
+    app.start().await.unwrap();
+    let address = app.web_address().unwrap();
+    words
+        .send("w".to_owned(), "boom".to_owned())
+        .await
+        .unwrap();
+    // After the restart the event is read again and handled.
+    let again = tokio::time::timeout(WAIT, seen.recv()).await.unwrap();
+    assert_eq!(again.as_deref(), Some("boom"));
+    let overview = get(address, "/").await;
+    assert!(overview.body.contains("Recent errors"), "{}", overview.body);
+    assert!(
+        overview.body.contains("cannot &lt;handle&gt; boom"),
+        "the error, escaped: {}",
+        overview.body
+    );
+    app.shutdown().await.unwrap();
 }

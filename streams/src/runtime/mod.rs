@@ -8,6 +8,7 @@ mod failures;
 mod idle;
 mod maintenance;
 mod rebalance;
+mod recent_errors;
 mod router;
 mod services;
 mod standby;
@@ -27,6 +28,7 @@ use tokio::task::JoinHandle;
 pub(crate) use connection::Connection;
 pub use maintenance::StoredPartition;
 pub(crate) use maintenance::{open_stores, reset, stored_partitions};
+pub(crate) use recent_errors::RecentErrors;
 pub use tables::TablePartition;
 
 use crate::declarations::{Declarations, Instance};
@@ -60,6 +62,8 @@ pub(crate) enum RunState {
 pub(crate) struct Runtime {
     pub acks: Arc<Acks>,
     pub tables: Arc<Tables>,
+    /// The worker's last errors (the web overview shows them).
+    pub errors: Arc<RecentErrors>,
     state: watch::Receiver<RunState>,
     // Set only by the `testing` hook App::abort; the worker reads its clone.
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
@@ -71,6 +75,7 @@ pub(crate) struct Runtime {
 /// What a worker is built from, kept across its restarts.
 struct Parts {
     decls: Arc<Declarations>,
+    errors: Arc<RecentErrors>,
     conn: Connection,
     acks: Arc<Acks>,
     tables: Arc<Tables>,
@@ -289,6 +294,11 @@ async fn supervise(parts: Parts, mut worker: Worker, stop: watch::Receiver<bool>
             pause = Duration::from_millis(100);
         }
         let running = !parts.aborted.load(Ordering::Acquire) && !*stop.borrow();
+        if let Err(e) = &outcome {
+            parts
+                .errors
+                .record(parts.decls.clock().now(), e.to_string());
+        }
         let restart = match &outcome {
             Err(Error::AgentFailed { .. }) if running && restarts < allowed => {
                 restarts += 1;
@@ -361,8 +371,10 @@ impl Runtime {
             Tables::new(cores, conn.client.clone(), conn.admin.clone(), placement);
         let (state_tx, mut state) = watch::channel(RunState::Joining);
         let aborted = Arc::new(AtomicBool::new(false));
+        let errors = Arc::new(RecentErrors::default());
         let parts = Parts {
             decls: decls.clone(),
+            errors: errors.clone(),
             conn: conn.clone(),
             acks: acks.clone(),
             tables: tables.clone(),
@@ -392,6 +404,7 @@ impl Runtime {
         let runtime = Runtime {
             acks,
             tables,
+            errors,
             state: state.clone(),
             aborted,
             commits,

@@ -114,6 +114,14 @@ pub(crate) async fn index(State(view): State<std::sync::Arc<View>>) -> Html<Stri
         &["table", "partition", "state", "keys", "applied offset"],
         partitions,
     );
+    let errors = view
+        .runtime
+        .errors
+        .list()
+        .into_iter()
+        .map(|(at, error)| vec![at.to_string(), error])
+        .collect();
+    table(&mut out, "Recent errors", &["time", "error"], errors);
     out.push_str("</body></html>");
     Html(out)
 }
