@@ -314,3 +314,46 @@ pub fn init_logging(level: &str) {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker_flags(args: &[&str]) -> Result<(Option<u16>, Option<String>, bool), clap::Error> {
+        match Cli::try_parse_from(args)?.command {
+            Some(Command::Worker {
+                web_port,
+                web_bind,
+                no_web,
+                ..
+            }) => Ok((web_port, web_bind, no_web)),
+            other => panic!("not the worker: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_worker_serves_its_pages_unless_told_not_to() {
+        assert_eq!(
+            worker_flags(&["app", "worker"]).unwrap(),
+            (None, None, false)
+        );
+        assert_eq!(
+            worker_flags(&[
+                "app",
+                "worker",
+                "--web-port",
+                "7000",
+                "--web-bind",
+                "0.0.0.0"
+            ])
+            .unwrap(),
+            (Some(7000), Some("0.0.0.0".into()), false)
+        );
+        assert_eq!(
+            worker_flags(&["app", "worker", "--no-web"]).unwrap(),
+            (None, None, true)
+        );
+        assert!(worker_flags(&["app", "worker", "--no-web", "--web-port", "1"]).is_err());
+        assert!(worker_flags(&["app", "worker", "--web-port", "70000"]).is_err());
+    }
+}

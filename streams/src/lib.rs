@@ -28,6 +28,7 @@
 //! | `@app.crontab("*/5 * * * *", timezone=tz)` | `app.crontab("name", "*/5 * * * *").timezone("Europe/Paris").run(..)?` ([`App::crontab`]) |
 //! | `@app.task` | `app.task("name").run(\|\| async { .. })?` ([`App::task`]) |
 //! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`, `tables`, `reset`, `completions`; `demo` with [`App::main_with_demo`]) |
+//! | `faust -A app worker --web-port 6066`, `@app.page("/p")` | `APP worker --web-port 6066` (`/`, `/health`, `/ready`, `/table/<name>/`), [`App::page`]`("/p", handler)` |
 //!
 //! A tiny app, run here against the in-process mock Kafka cluster of the `testkit` crate (in
 //! production the broker is `kafka://host:9092`; `mock://` with the `mock` feature embeds the

@@ -370,10 +370,7 @@ async fn the_overview_lists_an_agent_failure_that_restarted_the_worker() {
     });
     app.start().await.unwrap();
     let address = app.web_address().unwrap();
-    words
-        .send("w".to_owned(), "boom".to_owned())
-        .await
-        .unwrap();
+    words.send("w".to_owned(), "boom".to_owned()).await.unwrap();
     // After the restart the event is read again and handled.
     let again = tokio::time::timeout(WAIT, seen.recv()).await.unwrap();
     assert_eq!(again.as_deref(), Some("boom"));
