@@ -67,7 +67,7 @@ pub struct Settings {
     /// `reply_expires` plays this part there; default 30 s).
     pub reply_timeout: Duration,
     /// Whether the worker serves its web pages (`/`, `/health`, `/ready`, `/table/..`; see
-    /// `streams::web`). Off by default for apps built in code (tests, demos); the CLI's
+    /// [`App::page`](crate::App::page)). Off by default for apps built in code (tests, demos); the CLI's
     /// `worker` turns it on unless given `--no-web`, as Faust's worker does.
     pub web_enabled: bool,
     /// The port the web server listens on (Faust's `web_port`, 6066; 0 picks a free one).

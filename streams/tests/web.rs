@@ -132,7 +132,11 @@ impl Worker {
                 return;
             }
             assert_eq!(answer.status, 503, "{}", answer.body);
-            assert!(answer.body.contains("recovering"), "{}", answer.body);
+            assert!(
+                answer.body.contains("recovering") || answer.body.contains("joining"),
+                "{}",
+                answer.body
+            );
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "never ready: {}",

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::pages::Pages;
 use super::view::View;
+use crate::runtime::RunState;
 use crate::table::{Part, PartitionStatus, TableCore};
 
 type AppState = State<Arc<View>>;
@@ -53,9 +54,20 @@ pub(crate) fn timed_out() -> Response {
     )
 }
 
-/// 200 when every table partition this worker holds is recovered, else 503 with those that
-/// are still recovering.
+/// 200 when the worker runs and every table partition it holds is recovered, else 503 with
+/// why: its state, or the partitions still recovering.
 async fn ready(State(view): AppState) -> Response {
+    // A worker that has not joined yet, or stopped, serves nothing.
+    let state = match view.runtime.state() {
+        RunState::Running { .. } => None,
+        RunState::Joining => Some("joining the group".to_owned()),
+        RunState::Failed(error) => Some(format!("stopped on an error: {error}")),
+        RunState::Stopped => Some("stopped".to_owned()),
+    };
+    if let Some(state) = state {
+        let body = json!({ "ready": false, "state": state });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
     let partitions = match view.runtime.tables.partitions() {
         Ok(p) => p,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
