@@ -65,7 +65,7 @@ impl Setup {
     /// Starts a worker; its stdout and stderr lines are gathered in order.
     fn worker(&self, args: &[&str]) -> Worker {
         let mut child = self
-            .command(&[&["worker"], args].concat())
+            .command(&[&["worker", "--no-web"], args].concat())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

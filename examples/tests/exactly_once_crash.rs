@@ -252,21 +252,26 @@ impl Worker {
         let out = File::create(self.log(s.dir.path(), self.started, "out")).unwrap();
         let err = File::create(self.log(s.dir.path(), self.started, "err")).unwrap();
         let mut cmd = Command::new(common::example("exactly_once"));
-        cmd.args(["--broker", &format!("kafka://{}", s.bootstrap), "worker"])
-            .env("EOS_APP", &s.app)
-            .env("EOS_SOURCE", &s.source)
-            .env("EOS_OUTPUT", &s.output)
-            .env("EOS_STORE", &self.store)
-            .env("EOS_GUARANTEE", cfg.guarantee)
-            .env("EOS_INSTANCE", &self.instance)
-            .env("EOS_PARTITIONS", PARTITIONS.to_string())
-            .env(
-                "RUST_LOG",
-                std::env::var("EOS_WORKER_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
+        cmd.args([
+            "--broker",
+            &format!("kafka://{}", s.bootstrap),
+            "worker",
+            "--no-web",
+        ])
+        .env("EOS_APP", &s.app)
+        .env("EOS_SOURCE", &s.source)
+        .env("EOS_OUTPUT", &s.output)
+        .env("EOS_STORE", &self.store)
+        .env("EOS_GUARANTEE", cfg.guarantee)
+        .env("EOS_INSTANCE", &self.instance)
+        .env("EOS_PARTITIONS", PARTITIONS.to_string())
+        .env(
+            "RUST_LOG",
+            std::env::var("EOS_WORKER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
         self.child = Some(cmd.spawn().unwrap());
     }
 

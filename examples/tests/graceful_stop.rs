@@ -35,7 +35,7 @@ fn send(broker: &str, user: &str, amount: u32) {
 /// purchases it printed.
 fn work_then_interrupt(broker: &str, expect: usize) -> Vec<String> {
     let mut child = Command::new(common::example("hello"))
-        .args(["--broker", broker, "worker"])
+        .args(["--broker", broker, "worker", "--no-web"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

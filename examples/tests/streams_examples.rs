@@ -176,7 +176,7 @@ async fn a_worker_the_group_refuses_exits_non_zero_and_says_why() {
         .unwrap();
     let broker = format!("kafka://{}", mock.bootstrap());
     let out = tokio::process::Command::new(common::example("operations"))
-        .args(["--broker", &broker, "worker"])
+        .args(["--broker", &broker, "worker", "--no-web"])
         .env_remove("RUST_LOG")
         .output();
     let out = tokio::time::timeout(std::time::Duration::from_secs(60), out)

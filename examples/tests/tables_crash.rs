@@ -84,7 +84,7 @@ impl Setup {
     /// Starts a worker; its stdout and stderr lines are gathered in order.
     fn worker(&self, store: &str) -> Worker {
         let mut child = self
-            .command(store, &["worker"])
+            .command(store, &["worker", "--no-web"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -30,7 +30,12 @@ impl Worker {
         lines: &mpsc::Sender<(String, String)>,
     ) -> Self {
         let mut child = Command::new(common::example("timers"))
-            .args(["--broker", &format!("kafka://{bootstrap}"), "worker"])
+            .args([
+                "--broker",
+                &format!("kafka://{bootstrap}"),
+                "worker",
+                "--no-web",
+            ])
             .env("TIMERS_APP", app)
             .env("TIMERS_WORKER", name)
             .env("TIMERS_INTERVAL_MS", "100")

@@ -61,6 +61,17 @@ enum Command {
         /// its partitions back at once. Give each worker its own
         #[arg(long, env = "WORKER_INSTANCE_ID", value_name = "ID")]
         instance_id: Option<String>,
+        /// The port of the worker's web server (/, /health, /ready, /table/NAME/); 0 picks a
+        /// free one. Workers on one machine each need their own
+        #[arg(long, env = "WORKER_WEB_PORT", value_name = "N")]
+        web_port: Option<u16>,
+        /// The address the web server binds: 127.0.0.1 (default: this machine only) or
+        /// 0.0.0.0 (every interface)
+        #[arg(long, value_name = "ADDR")]
+        web_bind: Option<String>,
+        /// Do not start the web server
+        #[arg(long, conflicts_with_all = ["web_port", "web_bind"])]
+        no_web: bool,
     },
     /// Send a value to a topic, checked against the types the app declares for it
     ///
@@ -183,10 +194,17 @@ impl App {
             }
         };
         match command {
-            Command::Worker { instance_id } => {
+            Command::Worker {
+                instance_id,
+                web_port,
+                web_bind,
+                no_web,
+            } => {
                 if let Some(id) = instance_id {
                     self.set_worker_instance_id(&id)?;
                 }
+                // On by default, as Faust's worker: a port in use is a start error naming it.
+                self.set_web(!no_web, web_port, web_bind.as_deref());
                 self.run().await
             }
             Command::Demo => match demo {
@@ -295,4 +313,47 @@ pub fn init_logging(level: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker_flags(args: &[&str]) -> Result<(Option<u16>, Option<String>, bool), clap::Error> {
+        match Cli::try_parse_from(args)?.command {
+            Some(Command::Worker {
+                web_port,
+                web_bind,
+                no_web,
+                ..
+            }) => Ok((web_port, web_bind, no_web)),
+            other => panic!("not the worker: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_worker_serves_its_pages_unless_told_not_to() {
+        assert_eq!(
+            worker_flags(&["app", "worker"]).unwrap(),
+            (None, None, false)
+        );
+        assert_eq!(
+            worker_flags(&[
+                "app",
+                "worker",
+                "--web-port",
+                "7000",
+                "--web-bind",
+                "0.0.0.0"
+            ])
+            .unwrap(),
+            (Some(7000), Some("0.0.0.0".into()), false)
+        );
+        assert_eq!(
+            worker_flags(&["app", "worker", "--no-web"]).unwrap(),
+            (None, None, true)
+        );
+        assert!(worker_flags(&["app", "worker", "--no-web", "--web-port", "1"]).is_err());
+        assert!(worker_flags(&["app", "worker", "--web-port", "70000"]).is_err());
+    }
 }

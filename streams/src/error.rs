@@ -344,6 +344,26 @@ pub enum Error {
         reason: String,
     },
 
+    /// The worker's web server cannot listen on its address (a port in use by another worker
+    /// on this machine, say).
+    #[error("web server: cannot listen on {address}: {source} (another process uses the port? give this worker its own with --web-port N or App::builder(..).web_port(n), or turn the server off with --no-web)")]
+    WebBind {
+        /// The address, `host:port`.
+        address: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A user page ([`App::page`](crate::App::page)) that cannot be served at its path.
+    #[error("web page {path:?}: {reason}")]
+    WebPage {
+        /// The path given.
+        path: String,
+        /// Why it cannot be served, and what to do.
+        reason: String,
+    },
+
     /// A CLI command stopped by Ctrl-C (exit code 130).
     #[error("interrupted (Ctrl-C) after sending {sent} record(s)")]
     Interrupted {

@@ -29,6 +29,7 @@
 //! | `@app.task` | `app.task("name").run(\|\| async { .. })?` ([`App::task`]) |
 //! | web `/router/`, a table's value from any worker | [`App::router`], [`App::owner_of`], [`App::query`] (each worker advertising [`AppBuilder::application_server`]) |
 //! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`, `tables`, `reset`, `completions`; `demo` with [`App::main_with_demo`]) |
+//! | `faust -A app worker --web-port 6066`, `@app.page("/p")` | `APP worker --web-port 6066` (`/`, `/health`, `/ready`, `/table/<name>/`), [`App::page`]`("/p", handler)` |
 //!
 //! A tiny app, run here against the in-process mock Kafka cluster of the `testkit` crate (in
 //! production the broker is `kafka://host:9092`; `mock://` with the `mock` feature embeds the
@@ -105,8 +106,8 @@
 
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/modules.rs):
-//   testing > cli > app > runtime > declarations > stream, table, window > topic, codec, record,
-//   offsets, outbox, replies, metrics > error, settings, endpoint, broker, timestamp, clock.
+//   testing > cli > app > web > runtime > declarations > stream, table, window > topic, codec,
+//   record, offsets, outbox, replies, metrics > error, settings, endpoint, broker, timestamp, clock.
 mod app;
 mod broker;
 mod cli;
@@ -128,9 +129,12 @@ mod table;
 pub mod testing;
 mod timestamp;
 mod topic;
+mod web;
 mod window;
 
 pub use app::{App, AppBuilder, TopicSummary};
+/// The axum the worker's web server runs on: [`App::page`] handlers take and return its types.
+pub use axum;
 pub use broker::BrokerUrl;
 pub use cli::init_logging;
 pub use clock::Clock;
@@ -149,6 +153,7 @@ pub use stream::{AgentStream, Processor, Take};
 pub use table::{PartitionStatus, SetTable, Table, TableSpec};
 pub use timestamp::Timestamp;
 pub use topic::{OnDecodeError, Topic};
+pub use web::PageHandler;
 pub use window::{
     LatePolicy, TimeSource, Window, WindowKind, WindowResult, WindowSpec, WindowedAt,
     WindowedTable, WindowedTableBuilder, DEFAULT_EXPIRES,

@@ -72,6 +72,19 @@ pub struct Settings {
     /// workers learn it from the group and send table queries for keys this worker owns
     /// there (`App::query`). `None` (the default): a worker without a web server.
     pub application_server: Option<Endpoint>,
+    /// Whether the worker serves its web pages (`/`, `/health`, `/ready`, `/table/..`; see
+    /// [`App::page`](crate::App::page)). Off by default for apps built in code (tests, demos); the CLI's
+    /// `worker` turns it on unless given `--no-web`, as Faust's worker does.
+    pub web_enabled: bool,
+    /// The port the web server listens on (Faust's `web_port`, 6066; 0 picks a free one).
+    pub web_port: u16,
+    /// The address the web server binds (Faust's `web_bind`). `127.0.0.1` by default, not
+    /// Faust's `0.0.0.0`: the pages show table contents and have no authentication, so
+    /// reaching them from other machines is a choice to make (`--web-bind 0.0.0.0`).
+    pub web_bind: String,
+    /// The host other workers reach this one's pages at (Faust's `web_host`); `None`: the
+    /// bind address.
+    pub web_host: Option<String>,
 }
 
 /// What a crash may do to an event's effects.
@@ -124,6 +137,10 @@ impl Default for Settings {
             transaction_timeout: Duration::from_secs(10),
             reply_timeout: Duration::from_secs(30),
             application_server: None,
+            web_enabled: false,
+            web_port: 6066,
+            web_bind: "127.0.0.1".into(),
+            web_host: None,
         }
     }
 }

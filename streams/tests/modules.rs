@@ -24,9 +24,10 @@ const LAYERS: &[(&str, u8)] = &[
     ("window", 2),
     ("declarations", 3),
     ("runtime", 4),
-    ("app", 5),
-    ("cli", 6),
-    ("testing", 7),
+    ("web", 5),
+    ("app", 6),
+    ("cli", 7),
+    ("testing", 8),
 ];
 
 /// Circles being cut on other branches (issue 20). The test fails when one of them no

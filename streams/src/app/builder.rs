@@ -130,6 +130,33 @@ impl AppBuilder {
         self
     }
 
+    /// Serves the worker's web pages (`/`, `/health`, `/ready`, `/table/<name>/`; default
+    /// off, the CLI's `worker` turns it on) on [`web_port`](Self::web_port).
+    pub fn web_enabled(mut self, enabled: bool) -> Self {
+        self.settings.web_enabled = enabled;
+        self
+    }
+
+    /// The web server's port (default 6066, Faust's; 0 picks a free one, see
+    /// [`App::web_address`](crate::App::web_address)).
+    pub fn web_port(mut self, port: u16) -> Self {
+        self.settings.web_port = port;
+        self
+    }
+
+    /// The address the web server binds (default `127.0.0.1`: this machine only; `0.0.0.0`
+    /// for every interface, as Faust).
+    pub fn web_bind(mut self, address: &str) -> Self {
+        self.settings.web_bind = address.to_owned();
+        self
+    }
+
+    /// The host other workers reach this worker's pages at (default: the bind address).
+    pub fn web_host(mut self, host: &str) -> Self {
+        self.settings.web_host = Some(host.to_owned());
+        self
+    }
+
     /// How long the producer gathers a batch (default 0, as Faust: lowest latency; a few
     /// milliseconds save a little CPU under load).
     pub fn producer_linger(mut self, linger: Duration) -> Self {
@@ -261,6 +288,7 @@ impl AppBuilder {
                 ),
             ));
         }
+        let web = super::web::WebState::from_settings(&self.settings);
         Ok(App {
             inner: Arc::new(Inner {
                 decls: Arc::new(Declarations::new(
@@ -274,6 +302,7 @@ impl AppBuilder {
                 connector: Mutex::new(None),
                 runtime: Mutex::new(None),
                 stop: watch::channel(false).0,
+                web: Mutex::new(web),
             }),
         })
     }

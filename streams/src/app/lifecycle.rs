@@ -96,7 +96,13 @@ impl App {
         self.connect().await?;
         let runtime =
             Runtime::start(&self.inner.decls, self.conn()?, self.inner.stop.subscribe()).await?;
-        *lock(&self.inner.runtime) = Some(Arc::new(runtime));
+        let runtime = Arc::new(runtime);
+        *lock(&self.inner.runtime) = Some(runtime.clone());
+        if let Err(e) = self.start_web(runtime).await {
+            // The worker runs already: stop it, so that a failed start leaves nothing behind.
+            let _ = self.shutdown().await;
+            return Err(e);
+        }
         tracing::info!(app = %self.id(), broker = %self.broker(), "worker started");
         Ok(())
     }
@@ -134,6 +140,7 @@ impl App {
     /// `worker_shutdown_timeout`. Returns the error that stopped the worker, if one did.
     pub async fn shutdown(&self) -> Result<()> {
         self.stop();
+        self.stop_web().await;
         let result = match self.runtime() {
             Some(runtime) => runtime.join().await,
             None => Ok(()),
@@ -172,6 +179,7 @@ impl App {
         if let Some(runtime) = self.runtime() {
             runtime.set_aborted();
             self.stop();
+            self.stop_web().await;
             let _ = runtime.join().await;
         }
     }

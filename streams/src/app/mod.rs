@@ -8,6 +8,7 @@ mod lifecycle;
 mod peer;
 mod probe;
 mod query;
+mod web;
 
 pub use builder::AppBuilder;
 pub use declare::TopicSummary;
@@ -72,6 +73,8 @@ struct Inner {
     connector: Mutex<Option<Arc<dyn kafka_client::Connector>>>,
     runtime: Mutex<Option<Arc<Runtime>>>,
     stop: watch::Sender<bool>,
+    /// The web server's settings (the CLI may change them), pages and, once started, server.
+    web: Mutex<web::WebState>,
 }
 
 impl fmt::Debug for App {

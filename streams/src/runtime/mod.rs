@@ -8,6 +8,7 @@ mod failures;
 mod idle;
 mod maintenance;
 mod rebalance;
+mod recent_errors;
 mod router;
 pub(crate) mod routes;
 mod services;
@@ -28,6 +29,7 @@ use tokio::task::JoinHandle;
 pub(crate) use connection::Connection;
 pub use maintenance::StoredPartition;
 pub(crate) use maintenance::{open_stores, reset, stored_partitions};
+pub(crate) use recent_errors::RecentErrors;
 pub use tables::TablePartition;
 
 use crate::declarations::{Declarations, Instance};
@@ -63,6 +65,8 @@ pub(crate) struct Runtime {
     pub tables: Arc<Tables>,
     /// Who holds which partition number, as the last assignment said.
     routes: Arc<Mutex<assignor::Routes>>,
+    /// The worker's last errors (the web overview shows them).
+    pub errors: Arc<RecentErrors>,
     state: watch::Receiver<RunState>,
     // Set only by the `testing` hook App::abort; the worker reads its clone.
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
@@ -74,6 +78,7 @@ pub(crate) struct Runtime {
 /// What a worker is built from, kept across its restarts.
 struct Parts {
     decls: Arc<Declarations>,
+    errors: Arc<RecentErrors>,
     conn: Connection,
     acks: Arc<Acks>,
     tables: Arc<Tables>,
@@ -295,6 +300,11 @@ async fn supervise(parts: Parts, mut worker: Worker, stop: watch::Receiver<bool>
             pause = Duration::from_millis(100);
         }
         let running = !parts.aborted.load(Ordering::Acquire) && !*stop.borrow();
+        if let Err(e) = &outcome {
+            parts
+                .errors
+                .record(parts.decls.clock().now(), e.to_string());
+        }
         let restart = match &outcome {
             Err(Error::AgentFailed { .. }) if running && restarts < allowed => {
                 restarts += 1;
@@ -374,8 +384,10 @@ impl Runtime {
         );
         let (state_tx, mut state) = watch::channel(RunState::Joining);
         let aborted = Arc::new(AtomicBool::new(false));
+        let errors = Arc::new(RecentErrors::default());
         let parts = Parts {
             decls: decls.clone(),
+            errors: errors.clone(),
             conn: conn.clone(),
             acks: acks.clone(),
             tables: tables.clone(),
@@ -406,6 +418,7 @@ impl Runtime {
             acks,
             tables,
             routes,
+            errors,
             state: state.clone(),
             aborted,
             commits,

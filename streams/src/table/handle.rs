@@ -11,6 +11,7 @@ use serde::Serialize;
 use stores::StoreUrl;
 
 use super::partitions::{RecordCheck, TableCore};
+use super::render::Part;
 use super::spec::TableSpec;
 use super::store_slot::StoreSlot;
 use crate::codec::{CodecRegistry, DecodeFailure, Serializer};
@@ -192,6 +193,18 @@ where
             Ok(())
         });
         let core = TableCore::new(spec, store, check, detached)?;
+        let (ks, vs) = (key_ser.clone(), value_ser.clone());
+        core.set_render(Arc::new(move |part, bytes| {
+            let json = match part {
+                Part::Key => ks.decode::<K>(bytes).map(|k| serde_json::to_value(&k)),
+                Part::Value => vs.decode::<V>(bytes).map(|v| serde_json::to_value(&v)),
+            };
+            match json {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(failure_text(e)),
+            }
+        }));
         Ok(Table {
             core: Arc::new(core),
             key_ser,

@@ -17,6 +17,7 @@ mod partitions;
 mod pending;
 mod progress;
 mod recovery;
+mod render;
 mod set;
 mod spec;
 mod store_slot;
@@ -37,4 +38,5 @@ pub(crate) use partitions::{outbound_record, PartitionTxn, RecordCheck, TableCor
 pub(crate) use recovery::{
     changelog_consumer_config, out_of_range, recover_partition, start_offset, Replay,
 };
+pub(crate) use render::Part;
 pub(crate) use store_slot::StoreSlot;

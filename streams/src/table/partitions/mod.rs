@@ -47,6 +47,7 @@ use super::store_slot::StoreSlot;
 
 use super::idle::IdleCloser;
 use super::pending::{PartitionState, PartitionStatus};
+use super::render::{Part, Render};
 use super::spec::TableSpec;
 use crate::error::{Error, Result};
 
@@ -72,6 +73,8 @@ pub struct TableCore {
     outbound: RwLock<Option<Outbound>>,
     /// A windowed table's closing of idle partitions, for the runtime to drive.
     idle: RwLock<Option<IdleCloser>>,
+    /// Entries as JSON, from the typed table's codecs (the web pages).
+    render: RwLock<Option<Render>>,
 }
 
 impl std::fmt::Debug for TableCore {
@@ -114,6 +117,7 @@ impl TableCore {
             next_flush_id: AtomicU64::new(1),
             outbound: RwLock::new(None),
             idle: RwLock::new(None),
+            render: RwLock::new(None),
         };
         if detached {
             core.open_store()?;
@@ -123,6 +127,29 @@ impl TableCore {
             }
         }
         Ok(core)
+    }
+
+    /// Sets how entries render as JSON (the typed table does, at declaration).
+    pub(crate) fn set_render(&self, render: Render) {
+        *self.render.write().unwrap_or_else(|e| e.into_inner()) = Some(render);
+    }
+
+    /// Key or value bytes decoded with the table's codecs, as JSON; the error says why they
+    /// do not decode (or that the table has no codecs to render with).
+    pub(crate) fn render_json(
+        &self,
+        part: Part,
+        bytes: &[u8],
+    ) -> Result<serde_json::Value, String> {
+        let render = self
+            .render
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match render {
+            Some(render) => render(part, bytes),
+            None => Err("the table has no codecs to render its entries with".into()),
+        }
     }
 
     /// Entries whose key starts with `tag` become records for `topic`, sent before the

@@ -1,0 +1,117 @@
+//! Listening and serving connections, until stopped.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tower_service::Service;
+
+use super::{HEAD_TIMEOUT, MAX_HEAD, REQUEST_TIMEOUT};
+use crate::error::{Error, Result};
+
+/// A running web server; stopped when dropped.
+pub(crate) struct WebServer {
+    address: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl WebServer {
+    /// Binds `bind:port` and serves `router` there; [`Error::WebBind`] names the address when
+    /// it cannot listen.
+    pub(crate) async fn start(bind: &str, port: u16, router: Router) -> Result<WebServer> {
+        let address = if bind.contains(':') && !bind.starts_with('[') {
+            format!("[{bind}]:{port}") // an IPv6 address
+        } else {
+            format!("{bind}:{port}")
+        };
+        let listener = TcpListener::bind(&address)
+            .await
+            .map_err(|source| Error::WebBind {
+                address: address.clone(),
+                source,
+            })?;
+        let bound = listener
+            .local_addr()
+            .map_err(|source| Error::WebBind { address, source })?;
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(accept(listener, router, stopped));
+        tracing::info!(address = %bound, "web server listening");
+        Ok(WebServer {
+            address: bound,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// The address it listens on (the port picked when 0 was asked for).
+    pub(crate) fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops listening and drops every open connection.
+    pub(crate) async fn stop(mut self) {
+        self.stop.send_replace(true);
+        // Nothing else reads the flag: the accept loop ends on any change.
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for WebServer {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// Accepts connections until stopped; dropping the set ends the open ones.
+async fn accept(listener: TcpListener, router: Router, mut stopped: watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            // `changed` ends too when the server is dropped (a stop).
+            _ = stopped.changed() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(serve(stream, router.clone()));
+                }
+                // Out of file descriptors, say: the listener stays, the next accept may work.
+                Err(e) => {
+                    tracing::warn!(error = %e, "web server: cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+/// Serves one connection with hyper's limits; its failure ends only it.
+async fn serve(stream: tokio::net::TcpStream, router: Router) {
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let mut router = router.clone();
+        async move {
+            let answer = tokio::time::timeout(REQUEST_TIMEOUT, router.call(request)).await;
+            Ok::<_, Infallible>(match answer {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(_) => super::routes::timed_out(),
+            })
+        }
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "web server: connection ended");
+    }
+}
