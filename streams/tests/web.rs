@@ -204,6 +204,26 @@ async fn health_ready_tables_overview_and_pages() {
         .sum();
     assert_eq!(events_in, 3.0, "{}", metrics.body);
 
+    // /router/: every partition of table t, as the assignment gave them (all to this worker,
+    // which advertises no endpoint).
+    let router = get(w.address, "/router/").await;
+    assert_eq!(router.status, 200, "{}", router.body);
+    let router: serde_json::Value = serde_json::from_str(&router.body).unwrap();
+    let partitions = router["tables"]["t"].as_array().expect("table t routed");
+    let numbers: Vec<i64> = partitions
+        .iter()
+        .map(|p| p["partition"].as_i64().unwrap())
+        .collect();
+    let owned: Vec<i64> = w
+        .app
+        .table_partitions()
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.table == "t")
+        .map(|p| i64::from(p.partition))
+        .collect();
+    assert_eq!(numbers, owned, "{router}");
+
     let missing = get(w.address, "/table/t/zed/").await;
     assert_eq!(missing.status, 404, "{}", missing.body);
     let unknown = get(w.address, "/table/nope/").await;

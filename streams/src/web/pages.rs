@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 pub type PageHandler = Arc<dyn Fn(Request) -> BoxFuture<'static, Response> + Send + Sync>;
 
 /// Paths the server serves itself.
-const RESERVED: &[&str] = &["/", "/health", "/ready", "/metrics"];
+const RESERVED: &[&str] = &["/", "/health", "/ready", "/metrics", "/router"];
 
 /// The registered pages, by path.
 #[derive(Default, Clone)]

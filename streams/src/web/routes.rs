@@ -1,4 +1,4 @@
-//! The routes: `/health`, `/ready`, `/metrics`, `/table/<name>/`, `/table/<name>/<key>/`, `/`
+//! The routes: `/health`, `/ready`, `/metrics`, `/router/`, `/table/<name>/`, `/table/<name>/<key>/`, `/`
 //! and the app's pages; anything else is 404.
 
 use std::collections::HashMap;
@@ -29,6 +29,8 @@ pub(crate) fn router(view: Arc<View>, pages: &Pages) -> Router {
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/router", get(router_view))
+        .route("/router/", get(router_view))
         .route("/table/{name}", get(table_items))
         .route("/table/{name}/", get(table_items))
         .route("/table/{name}/{key}", get(table_key))
@@ -53,6 +55,12 @@ pub(crate) fn timed_out() -> Response {
         StatusCode::SERVICE_UNAVAILABLE,
         "the request took too long to answer".into(),
     )
+}
+
+/// Which worker (advertised endpoint) holds each partition of each topic and table, active
+/// and standbys, as the group's last assignment said (Faust's `/router/`).
+async fn router_view(State(view): AppState) -> Response {
+    Json(view.runtime.router()).into_response()
 }
 
 /// The worker's metrics in the Prometheus (OpenMetrics) text format; table sizes are read now.
