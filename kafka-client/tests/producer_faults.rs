@@ -65,11 +65,15 @@ fn assert_log_is_exactly_values(cluster: &MockCluster, expected: &[&str]) {
 async fn not_leader_errors_are_retried_in_order() {
     let cluster = cluster().await;
     let producer = producer(&cluster, Duration::from_secs(5)).await;
+    assert_eq!(producer.retries(), 0);
     cluster.intercept(
         ApiKey::Produce,
         Intercept::error(KafkaCode::NotLeaderOrFollower).times(3),
     );
     let offsets = send_numbered(&producer, 2000).await;
+    // Three refused requests, each of at least one record, were sent again.
+    assert!(producer.retries() >= 3, "retries: {}", producer.retries());
+    assert_eq!(producer.delivery_failures().records, 0);
     assert_eq!(
         offsets,
         (0..2000).collect::<Vec<i64>>(),

@@ -96,6 +96,8 @@ pub(crate) struct Inner {
     /// bulk (after `flush`) instead of awaiting each record's future.
     failed: AtomicU64,
     last_failure: Mutex<Option<DeliveryFailure>>,
+    /// Records sent again after a retriable error (a batch's records, per retry).
+    retried: AtomicU64,
     /// Producer id and epoch (-1/-1 when not idempotent); a transactional producer's moves
     /// on with aborts and, under transaction version 2, with every EndTxn.
     identity: Mutex<identity::ProducerIdentity>,
@@ -182,6 +184,7 @@ impl Producer {
             closing: AtomicBool::new(false),
             failed: AtomicU64::new(0),
             last_failure: Mutex::new(None),
+            retried: AtomicU64::new(0),
             identity: Mutex::new(identity::ProducerIdentity::NONE),
             txn,
         });
@@ -318,6 +321,13 @@ impl Producer {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
         }
+    }
+
+    /// Records the producer queued to send again after a retriable error, since it started
+    /// (Java's `record-retry-total`): each retry of a batch counts its records. Retries
+    /// delivered in the end are not failures; see [`delivery_failures`](Self::delivery_failures).
+    pub fn retries(&self) -> u64 {
+        self.inner.retried.load(Ordering::Relaxed)
     }
 
     /// Delivers everything accepted so far, then stops. Later `send`s fail with `Closed`.

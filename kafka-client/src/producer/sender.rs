@@ -534,6 +534,9 @@ fn retry_or_fail(inner: &Inner, mut b: InFlight, error: Error) {
     if retriable && in_time {
         tracing::debug!(topic = %b.topic, partition = b.partition, attempt = b.batch.attempts, error = %error, "retrying batch");
         b.batch.retry_at = Some(now + inner.config.retry_backoff);
+        inner
+            .retried
+            .fetch_add(b.batch.records as u64, Ordering::Relaxed);
         let mut acc = inner.acc.lock().unwrap_or_else(|e| e.into_inner());
         let queue = acc.queue(&b.topic, b.partition);
         queue.in_flight -= 1;
