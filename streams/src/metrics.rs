@@ -4,7 +4,9 @@
 //! stream layer resolve their label sets once (a handle per agent, topic or partition) and
 //! then only bump atomics. Encoded on demand by [`Metrics::encode`] (`App::metrics_text`).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use kafka_client::TopicPartition;
 use prometheus_client::encoding::text::encode;
@@ -32,13 +34,20 @@ pub(crate) struct Metrics {
     commit_failures: Counter,
     commit_latency: Histogram,
     consumer_lag: Family<Labels, Gauge>,
+    /// The lag gauges of the assigned partitions, by topic and partition, for `/` to list.
+    lags: Mutex<BTreeMap<(String, i32), Gauge>>,
     rebalances: Counter,
     recovery_remaining: Family<Labels, Gauge>,
     producer_errors: Counter,
     /// The highest delivery-failure count of the app's producer reported so far: the producer
     /// counts since it started, the counter moves by what is new.
     producer_errors_seen: AtomicU64,
+    producer_retries: Counter,
+    /// The app producer's retry count reported so far (as for `producer_errors_seen`).
+    producer_retries_seen: AtomicU64,
     dead_letters: Family<Labels, Counter>,
+    web_connections: Gauge,
+    web_panics: Counter,
     table_keys: Family<Labels, Gauge>,
 }
 
@@ -134,11 +143,29 @@ impl Metrics {
             "Records the app's producer failed to deliver",
             producer_errors.clone(),
         );
+        let producer_retries = Counter::default();
+        registry.register(
+            "producer_retries",
+            "Records the producers sent again after a retriable error (delivered or not)",
+            producer_retries.clone(),
+        );
         let dead_letters = Family::<Labels, Counter>::default();
         registry.register(
             "dead_letters",
             "Records that did not decode and went to a dead-letter topic, per source topic",
             dead_letters.clone(),
+        );
+        let web_connections = Gauge::default();
+        registry.register(
+            "web_connections",
+            "Connections the worker's web server holds open",
+            web_connections.clone(),
+        );
+        let web_panics = Counter::default();
+        registry.register(
+            "web_connection_panics",
+            "Web server connections whose task panicked (each ended only itself)",
+            web_panics.clone(),
         );
         let table_keys = Family::<Labels, Gauge>::default();
         registry.register(
@@ -155,11 +182,16 @@ impl Metrics {
             commit_failures,
             commit_latency,
             consumer_lag,
+            lags: Mutex::default(),
             rebalances,
             recovery_remaining,
             producer_errors,
             producer_errors_seen: AtomicU64::new(0),
+            producer_retries,
+            producer_retries_seen: AtomicU64::new(0),
             dead_letters,
+            web_connections,
+            web_panics,
             table_keys,
         }
     }
@@ -206,18 +238,29 @@ impl Metrics {
         self.commit_failures.inc();
     }
 
-    /// The lag of an assigned partition.
+    /// The lag of an assigned partition (at each commit tick, not per record).
     pub fn set_lag(&self, tp: &TopicPartition, lag: i64) {
-        self.consumer_lag
-            .get_or_create(&partition_labels(tp))
+        let mut lags = self.lags.lock().unwrap_or_else(|e| e.into_inner());
+        lags.entry((tp.topic.to_string(), tp.partition))
+            .or_insert_with(|| self.consumer_lag.get_or_create_owned(&partition_labels(tp)))
             .set(lag);
     }
 
     /// Partitions no longer assigned have no lag here.
     pub fn forget_partitions(&self, tps: &[TopicPartition]) {
+        let mut lags = self.lags.lock().unwrap_or_else(|e| e.into_inner());
         for tp in tps {
+            lags.remove(&(tp.topic.to_string(), tp.partition));
             self.consumer_lag.remove(&partition_labels(tp));
         }
+    }
+
+    /// The last lag of each assigned partition: topic, partition, records not read yet.
+    pub fn lags(&self) -> Vec<(String, i32, i64)> {
+        let lags = self.lags.lock().unwrap_or_else(|e| e.into_inner());
+        lags.iter()
+            .map(|((topic, partition), gauge)| (topic.clone(), *partition, gauge.get()))
+            .collect()
     }
 
     /// A rebalance assigned partitions to this worker.
@@ -241,11 +284,36 @@ impl Metrics {
         }
     }
 
+    /// The app's producer has retried `retried` records since it started
+    /// ([`Producer::retries`](kafka_client::producer::Producer::retries)).
+    pub fn app_producer_retries(&self, retried: u64) {
+        self.producer_retries_since(&self.producer_retries_seen, retried);
+    }
+
+    /// Another producer (a worker's transactional one) has retried `retried` records since it
+    /// started; `seen` is what was reported of it so far, kept beside that producer.
+    pub fn producer_retries_since(&self, seen: &AtomicU64, retried: u64) {
+        let before = seen.fetch_max(retried, Ordering::AcqRel);
+        if retried > before {
+            self.producer_retries.inc_by(retried - before);
+        }
+    }
+
     /// A record of `topic` went to its dead-letter topic (rare: looked up each time).
     pub fn dead_lettered(&self, topic: &str) {
         self.dead_letters
             .get_or_create(&vec![("topic", topic.to_owned())])
             .inc();
+    }
+
+    /// The gauge of the web server's open connections (resolved once by the server).
+    pub fn web_connections(&self) -> Gauge {
+        self.web_connections.clone()
+    }
+
+    /// A web server connection's task panicked.
+    pub fn web_connection_panicked(&self) {
+        self.web_panics.inc();
     }
 
     /// The key count of an active table partition.
@@ -274,11 +342,29 @@ mod tests {
         m.producer_failures(3);
         m.producer_failures(3); // the same failures, seen again
         m.producer_failures(4);
+        m.app_producer_retries(2);
+        m.app_producer_retries(1); // an older read, late
+        let worker = AtomicU64::new(0);
+        m.producer_retries_since(&worker, 5);
+        m.set_lag(&TopicPartition::new("orders", 1), 7);
+        m.set_lag(&TopicPartition::new("orders", 0), 3);
+        m.set_lag(&TopicPartition::new("orders", 1), 6);
+        assert_eq!(
+            m.lags(),
+            vec![("orders".into(), 0, 3), ("orders".into(), 1, 6)]
+        );
         let text = m.encode();
         assert!(
             text.contains(r#"streams_events_in_total{topic="orders",agent="count"} 2"#),
             "{text}"
         );
         assert!(text.contains("streams_producer_errors_total 4"), "{text}");
+        assert!(text.contains("streams_producer_retries_total 7"), "{text}");
+        assert!(
+            text.contains(r#"streams_consumer_lag{topic="orders",partition="1"} 6"#),
+            "{text}"
+        );
+        m.forget_partitions(&[TopicPartition::new("orders", 1)]);
+        assert_eq!(m.lags(), vec![("orders".into(), 0, 3)]);
     }
 }

@@ -53,6 +53,14 @@ impl Outbox {
         &self.metrics
     }
 
+    /// Brings the retry counter up to the app producer's count (at each scrape: the producer
+    /// counts, the metric follows when read).
+    pub(crate) fn report_retries(&self) {
+        if let Some(producer) = self.producer.get() {
+            self.metrics.app_producer_retries(producer.retries());
+        }
+    }
+
     /// The producer for a send made here: the worker's transactional one inside an agent under
     /// exactly-once, else the app's. Sends from tasks an agent spawned itself take the app's:
     /// they are delivered at least once, outside the transactions.

@@ -217,3 +217,48 @@ async fn a_tables_size_gauge_shows_its_keys_and_recovery_ends_at_zero() {
     );
     app.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_produce_moves_the_retry_counter_and_delivers_once() {
+    let mock = mock().await;
+    let app = mock_app("metrics-retries", &mock).build().unwrap();
+    let orders = app.topic::<String, i64>("orders");
+    let processed = Arc::new(AtomicUsize::new(0));
+    let count = processed.clone();
+    app.agent(&orders, move |mut events| {
+        let count = count.clone();
+        async move {
+            while events.next().await.is_some() {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    app.start().await.unwrap();
+    assert_eq!(
+        sample(&app, "streams_producer_retries_total", &[]),
+        Some(0.0)
+    );
+    // The leader moved: the first Produce to orders is refused, the producer sends it again.
+    mock.intercept(
+        ApiKey::Produce,
+        Intercept::error(KafkaCode::NotLeaderOrFollower)
+            .for_partition("orders", 0)
+            .times(1),
+    );
+    orders.send("k".to_owned(), 7).await.unwrap();
+    wait_until("the event processed", || {
+        processed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let retries = sample(&app, "streams_producer_retries_total", &[]).unwrap();
+    assert!(retries >= 1.0, "retries: {retries}");
+    assert_eq!(
+        sample(&app, "streams_producer_errors_total", &[]),
+        Some(0.0),
+        "retried, not failed"
+    );
+    app.commit().await.unwrap();
+    assert_eq!(mock.records("orders", 0).len(), 1, "delivered once");
+    assert_eq!(processed.load(Ordering::SeqCst), 1);
+    app.shutdown().await.unwrap();
+}

@@ -174,6 +174,7 @@ impl App {
     /// producer errors and dead letters, all named `streams_*`. Each app has its own registry.
     pub fn metrics_text(&self) -> String {
         let metrics = self.inner.decls.outbox.metrics();
+        self.inner.decls.outbox.report_retries();
         // Table sizes are read here, per scrape, rather than kept up to date on every write.
         let runtime = lock(&self.inner.runtime).clone();
         if let Some(runtime) = runtime {

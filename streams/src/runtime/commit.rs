@@ -29,6 +29,8 @@ use crate::table::{flush_partition, produce_flush, ProducedFlush, TableCore};
 pub(crate) struct Transactional {
     pub producer: Arc<Producer>,
     pub id: String,
+    /// The producer's retries reported to the metrics so far.
+    pub retries_seen: std::sync::atomic::AtomicU64,
 }
 
 impl Transactional {
@@ -361,7 +363,10 @@ impl Committer {
             producer.commit_transaction().await?;
             Ok::<_, Error>((positions, flushes))
         };
-        let (positions, flushes) = match outcome.await {
+        let outcome = outcome.await;
+        self.metrics()
+            .producer_retries_since(&txn.retries_seen, producer.retries());
+        let (positions, flushes) = match outcome {
             Ok(done) => done,
             Err(e) => {
                 // The abort tells whether another producer took the id over (fatal) or the

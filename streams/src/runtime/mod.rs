@@ -123,6 +123,7 @@ impl Parts {
         Ok(Some(Transactional {
             producer: Arc::new(producer),
             id: self.transactional_id.clone(),
+            retries_seen: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 

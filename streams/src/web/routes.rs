@@ -66,6 +66,7 @@ async fn router_view(State(view): AppState) -> Response {
 /// The worker's metrics in the Prometheus (OpenMetrics) text format; table sizes are read now.
 async fn metrics(State(view): AppState) -> Response {
     let metrics = view.decls.outbox.metrics();
+    view.decls.outbox.report_retries();
     view.runtime.tables.report_sizes(metrics);
     (
         [(
