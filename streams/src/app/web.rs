@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::Request;
 use axum::response::Response;
@@ -21,6 +22,8 @@ pub(super) struct WebState {
     enabled: bool,
     port: u16,
     bind: String,
+    /// How long a client may take to send a request's head.
+    head_timeout: Duration,
     pages: Pages,
     server: Option<WebServer>,
 }
@@ -31,6 +34,7 @@ impl WebState {
             enabled: settings.web_enabled,
             port: settings.web_port,
             bind: settings.web_bind.clone(),
+            head_timeout: crate::web::HEAD_TIMEOUT,
             pages: Pages::default(),
             server: None,
         }
@@ -71,6 +75,21 @@ impl App {
         }
     }
 
+    /// Drops a web client that has not sent a request's head within `timeout` (default 10 s),
+    /// so that a test of slow clients need not wait the default out. Only before the worker
+    /// starts.
+    #[cfg(feature = "testing")]
+    pub fn set_web_head_timeout(&self, timeout: Duration) -> Result<()> {
+        let mut web = lock(&self.inner.web);
+        if web.server.is_some() {
+            return Err(Error::AlreadyRunning {
+                action: "change the web server's head timeout",
+            });
+        }
+        web.head_timeout = timeout;
+        Ok(())
+    }
+
     /// The address the worker's web server listens on, while it runs (the port it picked when
     /// `web_port` is 0).
     pub fn web_address(&self) -> Option<SocketAddr> {
@@ -82,7 +101,7 @@ impl App {
 
     /// Starts the web server over `runtime`, when it is on.
     pub(super) async fn start_web(&self, runtime: Arc<Runtime>) -> Result<()> {
-        let (bind, port, router) = {
+        let (bind, port, router, head_timeout) = {
             let web = lock(&self.inner.web);
             if !web.enabled {
                 return Ok(());
@@ -95,9 +114,11 @@ impl App {
                 web.bind.clone(),
                 web.port,
                 crate::web::router(view, &web.pages),
+                web.head_timeout,
             )
         };
-        let server = WebServer::start(&bind, port, router).await?;
+        let metrics = self.inner.decls.outbox.metrics().clone();
+        let server = WebServer::start(&bind, port, router, head_timeout, metrics).await?;
         lock(&self.inner.web).server = Some(server);
         Ok(())
     }

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::response::Html;
 
 use super::view::View;
+use crate::runtime::RunState;
 
 /// Escapes text for HTML element content and quoted attributes.
 pub(crate) fn escape(text: &str) -> String {
@@ -45,7 +46,19 @@ fn table(out: &mut String, title: &str, head: &[&str], rows: Vec<Vec<String>>) {
     out.push_str("</table>");
 }
 
-/// The overview page: app id, agents, topics, tables and this worker's table partitions.
+/// The worker's state in a few words.
+fn worker_state(state: &RunState) -> String {
+    match state {
+        RunState::Joining => "joining the group".into(),
+        RunState::Running { .. } => "running".into(),
+        RunState::Failed(error) => format!("stopped on an error: {error}"),
+        RunState::Stopped => "stopped".into(),
+    }
+}
+
+/// The overview page: app id, the worker's state, agents, topics, tables, the assigned
+/// partitions with their lag, this worker's table partitions (assigned, recovering and
+/// standby) and recent errors.
 pub(crate) async fn index(State(view): State<std::sync::Arc<View>>) -> Html<String> {
     let decls = &view.decls;
     let mut out = String::new();
@@ -53,6 +66,11 @@ pub(crate) async fn index(State(view): State<std::sync::Arc<View>>) -> Html<Stri
         out,
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{0}</title></head><body><h1>app {0}</h1>",
         escape(&decls.id)
+    );
+    let _ = write!(
+        out,
+        "<p>worker: {}</p>",
+        escape(&worker_state(&view.runtime.state()))
     );
     let agents = decls
         .agent_summaries()
@@ -92,6 +110,21 @@ pub(crate) async fn index(State(view): State<std::sync::Arc<View>>) -> Html<Stri
         "Tables",
         &["name", "partitions", "changelog", "store"],
         tables,
+    );
+    // The consumer's lag, as the worker last measured it (at its commit ticks).
+    let lags = view
+        .decls
+        .outbox
+        .metrics()
+        .lags()
+        .into_iter()
+        .map(|(topic, partition, lag)| vec![topic, partition.to_string(), lag.to_string()])
+        .collect();
+    table(
+        &mut out,
+        "Assigned partitions and lag",
+        &["topic", "partition", "lag (records)"],
+        lags,
     );
     let partitions = match view.runtime.tables.partitions() {
         Ok(parts) => parts

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 /// The largest request head (request line and headers) a connection buffers.
 pub(crate) const MAX_HEAD: usize = 16 * 1024;
-/// How long a client may take to send a request's head.
+/// How long a client may take to send a request's head (by default; tests shorten it).
 pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a handler may take to answer.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

@@ -2,6 +2,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
@@ -11,8 +13,9 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tower_service::Service;
 
-use super::{HEAD_TIMEOUT, MAX_HEAD, REQUEST_TIMEOUT};
+use super::{MAX_HEAD, REQUEST_TIMEOUT};
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 
 /// A running web server; stopped when dropped.
 pub(crate) struct WebServer {
@@ -22,9 +25,16 @@ pub(crate) struct WebServer {
 }
 
 impl WebServer {
-    /// Binds `bind:port` and serves `router` there; [`Error::WebBind`] names the address when
-    /// it cannot listen.
-    pub(crate) async fn start(bind: &str, port: u16, router: Router) -> Result<WebServer> {
+    /// Binds `bind:port` and serves `router` there, dropping a client that has not sent a
+    /// request's head within `head_timeout`; open connections and their panics are counted in
+    /// `metrics`. [`Error::WebBind`] names the address when it cannot listen.
+    pub(crate) async fn start(
+        bind: &str,
+        port: u16,
+        router: Router,
+        head_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Result<WebServer> {
         let address = if bind.contains(':') && !bind.starts_with('[') {
             format!("[{bind}]:{port}") // an IPv6 address
         } else {
@@ -40,7 +50,11 @@ impl WebServer {
             .local_addr()
             .map_err(|source| Error::WebBind { address, source })?;
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept(listener, router, stopped));
+        let limits = Limits {
+            head_timeout,
+            metrics,
+        };
+        let task = tokio::spawn(accept(listener, router, limits, stopped));
         tracing::info!(address = %bound, "web server listening");
         Ok(WebServer {
             address: bound,
@@ -70,17 +84,53 @@ impl Drop for WebServer {
     }
 }
 
+/// What every connection is held to, and where it is counted.
+#[derive(Clone)]
+struct Limits {
+    head_timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+/// Counts a connection as open until dropped (its task ended, panicked or was aborted).
+struct Open(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// Accepts connections until stopped; dropping the set ends the open ones.
-async fn accept(listener: TcpListener, router: Router, mut stopped: watch::Receiver<bool>) {
+async fn accept(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut connections = JoinSet::new();
+    let open = limits.metrics.web_connections();
     loop {
         tokio::select! {
             // `changed` ends too when the server is dropped (a stop).
             _ = stopped.changed() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(ended) = connections.join_next(), if !connections.is_empty() => {
+                // A handler's panic ends only its connection; it is counted and logged.
+                if let Err(e) = ended {
+                    if e.is_panic() {
+                        limits.metrics.web_connection_panicked();
+                        tracing::error!(error = %e, "web server: a connection's task panicked");
+                    }
+                }
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(serve(stream, router.clone()));
+                    open.inc();
+                    let counted = Open(open.clone());
+                    let (router, limits) = (router.clone(), limits.clone());
+                    connections.spawn(async move {
+                        let _counted = counted;
+                        serve(stream, router, limits.head_timeout).await;
+                    });
                 }
                 // Out of file descriptors, say: the listener stays, the next accept may work.
                 Err(e) => {
@@ -93,7 +143,7 @@ async fn accept(listener: TcpListener, router: Router, mut stopped: watch::Recei
 }
 
 /// Serves one connection with hyper's limits; its failure ends only it.
-async fn serve(stream: tokio::net::TcpStream, router: Router) {
+async fn serve(stream: tokio::net::TcpStream, router: Router, head_timeout: Duration) {
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let mut router = router.clone();
         async move {
@@ -107,7 +157,7 @@ async fn serve(stream: tokio::net::TcpStream, router: Router) {
     });
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT)
+        .header_read_timeout(head_timeout)
         .max_buf_size(MAX_HEAD)
         .serve_connection(TokioIo::new(stream), service)
         .await;
