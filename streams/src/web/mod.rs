@@ -5,8 +5,10 @@
 //! axum's router served by hyper's HTTP/1 connection, one task per connection, with hyper's
 //! limits: a request head larger than [`MAX_HEAD`] is refused (431) and a client that does not
 //! send its head within [`HEAD_TIMEOUT`] is dropped; a handler that takes longer than
-//! [`REQUEST_TIMEOUT`] answers 503. Nothing here can stop the worker: a failing connection
-//! ends only itself.
+//! [`REQUEST_TIMEOUT`] answers 503. A burst of connections waits in a 1024-deep accept queue
+//! (std's 128 dropped a burst of idle clients' handshakes, which then hung for seconds).
+//! Nothing here can stop the worker: a failing connection ends only itself; open connections
+//! and connection panics are metrics.
 //!
 //! Layering: above the runtime (it reads the worker's partitions) and below `app`, which
 //! starts it with the worker and stops it with the app.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tower_service::Service;
@@ -40,12 +40,10 @@ impl WebServer {
         } else {
             format!("{bind}:{port}")
         };
-        let listener = TcpListener::bind(&address)
-            .await
-            .map_err(|source| Error::WebBind {
-                address: address.clone(),
-                source,
-            })?;
+        let listener = listen(&address).await.map_err(|source| Error::WebBind {
+            address: address.clone(),
+            source,
+        })?;
         let bound = listener
             .local_addr()
             .map_err(|source| Error::WebBind { address, source })?;
@@ -82,6 +80,37 @@ impl Drop for WebServer {
     fn drop(&mut self) {
         self.stop.send_replace(true);
     }
+}
+
+/// Connections the kernel queues until the server accepts them. A burst (scrapes, a flood of
+/// clients) waits here; past it the kernel drops the handshake's last packet, and the client,
+/// connected on its side, waits seconds for retransmissions. std's and tokio's default is 128;
+/// the kernel caps it at `net.core.somaxconn`.
+const BACKLOG: u32 = 1024;
+
+/// Listens on `address` (a host name or an IP address, with its port), the first of its
+/// addresses that binds, with [`BACKLOG`].
+async fn listen(address: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(address).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        // As std and tokio do: rebind at once after a restart (never over a listening socket).
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "the address resolves to no IP address",
+        )
+    }))
 }
 
 /// What every connection is held to, and where it is counted.
