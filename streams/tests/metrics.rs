@@ -262,3 +262,46 @@ async fn a_retried_produce_moves_the_retry_counter_and_delivers_once() {
     assert_eq!(processed.load(Ordering::SeqCst), 1);
     app.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_produce_in_a_transaction_is_counted_at_its_commit() {
+    let mock = mock().await;
+    let app = mock_app("metrics-txn-retries", &mock)
+        .processing_guarantee("exactly_once")
+        .broker_commit_interval(std::time::Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let orders = app.topic::<String, i64>("orders");
+    let doubled = app.topic::<String, i64>("doubled");
+    let out = doubled.clone();
+    app.agent_builder("double", &orders).run(move |mut events| {
+        let out = out.clone();
+        async move {
+            while let Some(e) = events.next().await {
+                out.send(e.key.clone().unwrap_or_default(), e.value * 2)
+                    .await?;
+            }
+            Ok::<(), Error>(())
+        }
+    });
+    app.start().await.unwrap();
+    // The worker's transactional producer meets a moved leader once, on the agent's send.
+    mock.intercept(
+        ApiKey::Produce,
+        Intercept::error(KafkaCode::NotLeaderOrFollower)
+            .for_partition("doubled", 0)
+            .times(1),
+    );
+    orders.send("k".to_owned(), 7).await.unwrap();
+    wait_until("the retry counted when the transaction commits", || {
+        sample(&app, "streams_producer_retries_total", &[]).unwrap() >= 1.0
+    })
+    .await;
+    let fourteen = mock
+        .records("doubled", 0)
+        .into_iter()
+        .filter(|(_, _, v)| v.as_deref() == Some(b"14".as_slice()))
+        .count();
+    assert_eq!(fourteen, 1, "delivered once");
+    app.shutdown().await.unwrap();
+}
