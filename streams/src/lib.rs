@@ -132,7 +132,7 @@ mod topic;
 mod web;
 mod window;
 
-pub use app::{App, AppBuilder, TopicSummary};
+pub use app::{App, AppBuilder, ReadFrom, TableEntries, TopicSummary};
 /// The axum the worker's web server runs on: [`App::page`] handlers take and return its types.
 pub use axum;
 pub use broker::BrokerUrl;
@@ -147,7 +147,9 @@ pub use error::{AgentFailure, BoxError, Error, Result};
 pub use offsets::Hold;
 pub use record::{Event, Header, Validate};
 pub use runtime::routes::{Owner, PartitionOwners, Queried, QueryOptions, Router};
-pub use runtime::{StoredPartition, TablePartition};
+pub use runtime::{
+    GroupStatus, MemberStatus, Readiness, SourceLag, StoredPartition, TablePartition, TableRecovery,
+};
 pub use settings::{ProcessingGuarantee, Settings};
 pub use stream::{AgentStream, Processor, Take};
 pub use table::{PartitionStatus, SetTable, Table, TableSpec};
