@@ -142,9 +142,10 @@ enum Command {
         /// Print the entries of this partition
         #[arg(long, value_name = "N", group = "entries", requires = "table")]
         partition: Option<i32>,
-        /// At most this many entries of --partition (at most 1000 from a worker)
-        #[arg(long, value_name = "N", default_value_t = 100, requires = "partition")]
-        limit: usize,
+        /// At most this many entries of --partition [default: 100; at most 1000 from a
+        /// worker]
+        #[arg(long, value_name = "N", requires = "table", conflicts_with = "key")]
+        limit: Option<usize>,
     },
     /// Start over: reset the committed offsets of the app's source topics, delete its tables'
     /// changelog topics and empty its local stores (stop every worker first: refused while
@@ -162,6 +163,9 @@ enum Command {
         shell: clap_complete::Shell,
     },
 }
+
+/// Entries `tables --partition` prints without `--limit`.
+const DEFAULT_LIMIT: usize = 100;
 
 type Demo = Box<dyn FnOnce(App) -> BoxFuture<'static, Result<(), BoxError>> + Send>;
 
@@ -283,6 +287,7 @@ impl App {
                 let entries = match (table, key, partition) {
                     (Some(table), Some(key), _) => Some(self.table_entry(&table, &key).await?),
                     (Some(table), None, Some(p)) => {
+                        let limit = limit.unwrap_or(DEFAULT_LIMIT);
                         Some(self.table_entries(&table, p, limit).await?)
                     }
                     _ => None,
@@ -419,5 +424,67 @@ mod tests {
         );
         assert!(worker_flags(&["app", "worker", "--no-web", "--web-port", "1"]).is_err());
         assert!(worker_flags(&["app", "worker", "--web-port", "70000"]).is_err());
+    }
+
+    type Lookup = (Option<String>, Option<String>, Option<i32>, usize);
+
+    fn tables_flags(args: &[&str]) -> Result<Lookup, clap::Error> {
+        match Cli::try_parse_from(args)?.command {
+            Some(Command::Tables {
+                table,
+                key,
+                partition,
+                limit,
+                ..
+            }) => Ok((table, key, partition, limit.unwrap_or(DEFAULT_LIMIT))),
+            other => panic!("not tables: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tables_reads_a_key_or_a_partition_of_a_named_table() {
+        let t = Some("totals".to_owned());
+        assert_eq!(
+            tables_flags(&["app", "tables"]).unwrap(),
+            (None, None, None, 100)
+        );
+        assert_eq!(
+            tables_flags(&["app", "tables", "--table", "totals", "--key", "EUR"]).unwrap(),
+            (t.clone(), Some("EUR".into()), None, 100)
+        );
+        assert_eq!(
+            tables_flags(&[
+                "app",
+                "tables",
+                "--table",
+                "totals",
+                "--partition",
+                "2",
+                "--limit",
+                "5"
+            ])
+            .unwrap(),
+            (t, None, Some(2), 5)
+        );
+        for bad in [
+            &["app", "tables", "--table", "totals"][..],
+            &["app", "tables", "--key", "EUR"],
+            &["app", "tables", "--limit", "1"],
+            &[
+                "app",
+                "tables",
+                "--table",
+                "t",
+                "--key",
+                "k",
+                "--partition",
+                "1",
+            ],
+            &[
+                "app", "tables", "--table", "t", "--key", "k", "--limit", "1",
+            ],
+        ] {
+            assert!(tables_flags(bad).is_err(), "{bad:?}");
+        }
     }
 }
