@@ -463,3 +463,43 @@ async fn status_without_workers_and_keys_the_key_codec_refuses() {
         Some(2)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_kept_in_memory_is_read_from_its_worker() {
+    let s = setup("cli-memory").await;
+    let port = free_port();
+    let mut command = s.command(&["worker", "--web-port", &port.to_string()]);
+    command
+        .env("TABLES_STORE", "memory://")
+        .env("TABLES_APPLICATION_SERVER", format!("127.0.0.1:{port}"));
+    let mut worker = spawn(command);
+    worker.wait_line("table partition recovered");
+    s.send("alice", "EUR", 5);
+    worker.wait_line("EUR total: 5");
+    let lookup = [
+        "tables",
+        "--table",
+        "currency_total",
+        "--key",
+        "EUR",
+        "--json",
+    ];
+    let deadline = Instant::now() + WAIT;
+    // The group may still be settling right after the start: until it names the owner, the
+    // (empty) local store answers that the key has no value.
+    let doc = loop {
+        let out = s
+            .command(&lookup)
+            .env("TABLES_STORE", "memory://")
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
+        }
+        assert!(Instant::now() < deadline, "{}", text(&out));
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(doc["from"], "worker", "{doc:#}");
+    assert_eq!(doc["entries"][0]["value"], 5, "{doc:#}");
+    worker.kill("-INT");
+}

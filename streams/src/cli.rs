@@ -123,7 +123,8 @@ enum Command {
     /// Entries are read from this machine's store; while a worker on this machine holds it,
     /// they are asked of the web server of the worker that owns the partition, found in the
     /// group's assignment (each worker advertises it with AppBuilder::application_server).
-    /// Without one, the command says a worker holds the store and exits 1.
+    /// Without one, the command says a worker holds the store and exits 1. A table kept in
+    /// memory (memory://) is asked of its worker first, as no other process can read it.
     Tables {
         /// Print one JSON document: {"tables": [{"name", "partitions", "changelog", "store",
         /// "standby_replicas", "global"}], "partitions": [{"table", "partition", "keys",

@@ -15,6 +15,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::runtime::{GroupStatus, Readiness};
 use crate::table::{Part, TableCore};
+use stores::StoreUrl;
 
 /// How long `status` waits for a worker's `/ready`, and `tables` for a worker's answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -68,7 +69,8 @@ impl App {
 
     /// The value of `key` (the key codec's text, as in `/table/<name>/<key>/`) in table
     /// `table`, decoded: from this machine's store, or while a worker holds it, from the
-    /// worker owning the key's partition. [`Error::KeyDoesNotDecode`] names the key codec;
+    /// worker owning the key's partition (a store in memory: from that worker, the local
+    /// store being empty). [`Error::KeyDoesNotDecode`] names the key codec;
     /// [`Error::KeyNotFound`] when the key has no value; [`Error::StoreHeld`] when a worker
     /// holds the store and no owner's web server answers.
     pub async fn table_entry(&self, table: &str, key: &str) -> Result<TableEntries> {
@@ -87,48 +89,41 @@ impl App {
             table: table.to_owned(),
             key: key.to_owned(),
         };
-        match crate::runtime::open_stores(&self.inner.decls) {
-            Ok(()) => {
-                let value = core
-                    .store()?
-                    .get(partition, bytes)
-                    .map_err(|e| core.store_error(&[partition], e))?
-                    .ok_or_else(not_found)?;
-                Ok(TableEntries {
-                    table: table.to_owned(),
-                    from: ReadFrom::Store,
-                    entries: vec![(
-                        partition,
-                        rendered(&core, Part::Key, bytes),
-                        rendered(&core, Part::Value, &value),
-                    )],
-                    more: false,
-                })
-            }
-            Err(Error::StoreHeld { path: held }) => {
-                let path = format!("/table/{table}/{}/", peer::key_segment(&key.into()));
-                let Some((endpoint, answer)) = self.ask_owner(table, partition, &path).await else {
-                    return Err(Error::StoreHeld { path: held });
-                };
-                let body = match answer.status {
-                    200 => json_body(table, &endpoint, &answer.body)?,
-                    404 => return Err(not_found()),
-                    status => return Err(bad_answer(table, &endpoint, status, &answer.body)),
-                };
-                Ok(TableEntries {
-                    table: table.to_owned(),
-                    from: ReadFrom::Worker { endpoint },
-                    entries: vec![(partition, body["key"].clone(), body["value"].clone())],
-                    more: false,
-                })
-            }
-            Err(e) => Err(e),
-        }
+        let path = format!("/table/{table}/{}/", peer::key_segment(&key.into()));
+        let Some((endpoint, answer)) = self.source(&core, partition, &path).await? else {
+            let value = core
+                .store()?
+                .get(partition, bytes)
+                .map_err(|e| core.store_error(&[partition], e))?
+                .ok_or_else(not_found)?;
+            return Ok(TableEntries {
+                table: table.to_owned(),
+                from: ReadFrom::Store,
+                entries: vec![(
+                    partition,
+                    rendered(&core, Part::Key, bytes),
+                    rendered(&core, Part::Value, &value),
+                )],
+                more: false,
+            });
+        };
+        let body = match answer.status {
+            200 => json_body(table, &endpoint, &answer.body)?,
+            404 => return Err(not_found()),
+            status => return Err(bad_answer(table, &endpoint, status, &answer.body)),
+        };
+        Ok(TableEntries {
+            table: table.to_owned(),
+            from: ReadFrom::Worker { endpoint },
+            entries: vec![(partition, body["key"].clone(), body["value"].clone())],
+            more: false,
+        })
     }
 
     /// Up to `limit` entries of partition `partition` of table `table`, decoded, in key-bytes
     /// order: from this machine's store, or while a worker holds it, from the worker owning
-    /// the partition (`/table/<name>/?partition=N&limit=L`, at most 1000).
+    /// the partition (`/table/<name>/?partition=N&limit=L`, at most 1000), as for a store in
+    /// memory.
     pub async fn table_entries(
         &self,
         table: &str,
@@ -144,51 +139,78 @@ impl App {
                 count,
             });
         }
-        match crate::runtime::open_stores(&self.inner.decls) {
-            Ok(()) => {
-                let failed = |e| core.store_error(&[partition], e);
-                let store = core.store()?;
-                let mut entries = Vec::new();
-                let mut more = false;
-                for entry in store.iter(partition).map_err(failed)? {
-                    let (k, v) = entry.map_err(failed)?;
-                    if entries.len() == limit {
-                        more = true;
-                        break;
-                    }
-                    entries.push((
+        let path = format!("/table/{table}/?partition={partition}&limit={limit}");
+        let Some((endpoint, answer)) = self.source(&core, partition, &path).await? else {
+            let failed = |e| core.store_error(&[partition], e);
+            let mut entries = Vec::new();
+            let mut more = false;
+            for entry in core.store()?.iter(partition).map_err(failed)? {
+                let (k, v) = entry.map_err(failed)?;
+                if entries.len() == limit {
+                    more = true;
+                    break;
+                }
+                entries.push((
+                    partition,
+                    rendered(&core, Part::Key, &k),
+                    rendered(&core, Part::Value, &v),
+                ));
+            }
+            return Ok(TableEntries {
+                table: table.to_owned(),
+                from: ReadFrom::Store,
+                entries,
+                more,
+            });
+        };
+        if answer.status != 200 {
+            return Err(bad_answer(table, &endpoint, answer.status, &answer.body));
+        }
+        let body = json_body(table, &endpoint, &answer.body)?;
+        let items = body["items"].as_array().cloned().unwrap_or_default();
+        Ok(TableEntries {
+            table: table.to_owned(),
+            from: ReadFrom::Worker { endpoint },
+            entries: items
+                .into_iter()
+                .map(|i| (partition, i["key"].clone(), i["value"].clone()))
+                .collect(),
+            more: !body["next"].is_null(),
+        })
+    }
+
+    /// Where `partition` of `core` is read: `None` this machine's store (then open), or the
+    /// answer to `path` of the worker owning it, when a worker holds the store. A store in
+    /// memory holds nothing outside its worker: the owner is asked first, and the (empty)
+    /// local store read only when none answers.
+    async fn source(
+        &self,
+        core: &TableCore,
+        partition: i32,
+        path: &str,
+    ) -> Result<Option<(String, peer::Response)>> {
+        let decls = &self.inner.decls;
+        let url = core.spec().store_url().unwrap_or(&decls.store);
+        if matches!(url, StoreUrl::Memory) {
+            if let Ok(answer) = self.ask_owner(partition, path).await {
+                return Ok(Some(answer));
+            }
+            crate::runtime::open_stores(decls)?;
+            return Ok(None);
+        }
+        match crate::runtime::open_stores(decls) {
+            Ok(()) => Ok(None),
+            Err(Error::StoreHeld { path: held }) => match self.ask_owner(partition, path).await {
+                Ok(answer) => Ok(Some(answer)),
+                Err(why) => {
+                    tracing::warn!(
+                        table = core.name(),
                         partition,
-                        rendered(&core, Part::Key, &k),
-                        rendered(&core, Part::Value, &v),
-                    ));
+                        "a worker holds the store and cannot be asked: {why}"
+                    );
+                    Err(Error::StoreHeld { path: held })
                 }
-                Ok(TableEntries {
-                    table: table.to_owned(),
-                    from: ReadFrom::Store,
-                    entries,
-                    more,
-                })
-            }
-            Err(Error::StoreHeld { path: held }) => {
-                let path = format!("/table/{table}/?partition={partition}&limit={limit}");
-                let Some((endpoint, answer)) = self.ask_owner(table, partition, &path).await else {
-                    return Err(Error::StoreHeld { path: held });
-                };
-                if answer.status != 200 {
-                    return Err(bad_answer(table, &endpoint, answer.status, &answer.body));
-                }
-                let body = json_body(table, &endpoint, &answer.body)?;
-                let items = body["items"].as_array().cloned().unwrap_or_default();
-                Ok(TableEntries {
-                    table: table.to_owned(),
-                    from: ReadFrom::Worker { endpoint },
-                    entries: items
-                        .into_iter()
-                        .map(|i| (partition, i["key"].clone(), i["value"].clone()))
-                        .collect(),
-                    more: !body["next"].is_null(),
-                })
-            }
+            },
             Err(e) => Err(e),
         }
     }
@@ -205,53 +227,36 @@ impl App {
             })
     }
 
-    /// GETs `path` from the web server of the worker owning `partition` of `table`, as the
-    /// group's assignment names it; `None` (with a warning saying why) when no owner
-    /// advertises a web server, or it does not answer.
+    /// GETs `path` from the web server of the worker owning `partition`, as the group's
+    /// assignment names it; the error says why no owner could be asked.
     async fn ask_owner(
         &self,
-        table: &str,
         partition: i32,
         path: &str,
-    ) -> Option<(String, peer::Response)> {
-        let status = match self.status_without_readiness().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the group to find the worker holding the store");
-                return None;
-            }
-        };
+    ) -> std::result::Result<(String, peer::Response), String> {
+        let status = self
+            .status_without_readiness()
+            .await
+            .map_err(|e| format!("cannot read the group: {e}"))?;
         let owner = status
             .members
             .iter()
-            .find(|m| m.active.iter().any(|tp| tp.partition == partition));
-        let Some(owner) = owner else {
-            tracing::warn!(
-                table,
-                partition,
-                "no worker in the group holds the partition"
-            );
-            return None;
-        };
-        let Some(advertised) = owner.endpoint.clone() else {
-            tracing::warn!(table, partition, member = %owner.member_id,
-                "the worker holding the partition advertises no web server (application_server)");
-            return None;
-        };
-        let endpoint = match advertised.parse::<Endpoint>() {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(error = %e, "the worker holding the partition advertises a bad endpoint");
-                return None;
-            }
-        };
+            .find(|m| m.active.iter().any(|tp| tp.partition == partition))
+            .ok_or("no worker in the group holds the partition")?;
+        let advertised = owner.endpoint.clone().ok_or_else(|| {
+            format!(
+                "worker {} advertises no web server (application_server)",
+                owner.member_id
+            )
+        })?;
+        let endpoint = advertised
+            .parse::<Endpoint>()
+            .map_err(|e| format!("worker {}: {e}", owner.member_id))?;
         match peer::get(&endpoint, path, ASK_TIMEOUT).await {
-            Ok(answer) => Some((advertised, answer)),
-            Err(Failure::Unavailable(why) | Failure::Malformed(why)) => {
-                tracing::warn!(endpoint = %advertised, reason = %why,
-                    "the web server of the worker holding the partition does not answer");
-                None
-            }
+            Ok(answer) => Ok((advertised, answer)),
+            Err(Failure::Unavailable(why) | Failure::Malformed(why)) => Err(format!(
+                "the web server at {advertised} does not answer: {why}"
+            )),
         }
     }
 
