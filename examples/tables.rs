@@ -13,6 +13,17 @@
 //! use them to keep their runs apart on a shared broker). `TABLES_GUARANTEE=exactly_once`
 //! makes each commit interval's changelog writes and source offsets one Kafka transaction, so
 //! a worker killed mid-interval counts nothing twice (the default is `at_least_once`).
+//! `TABLES_KEY_SERIALIZER` sets the table's key codec (`raw` by default), and
+//! `TABLES_APPLICATION_SERVER=host:port` the web server address the worker advertises to the
+//! group, where `status` asks it `/ready` and `tables --key` beside it asks for values:
+//!
+//! ```text
+//! TABLES_STORE=redb://data TABLES_APPLICATION_SERVER=127.0.0.1:6066 \
+//!     cargo run --example tables -- --broker kafka://localhost:9092 worker --web-port 6066
+//! cargo run --example tables -- --broker kafka://localhost:9092 status
+//! TABLES_STORE=redb://data cargo run --example tables -- --broker kafka://localhost:9092 \
+//!     tables --table currency_total --key EUR
+//! ```
 //!
 //! Faust:
 //! ```python
@@ -46,6 +57,8 @@ fn build() -> streams::Result<ExitCode> {
         topic: env("TABLES_TOPIC", d.topic),
         store: env("TABLES_STORE", d.store),
         guarantee: env("TABLES_GUARANTEE", d.guarantee),
+        key_serializer: env("TABLES_KEY_SERIALIZER", d.key_serializer),
+        application_server: std::env::var("TABLES_APPLICATION_SERVER").ok(),
     };
     let TablesDemo {
         app,

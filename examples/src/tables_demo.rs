@@ -45,6 +45,10 @@ pub struct Config {
     pub topic: String,
     pub store: String,
     pub guarantee: String,
+    /// The table's key codec (`raw` by default).
+    pub key_serializer: String,
+    /// The `host:port` this worker advertises for its web server (none by default).
+    pub application_server: Option<String>,
 }
 
 impl Default for Config {
@@ -54,6 +58,8 @@ impl Default for Config {
             topic: "purchases".into(),
             store: "memory://".into(),
             guarantee: "at_least_once".into(),
+            key_serializer: "raw".into(),
+            application_server: None,
         }
     }
 }
@@ -61,7 +67,11 @@ impl Default for Config {
 /// Builds the app: an agent groups purchases by currency and adds each amount to
 /// `currency_total`, printing the new total.
 pub fn build(config: &Config) -> streams::Result<TablesDemo> {
-    let app = App::builder(&config.app)
+    let mut builder = App::builder(&config.app);
+    if let Some(server) = &config.application_server {
+        builder = builder.application_server(server);
+    }
+    let app = builder
         .broker("mock://")
         .store(&config.store)
         .processing_guarantee(&config.guarantee)
@@ -72,7 +82,9 @@ pub fn build(config: &Config) -> streams::Result<TablesDemo> {
         .build()?;
     let purchases = app.topic::<String, Purchase>(&config.topic);
     let currency_total = app
-        .table::<String, i64>("currency_total")?
+        .table_builder::<String, i64>("currency_total")
+        .key_serializer(&config.key_serializer)
+        .build()?
         .with_default(i64::default);
 
     let totals = currency_total.clone();

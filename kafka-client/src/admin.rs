@@ -1,5 +1,5 @@
 //! The admin client: create and delete topics, add partitions, list offsets, describe the
-//! cluster and topic configs.
+//! cluster and topic configs, describe a consumer group and read its committed offsets.
 //!
 //! Controller-bound requests (CreateTopics, DeleteTopics, CreatePartitions) go to any broker:
 //! KRaft brokers forward them to the controller. `NOT_CONTROLLER` and other retriable answers
@@ -25,6 +25,8 @@ use crate::backoff::Backoff;
 use crate::cluster::{Cluster, ClusterInfo, TopicInfo};
 use crate::config::ClientConfig;
 use crate::error::{check_code, Error, KafkaCode, Result};
+use crate::group::coordinator::Coordinator;
+use crate::group::GroupDescription;
 use crate::list_offsets::{list_offsets, ADMIN_BACKOFF};
 pub use crate::list_offsets::{ListedOffset, OffsetSpec};
 use crate::topic_partition::TopicPartition;
@@ -346,6 +348,36 @@ impl Admin {
             .collect()
     }
 
+    /// A consumer group as its coordinator describes it: state, assignor, and per member its
+    /// ids, host, subscription and assignment (decoded, user data included). A group that does
+    /// not exist is described as `Dead` with no members.
+    ///
+    /// ```no_run
+    /// # async fn demo(admin: kafka_client::admin::Admin) -> kafka_client::Result<()> {
+    /// let group = admin.describe_group("my-app").await?;
+    /// for m in &group.members {
+    ///     let owned = m.assignment.as_ref().map(|a| a.partitions.len()).unwrap_or(0);
+    ///     println!("{} on {}: {owned} partitions", m.member_id, m.client_host);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        let coordinator = Coordinator::new(self.cluster.clone(), group.to_owned());
+        crate::group::describe::describe(&coordinator, group, self.deadline()).await
+    }
+
+    /// The offsets `group` committed for `partitions` (`None`: nothing committed), read from
+    /// outside the group (OffsetFetch), waiting out offsets of open transactions until the
+    /// request timeout.
+    pub async fn committed_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, Option<i64>>> {
+        let coordinator = Coordinator::new(self.cluster.clone(), group.to_owned());
+        crate::group::offsets::fetch(&coordinator, group, partitions, self.deadline()).await
+    }
+
     /// The brokers, controller and cluster id, freshly read from the cluster.
     pub async fn describe_cluster(&self) -> Result<ClusterInfo> {
         self.cluster.refresh_metadata(&[], false).await?;
@@ -410,6 +442,11 @@ impl Admin {
             .collect();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
+    }
+
+    /// When a request started now must have been answered.
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.cluster.config.request_timeout
     }
 
     fn timeout_ms(&self) -> i32 {

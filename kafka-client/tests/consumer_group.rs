@@ -418,3 +418,52 @@ async fn a_member_that_stops_polling_leaves_the_group() {
     other.close().await;
     slow.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_describes_a_group_and_reads_its_commits_from_outside() {
+    let env = Env::new(1).await;
+    let topic = env.topic("group-describe", 2).await;
+    let group = unique("g-describe");
+    env.produce(&topic, 2, 3).await;
+    let admin = kafka_client::Admin::new(env.client()).await.unwrap();
+    let tps: Vec<TopicPartition> = (0..2).map(|p| TopicPartition::new(&topic, p)).collect();
+
+    // Before anyone joined: no such group, nothing committed.
+    let none = admin.describe_group(&group).await.unwrap();
+    assert!(none.members.is_empty(), "{none:?}");
+    assert!(matches!(none.state.as_str(), "Dead" | "Empty"), "{none:?}");
+    let committed = admin.committed_offsets(&group, &tps).await.unwrap();
+    assert_eq!(committed[&tps[0]], None);
+
+    let config = env.group(&group).with_group_instance_id("w1");
+    let mut consumer = GroupConsumer::new(env.client(), consumer_config(), config)
+        .await
+        .unwrap();
+    consumer.subscribe([topic.as_str()]);
+    for _ in 0..6 {
+        tokio::time::timeout(WAIT, consumer.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    consumer.commit().await.unwrap();
+
+    let described = admin.describe_group(&group).await.unwrap();
+    assert_eq!(described.state, "Stable", "{described:?}");
+    assert_eq!(described.protocol_type, "consumer");
+    assert_eq!(described.members.len(), 1, "{described:?}");
+    let member = &described.members[0];
+    assert_eq!(member.member_id, consumer.member_id());
+    assert_eq!(member.group_instance_id.as_deref(), Some("w1"));
+    let subscription = member.subscription.as_ref().expect("decoded subscription");
+    assert_eq!(subscription.topics, vec![topic.clone()]);
+    let mut assigned = member.assignment.as_ref().unwrap().partitions.clone();
+    assigned.sort();
+    assert_eq!(assigned, tps);
+
+    let committed = admin.committed_offsets(&group, &tps).await.unwrap();
+    for tp in &tps {
+        assert_eq!(committed[tp], Some(3), "{tp}");
+    }
+    consumer.close().await.unwrap();
+}

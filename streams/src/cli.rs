@@ -1,6 +1,8 @@
 //! The command line of an app, through [`App::main`]: `worker`, `send`, `agents`, `topics`,
-//! `tables`, `reset`, `completions`; [`App::main_with_demo`] adds `demo`, its default command.
+//! `status`, `tables`, `reset`, `completions`; [`App::main_with_demo`] adds `demo`, its
+//! default command.
 
+mod inspect;
 mod render;
 mod send;
 
@@ -22,7 +24,9 @@ use crate::error::{BoxError, Error, Result};
     after_help = "Examples:\n  \
         APP worker --broker kafka://localhost:9092\n  \
         APP send purchases --key alice '{\"username\":\"alice\",\"currency\":\"EUR\",\"amount\":3}'\n  \
-        APP agents --json\n\n\
+        APP agents --json\n  \
+        APP status\n  \
+        APP tables --table currency_total --key EUR\n\n\
         Exit codes:\n  \
         0    success\n  \
         1    the command failed (stderr says why), e.g. send refused a value that does not \
@@ -94,15 +98,55 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The app's consumer group: members, their partitions, standby copies and web servers,
+    /// the lag of every source partition, and the recovery of every table partition
+    ///
+    /// Works whether workers run or not (without one: no members, lag from the committed
+    /// offsets). Readiness is asked of each worker's web server /ready when it advertises
+    /// one (application_server), waiting 2 s at most; "unknown" otherwise.
+    Status {
+        /// Print one JSON document: {"group", "state", "members": [{"member_id",
+        /// "instance_id", "client_id", "client_host", "endpoint", "active": [{"topic",
+        /// "partition"}], "standby": [N], "ready": "ready"|"not ready"|"unknown",
+        /// "ready_detail"}], "partitions": [{"topic", "partition", "member_id", "committed",
+        /// "end", "lag"}], "tables": [{"table", "partition", "active", "standbys", "state":
+        /// "recovered"|"recovering"|"unknown"|"unassigned"}]} (unknown values: null; lag
+        /// without a commit counts from where a new worker starts)
+        #[arg(long)]
+        json: bool,
+    },
     /// List the tables: per partition, the keys in this machine's store, the changelog offset
     /// it applied, and what a worker starting now would replay from the changelog (exits 1
-    /// while a worker on this machine holds the store)
+    /// while a worker on this machine holds the store); or with --table and --key or
+    /// --partition, entries decoded with the table's codecs
+    ///
+    /// Entries are read from this machine's store; while a worker on this machine holds it,
+    /// they are asked of the web server of the worker that owns the partition, found in the
+    /// group's assignment (each worker advertises it with AppBuilder::application_server).
+    /// Without one, the command says a worker holds the store and exits 1. A table kept in
+    /// memory (memory://) is asked of its worker first, as no other process can read it.
     Tables {
         /// Print one JSON document: {"tables": [{"name", "partitions", "changelog", "store",
         /// "standby_replicas", "global"}], "partitions": [{"table", "partition", "keys",
-        /// "applied_offset", "changelog_end", "to_replay", "state"}]} (unknown offsets: null)
+        /// "applied_offset", "changelog_end", "to_replay", "state"}]} (unknown offsets:
+        /// null); with --key or --partition: {"table", "from": "store"|"worker", "endpoint",
+        /// "entries": [{"partition", "key", "value"}], "more"}
         #[arg(long)]
         json: bool,
+        /// The table whose entries to print (with --key or --partition)
+        #[arg(long, value_name = "NAME", requires = "entries")]
+        table: Option<String>,
+        /// Print this key's value: the key as its key codec's text (a key that does not
+        /// decode with it: exit 1, naming the codec; a key without a value: exit 1)
+        #[arg(long, value_name = "KEY", group = "entries", requires = "table")]
+        key: Option<String>,
+        /// Print the entries of this partition
+        #[arg(long, value_name = "N", group = "entries", requires = "table")]
+        partition: Option<i32>,
+        /// At most this many entries of --partition [default: 100; at most 1000 from a
+        /// worker]
+        #[arg(long, value_name = "N", requires = "table", conflicts_with = "key")]
+        limit: Option<usize>,
     },
     /// Start over: reset the committed offsets of the app's source topics, delete its tables'
     /// changelog topics and empty its local stores (stop every worker first: refused while
@@ -120,6 +164,9 @@ enum Command {
         shell: clap_complete::Shell,
     },
 }
+
+/// Entries `tables --partition` prints without `--limit`.
+const DEFAULT_LIMIT: usize = 100;
 
 type Demo = Box<dyn FnOnce(App) -> BoxFuture<'static, Result<(), BoxError>> + Send>;
 
@@ -227,10 +274,33 @@ impl App {
                 clap_complete::generate(shell, &mut command, name, &mut std::io::stdout());
                 Ok(())
             }
-            Command::Tables { json } => {
-                let declared = self.tables();
-                let parts = self.stored_tables().await?;
-                print!("{}", render::tables(&declared, &parts, json));
+            Command::Status { json } => {
+                print!("{}", inspect::status(&self.status().await?, json));
+                self.shutdown().await
+            }
+            Command::Tables {
+                json,
+                table,
+                key,
+                partition,
+                limit,
+            } => {
+                let entries = match (table, key, partition) {
+                    (Some(table), Some(key), _) => Some(self.table_entry(&table, &key).await?),
+                    (Some(table), None, Some(p)) => {
+                        let limit = limit.unwrap_or(DEFAULT_LIMIT);
+                        Some(self.table_entries(&table, p, limit).await?)
+                    }
+                    _ => None,
+                };
+                match entries {
+                    Some(entries) => print!("{}", inspect::entries(&entries, json)),
+                    None => {
+                        let declared = self.tables();
+                        let parts = self.stored_tables().await?;
+                        print!("{}", render::tables(&declared, &parts, json));
+                    }
+                }
                 self.shutdown().await
             }
             Command::Reset { yes } => {
@@ -355,5 +425,67 @@ mod tests {
         );
         assert!(worker_flags(&["app", "worker", "--no-web", "--web-port", "1"]).is_err());
         assert!(worker_flags(&["app", "worker", "--web-port", "70000"]).is_err());
+    }
+
+    type Lookup = (Option<String>, Option<String>, Option<i32>, usize);
+
+    fn tables_flags(args: &[&str]) -> Result<Lookup, clap::Error> {
+        match Cli::try_parse_from(args)?.command {
+            Some(Command::Tables {
+                table,
+                key,
+                partition,
+                limit,
+                ..
+            }) => Ok((table, key, partition, limit.unwrap_or(DEFAULT_LIMIT))),
+            other => panic!("not tables: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tables_reads_a_key_or_a_partition_of_a_named_table() {
+        let t = Some("totals".to_owned());
+        assert_eq!(
+            tables_flags(&["app", "tables"]).unwrap(),
+            (None, None, None, 100)
+        );
+        assert_eq!(
+            tables_flags(&["app", "tables", "--table", "totals", "--key", "EUR"]).unwrap(),
+            (t.clone(), Some("EUR".into()), None, 100)
+        );
+        assert_eq!(
+            tables_flags(&[
+                "app",
+                "tables",
+                "--table",
+                "totals",
+                "--partition",
+                "2",
+                "--limit",
+                "5"
+            ])
+            .unwrap(),
+            (t, None, Some(2), 5)
+        );
+        for bad in [
+            &["app", "tables", "--table", "totals"][..],
+            &["app", "tables", "--key", "EUR"],
+            &["app", "tables", "--limit", "1"],
+            &[
+                "app",
+                "tables",
+                "--table",
+                "t",
+                "--key",
+                "k",
+                "--partition",
+                "1",
+            ],
+            &[
+                "app", "tables", "--table", "t", "--key", "k", "--limit", "1",
+            ],
+        ] {
+            assert!(tables_flags(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -815,13 +815,47 @@ pub enum Error {
     /// A table's store file is locked by a running worker, so this process (the CLI's `tables`
     /// or `reset`) cannot read or empty it.
     #[error(
-        "the store {} is held by a running worker: stop that worker first, or ask it for its \
-         tables",
+        "the store {} is held by a running worker: stop that worker first, or give the \
+         workers an application_server (AppBuilder::application_server) so that `tables \
+         --table NAME --key KEY` and `--partition N` ask the worker that owns the partition; \
+         `status` shows the group",
         path.display()
     )]
     StoreHeld {
         /// The locked store file.
         path: std::path::PathBuf,
+    },
+
+    /// A table name the app does not declare (the CLI's `tables --table`).
+    #[error("no table named {table:?}: the app declares {}", if known.is_empty() { "no table".to_owned() } else { known.join(", ") })]
+    UnknownTable {
+        /// The name given.
+        table: String,
+        /// The tables the app declares.
+        known: Vec<String>,
+    },
+
+    /// A key given as text (the CLI's `tables --key`) that the table's key codec does not
+    /// decode.
+    #[error("table {table}: key {key:?} does not decode with the table's key codec {codec:?}: {reason}; give the key as that codec's text")]
+    KeyDoesNotDecode {
+        /// The table.
+        table: String,
+        /// The key as given.
+        key: String,
+        /// The key codec chain.
+        codec: String,
+        /// Why it does not decode.
+        reason: String,
+    },
+
+    /// A key without a value in the table (the CLI's `tables --key`).
+    #[error("table {table} has no value for key {key:?}")]
+    KeyNotFound {
+        /// The table.
+        table: String,
+        /// The key as given.
+        key: String,
     },
 
     /// An operation that needs a running app (sending, the CLI's `send`) before `start`.

@@ -28,7 +28,7 @@
 //! | `@app.crontab("*/5 * * * *", timezone=tz)` | `app.crontab("name", "*/5 * * * *").timezone("Europe/Paris").run(..)?` ([`App::crontab`]) |
 //! | `@app.task` | `app.task("name").run(\|\| async { .. })?` ([`App::task`]) |
 //! | web `/router/`, a table's value from any worker | [`App::router`], [`App::owner_of`], [`App::query`] (each worker advertising [`AppBuilder::application_server`]) |
-//! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`, `tables`, `reset`, `completions`; `demo` with [`App::main_with_demo`]) |
+//! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`, `status`, `tables`, `reset`, `completions`; `demo` with [`App::main_with_demo`]) |
 //! | `faust -A app worker --web-port 6066`, `@app.page("/p")` | `APP worker --web-port 6066` (`/`, `/health`, `/ready`, `/table/<name>/`), [`App::page`]`("/p", handler)` |
 //!
 //! A tiny app, run here against the in-process mock Kafka cluster of the `testkit` crate (in
@@ -132,7 +132,7 @@ mod topic;
 mod web;
 mod window;
 
-pub use app::{App, AppBuilder, TopicSummary};
+pub use app::{App, AppBuilder, ReadFrom, TableEntries, TopicSummary};
 /// The axum the worker's web server runs on: [`App::page`] handlers take and return its types.
 pub use axum;
 pub use broker::BrokerUrl;
@@ -147,7 +147,9 @@ pub use error::{AgentFailure, BoxError, Error, Result};
 pub use offsets::Hold;
 pub use record::{Event, Header, Validate};
 pub use runtime::routes::{Owner, PartitionOwners, Queried, QueryOptions, Router};
-pub use runtime::{StoredPartition, TablePartition};
+pub use runtime::{
+    GroupStatus, MemberStatus, Readiness, SourceLag, StoredPartition, TablePartition, TableRecovery,
+};
 pub use settings::{ProcessingGuarantee, Settings};
 pub use stream::{AgentStream, Processor, Take};
 pub use table::{PartitionStatus, SetTable, Table, TableSpec};

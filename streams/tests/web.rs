@@ -185,6 +185,22 @@ async fn health_ready_tables_overview_and_pages() {
         (ann["key"].clone(), ann["value"].clone()),
         ("ann".into(), 2.into())
     );
+    // ?partition=N: that partition's entries only (the CLI's `tables --partition` beside a
+    // worker); a partition not active here is 421, a bad number 400.
+    let mut seen = 0;
+    for p in 0..2 {
+        let page = get(w.address, &format!("/table/t/?partition={p}")).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let page: serde_json::Value = serde_json::from_str(&page.body).unwrap();
+        assert_eq!(page["partitions"], serde_json::json!([p]));
+        let items = page["items"].as_array().unwrap();
+        let has_ann = items.iter().any(|i| i["key"] == "ann");
+        assert_eq!(has_ann, ann["partition"] == p, "{page}");
+        seen += items.len();
+    }
+    assert_eq!(seen, 2);
+    assert_eq!(get(w.address, "/table/t/?partition=7").await.status, 421);
+    assert_eq!(get(w.address, "/table/t/?partition=x").await.status, 400);
 
     // /metrics: the Prometheus exposition, parsed; the three events are counted.
     let metrics = get(w.address, "/metrics").await;

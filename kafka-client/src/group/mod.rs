@@ -10,14 +10,15 @@
 //! Module map: [`config`](GroupConfig) (settings), `assignor` (the trait and the standard
 //! assignors), `protocol` (subscription/assignment bytes), `coordinator` (finding and
 //! addressing the coordinator), `membership` (join/sync/heartbeat/leave and the heartbeat
-//! task), `offsets` (commit/fetch), `committer` (ordered commit queue), `listener`
-//! (callbacks), `consumer` ([`GroupConsumer`]).
+//! task), `offsets` (commit/fetch), `describe` (a group seen from outside), `committer`
+//! (ordered commit queue), `listener` (callbacks), `consumer` ([`GroupConsumer`]).
 
 mod assignor;
 mod committer;
 mod config;
 mod consumer;
 pub(crate) mod coordinator;
+pub(crate) mod describe;
 mod listener;
 mod membership;
 mod metadata;
@@ -30,5 +31,6 @@ pub use assignor::{
 };
 pub use config::GroupConfig;
 pub use consumer::GroupConsumer;
+pub use describe::{GroupDescription, GroupMember};
 pub use listener::{NoopListener, RebalanceContext, RebalanceListener};
 pub use metadata::ConsumerGroupMetadata;

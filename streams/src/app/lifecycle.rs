@@ -69,7 +69,7 @@ impl App {
         Ok(())
     }
 
-    fn conn(&self) -> Result<&Connection> {
+    pub(super) fn conn(&self) -> Result<&Connection> {
         self.inner.conn.get().ok_or(Error::NotStarted)
     }
 

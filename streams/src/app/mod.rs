@@ -3,15 +3,17 @@
 
 mod builder;
 mod declare;
+mod inspect;
 mod lifecycle;
-#[cfg(feature = "testing")]
 mod peer;
+#[cfg(feature = "testing")]
 mod probe;
 mod query;
 mod web;
 
 pub use builder::AppBuilder;
 pub use declare::TopicSummary;
+pub use inspect::{ReadFrom, TableEntries};
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};

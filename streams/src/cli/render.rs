@@ -170,7 +170,7 @@ pub(super) fn sent_json(sent: &[RecordMetadata]) -> String {
 }
 
 /// Pretty-printed, so people can read it too; scripts parse it the same.
-fn document(value: Value) -> String {
+pub(super) fn document(value: Value) -> String {
     // Serializing a `Value` cannot fail.
     serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
 }

@@ -100,6 +100,17 @@ impl Wire {
     }
 }
 
+/// The endpoint a member advertises in its subscription's user data (the CLI's `status`
+/// reads the group from outside with the decoder the leader uses).
+pub(crate) fn advertised_endpoint(subscription_user_data: Option<&[u8]>) -> Option<String> {
+    Wire::decode(subscription_user_data).endpoint
+}
+
+/// The standby numbers a member's assignment user data gives it.
+pub(crate) fn standby_numbers(assignment_user_data: Option<&[u8]>) -> BTreeSet<i32> {
+    Wire::decode(assignment_user_data).standby
+}
+
 impl Placement {
     /// Reads version 1, `a=..;s=..`; anything else is an empty placement.
     fn decode_v1(bytes: &[u8]) -> Placement {
@@ -387,6 +398,21 @@ mod tests {
             assert!(w.active.is_empty() && w.owners.is_empty(), "{junk:?}");
         }
         assert!(Wire::decode(None).active.is_empty());
+    }
+
+    #[test]
+    fn status_reads_endpoints_and_standbys_as_members_send_them() {
+        let (member, _) = TableAssignor::new(1, Some("h:1".into()));
+        let data = member.user_data(&[], 0);
+        assert_eq!(advertised_endpoint(data.as_deref()).as_deref(), Some("h:1"));
+        assert_eq!(advertised_endpoint(Some(b"a=0;s=1")), None);
+        let members = [sub("a", data), sub("b", None)];
+        let out = member
+            .assign(&members, &BTreeMap::from([("t".to_string(), 2)]))
+            .unwrap();
+        let standby = |m: &str| standby_numbers(out[m].user_data.as_deref());
+        assert_eq!(standby("a").len() + standby("b").len(), 2);
+        assert_eq!(standby_numbers(Some(b"a=;s=3")), [3].into());
     }
 
     #[test]

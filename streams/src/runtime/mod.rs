@@ -13,6 +13,7 @@ mod router;
 pub(crate) mod routes;
 mod services;
 mod standby;
+mod status;
 mod tables;
 mod worker;
 
@@ -30,6 +31,8 @@ pub(crate) use connection::Connection;
 pub use maintenance::StoredPartition;
 pub(crate) use maintenance::{open_stores, reset, stored_partitions};
 pub(crate) use recent_errors::RecentErrors;
+pub(crate) use status::group_status;
+pub use status::{GroupStatus, MemberStatus, Readiness, SourceLag, TableRecovery};
 pub use tables::TablePartition;
 
 use crate::declarations::{Declarations, Instance};
@@ -458,8 +461,7 @@ impl Runtime {
             .await;
     }
 
-    /// Where the worker is in its life (for a test harness).
-    #[cfg(feature = "testing")]
+    /// Where the worker is in its life (for `/ready` and a test harness).
     pub(crate) fn state(&self) -> RunState {
         self.state.borrow().clone()
     }

@@ -119,7 +119,8 @@ fn find_table(view: &View, name: &str) -> Result<Arc<TableCore>, Response> {
 }
 
 /// A page of the entries this worker owns, in key-bytes order: `?limit=` entries (100, at most
-/// 1000) after the key `?after=` (as text, the key codec's bytes).
+/// 1000) after the key `?after=` (as text, the key codec's bytes), of partition `?partition=`
+/// only when given (421 naming the owner when it is not active here).
 async fn table_items(
     State(view): AppState,
     Path(name): Path<String>,
@@ -140,7 +141,27 @@ async fn table_items(
         }
     };
     let after = query.get("after").map(|a| a.as_bytes().to_vec());
-    let owned = table.owned_partitions();
+    let mut owned = table.owned_partitions();
+    // `?partition=N`: that partition only, when this worker owns it (the CLI's `tables
+    // --partition N` beside a running worker).
+    if let Some(partition) = query.get("partition") {
+        let Ok(partition) = partition.parse::<i32>() else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "partition is a partition number".into(),
+            );
+        };
+        if !owned.contains(&partition) {
+            let owner = super::owner_of(&view, &name, partition).map(|e| e.to_string());
+            let body = json!({
+                "error": format!("partition {partition} of table {name} is not active on this worker"),
+                "partition": partition,
+                "owner": owner,
+            });
+            return (StatusCode::MISDIRECTED_REQUEST, Json(body)).into_response();
+        }
+        owned = vec![partition];
+    }
     let mut entries = Vec::new();
     for &partition in &owned {
         match table.snapshot(partition) {
