@@ -4,8 +4,6 @@
 mod builder;
 mod declare;
 mod lifecycle;
-#[cfg(feature = "testing")]
-mod peer;
 mod probe;
 mod query;
 mod web;

@@ -138,8 +138,9 @@ fn owners(partition: i32, holders: &super::assignor::Holders) -> PartitionOwners
 }
 
 impl Runtime {
-    /// The router as the last assignment said; empty before it, or when the leader is an
-    /// older worker that sends no routes.
+    /// The router as the last assignment said: by partition number with tables, by topic
+    /// partition without; empty before it, or when the leader is an older worker (or another
+    /// client) that sends no routes.
     pub(crate) fn router(&self) -> Router {
         let routes = self
             .routes
@@ -147,8 +148,18 @@ impl Runtime {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         if routes.numbers.is_empty() {
+            // Apps without tables: routed per topic partition (or not at all).
+            let topics = routes
+                .partitions
+                .iter()
+                .map(|(topic, held)| {
+                    let owners = held.iter().map(|(p, h)| owners(*p, h)).collect();
+                    (topic.clone(), owners)
+                })
+                .collect();
             return Router {
                 generation: routes.generation,
+                topics,
                 ..Router::default()
             };
         }

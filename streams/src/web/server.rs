@@ -21,10 +21,16 @@ pub(crate) struct WebServer {
     task: Option<JoinHandle<()>>,
 }
 
-impl WebServer {
-    /// Binds `bind:port` and serves `router` there; [`Error::WebBind`] names the address when
-    /// it cannot listen.
-    pub(crate) async fn start(bind: &str, port: u16, router: Router) -> Result<WebServer> {
+/// A listener bound before the worker joins its group, so that the worker can advertise the
+/// port it got (`web_port` 0 picks one); connections wait in the backlog until it serves.
+pub(crate) struct Bound {
+    listener: TcpListener,
+    address: SocketAddr,
+}
+
+impl Bound {
+    /// Binds `bind:port`; [`Error::WebBind`] names the address when it cannot listen.
+    pub(crate) async fn bind(bind: &str, port: u16) -> Result<Bound> {
         let address = if bind.contains(':') && !bind.starts_with('[') {
             format!("[{bind}]:{port}") // an IPv6 address
         } else {
@@ -39,16 +45,31 @@ impl WebServer {
         let bound = listener
             .local_addr()
             .map_err(|source| Error::WebBind { address, source })?;
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept(listener, router, stopped));
-        tracing::info!(address = %bound, "web server listening");
-        Ok(WebServer {
+        Ok(Bound {
+            listener,
             address: bound,
-            stop,
-            task: Some(task),
         })
     }
 
+    /// The address it listens on (the port picked when 0 was asked for).
+    pub(crate) fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves `router` on this listener until stopped.
+    pub(crate) fn serve(self, router: Router) -> WebServer {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(accept(self.listener, router, stopped));
+        tracing::info!(address = %self.address, "web server listening");
+        WebServer {
+            address: self.address,
+            stop,
+            task: Some(task),
+        }
+    }
+}
+
+impl WebServer {
     /// The address it listens on (the port picked when 0 was asked for).
     pub(crate) fn address(&self) -> SocketAddr {
         self.address
