@@ -83,7 +83,17 @@ struct Worker {
 }
 
 async fn worker(id: &str, mock: &MockCluster, session: Duration) -> Worker {
-    let app = App::builder(id)
+    worker_with(id, mock, session, |b| b).await
+}
+
+/// [`worker`] with more settings.
+async fn worker_with(
+    id: &str,
+    mock: &MockCluster,
+    session: Duration,
+    settings: impl FnOnce(streams::AppBuilder) -> streams::AppBuilder,
+) -> Worker {
+    let builder = App::builder(id)
         .broker(&format!("kafka://{}", mock.bootstrap()))
         .topic_partitions(PARTITIONS)
         .web_enabled(true)
@@ -92,9 +102,8 @@ async fn worker(id: &str, mock: &MockCluster, session: Duration) -> Worker {
         .broker_commit_interval(Duration::from_millis(100))
         .broker_session_timeout(session)
         .broker_heartbeat_interval(session / 5)
-        .broker_rebalance_timeout(session * 2)
-        .build()
-        .unwrap();
+        .broker_rebalance_timeout(session * 2);
+    let app = settings(builder).build().unwrap();
     let amounts = app.topic::<String, i64>("amounts");
     let counts = app
         .table::<String, i64>("counts")
@@ -136,8 +145,13 @@ async fn worker(id: &str, mock: &MockCluster, session: Duration) -> Worker {
         .unwrap();
     }
     app.start().await.unwrap();
-    let address = app.web_address().expect("the web server runs");
-    let endpoint = app.application_server().expect("advertises its web server");
+    // A worker without a web server has no address: the tests only ask the others.
+    let address = app
+        .web_address()
+        .unwrap_or_else(|| "127.0.0.1:9".parse().unwrap());
+    let endpoint = app
+        .application_server()
+        .unwrap_or_else(|| "nowhere:9".parse().unwrap());
     let _ = me.set(endpoint.to_string());
     Worker {
         app,
@@ -346,6 +360,83 @@ async fn an_owner_whose_web_server_is_gone_is_a_503_naming_it_in_time() {
         );
     }
     a.app.shutdown().await.unwrap();
+}
+
+/// Starts a worker with its web server and another with `settings`, and waits until they split
+/// the partitions and the first's router names the second's as `expected`.
+async fn pair(
+    mock: &MockCluster,
+    name: &str,
+    settings: impl FnOnce(streams::AppBuilder) -> streams::AppBuilder,
+    expected: Option<Endpoint>,
+) -> (Worker, Worker) {
+    let id = testkit::unique_name(name);
+    let a = worker(&id, mock, common::MOCK_SESSION).await;
+    let b = worker_with(&id, mock, common::MOCK_SESSION, settings).await;
+    wait_until("both workers own partitions and a's router says so", || {
+        let (aa, ab) = (active(&a.app), active(&b.app));
+        let router = a.app.router();
+        let Some(table) = router.tables.get("counts") else {
+            return false;
+        };
+        !aa.is_empty()
+            && !ab.is_empty()
+            && aa.len() + ab.len() == PARTITIONS as usize
+            && table.len() == PARTITIONS as usize
+            && table.iter().all(|o| {
+                if aa.contains(&o.partition) {
+                    o.active.as_ref() == Some(&a.endpoint)
+                } else {
+                    o.active == expected
+                }
+            })
+    })
+    .await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_without_an_endpoint_or_silent_is_a_503_saying_why() {
+    let mock = mock().await;
+    // b has no web server and no application_server: it advertises nothing.
+    let (a, b) = pair(&mock, "routing-none", |b| b.web_enabled(false), None).await;
+    assert_eq!(b.app.application_server(), None);
+    let key_b = key_in(&a.counts, "key", &active(&b.app));
+    let answer = get(a.address, &format!("/table/counts/{key_b}/")).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert!(
+        answer.body.contains("advertises no web server"),
+        "{}",
+        answer.body
+    );
+    a.app.shutdown().await.unwrap();
+    b.app.shutdown().await.unwrap();
+
+    // c advertises a listener that accepts and never answers, which wins over its web server.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_end: Endpoint = silent.local_addr().unwrap().to_string().parse().unwrap();
+    let hang = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let text = silent_end.to_string();
+    let explicit = |b: streams::AppBuilder| b.application_server(&text);
+    let (a, c) = pair(&mock, "routing-silent", explicit, Some(silent_end.clone())).await;
+    assert_eq!(c.app.application_server(), Some(silent_end.clone()));
+    assert_ne!(c.endpoint.to_string(), c.address.to_string());
+    let key_c = key_in(&a.counts, "key", &active(&c.app));
+    let started = tokio::time::Instant::now();
+    let answer = get(a.address, &format!("/count/{key_c}")).await;
+    let took = started.elapsed();
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.json()["owner"], text, "{}", answer.body);
+    assert!(answer.body.contains("no answer within"), "{}", answer.body);
+    assert!(took < Duration::from_secs(8), "answered after {took:?}");
+    hang.abort();
+    a.app.shutdown().await.unwrap();
+    c.app.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

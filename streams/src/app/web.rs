@@ -181,6 +181,14 @@ impl App {
     /// app.start().await?;
     /// let address = app.web_address().expect("the web server runs");
     /// assert_eq!(app.application_server().map(|e| e.port()), Some(address.port()));
+    /// // `start` returns once the worker has partitions; they serve once recovered (`/ready`).
+    /// tokio::time::timeout(std::time::Duration::from_secs(30), async {
+    ///     while !http_get(address, "/ready").await?.starts_with("HTTP/1.1 200") {
+    ///         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    ///     }
+    ///     Ok::<(), std::io::Error>(())
+    /// })
+    /// .await??;
     /// let page = http_get(address, "/count/ann").await?;
     /// assert!(page.ends_with("ann: 0 clicks"), "{page}");
     /// app.shutdown().await?;
