@@ -509,7 +509,9 @@ async fn the_router_of_an_app_without_tables_names_each_partitions_worker() {
     }
     for (me, partitions) in read.iter().enumerate() {
         for p in partitions {
-            let owner = router.topics["events"][*p as usize].active.clone();
+            let owner = router
+                .topic_partition("events", *p)
+                .and_then(|o| o.active.clone());
             assert_eq!(owner.as_ref(), Some(&endpoints[me]), "partition {p}");
         }
     }

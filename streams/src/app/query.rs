@@ -1,6 +1,10 @@
 //! Interactive queries (Kafka Streams' IQv2, Faust's `/router/` and table views): who owns
-//! which partition, and a table key's value read here when this worker owns it, else asked of
-//! its owner over HTTP (see `peer` for the wire format).
+//! which partition (every app: by partition number with tables, by topic partition without),
+//! and a table key's value read here when this worker owns it, else asked of its owner's web
+//! server over HTTP (`web::peer` has the client and the wire format). Workers are named by
+//! the endpoint they advertise: their `application_server`, else their web server's address.
+//! The web server answers the same way for a caller without Rust: any worker's
+//! `/table/<name>/<key>/` is forwarded to the key's owner (`web::forward`).
 
 use std::borrow::Borrow;
 
