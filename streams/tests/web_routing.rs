@@ -552,3 +552,46 @@ fn table_routes_with_a_missing_capture_or_a_conflicting_path_are_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("already registered"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_server_answers_health_while_the_worker_joins() {
+    let mock = mock().await;
+    // The first join is answered late: the worker is joining for that long.
+    mock.intercept(
+        testkit::ApiKey::JoinGroup,
+        testkit::Intercept::delay(Duration::from_secs(3)).times(1),
+    );
+    let app = App::builder(&testkit::unique_name("routing-join"))
+        .broker(&format!("kafka://{}", mock.bootstrap()))
+        .topic_partitions(PARTITIONS)
+        .web_enabled(true)
+        .web_port(0)
+        .build()
+        .unwrap();
+    let events = app.topic::<String, String>("events");
+    app.agent(&events, |mut events| async move {
+        while events.next().await.is_some() {}
+    });
+    let starting = tokio::spawn({
+        let app = app.clone();
+        async move { app.start().await }
+    });
+    let mut address = None;
+    wait_until("the web server listens", || {
+        address = app.web_address();
+        address.is_some()
+    })
+    .await;
+    let address = address.unwrap();
+    let health = get(address, "/health").await;
+    assert_eq!((health.status, health.body.as_str()), (200, "ok"));
+    for path in ["/ready", "/router/", "/table/x/y/"] {
+        let answer = get(address, path).await;
+        assert_eq!(answer.status, 503, "{path}: {}", answer.body);
+        assert!(answer.body.contains("joining"), "{path}: {}", answer.body);
+    }
+    starting.await.unwrap().unwrap();
+    let router = get(address, "/router/").await;
+    assert_eq!(router.status, 200, "{}", router.body);
+    app.shutdown().await.unwrap();
+}

@@ -95,12 +95,17 @@ impl App {
         }
         self.connect().await?;
         // The web server listens first: the worker advertises its port when it joins.
-        let (web, endpoint) = self.bind_web().await?;
+        let endpoint = self.bind_web().await?;
         let stop = self.inner.stop.subscribe();
-        let runtime = Runtime::start(&self.inner.decls, self.conn()?, stop, endpoint).await?;
-        let runtime = Arc::new(runtime);
+        let runtime = match Runtime::start(&self.inner.decls, self.conn()?, stop, endpoint).await {
+            Ok(runtime) => Arc::new(runtime),
+            Err(e) => {
+                self.stop_web().await;
+                return Err(e);
+            }
+        };
         *lock(&self.inner.runtime) = Some(runtime.clone());
-        self.start_web(runtime, web);
+        self.start_web(runtime);
         tracing::info!(app = %self.id(), broker = %self.broker(), "worker started");
         Ok(())
     }

@@ -129,10 +129,11 @@ impl App {
         let owners = router
             .table_partition(table.name(), partition)
             .ok_or_else(|| no_route("the group's assignment named no owner yet"))?;
-        let endpoint = owners
-            .active
-            .clone()
-            .ok_or_else(|| no_route("its owner advertises no application_server"))?;
+        let endpoint = owners.active.clone().ok_or_else(|| {
+            no_route(
+                "its owner advertises no endpoint (neither a web server nor an application_server)",
+            )
+        })?;
         // Assigned here but not active yet (recovering): say so rather than ask ourselves.
         if runtime.endpoint.as_ref() == Some(&endpoint) {
             return Ok(Queried::active(table.get(key)?));

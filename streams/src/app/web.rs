@@ -86,17 +86,17 @@ impl App {
             .map(WebServer::address)
     }
 
-    /// Listens for the web server, when it is on, and says which endpoint the worker
-    /// advertises: the builder's `application_server`, else the web server's (`web_host`, or
-    /// the bind address or host name, and the port it got).
-    pub(super) async fn bind_web(&self) -> Result<(Option<Bound>, Option<Endpoint>)> {
+    /// Starts the web server, when it is on, answering only `/health` while the worker joins,
+    /// and says which endpoint the worker advertises: the builder's `application_server`, else
+    /// the web server's (`web_host`, or the bind address or host name, and the port it got).
+    pub(super) async fn bind_web(&self) -> Result<Option<Endpoint>> {
         let (enabled, bind, port) = {
             let web = lock(&self.inner.web);
             (web.enabled, web.bind.clone(), web.port)
         };
         let explicit = self.settings().application_server.clone();
         if !enabled {
-            return Ok((None, explicit));
+            return Ok(explicit);
         }
         let bound = Bound::bind(&bind, port).await?;
         let endpoint = match explicit {
@@ -107,21 +107,21 @@ impl App {
                 bound.address().port(),
             )?,
         };
-        Ok((Some(bound), Some(endpoint)))
+        lock(&self.inner.web).server = Some(bound.serve(crate::web::joining()));
+        Ok(Some(endpoint))
     }
 
-    /// Serves the web server over `runtime` on `bound`, when it is on.
-    pub(super) fn start_web(&self, runtime: Arc<Runtime>, bound: Option<Bound>) {
-        let Some(bound) = bound else {
+    /// Serves the worker's pages over `runtime`, when the web server runs.
+    pub(super) fn start_web(&self, runtime: Arc<Runtime>) {
+        let web = lock(&self.inner.web);
+        let Some(server) = &web.server else {
             return;
         };
-        let mut web = lock(&self.inner.web);
         let view = Arc::new(View {
             decls: self.inner.decls.clone(),
             runtime,
         });
-        let router = crate::web::router(view, &web.pages);
-        web.server = Some(bound.serve(router));
+        server.route(crate::web::router(view, &web.pages));
     }
 
     /// The endpoint this worker advertises to its group, while it runs: the builder's

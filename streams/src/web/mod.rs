@@ -15,7 +15,8 @@
 //! send its head within [`HEAD_TIMEOUT`] is dropped; a handler that takes longer than
 //! [`REQUEST_TIMEOUT`] answers 503. Nothing here can stop the worker: a failing connection
 //! ends only itself. The listener is bound before the worker joins its group ([`Bound`]), so
-//! that the port it got is advertised.
+//! that the port it got is advertised, and answers `/health` (and 503 "joining" to the rest)
+//! until the worker has joined.
 //!
 //! Layering: above the runtime (it reads the worker's partitions and router) and below `app`,
 //! which starts it with the worker and stops it with the app, and which shares its HTTP
@@ -34,7 +35,7 @@ mod view;
 pub(crate) use advertise::advertised;
 pub use pages::PageHandler;
 pub(crate) use pages::Pages;
-pub(crate) use routes::router;
+pub(crate) use routes::{joining, router};
 pub(crate) use server::{Bound, WebServer};
 pub use table_route::KeyFrom;
 pub(crate) use table_route::{KeyHandler, TableRoute};

@@ -55,6 +55,18 @@ pub(crate) fn router(view: Arc<View>, pages: &Pages) -> Router {
         .with_state(view)
 }
 
+/// The router while the worker joins its group: `/health` answers, `/ready` and everything
+/// else are 503 saying so.
+pub(crate) fn joining() -> Router {
+    let joining = || async {
+        let body = json!({ "ready": false, "state": "joining the group", "error": "the worker is joining its group: try again" });
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    };
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .fallback(joining)
+}
+
 /// A JSON error body.
 fn error(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": message }))).into_response()

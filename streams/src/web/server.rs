@@ -1,4 +1,7 @@
-//! Listening and serving connections, until stopped.
+//! Listening and serving connections, until stopped. The listener is bound before the worker
+//! joins its group (the worker advertises its port) and serves at once: while the worker joins,
+//! a router that answers `/health` and says "joining" to the rest; then the worker's own,
+//! swapped in for every request from then on, kept-alive connections included.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,11 +21,13 @@ use crate::error::{Error, Result};
 pub(crate) struct WebServer {
     address: SocketAddr,
     stop: watch::Sender<bool>,
+    /// The router every request is served by (read per request).
+    routes: watch::Sender<Router>,
     task: Option<JoinHandle<()>>,
 }
 
 /// A listener bound before the worker joins its group, so that the worker can advertise the
-/// port it got (`web_port` 0 picks one); connections wait in the backlog until it serves.
+/// port it got (`web_port` 0 picks one).
 pub(crate) struct Bound {
     listener: TcpListener,
     address: SocketAddr,
@@ -56,20 +61,28 @@ impl Bound {
         self.address
     }
 
-    /// Serves `router` on this listener until stopped.
+    /// Serves `router` on this listener until stopped (or [`WebServer::route`] replaces it).
     pub(crate) fn serve(self, router: Router) -> WebServer {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept(self.listener, router, stopped));
+        let (routes, current) = watch::channel(router);
+        let task = tokio::spawn(accept(self.listener, current, stopped));
         tracing::info!(address = %self.address, "web server listening");
         WebServer {
             address: self.address,
             stop,
+            routes,
             task: Some(task),
         }
     }
 }
 
 impl WebServer {
+    /// Serves every request from now on with `router`.
+    pub(crate) fn route(&self, router: Router) {
+        // The router it replaces serves the requests already running, then goes.
+        drop(self.routes.send_replace(router));
+    }
+
     /// The address it listens on (the port picked when 0 was asked for).
     pub(crate) fn address(&self) -> SocketAddr {
         self.address
@@ -92,7 +105,11 @@ impl Drop for WebServer {
 }
 
 /// Accepts connections until stopped; dropping the set ends the open ones.
-async fn accept(listener: TcpListener, router: Router, mut stopped: watch::Receiver<bool>) {
+async fn accept(
+    listener: TcpListener,
+    routes: watch::Receiver<Router>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -101,7 +118,7 @@ async fn accept(listener: TcpListener, router: Router, mut stopped: watch::Recei
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(serve(stream, router.clone()));
+                    connections.spawn(serve(stream, routes.clone()));
                 }
                 // Out of file descriptors, say: the listener stays, the next accept may work.
                 Err(e) => {
@@ -114,9 +131,9 @@ async fn accept(listener: TcpListener, router: Router, mut stopped: watch::Recei
 }
 
 /// Serves one connection with hyper's limits; its failure ends only it.
-async fn serve(stream: tokio::net::TcpStream, router: Router) {
+async fn serve(stream: tokio::net::TcpStream, routes: watch::Receiver<Router>) {
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-        let mut router = router.clone();
+        let mut router = routes.borrow().clone();
         async move {
             let answer = tokio::time::timeout(REQUEST_TIMEOUT, router.call(request)).await;
             Ok::<_, Infallible>(match answer {
