@@ -59,7 +59,11 @@ pub(crate) fn router(view: Arc<View>, pages: &Pages) -> Router {
 /// else are 503 saying so.
 pub(crate) fn joining() -> Router {
     let joining = || async {
-        let body = json!({ "ready": false, "state": "joining the group", "error": "the worker is joining its group: try again" });
+        let body = json!({
+            "ready": false,
+            "state": "joining the group",
+            "error": "the worker is joining its group: try again",
+        });
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     };
     Router::new()
