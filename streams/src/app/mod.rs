@@ -4,6 +4,7 @@
 mod builder;
 mod declare;
 mod lifecycle;
+#[cfg(feature = "testing")]
 mod probe;
 mod query;
 mod web;

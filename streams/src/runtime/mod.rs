@@ -472,8 +472,7 @@ impl Runtime {
             .await;
     }
 
-    /// Where the worker is in its life (for a test harness).
-    #[cfg(feature = "testing")]
+    /// Where the worker is in its life (for `/ready` and a test harness).
     pub(crate) fn state(&self) -> RunState {
         self.state.borrow().clone()
     }
