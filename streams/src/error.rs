@@ -541,7 +541,7 @@ pub enum Error {
 
     /// `App::query` of a key whose partition this worker does not own and whose owner it
     /// cannot name: not started, between rebalances, or the owner advertises no endpoint.
-    #[error("table {table}: no known endpoint owns partition {partition}: {reason}; give every worker an AppBuilder::application_server and retry once the group settled")]
+    #[error("table {table}: no known endpoint owns partition {partition}: {reason}; give every worker its web server (web_enabled) or an AppBuilder::application_server and retry once the group settled")]
     NoRoute {
         /// The table.
         table: String,

@@ -30,6 +30,7 @@
 //! | web `/router/`, a table's value from any worker | [`App::router`], [`App::owner_of`], [`App::query`] (each worker advertising [`AppBuilder::application_server`]) |
 //! | `app.main()` | `app.main()` ([`App::main`]: `worker`, `send`, `agents`, `topics`, `status`, `tables`, `reset`, `completions`; `demo` with [`App::main_with_demo`]) |
 //! | `faust -A app worker --web-port 6066`, `@app.page("/p")` | `APP worker --web-port 6066` (`/`, `/health`, `/ready`, `/table/<name>/`), [`App::page`]`("/p", handler)` |
+//! | `@app.table_route(table=t, match_info="k")` (any worker answers, forwarding to the owner) | [`App::table_route`]`(&t, "/p/{k}", KeyFrom::Path("k"), handler)`; `/table/<name>/<key>/` forwards too, `?redirect=1` for a 307 |
 //!
 //! A tiny app, run here against the in-process mock Kafka cluster of the `testkit` crate (in
 //! production the broker is `kafka://host:9092`; `mock://` with the `mock` feature embeds the
@@ -155,7 +156,7 @@ pub use stream::{AgentStream, Processor, Take};
 pub use table::{PartitionStatus, SetTable, Table, TableSpec};
 pub use timestamp::Timestamp;
 pub use topic::{OnDecodeError, Topic};
-pub use web::PageHandler;
+pub use web::{KeyFrom, PageHandler};
 pub use window::{
     LatePolicy, TimeSource, Window, WindowKind, WindowResult, WindowSpec, WindowedAt,
     WindowedTable, WindowedTableBuilder, DEFAULT_EXPIRES,

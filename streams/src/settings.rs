@@ -70,7 +70,8 @@ pub struct Settings {
     pub reply_timeout: Duration,
     /// This worker's advertised `host:port` (Kafka Streams' `application.server`): the other
     /// workers learn it from the group and send table queries for keys this worker owns
-    /// there (`App::query`). `None` (the default): a worker without a web server.
+    /// there (`App::query`, and the web server forwards requests there). `None` (the
+    /// default): the web server's address when it is on (see `web_host`), else nothing.
     pub application_server: Option<Endpoint>,
     /// Whether the worker serves its web pages (`/`, `/health`, `/ready`, `/table/..`; see
     /// [`App::page`](crate::App::page)). Off by default for apps built in code (tests, demos); the CLI's
@@ -82,8 +83,9 @@ pub struct Settings {
     /// Faust's `0.0.0.0`: the pages show table contents and have no authentication, so
     /// reaching them from other machines is a choice to make (`--web-bind 0.0.0.0`).
     pub web_bind: String,
-    /// The host other workers reach this one's pages at (Faust's `web_host`); `None`: the
-    /// bind address.
+    /// The host other workers reach this one's pages at (Faust's `web_host`), advertised with
+    /// the server's port when no `application_server` is given; `None`: the bind address, or
+    /// this machine's host name when binding every interface.
     pub web_host: Option<String>,
 }
 

@@ -59,7 +59,8 @@ impl AppBuilder {
     /// (Kafka Streams' `application.server`; Faust's `web_host:web_port`). It goes into the
     /// group's assignment, so that every worker knows who owns which partition
     /// ([`App::router`]) and queries the owner of a key ([`App::query`]). A bad value fails
-    /// [`build`](Self::build).
+    /// [`build`](Self::build). Without it, a worker whose web server is on advertises the
+    /// server's address (see [`web_host`](Self::web_host)).
     pub fn application_server(mut self, host_port: &str) -> Self {
         match host_port.parse() {
             Ok(endpoint) => self.settings.application_server = Some(endpoint),
@@ -151,7 +152,11 @@ impl AppBuilder {
         self
     }
 
-    /// The host other workers reach this worker's pages at (default: the bind address).
+    /// The host other workers reach this worker's pages at (Faust's `web_host`). Unless an
+    /// [`application_server`](Self::application_server) is given, a worker with its web server
+    /// on advertises `web_host:<the port it listens on>` to the group, so that the others
+    /// forward requests and queries for its keys there. Default: the bind address, or this
+    /// machine's host name when the server binds every interface (`0.0.0.0`, `::`).
     pub fn web_host(mut self, host: &str) -> Self {
         self.settings.web_host = Some(host.to_owned());
         self

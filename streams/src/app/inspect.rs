@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::peer::{self, Failure};
 use super::App;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::runtime::{GroupStatus, Readiness};
 use crate::table::{Part, TableCore};
+use crate::web::peer::{self, Failure};
 use stores::StoreUrl;
 
 /// How long `status` waits for a worker's `/ready`, and `tables` for a worker's answer.

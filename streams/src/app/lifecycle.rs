@@ -94,15 +94,18 @@ impl App {
             core.open_store()?;
         }
         self.connect().await?;
-        let runtime =
-            Runtime::start(&self.inner.decls, self.conn()?, self.inner.stop.subscribe()).await?;
-        let runtime = Arc::new(runtime);
+        // The web server listens first: the worker advertises its port when it joins.
+        let endpoint = self.bind_web().await?;
+        let stop = self.inner.stop.subscribe();
+        let runtime = match Runtime::start(&self.inner.decls, self.conn()?, stop, endpoint).await {
+            Ok(runtime) => Arc::new(runtime),
+            Err(e) => {
+                self.stop_web().await;
+                return Err(e);
+            }
+        };
         *lock(&self.inner.runtime) = Some(runtime.clone());
-        if let Err(e) = self.start_web(runtime).await {
-            // The worker runs already: stop it, so that a failed start leaves nothing behind.
-            let _ = self.shutdown().await;
-            return Err(e);
-        }
+        self.start_web(runtime);
         tracing::info!(app = %self.id(), broker = %self.broker(), "worker started");
         Ok(())
     }

@@ -5,7 +5,6 @@ mod builder;
 mod declare;
 mod inspect;
 mod lifecycle;
-mod peer;
 #[cfg(feature = "testing")]
 mod probe;
 mod query;

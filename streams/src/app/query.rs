@@ -1,18 +1,22 @@
 //! Interactive queries (Kafka Streams' IQv2, Faust's `/router/` and table views): who owns
-//! which partition, and a table key's value read here when this worker owns it, else asked of
-//! its owner over HTTP (see `peer` for the wire format).
+//! which partition (every app: by partition number with tables, by topic partition without),
+//! and a table key's value read here when this worker owns it, else asked of its owner's web
+//! server over HTTP (`web::peer` has the client and the wire format). Workers are named by
+//! the endpoint they advertise: their `application_server`, else their web server's address.
+//! The web server answers the same way for a caller without Rust: any worker's
+//! `/table/<name>/<key>/` is forwarded to the key's owner (`web::forward`).
 
 use std::borrow::Borrow;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::peer::{self, Failure};
 use super::App;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::runtime::routes::{Owner, Queried, QueryOptions, Router};
 use crate::table::{PartitionStatus, Table};
+use crate::web::peer::{self, Failure};
 
 /// The body of a `200` answer to `GET /table/<name>/<key>/`.
 #[derive(Deserialize)]
@@ -22,9 +26,11 @@ struct Answer<V> {
 
 impl App {
     /// Who owns which partition of the app's topics and tables, as the group's last
-    /// assignment said (Faust's `/router/`): empty before the worker joined. Only apps with
-    /// tables route by partition number; each worker's endpoint is its
-    /// [`AppBuilder::application_server`](crate::AppBuilder::application_server).
+    /// assignment said (Faust's `/router/`): empty before the worker joined. Apps with tables
+    /// hand partitions out by number (a topic's partition `p` and a table's go together);
+    /// apps without route their topics' partitions as Kafka's `range` assignor placed them.
+    /// Each worker is named by the endpoint it advertises
+    /// ([`App::application_server`]: the builder's, else its web server's).
     pub fn router(&self) -> Router {
         self.runtime().map(|r| r.router()).unwrap_or(Router {
             generation: -1,
@@ -42,7 +48,7 @@ impl App {
     {
         let partition = table.partition_of(key)?;
         if table.spec().is_global() {
-            return Ok(self.settings().application_server.clone());
+            return Ok(self.application_server());
         }
         Ok(self
             .router()
@@ -123,12 +129,13 @@ impl App {
         let owners = router
             .table_partition(table.name(), partition)
             .ok_or_else(|| no_route("the group's assignment named no owner yet"))?;
-        let endpoint = owners
-            .active
-            .clone()
-            .ok_or_else(|| no_route("its owner advertises no application_server"))?;
+        let endpoint = owners.active.clone().ok_or_else(|| {
+            no_route(
+                "its owner advertises no endpoint (neither a web server nor an application_server)",
+            )
+        })?;
         // Assigned here but not active yet (recovering): say so rather than ask ourselves.
-        if self.settings().application_server.as_ref() == Some(&endpoint) {
+        if runtime.endpoint.as_ref() == Some(&endpoint) {
             return Ok(Queried::active(table.get(key)?));
         }
         let key_json = serde_json::to_value(key).map_err(|e| Error::TableEncode {

@@ -45,13 +45,17 @@ pub(crate) struct Routes {
     pub numbers: BTreeMap<i32, Holders>,
     /// Partition counts of the group's topics.
     pub topics: BTreeMap<String, i32>,
+    /// Holders per topic and partition, when partitions are not handed out by number (apps
+    /// without tables: see `range_routes`).
+    pub partitions: BTreeMap<String, BTreeMap<i32, Holders>>,
 }
 
 /// User data in format version 2, after the version byte: a subscription carries `active`,
-/// `standby` and `endpoint`; an assignment `active`, `standby`, `owners` and `topics`.
-/// Unknown fields are ignored, missing ones empty, so that later versions can add fields.
+/// `standby` and `endpoint`; an assignment `active`, `standby`, `owners` and `topics` (of
+/// `range_routes`: `topics` and `partitions`). Unknown fields are ignored, missing ones
+/// empty, so that later versions can add fields.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Wire {
+pub(super) struct Wire {
     #[serde(default)]
     active: BTreeSet<i32>,
     #[serde(default)]
@@ -62,10 +66,47 @@ struct Wire {
     owners: BTreeMap<i32, Holders>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     topics: BTreeMap<String, i32>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    partitions: BTreeMap<String, BTreeMap<i32, Holders>>,
 }
 
 impl Wire {
-    fn encode(&self) -> Bytes {
+    /// A subscription's data carrying only an endpoint.
+    pub(super) fn endpoint(endpoint: Option<String>) -> Wire {
+        Wire {
+            endpoint,
+            ..Wire::default()
+        }
+    }
+
+    /// An assignment's data carrying who holds each topic partition.
+    pub(super) fn partitions(
+        topics: BTreeMap<String, i32>,
+        partitions: BTreeMap<String, BTreeMap<i32, Holders>>,
+    ) -> Wire {
+        Wire {
+            topics,
+            partitions,
+            ..Wire::default()
+        }
+    }
+
+    /// The member's advertised endpoint (a subscription's).
+    pub(super) fn advertised(&self) -> Option<String> {
+        self.endpoint.clone()
+    }
+
+    /// The routes an assignment's data says, in `generation`.
+    pub(super) fn routes(self, generation: i32) -> Routes {
+        Routes {
+            generation,
+            numbers: self.owners,
+            topics: self.topics,
+            partitions: self.partitions,
+        }
+    }
+
+    pub(super) fn encode(&self) -> Bytes {
         let mut out = vec![VERSION];
         // Serializing plain maps and sets of numbers and strings cannot fail.
         serde_json::to_writer(&mut out, self).unwrap_or_default();
@@ -74,7 +115,7 @@ impl Wire {
 
     /// Reads version 2, or version 1 (no endpoints, no routes); anything else (another
     /// client's or a newer incompatible format) is empty, with a warning.
-    fn decode(bytes: Option<&[u8]>) -> Wire {
+    pub(super) fn decode(bytes: Option<&[u8]>) -> Wire {
         match bytes {
             None | Some([]) => Wire::default(),
             Some([VERSION, json @ ..]) => serde_json::from_slice(json).unwrap_or_else(|e| {
@@ -310,6 +351,7 @@ impl Assignor for TableAssignor {
                     endpoint: None,
                     owners: owners.clone(),
                     topics: partitions.clone(),
+                    partitions: BTreeMap::new(),
                 }
                 .encode(),
             );
@@ -326,20 +368,14 @@ impl Assignor for TableAssignor {
 
     fn on_assignment(&self, assignment: &Assignment, generation: i32) {
         let given = Wire::decode(assignment.user_data.as_deref());
-        *self.routes.lock().unwrap_or_else(|e| e.into_inner()) = Routes {
-            generation,
-            numbers: given.owners,
-            topics: given.topics,
-        };
+        let standby = given.standby.clone();
+        *self.routes.lock().unwrap_or_else(|e| e.into_inner()) = given.routes(generation);
         let active = assignment
             .partitions
             .iter()
             .map(|tp| tp.partition)
             .collect();
-        *self.placement() = Placement {
-            active,
-            standby: given.standby,
-        };
+        *self.placement() = Placement { active, standby };
     }
 }
 

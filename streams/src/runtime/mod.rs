@@ -7,6 +7,7 @@ mod connection;
 mod failures;
 mod idle;
 mod maintenance;
+mod range_routes;
 mod rebalance;
 mod recent_errors;
 mod router;
@@ -36,6 +37,7 @@ pub use status::{GroupStatus, MemberStatus, Readiness, SourceLag, TableRecovery}
 pub use tables::TablePartition;
 
 use crate::declarations::{Declarations, Instance};
+use crate::endpoint::Endpoint;
 use crate::error::{panic_message, AgentFailure, Error, Result};
 use crate::offsets::{Acks, Releases};
 use crate::outbox::in_transactions as in_transactions_of;
@@ -43,6 +45,7 @@ use crate::settings::ProcessingGuarantee;
 use assignor::TableAssignor;
 use commit::{Committer, Transactional};
 use idle::IdleServices;
+use range_routes::RangeRoutes;
 use rebalance::Listener;
 use router::{Router, Target};
 use services::Services;
@@ -66,8 +69,10 @@ pub(crate) enum RunState {
 pub(crate) struct Runtime {
     pub acks: Arc<Acks>,
     pub tables: Arc<Tables>,
-    /// Who holds which partition number, as the last assignment said.
+    /// Who holds which partition, as the last assignment said.
     routes: Arc<Mutex<assignor::Routes>>,
+    /// The endpoint this worker advertises to the group, if any.
+    pub endpoint: Option<Endpoint>,
     /// The worker's last errors (the web overview shows them).
     pub errors: Arc<RecentErrors>,
     state: watch::Receiver<RunState>,
@@ -86,6 +91,8 @@ struct Parts {
     acks: Arc<Acks>,
     tables: Arc<Tables>,
     assignor: Arc<TableAssignor>,
+    /// The assignor of apps without tables (range, carrying the router).
+    range: Arc<RangeRoutes>,
     state: watch::Sender<RunState>,
     aborted: Arc<AtomicBool>,
     /// Whether this worker leads its group's current generation (for leader-only services).
@@ -226,9 +233,11 @@ impl Parts {
             Some(id) => group.with_group_instance_id(id),
             None => group,
         };
-        // With tables, partitions go by number (co-partitioning) and standbys are placed.
+        // With tables, partitions go by number (co-partitioning) and standbys are placed;
+        // without, by `range` (then cooperative-sticky, the client's defaults), routed.
         let group = if self.tables.is_empty() {
-            group
+            let sticky = Arc::new(kafka_client::group::CooperativeStickyAssignor::default());
+            group.with_assignors(vec![self.range.clone(), sticky])
         } else {
             group.with_assignors(vec![self.assignor.clone()])
         };
@@ -364,21 +373,25 @@ async fn supervise(parts: Parts, mut worker: Worker, stop: watch::Receiver<bool>
 }
 
 impl Runtime {
-    /// Starts every agent, creates the declared topics, joins the group; returns once this
-    /// worker has partitions, or with the error that keeps it from ever getting them.
+    /// Starts every agent, creates the declared topics, joins the group advertising
+    /// `endpoint` (where its web server is); returns once this worker has partitions, or with
+    /// the error that keeps it from ever getting them.
     pub(crate) async fn start(
         decls: &Arc<Declarations>,
         conn: &Connection,
         stop: watch::Receiver<bool>,
+        endpoint: Option<Endpoint>,
     ) -> Result<Runtime> {
         decls.check_agents()?;
         let settings = decls.settings.clone();
         let acks = Arc::new(Acks::default());
         let cores = decls.tables().clone();
         let standby_replicas = cores.iter().map(|c| c.spec().standbys()).max().unwrap_or(0);
-        let endpoint = settings.application_server.as_ref().map(|e| e.to_string());
-        let (assignor, placement) = TableAssignor::new(standby_replicas as usize, endpoint);
+        let advertised = endpoint.as_ref().map(Endpoint::to_string);
+        let (assignor, placement) =
+            TableAssignor::new(standby_replicas as usize, advertised.clone());
         let routes = assignor.routes();
+        let range = Arc::new(RangeRoutes::new(advertised, routes.clone()));
         let (tables, recovered) = Tables::new(
             cores,
             conn.client.clone(),
@@ -396,6 +409,7 @@ impl Runtime {
             acks: acks.clone(),
             tables: tables.clone(),
             assignor: Arc::new(assignor),
+            range,
             state: state_tx,
             aborted: aborted.clone(),
             leader: Arc::new(watch::channel(false).0),
@@ -422,6 +436,7 @@ impl Runtime {
             acks,
             tables,
             routes,
+            endpoint,
             errors,
             state: state.clone(),
             aborted,

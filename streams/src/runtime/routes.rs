@@ -30,8 +30,10 @@ pub struct PartitionOwners {
 }
 
 /// A snapshot of who owns which partition of the app's topics and tables, from the group's
-/// last assignment (updated at each rebalance). Serializes to JSON for a web page such as
-/// Faust's `/router/`. Global tables are left out: every worker holds all of them.
+/// last assignment (updated at each rebalance), every worker named by the endpoint it
+/// advertises. Serializes to JSON, as the web server's `/router/` (Faust's). Global tables
+/// are left out: every worker holds all of them. Apps without tables list their source
+/// topics' partitions only.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Router {
@@ -44,6 +46,14 @@ pub struct Router {
 }
 
 impl Router {
+    /// Who holds partition `partition` of source topic `topic`, if known.
+    pub fn topic_partition(&self, topic: &str, partition: i32) -> Option<&PartitionOwners> {
+        self.topics
+            .get(topic)?
+            .iter()
+            .find(|o| o.partition == partition)
+    }
+
     /// Who holds partition `partition` of table `table`, if known.
     pub fn table_partition(&self, table: &str, partition: i32) -> Option<&PartitionOwners> {
         self.tables
@@ -138,8 +148,9 @@ fn owners(partition: i32, holders: &super::assignor::Holders) -> PartitionOwners
 }
 
 impl Runtime {
-    /// The router as the last assignment said; empty before it, or when the leader is an
-    /// older worker that sends no routes.
+    /// The router as the last assignment said: by partition number with tables, by topic
+    /// partition without; empty before it, or when the leader is an older worker (or another
+    /// client) that sends no routes.
     pub(crate) fn router(&self) -> Router {
         let routes = self
             .routes
@@ -147,8 +158,18 @@ impl Runtime {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         if routes.numbers.is_empty() {
+            // Apps without tables: routed per topic partition (or not at all).
+            let topics = routes
+                .partitions
+                .iter()
+                .map(|(topic, held)| {
+                    let owners = held.iter().map(|(p, h)| owners(*p, h)).collect();
+                    (topic.clone(), owners)
+                })
+                .collect();
             return Router {
                 generation: routes.generation,
+                topics,
                 ..Router::default()
             };
         }

@@ -1,17 +1,19 @@
 //! The routes: `/health`, `/ready`, `/metrics`, `/router/`, `/table/<name>/`, `/table/<name>/<key>/`, `/`
-//! and the app's pages; anything else is 404.
+//! and the app's pages and table routes; anything else is 404.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use serde_json::json;
 
+use super::forward::{locate, Served};
 use super::pages::Pages;
+use super::table_route::undecodable;
 use super::view::View;
 use crate::runtime::RunState;
 use crate::table::{Part, PartitionStatus, TableCore};
@@ -39,9 +41,34 @@ pub(crate) fn router(view: Arc<View>, pages: &Pages) -> Router {
         let handler = handler.clone();
         router = router.route(path, any(move |request| handler(request)));
     }
+    for (path, route) in pages.table_routes() {
+        let route = route.clone();
+        router = router.route(
+            path,
+            any(move |State(view): AppState, request: Request| {
+                super::table_route::serve(view, route.clone(), request)
+            }),
+        );
+    }
     router
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page".into()) })
         .with_state(view)
+}
+
+/// The router while the worker joins its group: `/health` answers, `/ready` and everything
+/// else are 503 saying so.
+pub(crate) fn joining() -> Router {
+    let joining = || async {
+        let body = json!({
+            "ready": false,
+            "state": "joining the group",
+            "error": "the worker is joining its group: try again",
+        });
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    };
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .fallback(joining)
 }
 
 /// A JSON error body.
@@ -152,7 +179,11 @@ async fn table_items(
             );
         };
         if !owned.contains(&partition) {
-            let owner = super::owner_of(&view, &name, partition).map(|e| e.to_string());
+            let owner = view
+                .runtime
+                .router()
+                .table_partition(&name, partition)
+                .and_then(|owners| owners.active.as_ref().map(|e| e.to_string()));
             let body = json!({
                 "error": format!("partition {partition} of table {name} is not active on this worker"),
                 "partition": partition,
@@ -200,8 +231,13 @@ fn rendered(table: &TableCore, part: Part, bytes: &[u8]) -> serde_json::Value {
         .unwrap_or_else(|reason| json!({ "undecodable": reason }))
 }
 
-/// The value of one key, given as the text its key codec decodes.
-async fn table_key(State(view): AppState, Path((name, key)): Path<(String, String)>) -> Response {
+/// The value of one key, given as the text its key codec decodes; a key whose partition
+/// another worker owns is answered by that worker (see [`forward`](super::forward)).
+async fn table_key(
+    State(view): AppState,
+    Path((name, key)): Path<(String, String)>,
+    request: Request,
+) -> Response {
     let table = match find_table(&view, &name) {
         Ok(t) => t,
         Err(response) => return response,
@@ -209,35 +245,11 @@ async fn table_key(State(view): AppState, Path((name, key)): Path<(String, Strin
     let bytes = key.as_bytes();
     let rendered_key = match table.render_json(Part::Key, bytes) {
         Ok(k) => k,
-        Err(reason) => {
-            let codec = table.spec().key_serializer();
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "key {key:?} does not decode with the table's key codec {codec:?}: {reason}"
-                ),
-            );
-        }
+        Err(reason) => return undecodable(&table, &key, &reason),
     };
     let partition = table.partition_of(bytes);
-    match table.status(partition) {
-        Some(PartitionStatus::Active) => {}
-        Some(PartitionStatus::Recovering) => {
-            let body = json!({
-                "error": format!("partition {partition} of table {name} is recovering here: try again"),
-                "partition": partition,
-            });
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-        }
-        _ => {
-            let owner = super::owner_of(&view, &name, partition).map(|e| e.to_string());
-            let body = json!({
-                "error": format!("partition {partition} of table {name} is owned by another worker"),
-                "partition": partition,
-                "owner": owner,
-            });
-            return (StatusCode::MISDIRECTED_REQUEST, Json(body)).into_response();
-        }
+    if let Served::There(response) = locate(&view, &table, partition, request).await {
+        return response;
     }
     match table.get(bytes) {
         Ok(Some(value)) => Json(json!({

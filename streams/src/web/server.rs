@@ -1,4 +1,7 @@
-//! Listening and serving connections, until stopped.
+//! Listening and serving connections, until stopped. The listener is bound before the worker
+//! joins its group (the worker advertises its port) and serves at once: while the worker joins,
+//! a router that answers `/health` and says "joining" to the rest; then the worker's own,
+//! swapped in for every request from then on, kept-alive connections included.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,20 +24,21 @@ use crate::metrics::Metrics;
 pub(crate) struct WebServer {
     address: SocketAddr,
     stop: watch::Sender<bool>,
+    /// The router every request is served by (read per request).
+    routes: watch::Sender<Router>,
     task: Option<JoinHandle<()>>,
 }
 
-impl WebServer {
-    /// Binds `bind:port` and serves `router` there, dropping a client that has not sent a
-    /// request's head within `head_timeout`; open connections and their panics are counted in
-    /// `metrics`. [`Error::WebBind`] names the address when it cannot listen.
-    pub(crate) async fn start(
-        bind: &str,
-        port: u16,
-        router: Router,
-        head_timeout: Duration,
-        metrics: Arc<Metrics>,
-    ) -> Result<WebServer> {
+/// A listener bound before the worker joins its group, so that the worker can advertise the
+/// port it got (`web_port` 0 picks one).
+pub(crate) struct Bound {
+    listener: TcpListener,
+    address: SocketAddr,
+}
+
+impl Bound {
+    /// Binds `bind:port`; [`Error::WebBind`] names the address when it cannot listen.
+    pub(crate) async fn bind(bind: &str, port: u16) -> Result<Bound> {
         let address = if bind.contains(':') && !bind.starts_with('[') {
             format!("[{bind}]:{port}") // an IPv6 address
         } else {
@@ -47,18 +51,48 @@ impl WebServer {
         let bound = listener
             .local_addr()
             .map_err(|source| Error::WebBind { address, source })?;
+        Ok(Bound {
+            listener,
+            address: bound,
+        })
+    }
+
+    /// The address it listens on (the port picked when 0 was asked for).
+    pub(crate) fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves `router` on this listener until stopped (or [`WebServer::route`] replaces it),
+    /// dropping a client that has not sent a request's head within `head_timeout`; open
+    /// connections and their panics are counted in `metrics`.
+    pub(crate) fn serve(
+        self,
+        router: Router,
+        head_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> WebServer {
         let (stop, stopped) = watch::channel(false);
+        let (routes, current) = watch::channel(router);
         let limits = Limits {
             head_timeout,
             metrics,
         };
-        let task = tokio::spawn(accept(listener, router, limits, stopped));
-        tracing::info!(address = %bound, "web server listening");
-        Ok(WebServer {
-            address: bound,
+        let task = tokio::spawn(accept(self.listener, current, limits, stopped));
+        tracing::info!(address = %self.address, "web server listening");
+        WebServer {
+            address: self.address,
             stop,
+            routes,
             task: Some(task),
-        })
+        }
+    }
+}
+
+impl WebServer {
+    /// Serves every request from now on with `router`.
+    pub(crate) fn route(&self, router: Router) {
+        // The router it replaces serves the requests already running, then goes.
+        drop(self.routes.send_replace(router));
     }
 
     /// The address it listens on (the port picked when 0 was asked for).
@@ -132,12 +166,12 @@ impl Drop for Open {
 /// Accepts connections until stopped; dropping the set ends the open ones.
 async fn accept(
     listener: TcpListener,
-    router: Router,
+    routes: watch::Receiver<Router>,
     limits: Limits,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut connections = JoinSet::new();
     let open = limits.metrics.web_connections();
+    let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             // `changed` ends too when the server is dropped (a stop).
@@ -155,10 +189,10 @@ async fn accept(
                 Ok((stream, _)) => {
                     open.inc();
                     let counted = Open(open.clone());
-                    let (router, limits) = (router.clone(), limits.clone());
+                    let (routes, head_timeout) = (routes.clone(), limits.head_timeout);
                     connections.spawn(async move {
                         let _counted = counted;
-                        serve(stream, router, limits.head_timeout).await;
+                        serve(stream, routes, head_timeout).await;
                     });
                 }
                 // Out of file descriptors, say: the listener stays, the next accept may work.
@@ -172,9 +206,13 @@ async fn accept(
 }
 
 /// Serves one connection with hyper's limits; its failure ends only it.
-async fn serve(stream: tokio::net::TcpStream, router: Router, head_timeout: Duration) {
+async fn serve(
+    stream: tokio::net::TcpStream,
+    routes: watch::Receiver<Router>,
+    head_timeout: Duration,
+) {
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-        let mut router = router.clone();
+        let mut router = routes.borrow().clone();
         async move {
             let answer = tokio::time::timeout(REQUEST_TIMEOUT, router.call(request)).await;
             Ok::<_, Infallible>(match answer {
