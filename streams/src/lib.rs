@@ -107,7 +107,7 @@
 
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/modules.rs):
-//   testing > cli > app > web > runtime > declarations > stream, table, window > topic, codec,
+//   testing > cli > app > web > runtime > declarations > stream, table, window, join > topic, codec,
 //   record, offsets, outbox, replies, metrics > error, settings, endpoint, broker, timestamp, clock.
 mod app;
 mod broker;
@@ -117,6 +117,7 @@ pub mod codec;
 mod declarations;
 mod endpoint;
 mod error;
+mod join;
 mod metrics;
 mod offsets;
 mod outbox;
@@ -141,10 +142,12 @@ pub use cli::init_logging;
 pub use clock::Clock;
 pub use declarations::{
     Agent, AgentBuilder, AgentResult, AgentSummary, AgentTable, Channel, ChannelAgentBuilder,
-    ChannelStream, CrontabBuilder, Sink, TableBuilder, TableSummary, TaskBuilder, TimerBuilder,
+    ChannelStream, CrontabBuilder, JoinBuilder, Sink, TableBuilder, TableSummary, TaskBuilder,
+    TimerBuilder,
 };
 pub use endpoint::Endpoint;
 pub use error::{AgentFailure, BoxError, Error, Result};
+pub use join::JoinedStream;
 pub use offsets::Hold;
 pub use record::{Event, Header, Validate};
 pub use runtime::routes::{Owner, PartitionOwners, Queried, QueryOptions, Router};
