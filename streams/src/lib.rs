@@ -106,7 +106,7 @@
 
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/modules.rs):
-//   testing > cli > app > web > runtime > declarations > stream, table, window > topic, codec,
+//   testing > cli > app > web > runtime > declarations, join > stream, table, window > topic, codec,
 //   record, offsets, outbox, replies, metrics > error, settings, endpoint, broker, timestamp, clock.
 mod app;
 mod broker;
@@ -116,6 +116,7 @@ pub mod codec;
 mod declarations;
 mod endpoint;
 mod error;
+mod join;
 mod metrics;
 mod offsets;
 mod outbox;
@@ -144,6 +145,7 @@ pub use declarations::{
 };
 pub use endpoint::Endpoint;
 pub use error::{AgentFailure, BoxError, Error, Result};
+pub use join::TableJoinBuilder;
 pub use offsets::Hold;
 pub use record::{Event, Header, Validate};
 pub use runtime::routes::{Owner, PartitionOwners, Queried, QueryOptions, Router};

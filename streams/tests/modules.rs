@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("table", 2),
     ("window", 2),
     ("declarations", 3),
+    ("join", 3),
     ("runtime", 4),
     ("web", 5),
     ("app", 6),

@@ -5,7 +5,8 @@
 
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::any::Any;
+use std::sync::{Arc, Weak};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -131,6 +132,9 @@ where
             None => StoreSlot::lazy(url, format!("{}-{}", decls.id, spec.name())),
         };
         let table = Table::declare(spec, decls.catalog.registry(), store)?;
+        // Joins declare their result tables in the app of their inputs.
+        let home: Weak<dyn Any + Send + Sync> = Arc::downgrade(&decls) as _;
+        table.core().set_home(home);
         tables.push(table.core().clone());
         Ok(table)
     }

@@ -45,6 +45,7 @@ use stores::Store;
 
 use super::store_slot::StoreSlot;
 
+use super::hooks::{Home, WriteHook};
 use super::idle::IdleCloser;
 use super::pending::{PartitionState, PartitionStatus};
 use super::render::{Part, Render};
@@ -75,6 +76,10 @@ pub struct TableCore {
     idle: RwLock<Option<IdleCloser>>,
     /// Entries as JSON, from the typed table's codecs (the web pages).
     render: RwLock<Option<Render>>,
+    /// Derived state following the writes (`table::hooks`).
+    pub(in crate::table) hooks: RwLock<Vec<WriteHook>>,
+    /// The app that declared the table (`table::hooks`).
+    pub(in crate::table) home: RwLock<Option<Home>>,
 }
 
 impl std::fmt::Debug for TableCore {
@@ -118,6 +123,8 @@ impl TableCore {
             outbound: RwLock::new(None),
             idle: RwLock::new(None),
             render: RwLock::new(None),
+            hooks: RwLock::default(),
+            home: RwLock::new(None),
         };
         if detached {
             core.open_store()?;
