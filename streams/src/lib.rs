@@ -145,7 +145,7 @@ pub use declarations::{
 };
 pub use endpoint::Endpoint;
 pub use error::{AgentFailure, BoxError, Error, Result};
-pub use join::TableJoinBuilder;
+pub use join::{ForeignKeyJoinBuilder, TableJoinBuilder};
 pub use offsets::Hold;
 pub use record::{Event, Header, Validate};
 pub use runtime::routes::{Owner, PartitionOwners, Queried, QueryOptions, Router};

@@ -6,9 +6,11 @@
 //! topics and agents, in the app of its inputs); it imports `declarations`, `table`, `topic`,
 //! `codec` and `error`.
 
+mod foreign_key;
 mod result;
 mod table_table;
 
+pub use foreign_key::ForeignKeyJoinBuilder;
 pub use table_table::TableJoinBuilder;
 
 #[cfg(test)]

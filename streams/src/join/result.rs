@@ -1,6 +1,8 @@
 //! What every table join does with its result table: declare it in the app of its inputs
 //! (or detached, beside detached inputs) and write it.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -62,7 +64,21 @@ where
     let decls = home
         .downcast::<Declarations>()
         .map_err(|_| Error::NotStarted)?;
-    let mut builder = TableBuilder::<K, V>::new(&decls, spec.name)
+    declare_in(&decls, spec)
+}
+
+/// The app that declared `core`, unless it is detached.
+pub(crate) fn app_of(core: &TableCore) -> Option<Arc<Declarations>> {
+    core.home()?.downcast::<Declarations>().ok()
+}
+
+/// Declares the result table in `decls`.
+pub(crate) fn declare_in<K, V>(decls: &Arc<Declarations>, spec: ResultSpec<'_>) -> Result<Table<K, V>>
+where
+    K: Serialize + DeserializeOwned + 'static,
+    V: Serialize + DeserializeOwned + 'static,
+{
+    let mut builder = TableBuilder::<K, V>::new(decls, spec.name)
         .partitions(spec.partitions)
         .key_serializer(spec.key_serializer)
         .standby_replicas(spec.standby_replicas);
