@@ -651,6 +651,63 @@ pub enum Error {
         wanted: i32,
     },
 
+    /// A stream-table join whose stream and table have different partition counts: an event
+    /// would not find its key's table partition on its worker.
+    #[error("agent {agent} joins topic {stream} ({stream_partitions} partitions) with table {table} ({table_partitions} partitions): a stream-table join needs both co-partitioned (the same partition count, keyed alike); give the table .partitions({stream_partitions}), recreate the topic, or make the table global and use join_global")]
+    JoinNotCoPartitioned {
+        /// The joining agent.
+        agent: String,
+        /// The stream's topic (after any group_by, its repartition topic).
+        stream: String,
+        /// The table.
+        table: String,
+        /// The stream topic's partition count.
+        stream_partitions: usize,
+        /// The table's.
+        table_partitions: i32,
+    },
+
+    /// A stream-global-table join (`join_global`) with a table that is not global.
+    #[error("agent {agent} joins topic {stream} with table {table} through a key extractor, but {table} is not global: declare it with .global() (every worker holds every partition), or key the stream by the table's key (group_by) and use join")]
+    JoinTableNotGlobal {
+        /// The joining agent.
+        agent: String,
+        /// The stream's topic.
+        stream: String,
+        /// The table.
+        table: String,
+    },
+
+    /// A join's key extractor found no table key in an event (it returned `None`); the event
+    /// goes through the decode-error policy.
+    #[error("topic {stream} partition {partition} offset {offset}: the key extractor of the join with table {table} gave no key for this event; fix the producer or the extractor (the decode-error policy decides what happens to the event)")]
+    JoinKey {
+        /// The stream's topic.
+        stream: String,
+        /// The event's partition.
+        partition: i32,
+        /// The event's offset.
+        offset: i64,
+        /// The table.
+        table: String,
+    },
+
+    /// The table value an event joins with does not decode; the event goes through the
+    /// decode-error policy.
+    #[error("topic {stream} partition {partition} offset {offset}: its join with table {table} read a table value that does not decode ({reason}); fix what writes the table or its value type (the decode-error policy decides what happens to the event)")]
+    JoinDecode {
+        /// The stream's topic.
+        stream: String,
+        /// The event's partition.
+        partition: i32,
+        /// The event's offset.
+        offset: i64,
+        /// The table.
+        table: String,
+        /// What the table's codec said.
+        reason: String,
+    },
+
     /// A global table's changelog lost records its copy had not read yet.
     #[error("table {table}: offset {offset} of changelog partition {partition} is no longer in the changelog (records deleted by retention or DeleteRecords before this worker read them, or the topic recreated): this worker's copy of the global table stopped following it; restart the worker to rebuild it")]
     ChangelogGap {
@@ -716,7 +773,7 @@ pub enum Error {
     /// The two tables of a table-table join have different partition counts: a key's
     /// partition differs between them, so no worker holds both sides of a key.
     #[error("join {join}: table {left} has {left_partitions} partitions and table {right} has {right_partitions}: a table-table join needs both sides co-partitioned (the same partition count and key codec); give both tables the same partitions, or join through a foreign key (join_on)")]
-    JoinNotCoPartitioned {
+    TableJoinNotCoPartitioned {
         /// The join (its result table).
         join: String,
         /// The left table.
@@ -732,7 +789,7 @@ pub enum Error {
     /// A join declared with tables it cannot join (global, of another app, with another key
     /// codec), or a setting it cannot work with.
     #[error("join {join} of tables {left} and {right}: {reason}")]
-    JoinSetting {
+    TableJoinSetting {
         /// The join (its result table).
         join: String,
         /// The left table.
@@ -746,7 +803,7 @@ pub enum Error {
     /// A join could not read one side's value (it does not decode with the table's codec) or
     /// write its result; the write that triggered it is not committed.
     #[error("join {join}: {side} table {table}: {source}")]
-    JoinFailed {
+    TableJoinFailed {
         /// The join (its result table).
         join: String,
         /// `left` or `right`.
@@ -965,8 +1022,8 @@ impl Error {
                 | Error::FlushOutOfOrder { .. }
                 | Error::TableCannotSend { .. }
                 | Error::NeedsAwait { .. }
-                | Error::JoinNotCoPartitioned { .. }
-                | Error::JoinSetting { .. }
+                | Error::TableJoinNotCoPartitioned { .. }
+                | Error::TableJoinSetting { .. }
         )
     }
 

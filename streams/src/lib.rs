@@ -106,7 +106,8 @@
 
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/modules.rs):
-//   testing > cli > app > web > runtime > declarations, join > stream, table, window > topic, codec,
+//   testing > cli > app > web > runtime > declarations, table_join > stream, table, window, join >
+//   topic, codec,
 //   record, offsets, outbox, replies, metrics > error, settings, endpoint, broker, timestamp, clock.
 mod app;
 mod broker;
@@ -126,6 +127,7 @@ mod runtime;
 mod settings;
 mod stream;
 mod table;
+mod table_join;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timestamp;
@@ -141,11 +143,12 @@ pub use cli::init_logging;
 pub use clock::Clock;
 pub use declarations::{
     Agent, AgentBuilder, AgentResult, AgentSummary, AgentTable, Channel, ChannelAgentBuilder,
-    ChannelStream, CrontabBuilder, Sink, TableBuilder, TableSummary, TaskBuilder, TimerBuilder,
+    ChannelStream, CrontabBuilder, JoinBuilder, Sink, TableBuilder, TableSummary, TaskBuilder,
+    TimerBuilder,
 };
 pub use endpoint::Endpoint;
 pub use error::{AgentFailure, BoxError, Error, Result};
-pub use join::{ForeignKeyJoinBuilder, TableJoinBuilder};
+pub use join::JoinedStream;
 pub use offsets::Hold;
 pub use record::{Event, Header, Validate};
 pub use runtime::routes::{Owner, PartitionOwners, Queried, QueryOptions, Router};
@@ -153,6 +156,7 @@ pub use runtime::{StoredPartition, TablePartition};
 pub use settings::{ProcessingGuarantee, Settings};
 pub use stream::{AgentStream, Processor, Take};
 pub use table::{PartitionStatus, SetTable, Table, TableSpec};
+pub use table_join::{ForeignKeyJoinBuilder, TableJoinBuilder};
 pub use timestamp::Timestamp;
 pub use topic::{OnDecodeError, Topic};
 pub use web::PageHandler;

@@ -307,6 +307,11 @@ async fn a_result_its_changelog_refuses_stops_the_worker_with_nothing_committed_
     app.start().await.unwrap();
     right_topic.send("a".to_owned(), Some(1)).await.unwrap();
     right_topic.send("big".to_owned(), Some(1)).await.unwrap();
+    // The right side first, so that the left event is the one whose result fails.
+    common::wait_until("the right side written", || {
+        matches!(right.get("big"), Ok(Some(1)))
+    })
+    .await;
     left_topic.send("a".to_owned(), Some(10)).await.unwrap();
     left_topic.send("big".to_owned(), Some(TOO_LARGE)).await.unwrap();
     let err = stopped_by_itself(&app).await.expect_err("the result cannot be written");
@@ -334,7 +339,7 @@ async fn tables_with_different_partition_counts_are_refused_naming_both() {
     let right = app.table_builder::<String, i64>("prices").partitions(4).build().unwrap();
     let err = left.join(&right, |a, b| a * b).build().unwrap_err();
     assert!(
-        matches!(&err, Error::JoinNotCoPartitioned { left, right, left_partitions: 3, right_partitions: 4, .. } if left == "orders" && right == "prices"),
+        matches!(&err, Error::TableJoinNotCoPartitioned { left, right, left_partitions: 3, right_partitions: 4, .. } if left == "orders" && right == "prices"),
         "{err}"
     );
     let text = err.to_string();

@@ -1,7 +1,7 @@
 //! Derived state that follows a table's writes (a table-table join's result): hooks the write
 //! path calls after each write of a key, outside the partition's lock, so that the derived
 //! writes are made by the same event as the write that caused them (and flushed, and
-//! committed, with it). Only writes through [`TableCore::put_if`] (every [`Table`](super::Table)
+//! committed, with it). Only writes through `TableCore::put_if` (every [`Table`](super::Table)
 //! and [`SetTable`](super::SetTable) write) call them; recovery and standbys fill the store
 //! without them: a derived table recovers from its own changelog.
 //!
@@ -13,7 +13,6 @@ use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 
-use super::partitions::TableCore;
 use crate::error::Result;
 
 /// One write of a key, as hooks see it.
@@ -35,35 +34,3 @@ pub(crate) type WriteHook = Arc<dyn Fn(&Written<'_>) -> Result<()> + Send + Sync
 
 /// The app a table belongs to, type-erased (the declarations live above this layer).
 pub(crate) type Home = Weak<dyn Any + Send + Sync>;
-
-impl TableCore {
-    /// Has `hook` called after every write of this table.
-    pub(crate) fn add_write_hook(&self, hook: WriteHook) {
-        self.hooks
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(hook);
-    }
-
-    /// The hooks, if any (cloned: they run without the lock).
-    pub(crate) fn write_hooks(&self) -> Vec<WriteHook> {
-        self.hooks
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Records the app that declared this table.
-    pub(crate) fn set_home(&self, home: Home) {
-        *self.home.write().unwrap_or_else(|e| e.into_inner()) = Some(home);
-    }
-
-    /// The app that declared this table, unless it is detached or the app is gone.
-    pub(crate) fn home(&self) -> Option<Arc<dyn Any + Send + Sync>> {
-        self.home
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .and_then(Weak::upgrade)
-    }
-}

@@ -83,7 +83,7 @@ fn unb64(join: &str, text: &str) -> Result<Bytes> {
     base64::engine::general_purpose::STANDARD
         .decode(text)
         .map(Bytes::from)
-        .map_err(|e| Error::JoinSetting {
+        .map_err(|e| Error::TableJoinSetting {
             join: join.to_owned(),
             left: String::new(),
             right: String::new(),
@@ -139,13 +139,13 @@ impl Sequence {
 }
 
 fn framed(key: &[u8], value: &impl Serialize) -> Result<Bytes> {
-    let value = serde_json::to_vec(value).map_err(|e| Error::JoinSetting {
+    let value = serde_json::to_vec(value).map_err(|e| Error::TableJoinSetting {
         join: String::new(),
         left: String::new(),
         right: String::new(),
         reason: e.to_string(),
     })?;
-    outbound_record(Some(key), &value).ok_or_else(|| Error::JoinSetting {
+    outbound_record(Some(key), &value).ok_or_else(|| Error::TableJoinSetting {
         join: String::new(),
         left: String::new(),
         right: String::new(),
@@ -288,12 +288,12 @@ where
     }
 
     /// Declares the result table, the internal topics, tables and agents. Errors:
-    /// [`Error::JoinSetting`] when a side is global or detached or the two are of different
+    /// [`Error::TableJoinSetting`] when a side is global or detached or the two are of different
     /// apps, and the errors of declaring a table (a name taken, a bad codec or store).
     pub fn build(self) -> Result<Table<K, V>> {
         result::check_sides(&self.name, &self.left, &self.right)?;
         let Some(decls) = result::app_of(&self.left) else {
-            return Err(Error::JoinSetting {
+            return Err(Error::TableJoinSetting {
                 join: self.name.clone(),
                 left: self.left.name().to_owned(),
                 right: self.right.name().to_owned(),
@@ -386,7 +386,7 @@ where
     let (sent, answered) = (Arc::new(Sequence::default()), Arc::new(Sequence::default()));
     let failed = |side: &'static str, table: &str| {
         let (join, table) = (name.clone(), table.to_owned());
-        move |e: Error| Error::JoinFailed {
+        move |e: Error| Error::TableJoinFailed {
             join: join.clone(),
             side,
             table: table.clone(),

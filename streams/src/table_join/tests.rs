@@ -151,7 +151,7 @@ fn sides_that_cannot_be_joined_are_refused_naming_both() {
         Table::<String, i64>::detached(TableSpec::new("joins", "four").partitions(4)).unwrap();
     let err = left.join(&four, |a, b| a + b).build().unwrap_err();
     assert!(
-        matches!(&err, Error::JoinNotCoPartitioned { left, right, left_partitions: 3, right_partitions: 4, .. } if left == "left" && right == "four"),
+        matches!(&err, Error::TableJoinNotCoPartitioned { left, right, left_partitions: 3, right_partitions: 4, .. } if left == "left" && right == "four"),
         "{err}"
     );
     assert!(err.to_string().contains("same partition count"), "{err}");
@@ -167,7 +167,7 @@ fn sides_that_cannot_be_joined_are_refused_naming_both() {
         Table::<String, i64>::detached(TableSpec::new("joins", "g").partitions(3).global())
             .unwrap();
     let err = left.join(&global, |a, b| a + b).build().unwrap_err();
-    assert!(matches!(err, Error::JoinSetting { .. }), "{err}");
+    assert!(matches!(err, Error::TableJoinSetting { .. }), "{err}");
 }
 
 #[test]
@@ -182,7 +182,7 @@ fn a_value_of_the_other_side_that_does_not_decode_fails_the_write_naming_that_si
     let joined = left.join(&right, |a, b| a + b).build().unwrap();
     let err = left.insert("k", 1).unwrap_err();
     assert!(
-        matches!(&err, Error::JoinFailed { side: "right", table, .. } if table == "right"),
+        matches!(&err, Error::TableJoinFailed { side: "right", table, .. } if table == "right"),
         "{err}"
     );
     let text = err.to_string();

@@ -25,7 +25,7 @@ pub(crate) struct ResultSpec<'a> {
 /// global.
 pub(crate) fn check_sides(join: &str, left: &TableCore, right: &TableCore) -> Result<()> {
     let bad = |reason: &str| {
-        Err(Error::JoinSetting {
+        Err(Error::TableJoinSetting {
             join: join.to_owned(),
             left: left.name().to_owned(),
             right: right.name().to_owned(),

@@ -60,7 +60,7 @@ where
     /// A write to either side computes the key's result at once, in the same change (so the
     /// result is committed with the event that wrote the input). The write returns the
     /// join's error, if any: a stored value of the other side that does not decode
-    /// ([`Error::JoinFailed`]); let the agent fail on it (`?`), so that its event is not
+    /// ([`Error::TableJoinFailed`]); let the agent fail on it (`?`), so that its event is not
     /// committed. Keys written before the join was declared (a join added to an app with
     /// data) get a result at their next change.
     ///
@@ -165,7 +165,7 @@ where
                     .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
                 let failed = |side: &'static str, table: &str| {
                     let (join, table) = (out.name().to_owned(), table.to_owned());
-                    move |e: Error| Error::JoinFailed {
+                    move |e: Error| Error::TableJoinFailed {
                         join,
                         side,
                         table,
@@ -210,13 +210,13 @@ where
     }
 
     /// Declares the result table and starts following both sides. Errors:
-    /// [`Error::JoinNotCoPartitioned`] when the sides' partition counts differ,
-    /// [`Error::JoinSetting`] when they differ in key codec, belong to different apps or one
+    /// [`Error::TableJoinNotCoPartitioned`] when the sides' partition counts differ,
+    /// [`Error::TableJoinSetting`] when they differ in key codec, belong to different apps or one
     /// is global, and the errors of declaring a table (a name taken, a bad codec or store).
     pub fn build(self) -> Result<Table<K, V>> {
         let (left, right) = (self.left.spec(), self.right.spec());
         if left.partition_count() != right.partition_count() {
-            return Err(Error::JoinNotCoPartitioned {
+            return Err(Error::TableJoinNotCoPartitioned {
                 join: self.name,
                 left: left.name().to_owned(),
                 right: right.name().to_owned(),
@@ -226,7 +226,7 @@ where
         }
         result::check_sides(&self.name, &self.left, &self.right)?;
         if left.key_serializer() != right.key_serializer() {
-            return Err(Error::JoinSetting {
+            return Err(Error::TableJoinSetting {
                 join: self.name.clone(),
                 left: left.name().to_owned(),
                 right: right.name().to_owned(),
