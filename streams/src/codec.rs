@@ -305,10 +305,7 @@ impl<'de> serde::Deserializer<'de> for RawText<'_> {
         serde::Deserializer::deserialize_any(serde::de::value::StrDeserializer::new(self.0), v)
     }
 
-    fn deserialize_option<W: serde::de::Visitor<'de>>(
-        self,
-        v: W,
-    ) -> Result<W::Value, Self::Error> {
+    fn deserialize_option<W: serde::de::Visitor<'de>>(self, v: W) -> Result<W::Value, Self::Error> {
         v.visit_some(self)
     }
 
@@ -435,7 +432,10 @@ mod tests {
         assert_eq!(raw.encode(&42u64).unwrap(), b"42");
         assert_eq!(raw.decode::<u64>(b"42").unwrap(), 42);
         // An Option reads as Some (a tombstone is the None): a table kept from a raw topic.
-        assert_eq!(raw.decode::<Option<String>>(b"gold").unwrap().as_deref(), Some("gold"));
+        assert_eq!(
+            raw.decode::<Option<String>>(b"gold").unwrap().as_deref(),
+            Some("gold")
+        );
         assert_eq!(raw.decode::<Option<u64>>(b"42").unwrap(), Some(42));
     }
 

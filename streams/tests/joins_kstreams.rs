@@ -177,7 +177,13 @@ async fn ours_run(bootstrap: &str, session: Duration, mode: &str) -> Vec<Record>
         other => panic!("unknown mode {other}"),
     }
     app.start().await.unwrap();
-    let events = |phase| if global { orders(phase) } else { purchases(phase) };
+    let events = |phase| {
+        if global {
+            orders(phase)
+        } else {
+            purchases(phase)
+        }
+    };
     for (records, phase) in [(profiles_1(), 2), (profiles_2(), 4)] {
         kstreams::produce(bootstrap, &n.table, &records).await;
         for (key, value) in last_values(&records) {
@@ -273,7 +279,10 @@ async fn same_as_kafka_streams(mode: &str, global: bool) {
     let bootstrap = kstreams::bootstrap();
     let theirs = kafka_streams_run(mode, global).await;
     let ours = ours_run(&bootstrap, Duration::from_secs(6), mode).await;
-    assert_eq!(ours, theirs, "{mode}: ours (left) and Kafka Streams' (right) differ");
+    assert_eq!(
+        ours, theirs,
+        "{mode}: ours (left) and Kafka Streams' (right) differ"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

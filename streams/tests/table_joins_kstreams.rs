@@ -109,19 +109,29 @@ fn expected() -> BTreeMap<&'static str, BTreeMap<String, String>> {
     for key in l.keys().chain(r.keys()) {
         let (a, b) = (l.get(key), r.get(key));
         if let (Some(a), Some(b)) = (a, b) {
-            out.entry("inner").or_default().insert(key.clone(), format!("{a}|{b}"));
+            out.entry("inner")
+                .or_default()
+                .insert(key.clone(), format!("{a}|{b}"));
         }
         if let Some(a) = a {
-            out.entry("left").or_default().insert(key.clone(), format!("{a}|{}", text(b)));
+            out.entry("left")
+                .or_default()
+                .insert(key.clone(), format!("{a}|{}", text(b)));
         }
-        out.entry("outer").or_default().insert(key.clone(), format!("{}|{}", text(a), text(b)));
+        out.entry("outer")
+            .or_default()
+            .insert(key.clone(), format!("{}|{}", text(a), text(b)));
     }
     for (key, order) in &orders {
         let customer = customers.get(order.split_once(':').unwrap().0);
         if let Some(c) = customer {
-            out.entry("fk-inner").or_default().insert(key.clone(), format!("{order}|{c}"));
+            out.entry("fk-inner")
+                .or_default()
+                .insert(key.clone(), format!("{order}|{c}"));
         }
-        out.entry("fk-left").or_default().insert(key.clone(), format!("{order}|{}", text(customer)));
+        out.entry("fk-left")
+            .or_default()
+            .insert(key.clone(), format!("{order}|{}", text(customer)));
     }
     out
 }
@@ -189,7 +199,15 @@ async fn kafka_streams_run() -> BTreeMap<&'static str, BTreeMap<String, String>>
     let n = Names::create(&bootstrap, "kstreams").await;
     let app = KStreamsApp::start(
         "JoinsTableTable",
-        &[&bootstrap, &n.app, &n.left, &n.right, &n.orders, &n.customers, &n.out],
+        &[
+            &bootstrap,
+            &n.app,
+            &n.left,
+            &n.right,
+            &n.orders,
+            &n.customers,
+            &n.out,
+        ],
     )
     .await;
     n.produce(&bootstrap).await;
@@ -233,27 +251,75 @@ async fn ours_run(
     let orders = table("orders", &n.orders, PARTITIONS);
     let customers = table("customers", &n.customers, CUSTOMERS);
     let text = |v: Option<&String>| v.cloned().unwrap_or_else(|| "null".into());
-    let customer_of = |o: &String| o.split_once(':').map_or(String::new(), |(c, _)| c.to_owned());
+    let customer_of = |o: &String| {
+        o.split_once(':')
+            .map_or(String::new(), |(c, _)| c.to_owned())
+    };
     let results: Vec<(&str, Table<String, String>)> = vec![
-        ("inner", left.join(&right, |l, r| format!("{l}|{r}")).named("inner").value_serializer("raw").build().unwrap()),
-        ("left", left.left_join(&right, move |l, r| format!("{l}|{}", text(r))).named("left-join").value_serializer("raw").build().unwrap()),
-        ("outer", left.outer_join(&right, move |l, r| format!("{}|{}", text(l), text(r))).named("outer").value_serializer("raw").build().unwrap()),
-        ("fk-inner", orders.join_on(&customers, customer_of, |o, c| format!("{o}|{c}")).named("fk-inner").value_serializer("raw").build().unwrap()),
-        ("fk-left", orders.left_join_on(&customers, customer_of, move |o, c| format!("{o}|{}", text(c))).named("fk-left").value_serializer("raw").build().unwrap()),
+        (
+            "inner",
+            left.join(&right, |l, r| format!("{l}|{r}"))
+                .named("inner")
+                .value_serializer("raw")
+                .build()
+                .unwrap(),
+        ),
+        (
+            "left",
+            left.left_join(&right, move |l, r| format!("{l}|{}", text(r)))
+                .named("left-join")
+                .value_serializer("raw")
+                .build()
+                .unwrap(),
+        ),
+        (
+            "outer",
+            left.outer_join(&right, move |l, r| format!("{}|{}", text(l), text(r)))
+                .named("outer")
+                .value_serializer("raw")
+                .build()
+                .unwrap(),
+        ),
+        (
+            "fk-inner",
+            orders
+                .join_on(&customers, customer_of, |o, c| format!("{o}|{c}"))
+                .named("fk-inner")
+                .value_serializer("raw")
+                .build()
+                .unwrap(),
+        ),
+        (
+            "fk-left",
+            orders
+                .left_join_on(&customers, customer_of, move |o, c| {
+                    format!("{o}|{}", text(c))
+                })
+                .named("fk-left")
+                .value_serializer("raw")
+                .build()
+                .unwrap(),
+        ),
     ];
     app.start().await.unwrap();
     n.produce(bootstrap).await;
     let expected = expected();
     let mut held = BTreeMap::new();
     for (join, table) in &results {
-        let got = settle(&expected[join], || async { table.items().unwrap().into_iter().collect() }).await;
+        let got = settle(&expected[join], || async {
+            table.items().unwrap().into_iter().collect()
+        })
+        .await;
         held.insert(*join, got);
     }
     app.shutdown().await.unwrap();
     for (join, table) in &results {
         let changelog = table.spec().changelog_topic();
         let logged = fold(&kstreams::read_all(bootstrap, &changelog, PARTITIONS).await);
-        assert_eq!(&logged, &held[join], "{join}: the changelog holds what the table held");
+        assert_eq!(
+            &logged, &held[join],
+            "{join}: the changelog holds what the table held"
+        );
     }
     held
 }

@@ -156,7 +156,10 @@ where
         W: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let agent = self.joins_with(table.spec(), true);
-        JoinBuilder::new(agent, global_lookup(table.clone(), key, |found| Some(found)))
+        JoinBuilder::new(
+            agent,
+            global_lookup(table.clone(), key, |found| Some(found)),
+        )
     }
 
     /// [`join_global`](Self::join_global) as an inner join (Kafka Streams'

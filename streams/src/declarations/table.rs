@@ -3,9 +3,9 @@
 //! `App::start`, before anything connects), so the CLI's `send`, `agents` and `topics` work
 //! beside a running worker. The builder registers the table's untyped core for the runtime.
 
+use std::any::Any;
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
-use std::any::Any;
 use std::sync::{Arc, Weak};
 
 use serde::de::DeserializeOwned;

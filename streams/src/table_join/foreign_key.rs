@@ -87,7 +87,9 @@ fn unb64(join: &str, text: &str) -> Result<Bytes> {
             join: join.to_owned(),
             left: String::new(),
             right: String::new(),
-            reason: format!("an internal record is not base64 ({e}): was the topic written by another program?"),
+            reason: format!(
+                "an internal record is not base64 ({e}): was the topic written by another program?"
+            ),
         })
 }
 
@@ -357,8 +359,14 @@ where
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     let name = out.name().to_owned();
-    let subscriptions = internal_table(decls, &format!("{name}-subscriptions"), right.core(), store)?;
-    let sender = internal_table(decls, &format!("{name}-subscription-sender"), left.core(), store)?;
+    let subscriptions =
+        internal_table(decls, &format!("{name}-subscriptions"), right.core(), store)?;
+    let sender = internal_table(
+        decls,
+        &format!("{name}-subscription-sender"),
+        left.core(),
+        store,
+    )?;
     let internal = |topic: String, partitions: i32| {
         decls
             .topic::<String, ()>(&topic)
@@ -397,7 +405,12 @@ where
     // Orders: subscribe to the customer, unsubscribe from the old one, remove on delete.
     let left_hook: WriteHook = {
         let (lname, oname) = (left.name().to_owned(), out.name().to_owned());
-        let (l, r, out, sender) = (left.downgrade(), right.downgrade(), out.downgrade(), sender.downgrade());
+        let (l, r, out, sender) = (
+            left.downgrade(),
+            right.downgrade(),
+            out.downgrade(),
+            sender.downgrade(),
+        );
         let (serial, sent, fk_of) = (serial.clone(), sent.clone(), foreign_key.clone());
         let (fail_l, fail_out) = (failed("left", &lname), failed("result", &oname));
         Arc::new(move |w: &Written<'_>| {
@@ -448,7 +461,11 @@ where
 
     // Customers: answer every order subscribed to the customer with its new value.
     let right_hook: WriteHook = {
-        let (r, subs, answered) = (right.downgrade(), subscriptions.downgrade(), answered.clone());
+        let (r, subs, answered) = (
+            right.downgrade(),
+            subscriptions.downgrade(),
+            answered.clone(),
+        );
         Arc::new(move |w: &Written<'_>| {
             let (Some(r), Some(subs)) = (r.upgrade(), subs.upgrade()) else {
                 return Ok(());
@@ -477,39 +494,45 @@ where
 
     // The customers' side: keep the subscriptions, answer each with the customer's value.
     {
-        let (r, subs, answered, join) = (right.clone(), subscriptions.clone(), answered, name.clone());
-        AgentBuilder::<String, Subscription, ()>::new(decls, &format!("{name}-subscription"), &sub_events)
-            .table(&subscriptions)
-            .table(&right)
-            .run(move |mut events| {
-                let (r, subs, answered, join) = (r.clone(), subs.clone(), answered.clone(), join.clone());
-                async move {
-                    while let Some(event) = events.next().await {
-                        let s = &event.value;
-                        let (fk, pk) = (unb64(&join, &s.fk)?, unb64(&join, &s.pk)?);
-                        let partition = r.core().partition_of(&fk);
-                        subs.core().with_partition(partition, &fk, |txn| {
-                            let key = sub_key(&fk, &pk);
-                            if !s.subscribe {
-                                if txn.get(&key)?.is_some() {
-                                    txn.put(key, None);
-                                }
-                                return Ok(());
+        let (r, subs, answered, join) =
+            (right.clone(), subscriptions.clone(), answered, name.clone());
+        AgentBuilder::<String, Subscription, ()>::new(
+            decls,
+            &format!("{name}-subscription"),
+            &sub_events,
+        )
+        .table(&subscriptions)
+        .table(&right)
+        .run(move |mut events| {
+            let (r, subs, answered, join) =
+                (r.clone(), subs.clone(), answered.clone(), join.clone());
+            async move {
+                while let Some(event) = events.next().await {
+                    let s = &event.value;
+                    let (fk, pk) = (unb64(&join, &s.fk)?, unb64(&join, &s.pk)?);
+                    let partition = r.core().partition_of(&fk);
+                    subs.core().with_partition(partition, &fk, |txn| {
+                        let key = sub_key(&fk, &pk);
+                        if !s.subscribe {
+                            if txn.get(&key)?.is_some() {
+                                txn.put(key, None);
                             }
-                            txn.put(key, Some(Bytes::copy_from_slice(&s.hash.to_be_bytes())));
-                            let value = r.core().get(&fk)?;
-                            let response = Response {
-                                pk: s.pk.clone(),
-                                hash: s.hash,
-                                value: value.as_deref().map(b64),
-                            };
-                            txn.put(answered.next_key(), Some(framed(&pk, &response)?));
-                            Ok(())
-                        })?;
-                    }
-                    Ok::<(), Error>(())
+                            return Ok(());
+                        }
+                        txn.put(key, Some(Bytes::copy_from_slice(&s.hash.to_be_bytes())));
+                        let value = r.core().get(&fk)?;
+                        let response = Response {
+                            pk: s.pk.clone(),
+                            hash: s.hash,
+                            value: value.as_deref().map(b64),
+                        };
+                        txn.put(answered.next_key(), Some(framed(&pk, &response)?));
+                        Ok(())
+                    })?;
                 }
-            });
+                Ok::<(), Error>(())
+            }
+        });
     }
 
     // The orders' side: take the responses for the orders' current values.
@@ -526,8 +549,19 @@ where
             .table(&result_table)
             .table(&left)
             .run(move |mut events| {
-                let (l, r, out, serial, combine) = (l.clone(), r.clone(), out.clone(), serial.clone(), combine.clone());
-                let (fail_l, fail_r, fail_out, join) = (fail_l.clone(), fail_r.clone(), fail_out.clone(), join.clone());
+                let (l, r, out, serial, combine) = (
+                    l.clone(),
+                    r.clone(),
+                    out.clone(),
+                    serial.clone(),
+                    combine.clone(),
+                );
+                let (fail_l, fail_r, fail_out, join) = (
+                    fail_l.clone(),
+                    fail_r.clone(),
+                    fail_out.clone(),
+                    join.clone(),
+                );
                 async move {
                     while let Some(event) = events.next().await {
                         let response = &event.value;

@@ -73,7 +73,10 @@ pub(crate) fn app_of(core: &TableCore) -> Option<Arc<Declarations>> {
 }
 
 /// Declares the result table in `decls`.
-pub(crate) fn declare_in<K, V>(decls: &Arc<Declarations>, spec: ResultSpec<'_>) -> Result<Table<K, V>>
+pub(crate) fn declare_in<K, V>(
+    decls: &Arc<Declarations>,
+    spec: ResultSpec<'_>,
+) -> Result<Table<K, V>>
 where
     K: Serialize + DeserializeOwned + 'static,
     V: Serialize + DeserializeOwned + 'static,

@@ -96,7 +96,9 @@ fn inner_left_and_outer_follow_every_order_of_updates_and_deletes() {
         let models: [(&Table<String, Pair>, Model); 3] = [
             (&inner, |l, r| Some((Some(l?), Some(r?)))),
             (&leftj, |l, r| Some((Some(l?), r))),
-            (&outer, |l, r| (l.is_some() || r.is_some()).then_some((l, r))),
+            (&outer, |l, r| {
+                (l.is_some() || r.is_some()).then_some((l, r))
+            }),
         ];
         for step in 1..=seq.len() {
             match seq[step - 1] {
@@ -177,7 +179,10 @@ fn a_value_of_the_other_side_that_does_not_decode_fails_the_write_naming_that_si
     // Written under the table's codec by something else (before the join follows it).
     right
         .core()
-        .put(Bytes::from_static(b"k"), Some(Bytes::from_static(b"not json")))
+        .put(
+            Bytes::from_static(b"k"),
+            Some(Bytes::from_static(b"not json")),
+        )
         .unwrap();
     let joined = left.join(&right, |a, b| a + b).build().unwrap();
     let err = left.insert("k", 1).unwrap_err();
@@ -186,6 +191,13 @@ fn a_value_of_the_other_side_that_does_not_decode_fails_the_write_naming_that_si
         "{err}"
     );
     let text = err.to_string();
-    assert!(text.contains("join left-join-right") && text.contains("right table right"), "{text}");
-    assert_eq!(joined.get("k").unwrap(), None, "no result from a value that does not decode");
+    assert!(
+        text.contains("join left-join-right") && text.contains("right table right"),
+        "{text}"
+    );
+    assert_eq!(
+        joined.get("k").unwrap(),
+        None,
+        "no result from a value that does not decode"
+    );
 }

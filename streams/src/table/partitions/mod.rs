@@ -423,10 +423,7 @@ impl TableCore {
 
     /// The hooks, if any (cloned: they run without the lock).
     pub(crate) fn write_hooks(&self) -> Vec<WriteHook> {
-        self.hooks
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.hooks.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Records the app that declared this table.
