@@ -149,10 +149,7 @@ where
         W: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let agent = self.joins_with(table.spec(), true);
-        JoinBuilder::new(
-            agent,
-            global_lookup(table.clone(), key, Some),
-        )
+        JoinBuilder::new(agent, global_lookup(table.clone(), key, Some))
     }
 
     /// [`join_global`](Self::join_global) as an inner join (Kafka Streams'

@@ -186,7 +186,7 @@ where
     /// foreign key, partitioned like `other`) and `<app>-<name>-response` (keyed by this
     /// table's key), two internal agents and two internal tables (`<name>-subscriptions`, the
     /// orders subscribed to each customer, and `<name>-subscription-sender`), as Kafka
-    /// Streams does; see the module docs of `join::foreign_key` in the sources. So a result
+    /// Streams does; see the module docs of `table_join::foreign_key` in the sources. So a result
     /// appears after a round trip through both topics (within a commit interval or two), not
     /// in the write's own change. Both tables must be of one app (not detached, not global).
     ///
