@@ -201,3 +201,50 @@ fn a_value_of_the_other_side_that_does_not_decode_fails_the_write_naming_that_si
         "no result from a value that does not decode"
     );
 }
+
+#[test]
+fn writers_of_both_sides_at_once_leave_the_join_of_the_last_values() {
+    for round in 0..20u64 {
+        let left = table::<i64>("left");
+        let right = table::<i64>("right");
+        let outer = left
+            .outer_join(&right, |l, r| (l.copied(), r.copied()))
+            .build()
+            .unwrap();
+        let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let write = |side: Table<String, i64>, seed: u64| {
+            let start = start.clone();
+            std::thread::spawn(move || {
+                let mut x = seed;
+                start.wait();
+                for _ in 0..2000 {
+                    // A small LCG: which key, and whether to delete or set it.
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let key = format!("k{}", (x >> 33) % 2);
+                    if (x >> 40) % 3 == 0 {
+                        side.remove(&key).unwrap();
+                    } else {
+                        side.insert(&key, (x >> 45) as i64 % 100).unwrap();
+                    }
+                }
+            })
+        };
+        let a = write(left.clone(), round * 2 + 1);
+        let b = write(right.clone(), round * 2 + 2);
+        a.join().unwrap();
+        b.join().unwrap();
+        let (l, r): (BTreeMap<String, i64>, BTreeMap<String, i64>) = (
+            left.items().unwrap().into_iter().collect(),
+            right.items().unwrap().into_iter().collect(),
+        );
+        let mut want = BTreeMap::new();
+        for key in l.keys().chain(r.keys()) {
+            want.insert(key.clone(), (l.get(key).copied(), r.get(key).copied()));
+        }
+        let held: BTreeMap<String, (Option<i64>, Option<i64>)> =
+            outer.items().unwrap().into_iter().collect();
+        assert_eq!(held, want, "round {round}");
+    }
+}
