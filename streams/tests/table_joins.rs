@@ -43,7 +43,9 @@ where
                     let key = e.key.clone().unwrap_or_default();
                     match e.value.clone() {
                         Some(v) => t.insert(&key, v)?,
-                        None => drop(t.remove(&key)?),
+                        None => {
+                            t.remove(&key)?;
+                        }
                     }
                 }
                 Ok::<(), Error>(())

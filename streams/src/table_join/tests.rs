@@ -103,9 +103,13 @@ fn inner_left_and_outer_follow_every_order_of_updates_and_deletes() {
         for step in 1..=seq.len() {
             match seq[step - 1] {
                 Op::Left(k, Some(v)) => left.insert(k, v).unwrap(),
-                Op::Left(k, None) => drop(left.remove(k).unwrap()),
+                Op::Left(k, None) => {
+                    left.remove(k).unwrap();
+                }
                 Op::Right(k, Some(v)) => right.insert(k, v).unwrap(),
-                Op::Right(k, None) => drop(right.remove(k).unwrap()),
+                Op::Right(k, None) => {
+                    right.remove(k).unwrap();
+                }
             }
             for (i, (result, model)) in models.iter().enumerate() {
                 let held: BTreeMap<String, Pair> = result.items().unwrap().into_iter().collect();
@@ -223,7 +227,7 @@ fn writers_of_both_sides_at_once_leave_the_join_of_the_last_values() {
                         .wrapping_mul(6364136223846793005)
                         .wrapping_add(1442695040888963407);
                     let key = format!("k{}", (x >> 33) % 2);
-                    if (x >> 40) % 3 == 0 {
+                    if (x >> 40).is_multiple_of(3) {
                         side.remove(&key).unwrap();
                     } else {
                         side.insert(&key, (x >> 45) as i64 % 100).unwrap();
