@@ -770,6 +770,51 @@ pub enum Error {
         table: String,
     },
 
+    /// The two tables of a table-table join have different partition counts: a key's
+    /// partition differs between them, so no worker holds both sides of a key.
+    #[error("join {join}: table {left} has {left_partitions} partitions and table {right} has {right_partitions}: a table-table join needs both sides co-partitioned (the same partition count and key codec); give both tables the same partitions, or join through a foreign key (join_on)")]
+    TableJoinNotCoPartitioned {
+        /// The join (its result table).
+        join: String,
+        /// The left table.
+        left: String,
+        /// The right table.
+        right: String,
+        /// The left table's partition count.
+        left_partitions: i32,
+        /// The right table's.
+        right_partitions: i32,
+    },
+
+    /// A join declared with tables it cannot join (global, of another app, with another key
+    /// codec), or a setting it cannot work with.
+    #[error("join {join} of tables {left} and {right}: {reason}")]
+    TableJoinSetting {
+        /// The join (its result table).
+        join: String,
+        /// The left table.
+        left: String,
+        /// The right table.
+        right: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+
+    /// A join could not read one side's value (it does not decode with the table's codec) or
+    /// write its result; the write that triggered it is not committed.
+    #[error("join {join}: {side} table {table}: {source}")]
+    TableJoinFailed {
+        /// The join (its result table).
+        join: String,
+        /// `left` or `right`.
+        side: &'static str,
+        /// The table on that side.
+        table: String,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// An `on_window_close` callback failed (returned an error or panicked) after its window
     /// closed: the close is not committed, nor anything after it in the partition; a restart
     /// replays the events that closed it and runs the callback again.
@@ -1011,6 +1056,8 @@ impl Error {
                 | Error::FlushOutOfOrder { .. }
                 | Error::TableCannotSend { .. }
                 | Error::NeedsAwait { .. }
+                | Error::TableJoinNotCoPartitioned { .. }
+                | Error::TableJoinSetting { .. }
         )
     }
 

@@ -107,7 +107,8 @@
 
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/modules.rs):
-//   testing > cli > app > web > runtime > declarations > stream, table, window, join > topic, codec,
+//   testing > cli > app > web > runtime > declarations, table_join > stream, table, window, join >
+//   topic, codec,
 //   record, offsets, outbox, replies, metrics > error, settings, endpoint, broker, timestamp, clock.
 mod app;
 mod broker;
@@ -127,6 +128,7 @@ mod runtime;
 mod settings;
 mod stream;
 mod table;
+mod table_join;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timestamp;
@@ -157,6 +159,7 @@ pub use runtime::{
 pub use settings::{ProcessingGuarantee, Settings};
 pub use stream::{AgentStream, Processor, Take};
 pub use table::{PartitionStatus, SetTable, Table, TableSpec};
+pub use table_join::{ForeignKeyJoinBuilder, TableJoinBuilder};
 pub use timestamp::Timestamp;
 pub use topic::{OnDecodeError, Topic};
 pub use web::{KeyFrom, PageHandler};

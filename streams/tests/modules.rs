@@ -24,6 +24,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("window", 2),
     ("join", 2),
     ("declarations", 3),
+    ("table_join", 3),
     ("runtime", 4),
     ("web", 5),
     ("app", 6),

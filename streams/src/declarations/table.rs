@@ -3,9 +3,10 @@
 //! `App::start`, before anything connects), so the CLI's `send`, `agents` and `topics` work
 //! beside a running worker. The builder registers the table's untyped core for the runtime.
 
+use std::any::Any;
 use std::collections::BTreeSet;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -132,6 +133,9 @@ where
             None => StoreSlot::lazy(url, format!("{}-{}", decls.id, spec.name())),
         };
         let table = Table::declare(spec, decls.catalog.registry(), store)?;
+        // Joins declare their result tables in the app of their inputs.
+        let home: Weak<dyn Any + Send + Sync> = Arc::downgrade(&decls) as _;
+        table.core().set_home(home);
         tables.push(table.core().clone());
         Ok(table)
     }

@@ -303,6 +303,15 @@ where
             .map_err(|e| self.decode_error(partition, "value", e))
     }
 
+    /// The value of the key encoded as `key`, if any (a join reads a side by the bytes the
+    /// other side wrote).
+    pub(crate) fn get_encoded(&self, key: &[u8]) -> Result<Option<V>> {
+        match self.core.get(key)? {
+            Some(bytes) => self.decode_value(key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The partition `key` belongs to.
     pub fn partition_of<Q>(&self, key: &Q) -> Result<i32>
     where

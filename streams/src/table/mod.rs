@@ -12,6 +12,7 @@
 mod changelog;
 mod effects;
 mod handle;
+mod hooks;
 mod idle;
 mod partitions;
 mod pending;
@@ -33,6 +34,7 @@ pub use spec::TableSpec;
 // The runtime's side.
 pub(crate) use changelog::{flush_partition, produce_flush, ProducedFlush};
 pub(crate) use effects::EffectHold;
+pub(crate) use hooks::{WriteHook, Written};
 pub(crate) use idle::{Activity, IdleCheck, IdleCloser};
 pub(crate) use partitions::{outbound_record, PartitionTxn, RecordCheck, TableCore};
 pub(crate) use recovery::{

@@ -45,6 +45,10 @@ use stores::Store;
 
 use super::store_slot::StoreSlot;
 
+use std::any::Any;
+use std::sync::Weak;
+
+use super::hooks::{Home, WriteHook};
 use super::idle::IdleCloser;
 use super::pending::{PartitionState, PartitionStatus};
 use super::render::{Part, Render};
@@ -75,6 +79,10 @@ pub struct TableCore {
     idle: RwLock<Option<IdleCloser>>,
     /// Entries as JSON, from the typed table's codecs (the web pages).
     render: RwLock<Option<Render>>,
+    /// Derived state following the writes (`table::hooks`).
+    pub(in crate::table) hooks: RwLock<Vec<WriteHook>>,
+    /// The app that declared the table (`table::hooks`).
+    pub(in crate::table) home: RwLock<Option<Home>>,
 }
 
 impl std::fmt::Debug for TableCore {
@@ -118,6 +126,8 @@ impl TableCore {
             outbound: RwLock::new(None),
             idle: RwLock::new(None),
             render: RwLock::new(None),
+            hooks: RwLock::default(),
+            home: RwLock::new(None),
         };
         if detached {
             core.open_store()?;
@@ -398,5 +408,35 @@ impl TableCore {
     /// Makes the applied batches durable (call it when the source offsets are committed).
     pub fn flush_store(&self) -> Result<()> {
         self.store()?.flush().map_err(|e| self.store_error(&[], e))
+    }
+}
+
+// Hooks and home (`table::hooks`).
+impl TableCore {
+    /// Has `hook` called after every write of this table.
+    pub(crate) fn add_write_hook(&self, hook: WriteHook) {
+        self.hooks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(hook);
+    }
+
+    /// The hooks, if any (cloned: they run without the lock).
+    pub(crate) fn write_hooks(&self) -> Vec<WriteHook> {
+        self.hooks.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records the app that declared this table.
+    pub(crate) fn set_home(&self, home: Home) {
+        *self.home.write().unwrap_or_else(|e| e.into_inner()) = Some(home);
+    }
+
+    /// The app that declared this table, unless it is detached or the app is gone.
+    pub(crate) fn home(&self) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.home
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(Weak::upgrade)
     }
 }

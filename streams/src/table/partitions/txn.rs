@@ -10,6 +10,7 @@ use stores::WriteBatch;
 
 use crate::error::{Error, Result};
 use crate::table::effects::EffectHold;
+use crate::table::hooks::Written;
 use crate::table::idle::Activity;
 use crate::table::pending::{Overlay, PartitionState, PartitionStatus};
 
@@ -101,14 +102,34 @@ impl TableCore {
         value: Option<Bytes>,
         version: Option<u64>,
     ) -> Result<bool> {
+        let hooks = self.write_hooks();
         let k = key.clone();
-        self.with_owned(&k, |partition, st| {
+        let new = value.clone();
+        let written = self.with_owned(&k, |partition, st| {
             if version.is_some_and(|v| v != st.version) {
-                return Ok(false);
+                return Ok(None);
             }
+            // The hooks see the value before (a join retracts what the old one made).
+            let old = match hooks.is_empty() {
+                true => None,
+                false => self.read_locked(partition, st, &key)?,
+            };
             self.apply_writes(partition, st, [(key, value)])?;
-            Ok(true)
-        })
+            Ok(Some((partition, old)))
+        })?;
+        let Some((partition, old)) = written else {
+            return Ok(false);
+        };
+        let write = Written {
+            partition,
+            key: &k,
+            old: old.as_ref(),
+            new: new.as_ref(),
+        };
+        for hook in &hooks {
+            hook(&write)?;
+        }
+        Ok(true)
     }
 
     /// The one write path, for a single `put` and a transaction's writes alike: a table with
