@@ -23,6 +23,7 @@
 //! | `await agent.cast(v)`, `await agent.ask(v)`, `agent.map(vs)`, `agent.kvmap(d)`, `await agent.join(vs)` | [`Agent::cast`], [`Agent::ask`] (agents declared with [`AgentBuilder::process`] reply with their results), [`Agent::map`], [`Agent::kvmap`], [`Agent::join`] |
 //! | `app.Table("totals", default=int)`, `totals[k] += n` | `app.table::<String, i64>("totals")?.with_default(i64::default)`, `totals.update(&k, \|v\| *v += n)?` ([`Table`]) |
 //! | `serializer="binary\|json"` | `.value_serializer("binary\|json")` ([`codec`]) |
+//! | (Kafka Streams' `left.join(right, f, JoinWindows.ofTimeDifferenceAndGrace(w, g))`) | `app.stream_join("name", &left, &right).within(w).grace(g).inner().sink(&out, f)?` ([`StreamJoinBuilder`]) |
 //! | `table.tumbling(300, expires=3600)`, `table[k].current()` | [`Table::tumbling`]`(..).build()?` → [`WindowedTable`]: `totals.at(&event)?.current(&k)?` |
 //! | `@app.timer(10.0, on_leader=True)` | `app.timer("name", Duration::from_secs(10)).on_leader().run(\|\| async { .. })?` ([`App::timer`]) |
 //! | `@app.crontab("*/5 * * * *", timezone=tz)` | `app.crontab("name", "*/5 * * * *").timezone("Europe/Paris").run(..)?` ([`App::crontab`]) |
@@ -106,7 +107,7 @@
 
 // Layers, top to bottom; a module imports only from its own layer or below (checked by
 // tests/modules.rs):
-//   testing > cli > app > web > runtime > declarations > stream, table, window > topic, codec,
+//   testing > cli > app > web > runtime > declarations > stream, table, window, join > topic, codec,
 //   record, offsets, outbox, replies, metrics > error, settings, endpoint, broker, timestamp, clock.
 mod app;
 mod broker;
@@ -116,6 +117,7 @@ pub mod codec;
 mod declarations;
 mod endpoint;
 mod error;
+mod join;
 mod metrics;
 mod offsets;
 mod outbox;
@@ -140,7 +142,8 @@ pub use cli::init_logging;
 pub use clock::Clock;
 pub use declarations::{
     Agent, AgentBuilder, AgentResult, AgentSummary, AgentTable, Channel, ChannelAgentBuilder,
-    ChannelStream, CrontabBuilder, Sink, TableBuilder, TableSummary, TaskBuilder, TimerBuilder,
+    ChannelStream, CrontabBuilder, InnerJoin, LeftJoin, OuterJoin, Sink, StreamJoin,
+    StreamJoinBuilder, TableBuilder, TableSummary, TaskBuilder, TimerBuilder,
 };
 pub use endpoint::Endpoint;
 pub use error::{AgentFailure, BoxError, Error, Result};

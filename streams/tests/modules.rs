@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("stream", 2),
     ("table", 2),
     ("window", 2),
+    ("join", 2),
     ("declarations", 3),
     ("runtime", 4),
     ("web", 5),
