@@ -42,6 +42,11 @@ use crate::topic::{OnDecodeError, Topic};
 ///   is not late yet arrives after a window closed can still pair with that window's event
 ///   (its own window reaches back to it), so the event may then be sent twice, unmatched and
 ///   paired, as in Kafka Streams.
+/// - The two topics are read side by side, not merged by timestamp as Kafka Streams does
+///   (`max.task.idle.ms`): when the reading of one runs ahead of the other's, stream time
+///   moves with the one ahead, and the other's events count as late once they are more than
+///   `within + grace` behind it. Give a grace that covers how far one topic may run ahead
+///   (a backlog in one of them, a restart that reads both from their commits).
 /// - Events without a key or a timestamp are skipped ([`StreamJoin::skipped_events`]).
 /// - Buffered events are deleted once stream time passed `t + 2 * within + grace` (no event
 ///   that is not late can pair with them any more): the store stays flat.
@@ -245,7 +250,13 @@ where
         Ok(StreamJoin {
             name: self.name,
             table,
-            counts: Arc::new(move || (handle_join.late_events(), handle_join.skipped_events())),
+            counts: Arc::new(move || {
+                (
+                    handle_join.late_events(),
+                    handle_join.skipped_events(),
+                    handle_join.filed_events(),
+                )
+            }),
         })
     }
 }
@@ -354,7 +365,8 @@ where
 pub struct StreamJoin {
     name: String,
     table: Table<serde_json::Value, serde_json::Value>,
-    counts: Arc<dyn Fn() -> (u64, u64) + Send + Sync>,
+    /// Late, skipped and filed events.
+    counts: Arc<dyn Fn() -> (u64, u64, u64) + Send + Sync>,
 }
 
 impl fmt::Debug for StreamJoin {
@@ -386,6 +398,12 @@ impl StreamJoin {
     /// Events skipped on this worker for having no key or no timestamp.
     pub fn skipped_events(&self) -> u64 {
         (self.counts)().1
+    }
+
+    /// Events of either side this worker filed into the join (joined, late or skipped):
+    /// a test's sign that an event was processed.
+    pub fn filed_events(&self) -> u64 {
+        (self.counts)().2
     }
 
     /// Entries in the buffers' partitions this worker owns (buffered events, their due

@@ -76,6 +76,7 @@ pub(crate) struct JoinCore<K, L, R> {
     joiner: Joiner<K, L, R>,
     late: AtomicU64,
     skipped: AtomicU64,
+    filed: AtomicU64,
 }
 
 /// With many late events, one in this many is logged as a warning.
@@ -106,19 +107,27 @@ where
             joiner,
             late: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            filed: AtomicU64::new(0),
         }
     }
 
     /// Files an event of `side` (see [`file`](Self::file)).
     pub fn file_event<V: Serialize>(&self, side: Side, event: &Event<K, V>) -> Result<usize> {
         let value = self.encode("value", &event.value)?;
-        self.file(
+        let made = self.file(
             side,
             event.partition,
             event.key.as_ref(),
             event.timestamp,
             &value,
-        )
+        )?;
+        self.filed.fetch_add(1, Ordering::Relaxed);
+        Ok(made)
+    }
+
+    /// Events filed (joined, late or skipped) on this worker.
+    pub fn filed_events(&self) -> u64 {
+        self.filed.load(Ordering::Relaxed)
     }
 
     /// Events dropped as later than the grace period.
