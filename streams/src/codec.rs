@@ -284,15 +284,45 @@ impl Serializer {
             Payload::Bytes(b) => {
                 // Raw text first (a `String` key stays as written), then JSON (numbers, structs).
                 if let Ok(text) = std::str::from_utf8(&b) {
-                    let de =
-                        serde::de::value::StrDeserializer::<serde::de::value::Error>::new(text);
-                    if let Ok(v) = T::deserialize(de) {
+                    if let Ok(v) = T::deserialize(RawText(text)) {
                         return Ok(v);
                     }
                 }
                 serde_json::from_slice(&b).map_err(|e| json_failure::<T>(&b, e))
             }
         }
+    }
+}
+
+/// Raw text as serde data: a string, or a unit enum variant by name; an `Option` of either
+/// reads as `Some` (a record's null value, a tombstone, is the `None`; it never gets here).
+struct RawText<'a>(&'a str);
+
+impl<'de> serde::Deserializer<'de> for RawText<'_> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<W: serde::de::Visitor<'de>>(self, v: W) -> Result<W::Value, Self::Error> {
+        serde::Deserializer::deserialize_any(serde::de::value::StrDeserializer::new(self.0), v)
+    }
+
+    fn deserialize_option<W: serde::de::Visitor<'de>>(self, v: W) -> Result<W::Value, Self::Error> {
+        v.visit_some(self)
+    }
+
+    fn deserialize_enum<W: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        v: W,
+    ) -> Result<W::Value, Self::Error> {
+        let text = serde::de::value::StrDeserializer::new(self.0);
+        serde::Deserializer::deserialize_enum(text, name, variants, v)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        unit unit_struct newtype_struct seq tuple tuple_struct map struct identifier
+        ignored_any
     }
 }
 
@@ -401,6 +431,12 @@ mod tests {
         assert_eq!(raw.decode::<String>(b"123").unwrap(), "123");
         assert_eq!(raw.encode(&42u64).unwrap(), b"42");
         assert_eq!(raw.decode::<u64>(b"42").unwrap(), 42);
+        // An Option reads as Some (a tombstone is the None): a table kept from a raw topic.
+        assert_eq!(
+            raw.decode::<Option<String>>(b"gold").unwrap().as_deref(),
+            Some("gold")
+        );
+        assert_eq!(raw.decode::<Option<u64>>(b"42").unwrap(), Some(42));
     }
 
     #[test]

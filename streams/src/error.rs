@@ -638,7 +638,7 @@ pub enum Error {
     /// The two topics of a windowed stream-stream join have different partition counts, so
     /// events of one key would land in different partitions and never meet.
     #[error("stream join {join}: topic {left} has {left_partitions} partitions but topic {right} has {right_partitions}: both sides of a join must have the same partition count and key (co-partitioning); recreate one topic with the other's count, or re-partition one side through a topic with that count (AgentBuilder::through)")]
-    JoinNotCoPartitioned {
+    StreamJoinNotCoPartitioned {
         /// The join.
         join: String,
         /// The left topic.
@@ -676,6 +676,63 @@ pub enum Error {
         found: usize,
         /// The table's.
         wanted: i32,
+    },
+
+    /// A stream-table join whose stream and table have different partition counts: an event
+    /// would not find its key's table partition on its worker.
+    #[error("agent {agent} joins topic {stream} ({stream_partitions} partitions) with table {table} ({table_partitions} partitions): a stream-table join needs both co-partitioned (the same partition count, keyed alike); give the table .partitions({stream_partitions}), recreate the topic, or make the table global and use join_global")]
+    JoinNotCoPartitioned {
+        /// The joining agent.
+        agent: String,
+        /// The stream's topic (after any group_by, its repartition topic).
+        stream: String,
+        /// The table.
+        table: String,
+        /// The stream topic's partition count.
+        stream_partitions: usize,
+        /// The table's.
+        table_partitions: i32,
+    },
+
+    /// A stream-global-table join (`join_global`) with a table that is not global.
+    #[error("agent {agent} joins topic {stream} with table {table} through a key extractor, but {table} is not global: declare it with .global() (every worker holds every partition), or key the stream by the table's key (group_by) and use join")]
+    JoinTableNotGlobal {
+        /// The joining agent.
+        agent: String,
+        /// The stream's topic.
+        stream: String,
+        /// The table.
+        table: String,
+    },
+
+    /// A join's key extractor found no table key in an event (it returned `None`); the event
+    /// goes through the decode-error policy.
+    #[error("topic {stream} partition {partition} offset {offset}: the key extractor of the join with table {table} gave no key for this event; fix the producer or the extractor (the decode-error policy decides what happens to the event)")]
+    JoinKey {
+        /// The stream's topic.
+        stream: String,
+        /// The event's partition.
+        partition: i32,
+        /// The event's offset.
+        offset: i64,
+        /// The table.
+        table: String,
+    },
+
+    /// The table value an event joins with does not decode; the event goes through the
+    /// decode-error policy.
+    #[error("topic {stream} partition {partition} offset {offset}: its join with table {table} read a table value that does not decode ({reason}); fix what writes the table or its value type (the decode-error policy decides what happens to the event)")]
+    JoinDecode {
+        /// The stream's topic.
+        stream: String,
+        /// The event's partition.
+        partition: i32,
+        /// The event's offset.
+        offset: i64,
+        /// The table.
+        table: String,
+        /// What the table's codec said.
+        reason: String,
     },
 
     /// A global table's changelog lost records its copy had not read yet.
@@ -938,7 +995,7 @@ impl Error {
             Error::TableSerializer { .. }
                 | Error::TableSetting { .. }
                 | Error::JoinSetting { .. }
-                | Error::JoinNotCoPartitioned { .. }
+                | Error::StreamJoinNotCoPartitioned { .. }
                 | Error::DuplicateTable { .. }
                 | Error::NoDefault { .. }
                 | Error::CoPartitioning { .. }

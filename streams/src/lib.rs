@@ -142,11 +142,12 @@ pub use cli::init_logging;
 pub use clock::Clock;
 pub use declarations::{
     Agent, AgentBuilder, AgentResult, AgentSummary, AgentTable, Channel, ChannelAgentBuilder,
-    ChannelStream, CrontabBuilder, InnerJoin, LeftJoin, OuterJoin, Sink, StreamJoin,
+    ChannelStream, CrontabBuilder, InnerJoin, JoinBuilder, LeftJoin, OuterJoin, Sink, StreamJoin,
     StreamJoinBuilder, TableBuilder, TableSummary, TaskBuilder, TimerBuilder,
 };
 pub use endpoint::Endpoint;
 pub use error::{AgentFailure, BoxError, Error, Result};
+pub use join::JoinedStream;
 pub use offsets::Hold;
 pub use record::{Event, Header, Validate};
 pub use runtime::routes::{Owner, PartitionOwners, Queried, QueryOptions, Router};

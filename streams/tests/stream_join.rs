@@ -458,7 +458,10 @@ async fn topics_with_different_partition_counts_are_refused_at_start() {
         .sink(&out, |l, r| format!("{l}{r}"))
         .unwrap();
     let err = app.start().await.expect_err("not co-partitioned");
-    assert!(matches!(err, Error::JoinNotCoPartitioned { .. }), "{err}");
+    assert!(
+        matches!(err, Error::StreamJoinNotCoPartitioned { .. }),
+        "{err}"
+    );
     let text = err.to_string();
     assert!(
         text.contains("two") && text.contains("three") && text.contains("mismatch"),

@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::sink::Sink;
-use super::{AgentSpec, Shared};
+use super::{AgentSpec, JoinUse, Shared};
 use crate::error::{AgentFailure, BoxError, Result};
 use crate::offsets::Releases;
 use crate::replies::{Current, Replies};
@@ -228,6 +228,8 @@ pub struct AgentBuilder<K, V, T = V> {
     steps: Vec<Step<V>>,
     on_decode_error: Option<OnDecodeError>,
     tables: Vec<String>,
+    /// Tables the agent joins its stream with (checked at start).
+    joins: Vec<JoinUse>,
     /// Sinks added before [`yields`](Self::yields) changed the result type: start refuses.
     lost_sinks: Vec<String>,
 }
@@ -248,6 +250,7 @@ where
             steps: Vec::new(),
             on_decode_error: None,
             tables: Vec::new(),
+            joins: Vec::new(),
             lost_sinks: Vec::new(),
         }
     }
@@ -258,6 +261,16 @@ where
     /// finds its key's table partition on the same worker (co-partitioning).
     pub fn table(mut self, table: &impl AgentTable) -> Self {
         self.tables.push(table.declaration().name().to_owned());
+        self
+    }
+
+    /// Records that the agent joins its stream with `table` (`global`: through a key
+    /// extractor), for the checks at start.
+    pub(super) fn joins_with(mut self, table: &TableSpec, global: bool) -> Self {
+        self.joins.push(JoinUse {
+            table: table.name().to_owned(),
+            global,
+        });
         self
     }
 
@@ -397,6 +410,7 @@ where
             steps: Vec::new(),
             on_decode_error: self.on_decode_error,
             tables: self.tables,
+            joins: self.joins,
             lost_sinks: self.lost_sinks,
         }
     }
@@ -440,6 +454,7 @@ where
             steps: self.steps,
             on_decode_error: self.on_decode_error,
             tables: self.tables,
+            joins: self.joins,
             lost_sinks,
         }
     }
@@ -560,6 +575,7 @@ where
             steps,
             on_decode_error,
             tables,
+            joins,
             lost_sinks,
         } = self;
         let sink_names = sinks.iter().map(|s| s.name.clone()).collect();
@@ -612,6 +628,7 @@ where
             concurrency,
             sinks: sink_names,
             tables,
+            joins,
             lost_sinks,
             starter: Some(Box::new(starter)),
         });

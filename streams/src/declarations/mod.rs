@@ -5,6 +5,7 @@
 mod agent;
 mod ask;
 mod channel;
+mod joined;
 mod respond;
 mod service;
 mod sink;
@@ -21,6 +22,7 @@ pub use agent::{Agent, AgentBuilder, AgentResult, AgentTable};
 pub(crate) use agent::{Instance, StartedAgent};
 pub(crate) use channel::StartedChannelAgent;
 pub use channel::{Channel, ChannelAgentBuilder, ChannelStream};
+pub use joined::JoinBuilder;
 #[cfg(test)]
 pub(crate) use service::{Body, CronSchedule};
 pub use service::{CrontabBuilder, TaskBuilder, TimerBuilder};
@@ -45,9 +47,20 @@ pub(crate) struct AgentSpec {
     pub sinks: Vec<String>,
     /// Tables the agent declared it updates (checked for co-partitioning at start).
     pub tables: Vec<String>,
+    /// Tables the agent joins its stream with (checked at start).
+    pub joins: Vec<JoinUse>,
     /// Sinks added before `yields` changed the result type (start refuses them).
     pub lost_sinks: Vec<String>,
     starter: Option<agent::Starter>,
+}
+
+/// A table an agent joins its stream with.
+#[derive(Debug, Clone)]
+pub(crate) struct JoinUse {
+    /// The table's name.
+    pub table: String,
+    /// Joined through a key extractor (`join_global`): the table must be global.
+    pub global: bool,
 }
 
 /// Everything an app declared. Shared by the app, its builders and the runtime.
@@ -173,6 +186,18 @@ impl Declarations {
                 a.tables
                     .iter()
                     .map(|t| (a.name.clone(), a.topic.clone(), t.clone()))
+            })
+            .collect()
+    }
+
+    /// (agent, topic it reads, join) for every join an agent declared.
+    pub(crate) fn join_users(&self) -> Vec<(String, String, JoinUse)> {
+        self.agents()
+            .iter()
+            .flat_map(|a| {
+                a.joins
+                    .iter()
+                    .map(|j| (a.name.clone(), a.topic.clone(), j.clone()))
             })
             .collect()
     }

@@ -11,9 +11,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use stores::{Store, StoreUrl};
 
-use super::Shared;
+use super::{AgentBuilder, Shared};
 use crate::error::{Error, Result};
 use crate::table::{SetTable, StoreSlot, Table, TableSpec};
+use crate::topic::Topic;
 
 /// Configures a table; finish with [`build`](Self::build) (or [`build_set`](Self::build_set)
 /// for a [`SetTable`]). `app.table::<K, V>(name)` is this builder with every default.
@@ -134,6 +135,72 @@ where
         tables.push(table.core().clone());
         Ok(table)
     }
+}
+
+impl<K, V> TableBuilder<K, V>
+where
+    K: Serialize + DeserializeOwned + Send + Sync + 'static,
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// Registers the table as `topic`'s latest value per key, kept by the runtime (Kafka
+    /// Streams' `builder.table(topic)`): an agent `<table>-from-<topic>` writes each record's
+    /// value to its key and deletes the key on a tombstone (a null value); a record without a
+    /// key is skipped (logged), as Kafka Streams does. The table takes the topic's partition
+    /// count when the topic declares one ([`Topic::partitions`]), else the builder's; either
+    /// way start checks they are equal (co-partitioning). Records that do not decode follow
+    /// the topic's decode-error policy. Finishes the builder as [`build`](Self::build) does.
+    ///
+    /// The table still has its own changelog (`<app>-<table>-changelog`), from which it
+    /// recovers; Kafka Streams can reuse the source topic instead (`topology.optimization`).
+    ///
+    /// ```
+    /// # fn main() -> streams::Result<()> {
+    /// let app = streams::App::builder("shop").build()?;
+    /// let profiles = app.topic::<String, String>("profiles").partitions(4);
+    /// let table = app.table_builder::<String, String>("profiles").from_topic(&profiles)?;
+    /// assert_eq!(table.spec().partition_count(), 4);
+    /// assert_eq!(app.agents()[0].name, "profiles-from-profiles");
+    /// # Ok(()) }
+    /// ```
+    pub fn from_topic(mut self, topic: &Topic<K, V>) -> Result<Table<K, V>> {
+        if let Some(n) = topic.spec.partitions {
+            self.spec = self.spec.partitions(n);
+        }
+        let decls = self.decls.clone();
+        let table = self.build()?;
+        // The same topic read as Option<V>, so that a tombstone decodes (as None).
+        let source = decls.topic::<K, Option<V>>(topic.name());
+        let name = format!("{}-from-{}", table.name(), topic.name());
+        let writer = table.clone();
+        AgentBuilder::<K, Option<V>, ()>::new(&decls, &name, &source)
+            .table(&table)
+            .run(move |events| keep_latest(events, writer.clone()));
+        Ok(table)
+    }
+}
+
+/// The body of a `from_topic` table's agent: each record's value to its key, tombstones
+/// delete.
+async fn keep_latest<K, V>(
+    mut events: crate::stream::AgentStream<K, Option<V>>,
+    table: Table<K, V>,
+) -> Result<()>
+where
+    K: Serialize + DeserializeOwned + Send + 'static,
+    V: Serialize + DeserializeOwned + Send + 'static,
+{
+    use futures::StreamExt;
+    while let Some(mut event) = events.next().await {
+        let Some(key) = event.key.take() else {
+            tracing::warn!(table = table.name(), topic = %event.topic, partition = event.partition, offset = event.offset, "skipped a record without a key");
+            continue;
+        };
+        match event.value.take() {
+            Some(value) => table.insert(&key, value)?,
+            None => drop(table.remove(&key)?),
+        }
+    }
+    Ok(())
 }
 
 impl<K, T> TableBuilder<K, BTreeSet<T>>

@@ -1,8 +1,10 @@
-//! Joins: windowed stream-stream joins (`windowed`), their buffers kept in a table's store.
-//!
-//! Layering: beside `table` and `window` (layer 2); it uses `table`, `record`, `timestamp`
-//! and `error`.
+//! Joins (issue 23; DESIGN.md "Joins"): a stream with a table, read as of each event
+//! (`stream_table`); two streams within a time difference, by event time, their buffers kept
+//! in a table's store (`windowed`).
 
+mod stream_table;
 mod windowed;
 
+pub use stream_table::JoinedStream;
+pub(crate) use stream_table::{global_lookup, table_lookup, Lookup};
 pub(crate) use windowed::{record_check, JoinCore, JoinKind, Joiner, Side, OUT_TAG};

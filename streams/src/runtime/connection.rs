@@ -136,8 +136,8 @@ impl Connection {
     }
 
     /// Creates the tables' changelog topics (compacted) and checks co-partitioning: every
-    /// changelog, and every topic an agent that updates a table reads, has the table's
-    /// partition count.
+    /// changelog, every topic an agent that updates a table reads, and every topic an agent
+    /// joins with a (non-global) table, has the table's partition count.
     pub(crate) async fn create_changelogs(&self, decls: &Declarations) -> Result<()> {
         let cores = decls.tables().clone();
         if cores.is_empty() {
@@ -185,12 +185,40 @@ impl Connection {
             let left_partitions = self.admin.describe_topic(&left).await?.partitions.len();
             let right_partitions = self.admin.describe_topic(&right).await?.partitions.len();
             if left_partitions != right_partitions {
-                return Err(Error::JoinNotCoPartitioned {
+                return Err(Error::StreamJoinNotCoPartitioned {
                     join,
                     left,
                     right,
                     left_partitions,
                     right_partitions,
+                });
+            }
+        }
+        for (agent, topic, join) in decls.join_users() {
+            let Some(core) = cores.iter().find(|c| c.name() == join.table) else {
+                continue;
+            };
+            if join.global {
+                if !core.spec().is_global() {
+                    return Err(Error::JoinTableNotGlobal {
+                        agent,
+                        stream: topic,
+                        table: join.table,
+                    });
+                }
+                continue;
+            }
+            if core.spec().is_global() {
+                continue; // every partition is on every worker
+            }
+            let found = self.admin.describe_topic(&topic).await?.partitions.len();
+            if found != core.spec().partition_count() as usize {
+                return Err(Error::JoinNotCoPartitioned {
+                    agent,
+                    stream: topic,
+                    table: join.table,
+                    stream_partitions: found,
+                    table_partitions: core.spec().partition_count(),
                 });
             }
         }

@@ -307,6 +307,19 @@ where
         }
     }
 
+    /// Stops the agent on `event` whatever the decode-error policy says: for a failure that
+    /// is not the event's fault (a join whose table cannot be read). The event is never
+    /// committed and is read again after a restart.
+    pub(crate) fn stop_on(&mut self, mut event: Event<K, V>, error: &Error) {
+        let agent = &*self.agent;
+        tracing::error!(agent, %error, topic = %event.topic, partition = event.partition, offset = event.offset, "stopping the agent: the event cannot be handled; it will be read again after a restart");
+        if let Some(hold) = event.take_hold() {
+            hold.fail();
+        }
+        self.done = true;
+        self.stopped.store(true, Ordering::Release);
+    }
+
     /// The stream itself: every item is an [`Event`] already (Faust's `stream.events()`).
     pub fn events(self) -> Self {
         self

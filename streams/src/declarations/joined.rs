@@ -1,0 +1,264 @@
+//! Declaring stream-table joins: [`AgentBuilder::join`] and its kin, and the [`JoinBuilder`]
+//! they return, whose bodies get a [`JoinedStream`] (see `crate::join`).
+
+use std::future::Future;
+
+use futures::Stream;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::agent::{Agent, AgentBuilder, AgentResult};
+use super::sink::Sink;
+use crate::error::BoxError;
+use crate::join::{global_lookup, table_lookup, JoinedStream, Lookup};
+use crate::table::Table;
+
+impl<K, V, T> AgentBuilder<K, V, T>
+where
+    K: Serialize + DeserializeOwned + Send + Sync + 'static,
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    /// Joins each event with `table`'s value for the event's key (a left join, Kafka
+    /// Streams' `stream.leftJoin(table)`): the body gets events of `(value, Option<table
+    /// value>)`, `None` when the table has no value for the key (or the event has no key).
+    ///
+    /// The table is read as it is when the event is handled, on this worker: the stream and
+    /// the table must be co-partitioned (the same partition count, keyed alike), which
+    /// [`App::start`](crate::App::start) checks ([`Error::JoinNotCoPartitioned`](crate::Error::JoinNotCoPartitioned)).
+    /// A table value that does not decode goes through the decode-error policy
+    /// ([`Error::JoinDecode`](crate::Error::JoinDecode)), as an event that does not.
+    ///
+    /// Unlike Kafka Streams, the table is not bound to one topic: it is whatever the app
+    /// keeps in it (an agent's writes, Faust style), or a topic's latest values with
+    /// [`TableBuilder::from_topic`](crate::TableBuilder::from_topic), Kafka Streams'
+    /// `builder.table(topic)`. Kafka Streams processes a task's table and stream records in
+    /// timestamp order; here the table is as its writer left it when the event arrives (an
+    /// out-of-order event does not see an older table value).
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cluster = testkit::MockCluster::builder().build().await?;
+    /// # let app = streams::App::builder("join-demo")
+    /// #     .broker(&format!("kafka://{}", cluster.bootstrap()))
+    /// #     .build()?;
+    /// let profiles = app.topic::<String, String>("profiles");
+    /// let purchases = app.topic::<String, String>("purchases");
+    /// let levels = app.table_builder::<String, String>("levels").from_topic(&profiles)?;
+    /// let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    /// app.agent_builder("enrich", &purchases)
+    ///     .join(&levels)
+    ///     .run(move |mut purchases| {
+    ///         let tx = tx.clone();
+    ///         async move {
+    ///             while let Some(purchase) = purchases.next().await {
+    ///                 let (item, level) = purchase.into_value();
+    ///                 let _ = tx.send(format!("{item}: {}", level.as_deref().unwrap_or("none")));
+    ///             }
+    ///         }
+    ///     });
+    /// app.start().await?;
+    /// profiles.send("alice", "gold".to_owned()).await?;
+    /// # let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    /// # while levels.get("alice").ok().flatten().is_none() {
+    /// #     assert!(tokio::time::Instant::now() < deadline, "the table is kept");
+    /// #     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    /// # }
+    /// purchases.send("alice", "book".to_owned()).await?;
+    /// purchases.send("bob", "pen".to_owned()).await?;
+    /// assert_eq!(seen.recv().await.as_deref(), Some("book: gold"));
+    /// assert_eq!(seen.recv().await.as_deref(), Some("pen: none"));
+    /// app.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn join<W>(self, table: &Table<K, W>) -> JoinBuilder<K, V, Option<W>, T>
+    where
+        W: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let agent = self.joins_with(table.spec(), false);
+        JoinBuilder::new(agent, table_lookup(table.clone(), |found| Some(found)))
+    }
+
+    /// [`join`](Self::join) as an inner join (Kafka Streams' `stream.join(table)`): the body
+    /// gets events of `(value, table value)`; an event whose key has no table value (or that
+    /// has no key) is dropped, done at once as a filtered one. (An [`Agent::ask`] of such an
+    /// event gets no reply and times out.)
+    pub fn inner_join<W>(self, table: &Table<K, W>) -> JoinBuilder<K, V, W, T>
+    where
+        W: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let agent = self.joins_with(table.spec(), false);
+        JoinBuilder::new(agent, table_lookup(table.clone(), |found| found))
+    }
+
+    /// Joins each event with the global `table`'s value for the key `key` takes from the
+    /// event's value (a left join, Kafka Streams' `stream.leftJoin(globalTable, keySelector,
+    /// joiner)`): no co-partitioning needed, as every worker holds every partition of a global
+    /// table ([`TableBuilder::global`](crate::TableBuilder::global); start refuses another,
+    /// [`Error::JoinTableNotGlobal`](crate::Error::JoinTableNotGlobal)).
+    ///
+    /// `key` returning `None` makes the event a bad one ([`Error::JoinKey`](crate::Error::JoinKey)),
+    /// handled by the decode-error policy (skip, dead letter, stop) like an event that does not
+    /// decode; Kafka Streams drops such an event (a null key) with a warning, which is the
+    /// `Skip` policy here.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Order { user: String, item: String }
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cluster = testkit::MockCluster::builder().build().await?;
+    /// # let app = streams::App::builder("join-global-demo")
+    /// #     .broker(&format!("kafka://{}", cluster.bootstrap()))
+    /// #     .build()?;
+    /// let countries = app.topic::<String, String>("countries");
+    /// let orders = app.topic::<String, Order>("orders"); // keyed by order id
+    /// let country_of = app
+    ///     .table_builder::<String, String>("country-of")
+    ///     .global()
+    ///     .from_topic(&countries)?;
+    /// let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    /// app.agent_builder("ship", &orders)
+    ///     .join_global(&country_of, |order: &Order| Some(order.user.clone()))
+    ///     .run(move |mut orders| {
+    ///         let tx = tx.clone();
+    ///         async move {
+    ///             while let Some(order) = orders.next().await {
+    ///                 let (order, country) = order.into_value();
+    ///                 let _ = tx.send((order.item, country));
+    ///             }
+    ///         }
+    ///     });
+    /// app.start().await?;
+    /// countries.send("alice", "FR".to_owned()).await?;
+    /// # let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    /// # while country_of.get("alice").ok().flatten().is_none() {
+    /// #     assert!(tokio::time::Instant::now() < deadline, "the table is kept");
+    /// #     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    /// # }
+    /// let order = Order { user: "alice".into(), item: "book".into() };
+    /// orders.send("order-1", order).await?;
+    /// assert_eq!(seen.recv().await, Some(("book".to_owned(), Some("FR".to_owned()))));
+    /// app.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn join_global<Q, W>(
+        self,
+        table: &Table<Q, W>,
+        key: impl Fn(&V) -> Option<Q> + Send + Sync + 'static,
+    ) -> JoinBuilder<K, V, Option<W>, T>
+    where
+        Q: Serialize + DeserializeOwned + 'static,
+        W: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let agent = self.joins_with(table.spec(), true);
+        JoinBuilder::new(
+            agent,
+            global_lookup(table.clone(), key, |found| Some(found)),
+        )
+    }
+
+    /// [`join_global`](Self::join_global) as an inner join (Kafka Streams'
+    /// `stream.join(globalTable, keySelector, joiner)`): events of `(value, table value)`; an
+    /// event whose extracted key has no table value is dropped (done at once).
+    pub fn inner_join_global<Q, W>(
+        self,
+        table: &Table<Q, W>,
+        key: impl Fn(&V) -> Option<Q> + Send + Sync + 'static,
+    ) -> JoinBuilder<K, V, W, T>
+    where
+        Q: Serialize + DeserializeOwned + 'static,
+        W: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let agent = self.joins_with(table.spec(), true);
+        JoinBuilder::new(agent, global_lookup(table.clone(), key, |found| found))
+    }
+}
+
+/// An agent whose stream is joined with a table ([`AgentBuilder::join`] and its kin); finish
+/// with [`run`](Self::run) or [`process`](Self::process) as an [`AgentBuilder`], whose
+/// settings (filters, processors, `group_by`, decode-error policy, concurrency) apply before
+/// the join. The body gets a [`JoinedStream`] of events of `(value, J)`. The agent's handle
+/// still sends and asks with the stream's value type `V`.
+pub struct JoinBuilder<K, V, J, T = V> {
+    agent: AgentBuilder<K, V, T>,
+    lookup: Lookup<K, V, J>,
+}
+
+impl<K, V, J, T> JoinBuilder<K, V, J, T>
+where
+    K: Serialize + DeserializeOwned + Send + Sync + 'static,
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+    J: Send + 'static,
+    T: Send + 'static,
+{
+    fn new(agent: AgentBuilder<K, V, T>, lookup: Lookup<K, V, J>) -> Self {
+        JoinBuilder { agent, lookup }
+    }
+
+    /// Instances of the body run at once (see [`AgentBuilder::concurrency`]).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.agent = self.agent.concurrency(n);
+        self
+    }
+
+    /// Makes the results of the [`process`](Self::process) body of type `U` (see
+    /// [`AgentBuilder::yields`]): what a joined event becomes, such as an enriched record.
+    pub fn yields<U: Send + 'static>(self) -> JoinBuilder<K, V, J, U> {
+        JoinBuilder {
+            agent: self.agent.yields(),
+            lookup: self.lookup,
+        }
+    }
+
+    /// Adds a sink for the results of a [`process`](Self::process) body.
+    pub fn sink(mut self, sink: impl Into<Sink<T>>) -> Self {
+        self.agent = self.agent.sink(sink);
+        self
+    }
+
+    /// Registers the agent with a body that loops over its joined stream (see
+    /// [`AgentBuilder::run`]).
+    pub fn run<F, Fut>(self, body: F) -> Agent<K, V>
+    where
+        F: Fn(JoinedStream<K, V, J>) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: AgentResult,
+    {
+        let lookup = self.lookup;
+        self.agent
+            .run(move |events| body(JoinedStream::new(events, lookup.clone())))
+    }
+
+    /// Registers the agent with a body that turns its joined stream into results for the
+    /// sinks and askers (see [`AgentBuilder::process`]): an event's offset commits only after
+    /// its results are acknowledged.
+    pub fn process<F, S>(self, body: F) -> Agent<K, V, T>
+    where
+        F: Fn(JoinedStream<K, V, J>) -> S + Send + Sync + 'static,
+        S: Stream<Item = T> + Send + 'static,
+        T: Serialize + Clone,
+    {
+        let lookup = self.lookup;
+        self.agent
+            .process(move |events| body(JoinedStream::new(events, lookup.clone())))
+    }
+
+    /// [`process`](Self::process) for results that may fail (see
+    /// [`AgentBuilder::try_process`]).
+    pub fn try_process<F, S, E>(self, body: F) -> Agent<K, V, T>
+    where
+        F: Fn(JoinedStream<K, V, J>) -> S + Send + Sync + 'static,
+        S: Stream<Item = Result<T, E>> + Send + 'static,
+        E: Into<BoxError>,
+        T: Serialize + Clone,
+    {
+        let lookup = self.lookup;
+        self.agent
+            .try_process(move |events| body(JoinedStream::new(events, lookup.clone())))
+    }
+}
