@@ -316,6 +316,46 @@ async fn buffers_survive_a_restart_on_redb() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffers_lost_in_a_crash_are_rebuilt_from_the_replayed_events() {
+    let cluster = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let redb = format!("redb://{}", dir.path().display());
+    let build = |commit_every| {
+        mock_app("join-crash", &cluster)
+            .topic_partitions(2)
+            .store(&redb)
+            .broker_commit_interval(commit_every)
+            .build()
+            .unwrap()
+    };
+    // No commit before the crash: the buffers never reached the store or the changelog.
+    let first = build(Duration::from_secs(600));
+    let t = topics(&first, 2);
+    let join = race_join(&first, &t);
+    first.start().await.unwrap();
+    for i in 0..50 {
+        t.left
+            .send_at(
+                format!("k{i}"),
+                format!("l{i}"),
+                Timestamp::from_millis(1_000),
+            )
+            .await
+            .unwrap();
+    }
+    wait_until("the left events filed", || join.filed_events() == 50).await;
+    first.abort().await;
+    drop((first, t, join));
+    let second = build(Duration::from_millis(30));
+    let t = topics(&second, 2);
+    let _join = race_join(&second, &t);
+    second.start().await.unwrap();
+    send_right(&t, 50).await;
+    wait_for_set(&cluster, "pairs", 2, &expected_pairs(50)).await;
+    second.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffers_move_with_their_partitions_when_a_second_worker_joins() {
     let cluster = mock().await;
     let build = || {
