@@ -64,7 +64,9 @@ fn kept_levels(app: &App) -> (Topic<String, i64>, Table<String, Level>) {
                     let key = e.key.clone().unwrap_or_default();
                     match u32::try_from(e.value) {
                         Ok(n) => table.insert(&key, Level(n))?,
-                        Err(_) => drop(table.remove(&key)?),
+                        Err(_) => {
+                            table.remove(&key)?;
+                        }
                     }
                 }
                 Ok::<(), Error>(())

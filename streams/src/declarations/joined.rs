@@ -78,7 +78,7 @@ where
         W: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let agent = self.joins_with(table.spec(), false);
-        JoinBuilder::new(agent, table_lookup(table.clone(), |found| Some(found)))
+        JoinBuilder::new(agent, table_lookup(table.clone(), Some))
     }
 
     /// [`join`](Self::join) as an inner join (Kafka Streams' `stream.join(table)`): the body
@@ -156,10 +156,7 @@ where
         W: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let agent = self.joins_with(table.spec(), true);
-        JoinBuilder::new(
-            agent,
-            global_lookup(table.clone(), key, |found| Some(found)),
-        )
+        JoinBuilder::new(agent, global_lookup(table.clone(), key, Some))
     }
 
     /// [`join_global`](Self::join_global) as an inner join (Kafka Streams'

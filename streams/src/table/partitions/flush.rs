@@ -301,3 +301,37 @@ impl TableCore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbound_records_round_trip_with_and_without_a_timestamp() {
+        let plain = outbound_record(Some(b"k"), b"v").unwrap();
+        assert_eq!(
+            parse_outbound(&plain),
+            Some((
+                Some(Bytes::from_static(b"k")),
+                Bytes::from_static(b"v"),
+                None
+            ))
+        );
+        let timed = outbound_record_at(Some(b"key"), b"value", -7).unwrap();
+        assert_eq!(
+            parse_outbound(&timed),
+            Some((
+                Some(Bytes::from_static(b"key")),
+                Bytes::from_static(b"value"),
+                Some(-7)
+            ))
+        );
+        let keyless = outbound_record_at(None, b"v", 42).unwrap();
+        assert_eq!(
+            parse_outbound(&keyless),
+            Some((None, Bytes::from_static(b"v"), Some(42)))
+        );
+        // Cut short: not a record.
+        assert_eq!(parse_outbound(&timed.slice(..6)), None);
+    }
+}
