@@ -3,6 +3,8 @@
 //! errors and co-partitioning.
 
 mod common;
+#[path = "common/kstreams.rs"]
+mod kstreams;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -353,6 +355,64 @@ async fn buffers_lost_in_a_crash_are_rebuilt_from_the_replayed_events() {
     send_right(&t, 50).await;
     wait_for_set(&cluster, "pairs", 2, &expected_pairs(50)).await;
     second.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_exactly_once_a_crash_mid_transaction_sends_no_pair_twice() {
+    let cluster = mock().await;
+    let build = || {
+        mock_app("join-eos", &cluster)
+            .processing_guarantee("exactly_once")
+            .worker_instance_id("w1")
+            .broker_commit_interval(Duration::from_millis(100))
+            .broker_rebalance_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    };
+    let send_pairs = |t: &Topics, from: usize, to: usize| {
+        let (left, right) = (t.left.clone(), t.right.clone());
+        async move {
+            for i in from..to {
+                let at = Timestamp::from_millis(1_000);
+                left.send_at(format!("k{i}"), format!("l{i}"), at)
+                    .await
+                    .unwrap();
+                right
+                    .send_at(format!("k{i}"), format!("r{i}"), at)
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    let first = build();
+    let t = topics(&first, 1);
+    let join = race_join(&first, &t);
+    first.start().await.unwrap();
+    send_pairs(&t, 0, 50).await;
+    first.wait_caught_up(WAIT).await.unwrap();
+    // More pairs, made into the open transaction, then a crash: no commit, no abort.
+    send_pairs(&t, 50, 100).await;
+    wait_until("pairs made into the open transaction", || {
+        join.filed_events() > 120
+    })
+    .await;
+    first.abort().await;
+    drop((first, t, join));
+    // The same worker restarted: its producer fences the old one and aborts its transaction.
+    let second = build();
+    let t = topics(&second, 1);
+    let _join = race_join(&second, &t);
+    second.start().await.unwrap();
+    second.wait_caught_up(WAIT).await.unwrap();
+    second.shutdown().await.unwrap();
+    let committed = kstreams::read_all(&cluster.bootstrap(), "pairs", 1).await;
+    let pairs: Vec<(String, String)> = committed
+        .into_iter()
+        .map(|(k, v, _)| (k.unwrap(), serde_json::from_str(&v.unwrap()).unwrap()))
+        .collect();
+    let unique: BTreeSet<_> = pairs.iter().cloned().collect();
+    assert_eq!(unique, expected_pairs(100));
+    assert_eq!(pairs.len(), 100, "a pair sent twice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
