@@ -334,10 +334,12 @@ async fn bad_events_and_bad_table_values_are_dead_lettered_under_dead_letter() {
     let policy = OnDecodeError::DeadLetter("dead-letters".into());
     let (seen, letters, committed) = policy_run("join-dead", policy, &events, 2, 2).await;
     assert_eq!(seen, ["book", "lamp"]);
+    let mut letters = letters;
+    letters.sort(); // each dead letter is sent by its own task
     assert_eq!(
         letters,
         ["bob", "cat"],
-        "the bad event, then the one with a bad table value"
+        "the bad event and the one with a bad table value"
     );
     assert_eq!(committed, Some(4));
 }
