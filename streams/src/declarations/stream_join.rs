@@ -235,7 +235,9 @@ where
                 return Err(Error::JoinSetting {
                     join: join_name.clone(),
                     setting: "kind",
-                    reason: "a result without the values its kind promises".into(),
+                    reason: "a result lacks a value its kind always has (a bug of the join: \
+                             please report it)"
+                        .into(),
                 });
             };
             let record = out.record(Some(key), &value)?;
