@@ -306,6 +306,7 @@ async fn buffers_survive_a_restart_on_redb() {
     first.start().await.unwrap();
     buffer_left(&first, &t, &join, 50).await;
     first.shutdown().await.unwrap();
+
     drop((first, t, join)); // closes the store file
                             // The left events are in the store (and its changelog) only: the right events find them.
     let second = build();
