@@ -5,6 +5,7 @@
 //! or a crash loses no pair.
 //!
 //! ```text
+//! cargo run --example paid_orders               # the demo, on an embedded mock broker
 //! PAID_STORE=redb://data cargo run --example paid_orders -- --broker kafka://localhost:9092 worker
 //! ```
 //!
@@ -21,6 +22,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 fn main() -> ExitCode {
     match build() {
         Ok(code) => code,
@@ -35,6 +38,7 @@ fn build() -> streams::Result<ExitCode> {
     let env = |name: &str, default: &str| std::env::var(name).unwrap_or(default.to_owned());
     let id = env("PAID_APP", "paid-orders");
     let app = streams::App::builder(&id)
+        .broker("mock://")
         .store(&env("PAID_STORE", "memory://"))
         .processing_guarantee(&env("PAID_GUARANTEE", "at_least_once"))
         .topic_partitions(3)
@@ -49,12 +53,20 @@ fn build() -> streams::Result<ExitCode> {
         .sink(&paid, |order, payment| {
             format!("order {order} paid {payment}")
         })?;
+    // Prints each result (`--broker` and the worker run it too).
+    app.agent_builder("print", &paid)
+        .run(|mut results| async move {
+            while let Some(r) = results.next().await {
+                println!("paid {}: {}", r.key.as_deref().unwrap_or("?"), r.value);
+            }
+        });
     Ok(app.main_with_demo(move |app| async move {
         for (order, amount) in [("o1", 12), ("o2", 30)] {
             orders.send(order.to_owned(), amount).await?;
             payments.send(order.to_owned(), amount).await?;
         }
-        app.wait_caught_up(Duration::from_secs(30)).await?;
+        app.wait_caught_up(Duration::from_secs(30)).await?; // the pairs are sent
+        app.wait_caught_up(Duration::from_secs(30)).await?; // and printed
         println!("done: 2 orders paid");
         Ok::<(), streams::Error>(())
     }))

@@ -256,3 +256,16 @@ async fn a_joining_worker_killed_under_exactly_once_pays_each_order_once() {
         .collect();
     assert!(twice.is_empty(), "paid twice under exactly-once: {twice:?}");
 }
+
+#[test]
+fn the_demo_pays_both_orders() {
+    let (out, _) = common::run("paid_orders", &[]);
+    let mut paid = common::lines(&out, "paid ");
+    paid.sort_unstable();
+    assert_eq!(
+        paid,
+        ["paid o1: order 12 paid 12", "paid o2: order 30 paid 30"],
+        "{out}"
+    );
+    assert!(out.ends_with("done: 2 orders paid\n"), "{out}");
+}
