@@ -624,6 +624,33 @@ pub enum Error {
         reason: String,
     },
 
+    /// A windowed stream-stream join with a setting that cannot work.
+    #[error("stream join {join}: {setting}: {reason}")]
+    JoinSetting {
+        /// The join.
+        join: String,
+        /// The setting (`within`, `grace`...).
+        setting: &'static str,
+        /// Why it cannot work and what to give instead.
+        reason: String,
+    },
+
+    /// The two topics of a windowed stream-stream join have different partition counts, so
+    /// events of one key would land in different partitions and never meet.
+    #[error("stream join {join}: topic {left} has {left_partitions} partitions but topic {right} has {right_partitions}: both sides of a join must have the same partition count and key (co-partitioning); recreate one topic with the other's count, or re-partition one side through a topic with that count (AgentBuilder::through)")]
+    StreamJoinNotCoPartitioned {
+        /// The join.
+        join: String,
+        /// The left topic.
+        left: String,
+        /// The right topic.
+        right: String,
+        /// The left topic's partition count.
+        left_partitions: usize,
+        /// The right topic's partition count.
+        right_partitions: usize,
+    },
+
     /// A table declared twice in one app.
     #[error("table {table} declared twice: declare a table once and clone its handle")]
     DuplicateTable {
@@ -1046,6 +1073,8 @@ impl Error {
             self,
             Error::TableSerializer { .. }
                 | Error::TableSetting { .. }
+                | Error::JoinSetting { .. }
+                | Error::StreamJoinNotCoPartitioned { .. }
                 | Error::DuplicateTable { .. }
                 | Error::NoDefault { .. }
                 | Error::CoPartitioning { .. }

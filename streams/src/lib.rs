@@ -23,6 +23,7 @@
 //! | `await agent.cast(v)`, `await agent.ask(v)`, `agent.map(vs)`, `agent.kvmap(d)`, `await agent.join(vs)` | [`Agent::cast`], [`Agent::ask`] (agents declared with [`AgentBuilder::process`] reply with their results), [`Agent::map`], [`Agent::kvmap`], [`Agent::join`] |
 //! | `app.Table("totals", default=int)`, `totals[k] += n` | `app.table::<String, i64>("totals")?.with_default(i64::default)`, `totals.update(&k, \|v\| *v += n)?` ([`Table`]) |
 //! | `serializer="binary\|json"` | `.value_serializer("binary\|json")` ([`codec`]) |
+//! | (Kafka Streams' `left.join(right, f, JoinWindows.ofTimeDifferenceAndGrace(w, g))`) | `app.stream_join("name", &left, &right).within(w).grace(g).inner().sink(&out, f)?` ([`StreamJoinBuilder`]) |
 //! | `table.tumbling(300, expires=3600)`, `table[k].current()` | [`Table::tumbling`]`(..).build()?` → [`WindowedTable`]: `totals.at(&event)?.current(&k)?` |
 //! | `@app.timer(10.0, on_leader=True)` | `app.timer("name", Duration::from_secs(10)).on_leader().run(\|\| async { .. })?` ([`App::timer`]) |
 //! | `@app.crontab("*/5 * * * *", timezone=tz)` | `app.crontab("name", "*/5 * * * *").timezone("Europe/Paris").run(..)?` ([`App::crontab`]) |
@@ -144,8 +145,8 @@ pub use cli::init_logging;
 pub use clock::Clock;
 pub use declarations::{
     Agent, AgentBuilder, AgentResult, AgentSummary, AgentTable, Channel, ChannelAgentBuilder,
-    ChannelStream, CrontabBuilder, JoinBuilder, Sink, TableBuilder, TableSummary, TaskBuilder,
-    TimerBuilder,
+    ChannelStream, CrontabBuilder, InnerJoin, JoinBuilder, LeftJoin, OuterJoin, Sink, StreamJoin,
+    StreamJoinBuilder, TableBuilder, TableSummary, TaskBuilder, TimerBuilder,
 };
 pub use endpoint::Endpoint;
 pub use error::{AgentFailure, BoxError, Error, Result};

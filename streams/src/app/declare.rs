@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::codec::Serializer;
 use crate::declarations::{
     Agent, AgentBuilder, AgentResult, AgentSummary, Channel, ChannelAgentBuilder, CrontabBuilder,
-    TableBuilder, TableSummary, TaskBuilder, TimerBuilder,
+    StreamJoinBuilder, TableBuilder, TableSummary, TaskBuilder, TimerBuilder,
 };
 use crate::error::Result;
 use crate::stream::{AgentStream, Processor};
@@ -164,6 +164,22 @@ impl App {
         V: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         AgentBuilder::new(&self.inner.decls, name, topic)
+    }
+
+    /// Starts configuring a windowed stream-stream join named `name` of `left` and `right`
+    /// (two topics keyed alike and co-partitioned): see [`StreamJoinBuilder`].
+    pub fn stream_join<K, L, R>(
+        &self,
+        name: &str,
+        left: &Topic<K, L>,
+        right: &Topic<K, R>,
+    ) -> StreamJoinBuilder<K, L, R>
+    where
+        K: Serialize + DeserializeOwned + Send + Sync + 'static,
+        L: Serialize + DeserializeOwned + Send + Sync + 'static,
+        R: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        StreamJoinBuilder::new(&self.inner.decls, name, left, right)
     }
 
     /// Declares a timer named `name` that runs every `interval` (Faust's

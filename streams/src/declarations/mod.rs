@@ -9,6 +9,7 @@ mod joined;
 mod respond;
 mod service;
 mod sink;
+mod stream_join;
 mod table;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,6 +28,7 @@ pub(crate) use service::{Body, CronSchedule};
 pub use service::{CrontabBuilder, TaskBuilder, TimerBuilder};
 pub(crate) use service::{Schedule, ServiceSpec};
 pub use sink::Sink;
+pub use stream_join::{InnerJoin, LeftJoin, OuterJoin, StreamJoin, StreamJoinBuilder};
 pub use table::{TableBuilder, TableSummary};
 
 use crate::clock::Clock;
@@ -82,6 +84,9 @@ pub(crate) struct Declarations {
     /// Every channel, to close when the app stops.
     channels: Mutex<Vec<Arc<dyn channel::Closer>>>,
     channel_agents: Mutex<Vec<channel::ChannelAgentSpec>>,
+    /// Windowed stream-stream joins: `(join, left topic, right topic)`, checked for
+    /// co-partitioning at start.
+    stream_joins: Mutex<Vec<(String, String, String)>>,
 }
 
 /// A registered agent, as `app.agents()` and the CLI list them.
@@ -118,6 +123,7 @@ impl Declarations {
             clock: Mutex::default(),
             channels: Mutex::default(),
             channel_agents: Mutex::default(),
+            stream_joins: Mutex::default(),
         }
     }
 
@@ -237,6 +243,22 @@ impl Declarations {
             .partitions(1)
             .redeclare(|s| s.internal = true);
         Some(name)
+    }
+
+    /// Registers a windowed stream-stream join's two topics (checked at start).
+    pub(crate) fn add_stream_join(&self, join: &str, left: &str, right: &str) {
+        self.stream_joins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((join.to_owned(), left.to_owned(), right.to_owned()));
+    }
+
+    /// `(join, left topic, right topic)` of every windowed stream-stream join.
+    pub(crate) fn stream_joins(&self) -> Vec<(String, String, String)> {
+        self.stream_joins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn add_agent(&self, spec: AgentSpec) {

@@ -181,6 +181,19 @@ impl Connection {
                 );
             }
         }
+        for (join, left, right) in decls.stream_joins() {
+            let left_partitions = self.admin.describe_topic(&left).await?.partitions.len();
+            let right_partitions = self.admin.describe_topic(&right).await?.partitions.len();
+            if left_partitions != right_partitions {
+                return Err(Error::StreamJoinNotCoPartitioned {
+                    join,
+                    left,
+                    right,
+                    left_partitions,
+                    right_partitions,
+                });
+            }
+        }
         for (agent, topic, join) in decls.join_users() {
             let Some(core) = cores.iter().find(|c| c.name() == join.table) else {
                 continue;

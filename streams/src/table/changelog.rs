@@ -66,10 +66,13 @@ pub(crate) async fn produce_flush(
         // again (a closed window's final result is never lost to a crash).
         if let Some(outbound) = table.outbound() {
             let mut acks = Vec::new();
-            for (key, value) in flush.outbound() {
+            for (key, value, timestamp) in flush.outbound_timed() {
                 let mut out = ProducerRecord::new(outbound.topic.clone()).value(value);
                 if let Some(key) = key {
                     out = out.key(key);
+                }
+                if let Some(timestamp) = timestamp {
+                    out = out.timestamp(timestamp);
                 }
                 acks.push(producer.send(out).await?);
             }

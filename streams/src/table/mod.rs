@@ -36,7 +36,9 @@ pub(crate) use changelog::{flush_partition, produce_flush, ProducedFlush};
 pub(crate) use effects::EffectHold;
 pub(crate) use hooks::{WriteHook, Written};
 pub(crate) use idle::{Activity, IdleCheck, IdleCloser};
-pub(crate) use partitions::{outbound_record, PartitionTxn, RecordCheck, TableCore};
+pub(crate) use partitions::{
+    outbound_record, outbound_record_at, PartitionTxn, RecordCheck, TableCore,
+};
 pub(crate) use recovery::{
     changelog_consumer_config, out_of_range, recover_partition, start_offset, Replay,
 };

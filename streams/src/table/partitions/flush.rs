@@ -46,7 +46,16 @@ impl PendingFlush {
 
     /// The outbound records (key, value) to produce before the changelog records, in the
     /// order of their entry keys.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn outbound(&self) -> impl Iterator<Item = (Option<Bytes>, Bytes)> + '_ {
+        self.outbound_timed().map(|(key, value, _)| (key, value))
+    }
+
+    /// [`outbound`](Self::outbound) with each record's timestamp, when its entry gave one
+    /// ([`outbound_record_at`]; `None`: the producer's time).
+    pub(crate) fn outbound_timed(
+        &self,
+    ) -> impl Iterator<Item = (Option<Bytes>, Bytes, Option<i64>)> + '_ {
         self.outbound.iter().filter_map(parse_outbound)
     }
 }
@@ -59,26 +68,63 @@ pub(crate) struct Outbound {
     pub topic: String,
 }
 
-/// An outbound entry's value: `key length + 1 (u32, big endian; 0: no key) | key | value`.
+/// An outbound entry's value: `key length + 1 (u32, big endian; 0: no key) | key | value`;
+/// with [`TIMED`] set in the length, a timestamp (i64, big endian) follows the length.
 pub(crate) fn outbound_record(key: Option<&[u8]>, value: &[u8]) -> Option<Bytes> {
+    frame(key, value, None)
+}
+
+/// An outbound entry's value for a record with its own timestamp (a stream-stream join's
+/// result carries the later of its two events' times).
+pub(crate) fn outbound_record_at(
+    key: Option<&[u8]>,
+    value: &[u8],
+    timestamp: i64,
+) -> Option<Bytes> {
+    frame(key, value, Some(timestamp))
+}
+
+/// The length's flag for a timestamp after it (keys are shorter than 2 GiB).
+const TIMED: u32 = 1 << 31;
+
+fn frame(key: Option<&[u8]>, value: &[u8], timestamp: Option<i64>) -> Option<Bytes> {
     let len = match key {
         None => 0,
         Some(k) => u32::try_from(k.len()).ok()?.checked_add(1)?,
     };
-    let mut buf = Vec::with_capacity(4 + key.map_or(0, <[u8]>::len) + value.len());
-    buf.extend_from_slice(&len.to_be_bytes());
+    if len & TIMED != 0 {
+        return None;
+    }
+    let mut buf = Vec::with_capacity(12 + key.map_or(0, <[u8]>::len) + value.len());
+    match timestamp {
+        None => buf.extend_from_slice(&len.to_be_bytes()),
+        Some(ts) => {
+            buf.extend_from_slice(&(len | TIMED).to_be_bytes());
+            buf.extend_from_slice(&ts.to_be_bytes());
+        }
+    }
     buf.extend_from_slice(key.unwrap_or_default());
     buf.extend_from_slice(value);
     Some(Bytes::from(buf))
 }
 
-fn parse_outbound(framed: &Bytes) -> Option<(Option<Bytes>, Bytes)> {
-    let len = u32::from_be_bytes(framed.get(..4)?.try_into().ok()?) as usize;
+fn parse_outbound(framed: &Bytes) -> Option<(Option<Bytes>, Bytes, Option<i64>)> {
+    let raw = u32::from_be_bytes(framed.get(..4)?.try_into().ok()?);
+    let (len, timestamp, start) = if raw & TIMED != 0 {
+        let ts = i64::from_be_bytes(framed.get(4..12)?.try_into().ok()?);
+        ((raw & !TIMED) as usize, Some(ts), 12)
+    } else {
+        (raw as usize, None, 4)
+    };
     match len.checked_sub(1) {
-        None => Some((None, framed.slice(4..))),
+        None => Some((None, framed.slice(start..), timestamp)),
         Some(n) => {
-            let end = 4usize.checked_add(n).filter(|end| *end <= framed.len())?;
-            Some((Some(framed.slice(4..end)), framed.slice(end..)))
+            let end = start.checked_add(n).filter(|end| *end <= framed.len())?;
+            Some((
+                Some(framed.slice(start..end)),
+                framed.slice(end..),
+                timestamp,
+            ))
         }
     }
 }
@@ -253,5 +299,39 @@ impl TableCore {
             None => self.store()?.apply(batch).map_err(failed)?,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbound_records_round_trip_with_and_without_a_timestamp() {
+        let plain = outbound_record(Some(b"k"), b"v").unwrap();
+        assert_eq!(
+            parse_outbound(&plain),
+            Some((
+                Some(Bytes::from_static(b"k")),
+                Bytes::from_static(b"v"),
+                None
+            ))
+        );
+        let timed = outbound_record_at(Some(b"key"), b"value", -7).unwrap();
+        assert_eq!(
+            parse_outbound(&timed),
+            Some((
+                Some(Bytes::from_static(b"key")),
+                Bytes::from_static(b"value"),
+                Some(-7)
+            ))
+        );
+        let keyless = outbound_record_at(None, b"v", 42).unwrap();
+        assert_eq!(
+            parse_outbound(&keyless),
+            Some((None, Bytes::from_static(b"v"), Some(42)))
+        );
+        // Cut short: not a record.
+        assert_eq!(parse_outbound(&timed.slice(..6)), None);
     }
 }

@@ -33,7 +33,7 @@ mod flush;
 mod txn;
 
 pub use flush::PendingFlush;
-pub(crate) use flush::{outbound_record, Outbound};
+pub(crate) use flush::{outbound_record, outbound_record_at, Outbound};
 pub(crate) use txn::PartitionTxn;
 
 use std::collections::BTreeMap;
