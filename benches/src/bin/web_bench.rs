@@ -692,7 +692,7 @@ async fn feed(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
     let mut sent = 0u64;
-    while per_slice > 0 {
+    loop {
         tokio::select! {
             _ = stopped.changed() => break,
             _ = tick.tick() => {}
