@@ -27,33 +27,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use benches::purchases::{purchase, Priced, Purchase};
 use bytes::Bytes;
 use futures::future::ready;
 use futures::StreamExt;
 use kafka_client::admin::{Admin, CreateTopicsOptions, NewTopic};
 use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
 use kafka_client::ClientConfig;
-use serde::{Deserialize, Serialize};
 use streams::App;
-
-/// An input record, as Faust's `class Purchase(faust.Record)`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Purchase {
-    username: String,
-    currency: String,
-    amount: u32,
-    note: String,
-}
-
-/// An output record.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Priced {
-    username: String,
-    currency: String,
-    amount_cents: u64,
-}
-
-const CURRENCIES: [&str; 4] = ["EUR", "USD", "GBP", "JPY"];
 
 fn usage() -> ExitCode {
     eprintln!(
@@ -137,21 +118,6 @@ struct Tuning {
     linger_ms: Option<u64>,
     commit_interval_ms: Option<u64>,
     commit_every: Option<u64>,
-}
-
-/// The `i`th purchase: deterministic, so every run reads the same input.
-fn purchase(i: u64) -> Purchase {
-    // A 64-bit mix (splitmix64's finaliser) for amounts and users that look random.
-    let mut x = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^= x >> 31;
-    Purchase {
-        username: format!("user-{}", x % 1000),
-        currency: CURRENCIES[((x >> 20) % 4) as usize].to_owned(),
-        amount: ((x >> 32) % 20) as u32,
-        note: "gift card, paid online, delivered by mail".to_owned(),
-    }
 }
 
 async fn prefill(
