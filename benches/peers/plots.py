@@ -1,5 +1,5 @@
 """SVG charts of a benches/peers results file; called by `report.py plots RESULTS.tsv OUTDIR` in
-the harness venv (matplotlib). One chart per section: streams.svg (events per CPU second),
+the harness venv (matplotlib). One chart per section: streams.svg (events per CPU second, with the join),
 latency.svg (p50/p99/p99.9 per rate), client-rate.svg (records/s), client-cpu.svg (CPU µs per
 record). Log scales: the systems differ by orders of magnitude."""
 
@@ -65,12 +65,12 @@ def draw(data, order, outdir):
     os.makedirs(outdir, exist_ok=True)
     written = []
 
-    groups = cases_of(order, "streams") + cases_of(order, "state")
+    groups = cases_of(order, "streams") + cases_of(order, "state") + cases_of(order, "join")
     if groups:
-        series = systems_of(order, ("streams", "state"))
+        series = systems_of(order, ("streams", "state", "join"))
         values = {}
         for s, c, y in order:
-            if s in ("streams", "state"):
+            if s in ("streams", "state", "join"):
                 values[(c, y)] = value(data, (s, c, y), "ev_per_cpu_s")
         fig, ax = plt.subplots(figsize=(8, 4.5))
         grouped_bars(ax, groups, series, values, "events per CPU second (whole process)")

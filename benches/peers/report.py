@@ -166,6 +166,21 @@ def rows_eos_ratios(data, order):
             "Kafka Streams' EOS overhead, CPU per event"], out
 
 
+def rows_join_summary(data, order):
+    """Ours over Kafka Streams per CPU second over the join's rounds: the lowest (the figure
+    quoted: the one that favours Kafka Streams) and the highest."""
+    ratios = []
+    for case in cases(order, "join"):
+        ours = num(data.get(("join", case, "ours"), {}).get("ev_per_cpu_s"))
+        ks = num(data.get(("join", case, "kstreams"), {}).get("ev_per_cpu_s"))
+        if not any(math.isnan(x) for x in (ours, ks)) and ks > 0:
+            ratios.append(ours / ks)
+    if not ratios:
+        return ["rounds", "lowest", "highest", "target"], []
+    return (["rounds", "ours over Kafka Streams per CPU s, lowest (quoted)", "highest", "target"],
+            [[len(ratios), f"{min(ratios):.2f}x", f"{max(ratios):.2f}x", f"{STREAMS_TARGET['kstreams']:.0f}x"]])
+
+
 def render_text(head, rows):
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)] if rows else [len(h) for h in head]
     line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths))  # noqa: E731
@@ -184,6 +199,10 @@ def tables(data, order):
                            ("state", "Stateful topologies, events per CPU second (whole process)")):
         if cases(order, section):
             sections.append((title, *rows_streams(data, order, section)))
+    if cases(order, "join"):
+        sections.append(("Stream-table join (inner, JSON; redb / RocksDB), events per CPU second (whole process)",
+                         *rows_streams(data, order, "join")))
+        sections.append(("Stream-table join: ratio over the rounds", *rows_join_summary(data, order)))
     if cases(order, "eos"):
         sections.append(("Exactly-once vs at-least-once, count by key (redb / RocksDB), whole process",
                          *rows_eos(data, order)))
@@ -212,7 +231,8 @@ def main(argv):
     lead = "# " if argv[1] == "table" else ""
     print(f"{lead}benches/peers/run.sh --{meta.get('mode', '?')} at {meta.get('date', '?')}, commit "
           f"{meta.get('commit', '?')}, load average {meta.get('load_avg_start', '?')} -> "
-          f"{meta.get('load_avg_end', '?')}")
+          f"{meta.get('load_avg_end', '?')}"
+          + (f" (after the join section: {meta['load_avg_after_join']})" if "load_avg_after_join" in meta else ""))
     if "client_rerun" in meta:
         if not lead:
             print()  # its own paragraph in Markdown

@@ -11,7 +11,7 @@
 #   --full       the sizes the figures in BENCHMARKS.md use: under 45 minutes
 #   --bootstrap  use this broker; without it one is started (scripts/kafka start peers) and
 #                stopped, its data deleted, at the end
-#   --only       comma-separated subset of: streams,state,latency,client (default: all), and
+#   --only       comma-separated subset of: streams,state,join,latency,client (default: all), and
 #                tuning and eos (not in the default): tuning runs the latency section again
 #                with other settings of our agent (producer linger 0; commits only every 10 min
 #                / 10^9 events) and of Kafka Streams' (linger 0), to show which setting costs
@@ -33,6 +33,14 @@
 #   latency  end to end (probe -> input -> stateless agent -> output -> probe) at fixed rates,
 #            p50/p99/p99.9, and one event after 10 s idle: ours vs Kafka Streams vs faust
 #            (benches/src/bin/latency_probe.rs)
+#   join     a stream-table join: 10 k JSON user profiles (every tenth user has none) into a
+#            table topic first, then N purchases (streams_bench prefill, keyed by username),
+#            both 3 partitions; Kafka Streams `PeerStreams join` (builder.table + stream.join,
+#            inner, RocksDB) vs ours `table_bench join` (TableBuilder::from_topic +
+#            AgentBuilder::inner_join, redb), each writing {username, currency, amount, level,
+#            country}; every output checked by `table_bench verify-join`; events per CPU
+#            second, target ours >= 2x. --full: 1 M events, 2 rounds (the second in the other
+#            order); --quick: 200 k, 1 round
 #   eos      the count by key of `state` (ours: redb store) under exactly-once and at-least-once,
 #            ours (table_bench --guarantee) and Kafka Streams' (processing.guarantee
 #            exactly_once_v2 / at_least_once), at commit intervals of 100 ms and 2,800 ms
@@ -55,7 +63,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 MODE=quick
 BOOTSTRAP=""
-ONLY="streams,state,latency,client"
+ONLY="streams,state,join,latency,client"
 OUT=""
 while (( $# )); do
   case "$1" in
@@ -71,20 +79,21 @@ done
 wants() { [[ ",$ONLY," == *",$1,"* ]]; }
 for section in ${ONLY//,/ }; do
   case "$section" in
-    streams|state|latency|client|tuning|eos) ;;
-    *) echo "run.sh: unknown section '$section' in --only (streams, state, latency, client, tuning, eos)" >&2; exit 2 ;;
+    streams|state|join|latency|client|tuning|eos) ;;
+    *) echo "run.sh: unknown section '$section' in --only (streams, state, join, latency, client, tuning, eos)" >&2; exit 2 ;;
   esac
 done
 
 # Sizes per mode.
 if [[ $MODE == quick ]]; then
   STATELESS_N=300000 STATE_N=200000 WINDOW_N=50000 FAUST_N=0
-  LAT_RATES=1000,10000 LAT_SECS=5 CLIENT_N=300000 EOS_ROUNDS=1
+  LAT_RATES=1000,10000 LAT_SECS=5 CLIENT_N=300000 EOS_ROUNDS=1 JOIN_N=200000 JOIN_ROUNDS=1
 else
   STATELESS_N=2000000 STATE_N=1000000 WINDOW_N=300000 FAUST_N=200000
-  LAT_RATES=1000,10000,100000 LAT_SECS=15 CLIENT_N=2000000 EOS_ROUNDS=3
+  LAT_RATES=1000,10000,100000 LAT_SECS=15 CLIENT_N=2000000 EOS_ROUNDS=3 JOIN_N=1000000 JOIN_ROUNDS=2
 fi
 PARTITIONS=3
+JOIN_USERS=10000
 LAT_IDLE_SECS=10
 WINDOW_STEP_MS=100
 
@@ -243,6 +252,54 @@ if wants eos; then
       streams_case eos "$case" "$STATE_N" "" "${sides[@]}"
     done
   done
+fi
+
+# ---------------------------------------------------------------- stream-table join
+
+# join_side CASE SIDE CMD...: run one side of the join (as `CMD BOOTSTRAP INPUT OUTPUT N --app-id
+# ID`) on the inputs of join_section into its own output topic, check its output, record it.
+join_side() {
+  local case="$1" side="$2"; shift 2
+  local out="$JOIN_PREFIX-out-$case-$side" line events verified
+  say "$case/$side: $JOIN_N events"
+  create_topic "$out" "$PARTITIONS"
+  timed "$case-$side" "$@" "$BOOTSTRAP" "$JOIN_PREFIX-purchases" "$out" "$JOIN_N" --app-id "$JOIN_PREFIX-$case-$side"
+  line="$(grep 'events=' "$WORK/$case-$side.out" | tail -n1)"
+  events="$(field "$line" events)"
+  [[ "$events" == "$JOIN_N" ]] || { say "$case/$side saw $events of $JOIN_N events"; exit 1; }
+  "$BIN/table_bench" verify-join "$BOOTSTRAP" "$JOIN_PREFIX-profiles" "$JOIN_PREFIX-purchases" "$out" \
+    >"$WORK/$case-$side.verify" 2>&1 || { say "$case/$side: wrong output:"; cat "$WORK/$case-$side.verify" >&2; exit 1; }
+  verified="$(grep '^verify-join ' "$WORK/$case-$side.verify")"
+  [[ "$(field "$verified" output)" == "$(field "$line" outputs)" ]] \
+    || { say "$case/$side: reported $(field "$line" outputs) outputs, the topic holds: $verified"; exit 1; }
+  line="$line $(cpu_fields "$case-$side" "$JOIN_N")"
+  echo "$case/$side $line" >&2
+  record join "$case" "$side" events "$JOIN_N"
+  record join "$case" "$side" outputs "$(field "$verified" output)"
+  for key in cpu_s wall_s ev_per_cpu_s ev_per_wall_s; do record join "$case" "$side" "$key" "$(field "$line" "$key")"; done
+}
+
+if wants join; then
+  JOIN_PREFIX="peers-$$-join"
+  create_topic "$JOIN_PREFIX-profiles" "$PARTITIONS"
+  create_topic "$JOIN_PREFIX-purchases" "$PARTITIONS"
+  "$BIN/table_bench" fill-profiles "$BOOTSTRAP" "$JOIN_PREFIX-profiles" --users "$JOIN_USERS" >"$WORK/join-profiles.out"
+  JOIN_PROFILES="$(field "$(cat "$WORK/join-profiles.out")" profiles)"
+  "$BIN/streams_bench" prefill "$BOOTSTRAP" "$JOIN_PREFIX-purchases" "$JOIN_N" --partitions "$PARTITIONS" >"$WORK/join-prefill.out"
+  say "join: $JOIN_PROFILES profiles, then $JOIN_N purchases; $JOIN_ROUNDS round(s)"
+  for round in $(seq 1 "$JOIN_ROUNDS"); do
+    mkdir -p "$WORK/join-r$round-redb"
+    ours=("$BIN/table_bench" join --store "redb://$WORK/join-r$round-redb" --profiles "$JOIN_PREFIX-profiles" --wait-profiles "$JOIN_PROFILES")
+    ks=("${KSTREAMS[@]}" join --profiles "$JOIN_PREFIX-profiles")
+    if (( round % 2 )); then
+      join_side "stream-table-r$round" ours "${ours[@]}"
+      join_side "stream-table-r$round" kstreams "${ks[@]}"
+    else
+      join_side "stream-table-r$round" kstreams "${ks[@]}"
+      join_side "stream-table-r$round" ours "${ours[@]}"
+    fi
+  done
+  record meta run - load_avg_after_join "$(cut -d' ' -f1 /proc/loadavg)"
 fi
 
 # ---------------------------------------------------------------- end-to-end latency

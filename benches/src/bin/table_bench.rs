@@ -23,6 +23,25 @@
 //!     static group member (`worker_instance_id`), as a restarted worker must be to get its
 //!     partitions back without waiting for its old session to expire.
 //!
+//! table_bench join [--store URL] BOOTSTRAP INPUT OUTPUT N --profiles TOPIC --wait-profiles P [--app-id ID]
+//!     the stream-table join of benches/peers (Kafka Streams' `stream.join(builder.table(..))`):
+//!     table `profiles` is TOPIC's latest values (`TableBuilder::from_topic`), the purchases of
+//!     INPUT (streams_bench prefill) are inner-joined with it (`AgentBuilder::inner_join`) and
+//!     each match goes to OUTPUT as `{username, currency, amount, level, country}` keyed by
+//!     username, until N input events; prints `rust-join events=N outputs=K secs=..`. First
+//!     the same app with the table alone runs until the table holds P entries and shuts down
+//!     (the profiles were written first: Kafka Streams reads them first by timestamp; our join
+//!     reads the table as it is when an event arrives, see `AgentBuilder::join`).
+//! table_bench fill-profiles BOOTSTRAP TOPIC --users U
+//!     creates TOPIC (3 partitions) and writes the JSON profiles `{username, level, country}`
+//!     of users `user-0` .. `user-{U-1}`, keyed by username, but none for every tenth user
+//!     (`user-9`, `user-19`, ..: their purchases find no profile); prints `fill-profiles
+//!     profiles=P secs=..`.
+//! table_bench verify-join BOOTSTRAP PROFILES INPUT OUTPUT
+//!     reads all three topics and checks OUTPUT against the join of INPUT with PROFILES: per
+//!     username the same count and amount sum as INPUT's purchases of users with a profile,
+//!     every record keyed by its username and carrying that user's level and country; prints
+//!     `verify-join expected=E output=M users=U`; exits 1 on a mismatch.
 //! table_bench fill-keys BOOTSTRAP TOPIC --keys K
 //!     creates TOPIC (3 partitions) and writes K records with distinct keys `user-NNNNNNNN`,
 //!     value `1` (the input of `first-event --until`: a table of K keys built by its agent).
@@ -59,6 +78,10 @@ use kafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
 use kafka_client::ClientConfig;
 use streams::{App, PartitionStatus};
 
+// The stream-table join of benches/peers: its own file, as it has its own records.
+#[path = "table_bench/join.rs"]
+mod join;
+
 const PARTITIONS: i32 = 3;
 
 struct Args {
@@ -73,6 +96,9 @@ struct Args {
     no_commit: bool,
     value_format: String,
     every_update: bool,
+    profiles: Option<String>,
+    wait_profiles: u64,
+    users: u64,
     rest: Vec<String>,
 }
 
@@ -89,6 +115,9 @@ fn parse(args: Vec<String>) -> Option<Args> {
         no_commit: false,
         value_format: "json".into(),
         every_update: false,
+        profiles: None,
+        wait_profiles: 0,
+        users: 0,
         rest: Vec::new(),
     };
     let mut it = args.into_iter();
@@ -105,6 +134,9 @@ fn parse(args: Vec<String>) -> Option<Args> {
             "--no-commit" => out.no_commit = true,
             "--value-format" => out.value_format = it.next()?,
             "--every-update" => out.every_update = true,
+            "--profiles" => out.profiles = Some(it.next()?),
+            "--wait-profiles" => out.wait_profiles = it.next()?.parse().ok()?,
+            "--users" => out.users = it.next()?.parse().ok()?,
             _ => out.rest.push(a),
         }
     }
@@ -116,9 +148,12 @@ fn usage() -> ExitCode {
         "usage: table_bench count [--store URL] BOOTSTRAP INPUT OUTPUT N [--app-id ID]\n       \
          table_bench recovery [--store URL] BOOTSTRAP --keys K [--app-id ID]\n       \
          table_bench first-event [--store URL] BOOTSTRAP [--app-id ID] [--until N] [--no-commit]\n       \
+         table_bench join [--store URL] BOOTSTRAP INPUT OUTPUT N --profiles TOPIC --wait-profiles P [--app-id ID]\n       \
+         table_bench fill-profiles BOOTSTRAP TOPIC --users U\n       \
+         table_bench verify-join BOOTSTRAP PROFILES INPUT OUTPUT\n       \
          table_bench fill-keys BOOTSTRAP TOPIC --keys K\n       \
          table_bench verify-counts BOOTSTRAP INPUT OUTPUT [--value-format json|long] [--every-update]\n\
-         options of count, window-hopping, recovery, first-event: [--guarantee exactly_once|at_least_once] \
+         options of count, window-hopping, join, recovery, first-event: [--guarantee exactly_once|at_least_once] \
          [--commit-interval-ms MS] [--commit-every EVENTS] [--instance-id NAME]"
     );
     ExitCode::from(2)
@@ -154,6 +189,16 @@ fn main() -> ExitCode {
             ("window-hopping", [bootstrap, input, output, n]) => {
                 let n = n.parse().map_err(|e| format!("N: {e}"))?;
                 window_hopping(started, &args, bootstrap, input, output, n).await
+            }
+            ("join", [bootstrap, input, output, n]) => {
+                let n = n.parse().map_err(|e| format!("N: {e}"))?;
+                join::run(started, &args, bootstrap, input, output, n).await
+            }
+            ("fill-profiles", [bootstrap, topic]) if args.users > 0 => {
+                join::fill_profiles(bootstrap, topic, args.users).await
+            }
+            ("verify-join", [bootstrap, profiles, input, output]) => {
+                join::verify(bootstrap, profiles, input, output).await
             }
             ("recovery", [bootstrap]) if args.keys > 0 => recovery(&args, bootstrap).await,
             ("first-event", [bootstrap]) => first_event(started, &args, bootstrap).await,

@@ -19,6 +19,7 @@ import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.kstream.Consumed;
 import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KStream;
+import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.kstream.TimeWindows;
@@ -38,6 +39,7 @@ import org.apache.kafka.streams.state.Stores;
  * java -cp CLASSES:$(scripts/kafka classpath-of benches/peers/kstreams/pom.xml) PeerStreams \
  *     TOPOLOGY BOOTSTRAP INPUT OUTPUT N [--app-id ID] [--linger-ms MS] [--guarantee G]
  *     [--commit-interval-ms MS] [--state-dir DIR] [--instance-id NAME]
+ *     [--profiles TOPIC]
  * </pre>
  *
  * TOPOLOGY is one of
@@ -47,6 +49,11 @@ import org.apache.kafka.streams.state.Stores;
  *   count-memory   the same with Materialized.as(Stores.inMemoryKeyValueStore(..))
  *   window-hopping groupByKey().windowedBy(5 min windows advancing by 1 min, 1 min grace).count(),
  *                  on the records' own timestamps
+ *   join           the stream-table join: builder.table(--profiles TOPIC) (JSON profiles
+ *                  {username, level, country}, the default RocksDB store) inner-joined by
+ *                  stream.join(table, joiner) with INPUT's purchases, each match to OUTPUT as
+ *                  {username, currency, amount, level, country} keyed by username (our side:
+ *                  table_bench join)
  *   first-event    the restart benchmark (benches/tables/recovery.sh; table_bench first-event):
  *                  sends one record (key user-first) to INPUT, then counts INPUT by key in a
  *                  RocksDB store "counts" (changelog ID-counts-changelog; OUTPUT unused); prints
@@ -68,6 +75,30 @@ public final class PeerStreams {
     public String currency;
     public long amount;
     public String note;
+  }
+
+  /** A table record of the join: a user's profile, keyed by username. */
+  public static final class Profile {
+    public String username;
+    public String level;
+    public String country;
+  }
+
+  /** An output record of the join: the purchase with its user's profile. */
+  public static final class Enriched {
+    public String username;
+    public String currency;
+    public long amount;
+    public String level;
+    public String country;
+
+    Enriched(Purchase p, Profile profile) {
+      this.username = p.username;
+      this.currency = p.currency;
+      this.amount = p.amount;
+      this.level = profile.level;
+      this.country = profile.country;
+    }
   }
 
   /** An output record of the stateless pipeline. */
@@ -122,7 +153,7 @@ public final class PeerStreams {
     }
     java.util.Set<String> known =
         java.util.Set.of("--app-id", "--linger-ms", "--guarantee", "--commit-interval-ms",
-            "--state-dir", "--instance-id", "--until");
+            "--state-dir", "--instance-id", "--until", "--profiles");
     for (String option : options.keySet()) {
       if (!known.contains(option)) {
         System.err.println("PeerStreams: unknown option " + option);
@@ -131,7 +162,7 @@ public final class PeerStreams {
     }
     if (positional.size() != 5) {
       System.err.println(
-          "usage: PeerStreams stateless|count-rocksdb|count-memory|window-hopping|first-event BOOTSTRAP INPUT OUTPUT N [--app-id ID] [--linger-ms MS] [--guarantee G] [--commit-interval-ms MS] [--state-dir DIR] [--instance-id NAME] [--until N]");
+          "usage: PeerStreams stateless|count-rocksdb|count-memory|window-hopping|join|first-event BOOTSTRAP INPUT OUTPUT N [--app-id ID] [--profiles TOPIC] [--linger-ms MS] [--guarantee G] [--commit-interval-ms MS] [--state-dir DIR] [--instance-id NAME] [--until N]");
       System.exit(2);
     }
     String topology = positional.get(0);
@@ -146,6 +177,7 @@ public final class PeerStreams {
     String commitIntervalMs = options.get("--commit-interval-ms");
     String fixedStateDir = options.get("--state-dir");
     String instanceId = options.get("--instance-id");
+    String profilesTopic = options.get("--profiles");
 
     long n = nArg;
     AtomicLong events = new AtomicLong();
@@ -202,6 +234,18 @@ public final class PeerStreams {
               .map((w, c) -> KeyValue.pair(w.key() + "@" + w.window().start(), c))
               .peek((k, v) -> outputs.incrementAndGet())
               .to(output, Produced.with(Serdes.String(), Serdes.Long()));
+      case "join" -> {
+        if (profilesTopic == null) {
+          System.err.println("PeerStreams: join needs --profiles TOPIC");
+          System.exit(2);
+        }
+        KTable<String, Profile> profiles =
+            builder.table(profilesTopic, Consumed.with(Serdes.String(), json(Profile.class)));
+        purchases
+            .join(profiles, Enriched::new)
+            .peek((k, v) -> outputs.incrementAndGet())
+            .to(output, Produced.with(Serdes.String(), json(Enriched.class)));
+      }
       default -> {
         System.err.println("PeerStreams: unknown topology " + topology);
         System.exit(2);
