@@ -267,8 +267,25 @@ impl Setup {
         ends.values().map(|e| e.offset).sum()
     }
 
-    /// Waits until the app committed more than `offsets` input offsets (summed).
-    async fn wait_committed_past(&self, offsets: i64) {
+    /// Waits until the inputs' end offsets (summed) reach `offsets`.
+    async fn wait_input_ends(&self, offsets: i64) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let ends = self.input_ends().await;
+            if ends >= offsets {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "inputs end at {ends}, not {offsets}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits until the app committed more than `offsets` input offsets (summed); returns
+    /// how many it committed.
+    async fn wait_committed_past(&self, offsets: i64) -> i64 {
         let tps: Vec<TopicPartition> = INPUTS.iter().flat_map(|t| self.partitions(t)).collect();
         let group = GroupConsumer::new(
             self.client(),
@@ -282,7 +299,7 @@ impl Setup {
             let committed = group.committed(&tps).await.unwrap();
             let sum: i64 = committed.values().map(|o| o.unwrap_or(0)).sum();
             if sum > offsets {
-                return;
+                return sum;
             }
             assert!(
                 Instant::now() < deadline,
@@ -486,7 +503,10 @@ async fn killed_while_joining_and_restarted(s: &Setup) {
     let before = s.input_ends().await;
     let feed = s.send(inputs.changes(7, CHANGES), 20, Duration::from_millis(50));
     let kill_and_restart = async {
-        s.wait_committed_past(before + CHANGES as i64 / 4).await;
+        let committed = s.wait_committed_past(before + CHANGES as i64 / 4).await;
+        // Two more chunks fed since that commit: killed halfway through a commit interval,
+        // with joins done and not committed.
+        s.wait_input_ends(committed + 40).await;
         kill(first, "-KILL");
         let mut at_kill = 0;
         for name in INPUTS {
