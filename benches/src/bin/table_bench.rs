@@ -12,6 +12,8 @@
 //!     of grace, kept an hour: Kafka Streams' `window-hopping` in benches/peers), time from the
 //!     record timestamps (`streams_bench prefill --event-time-step-ms`); sends each event's
 //!     current window count to OUTPUT; prints `rust-window events=N outputs=K late=L secs=..`.
+//! table_bench window-tumbling [--store URL] BOOTSTRAP INPUT OUTPUT N [--app-id ID]
+//!     the same over 5-minute tumbling windows (1 minute of grace, kept an hour).
 //! table_bench recovery [--store URL] BOOTSTRAP --keys K [--app-id ID]
 //!     writes K keys to the changelog of table `counts` of app ID (3 partitions), then starts
 //!     the app and times it from start until every table partition is active; prints
@@ -188,7 +190,11 @@ fn main() -> ExitCode {
             }
             ("window-hopping", [bootstrap, input, output, n]) => {
                 let n = n.parse().map_err(|e| format!("N: {e}"))?;
-                window_hopping(started, &args, bootstrap, input, output, n).await
+                window_count(started, &args, bootstrap, input, output, n, true).await
+            }
+            ("window-tumbling", [bootstrap, input, output, n]) => {
+                let n = n.parse().map_err(|e| format!("N: {e}"))?;
+                window_count(started, &args, bootstrap, input, output, n, false).await
             }
             ("join", [bootstrap, input, output, n]) => {
                 let n = n.parse().map_err(|e| format!("N: {e}"))?;
@@ -288,13 +294,14 @@ async fn count(
     Ok(())
 }
 
-async fn window_hopping(
+async fn window_count(
     started: Instant,
     args: &Args,
     bootstrap: &str,
     input: &str,
     output: &str,
     n: u64,
+    hopping: bool,
 ) -> Result<(), String> {
     let app = app(args, bootstrap)?;
     let purchases = app
@@ -306,8 +313,11 @@ async fn window_hopping(
         .map_err(|e| e.to_string())?
         .with_default(i64::default);
     let mins = |m: u64| Duration::from_secs(60 * m);
-    let windows = counts
-        .hopping(mins(5), mins(1))
+    let windows = match hopping {
+        true => counts.hopping(mins(5), mins(1)),
+        false => counts.tumbling(mins(5)),
+    };
+    let windows = windows
         .grace(mins(1))
         .expires(mins(60))
         .build()
