@@ -151,7 +151,11 @@ impl PartitionState {
             end.map_or(Bound::Unbounded, Bound::Excluded),
         );
         let mut merged = Overlay::new();
-        for overlay in self.in_flight.iter().map(|(_, o)| o).chain([&self.pending]) {
+        // Oldest to newest, as `lookup` reads them newest first: a global table's acknowledged
+        // writes are not in the store yet either.
+        let acked = self.acked.iter().map(|(_, o)| o);
+        let in_flight = self.in_flight.iter().map(|(_, o)| o);
+        for overlay in acked.chain(in_flight).chain([&self.pending]) {
             merged.extend(
                 overlay
                     .range::<[u8], _>(bounds)
@@ -201,6 +205,29 @@ mod tests {
         let merged = st.merged_overlay();
         assert_eq!(merged.get(&b"a"[..]), Some(&Some(b("2"))));
         assert_eq!(merged.get(&b"b"[..]), Some(&None));
+    }
+
+    #[test]
+    fn range_reads_see_acknowledged_writes_not_yet_in_the_store() {
+        let mut st = PartitionState::new();
+        st.write(b("a"), Some(b("1")));
+        st.write(b("b"), Some(b("1")));
+        st.take(1);
+        st.ack_oldest(10); // a global table's flush: acknowledged, store not applied yet
+        st.write(b("b"), Some(b("2")));
+        st.take(2);
+        st.write(b("c"), Some(b("3")));
+        let range = st.overlay_range(b"a", None);
+        assert_eq!(range.get(&b"a"[..]), Some(&Some(b("1"))), "{range:?}");
+        assert_eq!(range.get(&b"b"[..]), Some(&Some(b("2"))), "newest wins");
+        assert_eq!(range.get(&b"c"[..]), Some(&Some(b("3"))));
+        assert_eq!(
+            range,
+            st.merged_overlay(),
+            "the whole range is every unapplied write"
+        );
+        st.applied_through(10);
+        assert_eq!(st.overlay_range(b"a", Some(b"b")).get(&b"a"[..]), None);
     }
 
     #[test]
