@@ -53,6 +53,12 @@ pub struct Settings {
     /// Workers that keep a warm copy of each table partition by following its changelog
     /// (Faust's `table_standby_replicas`, default 0).
     pub table_standby_replicas: u32,
+    /// The tables' write cache, in bytes per table on this worker (Kafka Streams'
+    /// `statestore.cache.max.bytes`, default 10 MiB): writes wait in it until the next commit,
+    /// and the changelog and the store get one record per key and commit interval, its last
+    /// write. A cache over the bound makes the worker commit early. 0 turns it off: every
+    /// write becomes its own changelog record (still produced at the commit).
+    pub table_cache_max_bytes: u64,
     /// A stable name for this worker in the group (Kafka's `group.instance.id`, static
     /// membership): a worker restarted under the same name within the session timeout gets
     /// its partitions back at once, without waiting for its old session to expire.
@@ -134,6 +140,7 @@ impl Default for Settings {
             broker_tls: None,
             broker_credentials: None,
             table_standby_replicas: 0,
+            table_cache_max_bytes: 10 << 20,
             worker_instance_id: None,
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             transaction_timeout: Duration::from_secs(10),

@@ -59,7 +59,10 @@
 //! Options of the modes that run an app: `--guarantee exactly_once|at_least_once`
 //! (`processing_guarantee`, default at-least-once), `--commit-interval-ms MS`
 //! (`broker_commit_interval`, default 2,800) and `--commit-every EVENTS`
-//! (`broker_commit_every`, default 10,000). `first-event` also takes `--until N` (wait for N
+//! (`broker_commit_every`, default 10,000), `--cache-max-bytes BYTES`
+//! (`table_cache_max_bytes`, default 10 MiB; 0: the cache off, one changelog record per write;
+//! `count` prints `cpu_s`, `ev_per_cpu_s` and `changelog=R`, the offsets it added to the
+//! changelog). `first-event` also takes `--until N` (wait for N
 //! events, not only the first, before the commit and `ready`: the first run builds the table)
 //! and `--no-commit` (print `ready` right after, before any commit: under exactly-once the
 //! kill lands in an open transaction, which the restarted worker's producer must abort).
@@ -94,6 +97,7 @@ struct Args {
     guarantee: Option<String>,
     commit_interval_ms: Option<u64>,
     commit_every: Option<usize>,
+    cache_max_bytes: Option<u64>,
     until: u64,
     no_commit: bool,
     value_format: String,
@@ -113,6 +117,7 @@ fn parse(args: Vec<String>) -> Option<Args> {
         guarantee: None,
         commit_interval_ms: None,
         commit_every: None,
+        cache_max_bytes: None,
         until: 1,
         no_commit: false,
         value_format: "json".into(),
@@ -132,6 +137,7 @@ fn parse(args: Vec<String>) -> Option<Args> {
             "--guarantee" => out.guarantee = Some(it.next()?),
             "--commit-interval-ms" => out.commit_interval_ms = Some(it.next()?.parse().ok()?),
             "--commit-every" => out.commit_every = Some(it.next()?.parse().ok()?),
+            "--cache-max-bytes" => out.cache_max_bytes = Some(it.next()?.parse().ok()?),
             "--until" => out.until = it.next()?.parse().ok().filter(|n| *n > 0)?,
             "--no-commit" => out.no_commit = true,
             "--value-format" => out.value_format = it.next()?,
@@ -244,6 +250,9 @@ fn app(args: &Args, bootstrap: &str) -> Result<App, String> {
     if let Some(n) = args.commit_every {
         builder = builder.broker_commit_every(n);
     }
+    if let Some(bytes) = args.cache_max_bytes {
+        builder = builder.table_cache_max_bytes(bytes);
+    }
     builder.build().map_err(|e| e.to_string())
 }
 
@@ -283,15 +292,45 @@ async fn count(
             }
             Ok::<(), streams::Error>(())
         });
+    let changelog = format!("{}-counts-changelog", args.app_id);
+    let before = records_in(bootstrap, &changelog).await;
     app.run().await.map_err(|e| e.to_string())?;
     let secs = started.elapsed().as_secs_f64();
+    let cpu = benches::cpu::process_cpu_seconds().unwrap_or(0.0);
     let events = events.load(Ordering::Relaxed);
+    // Offsets the run added to the changelog (transaction markers included under exactly-once).
+    let written = records_in(bootstrap, &changelog).await - before;
     println!(
-        "rust-table events={events} outputs={} secs={secs:.3} ev_per_s={:.1}",
+        "rust-table events={events} outputs={} secs={secs:.3} ev_per_s={:.1} cpu_s={cpu:.3} \
+         ev_per_cpu_s={:.1} changelog={written}",
         outputs.load(Ordering::Relaxed),
-        events as f64 / secs
+        events as f64 / secs,
+        events as f64 / cpu.max(1e-9),
     );
     Ok(())
+}
+
+/// The sum of a topic's end offsets (0 when it does not exist yet).
+async fn records_in(bootstrap: &str, topic: &str) -> i64 {
+    use kafka_client::admin::OffsetSpec;
+    let Ok(client) = ClientConfig::new(bootstrap) else {
+        return 0;
+    };
+    let Ok(admin) = Admin::new(client).await else {
+        return 0;
+    };
+    let specs = (0..PARTITIONS)
+        .map(|p| {
+            (
+                kafka_client::TopicPartition::new(topic, p),
+                OffsetSpec::Latest,
+            )
+        })
+        .collect();
+    match admin.list_offsets(specs).await {
+        Ok(ends) => ends.values().map(|o| o.offset).sum(),
+        Err(_) => 0,
+    }
 }
 
 async fn window_count(

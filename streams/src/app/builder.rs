@@ -47,6 +47,15 @@ impl AppBuilder {
         self
     }
 
+    /// The tables' write cache in bytes per table on this worker (default 10 MiB, as Kafka
+    /// Streams' `statestore.cache.max.bytes`): repeated writes of a key within a commit
+    /// interval reach the changelog and the store once, at the commit; a cache over the bound
+    /// commits early. 0 turns the cache off: one changelog record per write.
+    pub fn table_cache_max_bytes(mut self, bytes: u64) -> Self {
+        self.settings.table_cache_max_bytes = bytes;
+        self
+    }
+
     /// Names this worker in the group (Kafka's `group.instance.id`, static membership): a
     /// worker that restarts under the same name, after a crash say, gets its partitions back
     /// at once instead of after its old session expires. Give each worker its own name.

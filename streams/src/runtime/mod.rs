@@ -386,6 +386,10 @@ impl Runtime {
         let settings = decls.settings.clone();
         let acks = Arc::new(Acks::default());
         let cores = decls.tables().clone();
+        let cache_full = Arc::new(tokio::sync::Notify::new());
+        for core in &cores {
+            core.set_cache(settings.table_cache_max_bytes, cache_full.clone());
+        }
         let standby_replicas = cores.iter().map(|c| c.spec().standbys()).max().unwrap_or(0);
         let advertised = endpoint.as_ref().map(Endpoint::to_string);
         let (assignor, placement) =
@@ -398,6 +402,7 @@ impl Runtime {
             conn.admin.clone(),
             placement,
             decls.outbox.metrics().clone(),
+            cache_full,
         );
         let (state_tx, mut state) = watch::channel(RunState::Joining);
         let aborted = Arc::new(AtomicBool::new(false));

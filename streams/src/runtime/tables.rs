@@ -89,6 +89,8 @@ pub(crate) struct Tables {
     /// This worker's numbers, as the assignor gave them.
     placement: Arc<Mutex<Placement>>,
     metrics: Arc<Metrics>,
+    /// Notified when a table's write cache goes over its bound.
+    cache_full: Arc<tokio::sync::Notify>,
 }
 
 impl Tables {
@@ -98,6 +100,7 @@ impl Tables {
         admin: Admin,
         placement: Arc<Mutex<Placement>>,
         metrics: Arc<Metrics>,
+        cache_full: Arc<tokio::sync::Notify>,
     ) -> (Arc<Tables>, mpsc::UnboundedReceiver<Recovered>) {
         let (done, recovered) = mpsc::unbounded_channel();
         // Numbers this worker's stores already hold data of (a restarted redb worker) count as
@@ -124,6 +127,7 @@ impl Tables {
             done,
             placement,
             metrics,
+            cache_full,
         };
         (Arc::new(tables), recovered)
     }
@@ -149,6 +153,18 @@ impl Tables {
     /// with no source offset moving).
     pub(crate) fn has_unflushed(&self) -> bool {
         self.cores.iter().any(|c| c.has_unflushed())
+    }
+
+    /// Completes when a table's write cache is over its bound (`table_cache_max_bytes`), or
+    /// was since the last call: the worker commits early, which flushes it.
+    pub(crate) async fn cache_full(&self) {
+        loop {
+            self.cache_full.notified().await;
+            // Flushed meanwhile (by a commit that was under way): not due any more.
+            if self.cores.iter().any(|c| c.cache_over_bound()) {
+                return;
+            }
+        }
     }
 
     /// Source partitions were assigned: take the table partitions of their numbers on, as

@@ -123,6 +123,14 @@ impl Worker {
                         Err(e) => break Err(e),
                     }
                 }
+                // A table's write cache over its bound is flushed early, by a commit (a
+                // transaction under exactly-once): the commit protocol as ever.
+                _ = self.committer.tables.cache_full() => {
+                    since_commit = 0;
+                    if let Err(e) = self.commit_due().await {
+                        break Err(e);
+                    }
+                }
                 _ = tick.tick() => {
                     since_commit = 0;
                     self.report_lag();

@@ -6,7 +6,10 @@
 //! produced; once they are acknowledged the store applies them with their changelog offset and
 //! the overlay is dropped. Reads look at pending, then in-flight (newest first), then the store.
 //! Within one overlay a key holds only its last write: the changelog gets one record per key
-//! and flush, which is all a compacted changelog keeps anyway.
+//! and flush, which is all a compacted changelog keeps anyway: the overlay is the table's write
+//! cache (Kafka Streams' record cache). With the cache off (`table_cache_max_bytes` 0) a
+//! partition also keeps every write in order (the *log*), and a flush produces one changelog
+//! record per write, as Kafka Streams does without its cache; reads are the same either way.
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
@@ -32,10 +35,22 @@ pub enum PartitionStatus {
     Standby,
 }
 
+/// The writes a flush takes: each key's last write (key order), and every write in order when
+/// the cache is off (else empty).
+#[derive(Debug, Default)]
+pub(crate) struct Taken {
+    pub last: Vec<(Bytes, Option<Bytes>)>,
+    pub log: Vec<(Bytes, Option<Bytes>)>,
+}
+
 #[derive(Debug)]
 pub(crate) struct PartitionState {
     pub status: PartitionStatus,
     pending: Overlay,
+    /// The cache is off: every pending write, in order (the flush produces each).
+    log: Option<Vec<(Bytes, Option<Bytes>)>>,
+    /// Bytes of keys and values in `pending` (what the cache's bound counts).
+    pending_bytes: usize,
     /// Flushes taken and not completed, oldest first, with their ids.
     in_flight: VecDeque<(u64, Overlay)>,
     /// Global tables: flushes acknowledged at a changelog offset, kept until the changelog
@@ -57,6 +72,8 @@ impl PartitionState {
         PartitionState {
             status: PartitionStatus::Recovering,
             pending: Overlay::new(),
+            log: None,
+            pending_bytes: 0,
             in_flight: VecDeque::new(),
             acked: VecDeque::new(),
             version: 0,
@@ -79,23 +96,45 @@ impl PartitionState {
             .find_map(|overlay| overlay.get(key).map(Option::as_ref))
     }
 
-    pub fn write(&mut self, key: Bytes, value: Option<Bytes>) {
-        self.pending.insert(key, value);
+    /// Records a write; with `log`, also in the log of every write (the cache is off).
+    pub fn write(&mut self, key: Bytes, value: Option<Bytes>, log: bool) {
+        if log {
+            self.log
+                .get_or_insert_with(Vec::new)
+                .push((key.clone(), value.clone()));
+        }
+        let added = value.as_ref().map_or(0, Bytes::len);
+        let key_len = key.len();
+        match self.pending.insert(key, value) {
+            Some(old) => self.pending_bytes -= old.as_ref().map_or(0, Bytes::len),
+            None => self.pending_bytes += key_len,
+        }
+        self.pending_bytes += added;
         self.version += 1;
     }
 
-    /// Moves the pending writes in flight under `id`; `None` when there are none.
-    pub fn take(&mut self, id: u64) -> Option<Vec<(Bytes, Option<Bytes>)>> {
+    /// Bytes of keys and values waiting for the next flush.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
+    /// Moves the pending writes in flight under `id`; `None` when there are none. Returns the
+    /// last write of each key, and every write in order when the log was kept (else empty).
+    pub fn take(&mut self, id: u64) -> Option<Taken> {
         if self.pending.is_empty() {
             return None;
         }
         let overlay = std::mem::take(&mut self.pending);
-        let records = overlay
+        self.pending_bytes = 0;
+        let last = overlay
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         self.in_flight.push_back((id, overlay));
-        Some(records)
+        Some(Taken {
+            last,
+            log: self.log.take().unwrap_or_default(),
+        })
     }
 
     /// The id of the oldest flush in flight.
@@ -132,6 +171,8 @@ impl PartitionState {
     /// Forgets every write not in the store.
     pub fn discard_all(&mut self) {
         self.pending.clear();
+        self.pending_bytes = 0;
+        self.log = None;
         self.in_flight.clear();
         self.acked.clear();
         self.version += 1;
@@ -190,12 +231,12 @@ mod tests {
     #[test]
     fn reads_see_pending_then_in_flight_newest_first() {
         let mut st = PartitionState::new();
-        st.write(b("a"), Some(b("1")));
-        st.write(b("b"), Some(b("1")));
-        assert_eq!(st.take(1).unwrap().len(), 2);
-        st.write(b("a"), Some(b("2")));
+        st.write(b("a"), Some(b("1")), false);
+        st.write(b("b"), Some(b("1")), false);
+        assert_eq!(st.take(1).unwrap().last.len(), 2);
+        st.write(b("a"), Some(b("2")), false);
         st.take(2);
-        st.write(b("b"), None);
+        st.write(b("b"), None, false);
         assert_eq!(st.lookup(b"a"), Some(Some(&b("2"))));
         assert_eq!(st.lookup(b"b"), Some(None));
         assert_eq!(st.lookup(b"c"), None);
@@ -233,12 +274,35 @@ mod tests {
     #[test]
     fn a_flush_holds_one_record_per_key_its_last_write() {
         let mut st = PartitionState::new();
-        st.write(b("k"), Some(b("1")));
-        st.write(b("k"), Some(b("2")));
-        st.write(b("j"), Some(b("1")));
-        st.write(b("j"), None);
-        let records = st.take(7).unwrap();
-        assert_eq!(records, vec![(b("j"), None), (b("k"), Some(b("2")))]);
-        assert_eq!(st.take(8), None, "nothing pending any more");
+        st.write(b("k"), Some(b("1")), false);
+        st.write(b("k"), Some(b("2")), false);
+        st.write(b("j"), Some(b("1")), false);
+        st.write(b("j"), None, false);
+        assert_eq!(st.pending_bytes(), 3);
+        let taken = st.take(7).unwrap();
+        assert_eq!(taken.last, vec![(b("j"), None), (b("k"), Some(b("2")))]);
+        assert!(taken.log.is_empty(), "the cache was on");
+        assert!(st.take(8).is_none(), "nothing pending any more");
+        assert_eq!(st.pending_bytes(), 0);
+    }
+
+    #[test]
+    fn with_the_cache_off_a_flush_holds_every_write_in_order() {
+        let mut st = PartitionState::new();
+        st.write(b("k"), Some(b("1")), true);
+        st.write(b("k"), Some(b("2")), true);
+        st.write(b("j"), None, true);
+        assert_eq!(st.lookup(b"k"), Some(Some(&b("2"))));
+        let taken = st.take(1).unwrap();
+        assert_eq!(
+            taken.log,
+            vec![
+                (b("k"), Some(b("1"))),
+                (b("k"), Some(b("2"))),
+                (b("j"), None)
+            ]
+        );
+        st.write(b("k"), Some(b("3")), true);
+        assert_eq!(st.take(2).unwrap().log, vec![(b("k"), Some(b("3")))]);
     }
 }

@@ -185,17 +185,26 @@ impl TableCore {
 
     fn take_locked(&self, partition: i32, st: &mut PartitionState) -> Option<PendingFlush> {
         let id = self.next_flush_id.fetch_add(1, Ordering::Relaxed);
+        let bytes = st.pending_bytes() as u64;
         let taken = st.take(id)?;
+        self.uncache(bytes);
         let tag = self.outbound().map(|o| o.tag);
-        let mut records = Vec::with_capacity(taken.len());
+        let tagged = |key: &Bytes| tag.is_some() && key.first() == tag.as_ref();
+        let mut records = Vec::with_capacity(taken.last.len().max(taken.log.len()));
         let mut outbound = Vec::new();
-        for (key, value) in taken {
+        for (key, value) in taken.last {
             match value {
-                Some(value) if tag.is_some() && key.first() == tag.as_ref() => outbound.push(value),
+                Some(value) if tagged(&key) => outbound.push(value),
                 // A deleted outbound entry: nothing to send, nothing to store.
-                None if tag.is_some() && key.first() == tag.as_ref() => {}
+                None if tagged(&key) => {}
+                // The cache is off: the log below has every write.
+                _ if !taken.log.is_empty() => {}
                 value => records.push(ChangelogRecord { key, value }),
             }
+        }
+        // Outbound entries are sent once, as their last write, with the cache off too.
+        for (key, value) in taken.log.into_iter().filter(|(k, _)| !tagged(k)) {
+            records.push(ChangelogRecord { key, value });
         }
         Some(PendingFlush {
             partition,
@@ -267,7 +276,7 @@ impl TableCore {
     pub fn abort_flush(&self, partition: i32) {
         if let Some(state) = self.state(partition) {
             let mut st = lock(&state);
-            st.discard_all();
+            self.discard(&mut st);
             st.status = PartitionStatus::Recovering;
             // Recovery replays the events, and with them their close callbacks.
             st.effects = Default::default();

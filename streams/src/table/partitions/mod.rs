@@ -37,11 +37,12 @@ pub(crate) use flush::{outbound_record, outbound_record_at, Outbound};
 pub(crate) use txn::PartitionTxn;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use kafka_client::producer::partitioner::partition_for_key;
 use stores::Store;
+use tokio::sync::Notify;
 
 use super::store_slot::StoreSlot;
 
@@ -74,6 +75,13 @@ pub struct TableCore {
     detached: bool,
     parts: RwLock<BTreeMap<i32, Shared>>,
     next_flush_id: AtomicU64,
+    /// The write cache's bound in bytes per table on this worker (`table_cache_max_bytes`;
+    /// 0: off, one changelog record per write; `u64::MAX`: bounded by the commit interval only).
+    cache_max_bytes: AtomicU64,
+    /// Bytes of the writes waiting for a flush, over every held partition.
+    cached_bytes: AtomicU64,
+    /// Notified when a write takes the cache over its bound (the worker commits early).
+    cache_full: RwLock<Option<Arc<Notify>>>,
     outbound: RwLock<Option<Outbound>>,
     /// A windowed table's closing of idle partitions, for the runtime to drive.
     idle: RwLock<Option<IdleCloser>>,
@@ -123,6 +131,9 @@ impl TableCore {
             detached,
             parts: RwLock::new(BTreeMap::new()),
             next_flush_id: AtomicU64::new(1),
+            cache_max_bytes: AtomicU64::new(u64::MAX),
+            cached_bytes: AtomicU64::new(0),
+            cache_full: RwLock::new(None),
             outbound: RwLock::new(None),
             idle: RwLock::new(None),
             render: RwLock::new(None),
@@ -314,7 +325,7 @@ impl TableCore {
         if let Some(old) = old {
             let mut st = lock(&old);
             st.status = PartitionStatus::Recovering;
-            st.discard_all();
+            self.discard(&mut st);
         }
         Ok(())
     }
@@ -332,7 +343,7 @@ impl TableCore {
             let mut st = lock(&old);
             st.status = PartitionStatus::Recovering;
             let lost = st.has_unflushed();
-            st.discard_all();
+            self.discard(&mut st);
             lost
         })
     }
@@ -348,7 +359,7 @@ impl TableCore {
             })?;
         let mut st = lock(&state);
         if status == PartitionStatus::Recovering {
-            st.discard_all();
+            self.discard(&mut st);
         }
         if status == PartitionStatus::Active && st.status != PartitionStatus::Active {
             st.active_since = tokio::time::Instant::now();
@@ -403,6 +414,58 @@ impl TableCore {
             }
             None => self.store()?.drop_partition(partition).map_err(failed),
         }
+    }
+
+    /// Sets the write cache's bound (`table_cache_max_bytes`) and what to notify when a write
+    /// takes the cache over it: the runtime does, from the app's settings, before the worker's
+    /// first event.
+    pub(crate) fn set_cache(&self, max_bytes: u64, full: Arc<Notify>) {
+        self.cache_max_bytes.store(max_bytes, Ordering::Relaxed);
+        *self.cache_full.write().unwrap_or_else(|e| e.into_inner()) = Some(full);
+    }
+
+    /// Whether the cache is off: every write becomes its own changelog record.
+    pub(crate) fn cache_is_off(&self) -> bool {
+        self.cache_max_bytes.load(Ordering::Relaxed) == 0
+    }
+
+    /// Whether the writes waiting for the next flush (keys and values, over every held
+    /// partition) exceed the cache's bound: the runtime then flushes (commits) early.
+    pub(crate) fn cache_over_bound(&self) -> bool {
+        let bound = self.cache_max_bytes.load(Ordering::Relaxed);
+        bound != 0 && self.cached_bytes.load(Ordering::Relaxed) > bound
+    }
+
+    /// A partition's pending bytes went from `before` to `after` (a write): counts them, and
+    /// notifies the worker when the cache is over its bound now.
+    pub(in crate::table) fn cached(&self, before: usize, after: usize) {
+        let (before, after) = (before as u64, after as u64);
+        if after >= before {
+            self.cached_bytes
+                .fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.uncache(before - after);
+        }
+        if after > before && self.cache_over_bound() {
+            if let Some(full) = &*self.cache_full.read().unwrap_or_else(|e| e.into_inner()) {
+                full.notify_one();
+            }
+        }
+    }
+
+    /// `bytes` left the cache (taken by a flush, or dropped).
+    pub(in crate::table) fn uncache(&self, bytes: u64) {
+        let _ = self
+            .cached_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(bytes))
+            });
+    }
+
+    /// Forgets every unflushed write of a partition, and its bytes in the cache.
+    fn discard(&self, st: &mut PartitionState) {
+        self.uncache(st.pending_bytes() as u64);
+        st.discard_all();
     }
 
     /// Makes the applied batches durable (call it when the source offsets are committed).

@@ -142,9 +142,12 @@ impl TableCore {
         writes: impl IntoIterator<Item = (Bytes, Option<Bytes>)>,
     ) -> Result<()> {
         if !self.detached {
+            let log = self.cache_is_off();
+            let before = st.pending_bytes();
             for (key, value) in writes {
-                st.write(key, value);
+                st.write(key, value, log);
             }
+            self.cached(before, st.pending_bytes());
             return Ok(());
         }
         let writes = writes.into_iter();
