@@ -251,13 +251,13 @@ mod tests {
     #[test]
     fn range_reads_see_acknowledged_writes_not_yet_in_the_store() {
         let mut st = PartitionState::new();
-        st.write(b("a"), Some(b("1")));
-        st.write(b("b"), Some(b("1")));
+        st.write(b("a"), Some(b("1")), false);
+        st.write(b("b"), Some(b("1")), false);
         st.take(1);
         st.ack_oldest(10); // a global table's flush: acknowledged, store not applied yet
-        st.write(b("b"), Some(b("2")));
+        st.write(b("b"), Some(b("2")), false);
         st.take(2);
-        st.write(b("c"), Some(b("3")));
+        st.write(b("c"), Some(b("3")), false);
         let range = st.overlay_range(b"a", None);
         assert_eq!(range.get(&b"a"[..]), Some(&Some(b("1"))), "{range:?}");
         assert_eq!(range.get(&b"b"[..]), Some(&Some(b("2"))), "newest wins");
