@@ -49,6 +49,7 @@ pub(crate) struct Metrics {
     web_connections: Gauge,
     web_panics: Counter,
     table_keys: Family<Labels, Gauge>,
+    late_events: Family<Labels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -173,6 +174,13 @@ impl Metrics {
             "Keys in an active table partition, read at each scrape",
             table_keys.clone(),
         );
+        let late_events = Family::<Labels, Counter>::default();
+        registry.register(
+            "late_events",
+            "Events a windowed table or windowed join dropped as later than its grace period, \
+             per table (a join's: its buffer table), read at each scrape",
+            late_events.clone(),
+        );
         Metrics {
             registry,
             events_in,
@@ -193,6 +201,7 @@ impl Metrics {
             web_connections,
             web_panics,
             table_keys,
+            late_events,
         }
     }
 
@@ -321,6 +330,15 @@ impl Metrics {
         self.table_keys
             .get_or_create(&table_labels(table, partition))
             .set(i64::try_from(keys).unwrap_or(i64::MAX));
+    }
+
+    /// The late-event count of a windowed table or join (counted since the worker started).
+    pub fn set_late_events(&self, table: &str, late: u64) {
+        let counter = self
+            .late_events
+            .get_or_create_owned(&vec![("table", table.to_owned())]);
+        // A counter only moves up; concurrent scrapes each bring it to what they read.
+        counter.inner().fetch_max(late, Ordering::Relaxed);
     }
 
     /// A table partition left this worker (or stopped being active).

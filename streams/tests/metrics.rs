@@ -305,3 +305,52 @@ async fn a_retried_produce_in_a_transaction_is_counted_at_its_commit() {
     assert_eq!(fourteen, 1, "delivered once");
     app.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_events_of_a_windowed_table_are_exported() {
+    let mock = mock().await;
+    let app = mock_app("metrics-late", &mock).build().unwrap();
+    let orders = app.topic::<String, serde_json::Value>("late-orders");
+    let totals = app
+        .table::<String, i64>("late-totals")
+        .unwrap()
+        .with_default(i64::default)
+        .tumbling(std::time::Duration::from_secs(60))
+        .relative_to_field("at")
+        .build()
+        .unwrap();
+    let windows = totals.clone();
+    let processed = Arc::new(AtomicUsize::new(0));
+    let count = processed.clone();
+    app.agent_builder("late-totals", &orders)
+        .table(&totals)
+        .run(move |mut events| {
+            let (windows, count) = (windows.clone(), count.clone());
+            async move {
+                while let Some(event) = events.next().await {
+                    let key = event.key.clone().unwrap_or_default();
+                    // A late event is dropped (and counted) by the default policy.
+                    windows.at(&event)?.update(&key, |t| *t += 1)?;
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok::<(), Error>(())
+            }
+        });
+    app.start().await.unwrap();
+    let late = [("table", "late-totals")];
+    // Read at each scrape: shown at 0 before any late event.
+    assert_eq!(sample(&app, "streams_late_events_total", &late), Some(0.0));
+    for at in [0, 120_000, 30_000] {
+        orders
+            .send("k".to_owned(), serde_json::json!({ "at": at }))
+            .await
+            .unwrap();
+    }
+    wait_until("three events processed", || {
+        processed.load(Ordering::SeqCst) == 3
+    })
+    .await;
+    assert_eq!(totals.late_events(), 1);
+    assert_eq!(sample(&app, "streams_late_events_total", &late), Some(1.0));
+    app.shutdown().await.unwrap();
+}

@@ -166,8 +166,15 @@ async fn inner_left_and_outer_joins_pair_within_the_window_and_send_unmatched_on
     outer.extend([("d", "d1+-"), ("d", "-+D1")]);
     wait_for_set(&cluster, "left-out", 1, &set(&left)).await;
     wait_for_set(&cluster, "outer-out", 1, &set(&outer)).await;
+    let metrics = app.metrics_text();
     for join in &joins {
         assert_eq!(join.late_events(), 1, "{}", join.name());
+        // Exported per join, under its buffer table's name.
+        let line = format!(
+            "streams_late_events_total{{table=\"{}-buffers\"}} 1",
+            join.name()
+        );
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
     }
     // Each result once, stamped with the later of its two events' times.
     assert_eq!(outputs(&cluster, "outer-out", 1).len(), outer.len());

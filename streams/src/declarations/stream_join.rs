@@ -14,7 +14,7 @@ use super::agent::AgentBuilder;
 use super::table::TableBuilder;
 use super::Shared;
 use crate::error::{Error, Result};
-use crate::join::{record_check, JoinCore, JoinKind, Joiner, Side, OUT_TAG};
+use crate::join::{buffer_render, record_check, JoinCore, JoinKind, Joiner, Side, OUT_TAG};
 use crate::table::Table;
 use crate::topic::{OnDecodeError, Topic};
 
@@ -227,6 +227,7 @@ where
         let table = table.build()?;
         let core = table.core().clone();
         core.set_record_check(record_check::<K, L, R>());
+        core.set_render(buffer_render());
         core.set_outbound(OUT_TAG, out.name())?;
         let out = out.clone();
         let join_name = self.name.clone();
@@ -244,6 +245,11 @@ where
             Ok((record.key, record.value.unwrap_or_default()))
         });
         let join = Arc::new(JoinCore::new(&self.name, core, kind, within, grace, joiner));
+        // Weak: the join holds the table's core, which holds this.
+        let counted = Arc::downgrade(&join);
+        table.core().set_late_events(Arc::new(move || {
+            counted.upgrade().map_or(0, |join| join.late_events())
+        }));
         self.decls
             .add_stream_join(&self.name, self.left.name(), self.right.name());
         side_agent(&self, &table, &join, Side::Left, &self.left);

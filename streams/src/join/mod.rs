@@ -7,4 +7,4 @@ mod windowed;
 
 pub use stream_table::JoinedStream;
 pub(crate) use stream_table::{global_lookup, table_lookup, Lookup};
-pub(crate) use windowed::{record_check, JoinCore, JoinKind, Joiner, Side, OUT_TAG};
+pub(crate) use windowed::{buffer_render, record_check, JoinCore, JoinKind, Joiner, Side, OUT_TAG};

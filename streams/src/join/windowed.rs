@@ -10,6 +10,7 @@
 //! late can pair with it any more).
 
 mod layout;
+mod render;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::table::{outbound_record_at, PartitionTxn, RecordCheck, TableCore};
 
 pub(crate) use layout::OUT_TAG;
 use layout::{Clock, StoreKey};
+pub(crate) use render::buffer_render;
 
 /// Which input an event came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -414,6 +414,9 @@ impl Tables {
     /// scrape (`App::metrics_text`), not on the write path.
     pub(crate) fn report_sizes(&self, metrics: &Metrics) {
         for core in &self.cores {
+            if let Some(late) = core.late_events() {
+                metrics.set_late_events(core.name(), late);
+            }
             for p in 0..core.spec().partition_count() {
                 if core.status(p) != Some(PartitionStatus::Active) {
                     metrics.forget_table_partition(core.name(), p);

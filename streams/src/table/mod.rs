@@ -42,5 +42,5 @@ pub(crate) use partitions::{
 pub(crate) use recovery::{
     changelog_consumer_config, out_of_range, recover_partition, start_offset, Replay,
 };
-pub(crate) use render::Part;
+pub(crate) use render::{Part, Render};
 pub(crate) use store_slot::StoreSlot;

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use super::result::{self, ResultSpec};
 use crate::declarations::{AgentBuilder, Declarations};
 use crate::error::{Error, Result};
-use crate::table::{outbound_record, Table, TableCore, WriteHook, Written};
+use crate::table::{outbound_record, Part, Table, TableCore, WriteHook, Written};
 use crate::topic::Topic;
 
 /// Subscription entries (`0x00 | fk length (u32 BE) | fk | pk` -> hash) and outbound records
@@ -339,7 +339,37 @@ fn internal_table(
         },
     )?;
     table.core().set_record_check(Arc::new(|_, _| Ok(())));
+    table.core().set_render(Arc::new(render_internal));
     Ok(table)
+}
+
+/// A subscription entry as JSON for the web pages and the CLI: `{foreign_key, key}` ->
+/// `{hash}` (the internal tables' layout is not their declared codecs').
+fn render_internal(part: Part, bytes: &[u8]) -> std::result::Result<serde_json::Value, String> {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    match part {
+        Part::Key => {
+            let (&tag, rest) = bytes.split_first().ok_or("an empty key")?;
+            let len = rest
+                .get(..4)
+                .and_then(|l| l.try_into().ok())
+                .map(|l: [u8; 4]| u32::from_be_bytes(l) as usize);
+            match (tag, len) {
+                (SUB_TAG, Some(len)) if rest.len() >= 4 + len => Ok(serde_json::json!({
+                    "foreign_key": text(&rest[4..4 + len]),
+                    "key": text(&rest[4 + len..]),
+                })),
+                (OUT_TAG, _) => Ok(serde_json::json!("record waiting for the next commit")),
+                _ => Err("not a key of a foreign-key join's internal table".into()),
+            }
+        }
+        Part::Value => match <[u8; 8]>::try_from(bytes) {
+            Ok(hash) => {
+                Ok(serde_json::json!({ "hash": format!("{:016x}", u64::from_be_bytes(hash)) }))
+            }
+            Err(_) => Ok(serde_json::json!({ "bytes": bytes.len() })),
+        },
+    }
 }
 
 fn wire<K, L, F, R, V>(
@@ -592,4 +622,24 @@ where
             });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_render_as_foreign_key_key_and_hash() {
+        let key = sub_key(b"c-1", b"order-9");
+        assert_eq!(
+            render_internal(Part::Key, &key).unwrap(),
+            serde_json::json!({ "foreign_key": "c-1", "key": "order-9" })
+        );
+        assert_eq!(
+            render_internal(Part::Value, &1u64.to_be_bytes()).unwrap(),
+            serde_json::json!({ "hash": "0000000000000001" })
+        );
+        assert!(render_internal(Part::Key, &[0x00, 0, 0, 0, 9, b'x']).is_err());
+        assert!(render_internal(Part::Key, &[]).is_err());
+    }
 }

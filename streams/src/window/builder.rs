@@ -343,6 +343,12 @@ where
         if let Some(idle) = self.idle_after {
             windowed.table.core().set_idle(windowed.idle_closer(idle));
         }
+        let shared = windowed.shared.clone();
+        windowed.table.core().set_late_events(Arc::new(move || {
+            shared
+                .late_events
+                .load(std::sync::atomic::Ordering::Relaxed)
+        }));
         Ok(windowed)
     }
 }

@@ -87,6 +87,8 @@ pub struct TableCore {
     idle: RwLock<Option<IdleCloser>>,
     /// Entries as JSON, from the typed table's codecs (the web pages).
     render: RwLock<Option<Render>>,
+    /// Events a windowed table or join dropped as late, read at each metrics scrape.
+    late_events: RwLock<Option<LateEvents>>,
     /// Derived state following the writes (`table::hooks`).
     pub(in crate::table) hooks: RwLock<Vec<WriteHook>>,
     /// The app that declared the table (`table::hooks`).
@@ -102,6 +104,9 @@ impl std::fmt::Debug for TableCore {
             .finish_non_exhaustive()
     }
 }
+
+/// Reads a late-event counter kept by the windowed table or join that owns the table.
+pub(crate) type LateEvents = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 fn lock(state: &Mutex<PartitionState>) -> MutexGuard<'_, PartitionState> {
     state.lock().unwrap_or_else(|e| e.into_inner())
@@ -137,6 +142,7 @@ impl TableCore {
             outbound: RwLock::new(None),
             idle: RwLock::new(None),
             render: RwLock::new(None),
+            late_events: RwLock::new(None),
             hooks: RwLock::default(),
             home: RwLock::new(None),
         };
@@ -153,6 +159,17 @@ impl TableCore {
     /// Sets how entries render as JSON (the typed table does, at declaration).
     pub(crate) fn set_render(&self, render: Render) {
         *self.render.write().unwrap_or_else(|e| e.into_inner()) = Some(render);
+    }
+
+    /// Says where this table's late-event count lives (windowed tables and joins set it).
+    pub(crate) fn set_late_events(&self, count: LateEvents) {
+        *self.late_events.write().unwrap_or_else(|e| e.into_inner()) = Some(count);
+    }
+
+    /// Events dropped as later than the grace period, when the table counts them.
+    pub(crate) fn late_events(&self) -> Option<u64> {
+        let count = self.late_events.read().unwrap_or_else(|e| e.into_inner());
+        count.as_ref().map(|count| count())
     }
 
     /// Key or value bytes decoded with the table's codecs, as JSON; the error says why they
