@@ -4,10 +4,11 @@
 //! under the same `--instance-id` (static membership: it takes its partitions back at once).
 //! After another round, both result tables, read from their changelogs read_committed, equal
 //! the joins of the final inputs: no result lost, none left stale, under at-least-once and
-//! exactly-once. The broker is a mock cluster in this test process.
+//! exactly-once. The broker is a mock cluster in this test process, or real Kafka when
+//! KAFKA_BOOTSTRAP is set.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use examples::customer_orders_demo::{
@@ -23,6 +24,7 @@ use serde::Serialize;
 use testkit::MockCluster;
 
 mod common;
+use common::worker::{self, Stop, Worker};
 
 const WAIT: Duration = Duration::from_secs(90);
 const PARTITIONS: i32 = 3;
@@ -178,10 +180,13 @@ impl Inputs {
 impl Setup {
     async fn new(name: &str, guarantee: &'static str) -> Setup {
         let app = testkit::unique_name(name);
-        // On the mock only for now: on real Kafka (KAFKA_BOOTSTRAP) a first run did not
-        // finish within minutes, not yet looked into.
-        let mock = MockCluster::builder().build().await.unwrap();
-        let (bootstrap, mock) = (mock.bootstrap(), Some(mock));
+        let (bootstrap, mock) = match std::env::var("KAFKA_BOOTSTRAP") {
+            Ok(bootstrap) => (bootstrap, None),
+            Err(_) => {
+                let mock = MockCluster::builder().build().await.unwrap();
+                (mock.bootstrap(), Some(mock))
+            }
+        };
         let s = Setup {
             bootstrap,
             app,
@@ -212,17 +217,19 @@ impl Setup {
     }
 
     /// Starts a `customer_orders` worker on `store`, always as static member `w1`.
-    fn worker(&self, store: &str) -> Child {
-        Command::new(common::example("customer_orders"))
+    fn worker(&self, store: &str) -> Worker {
+        let mut command = Command::new(common::example("customer_orders"));
+        command
             .args(["--broker", &format!("kafka://{}", self.bootstrap)])
             .args(["worker", "--no-web", "--instance-id", "w1"])
             .env("CUSTOMER_ORDERS_APP", &self.app)
             .env("CUSTOMER_ORDERS_STORE", store)
             .env("CUSTOMER_ORDERS_GUARANTEE", self.guarantee)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap()
+            .env("RUST_LOG", worker::log_filter());
+        Worker::spawn(
+            &format!("customer_orders worker ({})", self.guarantee),
+            command,
+        )
     }
 
     /// Sends a round's records and waits for their acks, `chunk` records at a time, `pause`
@@ -310,14 +317,23 @@ impl Setup {
     async fn changelog<V: DeserializeOwned>(&self, name: &str) -> BTreeMap<String, V> {
         let tps = self.partitions(&format!("{name}-changelog"));
         let admin = Admin::new(self.client()).await.unwrap();
-        let ends = admin
-            .list_offsets(
-                tps.iter()
-                    .map(|tp| (tp.clone(), OffsetSpec::Latest))
-                    .collect(),
-            )
-            .await
-            .unwrap();
+        let deadline = Instant::now() + WAIT;
+        // The worker creates the changelog when it starts: on real Kafka the topic is unknown
+        // or without a leader for a moment.
+        let ends = loop {
+            let specs = tps
+                .iter()
+                .map(|tp| (tp.clone(), OffsetSpec::Latest))
+                .collect();
+            match admin.list_offsets(specs).await {
+                Ok(ends) => break ends,
+                Err(e) => assert!(
+                    Instant::now() < deadline,
+                    "{name}'s changelog has no end offsets: {e}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         let config = ConsumerConfig::default().with_isolation_level(IsolationLevel::ReadCommitted);
         let mut consumer = Consumer::new(self.client(), config).await.unwrap();
         consumer.assign(tps.clone());
@@ -325,7 +341,6 @@ impl Setup {
             consumer.seek(tp, Offset::Earliest).await.unwrap();
         }
         let mut out = BTreeMap::new();
-        let deadline = Instant::now() + WAIT;
         // Up to the last stable offsets: an open transaction's records are not there yet.
         let done = |c: &Consumer| {
             tps.iter().all(|tp| {
@@ -471,19 +486,6 @@ fn diff<V: PartialEq + Clone>(
         .collect()
 }
 
-fn kill(mut worker: Child, signal: &str) {
-    let pid = worker.id().to_string();
-    assert!(Command::new("kill")
-        .args([signal, &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = worker.wait().unwrap();
-    if signal == "-INT" {
-        assert!(status.success(), "worker exited with {status}");
-    }
-}
-
 /// A first round joined and committed; a second round of changes fed over two seconds, the
 /// worker SIGKILLed once a quarter of it is committed and restarted on the same redb store
 /// while the feed goes on; then a third round: the results equal the joins of the final
@@ -503,7 +505,7 @@ async fn killed_while_joining_and_restarted(s: &Setup) {
         // Two more chunks fed since that commit: killed halfway through a commit interval,
         // with joins done and not committed.
         s.wait_input_ends(committed + 40).await;
-        kill(first, "-KILL");
+        first.stop(Stop::Kill);
         let mut at_kill = 0;
         for name in INPUTS {
             at_kill += s.committed(name).await.values().sum::<i64>();
@@ -539,7 +541,7 @@ async fn killed_while_joining_and_restarted(s: &Setup) {
     s.send(inputs.changes(11, 200), usize::MAX, Duration::ZERO)
         .await;
     s.wait_results(&inputs).await;
-    kill(second, "-INT");
+    second.stop(Stop::Interrupt);
     // The restarted worker's store holds what its changelogs say.
     assert_eq!(
         s.stored::<CustomerStatus>(&store, "customer_status"),

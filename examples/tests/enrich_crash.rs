@@ -5,9 +5,7 @@
 //! this test process, or real Kafka when KAFKA_BOOTSTRAP is set.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use examples::enrich_demo::Enriched;
@@ -17,6 +15,7 @@ use kafka_client::{Admin, ClientConfig, GroupConfig, GroupConsumer, NewTopic, To
 use testkit::MockCluster;
 
 mod common;
+use common::worker::{self, Stop, Worker};
 
 const WAIT: Duration = Duration::from_secs(60);
 const PARTITIONS: i32 = 3;
@@ -64,34 +63,15 @@ impl Setup {
 
     /// Starts an `enrich` worker on `store`; its stdout and stderr lines are gathered.
     fn worker(&self, store: &str) -> Worker {
-        let mut child = Command::new(common::example("enrich"))
+        let mut command = Command::new(common::example("enrich"));
+        command
             .args(["--broker", &format!("kafka://{}", self.bootstrap)])
             .args(["worker", "--no-web"])
             .env("ENRICH_APP", &self.app)
             .env("ENRICH_STORE", store)
             .env("ENRICH_GUARANTEE", self.guarantee)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        Worker {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
+            .env("RUST_LOG", worker::log_filter());
+        Worker::spawn(&format!("enrich worker ({})", self.guarantee), command)
     }
 
     /// Sends `records` (key, JSON value) to topic `name` and waits for their acks.
@@ -213,42 +193,9 @@ impl Setup {
     }
 }
 
-struct Worker {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Worker {
-    /// Waits until the worker printed `n` lines containing `text`.
-    fn wait_lines(&mut self, text: &str, n: usize) {
-        let deadline = Instant::now() + WAIT;
-        while self.seen.iter().filter(|l| l.contains(text)).count() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.seen.push(line),
-                Err(_) => panic!("no {n} {text:?} lines:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-
-    /// Kills the worker with `signal`; returns how many `text` lines it printed in all.
-    fn kill(mut self, signal: &str, text: &str) -> usize {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .unwrap()
-            .success());
-        let status = self.child.wait().unwrap();
-        if signal == "-INT" {
-            assert!(status.success(), "worker exited with {status}");
-        }
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-            self.seen.push(line);
-        }
-        self.seen.iter().filter(|l| l.contains(text)).count()
-    }
+/// How many of `lines` tell of an enriched purchase.
+fn enriched(lines: &[String]) -> usize {
+    lines.iter().filter(|l| l.contains("enriched ")).count()
 }
 
 fn level(user: usize) -> String {
@@ -278,11 +225,11 @@ async fn killed_and_restarted(s: &Setup) -> BTreeMap<u64, Vec<Option<String>>> {
         .collect();
     s.send("purchases", purchases).await;
     let mut first = first;
-    first.wait_lines("enriched ", PURCHASES / 10);
-    let by_first = first.kill("-KILL", "enriched ");
+    first.wait_lines("enriched ", PURCHASES / 10, WAIT);
+    let by_first = enriched(&first.stop(Stop::Kill));
     let second = s.worker(&store);
     let out = s.wait_output_complete().await;
-    let by_second = second.kill("-INT", "enriched ");
+    let by_second = enriched(&second.stop(Stop::Interrupt));
     eprintln!(
         "{}: the killed worker joined {by_first} purchases, the restarted one {by_second}",
         s.guarantee

@@ -6,7 +6,7 @@
 //! broker is a mock cluster in this test process, or real Kafka when KAFKA_BOOTSTRAP is set.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kafka_client::consumer::{Consumer, ConsumerConfig, IsolationLevel, Offset};
@@ -15,6 +15,7 @@ use kafka_client::{Admin, ClientConfig, NewTopic, TopicPartition};
 use testkit::MockCluster;
 
 mod common;
+use common::worker::{self, Stop, Worker};
 
 /// Long enough for the group to drop the killed worker (its session timeout) and rebalance.
 const WAIT: Duration = Duration::from_secs(120);
@@ -60,17 +61,16 @@ impl Setup {
         format!("{}-{name}", self.app)
     }
 
-    fn worker(&self, store: &str) -> Child {
-        Command::new(common::example("paid_orders"))
+    fn worker(&self, store: &str) -> Worker {
+        let mut command = Command::new(common::example("paid_orders"));
+        command
             .args(["--broker", &format!("kafka://{}", self.bootstrap)])
             .args(["worker", "--no-web"])
             .env("PAID_APP", &self.app)
             .env("PAID_STORE", store)
             .env("PAID_GUARANTEE", self.guarantee)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap()
+            .env("RUST_LOG", worker::log_filter());
+        Worker::spawn(&format!("paid_orders worker ({})", self.guarantee), command)
     }
 
     /// Sends order `i` (value `i`) or its payment (value `10 * i`) for every `i` in `range`,
@@ -199,7 +199,7 @@ impl Setup {
 async fn killed_and_restarted(s: &Setup) -> BTreeMap<String, Vec<String>> {
     let dir = tempfile::tempdir().unwrap();
     let store = format!("redb://{}", dir.path().display());
-    let mut first = s.worker(&store);
+    let first = s.worker(&store);
     let n = ORDERS as u64;
     s.send("orders", 1, 0..n).await;
     s.send("payments", 10, 0..n / 2).await;
@@ -209,14 +209,12 @@ async fn killed_and_restarted(s: &Setup) -> BTreeMap<String, Vec<String>> {
     // More payments, and the kill while they are joined; the last quarter's orders wait in
     // the buffers for payments sent only after the restart.
     s.send("payments", 10, n / 2..n * 3 / 4).await;
-    first.kill().unwrap(); // SIGKILL
-    first.wait().unwrap();
+    first.stop(Stop::Kill);
     let before = s.output().await.len();
     s.send("payments", 10, n * 3 / 4..n).await;
-    let mut second = s.worker(&store);
+    let second = s.worker(&store);
     let out = s.wait_output(ORDERS).await;
-    second.kill().unwrap();
-    second.wait().unwrap();
+    second.stop(Stop::Kill);
     eprintln!("{}: {before} orders paid before the kill", s.guarantee);
     for (key, results) in &out {
         let i: u64 = key.trim_start_matches('o').parse().unwrap();

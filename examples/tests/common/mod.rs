@@ -2,6 +2,8 @@
 //! target/<profile>/examples/.
 #![allow(dead_code)]
 
+pub mod worker;
+
 use std::path::PathBuf;
 use std::process::Command;
 
