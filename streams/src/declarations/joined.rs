@@ -196,6 +196,33 @@ where
         self
     }
 
+    /// Whether the stream's partitions wait for the table to catch up with its source before
+    /// their events flow (default `true`). It matters for a table kept from a topic
+    /// ([`TableBuilder::from_topic`](crate::TableBuilder::from_topic)): when partition `p`
+    /// of the stream is assigned to a worker, it stays paused (nothing read, nothing
+    /// committed) until the table's agent has handled every record of the source topic's
+    /// partition `p` up to that partition's end offset at the assignment. So an app started
+    /// on a backlog joins each event with the table as its source held when the app (or the
+    /// partition's new owner) started, not with whatever the table's agent had reached by
+    /// then. Other partitions flow meanwhile; a wait that lasts (the source cannot be read)
+    /// is logged every 10 s and `/ready` answers 503 naming the table partition and why.
+    ///
+    /// A table an agent keeps (Faust style) needs no bootstrap: its partition recovers from
+    /// its changelog before any event of its number flows, join or not. A global table is
+    /// recovered whole before any partition flows.
+    ///
+    /// Kafka Streams bootstraps a `GlobalKTable` the same way; for a `KTable` it instead
+    /// reads the table's and the stream's records in timestamp order, idling up to
+    /// `max.task.idle.ms` when one side has nothing buffered. The bootstrap gives the same
+    /// joins on a backlog whose table records were written before the events that need them,
+    /// without timestamp synchronisation on every record. `false` lets the stream flow at
+    /// once (the table as its agent left it when each event arrives): for a stream that must
+    /// not wait behind a large table topic, accepting that early events miss table records.
+    pub fn bootstrap(mut self, on: bool) -> Self {
+        self.agent = self.agent.join_bootstrap(on);
+        self
+    }
+
     /// Makes the results of the [`process`](Self::process) body of type `U` (see
     /// [`AgentBuilder::yields`]): what a joined event becomes, such as an enriched record.
     pub fn yields<U: Send + 'static>(self) -> JoinBuilder<K, V, J, U> {
