@@ -21,7 +21,12 @@ type Seen = Arc<Mutex<Vec<(String, String, Option<i64>)>>>;
 
 /// Sends `records` (topic, key, value; `None` a tombstone) in this order, from an app of its
 /// own that is stopped before the joining app starts.
-async fn fill(mock: &MockCluster, id: &str, partitions: i32, records: &[(&str, String, Option<i64>)]) {
+async fn fill(
+    mock: &MockCluster,
+    id: &str,
+    partitions: i32,
+    records: &[(&str, String, Option<i64>)],
+) {
     let filler = mock_app(&format!("{id}-filler"), mock)
         .topic_partitions(partitions)
         .build()
@@ -98,13 +103,18 @@ async fn on_a_backlog_every_event_joins_with_the_table_records_written_before_it
 
     let (app, seen) = joining_app(&mock, &id, 4, false);
     app.start().await.unwrap();
-    wait_until("every purchase joined", || seen.lock().unwrap().len() == users.len()).await;
+    wait_until("every purchase joined", || {
+        seen.lock().unwrap().len() == users.len()
+    })
+    .await;
     app.shutdown().await.unwrap();
     let seen = seen.lock().unwrap().clone();
     let wrong: Vec<_> = seen
         .iter()
         .filter(|(user, _, level)| expected[user] != *level)
-        .map(|(user, item, level)| format!("{user}/{item}: {level:?} instead of {:?}", expected[user]))
+        .map(|(user, item, level)| {
+            format!("{user}/{item}: {level:?} instead of {:?}", expected[user])
+        })
         .collect();
     assert!(
         wrong.is_empty(),
@@ -145,8 +155,14 @@ async fn get(address: SocketAddr, path: &str) -> (u16, String) {
         .unwrap()
         .unwrap();
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_owned());
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_owned());
     (status, body)
 }
 
@@ -192,7 +208,10 @@ async fn a_table_source_that_cannot_be_read_holds_the_stream_uncommitted_until_i
         if status == 503 && body.contains("bootstrapping") {
             break body;
         }
-        assert!(tokio::time::Instant::now() < deadline, "/ready: {status} {body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/ready: {status} {body}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -210,7 +229,11 @@ async fn a_table_source_that_cannot_be_read_holds_the_stream_uncommitted_until_i
     // The stream's fetches work, but its partition is held: for a while (many commit
     // intervals), nothing is joined and nothing is committed for it.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(seen.lock().unwrap().is_empty(), "{:?}", seen.lock().unwrap());
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
     app.commit().await.unwrap();
     assert_eq!(mock.committed_offset(&id, "purchases", 0), None);
 
@@ -223,7 +246,10 @@ async fn a_table_source_that_cannot_be_read_holds_the_stream_uncommitted_until_i
     );
     let deadline = tokio::time::Instant::now() + WAIT;
     while mock.committed_offset(&id, "purchases", 0) != Some(1) {
-        assert!(tokio::time::Instant::now() < deadline, "the purchase is committed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the purchase is committed"
+        );
         app.commit().await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
