@@ -257,3 +257,76 @@ async fn a_table_source_that_cannot_be_read_holds_the_stream_uncommitted_until_i
     assert_eq!(status, 200, "{body}");
     app.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_backlog_a_global_join_waits_for_the_global_tables_source() {
+    let mock = mock().await;
+    let id = testkit::unique_name("join-global-backlog");
+    let users: Vec<String> = (0..100).map(|u| format!("user-{u}")).collect();
+    let mut records = Vec::new();
+    for round in 0..5 {
+        for (u, user) in users.iter().enumerate() {
+            records.push(("levels-in", user.clone(), Some((round * 1000 + u) as i64)));
+        }
+    }
+    fill(&mock, &id, 4, &records).await;
+    // Orders keyed by order number, their value the user: any partition, not the user's.
+    let orders: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| ("orders", format!("order-{i}"), user.clone()))
+        .collect();
+    let filler = mock_app(&format!("{id}-orders"), &mock)
+        .topic_partitions(4)
+        .build()
+        .unwrap();
+    let topic = filler.topic::<String, String>("orders");
+    filler.start().await.unwrap();
+    for (_, key, user) in &orders {
+        topic.send(key.clone(), user.clone()).await.unwrap();
+    }
+    filler.shutdown().await.unwrap();
+
+    let app = mock_app(&id, &mock).topic_partitions(4).build().unwrap();
+    let levels_in = app.topic::<String, i64>("levels-in");
+    let orders_topic = app.topic::<String, String>("orders");
+    let levels = app
+        .table_builder::<String, i64>("levels")
+        .global()
+        .from_topic(&levels_in)
+        .unwrap();
+    let seen = Seen::default();
+    let s = seen.clone();
+    app.agent_builder("ship", &orders_topic)
+        .join_global(&levels, |user: &String| Some(user.clone()))
+        .run(move |mut events| {
+            let s = s.clone();
+            async move {
+                while let Some(e) = events.next().await {
+                    let order = e.key.clone().unwrap_or_default();
+                    let (user, level) = e.into_value();
+                    s.lock().unwrap().push((user, order, level));
+                }
+            }
+        });
+    app.start().await.unwrap();
+    wait_until("every order joined", || {
+        seen.lock().unwrap().len() == users.len()
+    })
+    .await;
+    app.shutdown().await.unwrap();
+    let wrong: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(user, _, level)| {
+            let u: i64 = user.trim_start_matches("user-").parse().unwrap();
+            *level != Some(4000 + u)
+        })
+        .cloned()
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "joined before the global table caught up: {wrong:?}"
+    );
+}

@@ -42,10 +42,13 @@ pub(crate) struct JoinSource {
     pub table: String,
     /// The topic the table is kept from.
     pub source: String,
+    /// A global table (joined through a key extractor): every partition of its source read
+    /// on this worker is waited for.
+    pub global: bool,
 }
 
 /// The joins whose stream partitions wait for their tables: those with a table kept from a
-/// topic (not global: a global table is recovered whole before any partition flows), unless
+/// topic, unless
 /// the join opted out (`JoinBuilder::bootstrap(false)`) or reads the table's own source.
 pub(crate) fn join_sources(decls: &Declarations) -> Vec<JoinSource> {
     let tables = decls.tables().clone();
@@ -60,13 +63,14 @@ pub(crate) fn join_sources(decls: &Declarations) -> Vec<JoinSource> {
         let Some(source) = core.spec().source_topic() else {
             continue;
         };
-        if core.spec().is_global() || source == stream {
+        if source == stream {
             continue;
         }
         let found = JoinSource {
             stream,
             table: join.table.clone(),
             source: source.to_owned(),
+            global: core.spec().is_global(),
         };
         if !out.contains(&found) {
             out.push(found);
@@ -128,30 +132,54 @@ impl Bootstraps {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Source partitions were assigned: the joined stream partitions among them wait for
-    /// their tables' sources, whose end offsets are looked up now.
-    pub(crate) fn assigned(&self, partitions: &[TopicPartition]) {
+    /// Source partitions were assigned (`all`: every partition assigned here now): the
+    /// joined stream partitions among them wait for their tables' sources, whose end
+    /// offsets are looked up now. A co-partitioned table's source partition is the one of the
+    /// stream partition's number; a global table's are all those of its source read here.
+    pub(crate) fn assigned(&self, partitions: &[TopicPartition], all: &[TopicPartition]) {
         let now = Instant::now();
         for tp in partitions {
             for join in self.joins.iter().filter(|j| j.stream == tp.topic) {
-                let source = TopicPartition::new(join.source.clone(), tp.partition);
-                let key = (tp.clone(), source.clone());
-                let task = self.look_up_end(key.clone());
-                let pending = Pending {
-                    table: join.table.clone(),
-                    source,
-                    target: None,
-                    error: None,
-                    done: -1,
-                    since: now,
-                    reported: now,
-                    task,
+                let sources: Vec<TopicPartition> = if join.global {
+                    all.iter()
+                        .filter(|s| s.topic == join.source)
+                        .cloned()
+                        .collect()
+                } else {
+                    vec![TopicPartition::new(join.source.clone(), tp.partition)]
                 };
-                tracing::info!(stream = %tp, table = %join.table, source = %pending.source, "joined stream partition waits for its table to catch up with its source");
-                if let Some(old) = self.lock().insert(key, pending) {
-                    old.task.abort();
+                for source in sources {
+                    self.wait_for(tp, join, source, now);
                 }
             }
+        }
+    }
+
+    /// Makes stream partition `tp` wait for `source`.
+    fn wait_for(
+        &self,
+        tp: &TopicPartition,
+        join: &JoinSource,
+        source: TopicPartition,
+        now: Instant,
+    ) {
+        let key = (tp.clone(), source.clone());
+        tracing::info!(stream = %tp, table = %join.table, %source, "joined stream partition waits for its table to catch up with its source");
+        // Locked before the lookup starts, so that it finds its entry.
+        let mut pending = self.lock();
+        let task = self.look_up_end(key.clone());
+        let entry = Pending {
+            table: join.table.clone(),
+            source,
+            target: None,
+            error: None,
+            done: -1,
+            since: now,
+            reported: now,
+            task,
+        };
+        if let Some(old) = pending.insert(key, entry) {
+            old.task.abort();
         }
     }
 

@@ -175,12 +175,13 @@ impl Tables {
     /// Source partitions were assigned: take the table partitions of their numbers on, as
     /// recovering, and start their recoveries.
     pub(crate) async fn assigned(&self, partitions: &[TopicPartition]) {
-        let numbers: Vec<i32> = {
+        let (numbers, all): (Vec<i32>, Vec<TopicPartition>) = {
             let mut state = self.state();
             state.assigned.extend(partitions.iter().cloned());
-            state.assigned.iter().map(|tp| tp.partition).collect()
+            let all: Vec<TopicPartition> = state.assigned.iter().cloned().collect();
+            (all.iter().map(|tp| tp.partition).collect(), all)
         };
-        self.bootstraps.assigned(partitions);
+        self.bootstraps.assigned(partitions, &all);
         for (i, core) in self.cores.iter().enumerate() {
             for p in core.spec().partitions_to_hold(&numbers) {
                 let held = core.status(p).is_some();
