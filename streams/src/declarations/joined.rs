@@ -34,7 +34,12 @@ where
     /// [`TableBuilder::from_topic`](crate::TableBuilder::from_topic), Kafka Streams'
     /// `builder.table(topic)`. Kafka Streams processes a task's table and stream records in
     /// timestamp order; here the table is as its writer left it when the event arrives (an
-    /// out-of-order event does not see an older table value).
+    /// out-of-order event does not see an older table value). For a table kept from a topic,
+    /// a stream partition starts flowing only once the table caught up with its source's end
+    /// at the partition's assignment ([`JoinBuilder::bootstrap`]), so an app started on a
+    /// backlog joins each event with the table records written before the app started; a
+    /// table update written after an event but before the start is seen by that event
+    /// (Kafka Streams, by timestamp, would not).
     ///
     /// ```
     /// use futures::StreamExt;
@@ -207,9 +212,16 @@ where
     /// then. Other partitions flow meanwhile; a wait that lasts (the source cannot be read)
     /// is logged every 10 s and `/ready` answers 503 naming the table partition and why.
     ///
+    /// For a global table kept from a topic ([`join_global`](AgentBuilder::join_global)),
+    /// the stream's partitions wait for every partition of the table's source topic that
+    /// this worker reads (all of them on a single worker). With several workers, source
+    /// partitions another worker reads reach this worker's copy through the table's
+    /// changelog, which is recovered before any partition flows, but are not waited for up
+    /// to their source's end: Kafka Streams reads a `GlobalKTable`'s whole source on every
+    /// instance instead.
+    ///
     /// A table an agent keeps (Faust style) needs no bootstrap: its partition recovers from
-    /// its changelog before any event of its number flows, join or not. A global table is
-    /// recovered whole before any partition flows.
+    /// its changelog before any event of its number flows, join or not.
     ///
     /// Kafka Streams bootstraps a `GlobalKTable` the same way; for a `KTable` it instead
     /// reads the table's and the stream's records in timestamp order, idling up to
