@@ -330,3 +330,60 @@ async fn on_a_backlog_a_global_join_waits_for_the_global_tables_source() {
         "joined before the global table caught up: {wrong:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_while_the_stream_waits_for_its_table_loses_and_repeats_nothing() {
+    let mock = mock().await;
+    let id = testkit::unique_name("join-rebalance");
+    let users: Vec<String> = (0..20).map(|u| format!("user-{u}")).collect();
+    let levels: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(u, user)| ("levels-in", user.clone(), Some(u as i64)))
+        .collect();
+    fill(&mock, &id, 2, &levels).await;
+    let purchases: Vec<_> = (0..users.len())
+        .map(|i| ("purchases", users[i].clone(), Some(i as i64)))
+        .collect();
+    fill_purchases(&mock, &id, 2, &purchases).await;
+    // The table's source cannot be read: the first worker's stream partitions wait.
+    for p in 0..2 {
+        mock.intercept(
+            ApiKey::Fetch,
+            Intercept::error(KafkaCode::NotLeaderOrFollower)
+                .for_partition("levels-in", p)
+                .always(),
+        );
+    }
+    let (first, seen_first) = joining_app(&mock, &id, 2, false);
+    first.start().await.unwrap();
+    // A second worker joins while they wait: partitions move.
+    let (second, seen_second) = joining_app(&mock, &id, 2, false);
+    second.start().await.unwrap();
+    let held = |app: &streams::App| app.table_partitions().map_or(0, |p| p.len());
+    wait_until("each worker holds one partition", || {
+        held(&first) == 1 && held(&second) == 1
+    })
+    .await;
+    assert!(seen_first.lock().unwrap().is_empty());
+    assert!(seen_second.lock().unwrap().is_empty());
+    mock.clear_intercepts();
+    wait_until("every purchase joined", || {
+        seen_first.lock().unwrap().len() + seen_second.lock().unwrap().len() >= users.len()
+    })
+    .await;
+    first.commit().await.unwrap();
+    second.commit().await.unwrap();
+    let mut seen: Vec<_> = seen_first.lock().unwrap().clone();
+    seen.extend(seen_second.lock().unwrap().iter().cloned());
+    seen.sort();
+    let mut expected: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| (user.clone(), format!("item-{i}"), Some(i as i64)))
+        .collect();
+    expected.sort();
+    assert_eq!(seen, expected, "each purchase joined once, with its level");
+    first.shutdown().await.unwrap();
+    second.shutdown().await.unwrap();
+}
