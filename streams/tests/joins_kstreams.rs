@@ -2,7 +2,10 @@
 //! 23, item 5): scripts/java/JoinsStreamTable.java and our app run the same join over the same
 //! topics on real Kafka, in phases (table records, then events, then table updates and deletes,
 //! then events, each phase applied by both apps before the next), and their outputs must be
-//! equal record for record (key, value and timestamp). The tests that need KAFKA_BOOTSTRAP,
+//! equal record for record (key, value and timestamp). A backlog run writes every table record
+//! and then the events before either app starts: Kafka Streams (timestamp-ordered for a KTable,
+//! bootstrapped for a GlobalKTable) and ours (`JoinBuilder::bootstrap`) must give the same
+//! records there too. The tests that need KAFKA_BOOTSTRAP,
 //! Java and the Kafka jars are `#[ignore]`d otherwise (.ci/run's kafka_client_tests runs them);
 //! ours alone runs on the mock against the written-out expectation (which Kafka Streams gives).
 

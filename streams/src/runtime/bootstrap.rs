@@ -10,7 +10,10 @@
 //! co-partitioning, and the assignor gives every topic's `p` to one worker) is looked up, and
 //! `X-p` stays paused until every record of `S-p` below `E` is done (its table write made).
 //! A changelog-backed table needs nothing more: its partition recovers to its changelog's end
-//! before any source partition of its number flows (see `tables`).
+//! before any source partition of its number flows (see `tables`). A global table kept from a
+//! topic (a `join_global`): the stream partition waits for every partition of that topic this
+//! worker reads; those other workers read reach this copy through the changelog, recovered
+//! before anything flows, and are not waited for up to their source's end.
 //!
 //! Held events are not read, so nothing is delivered or committed for them; other partitions
 //! flow. A revocation drops the partition's bootstrap (its next owner bootstraps again). An
