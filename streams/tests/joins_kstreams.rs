@@ -2,7 +2,10 @@
 //! 23, item 5): scripts/java/JoinsStreamTable.java and our app run the same join over the same
 //! topics on real Kafka, in phases (table records, then events, then table updates and deletes,
 //! then events, each phase applied by both apps before the next), and their outputs must be
-//! equal record for record (key, value and timestamp). The tests that need KAFKA_BOOTSTRAP,
+//! equal record for record (key, value and timestamp). A backlog run writes every table record
+//! and then the events before either app starts: Kafka Streams (timestamp-ordered for a KTable,
+//! bootstrapped for a GlobalKTable) and ours (`JoinBuilder::bootstrap`) must give the same
+//! records there too. The tests that need KAFKA_BOOTSTRAP,
 //! Java and the Kafka jars are `#[ignore]`d otherwise (.ci/run's kafka_client_tests runs them);
 //! ours alone runs on the mock against the written-out expectation (which Kafka Streams gives).
 
@@ -115,6 +118,38 @@ impl Names {
     }
 }
 
+/// The backlog: every table record of both table phases (updates, a delete, a new key),
+/// then the events of phase 4 whose timestamps come after them (so that Kafka Streams'
+/// timestamp-ordered KTable join and its bootstrapped GlobalKTable join agree), all written
+/// before the app starts.
+fn backlog(global: bool) -> (Vec<Record>, Vec<Record>) {
+    let table = profiles_1().into_iter().chain(profiles_2()).collect();
+    let events = if global { orders(4) } else { purchases(4) };
+    let events = events
+        .into_iter()
+        .filter(|(_, _, ts)| *ts >= 5_000)
+        .collect();
+    (table, events)
+}
+
+/// Writes the backlog, then runs JoinsStreamTable.java in `mode` until it committed every
+/// event; its output, sorted.
+async fn kafka_streams_backlog_run(mode: &str, global: bool) -> Vec<Record> {
+    let bootstrap = kstreams::bootstrap();
+    let n = Names::create("kstreams-backlog").await;
+    let (table, events) = backlog(global);
+    kstreams::produce(&bootstrap, &n.table, &table).await;
+    kstreams::produce(&bootstrap, &n.stream, &events).await;
+    let app = KStreamsApp::start(
+        "JoinsStreamTable",
+        &[&bootstrap, &n.app, mode, &n.table, &n.stream, &n.output],
+    )
+    .await;
+    kstreams::wait_committed(&bootstrap, &n.app, &n.stream, PARTITIONS).await;
+    app.stop().await;
+    sorted(kstreams::read_all(&bootstrap, &n.output, PARTITIONS).await)
+}
+
 /// Runs JoinsStreamTable.java in `mode` over the phases; its output, sorted.
 async fn kafka_streams_run(mode: &str, global: bool) -> Vec<Record> {
     let bootstrap = kstreams::bootstrap();
@@ -146,7 +181,22 @@ async fn kafka_streams_run(mode: &str, global: bool) -> Vec<Record> {
 /// Runs our join (`mode` as JoinsStreamTable.java's) over the phases on `bootstrap`; its
 /// output, sorted.
 async fn ours_run(bootstrap: &str, session: Duration, mode: &str) -> Vec<Record> {
+    ours_run_with(bootstrap, session, mode, false).await
+}
+
+/// [`ours_run`], or with `backlog` over the [`backlog`] written before the app starts.
+async fn ours_run_with(
+    bootstrap: &str,
+    session: Duration,
+    mode: &str,
+    backlog_first: bool,
+) -> Vec<Record> {
     let n = Names::create_on(bootstrap, "ours").await;
+    if backlog_first {
+        let (table, events) = backlog(mode.starts_with("global"));
+        kstreams::produce(bootstrap, &n.table, &table).await;
+        kstreams::produce(bootstrap, &n.stream, &events).await;
+    }
     let app = common::app_on(&n.app, bootstrap, session)
         .broker_commit_interval(Duration::from_millis(100))
         .build()
@@ -177,6 +227,11 @@ async fn ours_run(bootstrap: &str, session: Duration, mode: &str) -> Vec<Record>
         other => panic!("unknown mode {other}"),
     }
     app.start().await.unwrap();
+    if backlog_first {
+        kstreams::wait_committed(bootstrap, &n.app, &n.stream, PARTITIONS).await;
+        app.shutdown().await.unwrap();
+        return sorted(kstreams::read_all(bootstrap, &n.output, PARTITIONS).await);
+    }
     let events = |phase| {
         if global {
             orders(phase)
@@ -346,4 +401,74 @@ async fn kafka_streams_global_table_joins_give_the_expected_records() {
         kafka_streams_run("global", true).await,
         expected_global_inner()
     );
+}
+
+/// What the left join of the backlog gives: the phase-4 events after the table's updates
+/// (Kafka Streams: by timestamp for a KTable, bootstrapped for a GlobalKTable; ours: the
+/// bootstrap, `JoinBuilder::bootstrap`).
+fn expected_backlog(global: bool, inner: bool) -> Vec<Record> {
+    let all = if global {
+        expected_global_left()
+    } else {
+        expected_left()
+    };
+    let (_, events) = backlog(global);
+    all.into_iter()
+        .filter(|(k, v, ts)| {
+            events.iter().any(|(ek, ev, ets)| {
+                ek == k && ets == ts && v.as_deref().unwrap().starts_with(ev.as_deref().unwrap())
+            })
+        })
+        .filter(|(_, v, _)| !inner || !v.as_deref().unwrap().ends_with("|null"))
+        .collect()
+}
+
+/// Ours on a fresh mock, started on the backlog.
+async fn ours_backlog_on_mock(mode: &str) -> Vec<Record> {
+    let mock = common::mock().await;
+    ours_run_with(&mock.bootstrap(), common::MOCK_SESSION, mode, true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_started_on_a_backlog_give_kafka_streams_records_on_the_mock() {
+    assert_eq!(
+        ours_backlog_on_mock("left").await,
+        expected_backlog(false, false)
+    );
+    assert_eq!(
+        ours_backlog_on_mock("inner").await,
+        expected_backlog(false, true)
+    );
+    assert_eq!(
+        ours_backlog_on_mock("global-left").await,
+        expected_backlog(true, false)
+    );
+    assert_eq!(
+        ours_backlog_on_mock("global").await,
+        expected_backlog(true, true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs real Kafka (KAFKA_BOOTSTRAP), Java and the Kafka jars; .ci/run runs it"]
+async fn joins_started_on_a_backlog_same_as_kafka_streams() {
+    let bootstrap = kstreams::bootstrap();
+    for (mode, global, inner) in [
+        ("left", false, false),
+        ("inner", false, true),
+        ("global-left", true, false),
+        ("global", true, true),
+    ] {
+        let theirs = kafka_streams_backlog_run(mode, global).await;
+        assert_eq!(
+            theirs,
+            expected_backlog(global, inner),
+            "{mode}: Kafka Streams"
+        );
+        let ours = ours_run_with(&bootstrap, Duration::from_secs(6), mode, true).await;
+        assert_eq!(
+            ours, theirs,
+            "{mode}: ours (left) and Kafka Streams' (right) differ"
+        );
+    }
 }

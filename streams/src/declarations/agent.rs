@@ -270,7 +270,17 @@ where
         self.joins.push(JoinUse {
             table: table.name().to_owned(),
             global,
+            bootstrap: true,
         });
+        self
+    }
+
+    /// Sets whether the stream's partitions wait for the last joined table to catch up with
+    /// its source (see `JoinBuilder::bootstrap`).
+    pub(super) fn join_bootstrap(mut self, on: bool) -> Self {
+        if let Some(join) = self.joins.last_mut() {
+            join.bootstrap = on;
+        }
         self
     }
 

@@ -34,7 +34,12 @@ where
     /// [`TableBuilder::from_topic`](crate::TableBuilder::from_topic), Kafka Streams'
     /// `builder.table(topic)`. Kafka Streams processes a task's table and stream records in
     /// timestamp order; here the table is as its writer left it when the event arrives (an
-    /// out-of-order event does not see an older table value).
+    /// out-of-order event does not see an older table value). For a table kept from a topic,
+    /// a stream partition starts flowing only once the table caught up with its source's end
+    /// at the partition's assignment ([`JoinBuilder::bootstrap`]), so an app started on a
+    /// backlog joins each event with the table records written before the app started; a
+    /// table update written after an event but before the start is seen by that event
+    /// (Kafka Streams, by timestamp, would not).
     ///
     /// ```
     /// use futures::StreamExt;
@@ -193,6 +198,40 @@ where
     /// Instances of the body run at once (see [`AgentBuilder::concurrency`]).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.agent = self.agent.concurrency(n);
+        self
+    }
+
+    /// Whether the stream's partitions wait for the table to catch up with its source before
+    /// their events flow (default `true`). It matters for a table kept from a topic
+    /// ([`TableBuilder::from_topic`](crate::TableBuilder::from_topic)): when partition `p`
+    /// of the stream is assigned to a worker, it stays paused (nothing read, nothing
+    /// committed) until the table's agent has handled every record of the source topic's
+    /// partition `p` up to that partition's end offset at the assignment. So an app started
+    /// on a backlog joins each event with the table as its source held when the app (or the
+    /// partition's new owner) started, not with whatever the table's agent had reached by
+    /// then. Other partitions flow meanwhile; a wait that lasts (the source cannot be read)
+    /// is logged every 10 s and `/ready` answers 503 naming the table partition and why.
+    ///
+    /// For a global table kept from a topic ([`join_global`](AgentBuilder::join_global)),
+    /// the stream's partitions wait for every partition of the table's source topic that
+    /// this worker reads (all of them on a single worker). With several workers, source
+    /// partitions another worker reads reach this worker's copy through the table's
+    /// changelog, which is recovered before any partition flows, but are not waited for up
+    /// to their source's end: Kafka Streams reads a `GlobalKTable`'s whole source on every
+    /// instance instead.
+    ///
+    /// A table an agent keeps (Faust style) needs no bootstrap: its partition recovers from
+    /// its changelog before any event of its number flows, join or not.
+    ///
+    /// Kafka Streams bootstraps a `GlobalKTable` the same way; for a `KTable` it instead
+    /// reads the table's and the stream's records in timestamp order, idling up to
+    /// `max.task.idle.ms` when one side has nothing buffered. The bootstrap gives the same
+    /// joins on a backlog whose table records were written before the events that need them,
+    /// without timestamp synchronisation on every record. `false` lets the stream flow at
+    /// once (the table as its agent left it when each event arrives): for a stream that must
+    /// not wait behind a large table topic, accepting that early events miss table records.
+    pub fn bootstrap(mut self, on: bool) -> Self {
+        self.agent = self.agent.join_bootstrap(on);
         self
     }
 

@@ -61,6 +61,9 @@ pub(crate) struct JoinUse {
     pub table: String,
     /// Joined through a key extractor (`join_global`): the table must be global.
     pub global: bool,
+    /// The stream's partitions wait for the table to catch up with its source (the
+    /// default; `JoinBuilder::bootstrap`).
+    pub bootstrap: bool,
 }
 
 /// Everything an app declared. Shared by the app, its builders and the runtime.

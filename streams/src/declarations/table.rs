@@ -170,6 +170,7 @@ where
         if let Some(n) = topic.spec.partitions {
             self.spec = self.spec.partitions(n);
         }
+        self.spec = self.spec.kept_from(topic.name());
         let decls = self.decls.clone();
         let table = self.build()?;
         // The same topic read as Option<V>, so that a tombstone decodes (as None).

@@ -2,6 +2,7 @@
 //! the agents' tasks. Reads the declarations; user code reaches it only through the outbox.
 
 mod assignor;
+mod bootstrap;
 mod commit;
 mod connection;
 mod failures;
@@ -403,6 +404,7 @@ impl Runtime {
             placement,
             decls.outbox.metrics().clone(),
             cache_full,
+            bootstrap::join_sources(decls),
         );
         let (state_tx, mut state) = watch::channel(RunState::Joining);
         let aborted = Arc::new(AtomicBool::new(false));

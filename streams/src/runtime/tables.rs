@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::assignor::Placement;
+use super::bootstrap::{Bootstrapping, Bootstraps, JoinSource};
 use super::standby::follow;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -91,6 +92,8 @@ pub(crate) struct Tables {
     metrics: Arc<Metrics>,
     /// Notified when a table's write cache goes over its bound.
     cache_full: Arc<tokio::sync::Notify>,
+    /// Joined stream partitions waiting for their tables to catch up with their sources.
+    bootstraps: Bootstraps,
 }
 
 impl Tables {
@@ -101,6 +104,7 @@ impl Tables {
         placement: Arc<Mutex<Placement>>,
         metrics: Arc<Metrics>,
         cache_full: Arc<tokio::sync::Notify>,
+        joins: Vec<JoinSource>,
     ) -> (Arc<Tables>, mpsc::UnboundedReceiver<Recovered>) {
         let (done, recovered) = mpsc::unbounded_channel();
         // Numbers this worker's stores already hold data of (a restarted redb worker) count as
@@ -121,6 +125,7 @@ impl Tables {
         let tables = Tables {
             cores,
             client,
+            bootstraps: Bootstraps::new(joins, admin.clone()),
             admin,
             state: Mutex::default(),
             epochs: AtomicU64::new(1),
@@ -170,11 +175,13 @@ impl Tables {
     /// Source partitions were assigned: take the table partitions of their numbers on, as
     /// recovering, and start their recoveries.
     pub(crate) async fn assigned(&self, partitions: &[TopicPartition]) {
-        let numbers: Vec<i32> = {
+        let (numbers, all): (Vec<i32>, Vec<TopicPartition>) = {
             let mut state = self.state();
             state.assigned.extend(partitions.iter().cloned());
-            state.assigned.iter().map(|tp| tp.partition).collect()
+            let all: Vec<TopicPartition> = state.assigned.iter().cloned().collect();
+            (all.iter().map(|tp| tp.partition).collect(), all)
         };
+        self.bootstraps.assigned(partitions, &all);
         for (i, core) in self.cores.iter().enumerate() {
             for p in core.spec().partitions_to_hold(&numbers) {
                 let held = core.status(p).is_some();
@@ -284,6 +291,7 @@ impl Tables {
             }
             state.assigned.iter().map(|tp| tp.partition).collect()
         };
+        self.bootstraps.revoked(partitions);
         for (i, core) in self.cores.iter().enumerate() {
             let keep: BTreeSet<i32> = core
                 .spec()
@@ -353,6 +361,28 @@ impl Tables {
             .filter(|tp| all || numbers.contains(&tp.partition))
             .cloned()
             .collect()
+    }
+
+    /// Joined stream partitions whose tables have not caught up with their sources yet (see
+    /// `bootstrap`); ends the bootstraps that are done. `read`: where the consumer reads a
+    /// partition next.
+    pub(crate) fn bootstrap_blocked(
+        &self,
+        acks: &crate::offsets::Acks,
+        read: impl Fn(&TopicPartition) -> Option<i64>,
+    ) -> Vec<TopicPartition> {
+        self.bootstraps.blocked(acks, read)
+    }
+
+    /// Whether a joined stream partition waits for its table (the worker then looks again
+    /// soon, as the table's source is done in the agents' tasks).
+    pub(crate) fn bootstrapping(&self) -> bool {
+        self.bootstraps.any()
+    }
+
+    /// The joined stream partitions waiting for their tables, for `/ready`.
+    pub(crate) fn bootstraps(&self) -> Vec<Bootstrapping> {
+        self.bootstraps.under_way()
     }
 
     /// Every held or followed table partition, for `App::table_partitions`.
@@ -435,6 +465,7 @@ impl Tables {
     /// Stops every recovery and follower (the worker is stopping) and waits until they are
     /// gone.
     pub(crate) async fn close(&self) {
+        self.bootstraps.close();
         let tasks: Vec<JoinHandle<()>> = {
             let mut state = self.state();
             let recovering = std::mem::take(&mut state.recovering);

@@ -22,6 +22,9 @@ use crate::settings::Settings;
 /// Most records dispatched in one go before the loop looks at its timers and the stop signal.
 pub(crate) const DISPATCH_RUN: usize = 512;
 
+/// How often the loop looks whether a joined table caught up with its source.
+const BOOTSTRAP_CHECK: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// A request to commit now, answered with the outcome (`App::commit`).
 pub(crate) type CommitRequest = oneshot::Sender<Result<()>>;
 
@@ -131,6 +134,9 @@ impl Worker {
                         break Err(e);
                     }
                 }
+                // A joined stream partition waits for its table, whose source is done in the
+                // agents' tasks: look again soon.
+                _ = tokio::time::sleep(BOOTSTRAP_CHECK), if self.committer.tables.bootstrapping() => {}
                 _ = tick.tick() => {
                     since_commit = 0;
                     self.report_lag();
@@ -198,10 +204,21 @@ impl Worker {
         }
     }
 
-    /// Pauses the source partitions whose table partitions are recovering and resumes the
-    /// others, so that only their events wait.
+    /// Pauses the source partitions whose table partitions are recovering, and the joined
+    /// stream partitions whose tables have not caught up with their sources (see
+    /// `bootstrap`), and resumes the others, so that only their events wait.
     fn pause_recovering(&mut self) {
-        let blocked = self.committer.tables.blocked();
+        let mut blocked = self.committer.tables.blocked();
+        let consumer = &self.consumer;
+        let waiting = self
+            .committer
+            .tables
+            .bootstrap_blocked(&self.committer.acks, |tp| consumer.position(tp));
+        for tp in waiting {
+            if !blocked.contains(&tp) {
+                blocked.push(tp);
+            }
+        }
         let paused = self.consumer.consumer().paused();
         let resume: Vec<_> = paused.iter().filter(|tp| !blocked.contains(tp)).collect();
         let pause: Vec<_> = blocked.iter().filter(|tp| !paused.contains(tp)).collect();

@@ -35,6 +35,8 @@ pub struct TableSpec {
     standby_replicas: u32,
     store: Option<StoreUrl>,
     global: bool,
+    /// The topic the table is kept from (`TableBuilder::from_topic`).
+    source_topic: Option<String>,
 }
 
 impl TableSpec {
@@ -50,6 +52,7 @@ impl TableSpec {
             standby_replicas: 0,
             store: None,
             global: false,
+            source_topic: None,
         }
     }
 
@@ -91,6 +94,18 @@ impl TableSpec {
     pub fn store(mut self, url: StoreUrl) -> Self {
         self.store = Some(url);
         self
+    }
+
+    /// Marks the table as kept from `topic`'s records (`TableBuilder::from_topic`).
+    pub(crate) fn kept_from(mut self, topic: &str) -> Self {
+        self.source_topic = Some(topic.to_owned());
+        self
+    }
+
+    /// The topic the table is kept from, for a table built with
+    /// [`TableBuilder::from_topic`](crate::TableBuilder::from_topic).
+    pub fn source_topic(&self) -> Option<&str> {
+        self.source_topic.as_deref()
     }
 
     /// A global table: every worker holds every partition (Faust's `GlobalTable`).

@@ -123,15 +123,42 @@ async fn ready(State(view): AppState) -> Response {
         Ok(p) => p,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
-    let recovering: Vec<_> = partitions
+    let mut recovering: Vec<_> = partitions
         .iter()
         .filter(|p| p.status == PartitionStatus::Recovering)
         .map(|p| json!({ "table": p.table, "partition": p.partition }))
         .collect();
+    // Joined stream partitions waiting for their tables to catch up with their sources:
+    // the table partition counts as recovering, and why it waits is said.
+    let bootstraps = view.runtime.tables.bootstraps();
+    for b in &bootstraps {
+        let entry = json!({ "table": b.table, "partition": b.source.partition });
+        if !recovering.contains(&entry) {
+            recovering.push(entry);
+        }
+    }
     if recovering.is_empty() {
         (StatusCode::OK, Json(json!({ "ready": true }))).into_response()
     } else {
-        let body = json!({ "ready": false, "recovering": recovering });
+        let bootstrapping: Vec<_> = bootstraps
+            .iter()
+            .map(|b| {
+                json!({
+                    "stream": b.stream.topic,
+                    "partition": b.stream.partition,
+                    "table": b.table,
+                    "source": b.source.topic,
+                    "done": b.done,
+                    "target": b.target,
+                    "error": b.error,
+                })
+            })
+            .collect();
+        let body = if bootstrapping.is_empty() {
+            json!({ "ready": false, "recovering": recovering })
+        } else {
+            json!({ "ready": false, "recovering": recovering, "bootstrapping": bootstrapping })
+        };
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
 }

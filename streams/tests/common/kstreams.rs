@@ -60,7 +60,9 @@ fn client(bootstrap: &str) -> ClientConfig {
         .with_request_timeout(Duration::from_secs(15))
 }
 
-/// Creates `(name, partitions)` topics, replication factor 1.
+/// Creates `(name, partitions)` topics, replication factor 1, kept without a time limit:
+/// the tests' records carry timestamps of 1970, which real Kafka's default retention (7 days
+/// by record timestamp) deletes within its next check, before an app started later reads them.
 pub async fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
     Admin::new(client(bootstrap))
         .await
@@ -68,7 +70,10 @@ pub async fn create_topics(bootstrap: &str, topics: &[(&str, i32)]) {
         .create_topics(
             topics
                 .iter()
-                .map(|(name, partitions)| NewTopic::new(*name, *partitions, 1))
+                .map(|(name, partitions)| NewTopic {
+                    configs: vec![("retention.ms".to_owned(), "-1".to_owned())],
+                    ..NewTopic::new(*name, *partitions, 1)
+                })
                 .collect(),
         )
         .await
