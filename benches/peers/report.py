@@ -101,6 +101,11 @@ def rows_latency(data, order):
             "its p99 over ours"], out
 
 
+# The client section's two librdkafka columns: librdkafka-c is librdkafka itself (kcat, C),
+# librdkafka is librdkafka through confluent-kafka's per-record Python loop.
+CLIENT_LABELS = {"librdkafka-c": "librdkafka-c (kcat)", "librdkafka": "librdkafka (Python)"}
+
+
 def rows_client(data, order):
     out = []
     for case in cases(order, "client"):
@@ -110,9 +115,28 @@ def rows_client(data, order):
             rate, cpu = num(d.get("rec_per_s")), num(d.get("cpu_us_per_rec"))
             r1 = "" if system == "ours" else ratio(num(ours.get("rec_per_s")), rate)
             r2 = "" if system == "ours" else ratio(cpu, num(ours.get("cpu_us_per_rec")))
-            out.append([case, system, fmt(num(d.get("records"))), fmt(rate), fmt(cpu, 3), r1, r2])
+            out.append([case, CLIENT_LABELS.get(system, system), fmt(num(d.get("records"))), fmt(rate),
+                        fmt(cpu, 3), r1, r2])
     return ["case", "system", "records", "records/s", "CPU µs/record", "ours over it (rate)",
             "its CPU over ours"], out
+
+
+def rows_client_librdkafka(data, order):
+    """Per case: librdkafka in C (kcat) next to librdkafka through Python, and ours over each."""
+    out = []
+    for case in cases(order, "client"):
+        get = lambda y, m: num(data.get(("client", case, y), {}).get(m))  # noqa: E731
+        if math.isnan(get("librdkafka-c", "rec_per_s")):
+            continue
+        out.append([case,
+                    fmt(get("librdkafka-c", "rec_per_s")), fmt(get("librdkafka", "rec_per_s")),
+                    ratio(get("librdkafka-c", "rec_per_s"), get("librdkafka", "rec_per_s")),
+                    fmt(get("librdkafka-c", "cpu_us_per_rec"), 3), fmt(get("librdkafka", "cpu_us_per_rec"), 3),
+                    ratio(get("librdkafka", "cpu_us_per_rec"), get("librdkafka-c", "cpu_us_per_rec")),
+                    ratio(get("ours", "rec_per_s"), get("librdkafka-c", "rec_per_s")),
+                    ratio(get("librdkafka-c", "cpu_us_per_rec"), get("ours", "cpu_us_per_rec"))])
+    return ["case", "C records/s", "Python records/s", "C over Python (rate)", "C CPU µs/record",
+            "Python CPU µs/record", "Python CPU over C", "ours over C (rate)", "C CPU over ours"], out
 
 
 def rows_eos(data, order):
@@ -211,6 +235,9 @@ def tables(data, order):
         sections.append(("End-to-end latency through the stateless agent", *rows_latency(data, order)))
     if cases(order, "client"):
         sections.append(("Client, records/s and CPU per record", *rows_client(data, order)))
+        head, rows = rows_client_librdkafka(data, order)
+        if rows:
+            sections.append(("Client: librdkafka in C (kcat) and through Python (confluent-kafka)", head, rows))
     return sections
 
 
@@ -233,6 +260,12 @@ def main(argv):
           f"{meta.get('commit', '?')}, load average {meta.get('load_avg_start', '?')} -> "
           f"{meta.get('load_avg_end', '?')}"
           + (f" (after the join section: {meta['load_avg_after_join']})" if "load_avg_after_join" in meta else ""))
+    if "kcat_librdkafka" in meta:
+        if not lead:
+            print()
+        print(f"{lead}librdkafka-c: kcat on librdkafka {meta['kcat_librdkafka']}; librdkafka (Python): "
+              f"confluent-kafka on librdkafka {meta.get('confluent_kafka_librdkafka', '?')}. kcat's rates are "
+              "records / wall time of the whole process (start-up and exit included)")
     if "client_rerun" in meta:
         if not lead:
             print()  # its own paragraph in Markdown

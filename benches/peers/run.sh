@@ -51,8 +51,10 @@
 #            EOS per CPU second, our EOS within 10 % of our ALO at 2.8 s and 30 % at 100 ms;
 #            --full: 1 M events, 3 rounds (about 6 minutes); --quick: 200 k events, 1 round
 #   client   producer and consumer records/s and CPU per record, 100 B and 1 KiB, none and lz4:
-#            ours and the Java client (scripts/perf-compare), librdkafka via confluent-kafka
-#            (client_confluent.py) and rskafka (rskafka/)
+#            ours and the Java client (scripts/perf-compare), librdkafka in C (kcat, the Debian
+#            package: installed with apt-get when missing; column librdkafka-c), librdkafka via
+#            confluent-kafka's Python loop (client_confluent.py; column librdkafka) and rskafka
+#            (rskafka/)
 #
 # At the end: the table (report.py) and the charts (plots.py, in the venv of requirements.txt
 # here) in results/DATE-MODE-plots/ (git-ignored; the charts committed in plots/ are made from a
@@ -83,6 +85,9 @@ for section in ${ONLY//,/ }; do
     *) echo "run.sh: unknown section '$section' in --only (streams, state, join, latency, client, tuning, eos)" >&2; exit 2 ;;
   esac
 done
+# The client section's prerequisites first (kcat is installed with apt-get if missing), so that
+# a missing one stops the run before the long sections rather than after them.
+if wants client; then "$HERE/client.sh" --prepare; fi
 
 # Sizes per mode.
 if [[ $MODE == quick ]]; then
