@@ -282,7 +282,9 @@ async fn worker(
     store: &str,
     every: u64,
 ) -> Outcome {
-    let app = App::builder("memory-bench")
+    // Its own app id per input: a table recovered from an earlier run's changelog would hold
+    // that run's keys too.
+    let app = App::builder(&format!("{input}-app"))
         .broker(&format!("kafka://{bootstrap}"))
         .store(store)
         .topic_partitions(PARTITIONS)
