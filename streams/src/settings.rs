@@ -59,6 +59,10 @@ pub struct Settings {
     /// write. A cache over the bound makes the worker commit early. 0 turns it off: every
     /// write becomes its own changelog record (still produced at the commit).
     pub table_cache_max_bytes: u64,
+    /// The page cache of each table's redb file, in bytes (`None`, the default: redb's own,
+    /// 1 GiB per file). Resident memory of a redb table grows with its file up to this; set it
+    /// to bound a worker's memory when it holds large tables (see benches/MEMORY.md).
+    pub redb_cache_bytes: Option<usize>,
     /// A stable name for this worker in the group (Kafka's `group.instance.id`, static
     /// membership): a worker restarted under the same name within the session timeout gets
     /// its partitions back at once, without waiting for its old session to expire.
@@ -141,6 +145,7 @@ impl Default for Settings {
             broker_credentials: None,
             table_standby_replicas: 0,
             table_cache_max_bytes: 10 << 20,
+            redb_cache_bytes: None,
             worker_instance_id: None,
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             transaction_timeout: Duration::from_secs(10),

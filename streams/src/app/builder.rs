@@ -56,6 +56,14 @@ impl AppBuilder {
         self
     }
 
+    /// The page cache of each table's redb file in bytes (default: redb's own, 1 GiB per
+    /// file). A redb table's resident memory follows its file up to this bound; a smaller
+    /// cache costs reads from the file (the OS page cache) for tables larger than it.
+    pub fn redb_cache_bytes(mut self, bytes: usize) -> Self {
+        self.settings.redb_cache_bytes = Some(bytes);
+        self
+    }
+
     /// Names this worker in the group (Kafka's `group.instance.id`, static membership): a
     /// worker that restarts under the same name, after a crash say, gets its partitions back
     /// at once instead of after its old session expires. Give each worker its own name.

@@ -130,7 +130,13 @@ where
         // One file per app and table, so that two apps sharing a directory do not collide.
         let store = match self.opened {
             Some(store) => StoreSlot::given(store),
-            None => StoreSlot::lazy(url, format!("{}-{}", decls.id, spec.name())),
+            None => {
+                let mut options = stores::RedbOptions::default();
+                if let Some(bytes) = decls.settings.redb_cache_bytes {
+                    options = options.cache_size(bytes);
+                }
+                StoreSlot::lazy(url, format!("{}-{}", decls.id, spec.name()), options)
+            }
         };
         let table = Table::declare(spec, decls.catalog.registry(), store)?;
         // Joins declare their result tables in the app of their inputs.
@@ -234,4 +240,27 @@ pub struct TableSummary {
     pub standby_replicas: u32,
     /// Whether every worker holds every partition (Faust's `GlobalTable`).
     pub global: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::App;
+
+    #[test]
+    fn the_redb_cache_setting_reaches_every_tables_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("redb://{}", dir.path().display());
+        let app = App::builder("redb-cache")
+            .store(&url)
+            .redb_cache_bytes(1 << 20)
+            .build()
+            .unwrap();
+        let table = app.table::<String, i64>("counts").unwrap();
+        let slot = format!("{:?}", table.core());
+        assert!(slot.contains("cache_size: Some(1048576)"), "{slot}");
+        let plain = App::builder("redb-default").store(&url).build().unwrap();
+        let table = plain.table::<String, i64>("counts").unwrap();
+        let slot = format!("{:?}", table.core());
+        assert!(slot.contains("cache_size: None"), "{slot}");
+    }
 }

@@ -5,12 +5,13 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use stores::{Store, StoreUrl};
+use stores::{RedbOptions, Store, StoreUrl};
 
 /// Where a table's store comes from, and the store once open.
 pub(crate) struct StoreSlot {
-    /// The URL and file name to open; `None` for a store given already open.
-    source: Option<(StoreUrl, String)>,
+    /// The URL, file name and redb options to open with; `None` for a store given already
+    /// open.
+    source: Option<(StoreUrl, String, RedbOptions)>,
     opened: OnceLock<Arc<dyn Store>>,
     /// Serialises opening, so that two callers never open the same file twice.
     opening: Mutex<()>,
@@ -18,9 +19,9 @@ pub(crate) struct StoreSlot {
 
 impl StoreSlot {
     /// A store to open from `url` as file `file` (`<app id>-<table>`) on first [`open`](Self::open).
-    pub(crate) fn lazy(url: StoreUrl, file: String) -> Self {
+    pub(crate) fn lazy(url: StoreUrl, file: String, options: RedbOptions) -> Self {
         StoreSlot {
-            source: Some((url, file)),
+            source: Some((url, file, options)),
             opened: OnceLock::new(),
             opening: Mutex::new(()),
         }
@@ -46,11 +47,11 @@ impl StoreSlot {
         if let Some(store) = self.opened.get() {
             return Ok(store);
         }
-        let (url, file) = self
+        let (url, file, options) = self
             .source
             .as_ref()
             .expect("a slot without a source is created open");
-        let store = url.open(file)?;
+        let store = url.open_with(file, options.clone())?;
         Ok(self.opened.get_or_init(|| store))
     }
 
@@ -64,7 +65,7 @@ impl fmt::Debug for StoreSlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.opened.get(), &self.source) {
             (Some(store), _) => store.fmt(f),
-            (None, Some((url, file))) => write!(f, "{url} {file} (not open)"),
+            (None, Some((url, file, options))) => write!(f, "{url} {file} (not open, {options:?})"),
             (None, None) => f.write_str("(no store)"),
         }
     }
