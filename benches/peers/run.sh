@@ -25,7 +25,8 @@
 #            (benches/streams-vs-faust/run.sh on this broker). Both this and the count by key of
 #            `state` also run crabka-client-streams (crabka/, a Rust Kafka Streams port over the
 #            KIP-1071 streams group protocol, which Kafka 4.4 enables by default): side `crabka`,
-#            built with `cargo +${PEERS_CRABKA_TOOLCHAIN:-nightly}` (it needs Rust 1.97); when it
+#            built with `cargo +${PEERS_CRABKA_TOOLCHAIN:-nightly}` (it needs Rust 1.97; give up
+#            on the build after PEERS_CRABKA_BUILD_TIMEOUT seconds, default never); when it
 #            does not build or fails to run, its error is recorded (metric `error`) and shown in the
 #            table instead of its figures, and the run goes on
 #   state    a count by key in a table (benches/src/bin/table_bench.rs: redb, memory) vs Kafka
@@ -131,13 +132,20 @@ KS_CP="$("$HERE/kstreams/build.sh")"
 CRABKA="" CRABKA_ERR=""
 if wants streams || wants state; then
   say "building crabka-peer (release, benches/peers/crabka, cargo +${PEERS_CRABKA_TOOLCHAIN:-nightly})"
-  if (cd "$HERE/crabka" && CARGO_TARGET_DIR="$HERE/crabka/target" \
-        cargo "+${PEERS_CRABKA_TOOLCHAIN:-nightly}" build --release --locked -q) >"$HERE/crabka/build.log" 2>&1; then
+  # PEERS_CRABKA_BUILD_TIMEOUT (seconds, default none): give up on a build that takes longer
+  # (about 500 crates, C among them: on a loaded machine it can take an hour or more)
+  status=0
+  (cd "$HERE/crabka" && CARGO_TARGET_DIR="$HERE/crabka/target" \
+      timeout -k 10 "${PEERS_CRABKA_BUILD_TIMEOUT:-0}" cargo "+${PEERS_CRABKA_TOOLCHAIN:-nightly}" build --release --locked) \
+    >"$HERE/crabka/build.log" 2>&1 || status=$?
+  if (( status == 0 )); then
     CRABKA="$HERE/crabka/target/release/crabka-peer"
+  elif (( status == 124 )); then
+    CRABKA_ERR="build did not finish within ${PEERS_CRABKA_BUILD_TIMEOUT} s ($(grep -c '^ *Compiling' "$HERE/crabka/build.log" || true) crates compiled)"
   else
     CRABKA_ERR="build failed: $(grep -m1 -E '^error' "$HERE/crabka/build.log" || tail -n1 "$HERE/crabka/build.log")"
-    say "crabka-peer: $CRABKA_ERR (benches/peers/crabka/build.log); its sides are skipped"
   fi
+  [[ -z "$CRABKA_ERR" ]] || say "crabka-peer: $CRABKA_ERR (benches/peers/crabka/build.log); its sides are skipped"
 fi
 # crabka_cmd TOPOLOGY [ARGS..]: the side's command, or "!REASON" when it could not be built.
 crabka_cmd() { if [[ -n "$CRABKA" ]]; then echo "$CRABKA $*"; else echo "!$CRABKA_ERR"; fi; }
