@@ -18,6 +18,7 @@ matplotlib.rcParams["svg.hashsalt"] = "benches-peers"
 COLORS = {"ours": "#d95f02", "kstreams": "#1b9e77", "faust": "#7570b3", "java": "#1b9e77",
           "librdkafka": "#7570b3", "rskafka": "#e7298a"}
 COLORS["librdkafka-c"] = "#66a61e"  # librdkafka itself (kcat), next to librdkafka through Python
+COLORS["crabka"] = "#e6ab02"  # crabka-client-streams (streams and state sections)
 
 
 def value(data, key, metric):

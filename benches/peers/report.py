@@ -76,6 +76,9 @@ def rows_streams(data, order, section):
             if d.get("missing"):
                 out.append([case, system, "not written yet", "", "", "", ""])
                 continue
+            if d.get("error"):  # a peer that did not build or run (run.sh's SOFT_SIDES)
+                out.append([case, system, "did not run: " + d["error"], "", "", "", ""])
+                continue
             r = "" if system == "ours" or ours.get("missing") or not ours else ratio(
                 num(ours.get("ev_per_cpu_s")), num(d.get("ev_per_cpu_s")))
             out.append([case, system, fmt(num(d.get("events"))), fmt(num(d.get("cpu_s")), 2),
