@@ -4,6 +4,7 @@
 //! `completions` prints a shell script. The broker is a mock cluster in this test process.
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::Value;
 use testkit::MockCluster;
@@ -159,15 +160,15 @@ fn completions_print_a_script_naming_the_commands() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_a_long_send_with_exit_code_130() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
+    use common::worker::{Stop, Worker};
 
     let mock = MockCluster::builder().build().await.unwrap();
     let app = testkit::unique_name("cli-interrupt");
     let broker = format!("kafka://{}", mock.bootstrap());
     let topic = format!("{app}-purchases");
     let good = r#"{"username":"ann","currency":"EUR","amount":3}"#;
-    let mut child = Command::new(common::example("tables"))
+    let mut command = Command::new(common::example("tables"));
+    command
         .args([
             "--broker",
             &broker,
@@ -179,25 +180,20 @@ async fn ctrl_c_stops_a_long_send_with_exit_code_130() {
         ])
         .env("TABLES_APP", &app)
         .env("TABLES_TOPIC", &topic)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .env_remove("RUST_LOG");
+    // Killed when the test fails: it would send for hours.
+    let mut send = Worker::spawn("send --repeat", command);
     // Once a record is out, `send` is in its loop and listens for Ctrl-C.
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    assert!(first.starts_with("sent to "), "{first:?}");
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    // Drain stdout so a full pipe cannot block the sender.
-    std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = text(&out.stderr);
+    send.wait_lines("sent to ", 1, Duration::from_secs(60));
+    let out = send.end(Stop::Interrupt, Duration::from_secs(60));
+    assert!(
+        out.stdout
+            .first()
+            .is_some_and(|l| l.starts_with("sent to ")),
+        "{:?}",
+        out.stdout.first()
+    );
+    let stderr = out.stderr.join("\n");
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(
         stderr.contains("error: interrupted (Ctrl-C) after sending"),

@@ -8,14 +8,14 @@
 //! the worker's web server while it holds the store, and from the store once it stopped.
 //! The broker is a mock cluster in this test process.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use testkit::MockCluster;
 
 mod common;
+
+use common::worker::{Stop, Worker};
 
 const WAIT: Duration = Duration::from_secs(60);
 /// The example's `broker_session_timeout`.
@@ -114,32 +114,15 @@ impl Setup {
     }
 }
 
-/// Starts `command`; its stdout and stderr lines are gathered in order.
-fn spawn(mut command: Command) -> Worker {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, lines) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    let err = child.stderr.take().unwrap();
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx2.send(line);
-        }
-    });
-    Worker {
-        child,
-        lines,
-        seen: Vec::new(),
-    }
+/// Starts `command` as a worker; its stdout and stderr lines are gathered in order.
+fn spawn(command: Command) -> Worker {
+    Worker::spawn("tables worker", command)
+}
+
+/// Waits until the worker printed a line containing `needle`; returns when it did.
+fn wait_line(worker: &mut Worker, needle: &str) -> Instant {
+    worker.wait_lines(needle, 1, WAIT);
+    Instant::now()
 }
 
 /// A free port on 127.0.0.1 for a worker's web server.
@@ -156,54 +139,12 @@ fn text(out: &Output) -> String {
     )
 }
 
-struct Worker {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Worker {
-    /// Waits until the worker printed a line containing `needle`; returns when it did.
-    fn wait_line(&mut self, needle: &str) -> Instant {
-        let deadline = Instant::now() + WAIT;
-        if self.seen.iter().any(|l| l.contains(needle)) {
-            return Instant::now();
-        }
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.contains(needle);
-                    self.seen.push(line);
-                    if found {
-                        return Instant::now();
-                    }
-                }
-                Err(_) => panic!("worker did not print {needle:?}:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-
-    fn kill(mut self, signal: &str) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .unwrap()
-            .success());
-        let status = self.child.wait().unwrap();
-        if signal == "-INT" {
-            assert!(status.success(), "worker exited with {status}");
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_agents_and_topics_work_beside_a_worker_and_tables_says_it_holds_the_store() {
     let s = setup("cli-beside").await;
     let mut worker = s.worker(&[]);
     // It opened its store and holds its partitions.
-    worker.wait_line("table partition recovered");
+    wait_line(&mut worker, "table partition recovered");
 
     for command in ["agents", "topics"] {
         let out = s.run(&[command]);
@@ -213,7 +154,7 @@ async fn send_agents_and_topics_work_beside_a_worker_and_tables_says_it_holds_th
     assert!(text(&out).contains(&s.topic), "{}", text(&out));
 
     s.send("alice", "EUR", 3);
-    worker.wait_line("EUR total: 3");
+    wait_line(&mut worker, "EUR total: 3");
 
     let file = s.dir.path().join(format!("{}-currency_total.redb", s.app));
     let lookup = ["tables", "--table", "currency_total", "--key", "EUR"];
@@ -232,8 +173,8 @@ async fn send_agents_and_topics_work_beside_a_worker_and_tables_says_it_holds_th
     }
     // Nothing was reset: the worker counts on from its total.
     s.send("bob", "EUR", 4);
-    worker.wait_line("EUR total: 7");
-    worker.kill("-INT");
+    wait_line(&mut worker, "EUR total: 7");
+    worker.stop(Stop::Interrupt);
 
     // Stopped, `tables` reads the store.
     let out = s.run(&["tables"]);
@@ -245,17 +186,17 @@ async fn send_agents_and_topics_work_beside_a_worker_and_tables_says_it_holds_th
 /// with the same `args` and returns how long after the restart a new purchase was counted.
 async fn restart_after_sigkill(s: &Setup, args: &[&str]) -> Duration {
     let mut first = s.worker(args);
-    first.wait_line("table partition recovered");
+    wait_line(&mut first, "table partition recovered");
     s.send("alice", "EUR", 3);
-    first.wait_line("EUR total: 3");
-    first.kill("-KILL");
+    wait_line(&mut first, "EUR total: 3");
+    first.stop(Stop::Kill);
 
     let restarted = Instant::now();
     let mut second = s.worker(args);
     // Another currency: the killed worker's uncommitted purchase may be counted again.
     s.send("bob", "USD", 4);
-    let counted = second.wait_line("USD total: 4");
-    second.kill("-INT");
+    let counted = wait_line(&mut second, "USD total: 4");
+    second.stop(Stop::Interrupt);
     counted - restarted
 }
 
@@ -285,11 +226,11 @@ async fn status_and_table_values_beside_a_worker_through_its_web_server_then_fro
     let port = free_port();
     let endpoint = format!("127.0.0.1:{port}");
     let mut worker = s.web_worker(port, &["--instance-id", "w1"]);
-    worker.wait_line("table partition recovered");
+    wait_line(&mut worker, "table partition recovered");
     s.send("alice", "EUR", 3);
     s.send("bob", "USD", 4);
-    worker.wait_line("EUR total: 3");
-    worker.wait_line("USD total: 4");
+    wait_line(&mut worker, "EUR total: 3");
+    wait_line(&mut worker, "USD total: 4");
 
     // The member, its partitions and web server; the lag reaches 0 once the events are
     // committed, and every table partition is recovered on it.
@@ -367,7 +308,7 @@ async fn status_and_table_values_beside_a_worker_through_its_web_server_then_fro
         "{}",
         text(&out)
     );
-    worker.kill("-INT");
+    worker.stop(Stop::Interrupt);
 
     // Stopped: a static member stays in the group until its session times out, its web
     // server gone (readiness unknown); then no member, the commits stay (no lag), the
@@ -473,9 +414,9 @@ async fn a_table_kept_in_memory_is_read_from_its_worker() {
         .env("TABLES_STORE", "memory://")
         .env("TABLES_APPLICATION_SERVER", format!("127.0.0.1:{port}"));
     let mut worker = spawn(command);
-    worker.wait_line("table partition recovered");
+    wait_line(&mut worker, "table partition recovered");
     s.send("alice", "EUR", 5);
-    worker.wait_line("EUR total: 5");
+    wait_line(&mut worker, "EUR total: 5");
     let lookup = [
         "tables",
         "--table",
@@ -501,5 +442,5 @@ async fn a_table_kept_in_memory_is_read_from_its_worker() {
     };
     assert_eq!(doc["from"], "worker", "{doc:#}");
     assert_eq!(doc["entries"][0]["value"], 5, "{doc:#}");
-    worker.kill("-INT");
+    worker.stop(Stop::Interrupt);
 }

@@ -215,7 +215,8 @@ impl Setup {
     }
 }
 
-/// One worker slot: its identity and store survive restarts.
+/// One worker slot: its identity and store survive restarts. A slot dropped while its worker
+/// runs (the test failed) SIGKILLs and reaps it, so no worker outlives its test.
 struct Worker {
     index: usize,
     instance: String,
@@ -223,6 +224,15 @@ struct Worker {
     child: Option<Child>,
     /// Incarnations started; logs are `w<index>-<incarnation>.{out,err}`.
     started: u32,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Worker {

@@ -2,13 +2,14 @@
 //! restarted worker processes nothing twice. The broker is a mock cluster in this test process;
 //! the example runs as its own process, as a user would run it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use testkit::MockCluster;
 
 mod common;
+
+use common::worker::{self, Stop, Worker};
 
 fn send(broker: &str, user: &str, amount: u32) {
     let value = format!(r#"{{"username":"{user}","currency":"EUR","amount":{amount}}}"#);
@@ -34,39 +35,28 @@ fn send(broker: &str, user: &str, amount: u32) {
 /// Runs `hello worker` until it printed `expect` purchases, then interrupts it; returns the
 /// purchases it printed.
 fn work_then_interrupt(broker: &str, expect: usize) -> Vec<String> {
-    let mut child = Command::new(common::example("hello"))
+    let mut command = Command::new(common::example("hello"));
+    command
         .args(["--broker", broker, "worker", "--no-web"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut seen = Vec::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    while seen.len() < expect {
-        let line = lines.next().expect("worker ended early").unwrap();
-        if line.starts_with("purchase:") {
-            seen.push(line);
-        }
-    }
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "worker did not stop within 30 s of Ctrl-C"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "worker exited with {status}");
-    seen
+        .env("RUST_LOG", worker::log_filter());
+    let mut w = Worker::spawn("hello worker", command);
+    w.wait_until(
+        &format!("{expect} purchases"),
+        Duration::from_secs(60),
+        |lines| lines.iter().filter(|l| l.starts_with("purchase:")).count() >= expect,
+    );
+    let exited = w.end(Stop::Interrupt, Duration::from_secs(30));
+    assert!(
+        exited.status.success(),
+        "worker exited with {}:\n{}",
+        exited.status,
+        exited.lines.join("\n")
+    );
+    exited
+        .stdout
+        .into_iter()
+        .filter(|l| l.starts_with("purchase:"))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

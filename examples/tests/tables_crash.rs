@@ -6,9 +6,7 @@
 //! The broker is a mock cluster in this test process, or real Kafka when KAFKA_BOOTSTRAP is set.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kafka_client::consumer::{Consumer, ConsumerConfig, IsolationLevel, Offset};
@@ -17,6 +15,8 @@ use kafka_client::{ClientConfig, TopicPartition};
 use testkit::MockCluster;
 
 mod common;
+
+use common::worker::{wait_both, Stop, Worker};
 
 const WAIT: Duration = Duration::from_secs(60);
 const PARTITIONS: i32 = 3;
@@ -61,13 +61,6 @@ async fn setup_with(name: &str, guarantee: &'static str) -> Setup {
     }
 }
 
-/// A running `tables` worker and the lines it printed.
-struct Worker {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
 impl Setup {
     fn command(&self, store: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(common::example("tables"));
@@ -83,31 +76,10 @@ impl Setup {
 
     /// Starts a worker; its stdout and stderr lines are gathered in order.
     fn worker(&self, store: &str) -> Worker {
-        let mut child = self
-            .command(store, &["worker", "--no-web"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx2.send(line);
-            }
-        });
-        Worker {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
+        Worker::spawn(
+            "tables worker",
+            self.command(store, &["worker", "--no-web"]),
+        )
     }
 
     /// Sends `n` purchases of amount 1, numbered from `offset`, over the first `currencies`
@@ -227,95 +199,25 @@ impl Setup {
     }
 }
 
-impl Worker {
-    /// Waits until the worker printed `n` lines starting with `prefix` in all (counting those
-    /// seen before).
-    fn wait_lines(&mut self, prefix: &str, n: usize) {
-        let deadline = Instant::now() + WAIT;
-        while self.seen.iter().filter(|l| l.contains(prefix)).count() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.seen.push(line),
-                Err(_) => panic!(
-                    "worker printed {} of {n} {prefix:?} lines:\n{}",
-                    self.seen.iter().filter(|l| l.contains(prefix)).count(),
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Waits until the worker printed a total for `n` different currencies.
-    fn wait_currencies(&mut self, n: usize) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let currencies: std::collections::BTreeSet<&str> = self
-                .seen
-                .iter()
-                .filter_map(|l| l.split_once(" total: ").map(|(c, _)| c))
-                .collect();
-            if currencies.len() >= n {
-                return;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.seen.push(line),
-                Err(_) => panic!(
-                    "totals of {n} currencies not printed:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    fn count(&self, prefix: &str) -> usize {
-        self.seen.iter().filter(|l| l.contains(prefix)).count()
-    }
-
-    /// Changelog records replayed by recoveries, from the worker's log lines.
-    fn replayed(&self) -> u64 {
-        self.seen
+/// Waits until the worker printed a total for `n` different currencies.
+fn wait_currencies(w: &mut Worker, n: usize) {
+    w.wait_until(&format!("totals of {n} currencies"), WAIT, |lines| {
+        let currencies: std::collections::BTreeSet<&str> = lines
             .iter()
-            .filter(|l| l.contains("table partition recovered"))
-            .filter_map(|l| l.split("records=").nth(1))
-            .filter_map(|n| n.split_whitespace().next()?.parse::<u64>().ok())
-            .sum()
-    }
-
-    fn kill(mut self, signal: &str) -> Vec<String> {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .unwrap()
-            .success());
-        let status = self.child.wait().unwrap();
-        if signal == "-INT" {
-            assert!(status.success(), "worker exited with {status}");
-        }
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-            self.seen.push(line);
-        }
-        self.seen
-    }
+            .filter_map(|l| l.split_once(" total: ").map(|(c, _)| c))
+            .collect();
+        currencies.len() >= n
+    });
 }
 
-/// Reads the lines both workers print until `done(a, b)` holds.
-fn wait_both(a: &mut Worker, b: &mut Worker, done: impl Fn(&Worker, &Worker) -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !done(a, b) {
-        assert!(
-            Instant::now() < deadline,
-            "workers did not get there:\n{}\n---\n{}",
-            a.seen.join("\n"),
-            b.seen.join("\n")
-        );
-        for w in [&mut *a, &mut *b] {
-            if let Ok(line) = w.lines.recv_timeout(Duration::from_millis(10)) {
-                w.seen.push(line);
-            }
-        }
-    }
+/// Changelog records replayed by a worker's recoveries, from its log lines.
+fn replayed(lines: &[String]) -> u64 {
+    lines
+        .iter()
+        .filter(|l| l.contains("table partition recovered"))
+        .filter_map(|l| l.split("records=").nth(1))
+        .filter_map(|n| n.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// What [`kill_one_of_two`] saw.
@@ -335,42 +237,44 @@ async fn kill_one_of_two(s: &Setup) -> KillOneOfTwo {
     let mut a = s.worker("memory://");
     let mut b = s.worker("memory://");
     // Both joined: each recovered its (empty) partitions.
-    wait_both(&mut a, &mut b, |a, b| {
+    wait_both(&mut a, &mut b, "recovery on both", WAIT, |a, b| {
         a.count("table partition recovered") > 0 && b.count("table partition recovered") > 0
     });
     // A first half, processed and committed by both: the changelog holds it.
     let mut expected = s.send(1000, 0, CURRENCIES).await;
     s.wait_changelog_holds(&expected).await;
-    wait_both(&mut a, &mut b, |a, b| {
+    wait_both(&mut a, &mut b, "1000 totals", WAIT, |a, b| {
         a.count(" total: ") + b.count(" total: ") >= 1000
     });
-    let (a_first, replayed_before) = (a.count(" total: "), b.replayed());
+    let (a_first, replayed_before) = (a.count(" total: "), replayed(b.lines()));
     assert!(a_first > 0, "a holds no partition");
     // The second half; a dies with SIGKILL as soon as it is processing it.
     for (c, n) in s.send(1000, 1000, CURRENCIES).await {
         *expected.entry(c).or_default() += n;
     }
-    wait_both(&mut a, &mut b, |a, _| a.count(" total: ") > a_first);
+    wait_both(
+        &mut a,
+        &mut b,
+        "a total of the second half by a",
+        WAIT,
+        |a, _| a.count(" total: ") > a_first,
+    );
     let by_a = a.count(" total: ");
-    a.kill("-KILL");
+    a.stop(Stop::Kill);
     // b takes a's partitions after the session timeout, recovers them from the changelog and
     // counts on.
-    let deadline = Instant::now() + WAIT;
-    while b.replayed() == replayed_before {
-        assert!(
-            Instant::now() < deadline,
-            "b did not recover a's partitions: {:?}",
-            b.seen
-        );
-        if let Ok(line) = b.lines.recv_timeout(Duration::from_millis(100)) {
-            b.seen.push(line);
-        }
-    }
+    b.wait_until("recovery of a's partitions", WAIT, |lines| {
+        replayed(lines) > replayed_before
+    });
     s.wait_changelog_holds(&expected).await;
-    let replayed = b.replayed() - replayed_before;
-    assert!(replayed > 0, "the survivor replayed nothing: {:?}", b.seen);
+    let replayed = replayed(b.lines()) - replayed_before;
+    assert!(
+        replayed > 0,
+        "the survivor replayed nothing: {:?}",
+        b.lines()
+    );
     // Everything is counted at least once; the survivor commits what it did and stops.
-    b.kill("-INT");
+    b.stop(Stop::Interrupt);
     KillOneOfTwo {
         totals: s.changelog_totals().await,
         expected,
@@ -428,15 +332,15 @@ async fn a_redb_worker_killed_and_restarted_replays_only_the_tail() {
     let store = format!("redb://{}", dir.path().display());
     let mut w = s.worker(&store);
     let mut sent = s.send(600, 0, CURRENCIES).await;
-    w.wait_lines(" total: ", 600);
+    w.wait_lines(" total: ", 600, WAIT);
     // Committed: the changelog and the store hold every purchase so far.
     s.wait_changelog_holds(&sent).await;
     // More purchases, for two currencies; SIGKILL once they are processed.
     for (c, n) in s.send(40, 10_000, 2).await {
         *sent.entry(c).or_default() += n;
     }
-    w.wait_lines(" total: ", 640);
-    w.kill("-KILL");
+    w.wait_lines(" total: ", 640, WAIT);
+    w.stop(Stop::Kill);
     // Meanwhile another worker (another machine: its own memory store) takes over, counts
     // purchases of five currencies, and stops: the changelog moves past the redb store.
     let mut other = s.worker("memory://");
@@ -444,8 +348,8 @@ async fn a_redb_worker_killed_and_restarted_replays_only_the_tail() {
         *sent.entry(c).or_default() += n;
     }
     s.wait_changelog_holds(&sent).await;
-    other.wait_lines(" total: ", 100);
-    other.kill("-INT");
+    other.wait_lines(" total: ", 100, WAIT);
+    other.stop(Stop::Interrupt);
 
     let stored = s.stored(&store);
     let keys: u64 = stored.iter().map(|r| r.1).sum();
@@ -457,16 +361,16 @@ async fn a_redb_worker_killed_and_restarted_replays_only_the_tail() {
     );
 
     let mut w = s.worker(&store);
-    w.wait_lines("table partition recovered", PARTITIONS as usize);
-    let replayed = w.replayed();
-    assert_eq!(replayed as i64, to_replay, "{:?}", w.seen);
+    w.wait_lines("table partition recovered", PARTITIONS as usize, WAIT);
+    let replayed = replayed(w.lines());
+    assert_eq!(replayed as i64, to_replay, "{:?}", w.lines());
     // One more purchase per currency prints every total; the worker's table must equal a
     // rebuild from the changelog.
     for (c, n) in s.send(CURRENCIES, 30_000, CURRENCIES).await {
         *sent.entry(c).or_default() += n;
     }
-    w.wait_currencies(CURRENCIES);
-    let seen = w.kill("-INT");
+    wait_currencies(&mut w, CURRENCIES);
+    let seen = w.stop(Stop::Interrupt);
     let mut printed = BTreeMap::new();
     for line in seen.iter().filter(|l| l.contains(" total: ")) {
         let (currency, total) = line.split_once(" total: ").unwrap();

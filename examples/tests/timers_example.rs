@@ -1,99 +1,85 @@
 //! The timers example: its demo reports through the leader-only timer; and as three worker
-//! processes of one app, against a mock cluster in this test process, the leader-only timer ticks in exactly one of them; SIGKILL that one (no
-//! commit, no LeaveGroup) and another takes the timer over once the group notices, within a
-//! session timeout and a rebalance.
+//! processes of one app, against a mock cluster in this test process, the leader-only timer
+//! ticks in exactly one of them; SIGKILL that one (no commit, no LeaveGroup) and another takes
+//! the timer over once the group notices, within a session timeout and a rebalance.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use testkit::MockCluster;
 
 mod common;
 
+use common::worker::{Stop, Worker};
+
 const WAIT: Duration = Duration::from_secs(60);
 const SESSION: Duration = Duration::from_millis(1500);
 const TICK: &str = "leader tick from ";
 
-/// A running `timers` worker; its output lines go to the shared channel as (worker, line).
-struct Worker {
-    name: String,
-    child: Child,
+/// Starts a `timers` worker named `name`.
+fn start(bootstrap: &str, app: &str, name: &str) -> Worker {
+    let mut command = Command::new(common::example("timers"));
+    command
+        .args([
+            "--broker",
+            &format!("kafka://{bootstrap}"),
+            "worker",
+            "--no-web",
+        ])
+        .env("TIMERS_APP", app)
+        .env("TIMERS_WORKER", name)
+        .env("TIMERS_INTERVAL_MS", "100")
+        .env("TIMERS_SESSION_MS", SESSION.as_millis().to_string())
+        .env("RUST_LOG", "warn");
+    Worker::spawn(name, command)
 }
 
-impl Worker {
-    fn start(
-        bootstrap: &str,
-        app: &str,
-        name: &str,
-        lines: &mpsc::Sender<(String, String)>,
-    ) -> Self {
-        let mut child = Command::new(common::example("timers"))
-            .args([
-                "--broker",
-                &format!("kafka://{bootstrap}"),
-                "worker",
-                "--no-web",
-            ])
-            .env("TIMERS_APP", app)
-            .env("TIMERS_WORKER", name)
-            .env("TIMERS_INTERVAL_MS", "100")
-            .env("TIMERS_SESSION_MS", SESSION.as_millis().to_string())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let (tx, name) = (lines.clone(), name.to_owned());
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    let _ = tx.send((name.clone(), line));
-                }
-            });
-        }
-        Worker {
-            name: name.to_owned(),
-            child,
-        }
-    }
-
-    fn kill(&mut self, signal: &str) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .unwrap()
-            .success());
-        self.child.wait().unwrap();
-    }
-}
-
-/// The output of all workers, with what was read so far.
+/// The running workers' output as (worker, line), in the order it was read.
 struct Output {
-    lines: mpsc::Receiver<(String, String)>,
+    workers: Vec<Worker>,
     seen: Vec<(String, String)>,
 }
 
 impl Output {
+    /// Reads the next line of any worker, waiting up to 100 ms for one.
+    fn next_line(&mut self) -> Option<(String, String)> {
+        let deadline = Instant::now() + Duration::from_millis(100);
+        loop {
+            // Each worker in turn first, so none waits behind another's lines.
+            let n = self.workers.len();
+            let first = self.seen.len() % n;
+            for i in 0..n {
+                let w = &mut self.workers[(first + i) % n];
+                if let Some(line) = w.next_line(Duration::ZERO).map(str::to_owned) {
+                    let line = (w.name().to_owned(), line);
+                    self.seen.push(line.clone());
+                    return Some(line);
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Reads lines until `n` more leader ticks came; returns the workers that ticked.
     fn next_ticks(&mut self, n: usize) -> Vec<String> {
         let deadline = Instant::now() + WAIT;
         let mut ticks = Vec::new();
         while ticks.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok((worker, line)) = self.lines.recv_timeout(left) else {
-                panic!("no {n} leader ticks in {WAIT:?}; output:\n{}", self.dump());
+            assert!(
+                Instant::now() < deadline,
+                "no {n} leader ticks in {WAIT:?}; output:\n{}",
+                self.dump()
+            );
+            let Some((worker, line)) = self.next_line() else {
+                continue;
             };
             if let Some(from) = line.strip_prefix(TICK) {
                 assert_eq!(from, worker, "a worker printed another's name");
-                ticks.push(worker.clone());
+                ticks.push(worker);
             }
-            self.seen.push((worker, line));
         }
         ticks
     }
@@ -112,15 +98,13 @@ async fn the_leader_only_timer_moves_when_its_worker_process_is_killed() {
         .await
         .unwrap();
     let app = testkit::unique_name("timers-kill");
-    let (tx, lines) = mpsc::channel();
     let mut output = Output {
-        lines,
+        workers: ["w0", "w1", "w2"]
+            .iter()
+            .map(|name| start(&mock.bootstrap(), &app, name))
+            .collect(),
         seen: Vec::new(),
     };
-    let mut workers: Vec<_> = ["w0", "w1", "w2"]
-        .iter()
-        .map(|name| Worker::start(&mock.bootstrap(), &app, name, &tx))
-        .collect();
 
     // Once the three have joined, one ticks. Workers joining move the group (and maybe its
     // leader), so the check waits for every worker's start-up task first.
@@ -136,9 +120,7 @@ async fn the_leader_only_timer_moves_when_its_worker_process_is_killed() {
             "workers did not start:\n{}",
             output.dump()
         );
-        if let Ok(line) = output.lines.recv_timeout(Duration::from_millis(100)) {
-            output.seen.push(line);
-        }
+        output.next_line();
     }
     let ticks = output.next_ticks(10);
     let ticks = &ticks[ticks.len() - 5..]; // the group has settled by then
@@ -150,10 +132,14 @@ async fn the_leader_only_timer_moves_when_its_worker_process_is_killed() {
     );
 
     // SIGKILL the leader: the others notice after the session timeout and rebalance.
-    let dead = workers.iter().position(|w| w.name == leader).unwrap();
-    workers[dead].kill("-KILL");
+    let dead = output
+        .workers
+        .iter()
+        .position(|w| w.name() == leader)
+        .unwrap();
+    output.workers.remove(dead).stop(Stop::Kill);
     let killed = Instant::now();
-    // Ticks it printed before dying may still be in the pipe.
+    // Only the survivors' lines are read from here on.
     let new_leader = loop {
         let tick = output.next_ticks(1).remove(0);
         if tick != leader {
@@ -172,10 +158,8 @@ async fn the_leader_only_timer_moves_when_its_worker_process_is_killed() {
         output.dump()
     );
 
-    for (i, worker) in workers.iter_mut().enumerate() {
-        if i != dead {
-            worker.kill("-INT");
-        }
+    for worker in output.workers.drain(..) {
+        worker.stop(Stop::Interrupt);
     }
 }
 

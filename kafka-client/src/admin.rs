@@ -2,8 +2,12 @@
 //! cluster and topic configs, describe a consumer group and read its committed offsets.
 //!
 //! Controller-bound requests (CreateTopics, DeleteTopics, CreatePartitions) go to any broker:
-//! KRaft brokers forward them to the controller. `NOT_CONTROLLER` and other retriable answers
-//! are retried a bounded number of times with exponential backoff.
+//! KRaft brokers forward them to the controller. Answers that only wait for the cluster to
+//! settle (`NOT_CONTROLLER`, a leader being elected or moving, a new topic's partitions not yet
+//! loaded by their leader) are retried until
+//! [`ClientConfig::default_api_timeout`](crate::ClientConfig::default_api_timeout) (60 s);
+//! other retriable errors (I/O, an unknown topic) a few times (about 3 s), with exponential
+//! backoff.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,7 +31,7 @@ use crate::config::ClientConfig;
 use crate::error::{check_code, Error, KafkaCode, Result};
 use crate::group::coordinator::Coordinator;
 use crate::group::GroupDescription;
-use crate::list_offsets::{list_offsets, ADMIN_BACKOFF};
+use crate::list_offsets::{list_offsets, settles, AdminRetry};
 pub use crate::list_offsets::{ListedOffset, OffsetSpec};
 use crate::topic_partition::TopicPartition;
 
@@ -161,7 +165,7 @@ impl Admin {
         let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
         let mut pending = topics;
         let mut first_error = None;
-        let mut backoff = Retry::new("CreateTopics");
+        let mut backoff = self.retry("CreateTopics");
         while !pending.is_empty() {
             let request = CreateTopicsRequest::default()
                 .with_timeout_ms(self.timeout_ms())
@@ -224,7 +228,7 @@ impl Admin {
     pub async fn delete_topics(&self, names: Vec<String>) -> Result<()> {
         let mut pending = names.clone();
         let mut first_error = None;
-        let mut backoff = Retry::new("DeleteTopics");
+        let mut backoff = self.retry("DeleteTopics");
         while !pending.is_empty() {
             let timeout_ms = self.timeout_ms();
             let build = |version: i16| {
@@ -294,7 +298,7 @@ impl Admin {
     /// with leaders. Kafka never shrinks a topic: a smaller count is an error
     /// (`InvalidPartitions`).
     pub async fn create_partitions(&self, topic: &str, new_total: i32) -> Result<()> {
-        let mut backoff = Retry::new("CreatePartitions");
+        let mut backoff = self.retry("CreatePartitions");
         loop {
             let request = CreatePartitionsRequest::default()
                 .with_timeout_ms(self.timeout_ms())
@@ -341,7 +345,8 @@ impl Admin {
         &self,
         partitions: Vec<(TopicPartition, OffsetSpec)>,
     ) -> Result<HashMap<TopicPartition, ListedOffset>> {
-        list_offsets(&self.cluster, 0, partitions)
+        let timeout = self.cluster.config.default_api_timeout;
+        list_offsets(&self.cluster, 0, partitions, Some(timeout))
             .await
             .into_iter()
             .map(|(tp, r)| Ok((tp, r?)))
@@ -400,7 +405,7 @@ impl Admin {
 
     /// Every config of a topic (overrides and defaults), ordered by name.
     pub async fn describe_configs(&self, topic: &str) -> Result<Vec<ConfigEntry>> {
-        let mut backoff = Retry::new("DescribeConfigs");
+        let mut backoff = self.retry("DescribeConfigs");
         let results = loop {
             let request = DescribeConfigsRequest::default().with_resources(vec![
                 DescribeConfigsResource::default()
@@ -442,6 +447,14 @@ impl Admin {
             .collect();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
+    }
+
+    /// Retries of one operation, `what` in logs.
+    fn retry(&self, what: &'static str) -> Retry {
+        Retry {
+            what,
+            retry: AdminRetry::new(Some(self.cluster.config.default_api_timeout)),
+        }
     }
 
     /// When a request started now must have been answered.
@@ -533,24 +546,17 @@ fn creatable(topic: &NewTopic) -> CreatableTopic {
         )
 }
 
-/// Bounded retries of one admin operation ([`ADMIN_BACKOFF`]). `NOT_CONTROLLER` and
-/// connection errors are retriable.
+/// Retries of one admin operation (see [`AdminRetry`]): errors that only wait for the cluster
+/// to settle until the default API timeout, other retriable errors a few times.
 struct Retry {
     what: &'static str,
-    backoff: Backoff,
+    retry: AdminRetry,
 }
 
 impl Retry {
-    fn new(what: &'static str) -> Self {
-        Retry {
-            what,
-            backoff: ADMIN_BACKOFF,
-        }
-    }
-
     /// Attempts made so far, the current one included.
     fn attempts(&self) -> u32 {
-        self.backoff.attempts()
+        self.retry.attempts()
     }
 
     /// After a failed attempt: waits and returns `Ok` if another attempt may follow, else
@@ -559,14 +565,11 @@ impl Retry {
         if !e.is_retriable() {
             return Err(e);
         }
-        let attempts = self.backoff.attempts();
-        if self.backoff.retry().await {
+        let attempts = self.retry.attempts();
+        if self.retry.retry(settles(&e)).await {
             tracing::debug!(what = self.what, attempts, error = %e, "retried");
             return Ok(());
         }
-        Err(Error::RetriesExhausted {
-            attempts,
-            last: Box::new(e),
-        })
+        Err(self.retry.exhausted(e))
     }
 }

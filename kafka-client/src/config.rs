@@ -92,6 +92,11 @@ pub struct ClientConfig {
     pub client_id: String,
     /// How long to wait for any one response before the connection is considered broken.
     pub request_timeout: Duration,
+    /// How long an admin operation keeps retrying while the cluster settles (a leader being
+    /// elected or moving, a controller change, a new topic's partitions not loaded yet), as
+    /// Java's `default.api.timeout.ms`; 60 s. Other retriable errors, such as a topic the
+    /// metadata does not show, still give up after a few attempts.
+    pub default_api_timeout: Duration,
     /// Requests written to one connection before waiting for responses.
     pub max_in_flight_per_connection: usize,
     /// First delay before reconnecting to a broker; doubles up to `reconnect_backoff_max`.
@@ -128,6 +133,7 @@ impl ClientConfig {
             connector: None,
             client_id: "kafka-client-rs".to_owned(),
             request_timeout: Duration::from_secs(30),
+            default_api_timeout: Duration::from_secs(60),
             max_in_flight_per_connection: 5,
             reconnect_backoff: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_secs(1),
@@ -144,6 +150,13 @@ impl ClientConfig {
     /// Sets the per-request timeout.
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets how long admin operations retry while the cluster settles
+    /// ([`default_api_timeout`](Self::default_api_timeout)).
+    pub fn with_default_api_timeout(mut self, timeout: Duration) -> Self {
+        self.default_api_timeout = timeout;
         self
     }
 

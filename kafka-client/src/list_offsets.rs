@@ -7,21 +7,104 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::backoff::Backoff;
 use crate::cluster::Cluster;
-use crate::error::{check_code, Error, Result};
+use crate::error::{check_code, Error, KafkaCode, Result};
 use crate::topic_partition::TopicPartition;
 
 const LIST_OFFSETS_VERSIONS: std::ops::RangeInclusive<i16> = 1..=10;
 
-/// Pacing of one admin or ListOffsets operation: 6 attempts, pauses doubling from 100 ms up
-/// to 2 s.
-pub(crate) const ADMIN_BACKOFF: Backoff =
-    Backoff::new(Duration::from_millis(100), Duration::from_secs(2)).with_max_attempts(6);
+/// Attempts in all for retriable errors that do not wait for the cluster to settle (I/O, a
+/// topic the metadata does not show): about 3 s of pauses.
+const SHORT_ATTEMPTS: u32 = 6;
+
+/// Retries of one admin operation or ListOffsets lookup.
+///
+/// Errors that only wait for the cluster to settle ([`settles`]: a leader being elected or
+/// moving, a controller change, a new topic's partition its leader has not loaded yet) are
+/// retried until a deadline when there is one (the admin client's
+/// [`ClientConfig::default_api_timeout`](crate::ClientConfig::default_api_timeout), 60 s by
+/// default as Java's `default.api.timeout.ms`), pauses doubling from 100 ms up to 1 s. Every
+/// other retriable error (I/O, a topic the metadata does not show at all), and everything
+/// without a deadline (the consumer's lookups, which it retries itself), gets
+/// [`SHORT_ATTEMPTS`] attempts, pauses doubling from 100 ms up to 2 s: a topic that does not
+/// exist is still an error within seconds.
+pub(crate) struct AdminRetry {
+    backoff: Backoff,
+    deadline: bool,
+    started: Instant,
+    /// Failed attempts that count towards [`SHORT_ATTEMPTS`].
+    short_failures: u32,
+}
+
+impl AdminRetry {
+    /// Retries waiting up to `timeout` for the cluster to settle; `None`: bounded attempts only.
+    pub(crate) fn new(timeout: Option<Duration>) -> Self {
+        let started = Instant::now();
+        let backoff = match timeout {
+            Some(timeout) => Backoff::new(Duration::from_millis(100), Duration::from_secs(1))
+                .until(started + timeout),
+            None => Backoff::new(Duration::from_millis(100), Duration::from_secs(2)),
+        };
+        AdminRetry {
+            backoff,
+            deadline: timeout.is_some(),
+            started,
+            short_failures: 0,
+        }
+    }
+
+    /// Attempts made so far, the current one included.
+    pub(crate) fn attempts(&self) -> u32 {
+        self.backoff.attempts()
+    }
+
+    /// After a failed attempt whose errors all only wait for the cluster to settle
+    /// (`settling`) or not: sleeps and returns `true` if another attempt may follow.
+    pub(crate) async fn retry(&mut self, settling: bool) -> bool {
+        if !settling || !self.deadline {
+            self.short_failures += 1;
+            if self.short_failures >= SHORT_ATTEMPTS {
+                return false;
+            }
+        }
+        self.backoff.retry().await
+    }
+
+    /// The error for the caller once no attempt may follow.
+    pub(crate) fn exhausted(&self, last: Error) -> Error {
+        Error::RetriesExhausted {
+            attempts: self.attempts(),
+            after: self.started.elapsed(),
+            last: Box::new(last),
+        }
+    }
+}
+
+/// Whether `e` only says the cluster has not settled yet: a partition's leader being elected
+/// or moving, the controller changing. An unknown topic is not among them: whether it is
+/// depends on whether the metadata shows the topic (see [`list_offsets`]).
+pub(crate) fn settles(e: &Error) -> bool {
+    matches!(
+        e.code(),
+        Some(
+            KafkaCode::NotLeaderOrFollower
+                | KafkaCode::LeaderNotAvailable
+                | KafkaCode::NotController
+                | KafkaCode::FencedLeaderEpoch
+                | KafkaCode::UnknownLeaderEpoch
+                | KafkaCode::OffsetNotAvailable
+                | KafkaCode::ReplicaNotAvailable
+                | KafkaCode::PreferredLeaderNotAvailable
+        )
+    ) && e.is_retriable()
+}
 
 /// Which offset of a partition to look up (ListOffsets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,10 +141,15 @@ pub struct ListedOffset {
 
 /// Looks up offsets at each partition's leader, refreshing metadata and retrying partitions
 /// whose leader moved. Shared by the admin client and the consumer (seek and offset reset).
+///
+/// With a `timeout` (the admin client's), partitions of a topic the metadata shows are
+/// retried until it while their leader is unknown or answers that it is not (yet) the leader
+/// or does not know the partition (a topic created a moment ago); see [`AdminRetry`].
 pub(crate) async fn list_offsets(
     cluster: &Cluster,
     isolation_level: i8,
     requests: Vec<(TopicPartition, OffsetSpec)>,
+    timeout: Option<Duration>,
 ) -> HashMap<TopicPartition, Result<ListedOffset>> {
     let mut out = HashMap::new();
     // One question per partition: the last one asked wins.
@@ -76,9 +164,11 @@ pub(crate) async fn list_offsets(
             }
         }
     }
-    let mut backoff = ADMIN_BACKOFF;
+    let mut retry = AdminRetry::new(timeout);
     while !pending.is_empty() {
-        let attempts = backoff.attempts();
+        let attempts = retry.attempts();
+        // Whether every partition still pending only waits for the cluster to settle.
+        let mut settling = true;
         let mut last_error: HashMap<TopicPartition, Error> = HashMap::new();
         let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, OffsetSpec, i32)>> = BTreeMap::new();
         let unknown: Vec<String> = pending
@@ -108,6 +198,9 @@ pub(crate) async fn list_offsets(
                     if known.is_some_and(|n| tp.partition < 0 || tp.partition as usize >= n) {
                         out.insert(tp, Err(error));
                     } else {
+                        // A known topic's partition without a leader is being elected one; a
+                        // topic the metadata does not show may not exist.
+                        settling &= known.is_some();
                         last_error.insert(tp.clone(), error);
                         pending.push((tp, spec));
                     }
@@ -118,12 +211,15 @@ pub(crate) async fn list_offsets(
             let result = list_offsets_at(cluster, leader, isolation_level, &parts).await;
             (parts, result)
         });
+        // Topics whose metadata proved stale, forgotten once every answer was read.
+        let mut stale: Vec<String> = Vec::new();
         for (parts, result) in futures::future::join_all(requests).await {
             match result {
                 Err(e) => {
                     for (tp, spec, _) in parts {
                         if e.is_retriable() {
-                            cluster.invalidate(&tp.topic);
+                            settling &= settles(&e);
+                            stale.push(tp.topic.clone());
                             last_error.insert(tp.clone(), clone_error(&e));
                             pending.push((tp, spec));
                         } else {
@@ -138,7 +234,12 @@ pub(crate) async fn list_offsets(
                                 out.insert(tp, Ok(listed));
                             }
                             Some(Err(e)) if e.is_retriable() => {
-                                cluster.invalidate(&tp.topic);
+                                // The leader the metadata named does not know the partition
+                                // yet: a topic created a moment ago.
+                                let loading = e.code() == Some(KafkaCode::UnknownTopicOrPartition)
+                                    && cluster.partition_count(&tp.topic).is_some();
+                                settling &= loading || settles(&e);
+                                stale.push(tp.topic.clone());
                                 last_error.insert(tp.clone(), e);
                                 pending.push((tp, spec));
                             }
@@ -157,23 +258,25 @@ pub(crate) async fn list_offsets(
                 }
             }
         }
+        for topic in stale {
+            cluster.invalidate(&topic);
+        }
         if pending.is_empty() {
             break;
         }
-        tracing::debug!(partitions = pending.len(), attempts, "retrying ListOffsets");
-        if !backoff.retry().await {
+        tracing::debug!(
+            partitions = pending.len(),
+            attempts,
+            settling,
+            "retrying ListOffsets"
+        );
+        if !retry.retry(settling).await {
             for (tp, _) in pending.drain(..) {
                 let last = last_error.remove(&tp).unwrap_or(Error::UnknownPartition {
                     topic: tp.topic.clone(),
                     partition: tp.partition,
                 });
-                out.insert(
-                    tp,
-                    Err(Error::RetriesExhausted {
-                        attempts,
-                        last: Box::new(last),
-                    }),
-                );
+                out.insert(tp, Err(retry.exhausted(last)));
             }
             break;
         }

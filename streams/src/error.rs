@@ -193,6 +193,20 @@ pub enum Error {
         source: AgentFailure,
     },
 
+    /// A timer, crontab or task declared under a name another one of the app already has
+    /// ([`App::timer`](crate::App::timer), [`App::crontab`](crate::App::crontab),
+    /// [`App::task`](crate::App::task)): logs, metrics and failures name them, so each needs
+    /// its own.
+    #[error("{kind} {name}: the name is already taken by a {taken_by} of this app; give each timer, crontab and task its own name")]
+    DuplicateService {
+        /// What was declared: `timer`, `crontab` or `task`.
+        kind: &'static str,
+        /// The name.
+        name: String,
+        /// What was declared under that name before: `timer`, `crontab` or `task`.
+        taken_by: &'static str,
+    },
+
     /// A timer was declared with a zero interval
     /// ([`App::timer`](crate::App::timer)).
     #[error("timer {timer}: the interval is zero; give it a positive Duration")]

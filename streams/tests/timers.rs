@@ -331,3 +331,43 @@ fn bad_declarations_are_refused_naming_the_timer() {
         .run(|| async {})
         .unwrap();
 }
+
+#[test]
+fn a_name_taken_by_another_timer_crontab_or_task_is_refused_naming_both() {
+    let app = App::builder("timers-twice").build().unwrap();
+    app.timer("report", Duration::from_secs(1))
+        .run(|| async {})
+        .unwrap();
+    app.task("warm-up").run(|| async {}).unwrap();
+    match app.timer("report", Duration::from_secs(5)).run(|| async {}) {
+        Err(e @ Error::DuplicateService { .. }) => {
+            assert_eq!(
+                e.to_string(),
+                "timer report: the name is already taken by a timer of this app; give each \
+                 timer, crontab and task its own name"
+            );
+        }
+        other => panic!("expected DuplicateService, got {other:?}"),
+    }
+    match app.crontab("warm-up", "*/5 * * * *").run(|| async {}) {
+        Err(Error::DuplicateService {
+            kind,
+            name,
+            taken_by,
+        }) => assert_eq!(
+            (kind, name.as_str(), taken_by),
+            ("crontab", "warm-up", "task")
+        ),
+        other => panic!("expected DuplicateService, got {other:?}"),
+    }
+    match app.task("report").on_leader().run(|| async {}) {
+        Err(Error::DuplicateService { kind, taken_by, .. }) => {
+            assert_eq!((kind, taken_by), ("task", "timer"))
+        }
+        other => panic!("expected DuplicateService, got {other:?}"),
+    }
+    // A refused declaration takes no name; a new name is fine.
+    app.crontab("nightly", "0 0 * * *")
+        .run(|| async {})
+        .unwrap();
+}

@@ -216,7 +216,7 @@ impl Fetcher {
                 .iter()
                 .map(|(tp, _, spec)| (tp.clone(), *spec))
                 .collect();
-            let result = list_offsets::list_offsets(&cluster, isolation, requests).await;
+            let result = list_offsets::list_offsets(&cluster, isolation, requests, None).await;
             Done::Reset { sent, result }
         }));
     }

@@ -273,7 +273,8 @@ impl Consumer {
     async fn lookup(&self, tp: &TopicPartition, spec: OffsetSpec) -> Result<i64> {
         let isolation = self.config.isolation_level.code();
         let mut answers =
-            list_offsets::list_offsets(&self.cluster, isolation, vec![(tp.clone(), spec)]).await;
+            list_offsets::list_offsets(&self.cluster, isolation, vec![(tp.clone(), spec)], None)
+                .await;
         match answers.remove(tp) {
             Some(result) => Ok(result?.offset),
             None => Err(Error::UnknownPartition {

@@ -355,10 +355,12 @@ pub enum Error {
     },
 
     /// Retries ran out: the last error is kept.
-    #[error("gave up after {attempts} attempts: {last}")]
+    #[error("gave up after {attempts} attempts in {after:.1?}: {last}")]
     RetriesExhausted {
         /// How many times the operation was tried.
         attempts: u32,
+        /// How long it was tried for.
+        after: Duration,
         /// The error of the last attempt.
         last: Box<Error>,
     },

@@ -218,11 +218,19 @@ impl Declarations {
         Topic::declare(&self.catalog, &self.outbox, name)
     }
 
-    pub(crate) fn add_service(&self, spec: ServiceSpec) {
-        self.services
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::new(spec));
+    /// Adds a timer, crontab or task; [`Error::DuplicateService`] when another one of the app
+    /// has its name.
+    pub(crate) fn add_service(&self, spec: ServiceSpec) -> crate::error::Result<()> {
+        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(taken) = services.iter().find(|s| s.name == spec.name) {
+            return Err(crate::error::Error::DuplicateService {
+                kind: spec.schedule.kind(),
+                name: spec.name,
+                taken_by: taken.schedule.kind(),
+            });
+        }
+        services.push(Arc::new(spec));
+        Ok(())
     }
 
     /// The declared timers, crontabs and tasks.

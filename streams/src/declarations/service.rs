@@ -28,6 +28,17 @@ pub(crate) enum Schedule {
     Once,
 }
 
+impl Schedule {
+    /// What a service of this schedule is called: `timer`, `crontab` or `task`.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Schedule::Every(_) => "timer",
+            Schedule::Cron(_) => "crontab",
+            Schedule::Once => "task",
+        }
+    }
+}
+
 /// A parsed cron expression and the zone its fields are read in.
 pub(crate) struct CronSchedule {
     cron: croner::Cron,
@@ -91,14 +102,21 @@ where
     Arc::new(move || f().map(AgentResult::into_result).boxed())
 }
 
-fn register(decls: &Shared, name: String, schedule: Schedule, options: Options, body: Body) {
+/// Declares the service; [`Error::DuplicateService`] when the app has one of that name.
+fn register(
+    decls: &Shared,
+    name: String,
+    schedule: Schedule,
+    options: Options,
+    body: Body,
+) -> Result<()> {
     decls.add_service(ServiceSpec {
         name,
         schedule,
         on_leader: options.on_leader,
         stop_app_on_error: options.stop_app_on_error,
         body,
-    });
+    })
 }
 
 /// A timer that runs its body every interval ([`App::timer`](crate::App::timer); Faust's
@@ -151,7 +169,8 @@ impl TimerBuilder {
     }
 
     /// Registers the timer with its body (`()` or `Result<(), E>`); the worker runs it.
-    /// [`Error::InvalidInterval`] for a zero interval.
+    /// [`Error::InvalidInterval`] for a zero interval, [`Error::DuplicateService`] for a name
+    /// another timer, crontab or task of the app has.
     pub fn run<F, Fut>(self, f: F) -> Result<()>
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -162,8 +181,7 @@ impl TimerBuilder {
             return Err(Error::InvalidInterval { timer: self.name });
         }
         let schedule = Schedule::Every(self.interval);
-        register(&self.decls, self.name, schedule, self.options, body(f));
-        Ok(())
+        register(&self.decls, self.name, schedule, self.options, body(f))
     }
 }
 
@@ -213,7 +231,8 @@ impl CrontabBuilder {
     }
 
     /// Registers the crontab with its body. [`Error::InvalidCron`] for an expression that
-    /// does not parse or never fires, [`Error::UnknownTimeZone`] for an unknown zone.
+    /// does not parse or never fires, [`Error::UnknownTimeZone`] for an unknown zone,
+    /// [`Error::DuplicateService`] for a name another timer, crontab or task of the app has.
     pub fn run<F, Fut>(self, f: F) -> Result<()>
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -228,8 +247,7 @@ impl CrontabBuilder {
             Schedule::Cron(Box::new(cron)),
             self.options,
             body(f),
-        );
-        Ok(())
+        )
     }
 }
 
@@ -267,7 +285,8 @@ impl TaskBuilder {
         self
     }
 
-    /// Registers the task with its body.
+    /// Registers the task with its body. [`Error::DuplicateService`] for a name another
+    /// timer, crontab or task of the app has.
     pub fn run<F, Fut>(self, f: F) -> Result<()>
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -280,8 +299,7 @@ impl TaskBuilder {
             Schedule::Once,
             self.options,
             body(f),
-        );
-        Ok(())
+        )
     }
 }
 
