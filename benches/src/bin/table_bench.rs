@@ -6,7 +6,8 @@
 //! table_bench count [--store URL] BOOTSTRAP INPUT OUTPUT N [--app-id ID]
 //!     counts the purchases of INPUT (streams_bench prefill) per key in table `counts` and
 //!     sends each new count to OUTPUT, until N events; stops gracefully and prints
-//!     `rust-table events=N outputs=K secs=..` (timed from process start).
+//!     `rust-table events=N outputs=K secs=..` (timed from process start). With `--no-send`
+//!     the agent only updates the table (OUTPUT gets nothing): the table's own cost.
 //! table_bench window-hopping [--store URL] BOOTSTRAP INPUT OUTPUT N [--app-id ID]
 //!     the same over a hopping windowed table (5-minute windows advancing by 1 minute, 1 minute
 //!     of grace, kept an hour: Kafka Streams' `window-hopping` in benches/peers), time from the
@@ -62,7 +63,8 @@
 //! (`broker_commit_every`, default 10,000), `--cache-max-bytes BYTES`
 //! (`table_cache_max_bytes`, default 10 MiB; 0: the cache off, one changelog record per write;
 //! `count` prints `cpu_s`, `ev_per_cpu_s` and `changelog=R`, the offsets it added to the
-//! changelog). `first-event` also takes `--until N` (wait for N
+//! changelog; also `cpu_events_s` and `ev_per_cpu_s_events`, from the first event on), and
+//! `--no-send` (`count` only). `first-event` also takes `--until N` (wait for N
 //! events, not only the first, before the commit and `ready`: the first run builds the table)
 //! and `--no-commit` (print `ready` right after, before any commit: under exactly-once the
 //! kill lands in an open transaction, which the restarted worker's producer must abort).
@@ -102,6 +104,7 @@ struct Args {
     no_commit: bool,
     value_format: String,
     every_update: bool,
+    no_send: bool,
     profiles: Option<String>,
     wait_profiles: u64,
     users: u64,
@@ -122,6 +125,7 @@ fn parse(args: Vec<String>) -> Option<Args> {
         no_commit: false,
         value_format: "json".into(),
         every_update: false,
+        no_send: false,
         profiles: None,
         wait_profiles: 0,
         users: 0,
@@ -142,6 +146,7 @@ fn parse(args: Vec<String>) -> Option<Args> {
             "--no-commit" => out.no_commit = true,
             "--value-format" => out.value_format = it.next()?,
             "--every-update" => out.every_update = true,
+            "--no-send" => out.no_send = true,
             "--profiles" => out.profiles = Some(it.next()?),
             "--wait-profiles" => out.wait_profiles = it.next()?.parse().ok()?,
             "--users" => out.users = it.next()?.parse().ok()?,
@@ -278,14 +283,24 @@ async fn count(
     let outputs = Arc::new(AtomicU64::new(0));
     let (seen, sent, table, stopper) =
         (events.clone(), outputs.clone(), counts.clone(), app.clone());
+    let send = !args.no_send;
+    // The process's CPU time at the first event: the rate over the events alone leaves out
+    // start-up and the group join.
+    let cpu_at_first = Arc::new(std::sync::OnceLock::new());
+    let first = cpu_at_first.clone();
     app.agent_builder("count", &purchases)
         .table(&counts)
         .run_once(move |mut stream| async move {
             while let Some(event) = stream.next().await {
+                if first.get().is_none() {
+                    let _ = first.set(benches::cpu::process_cpu_seconds().unwrap_or(0.0));
+                }
                 let key = event.key.clone().unwrap_or_default();
                 let count = table.update(&key, |c| *c += 1)?;
-                out.send(key, count).await?;
-                sent.fetch_add(1, Ordering::Relaxed);
+                if send {
+                    out.send(key, count).await?;
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
                 if seen.fetch_add(1, Ordering::Relaxed) + 1 == n {
                     stopper.stop();
                 }
@@ -300,12 +315,15 @@ async fn count(
     let events = events.load(Ordering::Relaxed);
     // Offsets the run added to the changelog (transaction markers included under exactly-once).
     let written = records_in(bootstrap, &changelog).await - before;
+    let cpu_events = cpu - cpu_at_first.get().copied().unwrap_or(0.0);
     println!(
         "rust-table events={events} outputs={} secs={secs:.3} ev_per_s={:.1} cpu_s={cpu:.3} \
-         ev_per_cpu_s={:.1} changelog={written}",
+         ev_per_cpu_s={:.1} cpu_events_s={cpu_events:.3} ev_per_cpu_s_events={:.1} \
+         changelog={written}",
         outputs.load(Ordering::Relaxed),
         events as f64 / secs,
         events as f64 / cpu.max(1e-9),
+        events as f64 / cpu_events.max(1e-9),
     );
     Ok(())
 }

@@ -416,21 +416,29 @@ where
         K: Borrow<Q>,
         Q: Serialize + ?Sized,
     {
-        let key = self.encode_key(key)?;
+        let mut key = self.encode_key(key)?;
+        // One partition lookup for the read and the write; the value is decoded under the
+        // partition's lock (no copy of its bytes), `f` runs without it.
+        let partition = self.core.partition_of(&key);
         loop {
-            let (bytes, version) = self.core.get_versioned(&key)?;
-            let current = match bytes {
-                Some(b) => Some(self.decode_value(&key, &b)?),
-                None => None,
-            };
+            let (current, version) = self.core.read_versioned_in(partition, &key, |bytes| {
+                bytes
+                    .map(|b| {
+                        self.value_ser
+                            .decode(b)
+                            .map_err(|e| self.decode_error(partition, "value", e))
+                    })
+                    .transpose()
+            })?;
             let (write, result) = f(current)?;
             let value = match write {
                 Write::Keep => return Ok(result),
                 Write::Put(v) => Some(self.encode_value(&v)?),
                 Write::Delete => None,
             };
-            if self.core.put_if(key.clone(), value, Some(version))? {
-                return Ok(result);
+            match self.core.try_put_in(partition, key, value, version)? {
+                None => return Ok(result),
+                Some(back) => key = back,
             }
         }
     }

@@ -84,9 +84,65 @@ impl TableCore {
         self.with_owned(key, |p, st| self.read_locked(p, st, key))
     }
 
-    /// The value bytes of `key` and the partition's write version (for [`Self::put_if`]).
-    pub(crate) fn get_versioned(&self, key: &[u8]) -> Result<(Option<Bytes>, u64)> {
-        self.with_owned(key, |p, st| Ok((self.read_locked(p, st, key)?, st.version)))
+    /// Runs `read` on the value bytes of `key` in `partition` (its newest write, else the
+    /// store's) under the partition's lock, without copying them; returns its result and the
+    /// partition's write version (for [`Self::try_put_in`]). `read` must not use the table.
+    pub(crate) fn read_versioned_in<T>(
+        &self,
+        partition: i32,
+        key: &[u8],
+        read: impl FnOnce(Option<&[u8]>) -> Result<T>,
+    ) -> Result<(T, u64)> {
+        self.with_active(partition, key, |st| {
+            let value = match st.lookup(key) {
+                Some(write) => read(write.map(|b| &b[..]))?,
+                None => {
+                    let stored = self
+                        .store()?
+                        .get(partition, key)
+                        .map_err(|e| self.store_error(&[partition], e))?;
+                    read(stored.as_deref())?
+                }
+            };
+            Ok((value, st.version))
+        })
+    }
+
+    /// [`Self::put_if`] for a key of `partition` (the caller computed it), without copying the
+    /// key when the table has no write hooks: `Ok(None)` when written, `Ok(Some(key))` (the key
+    /// back, nothing written) when another write came in since `version`.
+    pub(crate) fn try_put_in(
+        &self,
+        partition: i32,
+        key: Bytes,
+        value: Option<Bytes>,
+        version: u64,
+    ) -> Result<Option<Bytes>> {
+        let no_hooks = self
+            .hooks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
+        if !no_hooks {
+            let written = self.put_if(key.clone(), value, Some(version))?;
+            return Ok((!written).then_some(key));
+        }
+        let state = self
+            .state(partition)
+            .ok_or_else(|| self.not_owned(&key, partition, "does not own"))?;
+        let mut st = lock(&state);
+        if st.status != PartitionStatus::Active {
+            return Err(self.not_owned(
+                &key,
+                partition,
+                "does not own yet (still recovering from the changelog)",
+            ));
+        }
+        if st.version != version {
+            return Ok(Some(key));
+        }
+        self.apply_writes(partition, &mut st, [(key, value)])?;
+        Ok(None)
     }
 
     /// Writes `key` (`None` deletes it).
