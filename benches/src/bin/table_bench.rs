@@ -12,7 +12,8 @@
 //!     the same over a hopping windowed table (5-minute windows advancing by 1 minute, 1 minute
 //!     of grace, kept an hour: Kafka Streams' `window-hopping` in benches/peers), time from the
 //!     record timestamps (`streams_bench prefill --event-time-step-ms`); sends each event's
-//!     current window count to OUTPUT; prints `rust-window events=N outputs=K late=L secs=..`.
+//!     current window count to OUTPUT; prints `rust-window events=N outputs=K late=L secs=..`
+//!     with `cpu_s`, `ev_per_cpu_s` and `changelog=R` as `count` does.
 //! table_bench window-tumbling [--store URL] BOOTSTRAP INPUT OUTPUT N [--app-id ID]
 //!     the same over 5-minute tumbling windows (1 minute of grace, kept an hour).
 //! table_bench recovery [--store URL] BOOTSTRAP --keys K [--app-id ID]
@@ -402,14 +403,20 @@ async fn window_count(
             }
             Ok::<(), streams::Error>(())
         });
+    let changelog = format!("{}-window-counts-changelog", args.app_id);
+    let before = records_in(bootstrap, &changelog).await;
     app.run().await.map_err(|e| e.to_string())?;
     let secs = started.elapsed().as_secs_f64();
+    let cpu = benches::cpu::process_cpu_seconds().unwrap_or(0.0);
     let events = events.load(Ordering::Relaxed);
+    let written = records_in(bootstrap, &changelog).await - before;
     println!(
-        "rust-window events={events} outputs={} late={} secs={secs:.3} ev_per_s={:.1}",
+        "rust-window events={events} outputs={} late={} secs={secs:.3} ev_per_s={:.1} \
+         cpu_s={cpu:.3} ev_per_cpu_s={:.1} changelog={written}",
         outputs.load(Ordering::Relaxed),
         windows.late_events(),
-        events as f64 / secs
+        events as f64 / secs,
+        events as f64 / cpu.max(1e-9),
     );
     Ok(())
 }

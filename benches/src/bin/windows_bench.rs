@@ -69,7 +69,7 @@ fn main() -> streams::Result<()> {
         events as f64 / cpu.as_secs_f64() / 1e3,
         cpu.as_secs_f64()
     );
-    println!("entries (windows, due entries, clocks) after N events:");
+    println!("entries (windows, clocks) after N events:");
     for (n, entries) in checkpoints {
         println!("  {n:>9}  {entries}");
     }

@@ -11,7 +11,8 @@
 //! partition also keeps every write in order (the *log*), and a flush produces one changelog
 //! record per write, as Kafka Streams does without its cache; reads are the same either way.
 
-use std::cell::Cell;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -65,6 +66,10 @@ pub(crate) struct PartitionState {
     pub activity: Cell<Option<Activity>>,
     /// When the partition last became active here: an idle partition's clock starts there.
     pub active_since: tokio::time::Instant,
+    /// State the layer above derives from the partition's entries (a windowed table's due
+    /// times), kept between its changes; dropped whenever the entries may change otherwise
+    /// (writes discarded, a status change), to be derived again.
+    pub derived: RefCell<Option<Box<dyn Any + Send>>>,
 }
 
 impl PartitionState {
@@ -80,6 +85,7 @@ impl PartitionState {
             effects: Arc::default(),
             activity: Cell::new(None),
             active_since: tokio::time::Instant::now(),
+            derived: RefCell::new(None),
         }
     }
 
@@ -176,6 +182,7 @@ impl PartitionState {
         self.in_flight.clear();
         self.acked.clear();
         self.version += 1;
+        self.derived.take();
     }
 
     /// Whether writes are waiting or in flight.

@@ -9,10 +9,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::due::{DueTimes, PartitionWindows};
 use super::kind::{Cut, Window};
-use super::layout::{self, Clock, StoreKey};
+use super::layout::{self, Clock};
 use super::read::read_clock;
-use super::update::Outcome;
+use super::update::{schedule, Outcome};
 use super::windowed::{Closed, LatePolicy, OnClose, WindowedTable};
 use crate::error::{Error, Result};
 use crate::table::{outbound_record, Activity, EffectHold, PartitionTxn};
@@ -69,13 +70,13 @@ where
     {
         let (bytes, partition, prefix) = self.encode_user_key(key)?;
         self.table.core().with_partition(partition, &bytes, |txn| {
-            let mut clock = read_clock(self.name(), txn)?;
-            let before = clock;
-            let outcome = self.file(txn, &mut clock, &bytes, &prefix, time, f)?;
+            let (mut held, before) = self.take_windows(txn)?;
+            let PartitionWindows { clock, due } = &mut held;
+            let outcome = self.file(txn, clock, due, &bytes, &prefix, time, f)?;
             if matches!(outcome, Outcome::Updated(_)) {
                 clock.stream_time = clock.stream_time.max(time);
             }
-            let closed = self.settle(txn, &mut clock, before)?;
+            let (closed, clock) = self.settle(txn, held, before)?;
             // An event, late or not: an idle partition's clock counts from here.
             txn.set_activity(Activity {
                 time: clock.stream_time,
@@ -139,69 +140,106 @@ where
         self.table
             .core()
             .with_partition(partition, b"(clock)", |txn| {
-                let mut clock = read_clock(self.name(), txn)?;
-                let before = clock;
-                clock.stream_time = clock.stream_time.max(time);
-                let closed = self.settle(txn, &mut clock, before)?;
+                let (mut held, before) = self.take_windows(txn)?;
+                held.clock.stream_time = held.clock.stream_time.max(time);
+                let (closed, _) = self.settle(txn, held, before)?;
                 let hold = self.hold_for(txn, &closed);
                 Ok((closed, hold))
             })
     }
 
+    /// The partition's clock and due times for a change, and the clock as last written: kept
+    /// by the table partition since the last change, or built from its entries when it has
+    /// none (see `due.rs`). [`settle`](Self::settle) puts them back.
+    pub(super) fn take_windows(
+        &self,
+        txn: &mut PartitionTxn<'_>,
+    ) -> Result<(PartitionWindows, Clock)> {
+        let kept = txn
+            .take_derived()
+            .and_then(|kept| kept.downcast::<PartitionWindows>().ok());
+        let mut held = match kept {
+            Some(kept) => *kept,
+            None => self.build_windows(txn)?,
+        };
+        let before = held.clock;
+        // No-op but after a build: nothing is due before the first due time.
+        held.clock.next_due = held.clock.next_due.min(held.due.first());
+        Ok((held, before))
+    }
+
+    /// The due times of a partition's windows, from its entries: a window's close while that
+    /// is after `closed_through`, else its expiry (what the updates that made the entries
+    /// scheduled). Due entries an earlier version stored are deleted (their changelog records
+    /// with them): the windows say the same.
+    fn build_windows(&self, txn: &mut PartitionTxn<'_>) -> Result<PartitionWindows> {
+        let clock = read_clock(self.name(), txn)?;
+        let partition = txn.partition();
+        let mut due = DueTimes::default();
+        let (from, to) = layout::window_range();
+        for (key, value) in txn.range(&from, Some(&to))? {
+            let (user_key, window, _) = self.parse_entry(partition, &key, &value)?;
+            let close_at = self.spec.close_ms(window);
+            let at = if close_at > clock.closed_through {
+                close_at
+            } else {
+                self.spec.expire_ms(window)
+            };
+            due.insert(at, key.slice_ref(user_key), window.start);
+        }
+        let (from, to) = layout::stored_due_range();
+        for (key, _) in txn.range(&from, Some(&to))? {
+            txn.put(key, None);
+        }
+        Ok(PartitionWindows { clock, due })
+    }
+
     /// Looks at what is due when stream time reached the next due time, then writes the clock
-    /// if it changed.
+    /// if it changed (`before`: as last written), and keeps the clock and due times with the
+    /// partition for its next change; returns what closed and the clock. Call it last in a
+    /// change: a change that fails before it leaves them to be built again from the entries.
     pub(super) fn settle(
         &self,
         txn: &mut PartitionTxn<'_>,
-        clock: &mut Clock,
+        mut held: PartitionWindows,
         before: Clock,
-    ) -> Result<Vec<Closed<K, V>>> {
+    ) -> Result<(Vec<Closed<K, V>>, Clock)> {
+        let PartitionWindows { clock, due } = &mut held;
         let closed = if clock.stream_time >= clock.next_due {
-            self.run_due(txn, clock)?
+            self.run_due(txn, clock, due)?
         } else {
             Vec::new()
         };
         if *clock != before {
             txn.put(Clock::key(), Some(clock.encode()));
         }
-        Ok(closed)
+        let clock = *clock;
+        txn.keep_derived(Box::new(held));
+        Ok((closed, clock))
     }
 
-    /// Looks at the windows whose due entries stream time reached: closes those with
+    /// Looks at the windows whose due times stream time reached: closes those with
     /// `closed_through < close time <= stream time` (in close order), deletes those whose
     /// expiry passed, and schedules the others again at their next close or expiry. Sets
     /// `closed_through` and the next due time.
-    fn run_due(&self, txn: &mut PartitionTxn<'_>, clock: &mut Clock) -> Result<Vec<Closed<K, V>>> {
+    fn run_due(
+        &self,
+        txn: &mut PartitionTxn<'_>,
+        clock: &mut Clock,
+        due: &mut DueTimes,
+    ) -> Result<Vec<Closed<K, V>>> {
         let now = clock.stream_time;
         let partition = txn.partition();
-        // Due entries at or before `closed_through` were run (and deleted) already: start
-        // after them rather than walk their deletions until the next flush.
-        let (_, to) = layout::due_through(now);
-        let from = layout::due_after(clock.closed_through);
-        let due = txn.range(&from, to.as_deref())?;
-        // The due windows, once each (a session may have several due entries).
+        // The due windows, once each (a session may have several due times).
         let mut seen = HashSet::new();
         let mut windows = Vec::new();
-        for (due_key, _) in &due {
-            txn.put(due_key.clone(), None);
-            let Some(StoreKey::Due {
-                user_key, start, ..
-            }) = layout::parse_key(due_key)
-            else {
-                return Err(Error::TableDecode {
-                    table: self.name().to_owned(),
-                    partition,
-                    offset: None,
-                    part: "key",
-                    reason: "not a due entry".into(),
-                });
-            };
-            if !seen.insert((user_key, start)) {
+        for (user_key, start) in due.take_through(now) {
+            if !seen.insert((user_key.clone(), start)) {
                 continue;
             }
-            let prefix = layout::key_prefix(user_key).unwrap_or_default();
+            let prefix = layout::key_prefix(&user_key).unwrap_or_default();
             let key = layout::window_key(&prefix, start);
-            // Gone: merged into another session, or deleted by an earlier due entry.
+            // Gone: merged into another session, or deleted by an earlier due time.
             if let Some(value) = txn.get(&key)? {
                 let window = self.parse_entry(partition, &key, &value)?.1;
                 windows.push((user_key, prefix, key, window, value));
@@ -216,7 +254,7 @@ where
             })
             .collect();
         closing.sort_by_key(|(user_key, _, _, window, _)| {
-            (self.spec.close_ms(*window), *user_key, window.start)
+            (self.spec.close_ms(*window), user_key.clone(), window.start)
         });
         let mut closed = Vec::with_capacity(closing.len());
         for (user_key, prefix, key, original, value) in closing {
@@ -257,40 +295,12 @@ where
                 txn.put(key.clone(), None);
             } else {
                 let next = if close_at > now { close_at } else { expire_at };
-                self.schedule(txn, clock, user_key, window.start, next)?;
+                schedule(clock, due, user_key, window.start, next);
             }
         }
         clock.closed_through = now;
-        clock.next_due = self.next_due_after(txn, now)?;
+        clock.next_due = due.first();
         Ok(closed)
-    }
-
-    /// The time of the first due entry after `now` (`i64::MAX`: none). Searched in growing
-    /// slices of time first: the next due time is usually within a window's size, and a
-    /// slice reads (and merges with the unflushed writes) only its own entries, where one
-    /// open-ended search copies every unflushed due entry of the partition (measured: most of
-    /// a hopping count's time in the runtime, see benches/WINDOWS.md).
-    fn next_due_after(&self, txn: &PartitionTxn<'_>, now: i64) -> Result<i64> {
-        let time_of = |key: &[u8]| match layout::parse_key(key) {
-            Some(StoreKey::Due { time, .. }) => time,
-            _ => i64::MAX,
-        };
-        let mut after = now;
-        let mut span = self.spec.cut().size().max(1);
-        for _ in 0..NEXT_DUE_SLICES {
-            let through = after.saturating_add(span);
-            let (_, end) = layout::due_through(through);
-            let Some(end) = end else { break };
-            if let Some((key, _)) = txn.first(&layout::due_after(after), Some(&end))? {
-                return Ok(time_of(&key));
-            }
-            after = through;
-            span = span.saturating_mul(8);
-        }
-        Ok(match txn.first(&layout::due_after(after), None)? {
-            Some((key, _)) => time_of(&key),
-            None => i64::MAX,
-        })
     }
 }
 
@@ -308,10 +318,6 @@ pub(super) struct Filed<K, V> {
 /// Windows closed by moving a clock, with the hold on the partition's flushes until their
 /// callback ran.
 type ClosedHeld<K, V> = (Vec<Closed<K, V>>, Option<EffectHold>);
-
-/// Slices of time [`WindowedTable::next_due_after`] looks in (each 8 times the last, from a
-/// window's size) before one open-ended search.
-const NEXT_DUE_SLICES: usize = 4;
 
 /// With [`LatePolicy::Log`], one late event in this many is logged as a warning.
 const LOG_LATE_EVERY: u64 = 1_000;

@@ -11,7 +11,6 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::layout::Clock;
-use super::read::read_clock;
 use super::windowed::WindowedTable;
 use crate::error::Result;
 use crate::table::{Activity, IdleCheck, IdleCloser};
@@ -84,11 +83,10 @@ where
             self.table
                 .core()
                 .with_partition(partition, b"(clock)", |txn| {
-                    let mut clock = read_clock(self.name(), txn)?;
-                    let before = clock;
+                    let (mut held, before) = self.take_windows(txn)?;
                     let last = txn.activity().unwrap_or_else(|| {
                         let seed = Activity {
-                            time: clock.stream_time,
+                            time: held.clock.stream_time,
                             at: txn.active_since(),
                         };
                         txn.set_activity(seed);
@@ -96,21 +94,19 @@ where
                     });
                     let at = Instant::now();
                     let idle = at.saturating_duration_since(last.at);
-                    let (closed, hold) = if last.time == i64::MIN || idle < after {
-                        (Vec::new(), None)
-                    } else {
-                        let target = last.time.saturating_add(millis(idle)).min(now.as_millis());
-                        // Only when something is due: an idle partition writes its clock
-                        // (and a changelog record) only with a close or an expiry.
-                        if target >= clock.next_due && target > clock.stream_time {
-                            clock.stream_time = target;
-                            let closed = self.settle(txn, &mut clock, before)?;
-                            let hold = self.hold_for(txn, &closed);
-                            (closed, hold)
-                        } else {
-                            (Vec::new(), None)
-                        }
-                    };
+                    let clock = held.clock;
+                    let target = last.time.saturating_add(millis(idle)).min(now.as_millis());
+                    // Only when something is due: an idle partition writes its clock (and a
+                    // changelog record) only with a close or an expiry.
+                    let due = last.time != i64::MIN
+                        && idle >= after
+                        && target >= clock.next_due
+                        && target > clock.stream_time;
+                    if due {
+                        held.clock.stream_time = target;
+                    }
+                    let (closed, clock) = self.settle(txn, held, before)?;
+                    let hold = self.hold_for(txn, &closed);
                     let next = next_check(&clock, last, after, at, now);
                     Ok((closed, hold, next))
                 })?;

@@ -8,8 +8,9 @@
 //!   order-preserving 8 bytes, sorts them by start;
 //! - the partition's clock: `0x01 clock`, its value `stream time | closed through | next due`;
 //! - a due entry: `0x02 | time | user key length | user key | window start`, empty value: look
-//!   at that window when stream time reaches `time` (it closes or expires then, or later). They
-//!   sort by time, so closing reads only what is due, whatever the size of the state;
+//!   at that window when stream time reaches `time`. No longer written: due times are derived
+//!   from the windows and held in memory (`due.rs`); the first update of a partition deletes
+//!   the due entries an earlier version stored (and changelog records of them still decode);
 //! - a final result to send (emit-final): `0x03 | close time | user key length | user key |
 //!   window start`, its value the framed record. It lives only until the flush sends it.
 //!
@@ -77,8 +78,9 @@ pub(crate) fn window_key(prefix: &BytesMut, start: i64) -> Bytes {
     buf.freeze()
 }
 
-/// The due entry of `user_key`'s window starting at `start`, at `time`. `None` for a key
-/// longer than 4 GiB (never stored).
+/// The due entry of `user_key`'s window starting at `start`, at `time`, as an earlier version
+/// stored it. `None` for a key longer than 4 GiB.
+#[cfg(test)]
 pub(crate) fn due_key(time: i64, user_key: &[u8], start: i64) -> Option<Bytes> {
     timed_key(DUE_TAG, time, user_key, start)
 }
@@ -99,6 +101,7 @@ fn timed_key(tag: u8, time: i64, user_key: &[u8], start: i64) -> Option<Bytes> {
 
 /// The key range of the due entries at or before `time`: its start, and its end (excluded;
 /// `None`: to the end of the partition).
+#[cfg(test)]
 pub(crate) fn due_through(time: i64) -> (Bytes, Option<Bytes>) {
     let end = time.checked_add(1).map(|next| {
         let mut buf = BytesMut::with_capacity(9);
@@ -109,18 +112,13 @@ pub(crate) fn due_through(time: i64) -> (Bytes, Option<Bytes>) {
     (Bytes::from_static(&[DUE_TAG]), end)
 }
 
-/// The first key of the due entries after `time` (all of them when `time` is `i64::MIN`):
-/// where a scan starts that need not walk the entries already run (and deleted).
-pub(crate) fn due_after(time: i64) -> Bytes {
-    match time.checked_add(1) {
-        Some(next) if time != i64::MIN => {
-            let mut buf = BytesMut::with_capacity(9);
-            buf.put_u8(DUE_TAG);
-            put_time(&mut buf, next);
-            buf.freeze()
-        }
-        _ => Bytes::from_static(&[DUE_TAG]),
-    }
+/// The key range of every due entry an earlier version stored: its start, and its end
+/// (excluded).
+pub(crate) fn stored_due_range() -> (Bytes, Bytes) {
+    (
+        Bytes::from_static(&[DUE_TAG]),
+        Bytes::from_static(&[EMIT_TAG]),
+    )
 }
 
 /// A store key read back.

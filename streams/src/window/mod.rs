@@ -10,9 +10,11 @@
 //! - Each partition keeps a clock entry in the same store: its stream time (the largest event
 //!   time seen), the close watermark and the next time anything closes or expires. It is
 //!   written with the window entries and replicated and recovered with them, so a restart or a
-//!   new owner resumes exactly where the last committed state was. Due entries, sorted by
-//!   time, say when to look at each window next (its close, then its expiry), so closing reads
-//!   only what is due.
+//!   new owner resumes exactly where the last committed state was. Due times, sorted by time,
+//!   say when to look at each window next (its close, then its expiry), so closing reads only
+//!   what is due; they follow from the windows and the clock, so they are held in memory and
+//!   built from the entries when a partition becomes active here (`due.rs`), never stored or
+//!   written to the changelog.
 //! - A window closes when its partition's stream time reaches its end plus the grace period:
 //!   `on_window_close` fires once for it, and (with [`WindowedTableBuilder::emit_final_to`]) its final
 //!   result is written with the close, sent to its topic at the next commit before the table's
@@ -33,6 +35,7 @@
 mod builder;
 mod check;
 mod close;
+mod due;
 mod idle;
 mod kind;
 mod layout;

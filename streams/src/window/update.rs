@@ -4,11 +4,25 @@ use bytes::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::due::DueTimes;
 use super::kind::{Cut, Window};
 use super::layout::{self, Clock};
 use super::windowed::WindowedTable;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::table::PartitionTxn;
+
+/// Has the window of `user_key` starting at `start` looked at when stream time reaches `at`
+/// (a due time), and keeps `clock.next_due` the earliest of them.
+pub(super) fn schedule(
+    clock: &mut Clock,
+    due: &mut DueTimes,
+    user_key: &Bytes,
+    start: i64,
+    at: i64,
+) {
+    due.insert(at, user_key.clone(), start);
+    clock.next_due = clock.next_due.min(at);
+}
 
 /// What an update did.
 pub(super) enum Outcome<V> {
@@ -38,33 +52,16 @@ where
         Ok(())
     }
 
-    /// Has the window of `user_key` starting at `start` looked at when stream time reaches
-    /// `at` (a due entry), and keeps `clock.next_due` the earliest of them.
-    pub(super) fn schedule(
-        &self,
-        txn: &mut PartitionTxn<'_>,
-        clock: &mut Clock,
-        user_key: &[u8],
-        start: i64,
-        at: i64,
-    ) -> Result<()> {
-        let key = layout::due_key(at, user_key, start).ok_or_else(|| Error::TableEncode {
-            table: self.name().to_owned(),
-            part: "key",
-            reason: "longer than 4 GiB".into(),
-        })?;
-        txn.put(key, Some(Bytes::new()));
-        clock.next_due = clock.next_due.min(at);
-        Ok(())
-    }
-
     /// Applies `f` to the windows of `time` for `user_key` (store prefix `prefix`), scheduling
-    /// the close of each new window. Does not move stream time (the caller does, after).
+    /// the close of each new window in `due`. Does not move stream time (the caller does,
+    /// after).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn file(
         &self,
         txn: &mut PartitionTxn<'_>,
         clock: &mut Clock,
-        user_key: &[u8],
+        due: &mut DueTimes,
+        user_key: &Bytes,
         prefix: &BytesMut,
         time: i64,
         f: &mut dyn FnMut(&mut V),
@@ -80,7 +77,7 @@ where
                     let mut value = match txn.get(&key)? {
                         Some(v) => self.decode_entry(txn.partition(), &key, &v)?.1 .1,
                         None => {
-                            self.schedule(txn, clock, user_key, w.start, self.spec.close_ms(w))?;
+                            schedule(clock, due, user_key, w.start, self.spec.close_ms(w));
                             self.table.default_value()?
                         }
                     };
@@ -101,7 +98,7 @@ where
                     Some(v) => self.decode_entry(txn.partition(), &key, &v)?.1 .1,
                     None => {
                         let close_at = self.spec.close_ms(bucket);
-                        self.schedule(txn, clock, user_key, bucket.start, close_at)?;
+                        schedule(clock, due, user_key, bucket.start, close_at);
                         self.table.default_value()?
                     }
                 };
@@ -145,13 +142,13 @@ where
                 // found when it is due); a new start gets one. Merged-away entries are deleted
                 // and their due entries dropped when due.
                 if !joined.contains(&session.start) {
-                    self.schedule(
-                        txn,
+                    schedule(
                         clock,
+                        due,
                         user_key,
                         session.start,
                         self.spec.close_ms(session),
-                    )?;
+                    );
                 }
                 for start in joined.into_iter().filter(|s| *s != session.start) {
                     txn.put(layout::window_key(prefix, start), None);

@@ -297,9 +297,8 @@ where
         self.shared.late_events.load(Ordering::Relaxed)
     }
 
-    /// Entries held in the partitions this worker owns (windows, a due entry per window, and a
-    /// clock per partition that has seen an event), counting writes not yet in the store: the
-    /// state's size.
+    /// Entries held in the partitions this worker owns (windows, and a clock per partition that
+    /// has seen an event), counting writes not yet in the store: the state's size.
     pub fn stored_entries(&self) -> Result<u64> {
         self.table.len()
     }

@@ -378,6 +378,7 @@ impl TableCore {
         if status == PartitionStatus::Recovering {
             self.discard(&mut st);
         }
+        st.derived.take();
         if status == PartitionStatus::Active && st.status != PartitionStatus::Active {
             st.active_since = tokio::time::Instant::now();
         }

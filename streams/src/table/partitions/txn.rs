@@ -243,7 +243,11 @@ impl TableCore {
             let result = f(&mut txn)?;
             let writes = txn.writes;
             if !writes.is_empty() {
-                self.apply_writes(partition, guard, writes)?;
+                if let Err(e) = self.apply_writes(partition, guard, writes) {
+                    // Derived from writes that did not happen.
+                    guard.derived.take();
+                    return Err(e);
+                }
             }
             Ok(result)
         })
@@ -345,6 +349,20 @@ impl PartitionTxn<'_> {
     /// When the partition last became active here.
     pub fn active_since(&self) -> tokio::time::Instant {
         self.state.active_since
+    }
+
+    /// Takes the state the caller derived from this partition's entries and kept with
+    /// [`keep_derived`](Self::keep_derived) (`None`: none kept, or dropped since because the
+    /// entries changed otherwise: derive it again). Keep it again only when the change
+    /// succeeds (a change that fails before leaves it to be derived again).
+    pub fn take_derived(&self) -> Option<Box<dyn std::any::Any + Send>> {
+        self.state.derived.take()
+    }
+
+    /// Keeps `derived` with the partition for its next change (see
+    /// [`take_derived`](Self::take_derived)); dropped if this change's writes fail.
+    pub fn keep_derived(&self, derived: Box<dyn std::any::Any + Send>) {
+        self.state.derived.replace(Some(derived));
     }
 
     /// Writes `key` in this partition (`None` deletes it), when the change succeeds.

@@ -137,6 +137,115 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// Due times are not in the changelog: a worker that takes over from it (after a clean
+    /// stop or a crash) builds them from the windows and the clock. Every event it handles
+    /// closes exactly what the same event closed in a worker that went on without a restart
+    /// (the same windows, values and order), and so does moving stream time to the end.
+    #[test]
+    fn a_restarted_worker_closes_at_each_event_exactly_what_one_that_went_on_closed(
+        kind in kinds(),
+        partitions in 1i32..4,
+        evs in events(15, 60),
+        stop_at in any::<prop::sample::Index>(),
+        commit_every in 1usize..10,
+        crash in any::<bool>(),
+        compacted in any::<bool>(),
+    ) {
+        let grace = 15;
+        let stop = stop_at.index(evs.len());
+        let held = |store: Arc<dyn Store>| {
+            let table = Table::open(spec(partitions), &CodecRegistry::default(), store).unwrap();
+            let (windowed, closes) = id_table(table, kind, grace);
+            for p in 0..partitions {
+                windowed.table.core().assign(p).unwrap();
+                windowed.table.core().set_active(p).unwrap();
+            }
+            (windowed, closes)
+        };
+        // What each event closed, then what the end of time closed.
+        let closes_per_event = |table: &WindowedTable<String, Ids>, closes: &IdCloses, evs: &[Ev]| {
+            let mut per_event = Vec::new();
+            for ev in evs {
+                let before = closes.lock().unwrap().len();
+                file(table, ev);
+                per_event.push(closes.lock().unwrap()[before..].to_vec());
+            }
+            let before = closes.lock().unwrap().len();
+            for p in 0..partitions {
+                table.advance_ms(p, i64::MAX / 2).unwrap();
+            }
+            per_event.push(closes.lock().unwrap()[before..].to_vec());
+            per_event
+        };
+        let (went_on, went_on_closes) = held(Arc::new(MemoryStore::new()));
+        let expected = closes_per_event(&went_on, &went_on_closes, &evs);
+
+        let mut log: Changelog = vec![Vec::new(); partitions as usize];
+        let (first, _) = held(Arc::new(MemoryStore::new()));
+        let mut committed = 0;
+        for (i, ev) in evs[..stop].iter().enumerate() {
+            file(&first, ev);
+            if (i + 1) % commit_every == 0 {
+                commit(&first, &mut log);
+                committed = i + 1;
+            }
+        }
+        if !crash {
+            commit(&first, &mut log);
+            committed = stop;
+        }
+        drop(first);
+        prop_assert!(
+            log.iter().flatten().all(|(k, _)| k.first() != Some(&0x02)),
+            "no due entry in the changelog"
+        );
+        let (second, second_closes) =
+            recovered(Arc::new(MemoryStore::new()), &log, kind, grace, compacted);
+        let after = closes_per_event(&second, &second_closes, &evs[committed..]);
+        prop_assert_eq!(&after[..], &expected[committed..]);
+    }
+}
+
+#[test]
+fn due_entries_an_earlier_version_stored_are_deleted_and_its_windows_still_close() {
+    let (table, closes) = id_table(detached_ids(1), Cut::Tumbling { size: 100 }, 0);
+    file(&table, &("a".to_owned(), 10, 1));
+    file(&table, &("b".to_owned(), 150, 2));
+    // An entry as the earlier version scheduled it for "a"'s window (its expiry).
+    let core = table.table.core().clone();
+    let user_key = table.table.encode_key("a").unwrap();
+    let old = crate::window::layout::due_key(86_400_000, &user_key, 0).unwrap();
+    core.with_partition(0, b"(test)", |txn| {
+        txn.put(old.clone(), Some(Bytes::new()));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(core.get(&old).unwrap(), Some(Bytes::new()));
+    // A start (or a recovery) here: the next update derives the due times again.
+    core.set_active(0).unwrap();
+    file(&table, &("b".to_owned(), 160, 3));
+    assert_eq!(core.get(&old).unwrap(), None, "deleted by the first update");
+    table.advance_ms(0, 1_000).unwrap();
+    assert_eq!(
+        closes.lock().unwrap().clone(),
+        vec![
+            (
+                "a".to_owned(),
+                crate::window::Window::ms(0, 100),
+                [1].into()
+            ),
+            (
+                "b".to_owned(),
+                crate::window::Window::ms(100, 200),
+                [2, 3].into()
+            ),
+        ]
+    );
+}
+
 #[test]
 fn a_redb_store_reopened_mid_window_keeps_its_clock_and_closes_once() {
     let dir = tempfile::tempdir().unwrap();
