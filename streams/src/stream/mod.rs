@@ -64,7 +64,12 @@ impl Delivery {
     /// The hold on the record for the instance that releases into `releases` (once).
     pub(crate) fn hold(&mut self, releases: &Arc<Releases>) -> Option<Hold> {
         let part = self.part.take()?;
-        Some(Hold::new(part, self.record.offset, self.delivered, releases.clone()))
+        Some(Hold::new(
+            part,
+            self.record.offset,
+            self.delivered,
+            releases.clone(),
+        ))
     }
 }
 
