@@ -136,6 +136,8 @@ pub struct CodecRegistry {
     codecs: BTreeMap<String, Arc<dyn Codec>>,
     /// A user codec replaced the built-in `json`: no fast path for it then.
     json_replaced: bool,
+    /// The same for `raw`.
+    raw_replaced: bool,
 }
 
 impl Default for CodecRegistry {
@@ -147,6 +149,7 @@ impl Default for CodecRegistry {
         CodecRegistry {
             codecs,
             json_replaced: false,
+            raw_replaced: false,
         }
     }
 }
@@ -167,6 +170,7 @@ impl CodecRegistry {
             });
         }
         self.json_replaced |= name == "json";
+        self.raw_replaced |= name == "raw";
         self.codecs.insert(name.to_owned(), codec);
         Ok(())
     }
@@ -186,6 +190,8 @@ impl CodecRegistry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fast {
     Json,
+    /// `raw` alone: decoded from the record's bytes in place (no copy through a payload).
+    Raw,
     None,
 }
 
@@ -229,6 +235,8 @@ impl Serializer {
             .collect::<Result<Vec<_>>>()?;
         let fast = if names == ["json"] && !registry.json_replaced {
             Fast::Json
+        } else if names == ["raw"] && !registry.raw_replaced {
+            Fast::Raw
         } else {
             Fast::None
         };
@@ -269,6 +277,11 @@ impl Serializer {
                 Err(e) => Err(json_failure::<T>(bytes, e)),
             };
         }
+        if self.fast == Fast::Raw {
+            // What the chain below does for `raw` (its `loads` keeps the bytes), without
+            // copying them first.
+            return decode_text_or_json(bytes);
+        }
         let mut payload = Payload::Bytes(bytes.to_vec());
         for codec in self.chain.iter().rev() {
             payload = codec.loads(payload).map_err(|e| DecodeFailure {
@@ -281,17 +294,20 @@ impl Serializer {
                 field: field_of(e.path()),
                 reason: e.into_inner().to_string(),
             }),
-            Payload::Bytes(b) => {
-                // Raw text first (a `String` key stays as written), then JSON (numbers, structs).
-                if let Ok(text) = std::str::from_utf8(&b) {
-                    if let Ok(v) = T::deserialize(RawText(text)) {
-                        return Ok(v);
-                    }
-                }
-                serde_json::from_slice(&b).map_err(|e| json_failure::<T>(&b, e))
-            }
+            Payload::Bytes(b) => decode_text_or_json(&b),
         }
     }
+}
+
+/// Bytes a chain left as bytes: raw text first (a `String` key stays as written), then JSON
+/// (numbers, structs).
+fn decode_text_or_json<T: DeserializeOwned>(b: &[u8]) -> Result<T, DecodeFailure> {
+    if let Ok(text) = std::str::from_utf8(b) {
+        if let Ok(v) = T::deserialize(RawText(text)) {
+            return Ok(v);
+        }
+    }
+    serde_json::from_slice(b).map_err(|e| json_failure::<T>(b, e))
 }
 
 /// Raw text as serde data: a string, or a unit enum variant by name; an `Option` of either
@@ -421,6 +437,24 @@ mod tests {
             json,
             br#"{"username":"ann","currency":"EUR","amount":7}"#.to_vec()
         );
+    }
+
+    #[test]
+    fn a_registered_raw_codec_replaces_the_builtin_one_when_decoding() {
+        struct Upper;
+        impl Codec for Upper {
+            fn dumps(&self, payload: Payload) -> Result<Payload> {
+                Ok(Payload::Bytes(payload.into_bytes().to_ascii_uppercase()))
+            }
+            fn loads(&self, payload: Payload) -> Result<Payload> {
+                Ok(Payload::Bytes(payload.into_bytes().to_ascii_uppercase()))
+            }
+        }
+        let mut registry = CodecRegistry::default();
+        registry.register("raw", Arc::new(Upper)).unwrap();
+        let raw = Serializer::parse("raw", &registry).unwrap();
+        assert_eq!(raw.decode::<String>(b"alice").unwrap(), "ALICE");
+        assert_eq!(raw.encode("alice").unwrap(), b"ALICE");
     }
 
     #[test]

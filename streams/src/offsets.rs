@@ -145,8 +145,16 @@ impl PartitionAcks {
     }
 
     /// Registers a record delivered to `holders` agent instances.
+    #[cfg(test)]
     pub fn deliver(&self, offset: i64, holders: u32) {
         self.lock().deliver(offset, holders);
+    }
+
+    /// Registers records delivered to `holders` agent instances each, ascending, under one
+    /// lock (the router registers a run of records before handing them over).
+    pub fn deliver_all(&self, offsets: &[i64], holders: u32) {
+        let mut tracker = self.lock();
+        offsets.iter().for_each(|&o| tracker.deliver(o, holders));
     }
 
     /// A hold on `offset` for the instance that releases into `releases`.
@@ -177,7 +185,8 @@ impl PartitionAcks {
         }
     }
 
-    fn fail(&self, offset: i64) {
+    /// The offset failed (see [`OffsetTracker::fail`]); ignored once revoked.
+    pub(crate) fn fail(&self, offset: i64) {
         if self.live.load(Ordering::Acquire) {
             self.lock().fail(offset);
         }
@@ -366,6 +375,11 @@ impl Queue {
 }
 
 impl Releases {
+    /// Whether the instance measures its processing latency (then deliveries read the clock).
+    pub fn measures_latency(&self) -> bool {
+        self.latency.get().is_some()
+    }
+
     /// Measures the time from each hold's creation to its release into `histogram`.
     pub fn measure_latency(&self, histogram: Histogram) {
         let _ = self.latency.set(histogram);
@@ -424,6 +438,23 @@ pub struct Hold {
 }
 
 impl Hold {
+    /// A hold on `offset` of `part`, delivered at `delivered`, for the instance releasing into
+    /// `releases`.
+    pub(crate) fn new(
+        part: Arc<PartitionAcks>,
+        offset: i64,
+        delivered: Option<Instant>,
+        releases: Arc<Releases>,
+    ) -> Self {
+        Hold {
+            part: Some(part),
+            offset,
+            delivered,
+            releases,
+            failed: false,
+        }
+    }
+
     /// Releases the hold now (the same as dropping it).
     pub fn ack(self) {}
 

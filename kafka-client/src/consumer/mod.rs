@@ -433,6 +433,26 @@ impl Consumer {
         }
     }
 
+    /// The next record of the chunk being drained, if it has one; `None` when [`recv`](Self::recv)
+    /// has more to do (a next chunk, an error, waiting). The end of the chunk or a batch it
+    /// cannot read is handled here as `recv` would, so `recv` goes on from there.
+    pub(crate) fn next_buffered(&mut self) -> Option<ConsumerRecord> {
+        if self.fetcher.is_finished() {
+            return None;
+        }
+        match self.current.as_mut()?.next() {
+            Some(Ok(record)) => Some(record),
+            Some(Err(unreadable)) => {
+                self.unreadable(unreadable);
+                None
+            }
+            None => {
+                self.finish_current();
+                None
+            }
+        }
+    }
+
     /// Releases the drained chunk and records the position it reached.
     fn finish_current(&mut self) {
         if let Some(d) = self.current.take() {

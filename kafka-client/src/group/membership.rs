@@ -101,6 +101,12 @@ impl PollClock {
         PollGuard(self)
     }
 
+    /// A poll that returned at once: the application has control from now on (what entering
+    /// and leaving a poll do).
+    pub(crate) fn returned_now(&self) {
+        *self.lock() = Some(Instant::now());
+    }
+
     /// Whether the application has had control longer than `limit`.
     fn overdue(&self, limit: Duration) -> bool {
         self.lock().is_some_and(|since| since.elapsed() > limit)

@@ -114,15 +114,17 @@ impl Accumulator {
         batch_size: usize,
         compression: Compression,
     ) -> crate::Result<Appended> {
-        let topic_arc = match self.topics.get_key_value(topic) {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(topic),
-        };
-        let queue = self.queue(topic, partition);
+        let mut queue = self.queue(topic, partition);
         let fits = queue.batches.back().is_some_and(|b| {
             !b.closed && b.sequence.is_none() && b.builder.estimated_size() + reserved <= batch_size
         });
         if !fits {
+            // The topic's name is shared by its batches (looked up once per batch).
+            let topic_arc = match self.topics.get_key_value(topic) {
+                Some((k, _)) => k.clone(),
+                None => Arc::from(topic),
+            };
+            queue = self.queue(topic, partition);
             if let Some(last) = queue.batches.back_mut() {
                 last.closed = true;
             }

@@ -65,7 +65,12 @@ pub(crate) struct ChannelAgents {
 /// Every topic's route.
 pub(crate) struct Router {
     acks: Arc<Acks>,
-    routes: HashMap<String, Route>,
+    routes: Vec<Route>,
+    /// Index in `routes` by topic.
+    names: HashMap<String, usize>,
+    /// The topic of the last record dispatched and its route (records come in runs of one
+    /// partition: no hashing of the topic name per record).
+    last: Option<(Arc<str>, usize)>,
     /// Channel agents, stopped after the topic agents (they may feed them).
     pub channel_agents: ChannelAgents,
     /// The [`Acks::epoch`] the routes' trackers were read at.
@@ -73,49 +78,90 @@ pub(crate) struct Router {
     /// When the records gathered since the last flush were delivered: the clock is read
     /// once per run, not per record (for the agents' processing latency).
     run_started: Option<Instant>,
+    /// Offsets gathered since the last flush and not yet registered with their partition's
+    /// tracker: registered as a run, under one lock, before the agents can see them.
+    unregistered: Unregistered,
+}
+
+/// A run of gathered offsets of one partition, not yet registered as delivered.
+#[derive(Default)]
+struct Unregistered {
+    part: Option<Arc<PartitionAcks>>,
+    holders: u32,
+    offsets: Vec<i64>,
+}
+
+impl Unregistered {
+    /// Adds an offset delivered to `holders` instances, registering the run before it first
+    /// when the partition changes.
+    fn push(&mut self, part: &Arc<PartitionAcks>, offset: i64, holders: u32) {
+        let same = self
+            .part
+            .as_ref()
+            .is_some_and(|p| Arc::ptr_eq(p, part) && self.holders == holders);
+        if !same {
+            self.register();
+            self.part = Some(part.clone());
+            self.holders = holders;
+        }
+        self.offsets.push(offset);
+    }
+
+    /// Registers the run with its tracker (before any hold of it is released or failed).
+    fn register(&mut self) {
+        if let Some(part) = &self.part {
+            if !self.offsets.is_empty() {
+                part.deliver_all(&self.offsets, self.holders);
+            }
+        }
+        self.offsets.clear();
+    }
 }
 
 impl Router {
     pub(crate) fn new(acks: Arc<Acks>) -> Self {
         Router {
             acks,
-            routes: HashMap::new(),
+            routes: Vec::new(),
+            names: HashMap::new(),
+            last: None,
             channel_agents: ChannelAgents::default(),
             epoch: u64::MAX,
             run_started: None,
+            unregistered: Unregistered::default(),
         }
     }
 
     pub(crate) fn add(&mut self, topic: String, target: Target) {
-        self.routes
-            .entry(topic)
-            .or_insert_with(|| Route {
+        let i = *self.names.entry(topic).or_insert_with(|| {
+            self.routes.push(Route {
                 agents: Vec::new(),
                 partitions: Vec::new(),
-            })
-            .agents
-            .push(target);
+            });
+            self.routes.len() - 1
+        });
+        self.routes[i].agents.push(target);
     }
 
     /// The topics with agents.
     pub(crate) fn topics(&self) -> Vec<String> {
-        self.routes.keys().cloned().collect()
+        self.names.keys().cloned().collect()
     }
 
     /// Closes every agent's stream (the graceful stop).
     pub(crate) fn close(&mut self) {
-        self.routes.values_mut().for_each(|r| r.agents.clear());
+        self.unregistered.register(); // the gathered deliveries drop with their agents: failed
+        self.routes.iter_mut().for_each(|r| r.agents.clear());
     }
 
     /// Re-reads which partitions are tracked after a rebalance.
     fn refresh(&mut self) {
-        for route in self.routes.values_mut() {
+        for route in &mut self.routes {
             route.partitions.clear();
         }
         for tp in self.acks.assigned() {
-            if let (Some(route), Some(part)) =
-                (self.routes.get_mut(&tp.topic), self.acks.partition(&tp))
-            {
+            let route = self.names.get(&*tp.topic).map(|&i| &mut self.routes[i]);
+            if let (Some(route), Some(part)) = (route, self.acks.partition(&tp)) {
                 let i = tp.partition as usize;
                 if route.partitions.len() <= i {
                     route.partitions.resize(i + 1, None);
@@ -129,16 +175,34 @@ impl Router {
     pub(crate) fn dispatch(&mut self, record: ConsumerRecord) {
         let epoch = self.acks.epoch();
         if epoch != self.epoch {
+            self.unregistered.register();
             self.refresh();
             self.epoch = epoch;
         }
-        let Some(route) = self.routes.get_mut(&*record.topic) else {
-            return;
+        let i = match &self.last {
+            Some((topic, i)) if Arc::ptr_eq(topic, &record.topic) => *i,
+            _ => {
+                let Some(&i) = self.names.get(&*record.topic) else {
+                    return;
+                };
+                self.last = Some((record.topic.clone(), i));
+                i
+            }
         };
+        let route = &mut self.routes[i];
         let Some(Some(part)) = route.partitions.get(record.partition as usize) else {
             return; // revoked meanwhile
         };
-        part.deliver(record.offset, route.agents.len() as u32);
+        let holders = route.agents.len() as u32;
+        self.unregistered.push(part, record.offset, holders);
+        if route
+            .agents
+            .iter()
+            .any(|t| t.stopped.load(Ordering::Acquire))
+        {
+            // A stopped agent fails its hold at once: the offset must be known by then.
+            self.unregistered.register();
+        }
         let last = route.agents.len().saturating_sub(1);
         let mut record = Some(record);
         let run_started = &mut self.run_started;
@@ -159,7 +223,8 @@ impl Router {
     /// after a restart).
     pub(crate) async fn flush(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
         self.run_started = None;
-        for route in self.routes.values_mut() {
+        self.unregistered.register();
+        for route in &mut self.routes {
             for target in &mut route.agents {
                 if !target.flush(stop).await {
                     return false;
@@ -190,11 +255,8 @@ impl Target {
         let i = self.next;
         self.next = (i + 1) % self.instances.len();
         self.events_in.inc();
-        let hold = part.hold_at(offset, &self.instances[i].1, now);
-        self.pending[i].push(Delivery {
-            record,
-            hold: Some(hold),
-        });
+        let delivered = self.instances[i].1.measures_latency().then(&mut *now);
+        self.pending[i].push(Delivery::new(record, part.clone(), delivered));
     }
 
     async fn flush(&mut self, stop: &mut watch::Receiver<bool>) -> bool {

@@ -30,22 +30,53 @@ pub(crate) use steps::Step;
 pub use take::Take;
 
 use crate::error::Error;
-use crate::offsets::{Hold, Releases};
+use crate::offsets::{Hold, PartitionAcks, Releases};
 use crate::record::Event;
 use crate::replies::{Current, ReplyTo};
 use crate::topic::{OnDecodeError, Topic};
 
-/// A consumed record on its way to an agent instance. Dropped unprocessed (agent gone,
-/// shutdown cut short) it fails its hold, so the offset is not committed and is read again.
+/// A consumed record on its way to an agent instance, with its partition's tracker. The
+/// instance makes the record's [`Hold`] when it takes the record (so the hold's reference to
+/// the instance is counted on the instance's thread, not the router's). Dropped before that
+/// (agent gone, shutdown cut short) it fails the offset, so it is not committed and is read
+/// again.
 pub(crate) struct Delivery {
     pub record: ConsumerRecord,
-    pub hold: Option<Hold>,
+    part: Option<Arc<PartitionAcks>>,
+    /// When the record was handed over (if the instance measures its latency).
+    delivered: Option<tokio::time::Instant>,
+}
+
+impl Delivery {
+    /// A record registered as delivered in `part`'s tracker.
+    pub(crate) fn new(
+        record: ConsumerRecord,
+        part: Arc<PartitionAcks>,
+        delivered: Option<tokio::time::Instant>,
+    ) -> Self {
+        Delivery {
+            record,
+            part: Some(part),
+            delivered,
+        }
+    }
+
+    /// The hold on the record for the instance that releases into `releases` (once).
+    pub(crate) fn hold(&mut self, releases: &Arc<Releases>) -> Option<Hold> {
+        let part = self.part.take()?;
+        Some(Hold::new(
+            part,
+            self.record.offset,
+            self.delivered,
+            releases.clone(),
+        ))
+    }
 }
 
 impl Drop for Delivery {
     fn drop(&mut self) {
-        if let Some(hold) = self.hold.take() {
-            hold.fail();
+        if let Some(part) = self.part.take() {
+            part.fail(self.record.offset);
         }
     }
 }
@@ -179,7 +210,7 @@ where
             };
             match self.topic.decode(&delivery.record) {
                 Ok(mut event) => {
-                    event.hold = delivery.hold.take();
+                    event.hold = delivery.hold(&self.releases);
                     if let Some(event) = self.run_steps(event, 0) {
                         return Poll::Ready(Some(event));
                     }
@@ -194,7 +225,7 @@ where
         match &self.policy {
             OnDecodeError::Skip => {
                 tracing::warn!(agent, %error, "skipped a record that does not decode");
-                drop(delivery.hold.take()); // done: it was looked at and skipped
+                drop(delivery.hold(&self.releases)); // done: it was looked at and skipped
             }
             OnDecodeError::DeadLetter(dead) => {
                 tracing::warn!(agent, %error, dead_letter_topic = %dead, "sent a record that does not decode to the dead-letter topic");
@@ -204,7 +235,8 @@ where
                 record.value = r.value.clone();
                 record.headers = r.headers.clone();
                 let origin = (r.topic.to_string(), r.partition, r.offset);
-                self.dead_letter(record, origin, &error, delivery.hold.take());
+                let hold = delivery.hold(&self.releases);
+                self.dead_letter(record, origin, &error, hold);
             }
             OnDecodeError::Stop => {
                 tracing::error!(agent, %error, "stopping the agent on a record that does not decode (on_decode_error = Stop); fix the producer or the type, then restart: the record will be read again");
