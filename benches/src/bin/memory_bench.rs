@@ -343,7 +343,7 @@ async fn worker(
                             out.send(key, count).await?;
                         }
                         let i = seen.fetch_add(1, Ordering::Relaxed) + 1;
-                        if i == 1 || i % every == 0 {
+                        if i == 1 || i.is_multiple_of(every) {
                             sample("every", i, Some(table.stored_entries()?));
                         }
                     }
