@@ -103,7 +103,7 @@ impl TableSpec {
     }
 
     /// The topic the table is kept from, for a table built with
-    /// [`TableBuilder::from_topic`](crate::TableBuilder::from_topic).
+    /// `TableBuilder::from_topic`.
     pub fn source_topic(&self) -> Option<&str> {
         self.source_topic.as_deref()
     }
