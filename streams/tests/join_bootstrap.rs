@@ -205,7 +205,10 @@ async fn a_table_source_that_cannot_be_read_holds_the_stream_uncommitted_until_i
     let deadline = tokio::time::Instant::now() + WAIT;
     let body = loop {
         let (status, body) = get(address, "/ready").await;
-        if status == 503 && body.contains("bootstrapping") {
+        // Once the source's end offset is known (its lookup runs beside the wait).
+        let target_known = serde_json::from_str::<serde_json::Value>(&body)
+            .is_ok_and(|ready| !ready["bootstrapping"][0]["target"].is_null());
+        if status == 503 && target_known {
             break body;
         }
         assert!(
