@@ -28,6 +28,10 @@ pub struct Settings {
     /// load batches form anyway while a request is in flight, and an event's outputs leave at
     /// once; 5 ms, Kafka's Java default, costs ~5 ms of latency for ~2% less CPU per event).
     pub producer_linger: Duration,
+    /// How long a call to the cluster's admin API (creating topics, looking up offsets) waits
+    /// out a cluster that is still settling (a leader or controller being elected) before it
+    /// fails (`broker_api_timeout`; Kafka's `default.api.timeout.ms`, 60 s).
+    pub broker_api_timeout: Duration,
     /// A worker that stops heartbeating for this long loses its partitions
     /// (`broker_session_timeout`; brokers accept 6 s and more by default).
     pub broker_session_timeout: Duration,
@@ -135,6 +139,7 @@ impl Default for Settings {
             stream_buffer_maxsize: 4096,
             worker_shutdown_timeout: Duration::from_secs(30),
             producer_linger: Duration::ZERO,
+            broker_api_timeout: Duration::from_secs(60),
             consumer_auto_offset_reset_earliest: true,
             consumer_skip_corrupt_batches: false,
             restart_failed_agents: 0,

@@ -90,6 +90,47 @@ async fn a_missing_source_topic_that_cannot_be_created_fails_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_never_settles_fails_start_after_broker_api_timeout() {
+    let mock = MockCluster::builder()
+        .auto_create_topics(false)
+        .build()
+        .await
+        .unwrap();
+    // Every topic creation answered "no controller yet": a cluster still electing one.
+    mock.intercept(
+        ApiKey::CreateTopics,
+        Intercept::error(KafkaCode::NotController).always(),
+    );
+    let app = App::builder("unsettled")
+        .broker(&format!("kafka://{}", mock.bootstrap()))
+        .topic_partitions(1)
+        .broker_api_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    with_agent(&app);
+    let started = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(50), app.start())
+        .await
+        .expect("start gives up well before the 60 s default")
+        .expect_err("the topic can never be created");
+    let waited = started.elapsed();
+    // The creation's failure is logged; start names the topic it could not get.
+    assert!(
+        matches!(&err, Error::MissingTopic { topic } if topic == "input"),
+        "{err}"
+    );
+    // It waited the cluster out for about the configured time (the last pause that would end
+    // past it is not taken), not the 60 s default, then gave up.
+    assert!(waited >= Duration::from_secs(2), "gave up after {waited:?}");
+    let attempts = mock
+        .requests()
+        .iter()
+        .filter(|r| r.api_key == ApiKey::CreateTopics)
+        .count();
+    assert!(attempts >= 3, "{attempts} CreateTopics requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_brokers_fail_start_with_the_address() {
     // A port nobody listens on.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

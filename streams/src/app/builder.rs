@@ -186,6 +186,14 @@ impl AppBuilder {
         self
     }
 
+    /// How long admin calls (creating the app's topics, looking up offsets) wait out a cluster
+    /// that is still settling, such as a new topic whose leader is being elected, before the
+    /// call fails (default 60 s, as Kafka's `default.api.timeout.ms`).
+    pub fn broker_api_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.broker_api_timeout = timeout;
+        self
+    }
+
     /// Where the group starts on partitions without a committed offset: `"earliest"` (the
     /// default, as Faust) or `"latest"`.
     pub fn consumer_auto_offset_reset(mut self, reset: &str) -> Self {

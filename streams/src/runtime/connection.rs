@@ -46,7 +46,9 @@ impl Connection {
                 (bootstrap, kafka_client::SecurityProtocol::Plaintext)
             }
         };
-        let mut client = ClientConfig::new(&bootstrap)?.with_client_id(decls.id.clone());
+        let mut client = ClientConfig::new(&bootstrap)?
+            .with_client_id(decls.id.clone())
+            .with_default_api_timeout(decls.settings.broker_api_timeout);
         if let Some(connector) = connector {
             client = client.with_connector(connector);
         }
