@@ -10,10 +10,16 @@
 //! cache (Kafka Streams' record cache). With the cache off (`table_cache_max_bytes` 0) a
 //! partition also keeps every write in order (the *log*), and a flush produces one changelog
 //! record per write, as Kafka Streams does without its cache; reads are the same either way.
+//!
+//! The pending writes are kept twice over, once per access pattern: a hash index of key to
+//! write (std's keyed SipHash, as keys come from outside; an update reads its key and writes
+//! it back: two hash lookups instead of two ordered-map searches, each a chain of key
+//! comparisons), and the keys in order, for range reads and the flush. A key enters the
+//! ordered set once per flush, when it is first written.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,6 +29,66 @@ use super::idle::Activity;
 
 /// Key bytes to the last write: a value, or `None` for a delete.
 pub(crate) type Overlay = BTreeMap<Bytes, Option<Bytes>>;
+
+/// The writes waiting for the next flush: each key's last write, by key (point reads and
+/// writes) and the keys in order (range reads, the flush).
+#[derive(Debug, Default)]
+struct Pending {
+    writes: HashMap<Bytes, Option<Bytes>>,
+    order: BTreeSet<Bytes>,
+}
+
+impl Pending {
+    fn get(&self, key: &[u8]) -> Option<&Option<Bytes>> {
+        self.writes.get(key)
+    }
+
+    /// Records the write; returns the key's previous pending write, if any.
+    fn insert(&mut self, key: Bytes, value: Option<Bytes>) -> Option<Option<Bytes>> {
+        match self.writes.get_mut(&key[..]) {
+            Some(slot) => Some(std::mem::replace(slot, value)),
+            None => {
+                self.order.insert(key.clone());
+                self.writes.insert(key, value)
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.writes.clear();
+        self.order.clear();
+    }
+
+    /// The keys in `bounds` and their writes, in key order.
+    fn range<'a>(
+        &'a self,
+        bounds: (std::ops::Bound<&'a [u8]>, std::ops::Bound<&'a [u8]>),
+    ) -> impl Iterator<Item = (&'a Bytes, &'a Option<Bytes>)> + 'a {
+        self.order
+            .range::<[u8], _>(bounds)
+            .filter_map(|k| self.writes.get_key_value(&k[..]))
+    }
+
+    /// Every key and its write, in key order.
+    fn iter(&self) -> impl Iterator<Item = (&Bytes, &Option<Bytes>)> + '_ {
+        self.order
+            .iter()
+            .filter_map(|k| self.writes.get_key_value(&k[..]))
+    }
+
+    /// The writes as an ordered overlay, leaving this empty.
+    fn take(&mut self) -> Overlay {
+        let mut writes = std::mem::take(&mut self.writes);
+        std::mem::take(&mut self.order)
+            .into_iter()
+            .filter_map(|k| writes.remove_entry(&k[..]))
+            .collect()
+    }
+}
 
 /// Where a partition is in its life on this worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +113,7 @@ pub(crate) struct Taken {
 #[derive(Debug)]
 pub(crate) struct PartitionState {
     pub status: PartitionStatus,
-    pending: Overlay,
+    pending: Pending,
     /// The cache is off: every pending write, in order (the flush produces each).
     log: Option<Vec<(Bytes, Option<Bytes>)>>,
     /// Bytes of keys and values in `pending` (what the cache's bound counts).
@@ -76,7 +142,7 @@ impl PartitionState {
     pub fn new() -> Self {
         PartitionState {
             status: PartitionStatus::Recovering,
-            pending: Overlay::new(),
+            pending: Pending::default(),
             log: None,
             pending_bytes: 0,
             in_flight: VecDeque::new(),
@@ -130,7 +196,7 @@ impl PartitionState {
         if self.pending.is_empty() {
             return None;
         }
-        let overlay = std::mem::take(&mut self.pending);
+        let overlay = self.pending.take();
         self.pending_bytes = 0;
         let last = overlay
             .iter()
@@ -203,13 +269,18 @@ impl PartitionState {
         // writes are not in the store yet either.
         let acked = self.acked.iter().map(|(_, o)| o);
         let in_flight = self.in_flight.iter().map(|(_, o)| o);
-        for overlay in acked.chain(in_flight).chain([&self.pending]) {
+        for overlay in acked.chain(in_flight) {
             merged.extend(
                 overlay
                     .range::<[u8], _>(bounds)
                     .map(|(k, v)| (k.clone(), v.clone())),
             );
         }
+        merged.extend(
+            self.pending
+                .range(bounds)
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         merged
     }
 
@@ -291,6 +362,37 @@ mod tests {
         assert!(taken.log.is_empty(), "the cache was on");
         assert!(st.take(8).is_none(), "nothing pending any more");
         assert_eq!(st.pending_bytes(), 0);
+    }
+
+    #[test]
+    fn pending_writes_read_by_key_and_in_key_order() {
+        let mut st = PartitionState::new();
+        for (k, v) in [("d", "1"), ("b", "1"), ("d", "2"), ("a", "1"), ("c", "1")] {
+            st.write(b(k), Some(b(v)), false);
+        }
+        st.write(b("b"), None, false);
+        assert_eq!(st.lookup(b"d"), Some(Some(&b("2"))));
+        assert_eq!(st.lookup(b"b"), Some(None));
+        assert_eq!(st.lookup(b"e"), None);
+        assert_eq!(st.pending_bytes(), 4 + 3, "keys a b c d, values of a c d");
+        let range: Vec<_> = st.overlay_range(b"b", Some(b"d")).into_iter().collect();
+        assert_eq!(range, vec![(b("b"), None), (b("c"), Some(b("1")))]);
+        let keys: Vec<_> = st.merged_overlay().into_keys().collect();
+        assert_eq!(keys, vec![b("a"), b("b"), b("c"), b("d")]);
+        let taken = st.take(1).unwrap();
+        assert_eq!(
+            taken.last,
+            vec![
+                (b("a"), Some(b("1"))),
+                (b("b"), None),
+                (b("c"), Some(b("1"))),
+                (b("d"), Some(b("2")))
+            ]
+        );
+        assert_eq!(st.lookup(b"d"), Some(Some(&b("2"))), "in flight now");
+        st.write(b("a"), Some(b("2")), false);
+        assert_eq!(st.overlay_range(b"a", Some(b"b")).len(), 1);
+        assert_eq!(st.take(2).unwrap().last, vec![(b("a"), Some(b("2")))]);
     }
 
     #[test]
