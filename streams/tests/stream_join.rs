@@ -489,15 +489,10 @@ async fn a_result_that_cannot_be_sent_commits_nothing_past_it() {
         .await
         .expect_err("the pair was refused");
     assert!(err.to_string().contains("pairs"), "{err}");
-    // Neither the right event's buffer (keys `1 | side 1 | ..`) nor its offset got past the
-    // refused pair (the left event's may have been committed before).
-    let changelog = cluster.records(&format!("{id}-pairs-buffers-changelog"), 0);
-    assert!(
-        changelog
-            .iter()
-            .all(|(_, k, _)| !k.as_deref().unwrap_or_default().starts_with(&[1, 1])),
-        "{changelog:?}"
-    );
+    // The right event's offset did not get past the refused pair (the left event's may have
+    // been committed before). Its buffer entry may have reached the changelog: a commit that
+    // began between the event's update and the refused send flushes the tables before it
+    // checks the producer (the commit protocol's order), and that commit then stops.
     assert_eq!(cluster.committed_offset(id, "right", 0), None);
     cluster.clear_intercepts();
     let second = app(id, &cluster);
