@@ -255,9 +255,12 @@ impl Serializer {
     /// Encodes a serde value.
     pub fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>> {
         if self.fast == Fast::Json {
-            return serde_json::to_vec(value).map_err(|e| codec_error("json", e));
+            return json_exact(value).map_err(|e| codec_error("json", e));
         }
         let value = serde_json::to_value(value).map_err(|e| codec_error(&self.spec, e))?;
+        if self.fast == Fast::Raw {
+            return Ok(Payload::Value(value).into_bytes()); // what `raw`'s `dumps` does
+        }
         self.encode_payload(Payload::Value(value))
     }
 
@@ -297,6 +300,31 @@ impl Serializer {
             Payload::Bytes(b) => decode_text_or_json(&b),
         }
     }
+}
+
+/// Scratch space of [`json_exact`], per thread.
+const JSON_SCRATCH_MAX: usize = 64 * 1024;
+thread_local! {
+    static JSON_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `serde_json::to_vec`, but the result's capacity is its length: it becomes a record's
+/// `Bytes` without another allocation (a `Vec` with spare room needs a shared header), and
+/// holds no unused space. Written into a per-thread scratch buffer, then copied once.
+fn json_exact<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>> {
+    JSON_SCRATCH.with(|scratch| {
+        let Ok(mut buf) = scratch.try_borrow_mut() else {
+            // Re-entered (a value's `Serialize` encoding another record): no scratch.
+            return serde_json::to_vec(value);
+        };
+        buf.clear();
+        let written = serde_json::to_writer(&mut *buf, value);
+        let out = written.map(|()| buf.as_slice().to_vec());
+        if buf.capacity() > JSON_SCRATCH_MAX {
+            *buf = Vec::new(); // one large value does not pin its size per thread
+        }
+        out
+    })
 }
 
 /// Bytes a chain left as bytes: raw text first (a `String` key stays as written), then JSON
@@ -384,6 +412,41 @@ mod tests {
 
     fn ser(spec: &str) -> Serializer {
         Serializer::parse(spec, &CodecRegistry::default()).unwrap()
+    }
+
+    #[test]
+    fn json_and_raw_encode_as_before_into_exactly_sized_buffers() {
+        let json = ser("json").encode(&purchase()).unwrap();
+        assert_eq!(json, serde_json::to_vec(&purchase()).unwrap());
+        assert_eq!(json.capacity(), json.len()); // a record's Bytes without another allocation
+                                                 // A value larger than the scratch bound, then a small one: both exact and right.
+        let big = "x".repeat(JSON_SCRATCH_MAX * 2);
+        let encoded = ser("json").encode(&big).unwrap();
+        assert_eq!(encoded, serde_json::to_vec(&big).unwrap());
+        assert_eq!(ser("json").encode(&purchase()).unwrap(), json);
+        JSON_SCRATCH.with(|s| assert!(s.borrow().capacity() <= JSON_SCRATCH_MAX));
+        // `raw`: strings as their bytes, other values as JSON, as the chain did.
+        assert_eq!(ser("raw").encode("user-7").unwrap(), b"user-7");
+        let as_value = serde_json::to_value(purchase()).unwrap();
+        assert_eq!(
+            ser("raw").encode(&purchase()).unwrap(),
+            serde_json::to_vec(&as_value).unwrap()
+        );
+        assert_eq!(ser("raw").encode(&7u32).unwrap(), b"7");
+    }
+
+    #[test]
+    fn json_encoding_inside_a_json_encoding_does_not_share_the_scratch_buffer() {
+        struct Nested;
+        impl Serialize for Nested {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let inner = ser("json").encode(&purchase()).unwrap(); // re-enters json_exact
+                s.serialize_str(std::str::from_utf8(&inner).unwrap())
+            }
+        }
+        let outer = ser("json").encode(&Nested).unwrap();
+        let inner = serde_json::to_string(&purchase()).unwrap();
+        assert_eq!(outer, serde_json::to_vec(&inner).unwrap());
     }
 
     #[test]

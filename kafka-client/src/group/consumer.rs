@@ -269,6 +269,17 @@ impl GroupConsumer {
         Ok(())
     }
 
+    /// The next record already fetched of the chunk being read, after
+    /// [`poll_record`](Self::poll_record) returned one: for taking a run of records in one go,
+    /// with no await in between. It waits for nothing, and neither looks for group work nor
+    /// moves the poll clock (the run counts as returned by the `poll_record` that started it,
+    /// so take runs of microseconds, not slow work between records). `None` when the chunk
+    /// is done (`poll_record` goes on with the next one, or reports a batch that cannot be
+    /// read).
+    pub fn next_in_run(&mut self) -> Option<ConsumerRecord> {
+        self.consumer.next_buffered()
+    }
+
     /// The next record of an owned partition, or `None` as soon as group work is due (call
     /// [`group_work`](Self::group_work) then). Unlike [`recv`](Self::recv), it never starts
     /// group work, so it is safe to cancel, in a `select!` say.

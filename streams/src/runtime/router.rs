@@ -264,7 +264,10 @@ impl Target {
             if self.pending[i].is_empty() {
                 continue;
             }
-            let batch = std::mem::take(&mut self.pending[i]);
+            // The next batch starts with room for as many: no regrowing (and moving the
+            // deliveries gathered so far) as a long run is gathered.
+            let room = self.pending[i].len();
+            let batch = std::mem::replace(&mut self.pending[i], Vec::with_capacity(room));
             let sender = &self.instances[i].0;
             let batch = match sender.try_send(batch) {
                 Ok(()) => continue,

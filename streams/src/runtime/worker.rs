@@ -157,7 +157,12 @@ impl Worker {
                             since_commit += 1;
                             run += 1;
                             if run < DISPATCH_RUN && since_commit < self.settings.broker_commit_every {
-                                next = self.consumer.poll_record().now_or_never();
+                                // The rest of the chunk without a group-state lock
+                                // and a clock read per record; then the next chunk.
+                                next = match self.consumer.next_in_run() {
+                                    Some(record) => Some(Ok(Some(record))),
+                                    None => self.consumer.poll_record().now_or_never(),
+                                };
                             }
                         }
                         if !self.router.flush(&mut stop).await {

@@ -178,6 +178,7 @@ where
     }
 
     /// The next decoded and processed event, applying the decode-error policy.
+    #[inline]
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event<K, V>>> {
         loop {
             if let Some(in_step) = &mut self.in_step {
@@ -205,17 +206,26 @@ where
                     }
                 }
             }
-            let Some(mut delivery) = self.batch.pop_front() else {
+            // Decoded where it lies in the batch: the delivery is not moved out first.
+            let Some(delivery) = self.batch.front_mut() else {
                 continue;
             };
             match self.topic.decode(&delivery.record) {
                 Ok(mut event) => {
                     event.hold = delivery.hold(&self.releases);
+                    drop(self.batch.pop_front()); // its hold is taken: nothing fails
+                    if self.steps.is_empty() {
+                        return Poll::Ready(Some(event)); // no processors: not moved again
+                    }
                     if let Some(event) = self.run_steps(event, 0) {
                         return Poll::Ready(Some(event));
                     }
                 }
-                Err(e) => self.on_decode_error(e, delivery),
+                Err(e) => {
+                    if let Some(delivery) = self.batch.pop_front() {
+                        self.on_decode_error(e, delivery);
+                    }
+                }
             }
         }
     }
