@@ -203,12 +203,20 @@ where
         txn: &mut PartitionTxn<'_>,
         mut held: PartitionWindows,
         before: Clock,
-    ) -> Result<(Vec<Closed<K, V>>, Clock)> {
+    ) -> Result<(Closes<K, V>, Clock)> {
         let PartitionWindows { clock, due } = &mut held;
-        let closed = if clock.stream_time >= clock.next_due {
-            self.run_due(txn, clock, due)?
+        let closed = if clock.stream_time < clock.next_due {
+            Closes::default()
+        } else if let Some(size) = self.uncollected_fixed_size() {
+            Closes {
+                list: Vec::new(),
+                uncollected: self.run_due_uncollected(txn, clock, due, size),
+            }
         } else {
-            Vec::new()
+            Closes {
+                list: self.run_due(txn, clock, due)?,
+                uncollected: 0,
+            }
         };
         if *clock != before {
             txn.put(Clock::key(), Some(clock.encode()));
@@ -216,6 +224,52 @@ where
         let clock = *clock;
         txn.keep_derived(Box::new(held));
         Ok((closed, clock))
+    }
+
+    /// The size of the table's windows when they are fixed (tumbling, hopping) and nothing
+    /// takes the windows that close (no close callback, no final results): then what is due
+    /// needs no read (see [`run_due_uncollected`](Self::run_due_uncollected)).
+    fn uncollected_fixed_size(&self) -> Option<i64> {
+        if self.on_close.is_some() || self.emit_final.is_some() {
+            return None;
+        }
+        match self.spec.cut() {
+            Cut::Tumbling { size } | Cut::Hopping { size, .. } => Some(size),
+            Cut::Sliding { .. } | Cut::Session { .. } => None,
+        }
+    }
+
+    /// [`run_due`](Self::run_due) for fixed windows of `size` whose closes nobody takes: the
+    /// same closes (counted), deletes and schedules, without reading an entry. A fixed window
+    /// is never merged away, and each is held once in the due times (scheduled when its entry
+    /// is made, again by its close, built once from the entries), so every one due is stored
+    /// and its range follows from its start. Returns the number of windows closed.
+    fn run_due_uncollected(
+        &self,
+        txn: &mut PartitionTxn<'_>,
+        clock: &mut Clock,
+        due: &mut DueTimes,
+        size: i64,
+    ) -> usize {
+        let now = clock.stream_time;
+        let mut closed = 0;
+        for (user_key, start) in due.take_through(now) {
+            let window = Window::ms(start, start.saturating_add(size));
+            let (close_at, expire_at) = (self.spec.close_ms(window), self.spec.expire_ms(window));
+            if close_at > clock.closed_through && close_at <= now {
+                closed += 1;
+            }
+            if expire_at <= now {
+                let prefix = layout::key_prefix(&user_key).unwrap_or_default();
+                txn.put(layout::window_key(&prefix, start), None);
+            } else {
+                let next = if close_at > now { close_at } else { expire_at };
+                schedule(clock, due, &user_key, start, next);
+            }
+        }
+        clock.closed_through = now;
+        clock.next_due = due.first();
+        closed
     }
 
     /// Looks at the windows whose due times stream time reached: closes those with
@@ -304,20 +358,48 @@ where
     }
 }
 
+/// The windows a change closed: those taken (for the close callback and final results), and
+/// the number of those nobody takes (not read at all).
+pub(super) struct Closes<K, V> {
+    list: Vec<Closed<K, V>>,
+    uncollected: usize,
+}
+
+impl<K, V> Default for Closes<K, V> {
+    fn default() -> Self {
+        Closes {
+            list: Vec::new(),
+            uncollected: 0,
+        }
+    }
+}
+
+impl<K, V> Closes<K, V> {
+    /// How many windows closed.
+    pub fn len(&self) -> usize {
+        self.list.len() + self.uncollected
+    }
+
+    /// Whether none did.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What filing one update did, in its partition.
 pub(super) struct Filed<K, V> {
     outcome: Outcome<V>,
     partition: i32,
     /// The partition's stream time before the update.
     stream_time: i64,
-    closed: Vec<Closed<K, V>>,
+    closed: Closes<K, V>,
     /// Holds the partition's flushes until the close callback ran for `closed`.
     hold: Option<EffectHold>,
 }
 
 /// Windows closed by moving a clock, with the hold on the partition's flushes until their
 /// callback ran.
-type ClosedHeld<K, V> = (Vec<Closed<K, V>>, Option<EffectHold>);
+type ClosedHeld<K, V> = (Closes<K, V>, Option<EffectHold>);
 
 /// With [`LatePolicy::Log`], one late event in this many is logged as a warning.
 const LOG_LATE_EVERY: u64 = 1_000;
@@ -367,19 +449,19 @@ where
     }
 
     /// Hands closed windows to a synchronous callback (outside any lock).
-    pub(super) fn deliver(&self, closed: Vec<Closed<K, V>>) {
+    pub(super) fn deliver(&self, closed: Closes<K, V>) {
         if let Some(OnClose::Sync(on_close)) = &self.on_close {
-            for c in &closed {
+            for c in &closed.list {
                 on_close(&c.key, c.window, &c.value);
             }
         }
     }
 
     /// Hands closed windows to the callback, awaiting an asynchronous one for each in turn.
-    pub(super) async fn deliver_async(&self, closed: Vec<Closed<K, V>>) -> Result<()> {
+    pub(super) async fn deliver_async(&self, closed: Closes<K, V>) -> Result<()> {
         match &self.on_close {
             Some(OnClose::Async(on_close)) => {
-                for c in closed {
+                for c in closed.list {
                     on_close(c.key, c.window, c.value).await?;
                 }
                 Ok(())
@@ -396,7 +478,7 @@ where
     pub(super) fn hold_for(
         &self,
         txn: &PartitionTxn<'_>,
-        closed: &[Closed<K, V>],
+        closed: &Closes<K, V>,
     ) -> Option<EffectHold> {
         (self.on_close.is_some() && !closed.is_empty()).then(|| txn.hold_effects())
     }

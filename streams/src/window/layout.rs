@@ -73,7 +73,9 @@ pub(crate) fn window_range() -> (Bytes, Bytes) {
 
 /// The store key of `user_key`'s window starting at `start`.
 pub(crate) fn window_key(prefix: &BytesMut, start: i64) -> Bytes {
-    let mut buf = prefix.clone();
+    // Sized for the start at once (a clone of `prefix` has no room left: a second allocation).
+    let mut buf = BytesMut::with_capacity(prefix.len() + 8);
+    buf.put_slice(prefix);
     put_time(&mut buf, start);
     buf.freeze()
 }
