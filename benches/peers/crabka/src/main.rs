@@ -212,6 +212,8 @@ async fn main() {
             usage()
         }
     };
+    // Every KStream/KTable handle must be gone before `build` (it unwraps the builder's `Rc`).
+    drop(purchases);
     let temp_state = match &backend {
         StoreBackend::Turso { state_dir } if args.state_dir.is_none() => Some(state_dir.clone()),
         _ => None,
