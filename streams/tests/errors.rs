@@ -28,6 +28,17 @@ async fn mock() -> MockCluster {
         .unwrap()
 }
 
+/// A cluster that creates no topic by itself and answers every CreateTopics with `code`.
+async fn refusing_topic_creation(code: KafkaCode) -> MockCluster {
+    let mock = MockCluster::builder()
+        .auto_create_topics(false)
+        .build()
+        .await
+        .unwrap();
+    mock.intercept(ApiKey::CreateTopics, Intercept::error(code).always());
+    mock
+}
+
 fn with_agent(app: &App) {
     let topic = app.topic::<String, String>("input");
     app.agent(&topic, |mut stream| async move {
@@ -70,15 +81,7 @@ async fn a_session_timeout_the_broker_refuses_fails_start_and_names_the_setting(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_source_topic_that_cannot_be_created_fails_start() {
-    let mock = MockCluster::builder()
-        .auto_create_topics(false)
-        .build()
-        .await
-        .unwrap();
-    mock.intercept(
-        ApiKey::CreateTopics,
-        Intercept::error(KafkaCode::TopicAuthorizationFailed).always(),
-    );
+    let mock = refusing_topic_creation(KafkaCode::TopicAuthorizationFailed).await;
     let app = app("missing", &mock.bootstrap());
     with_agent(&app);
     let err = app.start().await.expect_err("no source topic");
@@ -91,16 +94,8 @@ async fn a_missing_source_topic_that_cannot_be_created_fails_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_that_never_settles_fails_start_after_broker_api_timeout() {
-    let mock = MockCluster::builder()
-        .auto_create_topics(false)
-        .build()
-        .await
-        .unwrap();
     // Every topic creation answered "no controller yet": a cluster still electing one.
-    mock.intercept(
-        ApiKey::CreateTopics,
-        Intercept::error(KafkaCode::NotController).always(),
-    );
+    let mock = refusing_topic_creation(KafkaCode::NotController).await;
     let app = App::builder("unsettled")
         .broker(&format!("kafka://{}", mock.bootstrap()))
         .topic_partitions(1)
