@@ -418,8 +418,9 @@ mod tests {
     fn json_and_raw_encode_as_before_into_exactly_sized_buffers() {
         let json = ser("json").encode(&purchase()).unwrap();
         assert_eq!(json, serde_json::to_vec(&purchase()).unwrap());
-        assert_eq!(json.capacity(), json.len()); // a record's Bytes without another allocation
-                                                 // A value larger than the scratch bound, then a small one: both exact and right.
+        // Exactly sized: it becomes a record's Bytes without another allocation.
+        assert_eq!(json.capacity(), json.len());
+        // A value larger than the scratch bound, then a small one: both exact and right.
         let big = "x".repeat(JSON_SCRATCH_MAX * 2);
         let encoded = ser("json").encode(&big).unwrap();
         assert_eq!(encoded, serde_json::to_vec(&big).unwrap());

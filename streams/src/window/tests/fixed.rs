@@ -390,3 +390,61 @@ fn an_update_that_fails_in_one_window_writes_nothing() {
     assert_eq!(table.stream_ms(0).unwrap(), None);
     assert_eq!(table.stored_entries().unwrap(), 0);
 }
+
+#[test]
+fn windows_nobody_takes_close_expire_and_count_as_those_a_callback_takes() {
+    // Without a close callback (or final results), due fixed windows are run from their due
+    // times alone, unread: the closes counted, the windows kept and deleted, and the store
+    // must be those of the same table whose closes a callback takes.
+    for hopping in [false, true] {
+        let build = || {
+            let windows = match hopping {
+                true => counts(2).hopping(ms(100), ms(30)),
+                false => counts(2).tumbling(ms(100)),
+            };
+            windows.grace(ms(20)).expires(ms(400))
+        };
+        let (taken, closes) = recording(build());
+        let untaken = build().build().unwrap();
+        let keys = ["a", "b", "c", "d", "e"];
+        let mut closed_by_advance = 0;
+        for i in 0..400i64 {
+            // Out of order by up to 14 ms, within the grace.
+            let time = 1_000 + 7 * i - (i * 13) % 15;
+            let key = keys[(i * 7 % 5) as usize];
+            assert_eq!(add(&taken, key, time, 1), add(&untaken, key, time, 1));
+            if i % 50 == 49 {
+                for p in 0..2 {
+                    let to = time + 5;
+                    let n = taken.advance_ms(p, to).unwrap();
+                    assert_eq!(untaken.advance_ms(p, to).unwrap(), n, "{hopping} at {to}");
+                    closed_by_advance += n;
+                }
+                for key in keys {
+                    assert_eq!(
+                        taken.windows_ms(key, i64::MIN, i64::MAX).unwrap(),
+                        untaken.windows_ms(key, i64::MIN, i64::MAX).unwrap(),
+                        "{hopping}: windows of {key} after event {i}"
+                    );
+                }
+                assert_eq!(
+                    taken.stored_entries().unwrap(),
+                    untaken.stored_entries().unwrap()
+                );
+            }
+        }
+        let mut closed_at_end = 0;
+        for p in 0..2 {
+            let n = taken.advance_ms(p, 1_000_000).unwrap();
+            assert_eq!(untaken.advance_ms(p, 1_000_000).unwrap(), n, "{hopping}");
+            closed_at_end += n;
+        }
+        // Every window expired: only the two clocks are left.
+        assert_eq!(untaken.stored_entries().unwrap(), 2, "{hopping}");
+        assert_eq!(taken.stored_entries().unwrap(), 2, "{hopping}");
+        let all = closes.lock().unwrap().len();
+        // The last advance closed the windows still open, counted alike on both sides.
+        assert!(closed_at_end > 0, "{hopping}");
+        assert!(all >= closed_at_end + closed_by_advance, "{hopping}");
+    }
+}
