@@ -389,6 +389,20 @@ impl Releases {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Releases `offset` of `part`, delivered at `delivered` (measured if the instance
+    /// measures its latency): what dropping its [`Hold`] does, without one.
+    pub(crate) fn release_delivered(
+        &self,
+        part: Arc<PartitionAcks>,
+        offset: i64,
+        delivered: Option<Instant>,
+    ) {
+        if let (Some(at), Some(latency)) = (delivered, self.latency.get()) {
+            latency.observe(at.elapsed().as_secs_f64());
+        }
+        self.release(part, offset);
+    }
+
     fn release(&self, part: Arc<PartitionAcks>, offset: i64) {
         let mut queue = self.queue();
         if queue.parked {
@@ -475,10 +489,8 @@ impl Drop for Hold {
         if self.failed || std::thread::panicking() {
             part.fail(self.offset);
         } else {
-            if let (Some(at), Some(latency)) = (self.delivered, self.releases.latency.get()) {
-                latency.observe(at.elapsed().as_secs_f64());
-            }
-            self.releases.release(part, self.offset);
+            self.releases
+                .release_delivered(part, self.offset, self.delivered);
         }
     }
 }

@@ -373,6 +373,22 @@ where
 
     /// Decodes a consumed record into an event, checking validation rules.
     pub(crate) fn decode(&self, record: &ConsumerRecord) -> Result<Event<K, V>> {
+        let (key, value) = self.decode_parts(record)?;
+        Ok(Event {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            offset: record.offset,
+            timestamp: record.timestamp,
+            key,
+            value,
+            headers: record.headers.clone(),
+            hold: None,
+        })
+    }
+
+    /// The key and value of a consumed record (what [`decode`](Self::decode) puts in the
+    /// event), checking validation rules.
+    pub(crate) fn decode_parts(&self, record: &ConsumerRecord) -> Result<(Option<K>, V)> {
         let fail = |part: &'static str, f: DecodeFailure| Error::Decode {
             topic: record.topic.to_string(),
             partition: record.partition,
@@ -411,15 +427,6 @@ where
                 return Err(fail("value", validation_failure(e)));
             }
         }
-        Ok(Event {
-            topic: record.topic.clone(),
-            partition: record.partition,
-            offset: record.offset,
-            timestamp: record.timestamp,
-            key,
-            value,
-            headers: record.headers.clone(),
-            hold: None,
-        })
+        Ok((key, value))
     }
 }

@@ -11,7 +11,6 @@
 mod steps;
 mod take;
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -61,6 +60,14 @@ impl Delivery {
         }
     }
 
+    /// Releases the record at once for the instance that releases into `releases`: what
+    /// taking its [`hold`](Self::hold) and dropping it does (once).
+    pub(crate) fn release(&mut self, releases: &Releases) {
+        if let Some(part) = self.part.take() {
+            releases.release_delivered(part, self.record.offset, self.delivered);
+        }
+    }
+
     /// The hold on the record for the instance that releases into `releases` (once).
     pub(crate) fn hold(&mut self, releases: &Arc<Releases>) -> Option<Hold> {
         let part = self.part.take()?;
@@ -73,11 +80,18 @@ impl Delivery {
     }
 }
 
-impl Drop for Delivery {
-    fn drop(&mut self) {
+impl Delivery {
+    /// Fails the record (never committed) unless its hold was taken.
+    fn fail(&mut self) {
         if let Some(part) = self.part.take() {
             part.fail(self.record.offset);
         }
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        self.fail();
     }
 }
 
@@ -96,8 +110,10 @@ struct InStep<K, V> {
 /// [`echo`](Self::echo) (copy to other topics).
 pub struct AgentStream<K, V> {
     rx: mpsc::Receiver<Vec<Delivery>>,
-    /// The rest of the last batch received.
-    batch: VecDeque<Delivery>,
+    /// The last batch received, read in place from `next` on (not moved out one by one: a
+    /// delivery is ~150 bytes); dropped as a whole once read (its holds were taken).
+    batch: Vec<Delivery>,
+    next: usize,
     topic: Topic<K, V>,
     policy: OnDecodeError,
     steps: Arc<[Step<V>]>,
@@ -126,7 +142,8 @@ where
     ) -> Self {
         AgentStream {
             rx,
-            batch: VecDeque::new(),
+            batch: Vec::new(),
+            next: 0,
             topic,
             policy,
             steps,
@@ -177,6 +194,32 @@ where
         Some(event)
     }
 
+    /// The index in `batch` of the next delivery, once what this instance released before
+    /// is settled (it asks for more); `None` when the stream ended.
+    #[inline]
+    fn poll_delivery(&mut self, cx: &mut Context<'_>) -> Poll<Option<usize>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        // Asking for more: what this instance released before is done.
+        self.releases.settle();
+        if self.next >= self.batch.len() {
+            self.batch.clear(); // every hold was taken: nothing fails
+            self.next = 0;
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(batch)) => self.batch = batch,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => {
+                    self.releases.park();
+                    return Poll::Pending;
+                }
+            }
+        }
+        let i = self.next;
+        self.next += 1;
+        Poll::Ready(Some(i))
+    }
+
     /// The next decoded and processed event, applying the decode-error policy.
     #[inline]
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event<K, V>>> {
@@ -191,29 +234,16 @@ where
                     None => continue,
                 }
             }
-            if self.done {
+            let Some(i) = futures::ready!(self.poll_delivery(cx)) else {
                 return Poll::Ready(None);
-            }
-            // Asking for more: what this instance released before is done.
-            self.releases.settle();
-            if self.batch.is_empty() {
-                match self.rx.poll_recv(cx) {
-                    Poll::Ready(Some(batch)) => self.batch = batch.into(),
-                    Poll::Ready(None) => return Poll::Ready(None),
-                    Poll::Pending => {
-                        self.releases.park();
-                        return Poll::Pending;
-                    }
-                }
-            }
-            // Decoded where it lies in the batch: the delivery is not moved out first.
-            let Some(delivery) = self.batch.front_mut() else {
+            };
+            // Decoded where it lies in the batch: the delivery is not moved out.
+            let Some(delivery) = self.batch.get_mut(i) else {
                 continue;
             };
             match self.topic.decode(&delivery.record) {
                 Ok(mut event) => {
                     event.hold = delivery.hold(&self.releases);
-                    drop(self.batch.pop_front()); // its hold is taken: nothing fails
                     if self.steps.is_empty() {
                         return Poll::Ready(Some(event)); // no processors: not moved again
                     }
@@ -221,16 +251,47 @@ where
                         return Poll::Ready(Some(event));
                     }
                 }
-                Err(e) => {
-                    if let Some(delivery) = self.batch.pop_front() {
-                        self.on_decode_error(e, delivery);
-                    }
-                }
+                Err(e) => self.on_decode_error_at(e, i),
             }
         }
     }
 
-    fn on_decode_error(&mut self, error: Error, mut delivery: Delivery) {
+    /// The next key and value for [`items`](Self::items), released as they are yielded,
+    /// without building the event: with no processors and no requests to track, the
+    /// event would be taken apart at once (its topic, headers and hold made for nothing,
+    /// and ~200 bytes moved through the combinators).
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<(Option<K>, V)>> {
+        if !self.steps.is_empty() || self.current.is_some() {
+            let next = Pin::new(&mut *self).poll_next(cx);
+            return next.map(|event| event.map(|e| (e.key, e.value)));
+        }
+        loop {
+            let Some(i) = futures::ready!(self.poll_delivery(cx)) else {
+                return Poll::Ready(None);
+            };
+            let Some(delivery) = self.batch.get_mut(i) else {
+                continue;
+            };
+            match self.topic.decode_parts(&delivery.record) {
+                Ok(item) => {
+                    delivery.release(&self.releases);
+                    return Poll::Ready(Some(item));
+                }
+                Err(e) => self.on_decode_error_at(e, i),
+            }
+        }
+    }
+
+    /// [`on_decode_error`](Self::on_decode_error) for the delivery at `i` of the batch.
+    fn on_decode_error_at(&mut self, error: Error, i: usize) {
+        let mut batch = std::mem::take(&mut self.batch);
+        if let Some(delivery) = batch.get_mut(i) {
+            self.on_decode_error(error, delivery);
+        }
+        self.batch = batch;
+    }
+
+    fn on_decode_error(&mut self, error: Error, delivery: &mut Delivery) {
         let agent = &*self.agent;
         match &self.policy {
             OnDecodeError::Skip => {
@@ -250,7 +311,7 @@ where
             }
             OnDecodeError::Stop => {
                 tracing::error!(agent, %error, "stopping the agent on a record that does not decode (on_decode_error = Stop); fix the producer or the type, then restart: the record will be read again");
-                // `delivery` drops with its hold: failed, never committed.
+                delivery.fail(); // never committed
                 self.done = true;
                 self.stopped.store(true, Ordering::Release);
             }
@@ -370,7 +431,7 @@ where
     /// `(key, value)` pairs (Faust's `stream.items()`). Each event is released as it is
     /// yielded, and done when the agent asks for the next: do not buffer after `items()`.
     pub fn items(self) -> impl Stream<Item = (Option<K>, V)> + Send + Unpin {
-        self.map(|e| (e.key, e.value))
+        Items(self)
     }
 
     /// Batches of up to `max` values, each yielded when full or `within` after its first value
@@ -427,3 +488,18 @@ where
 }
 
 impl<K, V> Unpin for AgentStream<K, V> {}
+
+/// [`AgentStream::items`].
+struct Items<K, V>(AgentStream<K, V>);
+
+impl<K, V> Stream for Items<K, V>
+where
+    K: Serialize + DeserializeOwned + Send + 'static,
+    V: Serialize + DeserializeOwned + Send + 'static,
+{
+    type Item = (Option<K>, V);
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_item(cx)
+    }
+}
