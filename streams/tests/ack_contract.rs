@@ -200,6 +200,30 @@ async fn filter_then_map_to_values() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_then_filter_and_map() {
+    // `items()` yields keys and values without building events (their holds released as
+    // they are yielded): still done only once the agent asks for the next.
+    fn body(stream: AgentStream<String, i64>, probe: Arc<Probe>) -> BoxFuture<'static, ()> {
+        async move {
+            let counter = probe.clone();
+            let mut values = stream
+                .items()
+                .inspect(move |_| {
+                    counter.pulled.fetch_add(1, Ordering::SeqCst);
+                })
+                .filter(|(key, n)| ready(key.is_some() && n % 2 == 0))
+                .map(|(_, n)| n);
+            while let Some(n) = values.next().await {
+                probe.process(n).await;
+            }
+        }
+        .boxed()
+    }
+    let evens: Vec<i64> = (0..BLOCK_AT).filter(|n| n % 2 == 0).collect();
+    crash_and_restart("ack-items", body, 11, &evens).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunks_of_ten() {
     fn body(stream: AgentStream<String, i64>, probe: Arc<Probe>) -> BoxFuture<'static, ()> {
         async move {

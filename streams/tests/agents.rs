@@ -134,6 +134,18 @@ async fn events_carry_metadata_and_offsets_are_committed_when_done() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_records_are_skipped_dead_lettered_or_stop_the_agent() {
+    decode_error_policies(false).await;
+}
+
+/// `items()` takes records apart without building events: the same policies apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_records_follow_the_policies_under_items_too() {
+    decode_error_policies(true).await;
+}
+
+/// Three agents whose topics skip, dead-letter and stop on bad records, reading events
+/// (`next()`) or keys and values (`items()`).
+async fn decode_error_policies(items: bool) {
     let mock = mock().await;
     let app = app("policies", &mock);
     let skip = app.topic::<String, Purchase>("skip").validated();
@@ -149,6 +161,13 @@ async fn bad_records_are_skipped_dead_lettered_or_stop_the_agent() {
         let got = got.clone();
         let name = topic.name().to_owned();
         app.agent(topic, move |mut stream| async move {
+            if items {
+                let mut items = stream.items();
+                while let Some((_, p)) = items.next().await {
+                    got.lock().unwrap().push((name.clone(), p.amount));
+                }
+                return;
+            }
             while let Some(p) = stream.next().await {
                 got.lock().unwrap().push((name.clone(), p.amount));
             }
