@@ -202,7 +202,7 @@ mod tests {
     }
 
     #[test]
-    fn encoding_into_a_buffer_gives_encodes_bytes() {
+    fn encoding_into_a_buffer_gives_the_bytes_of_encode() {
         for spec in ["raw", "json", "binary|json"] {
             same(spec, "alice");
             same(spec, &'é');
