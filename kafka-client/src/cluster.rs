@@ -2,6 +2,7 @@
 //! one connection per broker, opened on demand and reopened with backoff after a failure.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -92,6 +93,9 @@ struct Slot {
 pub(crate) struct Cluster {
     pub(crate) config: ClientConfig,
     cache: Mutex<Cache>,
+    /// Moves on with every change of the cached topics: a producer keeps partition counts
+    /// between changes instead of locking the cache per record.
+    topics_generation: AtomicU64,
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
     refresh: tokio::sync::Mutex<()>,
 }
@@ -102,6 +106,7 @@ impl Cluster {
         let cluster = Arc::new(Cluster {
             config,
             cache: Mutex::default(),
+            topics_generation: AtomicU64::new(0),
             slots: Mutex::default(),
             refresh: tokio::sync::Mutex::new(()),
         });
@@ -119,6 +124,12 @@ impl Cluster {
 
     pub(crate) fn topic(&self, topic: &str) -> Option<TopicInfo> {
         self.cache().topics.get(topic).cloned()
+    }
+
+    /// Changes whenever a cached topic is added, replaced or forgotten: a partition count
+    /// read after loading generation `g` stays true while the generation is still `g`.
+    pub(crate) fn topics_generation(&self) -> u64 {
+        self.topics_generation.load(Ordering::Acquire)
     }
 
     /// Number of partitions of a cached topic, without copying its metadata.
@@ -275,11 +286,16 @@ impl Cluster {
                 },
             );
         }
+        // After the change, under the lock: whoever reads this generation reads the cache
+        // after it too.
+        self.topics_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Forgets a topic so the next lookup asks the cluster again (after NOT_LEADER and such).
     pub(crate) fn invalidate(&self, topic: &str) {
-        self.cache().topics.remove(topic);
+        let mut cache = self.cache();
+        cache.topics.remove(topic);
+        self.topics_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The connection to broker `id`, opening it if needed.

@@ -29,6 +29,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
+mod into;
+
 /// What flows between codecs: structured data or bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {

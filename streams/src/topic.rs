@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use kafka_client::consumer::ConsumerRecord;
-use kafka_client::producer::{ProducerRecord, RecordMetadata};
+use kafka_client::producer::{ProducerRecord, RecordMetadata, RecordRef};
 use prometheus_client::metrics::counter::Counter;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -152,6 +152,15 @@ impl TopicCatalog {
     pub(crate) fn all(&self) -> Vec<Arc<TopicSpec>> {
         self.lock().values().cloned().collect()
     }
+}
+
+/// Largest capacity a send's encoding buffer keeps between records.
+const SEND_SCRATCH_MAX: usize = 64 * 1024;
+
+thread_local! {
+    /// A send's key and value, encoded (see `Topic::send_now`).
+    static SEND_SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 type Validator<V> = Arc<dyn Fn(&V) -> Result<()> + Send + Sync>;
@@ -331,7 +340,11 @@ where
     ///
     /// Faust: `await topic.send(key=k, value=v)`.
     pub async fn send(&self, key: impl Borrow<K>, value: impl Borrow<V>) -> Result<()> {
-        let record = self.record(Some(key.borrow()), value.borrow())?;
+        let (key, value) = (key.borrow(), value.borrow());
+        if self.send_now(Some(key), value, None)? {
+            return Ok(());
+        }
+        let record = self.record(Some(key), value)?;
         self.outbox.send_counted(record, &self.sent).await
     }
 
@@ -344,16 +357,76 @@ where
         value: impl Borrow<V>,
         at: impl Into<Timestamp>,
     ) -> Result<()> {
-        let record = self
-            .record(Some(key.borrow()), value.borrow())?
-            .timestamp(at.into().as_millis());
+        let (key, value) = (key.borrow(), value.borrow());
+        let millis = at.into().as_millis();
+        if self.send_now(Some(key), value, Some(millis))? {
+            return Ok(());
+        }
+        let record = self.record(Some(key), value)?.timestamp(millis);
         self.outbox.send_counted(record, &self.sent).await
     }
 
     /// Sends a value with no key (the producer spreads such records over partitions).
     pub async fn send_value(&self, value: impl Borrow<V>) -> Result<()> {
-        let record = self.record(None, value.borrow())?;
+        let value = value.borrow();
+        if self.send_now(None, value, None)? {
+            return Ok(());
+        }
+        let record = self.record(None, value)?;
         self.outbox.send_counted(record, &self.sent).await
+    }
+
+    /// A send's usual case without allocating: encodes key and value into this thread's
+    /// buffers and hands the record to the producer if it can take it without waiting (see
+    /// [`Producer::try_send`](kafka_client::producer::Producer::try_send)). `false`: it
+    /// would have to wait, or the buffers are in use; the caller sends it the general way.
+    fn send_now(&self, key: Option<&K>, value: &V, timestamp: Option<i64>) -> Result<bool> {
+        let producer = self.outbox.producer()?;
+        let accepted = SEND_SCRATCH.with(|scratch| {
+            // Busy only if a value's `Serialize` sends itself: no fast path then.
+            let Ok(mut scratch) = scratch.try_borrow_mut() else {
+                return Ok(false);
+            };
+            let (key_buf, value_buf) = &mut *scratch;
+            key_buf.clear();
+            value_buf.clear();
+            if let Some(key) = key {
+                self.encode_into(self.spec.key_ser()?, "key", key, key_buf)?;
+            }
+            self.encode_into(self.spec.value_ser()?, "value", value, value_buf)?;
+            let record = RecordRef {
+                key: key.map(|_| &key_buf[..]),
+                value: Some(&value_buf[..]),
+                timestamp,
+                ..RecordRef::new(&self.spec.name)
+            };
+            let accepted = producer.try_send(record)?.is_some();
+            for buf in [key_buf, value_buf] {
+                if buf.capacity() > SEND_SCRATCH_MAX {
+                    *buf = Vec::new(); // one large record does not pin its size per thread
+                }
+            }
+            Ok::<bool, Error>(accepted)
+        })?;
+        if accepted {
+            self.sent.inc();
+        }
+        Ok(accepted)
+    }
+
+    /// [`encode`](Self::encode) appending to `out`.
+    fn encode_into<T: Serialize + ?Sized>(
+        &self,
+        ser: &Serializer,
+        part: &'static str,
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        ser.encode_into(value, out).map_err(|e| Error::Encode {
+            topic: self.spec.name.clone(),
+            part,
+            reason: e.to_string(),
+        })
     }
 
     /// Sends a record built with [`record`](Self::record) (to pick a partition, say).

@@ -8,6 +8,8 @@ use tokio::time::Instant;
 use bytes::Bytes;
 
 use super::delivery::Completion;
+use super::partitioner::Partitioner;
+use crate::cluster::Cluster;
 use crate::protocol::record::{BatchBuilder, Compression, Header};
 
 /// Batches of one partition, oldest first.
@@ -47,25 +49,6 @@ pub(crate) struct ProducerBatch {
     pub(crate) encoded: Option<Bytes>,
 }
 
-/// A record as accepted by `send`, before it joins a batch.
-pub(crate) struct PendingRecord {
-    pub(crate) timestamp: i64,
-    pub(crate) key: Option<Bytes>,
-    pub(crate) value: Option<Bytes>,
-    pub(crate) headers: Vec<Header>,
-}
-
-impl PendingRecord {
-    /// Upper estimate of the record's encoded size, for batch and buffer accounting.
-    pub(crate) fn size_estimate(&self) -> usize {
-        BatchBuilder::record_size_upper_bound(
-            self.key.as_deref(),
-            self.value.as_deref(),
-            &self.headers,
-        )
-    }
-}
-
 impl ProducerBatch {
     /// Size for request accounting: exact once encoded.
     pub(crate) fn size(&self) -> usize {
@@ -79,59 +62,124 @@ impl ProducerBatch {
 pub(crate) struct Appended {
     pub(crate) completion: Arc<Completion>,
     pub(crate) index: i32,
-    /// The batch is now full: the sender should look, and sticky partitioning moves on.
+    /// The batch is now full: the sender should look.
     pub(crate) batch_full: bool,
+}
+
+/// A topic's queues, and what `send` keeps about the topic between records.
+pub(crate) struct TopicQueues {
+    pub(crate) name: Arc<str>,
+    /// By partition number.
+    pub(crate) queues: Vec<PartitionQueue>,
+    /// The partition count of the cluster's metadata (`None`: not known), read at
+    /// `generation` of its topics: true until that moves on.
+    partitions: Option<usize>,
+    generation: Option<u64>,
+    /// The partition of keyless records for now (see the partitioner).
+    sticky: Option<i32>,
 }
 
 #[derive(Default)]
 pub(crate) struct Accumulator {
-    pub(crate) topics: HashMap<Arc<str>, Vec<PartitionQueue>>,
+    /// In order of first use, never removed (a topic's queues keep its sequence numbers).
+    pub(crate) topics: Vec<TopicQueues>,
+    index: HashMap<Arc<str>, usize>,
+    /// The topic of the last lookup: a producer writing to one topic at a time compares names
+    /// instead of hashing them.
+    last: usize,
+    partitioner: Partitioner,
     /// A batch holding sequence numbers was given up on (see the sender).
     pub(crate) sequence_broken: bool,
 }
 
+/// A record's parts for [`Accumulator::append`], borrowed: copied into the batch.
+pub(crate) struct Parts<'a> {
+    pub(crate) timestamp: i64,
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) value: Option<&'a [u8]>,
+    pub(crate) headers: &'a [Header],
+}
+
 impl Accumulator {
+    /// The position of `topic` in `topics`, added when new.
+    pub(crate) fn topic(&mut self, topic: &str) -> usize {
+        if self
+            .topics
+            .get(self.last)
+            .is_some_and(|t| &*t.name == topic)
+        {
+            return self.last;
+        }
+        let at = match self.index.get(topic) {
+            Some(&at) => at,
+            None => {
+                let name: Arc<str> = Arc::from(topic);
+                self.topics.push(TopicQueues {
+                    name: name.clone(),
+                    queues: Vec::new(),
+                    partitions: None,
+                    generation: None,
+                    sticky: None,
+                });
+                self.index.insert(name, self.topics.len() - 1);
+                self.topics.len() - 1
+            }
+        };
+        self.last = at;
+        at
+    }
+
     pub(crate) fn queue(&mut self, topic: &str, partition: i32) -> &mut PartitionQueue {
-        if !self.topics.contains_key(topic) {
-            self.topics.insert(Arc::from(topic), Vec::new());
+        let at = self.topic(topic);
+        queue_of(&mut self.topics[at], partition)
+    }
+
+    /// The partition count of topic `at` in the cluster's metadata, read again only when the
+    /// metadata changed since the last read.
+    pub(crate) fn partitions(&mut self, at: usize, cluster: &Cluster) -> Option<usize> {
+        let topic = &mut self.topics[at];
+        let generation = cluster.topics_generation();
+        if topic.generation != Some(generation) {
+            topic.partitions = cluster.partition_count(&topic.name);
+            topic.generation = Some(generation);
         }
-        let queues = self.topics.get_mut(topic).expect("inserted above");
-        let index = partition.max(0) as usize;
-        if queues.len() <= index {
-            queues.resize_with(index + 1, PartitionQueue::default);
-        }
-        &mut queues[index]
+        topic.partitions
+    }
+
+    /// The partition for a record of topic `at` that did not name one.
+    pub(crate) fn choose(&mut self, at: usize, key: Option<&[u8]>, partitions: usize) -> i32 {
+        self.partitioner
+            .partition(&mut self.topics[at].sticky, key, partitions)
     }
 
     /// Appends a record to the partition's open batch, opening a new one when it would
-    /// overflow `batch_size`.
+    /// overflow `batch_size`. When `sticky` (the partitioner chose) and the batch fills, keyless
+    /// records of the topic move to another of its `partitions`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn append(
         &mut self,
-        topic: &str,
+        at: usize,
         partition: i32,
-        record: PendingRecord,
+        record: Parts<'_>,
         reserved: usize,
         batch_size: usize,
         compression: Compression,
+        sticky: Option<usize>,
     ) -> crate::Result<Appended> {
-        let mut queue = self.queue(topic, partition);
+        let topic = &mut self.topics[at];
+        let name = &topic.name;
+        let queue = queue_of_in(&mut topic.queues, partition);
         let fits = queue.batches.back().is_some_and(|b| {
             !b.closed && b.sequence.is_none() && b.builder.estimated_size() + reserved <= batch_size
         });
         if !fits {
-            // The topic's name is shared by its batches (looked up once per batch).
-            let topic_arc = match self.topics.get_key_value(topic) {
-                Some((k, _)) => k.clone(),
-                None => Arc::from(topic),
-            };
-            queue = self.queue(topic, partition);
             if let Some(last) = queue.batches.back_mut() {
                 last.closed = true;
             }
             queue.batches.push_back(ProducerBatch {
                 builder: BatchBuilder::with_capacity(compression, batch_size.min(1 << 20)),
                 records: 0,
-                completion: Completion::new(topic_arc, partition),
+                completion: Completion::new(name.clone(), partition),
                 created: Instant::now(),
                 reserved: 0,
                 closed: false,
@@ -142,22 +190,37 @@ impl Accumulator {
             });
         }
         let batch = queue.batches.back_mut().expect("pushed above");
-        let index = batch.builder.append(
-            record.timestamp,
-            record.key.as_deref(),
-            record.value.as_deref(),
-            &record.headers,
-        )?;
+        let index =
+            batch
+                .builder
+                .append(record.timestamp, record.key, record.value, record.headers)?;
         batch.records += 1;
         batch.reserved += reserved;
         let batch_full = batch.builder.estimated_size() >= batch_size;
         if batch_full {
             batch.closed = true;
         }
-        Ok(Appended {
+        let appended = Appended {
             completion: batch.completion.clone(),
             index,
             batch_full,
-        })
+        };
+        if let (true, Some(partitions)) = (batch_full, sticky) {
+            self.partitioner
+                .batch_full(&mut topic.sticky, partition, partitions);
+        }
+        Ok(appended)
     }
+}
+
+fn queue_of(topic: &mut TopicQueues, partition: i32) -> &mut PartitionQueue {
+    queue_of_in(&mut topic.queues, partition)
+}
+
+fn queue_of_in(queues: &mut Vec<PartitionQueue>, partition: i32) -> &mut PartitionQueue {
+    let index = partition.max(0) as usize;
+    if queues.len() <= index {
+        queues.resize_with(index + 1, PartitionQueue::default);
+    }
+    &mut queues[index]
 }

@@ -56,20 +56,19 @@ mod txn;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, TryAcquireError};
 
 pub use config::{Acks, ProducerConfig};
 pub use delivery::{DeliveryFuture, RecordMetadata};
-pub use record::ProducerRecord;
+pub use record::{ProducerRecord, RecordRef};
 
 use crate::cluster::Cluster;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::group::ConsumerGroupMetadata;
-use crate::protocol::record::BATCH_HEADER_LEN;
+use crate::protocol::record::{BatchBuilder, BATCH_HEADER_LEN};
 use crate::topic_partition::TopicPartition;
-use accumulator::{Accumulator, PendingRecord};
-use partitioner::Partitioner;
+use accumulator::{Accumulator, Parts};
 
 /// A Kafka producer. Share it by reference or in an `Arc`; every method takes `&self`.
 pub struct Producer {
@@ -81,7 +80,6 @@ pub(crate) struct Inner {
     cluster: Arc<Cluster>,
     config: ProducerConfig,
     idempotent: bool,
-    partitioner: Partitioner,
     acc: Mutex<Accumulator>,
     /// Wakes the sender: a batch filled, a new batch started lingering, a retry is due.
     wake: Notify,
@@ -125,6 +123,15 @@ impl Inner {
             sender::reset_sequences(self);
         }
     }
+}
+
+/// What [`Producer::accept`] did with a record.
+enum Accept {
+    Done(DeliveryFuture),
+    /// The topic's partitions are not known yet.
+    NeedsMetadata,
+    /// The buffer has no room: wait for this many bytes.
+    NeedsBuffer(usize),
 }
 
 /// A count of records the producer gave up on; see [`Producer::delivery_failures`].
@@ -175,7 +182,6 @@ impl Producer {
             buffer: Semaphore::new(config.buffer_memory.min(Semaphore::MAX_PERMITS)),
             idempotent,
             config,
-            partitioner: Partitioner::default(),
             acc: Mutex::default(),
             wake: Notify::new(),
             outstanding: AtomicUsize::new(0),
@@ -206,70 +212,138 @@ impl Producer {
     /// Waits while the producer's buffer is full, and for metadata the first time a topic is
     /// used (the broker may create it, as with the Java client).
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
-        let inner = &self.inner;
-        if inner.closing.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        if let Some(txn) = &inner.txn {
-            txn.check_open("send")?;
-        }
-        let partitions = match inner.cluster.partition_count(&record.topic) {
-            Some(n) => n,
-            None => inner
-                .cluster
-                .topic_or_fetch(&record.topic, true)
-                .await?
-                .partitions
-                .len(),
-        };
-        let partition = match record.partition {
-            Some(p) if p >= 0 && (p as usize) < partitions => p,
-            Some(p) => {
-                return Err(Error::UnknownPartition {
-                    topic: record.topic,
-                    partition: p,
-                });
-            }
-            None => inner
-                .partitioner
-                .partition(&record.topic, record.key.as_deref(), partitions),
-        };
+        self.send_ref(RecordRef::from(&record)).await
+    }
+
+    /// [`send`](Self::send) for a record whose parts the caller keeps (they are copied into
+    /// the batch).
+    pub async fn send_ref(&self, record: RecordRef<'_>) -> Result<DeliveryFuture> {
+        let mut known_partitions = None;
+        let mut reserved = false;
         let timestamp = record.timestamp.unwrap_or_else(now_millis);
-        let pending = PendingRecord {
-            timestamp,
-            key: record.key,
-            value: record.value,
-            headers: record.headers,
-        };
-        let size = pending.size_estimate();
-        // Alone in a batch, the record still needs the batch header: if that exceeds the
-        // request size, no request could ever carry it.
-        if size + BATCH_HEADER_LEN > inner.config.max_request_size {
-            return Err(Error::RecordTooLarge {
-                size,
-                max: inner.config.max_request_size,
-            });
+        loop {
+            match self.accept(&record, timestamp, reserved, known_partitions)? {
+                Accept::Done(delivery) => return Ok(delivery),
+                Accept::NeedsMetadata => {
+                    reserved = false; // `accept` gave the reservation back
+                    let topic = self
+                        .inner
+                        .cluster
+                        .topic_or_fetch(record.topic, true)
+                        .await?;
+                    known_partitions = Some(topic.partitions.len());
+                }
+                Accept::NeedsBuffer(reserve) => {
+                    self.inner
+                        .buffer
+                        .acquire_many(reserve as u32)
+                        .await
+                        .map_err(|_| Error::Closed)?
+                        .forget();
+                    reserved = true;
+                }
+            }
         }
+    }
+
+    /// Accepts a record at once if nothing needs waiting for: the topic's partitions are
+    /// known and the buffer has room. `Ok(None)` when it would have to wait: hand it to
+    /// [`send`](Self::send) or [`send_ref`](Self::send_ref) then. Errors are `send`'s.
+    ///
+    /// Its parts are copied into the batch, so a caller encoding keys and values into buffers
+    /// it reuses produces without allocating per record.
+    pub fn try_send(&self, record: RecordRef<'_>) -> Result<Option<DeliveryFuture>> {
+        let timestamp = record.timestamp.unwrap_or_else(now_millis);
+        match self.accept(&record, timestamp, false, None)? {
+            Accept::Done(delivery) => Ok(Some(delivery)),
+            Accept::NeedsMetadata | Accept::NeedsBuffer(_) => Ok(None),
+        }
+    }
+
+    /// Appends a record to its batch under one lock of the accumulator, or says what to wait
+    /// for. With `reserved` its buffer space is already taken; it is given back on any
+    /// outcome but `Done` (a record that is refused or must wait holds no space).
+    fn accept(
+        &self,
+        record: &RecordRef<'_>,
+        timestamp: i64,
+        reserved: bool,
+        known_partitions: Option<usize>,
+    ) -> Result<Accept> {
+        let inner = &self.inner;
+        let size = BatchBuilder::record_size_upper_bound(record.key, record.value, record.headers);
         let reserve = size
             .min(inner.config.buffer_memory)
             .min(Semaphore::MAX_PERMITS);
-        inner
-            .buffer
-            .acquire_many(reserve as u32)
-            .await
-            .map_err(|_| Error::Closed)?
-            .forget();
-        inner.outstanding.fetch_add(1, Ordering::AcqRel);
-        let appended = {
+        let give_back = || {
+            if reserved {
+                inner.buffer.add_permits(reserve);
+            }
+        };
+        let refuse = |e: Error| {
+            give_back();
+            Err(e)
+        };
+        if inner.closing.load(Ordering::Acquire) {
+            return refuse(Error::Closed);
+        }
+        if let Some(txn) = &inner.txn {
+            if let Err(e) = txn.check_open("send") {
+                return refuse(e);
+            }
+        }
+        let (appended, partition) = {
             let mut acc = inner.acc.lock().unwrap_or_else(|e| e.into_inner());
-            acc.append(
-                &record.topic,
+            let at = acc.topic(record.topic);
+            let Some(partitions) = acc.partitions(at, &inner.cluster).or(known_partitions) else {
+                give_back();
+                return Ok(Accept::NeedsMetadata);
+            };
+            let partition = match record.partition {
+                Some(p) if p >= 0 && (p as usize) < partitions => p,
+                Some(p) => {
+                    return refuse(Error::UnknownPartition {
+                        topic: record.topic.to_owned(),
+                        partition: p,
+                    });
+                }
+                None => acc.choose(at, record.key, partitions),
+            };
+            // Alone in a batch, the record still needs the batch header: if that exceeds the
+            // request size, no request could ever carry it.
+            if size + BATCH_HEADER_LEN > inner.config.max_request_size {
+                return refuse(Error::RecordTooLarge {
+                    size,
+                    max: inner.config.max_request_size,
+                });
+            }
+            if !reserved {
+                // Never waits, so it may run under the lock. Released permits go to queued
+                // waiters first, so this does not overtake a `send` waiting for room.
+                match inner.buffer.try_acquire_many(reserve as u32) {
+                    Ok(permits) => permits.forget(),
+                    Err(TryAcquireError::NoPermits) => return Ok(Accept::NeedsBuffer(reserve)),
+                    Err(TryAcquireError::Closed) => return Err(Error::Closed),
+                }
+            }
+            inner.outstanding.fetch_add(1, Ordering::AcqRel);
+            let parts = Parts {
+                timestamp,
+                key: record.key,
+                value: record.value,
+                headers: record.headers,
+            };
+            let sticky = record.partition.is_none().then_some(partitions);
+            let appended = acc.append(
+                at,
                 partition,
-                pending,
+                parts,
                 reserve,
                 inner.config.batch_size,
                 inner.config.compression,
-            )
+                sticky,
+            );
+            (appended, partition)
         };
         let appended = match appended {
             Ok(a) => a,
@@ -279,19 +353,15 @@ impl Producer {
                 return Err(e);
             }
         };
+        debug_assert_eq!(appended.completion.partition(), partition);
         if appended.index == 0 || appended.batch_full {
             inner.wake.notify_one();
         }
-        if appended.batch_full && record.partition.is_none() {
-            inner
-                .partitioner
-                .batch_full(&record.topic, partition, partitions);
-        }
-        Ok(DeliveryFuture {
+        Ok(Accept::Done(DeliveryFuture {
             completion: appended.completion,
             index: appended.index,
             timestamp,
-        })
+        }))
     }
 
     /// Sends every accepted record now and waits until each is acknowledged or failed.

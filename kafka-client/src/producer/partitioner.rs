@@ -3,9 +3,6 @@
 //! partition count. Records without a key stick to one partition per topic until a batch
 //! fills, then move on, as Java's sticky partitioner does.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 /// Kafka's murmur2 (Utils.murmur2 in the Java client).
 pub fn murmur2(data: &[u8]) -> i32 {
     const SEED: u32 = 0x9747_b28c;
@@ -43,46 +40,53 @@ pub fn partition_for_key(key: &[u8], partitions: usize) -> i32 {
     ((murmur2(key) & 0x7fff_ffff) as usize % partitions.max(1)) as i32
 }
 
-/// Chooses partitions for records that did not name one.
+/// Chooses partitions for records that did not name one. Lives in the accumulator, under its
+/// lock: a record's partition, its batch and the sticky choice change together.
 #[derive(Default)]
 pub(crate) struct Partitioner {
-    sticky: Mutex<HashMap<String, i32>>,
-    seed: Mutex<u64>,
+    seed: u64,
 }
 
 impl Partitioner {
-    pub(crate) fn partition(&self, topic: &str, key: Option<&[u8]>, partitions: usize) -> i32 {
+    /// `sticky` is the topic's current partition for keyless records (`None` before the first).
+    pub(crate) fn partition(
+        &mut self,
+        sticky: &mut Option<i32>,
+        key: Option<&[u8]>,
+        partitions: usize,
+    ) -> i32 {
         match key {
             Some(key) => partition_for_key(key, partitions),
-            None => {
-                let mut sticky = self.sticky.lock().unwrap_or_else(|e| e.into_inner());
-                match sticky.get(topic) {
-                    Some(&p) if (p as usize) < partitions => p,
-                    _ => {
-                        let p = self.random(partitions);
-                        sticky.insert(topic.to_owned(), p);
-                        p
-                    }
+            None => match *sticky {
+                Some(p) if (p as usize) < partitions => p,
+                _ => {
+                    let p = self.random(partitions);
+                    *sticky = Some(p);
+                    p
                 }
-            }
+            },
         }
     }
 
-    /// Called when the sticky partition's batch is full: keyless records move elsewhere.
-    pub(crate) fn batch_full(&self, topic: &str, partition: i32, partitions: usize) {
-        let mut sticky = self.sticky.lock().unwrap_or_else(|e| e.into_inner());
-        if sticky.get(topic) == Some(&partition) && partitions > 1 {
+    /// Called when `partition`'s batch is full: keyless records move elsewhere.
+    pub(crate) fn batch_full(
+        &mut self,
+        sticky: &mut Option<i32>,
+        partition: i32,
+        partitions: usize,
+    ) {
+        if *sticky == Some(partition) && partitions > 1 {
             let mut next = self.random(partitions - 1);
             if next >= partition {
                 next += 1;
             }
-            sticky.insert(topic.to_owned(), next);
+            *sticky = Some(next);
         }
     }
 
     /// xorshift64*: spreading keyless batches needs no cryptographic randomness.
-    fn random(&self, below: usize) -> i32 {
-        let mut seed = self.seed.lock().unwrap_or_else(|e| e.into_inner());
+    fn random(&mut self, below: usize) -> i32 {
+        let seed = &mut self.seed;
         if *seed == 0 {
             *seed = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -117,12 +121,13 @@ mod tests {
 
     #[test]
     fn keyless_records_stick_until_the_batch_fills() {
-        let p = Partitioner::default();
-        let first = p.partition("t", None, 6);
-        assert!((0..100).all(|_| p.partition("t", None, 6) == first));
-        p.batch_full("t", first, 6);
-        let second = p.partition("t", None, 6);
+        let mut p = Partitioner::default();
+        let mut sticky = None;
+        let first = p.partition(&mut sticky, None, 6);
+        assert!((0..100).all(|_| p.partition(&mut sticky, None, 6) == first));
+        p.batch_full(&mut sticky, first, 6);
+        let second = p.partition(&mut sticky, None, 6);
         assert_ne!(first, second);
-        assert_eq!(p.partition("t", None, 1), 0);
+        assert_eq!(p.partition(&mut sticky, None, 1), 0);
     }
 }

@@ -61,3 +61,65 @@ impl ProducerRecord {
         self
     }
 }
+
+/// A record whose parts the caller keeps: the producer copies them into its batch, so a caller
+/// that encodes into buffers of its own sends without allocating per record. See
+/// [`Producer::try_send`](super::Producer::try_send).
+///
+/// ```
+/// # use kafka_client::producer::{ProducerRecord, RecordRef};
+/// let record = RecordRef { key: Some(b"k1"), value: Some(b"v"), ..RecordRef::new("orders") };
+/// assert_eq!(record.to_record().key.as_deref(), Some(&b"k1"[..]));
+/// let owned = ProducerRecord::new("orders").value("v");
+/// assert_eq!(RecordRef::from(&owned).value, Some(&b"v"[..]));
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordRef<'a> {
+    /// The topic to write to.
+    pub topic: &'a str,
+    /// `None` lets the partitioner choose, as for [`ProducerRecord::partition`].
+    pub partition: Option<i32>,
+    /// `None` is Kafka's null key.
+    pub key: Option<&'a [u8]>,
+    /// `None` is a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// Kept in order.
+    pub headers: &'a [Header],
+    /// Milliseconds since the epoch; `None` means now.
+    pub timestamp: Option<i64>,
+}
+
+impl<'a> RecordRef<'a> {
+    /// A record for `topic` with no key, value or headers.
+    pub fn new(topic: &'a str) -> Self {
+        RecordRef {
+            topic,
+            ..Default::default()
+        }
+    }
+
+    /// The same record, owning copies of its parts.
+    pub fn to_record(&self) -> ProducerRecord {
+        ProducerRecord {
+            topic: self.topic.to_owned(),
+            partition: self.partition,
+            key: self.key.map(Bytes::copy_from_slice),
+            value: self.value.map(Bytes::copy_from_slice),
+            headers: self.headers.to_vec(),
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+impl<'a> From<&'a ProducerRecord> for RecordRef<'a> {
+    fn from(record: &'a ProducerRecord) -> Self {
+        RecordRef {
+            topic: &record.topic,
+            partition: record.partition,
+            key: record.key.as_deref(),
+            value: record.value.as_deref(),
+            headers: &record.headers,
+            timestamp: record.timestamp,
+        }
+    }
+}

@@ -139,8 +139,8 @@ pub(crate) async fn run(inner: Arc<Inner>) {
 fn is_empty(inner: &Inner) -> bool {
     let acc = inner.acc.lock().unwrap_or_else(|e| e.into_inner());
     acc.topics
-        .values()
-        .flatten()
+        .iter()
+        .flat_map(|t| &t.queues)
         .all(|q| q.batches.is_empty() && q.in_flight == 0)
 }
 
@@ -148,13 +148,18 @@ fn is_empty(inner: &Inner) -> bool {
 /// later sequence, so once nothing is in flight the producer takes a new id.
 fn needs_new_identity(inner: &Inner) -> bool {
     let acc = inner.acc.lock().unwrap_or_else(|e| e.into_inner());
-    acc.sequence_broken && acc.topics.values().flatten().all(|q| q.in_flight == 0)
+    acc.sequence_broken
+        && acc
+            .topics
+            .iter()
+            .flat_map(|t| &t.queues)
+            .all(|q| q.in_flight == 0)
 }
 
 pub(crate) fn reset_sequences(inner: &Inner) {
     let mut acc = inner.acc.lock().unwrap_or_else(|e| e.into_inner());
     acc.sequence_broken = false;
-    for queue in acc.topics.values_mut().flatten() {
+    for queue in acc.topics.iter_mut().flat_map(|t| &mut t.queues) {
         queue.next_sequence = 0;
         queue.confirmed = false;
         queue.retrying = false;
@@ -184,7 +189,7 @@ fn drain(inner: &Inner) -> Drained {
     };
     let mut acc = inner.acc.lock().unwrap_or_else(|e| e.into_inner());
     if drop_unsent {
-        for queue in acc.topics.values_mut().flatten() {
+        for queue in acc.topics.iter_mut().flat_map(|t| &mut t.queues) {
             out.aborted.extend(queue.batches.drain(..));
             queue.retrying = false;
         }
@@ -196,8 +201,9 @@ fn drain(inner: &Inner) -> Drained {
     // Like Java's accumulator: once one partition makes a broker ready, that broker's request
     // also takes every other partition it leads that has records, lingering or not.
     let mut ready_leaders = HashSet::new();
-    for (topic, queues) in acc.topics.iter() {
-        for (partition, queue) in queues.iter().enumerate() {
+    for t in acc.topics.iter() {
+        let topic = &t.name;
+        for (partition, queue) in t.queues.iter().enumerate() {
             let Some(front) = queue.batches.front() else {
                 continue;
             };
@@ -213,8 +219,9 @@ fn drain(inner: &Inner) -> Drained {
             }
         }
     }
-    for (topic, queues) in acc.topics.iter_mut() {
-        for (partition, queue) in queues.iter_mut().enumerate() {
+    for t in acc.topics.iter_mut() {
+        let topic = &t.name;
+        for (partition, queue) in t.queues.iter_mut().enumerate() {
             let partition = partition as i32;
             let Some(front) = queue.batches.front() else {
                 continue;
