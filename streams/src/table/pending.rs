@@ -11,15 +11,19 @@
 //! partition also keeps every write in order (the *log*), and a flush produces one changelog
 //! record per write, as Kafka Streams does without its cache; reads are the same either way.
 //!
-//! The pending writes are kept twice over, once per access pattern: a hash index of key to
-//! write (std's keyed SipHash, as keys come from outside; an update reads its key and writes
-//! it back: two hash lookups instead of two ordered-map searches, each a chain of key
-//! comparisons), and the keys in order, for range reads and the flush. A key enters the
-//! ordered set once per flush, when it is first written.
+//! The pending writes are a hash index of key to write (std's keyed SipHash, as keys come from
+//! outside): an update reads its key and writes it back, one hash each, and a write to a new key
+//! is one insert. Their key order is made only when something needs it: a flush sorts its
+//! writes once (its records go out, and reach the store, in key order), and a range read builds
+//! the ordered key set, which the pending writes then keep up to date until the next flush (a
+//! table read by ranges keeps reading them). A flush in flight is a vector sorted by key: point
+//! reads search it, range reads slice it, and taking one copies nothing into a new map.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -30,12 +34,17 @@ use super::idle::Activity;
 /// Key bytes to the last write: a value, or `None` for a delete.
 pub(crate) type Overlay = BTreeMap<Bytes, Option<Bytes>>;
 
-/// The writes waiting for the next flush: each key's last write, by key (point reads and
-/// writes) and the keys in order (range reads, the flush).
+/// Key bounds of a range read.
+type Bounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
+/// The writes waiting for the next flush: each key's last write, by key; the keys in order
+/// only once a range read asked for them.
 #[derive(Debug, Default)]
 struct Pending {
     writes: HashMap<Bytes, Option<Bytes>>,
-    order: BTreeSet<Bytes>,
+    /// Every key of `writes` in order, when a range read since the last flush built it
+    /// (`None`: not needed so far; no write pays for it).
+    order: RefCell<Option<BTreeSet<Bytes>>>,
 }
 
 impl Pending {
@@ -45,11 +54,14 @@ impl Pending {
 
     /// Records the write; returns the key's previous pending write, if any.
     fn insert(&mut self, key: Bytes, value: Option<Bytes>) -> Option<Option<Bytes>> {
-        match self.writes.get_mut(&key[..]) {
-            Some(slot) => Some(std::mem::replace(slot, value)),
-            None => {
-                self.order.insert(key.clone());
-                self.writes.insert(key, value)
+        match self.writes.entry(key) {
+            Entry::Occupied(mut slot) => Some(slot.insert(value)),
+            Entry::Vacant(slot) => {
+                if let Some(order) = self.order.get_mut() {
+                    order.insert(slot.key().clone());
+                }
+                slot.insert(value);
+                None
             }
         }
     }
@@ -60,33 +72,60 @@ impl Pending {
 
     fn clear(&mut self) {
         self.writes.clear();
-        self.order.clear();
+        *self.order.get_mut() = None;
     }
 
-    /// The keys in `bounds` and their writes, in key order.
-    fn range<'a>(
-        &'a self,
-        bounds: (std::ops::Bound<&'a [u8]>, std::ops::Bound<&'a [u8]>),
-    ) -> impl Iterator<Item = (&'a Bytes, &'a Option<Bytes>)> + 'a {
-        self.order
-            .range::<[u8], _>(bounds)
-            .filter_map(|k| self.writes.get_key_value(&k[..]))
+    /// Calls `f` with the keys in `bounds` and their writes, in key order.
+    fn for_range(&self, bounds: Bounds<'_>, mut f: impl FnMut(&Bytes, &Option<Bytes>)) {
+        if self.writes.is_empty() {
+            return;
+        }
+        let mut order = self.order.borrow_mut();
+        let order = order.get_or_insert_with(|| self.writes.keys().cloned().collect());
+        for key in order.range::<[u8], _>(bounds) {
+            if let Some(write) = self.writes.get(&key[..]) {
+                f(key, write);
+            }
+        }
     }
 
-    /// Every key and its write, in key order.
-    fn iter(&self) -> impl Iterator<Item = (&Bytes, &Option<Bytes>)> + '_ {
-        self.order
-            .iter()
-            .filter_map(|k| self.writes.get_key_value(&k[..]))
+    /// The writes in key order, leaving this empty (its table keeps its room for the next
+    /// ones, unless it is far larger than they were).
+    fn take(&mut self) -> Flushed {
+        let mut writes: Vec<(Bytes, Option<Bytes>)> = self.writes.drain().collect();
+        writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if self.writes.capacity() > 4 * writes.len().max(1024) {
+            self.writes.shrink_to(writes.len());
+        }
+        *self.order.get_mut() = None;
+        Flushed(writes)
+    }
+}
+
+/// A flush's writes, one per key, sorted by key: in flight, or acknowledged and waiting for a
+/// global table's store.
+#[derive(Debug, Default)]
+pub(crate) struct Flushed(Vec<(Bytes, Option<Bytes>)>);
+
+impl Flushed {
+    fn get(&self, key: &[u8]) -> Option<&Option<Bytes>> {
+        let i = self.0.binary_search_by(|(k, _)| k[..].cmp(key)).ok()?;
+        Some(&self.0[i].1)
     }
 
-    /// The writes as an ordered overlay, leaving this empty.
-    fn take(&mut self) -> Overlay {
-        let mut writes = std::mem::take(&mut self.writes);
-        std::mem::take(&mut self.order)
-            .into_iter()
-            .filter_map(|k| writes.remove_entry(&k[..]))
-            .collect()
+    /// The writes with keys in `bounds`, in key order.
+    fn range(&self, (start, end): Bounds<'_>) -> &[(Bytes, Option<Bytes>)] {
+        let from = match start {
+            Bound::Included(s) => self.0.partition_point(|(k, _)| &k[..] < s),
+            Bound::Excluded(s) => self.0.partition_point(|(k, _)| &k[..] <= s),
+            Bound::Unbounded => 0,
+        };
+        let to = match end {
+            Bound::Included(e) => self.0.partition_point(|(k, _)| &k[..] <= e),
+            Bound::Excluded(e) => self.0.partition_point(|(k, _)| &k[..] < e),
+            Bound::Unbounded => self.0.len(),
+        };
+        self.0.get(from..to.max(from)).unwrap_or_default()
     }
 }
 
@@ -119,10 +158,10 @@ pub(crate) struct PartitionState {
     /// Bytes of keys and values in `pending` (what the cache's bound counts).
     pending_bytes: usize,
     /// Flushes taken and not completed, oldest first, with their ids.
-    in_flight: VecDeque<(u64, Overlay)>,
+    in_flight: VecDeque<(u64, Flushed)>,
     /// Global tables: flushes acknowledged at a changelog offset, kept until the changelog
     /// follower applied the store up to it (the store takes every write in changelog order).
-    acked: VecDeque<(i64, Overlay)>,
+    acked: VecDeque<(i64, Flushed)>,
     /// Bumped by every write: an update retries when it changed under it.
     pub version: u64,
     /// Close callbacks running for changes in this partition: a flush waits for them.
@@ -165,7 +204,7 @@ impl PartitionState {
         let acked = self.acked.iter().rev().map(|(_, o)| o);
         in_flight
             .chain(acked)
-            .find_map(|overlay| overlay.get(key).map(Option::as_ref))
+            .find_map(|flushed| flushed.get(key).map(Option::as_ref))
     }
 
     /// Records a write; with `log`, also in the log of every write (the cache is off).
@@ -196,13 +235,10 @@ impl PartitionState {
         if self.pending.is_empty() {
             return None;
         }
-        let overlay = self.pending.take();
+        let flushed = self.pending.take();
         self.pending_bytes = 0;
-        let last = overlay
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        self.in_flight.push_back((id, overlay));
+        let last = flushed.0.clone();
+        self.in_flight.push_back((id, flushed));
         Some(Taken {
             last,
             log: self.log.take().unwrap_or_default(),
@@ -259,7 +295,6 @@ impl PartitionState {
     /// The keys in `start..end` (`None`: to the end) with a write not in the store, and their
     /// newest write.
     pub fn overlay_range(&self, start: &[u8], end: Option<&[u8]>) -> Overlay {
-        use std::ops::Bound;
         let bounds = (
             Bound::Included(start),
             end.map_or(Bound::Unbounded, Bound::Excluded),
@@ -269,31 +304,31 @@ impl PartitionState {
         // writes are not in the store yet either.
         let acked = self.acked.iter().map(|(_, o)| o);
         let in_flight = self.in_flight.iter().map(|(_, o)| o);
-        for overlay in acked.chain(in_flight) {
-            merged.extend(
-                overlay
-                    .range::<[u8], _>(bounds)
-                    .map(|(k, v)| (k.clone(), v.clone())),
-            );
+        for flushed in acked.chain(in_flight) {
+            merged.extend(flushed.range(bounds).iter().cloned());
         }
-        merged.extend(
-            self.pending
-                .range(bounds)
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
+        self.pending.for_range(bounds, |k, v| {
+            merged.insert(k.clone(), v.clone());
+        });
         merged
     }
 
     /// Every key with a write not in the store, and its newest write.
     pub fn merged_overlay(&self) -> Overlay {
         let mut merged = Overlay::new();
-        for (_, overlay) in &self.acked {
-            merged.extend(overlay.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for (_, flushed) in &self.acked {
+            merged.extend(flushed.0.iter().cloned());
         }
-        for (_, overlay) in &self.in_flight {
-            merged.extend(overlay.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for (_, flushed) in &self.in_flight {
+            merged.extend(flushed.0.iter().cloned());
         }
-        merged.extend(self.pending.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // Pending writes override whatever flush they follow, in any order.
+        merged.extend(
+            self.pending
+                .writes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         merged
     }
 }

@@ -31,6 +31,7 @@
 
 mod flush;
 mod txn;
+mod writes;
 
 pub use flush::PendingFlush;
 pub(crate) use flush::{outbound_record, outbound_record_at, Outbound};

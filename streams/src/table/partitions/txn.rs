@@ -14,6 +14,7 @@ use crate::table::hooks::Written;
 use crate::table::idle::Activity;
 use crate::table::pending::{Overlay, PartitionState, PartitionStatus};
 
+use super::writes::TxnWrites;
 use super::{key_text, lock, TableCore};
 
 impl TableCore {
@@ -238,12 +239,12 @@ impl TableCore {
                 core: self,
                 partition,
                 state: guard,
-                writes: Overlay::new(),
+                writes: TxnWrites::default(),
             };
             let result = f(&mut txn)?;
             let writes = txn.writes;
             if !writes.is_empty() {
-                if let Err(e) = self.apply_writes(partition, guard, writes) {
+                if let Err(e) = self.apply_writes(partition, guard, writes.into_sorted()) {
                     // Derived from writes that did not happen.
                     guard.derived.take();
                     return Err(e);
@@ -313,7 +314,7 @@ pub(crate) struct PartitionTxn<'a> {
     partition: i32,
     state: &'a PartitionState,
     /// This change's writes (`None`: delete).
-    writes: Overlay,
+    writes: TxnWrites,
 }
 
 impl PartitionTxn<'_> {
@@ -367,7 +368,7 @@ impl PartitionTxn<'_> {
 
     /// Writes `key` in this partition (`None` deletes it), when the change succeeds.
     pub fn put(&mut self, key: Bytes, value: Option<Bytes>) {
-        self.writes.insert(key, value);
+        self.writes.put(key, value);
     }
 
     /// The writes not in the store with keys in `start..end`: the partition's, then this
@@ -379,11 +380,7 @@ impl PartitionTxn<'_> {
             Bound::Included(start),
             end.map_or(Bound::Unbounded, Bound::Excluded),
         );
-        overlay.extend(
-            self.writes
-                .range::<[u8], _>(bounds)
-                .map(|(k, v)| (k.clone(), v.clone())),
-        );
+        self.writes.add_range_to(bounds, &mut overlay);
         overlay
     }
 
