@@ -169,6 +169,10 @@ impl Logs {
                 lines
             })
             .clone();
+        // A callsite that another test was registering while the subscriber was being
+        // installed may have cached "never" (tracing's interest cache): ask every callsite
+        // again now that the subscriber is there.
+        tracing::callsite::rebuild_interest_cache();
         Logs { lines }
     }
 
