@@ -272,6 +272,8 @@ fn no_partition(topic: &str, partition: i32) -> Error {
     )
 }
 
+/// Compacts the compacted topics: `only` one of them, every partition (an explicit request),
+/// or with `None` (the background cleaner) the partitions that need it.
 fn compact_all(st: &mut State, only: Option<&str>) {
     let now = now_ms();
     for (name, topic) in st.topics.iter_mut() {
@@ -279,8 +281,11 @@ fn compact_all(st: &mut State, only: Option<&str>) {
             continue;
         }
         let retention = topic.delete_retention_ms();
+        let ratio = topic.min_cleanable_dirty_ratio();
         for p in &mut topic.partitions {
-            p.compact(now, retention);
+            if only.is_some() || p.needs_cleaning(now, ratio) {
+                p.compact(now, retention);
+            }
         }
     }
 }

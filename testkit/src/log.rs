@@ -82,6 +82,19 @@ pub(crate) struct PartitionLog {
     /// Aborted transactions, in the order of their markers (so by last offset).
     pub aborted: Vec<AbortedTxn>,
     pub notify: Arc<Notify>,
+    /// What the background cleaner knows (see [`PartitionLog::needs_cleaning`]).
+    cleaning: Cleaning,
+}
+
+/// Bytes cleaned and dirty since the last compaction, and when a tombstone it kept expires:
+/// the background cleaner compacts a partition only when this says there is work, as
+/// Kafka's does (`min.cleanable.dirty.ratio`), not every log on every pass.
+#[derive(Debug, Default)]
+struct Cleaning {
+    clean_bytes: usize,
+    dirty_bytes: usize,
+    /// The earliest time (ms) at which a tombstone the last compaction kept may go.
+    tombstone_due_ms: Option<i64>,
 }
 
 impl PartitionLog {
@@ -96,6 +109,7 @@ impl PartitionLog {
             open_txns: HashMap::new(),
             aborted: Vec::new(),
             notify: Arc::new(Notify::new()),
+            cleaning: Cleaning::default(),
         }
     }
 
@@ -227,6 +241,7 @@ impl PartitionLog {
         let base = self.high_watermark;
         let bytes = stamp(raw, base, self.leader_epoch)?;
         let last = base + h.last_offset_delta as i64;
+        self.cleaning.dirty_bytes += bytes.len();
         self.batches.push(StoredBatch {
             base_offset: base,
             last_offset: last,
@@ -260,6 +275,9 @@ impl PartitionLog {
     pub fn delete_before(&mut self, offset: i64) -> i64 {
         let start = offset.clamp(self.log_start_offset, self.high_watermark);
         self.batches.retain(|b| b.last_offset >= start);
+        let total = self.batches.iter().map(|b| b.bytes.len()).sum::<usize>();
+        self.cleaning.clean_bytes = self.cleaning.clean_bytes.min(total);
+        self.cleaning.dirty_bytes = self.cleaning.dirty_bytes.min(total);
         self.log_start_offset = start;
         self.notify.notify_waiters();
         start
@@ -337,6 +355,22 @@ impl PartitionLog {
         Some((b.last_offset, b.max_timestamp))
     }
 
+    /// Whether the background cleaner should compact this partition now: its dirty part
+    /// (written since the last compaction) is at least `min_dirty_ratio` of the log, or a
+    /// tombstone the last compaction kept has outlived `delete.retention.ms`. Compacting
+    /// every log on every pass decoded all of it under the cluster's lock, which slowed a
+    /// long-lived broker down as its changelogs grew.
+    pub fn needs_cleaning(&self, now_ms: i64, min_dirty_ratio: f64) -> bool {
+        let Cleaning {
+            clean_bytes,
+            dirty_bytes,
+            tombstone_due_ms,
+        } = self.cleaning;
+        let dirty = dirty_bytes > 0
+            && dirty_bytes as f64 >= min_dirty_ratio * (clean_bytes + dirty_bytes) as f64;
+        dirty || tombstone_due_ms.is_some_and(|due| now_ms >= due)
+    }
+
     /// Compacts the log below the last stable offset (like Kafka's cleaner, which stops at
     /// the first uncleanable offset): keeps the latest record per key, drops tombstones whose
     /// timestamp is older than `now_ms - delete_retention_ms` and the records of aborted
@@ -371,6 +405,7 @@ impl PartitionLog {
             decoded.push(parsed);
         }
         let mut kept = Vec::with_capacity(self.batches.len());
+        let mut tombstone_due_ms: Option<i64> = None;
         for (b, parsed) in self.batches.drain(..).zip(decoded) {
             let Some((h, recs)) = parsed else {
                 kept.push(b);
@@ -388,6 +423,10 @@ impl PartitionLog {
                     r.value.is_some() || r.timestamp > now_ms - delete_retention_ms
                 })
                 .collect();
+            for r in keep.iter().filter(|r| r.value.is_none() && r.key.is_some()) {
+                let due = r.timestamp.saturating_add(delete_retention_ms);
+                tombstone_due_ms = Some(tombstone_due_ms.map_or(due, |d| d.min(due)));
+            }
             if keep.len() == total {
                 kept.push(b);
                 continue;
@@ -411,6 +450,18 @@ impl PartitionLog {
             }
         }
         self.batches = kept;
+        let (clean, dirty) = self.batches.iter().fold((0, 0), |(c, d), b| {
+            if b.last_offset < stable {
+                (c + b.bytes.len(), d)
+            } else {
+                (c, d + b.bytes.len())
+            }
+        });
+        self.cleaning = Cleaning {
+            clean_bytes: clean,
+            dirty_bytes: dirty,
+            tombstone_due_ms,
+        };
     }
 }
 
@@ -513,5 +564,36 @@ mod tests {
         let (h, recs) = log.batches[1].records().unwrap();
         assert_eq!((h.base_offset, h.last_offset(), recs.len()), (3, 4, 1));
         assert_eq!(log.high_watermark, 5);
+    }
+
+    #[test]
+    fn the_cleaner_waits_for_a_dirty_half_or_a_due_tombstone() {
+        let mut log = PartitionLog::new(0);
+        assert!(!log.needs_cleaning(0, 0.5), "an empty log has nothing to clean");
+        let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+        let rows: Vec<_> = keys.iter().map(|k| (k.as_str(), Some("v"), 10)).collect();
+        append(&mut log, batch(&rows, (-1, -1)));
+        assert!(log.needs_cleaning(0, 0.5), "a log never cleaned is all dirty");
+        log.compact(1_000, 10_000);
+        assert!(!log.needs_cleaning(1_000, 0.5), "just cleaned");
+
+        // One key rewritten: far less than half of the log is dirty.
+        append(&mut log, batch(&[("k0", Some("w"), 20)], (-1, -1)));
+        assert!(!log.needs_cleaning(1_000, 0.5));
+        // A tombstone kept for delete.retention.ms makes the log due when it expires.
+        append(&mut log, batch(&[("k1", None, 900)], (-1, -1)));
+        log.compact(1_000, 10_000);
+        assert!(!log.needs_cleaning(10_899, 0.5));
+        assert!(log.needs_cleaning(10_900, 0.5), "the kept tombstone is due");
+        log.compact(10_900, 10_000);
+        assert!(!log.needs_cleaning(20_000, 0.5), "the tombstone is gone");
+
+        // Written until as much is dirty as is clean: due at half, not before.
+        while log.cleaning.dirty_bytes < log.cleaning.clean_bytes {
+            assert!(!log.needs_cleaning(20_000, 0.5));
+            append(&mut log, batch(&rows, (-1, -1)));
+        }
+        assert!(log.needs_cleaning(20_000, 0.5));
+        assert!(!log.needs_cleaning(20_000, 0.9), "the topic's ratio decides");
     }
 }

@@ -61,6 +61,15 @@ impl Topic {
             .and_then(|v| v.parse().ok())
             .unwrap_or(86_400_000)
     }
+    /// The share of a log written since its last compaction at which the background cleaner
+    /// compacts it again (Kafka's default 0.5).
+    pub fn min_cleanable_dirty_ratio(&self) -> f64 {
+        self.configs
+            .get("min.cleanable.dirty.ratio")
+            .and_then(|v| v.parse().ok())
+            .filter(|r: &f64| (0.0..=1.0).contains(r))
+            .unwrap_or(0.5)
+    }
 }
 
 /// Everything the brokers share.
