@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use kafka_client::producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
+use kafka_client::producer::{DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordRef};
 use kafka_client::ClientConfig;
 use testkit::{ApiKey, Intercept, KafkaCode, MockCluster};
 
@@ -215,6 +215,41 @@ async fn a_non_retriable_error_fails_only_the_affected_records() {
         .unwrap();
     // The doomed record was not written: the next one takes offset 0.
     assert_eq!(later.await.unwrap().offset, 0);
+    assert_log_is_exactly_values(&cluster, &["fine"]);
+    producer.close().await.unwrap();
+}
+
+/// A record sent without a delivery future still reports its failure: `flush` returns once
+/// its batch is given up on and `delivery_failures` counts it (what the streams committer
+/// checks before committing), while the records after it are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_record_that_fails_shows_in_delivery_failures() {
+    let cluster = cluster().await;
+    let producer = producer(&cluster, Duration::from_secs(5)).await;
+    producer.partitions("t").await.unwrap(); // metadata first: try_send_detached never waits
+    cluster.intercept(
+        ApiKey::Produce,
+        Intercept::error(KafkaCode::InvalidRecord).times(1),
+    );
+    let doomed = RecordRef {
+        partition: Some(0),
+        value: Some(b"doomed"),
+        ..RecordRef::new("t")
+    };
+    assert!(producer.try_send_detached(doomed).unwrap());
+    producer.flush().await;
+    let failures = producer.delivery_failures();
+    assert_eq!(failures.records, 1, "{failures:?}");
+    let last = failures.last.expect("the failure's reason");
+    assert_eq!(last.error.code(), Some(KafkaCode::InvalidRecord), "{last}");
+    let fine = RecordRef {
+        partition: Some(0),
+        value: Some(b"fine"),
+        ..RecordRef::new("t")
+    };
+    assert!(producer.try_send_detached(fine).unwrap());
+    producer.flush().await;
+    assert_eq!(producer.delivery_failures().records, 1);
     assert_log_is_exactly_values(&cluster, &["fine"]);
     producer.close().await.unwrap();
 }

@@ -400,7 +400,9 @@ where
                 timestamp,
                 ..RecordRef::new(&self.spec.name)
             };
-            let accepted = producer.try_send(record)?.is_some();
+            // No delivery future: the committer checks every record's delivery after its
+            // flush (`flush_checked`), so a failed one still stops the commit.
+            let accepted = producer.try_send_detached(record)?;
             for buf in [key_buf, value_buf] {
                 if buf.capacity() > SEND_SCRATCH_MAX {
                     *buf = Vec::new(); // one large record does not pin its size per thread

@@ -2,6 +2,7 @@
 //! ready: full, lingered long enough, flushed, or due for a retry.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -60,7 +61,8 @@ impl ProducerBatch {
 
 /// Where an appended record went.
 pub(crate) struct Appended {
-    pub(crate) completion: Arc<Completion>,
+    /// The batch's completion, when the caller asked for it (a delivery future holds it).
+    pub(crate) completion: Option<Arc<Completion>>,
     pub(crate) index: i32,
     /// The batch is now full: the sender should look.
     pub(crate) batch_full: bool,
@@ -154,7 +156,10 @@ impl Accumulator {
 
     /// Appends a record to the partition's open batch, opening a new one when it would
     /// overflow `batch_size`. When `sticky` (the partitioner chose) and the batch fills, keyless
-    /// records of the topic move to another of its `partitions`.
+    /// records of the topic move to another of its `partitions`. With `track` the record's
+    /// batch completion is returned for a delivery future; without, no reference is taken.
+    /// A new batch counts one in `open_batches` as it is made (the sender's `finish` takes it
+    /// off), before anything can fail, so the count stays exact.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn append(
         &mut self,
@@ -165,6 +170,8 @@ impl Accumulator {
         batch_size: usize,
         compression: Compression,
         sticky: Option<usize>,
+        track: bool,
+        open_batches: &AtomicUsize,
     ) -> crate::Result<Appended> {
         let topic = &mut self.topics[at];
         let name = &topic.name;
@@ -173,6 +180,7 @@ impl Accumulator {
             !b.closed && b.sequence.is_none() && b.builder.estimated_size() + reserved <= batch_size
         });
         if !fits {
+            open_batches.fetch_add(1, Ordering::AcqRel);
             if let Some(last) = queue.batches.back_mut() {
                 last.closed = true;
             }
@@ -201,7 +209,7 @@ impl Accumulator {
             batch.closed = true;
         }
         let appended = Appended {
-            completion: batch.completion.clone(),
+            completion: track.then(|| batch.completion.clone()),
             index,
             batch_full,
         };

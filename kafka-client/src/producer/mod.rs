@@ -85,7 +85,9 @@ pub(crate) struct Inner {
     wake: Notify,
     /// Bytes of accepted, unacknowledged records; `send` waits when it runs out.
     buffer: Semaphore,
-    /// Records accepted and not yet completed; `flush` waits for zero.
+    /// Batches made and not yet completed (each holds the records accepted into it); `flush`
+    /// waits for zero. Counted per batch, not per record: a record joining an open batch
+    /// touches no counter the sender task also writes.
     outstanding: AtomicUsize,
     idle: Notify,
     flushing: AtomicUsize,
@@ -127,7 +129,8 @@ impl Inner {
 
 /// What [`Producer::accept`] did with a record.
 enum Accept {
-    Done(DeliveryFuture),
+    /// Appended; with its delivery future when one was asked for.
+    Done(Option<DeliveryFuture>),
     /// The topic's partitions are not known yet.
     NeedsMetadata,
     /// The buffer has no room: wait for this many bytes.
@@ -222,8 +225,9 @@ impl Producer {
         let mut reserved = false;
         let timestamp = record.timestamp.unwrap_or_else(now_millis);
         loop {
-            match self.accept(&record, timestamp, reserved, known_partitions)? {
-                Accept::Done(delivery) => return Ok(delivery),
+            match self.accept(&record, timestamp, reserved, known_partitions, true)? {
+                Accept::Done(Some(delivery)) => return Ok(delivery),
+                Accept::Done(None) => unreachable!("a tracked append has a delivery future"),
                 Accept::NeedsMetadata => {
                     reserved = false; // `accept` gave the reservation back
                     let topic = self
@@ -254,21 +258,51 @@ impl Producer {
     /// it reuses produces without allocating per record.
     pub fn try_send(&self, record: RecordRef<'_>) -> Result<Option<DeliveryFuture>> {
         let timestamp = record.timestamp.unwrap_or_else(now_millis);
-        match self.accept(&record, timestamp, false, None)? {
-            Accept::Done(delivery) => Ok(Some(delivery)),
+        match self.accept(&record, timestamp, false, None, true)? {
+            Accept::Done(delivery) => Ok(delivery),
             Accept::NeedsMetadata | Accept::NeedsBuffer(_) => Ok(None),
+        }
+    }
+
+    /// [`try_send`](Self::try_send) without a delivery future, for callers that check
+    /// delivery in bulk: `Ok(true)` when the record was accepted, `Ok(false)` when it would
+    /// have to wait (then send it with [`send_ref`](Self::send_ref)). Its outcome still counts:
+    /// a record that is not delivered shows in [`delivery_failures`](Self::delivery_failures)
+    /// once [`flush`](Self::flush) returns, and fails the open transaction's commit. Saves
+    /// the future's shared reference per record.
+    ///
+    /// ```no_run
+    /// # async fn demo(producer: &kafka_client::producer::Producer) -> kafka_client::Result<()> {
+    /// use kafka_client::producer::RecordRef;
+    ///
+    /// let record = RecordRef { key: Some(b"alice"), value: Some(b"3"), ..RecordRef::new("counts") };
+    /// if !producer.try_send_detached(record)? {
+    ///     drop(producer.send_ref(record).await?); // wait for room, then drop the future too
+    /// }
+    /// producer.flush().await;
+    /// let failures = producer.delivery_failures();
+    /// assert_eq!(failures.records, 0, "not delivered: {:?}", failures.last);
+    /// # Ok(()) }
+    /// ```
+    pub fn try_send_detached(&self, record: RecordRef<'_>) -> Result<bool> {
+        let timestamp = record.timestamp.unwrap_or_else(now_millis);
+        match self.accept(&record, timestamp, false, None, false)? {
+            Accept::Done(_) => Ok(true),
+            Accept::NeedsMetadata | Accept::NeedsBuffer(_) => Ok(false),
         }
     }
 
     /// Appends a record to its batch under one lock of the accumulator, or says what to wait
     /// for. With `reserved` its buffer space is already taken; it is given back on any
-    /// outcome but `Done` (a record that is refused or must wait holds no space).
+    /// outcome but `Done` (a record that is refused or must wait holds no space). With
+    /// `track` it returns the record's delivery future.
     fn accept(
         &self,
         record: &RecordRef<'_>,
         timestamp: i64,
         reserved: bool,
         known_partitions: Option<usize>,
+        track: bool,
     ) -> Result<Accept> {
         let inner = &self.inner;
         let size = BatchBuilder::record_size_upper_bound(record.key, record.value, record.headers);
@@ -326,7 +360,6 @@ impl Producer {
                     Err(TryAcquireError::Closed) => return Err(Error::Closed),
                 }
             }
-            inner.outstanding.fetch_add(1, Ordering::AcqRel);
             let parts = Parts {
                 timestamp,
                 key: record.key,
@@ -342,26 +375,30 @@ impl Producer {
                 inner.config.batch_size,
                 inner.config.compression,
                 sticky,
+                track,
+                &inner.outstanding,
             );
             (appended, partition)
         };
         let appended = match appended {
             Ok(a) => a,
             Err(e) => {
-                inner.outstanding.fetch_sub(1, Ordering::AcqRel);
+                // A batch made for it stays counted until the sender finishes it.
                 inner.buffer.add_permits(reserve);
                 return Err(e);
             }
         };
-        debug_assert_eq!(appended.completion.partition(), partition);
         if appended.index == 0 || appended.batch_full {
             inner.wake.notify_one();
         }
-        Ok(Accept::Done(DeliveryFuture {
-            completion: appended.completion,
-            index: appended.index,
-            timestamp,
-        }))
+        Ok(Accept::Done(appended.completion.map(|completion| {
+            debug_assert_eq!(completion.partition(), partition);
+            DeliveryFuture {
+                completion,
+                index: appended.index,
+                timestamp,
+            }
+        })))
     }
 
     /// Sends every accepted record now and waits until each is acknowledged or failed.
@@ -540,9 +577,11 @@ impl Drop for Producer {
     }
 }
 
+/// The time of a send (CreateTime), read per record as Kafka producers do. Whole seconds and
+/// milliseconds added in i64: `as_millis` would go through u128.
 fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
+        .map(|d| d.as_secs() as i64 * 1000 + i64::from(d.subsec_millis()))
         .unwrap_or(0)
 }

@@ -596,7 +596,7 @@ fn finish(inner: &Inner, batch: ProducerBatch, outcome: Result<(i64, i64)>) {
     }
     batch.completion.complete_shared(outcome);
     inner.buffer.add_permits(batch.reserved);
-    if inner.outstanding.fetch_sub(records, Ordering::AcqRel) == records {
+    if inner.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
         inner.idle.notify_waiters();
     }
 }

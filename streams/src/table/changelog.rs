@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use kafka_client::producer::{Producer, ProducerRecord};
+use kafka_client::producer::{Producer, RecordRef};
 
 use super::partitions::{PendingFlush, TableCore};
 use crate::error::Result;
@@ -67,28 +66,28 @@ pub(crate) async fn produce_flush(
         if let Some(outbound) = table.outbound() {
             let mut acks = Vec::new();
             for (key, value, timestamp) in flush.outbound_timed() {
-                let mut out = ProducerRecord::new(outbound.topic.clone()).value(value);
-                if let Some(key) = key {
-                    out = out.key(key);
-                }
-                if let Some(timestamp) = timestamp {
-                    out = out.timestamp(timestamp);
-                }
-                acks.push(producer.send(out).await?);
+                let out = RecordRef {
+                    key: key.as_deref(),
+                    value: Some(&value),
+                    timestamp,
+                    ..RecordRef::new(&outbound.topic)
+                };
+                acks.push(producer.send_ref(out).await?);
             }
             for ack in acks {
                 ack.await?;
             }
         }
         let mut acks = Vec::with_capacity(flush.records().len());
+        // Borrowed parts, copied into the batch: no topic name or reference count per record.
         for record in flush.records() {
-            let mut out = ProducerRecord::new(topic.clone())
-                .partition(flush.partition())
-                .key(Bytes::clone(&record.key));
-            if let Some(value) = &record.value {
-                out = out.value(Bytes::clone(value));
-            }
-            acks.push(producer.send(out).await?);
+            let out = RecordRef {
+                partition: Some(flush.partition()),
+                key: Some(&record.key),
+                value: record.value.as_deref(),
+                ..RecordRef::new(&topic)
+            };
+            acks.push(producer.send_ref(out).await?);
         }
         let mut last = None;
         for ack in acks {
