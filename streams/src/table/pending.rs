@@ -17,7 +17,10 @@
 //! writes once (its records go out, and reach the store, in key order), and a range read builds
 //! the ordered key set, which the pending writes then keep up to date until the next flush (a
 //! table read by ranges keeps reading them). A flush in flight is a vector sorted by key: point
-//! reads search it, range reads slice it, and taking one copies nothing into a new map.
+//! reads search it, range reads slice it, and taking one copies nothing into a new map. It is
+//! shared with the flush's changelog records (the same writes, one per key: nothing is cloned
+//! for them), and once they are acknowledged its keys and values move into the store's batch
+//! without a copy (see `TableCore::complete_flush`).
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -30,6 +33,7 @@ use bytes::Bytes;
 
 use super::effects::Effects;
 use super::idle::Activity;
+use super::partitions::ChangelogRecord;
 
 /// Key bytes to the last write: a value, or `None` for a delete.
 pub(crate) type Overlay = BTreeMap<Bytes, Option<Bytes>>;
@@ -92,40 +96,48 @@ impl Pending {
     /// The writes in key order, leaving this empty (its table keeps its room for the next
     /// ones, unless it is far larger than they were).
     fn take(&mut self) -> Flushed {
-        let mut writes: Vec<(Bytes, Option<Bytes>)> = self.writes.drain().collect();
-        writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut writes: Vec<ChangelogRecord> = self
+            .writes
+            .drain()
+            .map(|(key, value)| ChangelogRecord { key, value })
+            .collect();
+        writes.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         if self.writes.capacity() > 4 * writes.len().max(1024) {
             self.writes.shrink_to(writes.len());
         }
         *self.order.get_mut() = None;
-        Flushed(writes)
+        Flushed(Arc::new(writes))
     }
 }
 
 /// A flush's writes, one per key, sorted by key: in flight, or acknowledged and waiting for a
-/// global table's store.
+/// global table's store. Shared with the flush's records when they are the same writes.
 #[derive(Debug, Default)]
-pub(crate) struct Flushed(Vec<(Bytes, Option<Bytes>)>);
+pub(crate) struct Flushed(Arc<Vec<ChangelogRecord>>);
 
 impl Flushed {
     fn get(&self, key: &[u8]) -> Option<&Option<Bytes>> {
-        let i = self.0.binary_search_by(|(k, _)| k[..].cmp(key)).ok()?;
-        Some(&self.0[i].1)
+        let i = self.0.binary_search_by(|r| r.key[..].cmp(key)).ok()?;
+        Some(&self.0[i].value)
     }
 
     /// The writes with keys in `bounds`, in key order.
-    fn range(&self, (start, end): Bounds<'_>) -> &[(Bytes, Option<Bytes>)] {
+    fn range(&self, (start, end): Bounds<'_>) -> &[ChangelogRecord] {
         let from = match start {
-            Bound::Included(s) => self.0.partition_point(|(k, _)| &k[..] < s),
-            Bound::Excluded(s) => self.0.partition_point(|(k, _)| &k[..] <= s),
+            Bound::Included(s) => self.0.partition_point(|r| &r.key[..] < s),
+            Bound::Excluded(s) => self.0.partition_point(|r| &r.key[..] <= s),
             Bound::Unbounded => 0,
         };
         let to = match end {
-            Bound::Included(e) => self.0.partition_point(|(k, _)| &k[..] <= e),
-            Bound::Excluded(e) => self.0.partition_point(|(k, _)| &k[..] < e),
+            Bound::Included(e) => self.0.partition_point(|r| &r.key[..] <= e),
+            Bound::Excluded(e) => self.0.partition_point(|r| &r.key[..] < e),
             Bound::Unbounded => self.0.len(),
         };
         self.0.get(from..to.max(from)).unwrap_or_default()
+    }
+
+    fn pairs(records: &[ChangelogRecord]) -> impl Iterator<Item = (Bytes, Option<Bytes>)> + '_ {
+        records.iter().map(|r| (r.key.clone(), r.value.clone()))
     }
 }
 
@@ -141,11 +153,11 @@ pub enum PartitionStatus {
     Standby,
 }
 
-/// The writes a flush takes: each key's last write (key order), and every write in order when
-/// the cache is off (else empty).
+/// The writes a flush takes: each key's last write (key order; shared with the flush in
+/// flight), and every write in order when the cache is off (else empty).
 #[derive(Debug, Default)]
 pub(crate) struct Taken {
-    pub last: Vec<(Bytes, Option<Bytes>)>,
+    pub last: Arc<Vec<ChangelogRecord>>,
     pub log: Vec<(Bytes, Option<Bytes>)>,
 }
 
@@ -237,7 +249,7 @@ impl PartitionState {
         }
         let flushed = self.pending.take();
         self.pending_bytes = 0;
-        let last = flushed.0.clone();
+        let last = Arc::clone(&flushed.0);
         self.in_flight.push_back((id, flushed));
         Some(Taken {
             last,
@@ -258,6 +270,20 @@ impl PartitionState {
     /// Drops the oldest in-flight overlay (its writes are in the store now).
     pub fn complete_oldest(&mut self) {
         self.in_flight.pop_front();
+    }
+
+    /// Whether the oldest in-flight overlay is `records` itself (the flush's records are its
+    /// writes, not a log or a filtered copy).
+    pub fn oldest_is(&self, records: &Arc<Vec<ChangelogRecord>>) -> bool {
+        self.in_flight
+            .front()
+            .is_some_and(|(_, flushed)| Arc::ptr_eq(&flushed.0, records))
+    }
+
+    /// Removes the oldest in-flight overlay and returns its writes, to be applied to the store
+    /// under the same lock (reads must not miss them in between).
+    pub fn pop_oldest(&mut self) -> Option<Arc<Vec<ChangelogRecord>>> {
+        self.in_flight.pop_front().map(|(_, flushed)| flushed.0)
     }
 
     /// Moves the oldest in-flight overlay aside until the store has applied the changelog up
@@ -305,7 +331,7 @@ impl PartitionState {
         let acked = self.acked.iter().map(|(_, o)| o);
         let in_flight = self.in_flight.iter().map(|(_, o)| o);
         for flushed in acked.chain(in_flight) {
-            merged.extend(flushed.range(bounds).iter().cloned());
+            merged.extend(Flushed::pairs(flushed.range(bounds)));
         }
         self.pending.for_range(bounds, |k, v| {
             merged.insert(k.clone(), v.clone());
@@ -317,10 +343,10 @@ impl PartitionState {
     pub fn merged_overlay(&self) -> Overlay {
         let mut merged = Overlay::new();
         for (_, flushed) in &self.acked {
-            merged.extend(flushed.0.iter().cloned());
+            merged.extend(Flushed::pairs(&flushed.0));
         }
         for (_, flushed) in &self.in_flight {
-            merged.extend(flushed.0.iter().cloned());
+            merged.extend(Flushed::pairs(&flushed.0));
         }
         // Pending writes override whatever flush they follow, in any order.
         merged.extend(
@@ -339,6 +365,11 @@ mod tests {
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    /// A flush's last writes as (key, write) pairs.
+    fn last(taken: Taken) -> Vec<(Bytes, Option<Bytes>)> {
+        Flushed::pairs(&taken.last).collect()
     }
 
     #[test]
@@ -393,8 +424,8 @@ mod tests {
         st.write(b("j"), None, false);
         assert_eq!(st.pending_bytes(), 3);
         let taken = st.take(7).unwrap();
-        assert_eq!(taken.last, vec![(b("j"), None), (b("k"), Some(b("2")))]);
         assert!(taken.log.is_empty(), "the cache was on");
+        assert_eq!(last(taken), vec![(b("j"), None), (b("k"), Some(b("2")))]);
         assert!(st.take(8).is_none(), "nothing pending any more");
         assert_eq!(st.pending_bytes(), 0);
     }
@@ -416,7 +447,7 @@ mod tests {
         assert_eq!(keys, vec![b("a"), b("b"), b("c"), b("d")]);
         let taken = st.take(1).unwrap();
         assert_eq!(
-            taken.last,
+            last(taken),
             vec![
                 (b("a"), Some(b("1"))),
                 (b("b"), None),
@@ -427,7 +458,7 @@ mod tests {
         assert_eq!(st.lookup(b"d"), Some(Some(&b("2"))), "in flight now");
         st.write(b("a"), Some(b("2")), false);
         assert_eq!(st.overlay_range(b"a", Some(b"b")).len(), 1);
-        assert_eq!(st.take(2).unwrap().last, vec![(b("a"), Some(b("2")))]);
+        assert_eq!(last(st.take(2).unwrap()), vec![(b("a"), Some(b("2")))]);
     }
 
     #[test]

@@ -74,8 +74,14 @@ where
                 let mut current = None;
                 for w in windows.into_iter().filter(|w| is_open(*w)) {
                     let key = layout::window_key(prefix, w.start);
-                    let mut value = match txn.get(&key)? {
-                        Some(v) => self.decode_entry(txn.partition(), &key, &v)?.1 .1,
+                    let partition = txn.partition();
+                    // Decoded where it lies: no copy of the stored bytes.
+                    let found = txn.read(&key, |v| {
+                        v.map(|v| self.decode_entry(partition, &key, v).map(|e| e.1 .1))
+                            .transpose()
+                    })?;
+                    let mut value = match found {
+                        Some(v) => v,
                         None => {
                             schedule(clock, due, user_key, w.start, self.spec.close_ms(w));
                             self.table.default_value()?

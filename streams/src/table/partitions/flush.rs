@@ -3,6 +3,7 @@
 //! records read back by recovery and standbys.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,7 +28,8 @@ pub struct ChangelogRecord {
 pub struct PendingFlush {
     partition: i32,
     id: u64,
-    records: Vec<ChangelogRecord>,
+    /// With the cache on and nothing outbound, the very writes in flight (shared, not copied).
+    records: Arc<Vec<ChangelogRecord>>,
     /// Records for another topic made by the same writes (a windowed table's final results),
     /// each framed by [`outbound_record`]; they go out before the changelog records.
     outbound: Vec<Bytes>,
@@ -190,9 +192,18 @@ impl TableCore {
         self.uncache(bytes);
         let tag = self.outbound().map(|o| o.tag);
         let tagged = |key: &Bytes| tag.is_some() && key.first() == tag.as_ref();
+        if taken.log.is_empty() && !taken.last.iter().any(|r| tagged(&r.key)) {
+            // The records are the writes in flight, one per key: share them.
+            return Some(PendingFlush {
+                partition,
+                id,
+                records: taken.last,
+                outbound: Vec::new(),
+            });
+        }
         let mut records = Vec::with_capacity(taken.last.len().max(taken.log.len()));
         let mut outbound = Vec::new();
-        for (key, value) in taken.last {
+        for ChangelogRecord { key, value } in taken.last.iter().cloned() {
             match value {
                 Some(value) if tagged(&key) => outbound.push(value),
                 // A deleted outbound entry: nothing to send, nothing to store.
@@ -209,7 +220,7 @@ impl TableCore {
         Some(PendingFlush {
             partition,
             id,
-            records,
+            records: Arc::new(records),
             outbound,
         })
     }
@@ -254,20 +265,41 @@ impl TableCore {
                 return Ok(());
             }
         }
-        let mut batch = WriteBatch::with_capacity(flush.records.len());
-        for r in flush.records {
-            match r.value {
-                Some(v) => batch.put(flush.partition, r.key, v),
-                None => batch.delete(flush.partition, r.key),
+        let partition = flush.partition;
+        // The flush's records are the writes in flight themselves (the cache on, nothing
+        // outbound): taken out of the partition, they are this batch's only holder, so their
+        // buffers move into the store uncopied. Under the lock, so no read misses them in
+        // between; if the store fails it refuses every read from then on (poisoned), so
+        // none sees the store without them either.
+        let shared = st.oldest_is(&flush.records);
+        let records = match shared {
+            true => {
+                drop(flush);
+                st.pop_oldest().unwrap_or_default()
+            }
+            false => flush.records,
+        };
+        let mut batch = WriteBatch::with_capacity(records.len());
+        let mut add = |ChangelogRecord { key, value }: ChangelogRecord| {
+            match value {
+                Some(v) => batch.put(partition, key, v),
+                None => batch.delete(partition, key),
             };
+        };
+        match Arc::try_unwrap(records) {
+            Ok(records) => records.into_iter().for_each(&mut add),
+            // Held elsewhere too (a flush that shares nothing): copied, as always.
+            Err(records) => records.iter().cloned().for_each(&mut add),
         }
         if let Some(offset) = last_offset {
-            batch.set_offset(flush.partition, offset);
+            batch.set_offset(partition, offset);
         }
         self.store()?
             .apply(batch)
-            .map_err(|e| self.store_error(&[flush.partition], e))?;
-        st.complete_oldest();
+            .map_err(|e| self.store_error(&[partition], e))?;
+        if !shared {
+            st.complete_oldest();
+        }
         Ok(())
     }
 

@@ -331,6 +331,25 @@ impl PartitionTxn<'_> {
         }
     }
 
+    /// Runs `read` on the value bytes of `key` in this partition (`None`: no entry) without
+    /// copying them: [`get`](Self::get) for a caller that only decodes them.
+    pub fn read<T>(&self, key: &[u8], read: impl FnOnce(Option<&[u8]>) -> Result<T>) -> Result<T> {
+        if let Some(write) = self.writes.get(key) {
+            return read(write.as_deref());
+        }
+        match self.state.lookup(key) {
+            Some(write) => read(write.map(|b| &b[..])),
+            None => {
+                let stored = self
+                    .core
+                    .store()?
+                    .get(self.partition, key)
+                    .map_err(|e| self.core.store_error(&[self.partition], e))?;
+                read(stored.as_deref())
+            }
+        }
+    }
+
     /// A hold on the partition's flushes while an effect of this change runs after it (a close
     /// callback): call [`EffectHold::done`] when it finished (see `table::effects`).
     pub fn hold_effects(&self) -> EffectHold {
