@@ -569,11 +569,17 @@ mod tests {
     #[test]
     fn the_cleaner_waits_for_a_dirty_half_or_a_due_tombstone() {
         let mut log = PartitionLog::new(0);
-        assert!(!log.needs_cleaning(0, 0.5), "an empty log has nothing to clean");
+        assert!(
+            !log.needs_cleaning(0, 0.5),
+            "an empty log has nothing to clean"
+        );
         let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
         let rows: Vec<_> = keys.iter().map(|k| (k.as_str(), Some("v"), 10)).collect();
         append(&mut log, batch(&rows, (-1, -1)));
-        assert!(log.needs_cleaning(0, 0.5), "a log never cleaned is all dirty");
+        assert!(
+            log.needs_cleaning(0, 0.5),
+            "a log never cleaned is all dirty"
+        );
         log.compact(1_000, 10_000);
         assert!(!log.needs_cleaning(1_000, 0.5), "just cleaned");
 
@@ -594,6 +600,9 @@ mod tests {
             append(&mut log, batch(&rows, (-1, -1)));
         }
         assert!(log.needs_cleaning(20_000, 0.5));
-        assert!(!log.needs_cleaning(20_000, 0.9), "the topic's ratio decides");
+        assert!(
+            !log.needs_cleaning(20_000, 0.9),
+            "the topic's ratio decides"
+        );
     }
 }
