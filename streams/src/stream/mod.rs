@@ -106,9 +106,9 @@ pub struct AgentStream<K, V> {
     /// delivery is ~150 bytes); dropped as a whole once read (its holds were taken).
     batch: Vec<Delivery>,
     next: usize,
-    /// The record [`items`](Self::items) yielded last: released, settled with the next poll
-    /// under one lock of the release queue (see [`Releases::settle_with`]).
-    /// With its processing latency (seconds, if measured).
+    /// The record [`items`](Self::items) yielded last, with its processing latency (seconds,
+    /// if measured): released, settled with the next poll under one lock of the release queue
+    /// (see [`Releases::settle_with`]).
     yielded: Option<(Arc<PartitionAcks>, i64, Option<f64>)>,
     topic: Topic<K, V>,
     policy: OnDecodeError,
