@@ -16,6 +16,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+mod sharded;
+
+pub(crate) use sharded::{Counts, Shard, ShardedHistogram};
+
 /// Label pairs of one series.
 type Labels = Vec<(&'static str, String)>;
 
@@ -24,12 +28,17 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 4.0, 11))
 }
 
+/// [`latency_histogram`]'s buckets, counted by each agent instance (see [`sharded`]).
+fn processing_histogram() -> ShardedHistogram {
+    ShardedHistogram::new(exponential_buckets(0.0001, 4.0, 11))
+}
+
 /// Every metric of one app.
 pub(crate) struct Metrics {
     registry: Registry,
     events_in: Family<Labels, Counter>,
     records_sent: Family<Labels, Counter>,
-    processing: Family<Labels, Histogram, fn() -> Histogram>,
+    processing: Family<Labels, ShardedHistogram, fn() -> ShardedHistogram>,
     commits: Counter,
     commit_failures: Counter,
     commit_latency: Histogram,
@@ -94,9 +103,10 @@ impl Metrics {
             "Records handed to the producer, per destination topic",
             records_sent.clone(),
         );
-        let processing = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
+        let processing =
+            Family::<Labels, ShardedHistogram, fn() -> ShardedHistogram>::new_with_constructor(
+                processing_histogram as fn() -> ShardedHistogram,
+            );
         registry.register(
             "processing_seconds",
             "Time from an event's delivery to its agent until the agent released it, per agent",
@@ -230,7 +240,7 @@ impl Metrics {
     }
 
     /// The processing-latency histogram of `agent` (resolve once per agent).
-    pub fn processing(&self, agent: &str) -> Histogram {
+    pub fn processing(&self, agent: &str) -> ShardedHistogram {
         self.processing
             .get_or_create_owned(&vec![("agent", agent.to_owned())])
     }

@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use kafka_client::TopicPartition;
-use prometheus_client::metrics::histogram::Histogram;
+
+use crate::metrics::{Counts, Shard, ShardedHistogram};
 // Tokio's clock: under paused time (tests) latencies follow virtual time.
 use tokio::time::Instant;
 
@@ -338,9 +339,11 @@ impl Acks {
 /// Releases of one agent instance, settled when the instance next polls its source.
 #[derive(Debug, Default)]
 pub(crate) struct Releases {
-    queue: Mutex<Queue>,
+    /// Also the instance's shard of its agent's latency histogram (counted under this lock,
+    /// which a release takes anyway).
+    queue: Arc<Mutex<Queue>>,
     /// The agent's processing-latency histogram, set by the runtime before the first event.
-    latency: OnceLock<Histogram>,
+    latency: OnceLock<ShardedHistogram>,
 }
 
 #[derive(Debug, Default)]
@@ -349,6 +352,8 @@ struct Queue {
     /// The instance's last poll of its source found nothing: it has processed all it could,
     /// so releases while it waits are settled at once.
     parked: bool,
+    /// The processing latencies of this instance's events (no buckets: not measured).
+    latency: Counts,
 }
 
 impl Queue {
@@ -372,6 +377,18 @@ impl Queue {
         }
         self.released.clear(); // keeps its capacity for the next events
     }
+
+    fn observe(&mut self, latency: Option<f64>) {
+        if let Some(seconds) = latency {
+            self.latency.observe(seconds);
+        }
+    }
+}
+
+impl Shard for Mutex<Queue> {
+    fn add_to(&self, total: &mut Counts) {
+        total.add(&self.lock().unwrap_or_else(|e| e.into_inner()).latency);
+    }
 }
 
 impl Releases {
@@ -381,30 +398,31 @@ impl Releases {
     }
 
     /// Measures the time from each hold's creation to its release into `histogram`.
-    pub fn measure_latency(&self, histogram: Histogram) {
-        let _ = self.latency.set(histogram);
+    pub fn measure_latency(&self, histogram: ShardedHistogram) {
+        let counts = histogram.counts();
+        if self.latency.set(histogram.clone()).is_ok() {
+            self.queue().latency = counts;
+            histogram.join(self.queue.clone());
+        }
     }
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Releases `offset` of `part`, delivered at `delivered` (measured if the instance
-    /// measures its latency): what dropping its [`Hold`] does, without one.
-    pub(crate) fn release_delivered(
-        &self,
-        part: Arc<PartitionAcks>,
-        offset: i64,
-        delivered: Option<Instant>,
-    ) {
-        if let (Some(at), Some(latency)) = (delivered, self.latency.get()) {
-            latency.observe(at.elapsed().as_secs_f64());
-        }
-        self.release(part, offset);
+    /// The processing latency, in seconds, of an event delivered at `delivered` and released
+    /// now; `None` when not measured.
+    pub(crate) fn latency(&self, delivered: Option<Instant>) -> Option<f64> {
+        delivered
+            .filter(|_| self.measures_latency())
+            .map(|at| at.elapsed().as_secs_f64())
     }
 
-    fn release(&self, part: Arc<PartitionAcks>, offset: i64) {
+    /// Releases `offset` of `part`, whose processing took `latency` (if measured): what
+    /// dropping its [`Hold`] does.
+    pub(crate) fn release(&self, part: Arc<PartitionAcks>, offset: i64, latency: Option<f64>) {
         let mut queue = self.queue();
+        queue.observe(latency);
         if queue.parked {
             drop(queue);
             part.ack(offset);
@@ -420,6 +438,22 @@ impl Releases {
         queue.settle();
     }
 
+    /// [`settle`](Self::settle) after [`release`](Self::release) of `offset` of `part`: one
+    /// lock of the queue for the usual case of an instance that released one event since its
+    /// last poll, instead of one to release it and one to settle.
+    pub(crate) fn settle_with(&self, part: Arc<PartitionAcks>, offset: i64, latency: Option<f64>) {
+        let mut queue = self.queue();
+        queue.parked = false;
+        queue.observe(latency);
+        if queue.released.is_empty() {
+            drop(queue);
+            part.ack(offset);
+        } else {
+            queue.released.push((part, offset));
+            queue.settle();
+        }
+    }
+
     /// The instance found its source empty and waits.
     pub fn park(&self) {
         let mut queue = self.queue();
@@ -432,6 +466,16 @@ impl Releases {
         let released = std::mem::take(&mut self.queue().released);
         for (part, offset) in released {
             part.fail(offset);
+        }
+    }
+}
+
+impl Drop for Releases {
+    fn drop(&mut self) {
+        // What this instance counted stays in its agent's histogram.
+        if let Some(histogram) = self.latency.get() {
+            let shard: Arc<dyn Shard> = self.queue.clone();
+            histogram.leave(&shard);
         }
     }
 }
@@ -489,8 +533,8 @@ impl Drop for Hold {
         if self.failed || std::thread::panicking() {
             part.fail(self.offset);
         } else {
-            self.releases
-                .release_delivered(part, self.offset, self.delivered);
+            let latency = self.releases.latency(self.delivered);
+            self.releases.release(part, self.offset, latency);
         }
     }
 }
@@ -733,6 +777,26 @@ mod tests {
         acks.revoke(&tp);
         drop(c);
         assert_eq!(acks.position(&tp), None);
+    }
+
+    #[test]
+    fn settling_with_a_last_release_settles_it_and_the_queue() {
+        let acks = Arc::new(Acks::default());
+        let tp = TopicPartition::new("t", 0);
+        let part = acks.assign(tp.clone(), 0);
+        let one = Arc::new(Releases::default());
+        part.deliver_all(&[0, 1, 2], 1);
+        one.settle_with(part.clone(), 0, None); // nothing queued: acked at once
+        assert_eq!(acks.position(&tp), Some(1));
+        drop(part.hold(1, &one)); // queued, not settled
+        assert_eq!(acks.position(&tp), Some(1));
+        one.settle_with(part.clone(), 2, None);
+        assert_eq!(
+            acks.position(&tp),
+            Some(3),
+            "the queue and the last release"
+        );
+        assert_eq!(acks.in_flight(None), 0);
     }
 
     #[test]

@@ -60,14 +60,6 @@ impl Delivery {
         }
     }
 
-    /// Releases the record at once for the instance that releases into `releases`: what
-    /// taking its [`hold`](Self::hold) and dropping it does (once).
-    pub(crate) fn release(&mut self, releases: &Releases) {
-        if let Some(part) = self.part.take() {
-            releases.release_delivered(part, self.record.offset, self.delivered);
-        }
-    }
-
     /// The hold on the record for the instance that releases into `releases` (once).
     pub(crate) fn hold(&mut self, releases: &Arc<Releases>) -> Option<Hold> {
         let part = self.part.take()?;
@@ -114,6 +106,10 @@ pub struct AgentStream<K, V> {
     /// delivery is ~150 bytes); dropped as a whole once read (its holds were taken).
     batch: Vec<Delivery>,
     next: usize,
+    /// The record [`items`](Self::items) yielded last, with its processing latency (seconds,
+    /// if measured): released, settled with the next poll under one lock of the release queue
+    /// (see [`Releases::settle_with`]).
+    yielded: Option<(Arc<PartitionAcks>, i64, Option<f64>)>,
     topic: Topic<K, V>,
     policy: OnDecodeError,
     steps: Arc<[Step<V>]>,
@@ -144,6 +140,7 @@ where
             rx,
             batch: Vec::new(),
             next: 0,
+            yielded: None,
             topic,
             policy,
             steps,
@@ -202,7 +199,10 @@ where
             return Poll::Ready(None);
         }
         // Asking for more: what this instance released before is done.
-        self.releases.settle();
+        match self.yielded.take() {
+            Some((part, offset, latency)) => self.releases.settle_with(part, offset, latency),
+            None => self.releases.settle(),
+        }
         if self.next >= self.batch.len() {
             self.batch.clear(); // every hold was taken: nothing fails
             self.next = 0;
@@ -274,7 +274,11 @@ where
             };
             match self.topic.decode_parts(&delivery.record) {
                 Ok(item) => {
-                    delivery.release(&self.releases);
+                    // Released now (its latency ends here), settled with the next poll.
+                    if let Some(part) = delivery.part.take() {
+                        let latency = self.releases.latency(delivery.delivered);
+                        self.yielded = Some((part, delivery.record.offset, latency));
+                    }
                     return Poll::Ready(Some(item));
                 }
                 Err(e) => self.on_decode_error_at(e, i),
@@ -488,6 +492,16 @@ where
 }
 
 impl<K, V> Unpin for AgentStream<K, V> {}
+
+impl<K, V> Drop for AgentStream<K, V> {
+    fn drop(&mut self) {
+        // Released at its yield: into the queue, where the instance's end settles or fails it
+        // as it did before the stream kept it.
+        if let Some((part, offset, latency)) = self.yielded.take() {
+            self.releases.release(part, offset, latency);
+        }
+    }
+}
 
 /// [`AgentStream::items`].
 struct Items<K, V>(AgentStream<K, V>);
