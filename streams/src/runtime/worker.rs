@@ -71,7 +71,7 @@ impl Worker {
             let worked = self.consumer.group_work().await;
             // A revocation that could not commit halted the committer: stop.
             if let Some(fatal) = self.committer.take_unclaimed() {
-                break Err(fatal);
+                break Err(self.first_failure(fatal).await);
             }
             if let Err(e) = worked {
                 match self.on_consumer_error(e, &mut backoff, &mut stop).await {
@@ -85,7 +85,7 @@ impl Worker {
                 _ = stop.changed() => continue,
                 _ = self.committer.halted() => {
                     if let Some(fatal) = self.committer.take_unclaimed() {
-                        break Err(fatal);
+                        break Err(self.first_failure(fatal).await);
                     }
                 }
                 Some(done) = self.queues.recovered.recv() => {
@@ -300,6 +300,20 @@ impl Worker {
                 Err(self.committer.commit_failed(e).unwrap_or_else(|e| e))
             }
         }
+    }
+
+    /// The error to stop with, given the one that halted the committer behind the loop's back.
+    /// When that one only names an earlier failure ([`Error::CommitsStopped`]) and a commit is
+    /// being prepared in the background, the earlier failure is likely the preparation's own
+    /// (a changelog write that failed): its result, which may not have arrived yet when an
+    /// agent failed because of it, is the first failure and is what the worker stops with.
+    async fn first_failure(&mut self, fatal: Error) -> Error {
+        if matches!(fatal, Error::CommitsStopped { .. }) && self.background.is_preparing() {
+            if let Err(first) = self.background.prepared().await {
+                return first;
+            }
+        }
+        fatal
     }
 
     /// A commit is due (interval, or events since the last): at-least-once prepares it in the
