@@ -33,7 +33,14 @@ use bytes::Bytes;
 
 use super::effects::Effects;
 use super::idle::Activity;
-use super::partitions::ChangelogRecord;
+
+/// One changelog record of a flush, and one write of a flush in flight (the same thing, so
+/// both can share one vector): `value: None` is a tombstone (a delete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangelogRecord {
+    pub key: Bytes,
+    pub value: Option<Bytes>,
+}
 
 /// Key bytes to the last write: a value, or `None` for a delete.
 pub(crate) type Overlay = BTreeMap<Bytes, Option<Bytes>>;

@@ -10,16 +10,9 @@ use bytes::Bytes;
 use stores::WriteBatch;
 
 use crate::error::{Error, Result};
-use crate::table::pending::{PartitionState, PartitionStatus};
+use crate::table::pending::{ChangelogRecord, PartitionState, PartitionStatus};
 
 use super::{lock, TableCore};
-
-/// One changelog record of a flush: `value: None` is a tombstone (a delete).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChangelogRecord {
-    pub key: Bytes,
-    pub value: Option<Bytes>,
-}
 
 /// Writes of one partition taken for the changelog; hand it back to
 /// [`TableCore::complete_flush`] once its records are acknowledged.

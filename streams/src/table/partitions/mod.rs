@@ -33,7 +33,6 @@ mod flush;
 mod txn;
 mod writes;
 
-pub(crate) use flush::ChangelogRecord;
 pub use flush::PendingFlush;
 pub(crate) use flush::{outbound_record, outbound_record_at, Outbound};
 pub(crate) use txn::PartitionTxn;
