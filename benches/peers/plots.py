@@ -19,6 +19,7 @@ COLORS = {"ours": "#d95f02", "kstreams": "#1b9e77", "faust": "#7570b3", "java": 
           "librdkafka": "#7570b3", "rskafka": "#e7298a"}
 COLORS["librdkafka-c"] = "#66a61e"  # librdkafka itself (kcat), next to librdkafka through Python
 COLORS["crabka"] = "#e6ab02"  # crabka-client-streams (streams and state sections)
+COLORS["ours-table"] = "#fc8d62"  # ours, the table alone (state section's count cases)
 
 
 def value(data, key, metric):

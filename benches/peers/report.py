@@ -79,8 +79,14 @@ def rows_streams(data, order, section):
             if d.get("error"):  # a peer that did not build or run (run.sh's SOFT_SIDES)
                 out.append([case, system, "did not run: " + d["error"], "", "", "", ""])
                 continue
-            r = "" if system == "ours" or ours.get("missing") or not ours else ratio(
-                num(ours.get("ev_per_cpu_s")), num(d.get("ev_per_cpu_s")))
+            if system.startswith("ours-"):
+                # Another form of ours (state's `ours-table`): its ratio over Kafka Streams.
+                ks = data.get((section, case, "kstreams"), {})
+                r = "" if not ks or ks.get("error") else ratio(
+                    num(d.get("ev_per_cpu_s")), num(ks.get("ev_per_cpu_s"))) + " (it over kstreams)"
+            else:
+                r = "" if system == "ours" or ours.get("missing") or not ours else ratio(
+                    num(ours.get("ev_per_cpu_s")), num(d.get("ev_per_cpu_s")))
             out.append([case, system, fmt(num(d.get("events"))), fmt(num(d.get("cpu_s")), 2),
                         fmt(num(d.get("ev_per_cpu_s"))), fmt(num(d.get("ev_per_wall_s"))), r])
     return ["case", "system", "events", "cpu_s", "events/CPU s", "events/s", "ours over it (per CPU s)"], out

@@ -30,9 +30,14 @@
 #            does not build or fails to run, its error is recorded (metric `error`) and shown in the
 #            table instead of its figures, and the run goes on
 #   state    a count by key in a table (benches/src/bin/table_bench.rs: redb, memory) vs Kafka
-#            Streams groupByKey().count() (RocksDB, in-memory store), --full adds ours vs
-#            faust-streaming with a Table (faust_table.py, 50 k events); and a hopping windowed
-#            count on explicit event times. Our side of each can be replaced by the command in
+#            Streams groupByKey().count().toStream().to(OUTPUT) (RocksDB, in-memory store; its
+#            record cache collapses both its changelog and its output to one record per key and
+#            commit). Ours twice: side `ours` sends every new count to OUTPUT (none collapsed),
+#            side `ours-table` only updates the table (--no-send): its changelog, collapsed by
+#            our write cache, is the output, checked to end at every key's input count.
+#            --full adds ours vs faust-streaming with a Table (faust_table.py, 50 k events);
+#            and a hopping (5 min / 1 min) and a tumbling (5 min) windowed count on explicit
+#            event times, 1 min of grace. Our `ours` side of each can be replaced by the command in
 #            PEERS_OURS_COUNT_DURABLE, PEERS_OURS_COUNT_MEMORY, PEERS_OURS_WINDOW_HOPPING (run as
 #            `CMD BOOTSTRAP INPUT OUTPUT N --app-id ID`, printing a line with `events=N`);
 #            an empty one is reported as not written yet
@@ -246,6 +251,17 @@ streams_case() {
       echo "$case/$side $(grep '^verify ' "$WORK/$case-$side.verify")" >&2
       record "$section" "$case" "$side" verified_keys "$(field "$(grep '^verify ' "$WORK/$case-$side.verify")" keys)"
     fi
+    if [[ $side == ours-table ]]; then
+      # The table alone (--no-send): its changelog, collapsed by the write cache as Kafka
+      # Streams' output is by its cache, must end at every key's input count.
+      local changelog="$prefix-$side-counts-changelog"
+      if ! "$BIN/table_bench" verify-counts "$BOOTSTRAP" "$prefix-in" "$changelog" --value-format json \
+          >"$WORK/$case-$side.verify" 2>&1; then
+        say "$case/$side: wrong counts in $changelog:"; cat "$WORK/$case-$side.verify" >&2; exit 1
+      fi
+      echo "$case/$side $(grep '^verify ' "$WORK/$case-$side.verify")" >&2
+      record "$section" "$case" "$side" verified_keys "$(field "$(grep '^verify ' "$WORK/$case-$side.verify")" keys)"
+    fi
     if [[ $section == eos ]]; then
       # Every key's final count, read_committed; ours sends every count: each exactly once.
       local verify_flags=(--value-format json --every-update)
@@ -266,6 +282,8 @@ streams_case() {
     record "$section" "$case" "$side" wall_s "$(field "$line" wall_s)"
     record "$section" "$case" "$side" ev_per_cpu_s "$(field "$line" ev_per_cpu_s)"
     record "$section" "$case" "$side" ev_per_wall_s "$(field "$line" ev_per_wall_s)"
+    # Our table sides print the records they added to their changelog.
+    [[ -z "$(field "$line" changelog)" ]] || record "$section" "$case" "$side" changelog "$(field "$line" changelog)"
   done
 }
 
@@ -286,11 +304,14 @@ if wants streams; then
 fi
 if wants state; then
   mkdir -p "$WORK/redb"
+  mkdir -p "$WORK/redb-table"
   streams_case state count-durable "$STATE_N" "" \
     "ours=${PEERS_OURS_COUNT_DURABLE-$BIN/table_bench count --store redb://$WORK/redb}" \
+    "ours-table=$BIN/table_bench count --no-send --store redb://$WORK/redb-table" \
     "kstreams=${KSTREAMS[*]} count-rocksdb" "crabka=$(crabka_cmd count-turso --state-dir "$WORK/crabka-turso")"
   streams_case state count-memory "$STATE_N" "" \
-    "ours=${PEERS_OURS_COUNT_MEMORY-$BIN/table_bench count}" "kstreams=${KSTREAMS[*]} count-memory" \
+    "ours=${PEERS_OURS_COUNT_MEMORY-$BIN/table_bench count}" \
+    "ours-table=$BIN/table_bench count --no-send" "kstreams=${KSTREAMS[*]} count-memory" \
     "crabka=$(crabka_cmd count-memory)"
   if (( FAUST_N )); then
     streams_case state count-vs-faust 50000 "" "ours=$BIN/table_bench count" \
@@ -299,6 +320,8 @@ if wants state; then
   streams_case state window-hopping "$WINDOW_N" "--event-time-step-ms $WINDOW_STEP_MS" \
     "ours=${PEERS_OURS_WINDOW_HOPPING-$BIN/table_bench window-hopping}" \
     "kstreams=${KSTREAMS[*]} window-hopping"
+  streams_case state window-tumbling "$WINDOW_N" "--event-time-step-ms $WINDOW_STEP_MS" \
+    "ours=$BIN/table_bench window-tumbling" "kstreams=${KSTREAMS[*]} window-tumbling"
 fi
 
 if wants eos; then

@@ -49,6 +49,7 @@ import org.apache.kafka.streams.state.Stores;
  *   count-memory   the same with Materialized.as(Stores.inMemoryKeyValueStore(..))
  *   window-hopping groupByKey().windowedBy(5 min windows advancing by 1 min, 1 min grace).count(),
  *                  on the records' own timestamps
+ *   window-tumbling the same over 5 min tumbling windows (1 min grace)
  *   join           the stream-table join: builder.table(--profiles TOPIC) (JSON profiles
  *                  {username, level, country}, the default RocksDB store) inner-joined by
  *                  stream.join(table, joiner) with INPUT's purchases, each match to OUTPUT as
@@ -162,7 +163,7 @@ public final class PeerStreams {
     }
     if (positional.size() != 5) {
       System.err.println(
-          "usage: PeerStreams stateless|count-rocksdb|count-memory|window-hopping|join|first-event BOOTSTRAP INPUT OUTPUT N [--app-id ID] [--profiles TOPIC] [--linger-ms MS] [--guarantee G] [--commit-interval-ms MS] [--state-dir DIR] [--instance-id NAME] [--until N]");
+          "usage: PeerStreams stateless|count-rocksdb|count-memory|window-hopping|window-tumbling|join|first-event BOOTSTRAP INPUT OUTPUT N [--app-id ID] [--profiles TOPIC] [--linger-ms MS] [--guarantee G] [--commit-interval-ms MS] [--state-dir DIR] [--instance-id NAME] [--until N]");
       System.exit(2);
     }
     String topology = positional.get(0);
@@ -224,11 +225,11 @@ public final class PeerStreams {
               .toStream()
               .peek((k, v) -> outputs.incrementAndGet())
               .to(output, Produced.with(Serdes.String(), Serdes.Long()));
-      case "window-hopping" ->
+      case "window-hopping", "window-tumbling" ->
           purchases.groupByKey(grouped)
               .windowedBy(
                   TimeWindows.ofSizeAndGrace(Duration.ofMinutes(5), Duration.ofMinutes(1))
-                      .advanceBy(Duration.ofMinutes(1)))
+                      .advanceBy(Duration.ofMinutes(topology.equals("window-hopping") ? 1 : 5)))
               .count()
               .toStream()
               .map((w, c) -> KeyValue.pair(w.key() + "@" + w.window().start(), c))
