@@ -1,6 +1,7 @@
 //! In-memory channels (`app.channel()`): a topic agent sinks into a channel that a channel
 //! agent reads, in order; a full channel makes senders wait; a stopped app's channel refuses
-//! sends; a failing channel agent stops the worker as a failing agent does.
+//! sends; a failing channel agent stops the worker as a failing agent does; `agents()` lists
+//! channel agents too.
 
 mod common;
 
@@ -161,4 +162,32 @@ async fn a_failing_channel_agent_stops_the_worker_as_an_agent_failure() {
         "{err}"
     );
     assert!(err.to_string().contains("7 refused"), "{err}");
+}
+
+#[test]
+fn agents_lists_channel_agents_after_the_topic_agents_marked_as_channel_agents() {
+    let app = App::builder("channel-listing").build().unwrap();
+    let input = app.topic::<String, i64>("numbers-in");
+    let channel = app.channel::<i64>("numbers");
+    app.agent_builder("forward", &input)
+        .sink(&channel)
+        .process(|events| events.map(|e| e.value));
+    collect(&app, &channel);
+    let listed: Vec<_> = app
+        .agents()
+        .into_iter()
+        .map(|a| (a.name, a.topic, a.channel, a.sinks))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (
+                "forward".to_owned(),
+                "numbers-in".to_owned(),
+                false,
+                vec!["channel numbers".to_owned()]
+            ),
+            ("collect".to_owned(), "numbers".to_owned(), true, vec![]),
+        ]
+    );
 }

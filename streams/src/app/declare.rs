@@ -87,9 +87,10 @@ impl App {
             .collect()
     }
 
-    /// Registered agents.
+    /// Registered agents: those over topics, then those over channels
+    /// ([`AgentSummary::channel`]).
     pub fn agents(&self) -> Vec<AgentSummary> {
-        self.inner.decls.agent_summaries()
+        self.inner.decls.all_agent_summaries()
     }
 
     /// Declares a table of `K` to `V` with the app's defaults (Faust's `app.Table(name)`):

@@ -8,7 +8,8 @@ use crate::app::TopicSummary;
 use crate::declarations::{AgentSummary, TableSummary};
 use crate::runtime::StoredPartition;
 
-/// `agents`: `{"agents": [{"name", "topic", "concurrency", "sinks": [..]}]}`.
+/// `agents`: `{"agents": [{"name", "topic", "concurrency", "sinks": [..], "channel"}]}`
+/// (`channel`: true when `topic` names an in-process channel).
 pub(super) fn agents(agents: &[AgentSummary], as_json: bool) -> String {
     if as_json {
         let list: Vec<Value> = agents
@@ -19,6 +20,7 @@ pub(super) fn agents(agents: &[AgentSummary], as_json: bool) -> String {
                     "topic": a.topic,
                     "concurrency": a.concurrency,
                     "sinks": a.sinks,
+                    "channel": a.channel,
                 })
             })
             .collect();
@@ -32,7 +34,7 @@ pub(super) fn agents(agents: &[AgentSummary], as_json: bool) -> String {
         out += &format!(
             "{:<32} {:<32} {:>11}  {}\n",
             a.name,
-            a.topic,
+            a.reads(),
             a.concurrency,
             a.sinks.join(", ")
         );
@@ -185,6 +187,7 @@ mod tests {
             topic: "purchases".into(),
             concurrency: 2,
             sinks: vec!["out".into()],
+            channel: false,
         }
     }
 
@@ -207,11 +210,31 @@ mod tests {
         let doc = parse(&agents(&[agent()], true));
         assert_eq!(
             doc,
-            json!({"agents": [{"name": "totals", "topic": "purchases", "concurrency": 2, "sinks": ["out"]}]})
+            json!({"agents": [{"name": "totals", "topic": "purchases", "concurrency": 2, "sinks": ["out"], "channel": false}]})
         );
         let text = agents(&[agent()], false);
         assert!(text.starts_with("agent "), "{text}");
         assert!(text.lines().nth(1).unwrap().ends_with("  out"), "{text}");
+    }
+
+    #[test]
+    fn a_channel_agent_is_marked_as_one() {
+        let relay = AgentSummary {
+            name: "relay".into(),
+            topic: "alerts".into(),
+            concurrency: 1,
+            sinks: vec![],
+            channel: true,
+        };
+        let listed = [relay];
+        let doc = parse(&agents(&listed, true));
+        assert_eq!(doc["agents"][0]["channel"], json!(true));
+        assert_eq!(doc["agents"][0]["topic"], json!("alerts"));
+        let text = agents(&listed, false);
+        assert!(
+            text.lines().nth(1).unwrap().contains("channel alerts"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -253,6 +253,8 @@ pub(crate) struct StartedChannelAgent {
 /// A channel agent as registered, until the runtime starts it.
 pub(crate) struct ChannelAgentSpec {
     pub starter: Option<ChannelStarter>,
+    /// What `App::agents` lists for it.
+    pub summary: super::AgentSummary,
 }
 
 /// Configures an agent over a [`Channel`]; finish with [`run`](Self::run). Made by
@@ -310,6 +312,13 @@ impl<T: Send + 'static> ChannelAgentBuilder<T> {
             channel,
             concurrency,
         } = self;
+        let summary = super::AgentSummary {
+            name: name.clone(),
+            topic: channel.queue.name.clone(),
+            concurrency,
+            sinks: Vec::new(),
+            channel: true,
+        };
         let starter = move || {
             let (stop, stopping) = watch::channel(false);
             let works = (0..concurrency)
@@ -328,6 +337,7 @@ impl<T: Send + 'static> ChannelAgentBuilder<T> {
         };
         decls.add_channel_agent(ChannelAgentSpec {
             starter: Some(Box::new(starter)),
+            summary,
         });
     }
 }

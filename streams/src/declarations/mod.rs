@@ -97,12 +97,26 @@ pub(crate) struct Declarations {
 pub struct AgentSummary {
     /// The agent's name (`<topic>-agent` for [`App::agent`](crate::App::agent)).
     pub name: String,
-    /// The topic it reads (after a `group_by`, the repartition topic).
+    /// The topic it reads (after a `group_by`, the repartition topic); for a channel agent,
+    /// the channel's name.
     pub topic: String,
     /// Instances of its body that run at once.
     pub concurrency: usize,
     /// Names of the sinks its results go to.
     pub sinks: Vec<String>,
+    /// True for a channel agent ([`App::channel_agent`](crate::App::channel_agent)): it reads
+    /// the in-process channel named by `topic`, which has no offsets or lag.
+    pub channel: bool,
+}
+
+impl AgentSummary {
+    /// What the agent reads, for listings: the topic, or `channel NAME` (as sinks name one).
+    pub(crate) fn reads(&self) -> String {
+        match self.channel {
+            true => format!("channel {}", self.topic),
+            false => self.topic.clone(),
+        }
+    }
 }
 
 impl Declarations {
@@ -277,6 +291,7 @@ impl Declarations {
     }
 
     /// The registered agents.
+    /// The agents that read topics (what offsets, lag and resets are about).
     pub(crate) fn agent_summaries(&self) -> Vec<AgentSummary> {
         self.agents()
             .iter()
@@ -285,8 +300,22 @@ impl Declarations {
                 topic: a.topic.clone(),
                 concurrency: a.concurrency,
                 sinks: a.sinks.clone(),
+                channel: false,
             })
             .collect()
+    }
+
+    /// Every agent, the topic agents first, then the channel agents: what users list.
+    pub(crate) fn all_agent_summaries(&self) -> Vec<AgentSummary> {
+        let mut all = self.agent_summaries();
+        all.extend(
+            self.channel_agents
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|a| a.summary.clone()),
+        );
+        all
     }
 
     /// An error for the first agent declared in a way that cannot work as written.

@@ -73,12 +73,12 @@ pub(crate) async fn index(State(view): State<std::sync::Arc<View>>) -> Html<Stri
         escape(&worker_state(&view.runtime.state()))
     );
     let agents = decls
-        .agent_summaries()
+        .all_agent_summaries()
         .into_iter()
         .map(|a| {
             vec![
-                a.name,
-                a.topic,
+                a.name.clone(),
+                a.reads(),
                 a.concurrency.to_string(),
                 a.sinks.join(", "),
             ]
