@@ -386,9 +386,11 @@ where
     /// Changes the value of `key` in place, starting from the default when it has none, and
     /// returns the new value: `table.update(&currency, |total| *total += amount)`.
     ///
-    /// The read and the write are atomic with respect to other writers of the table; if one
-    /// wrote to the partition in between, `f` runs again on the newer value (so it must only
-    /// change the value it is given).
+    /// The read and the write are atomic with respect to other writers of the table: `f` runs
+    /// with the key's partition locked, as a windowed table's update does, so it must only
+    /// change the value it is given (using the table inside it would wait for itself). A table
+    /// with write hooks (a side of a table join) runs `f` unlocked instead, and again on the
+    /// newer value if another write came in between.
     pub fn update<Q>(&self, key: &Q, mut f: impl FnMut(&mut V)) -> Result<V>
     where
         K: Borrow<Q>,
@@ -405,8 +407,9 @@ where
         })
     }
 
-    /// Reads `key`, lets `f` decide what to write, and writes it unless another write to the
-    /// partition came in between (then `f` runs again on the newer value).
+    /// Reads `key`, lets `f` decide what to write, and writes it: under the partition's lock
+    /// (see [`update`](Self::update)), else unless another write to the partition came in
+    /// between (then `f` runs again on the newer value).
     pub(crate) fn modify<Q, R>(
         &self,
         key: &Q,
@@ -417,9 +420,30 @@ where
         Q: Serialize + ?Sized,
     {
         let mut key = self.encode_key(key)?;
-        // One partition lookup for the read and the write; the value is decoded under the
-        // partition's lock (no copy of its bytes), `f` runs without it.
         let partition = self.core.partition_of(&key);
+        // The usual case: one lock and, for a key written since the last flush, one hash
+        // lookup; the value is decoded where it lies and the new one takes its place.
+        let in_place = self.core.update_in(partition, &key, |bytes| {
+            let current = bytes
+                .map(|b| {
+                    self.value_ser
+                        .decode(b)
+                        .map_err(|e| self.decode_error(partition, "value", e))
+                })
+                .transpose()?;
+            let (write, result) = f(current)?;
+            let write = match write {
+                Write::Keep => None,
+                Write::Put(v) => Some(Some(self.encode_value(&v)?)),
+                Write::Delete => Some(None),
+            };
+            Ok((write, result))
+        })?;
+        if let Some(result) = in_place {
+            return Ok(result);
+        }
+        // Write hooks, or detached: the value is decoded under the partition's lock (no copy
+        // of its bytes), `f` runs without it.
         loop {
             let (current, version) = self.core.read_versioned_in(partition, &key, |bytes| {
                 bytes

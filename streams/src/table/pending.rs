@@ -243,6 +243,34 @@ impl PartitionState {
         self.version += 1;
     }
 
+    /// Runs `f` on the pending write of `key` and puts the write it returns (`None`: none) in
+    /// its place: an update of a key written since the last flush, with one hash lookup and no
+    /// copy of the key (the usual update). `None`, `f` not called, when `key` has no pending
+    /// write. With `log` the write also goes to the log, as [`Self::write`] does.
+    pub fn rewrite_pending<T, E>(
+        &mut self,
+        key: &[u8],
+        log: bool,
+        f: impl FnOnce(Option<&[u8]>) -> Result<(Option<Option<Bytes>>, T), E>,
+    ) -> Option<Result<T, E>> {
+        let slot = self.pending.writes.get_mut(key)?;
+        let (write, out) = match f(slot.as_deref()) {
+            Ok(done) => done,
+            Err(e) => return Some(Err(e)),
+        };
+        if let Some(value) = write {
+            if log {
+                let logged = (Bytes::copy_from_slice(key), value.clone());
+                self.log.get_or_insert_with(Vec::new).push(logged);
+            }
+            self.pending_bytes -= slot.as_ref().map_or(0, Bytes::len);
+            self.pending_bytes += value.as_ref().map_or(0, Bytes::len);
+            *slot = value;
+            self.version += 1;
+        }
+        Some(Ok(out))
+    }
+
     /// Bytes of keys and values waiting for the next flush.
     pub fn pending_bytes(&self) -> usize {
         self.pending_bytes

@@ -146,6 +146,55 @@ impl TableCore {
         Ok(None)
     }
 
+    /// Reads and writes `key` of `partition` under one lock of the partition: `f` gets the
+    /// value bytes (the newest write, else the store's) and returns the write to make (`None`:
+    /// none, `Some(None)`: a delete) and a result. A key written since the last flush is
+    /// rewritten in place (one hash lookup, no copy of the key). `Ok(None)`, `f` not called,
+    /// when the table has write hooks (they see the old value and run without the lock) or is
+    /// detached: then [`Self::read_versioned_in`] and [`Self::try_put_in`].
+    pub(crate) fn update_in<T>(
+        &self,
+        partition: i32,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> Result<(Option<Option<Bytes>>, T)>,
+    ) -> Result<Option<T>> {
+        let hooked = !self
+            .hooks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
+        if self.detached || hooked {
+            return Ok(None);
+        }
+        let log = self.cache_is_off();
+        self.with_active(partition, key, |st| {
+            let before = st.pending_bytes();
+            let mut f = Some(f);
+            let out = match st.rewrite_pending(key, log, |v| (f.take().expect("once"))(v)) {
+                Some(out) => out?,
+                None => {
+                    let f = f.take().expect("not called");
+                    let (write, out) = match st.lookup(key) {
+                        Some(write) => f(write.map(|b| &b[..]))?,
+                        None => {
+                            let stored = self
+                                .store()?
+                                .get(partition, key)
+                                .map_err(|e| self.store_error(&[partition], e))?;
+                            f(stored.as_deref())?
+                        }
+                    };
+                    if let Some(value) = write {
+                        st.write(Bytes::copy_from_slice(key), value, log);
+                    }
+                    out
+                }
+            };
+            self.cached(before, st.pending_bytes());
+            Ok(Some(out))
+        })
+    }
+
     /// Writes `key` (`None` deletes it).
     pub(crate) fn put(&self, key: Bytes, value: Option<Bytes>) -> Result<()> {
         self.put_if(key, value, None).map(|_| ())

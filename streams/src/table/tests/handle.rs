@@ -254,3 +254,36 @@ fn handles_are_send_and_sync_whatever_the_types() {
     send_sync::<Table<std::rc::Rc<String>, std::rc::Rc<i64>>>();
     send_sync::<SetTable<String, u8>>();
 }
+
+#[test]
+fn an_update_rewrites_its_pending_write_in_place_and_counts_its_bytes_once() {
+    use crate::table::handle::Write;
+    let table = held::<i64>(spec(), Arc::new(MemoryStore::new())).with_default(|| 0);
+    let core = table.core().clone();
+    let a = key_in(&table, 0);
+    // Over the bound once the key and a two-digit count are pending, not before.
+    core.set_cache(a.len() as u64 + 1, Arc::new(tokio::sync::Notify::new()));
+    for _ in 0..9 {
+        table.update(a.as_str(), |v| *v += 1).unwrap();
+    }
+    assert!(!core.cache_over_bound(), "one pending write: key and `9`");
+    table.update(a.as_str(), |v| *v += 1).unwrap();
+    assert!(core.cache_over_bound(), "key and `10`");
+    // A change that fails writes nothing.
+    let failed = table.modify(a.as_str(), |_| {
+        Err::<(Write<i64>, ()), _>(Error::NotStarted)
+    });
+    assert!(failed.is_err());
+    assert_eq!(table.get(a.as_str()).unwrap(), Some(10));
+    let flush = core.take_pending(0).unwrap();
+    assert_eq!(flush.records().len(), 1, "one record per key and flush");
+    assert_eq!(flush.records()[0].value.as_deref(), Some(&b"10"[..]));
+    assert!(!core.cache_over_bound(), "taken by the flush");
+    // The cache off: every write is a record, in order.
+    core.set_cache(0, Arc::new(tokio::sync::Notify::new()));
+    table.update(a.as_str(), |v| *v += 1).unwrap();
+    table.update(a.as_str(), |v| *v += 1).unwrap();
+    let flush = core.take_pending(0).unwrap();
+    let values: Vec<_> = flush.records().iter().map(|r| r.value.clone()).collect();
+    assert_eq!(values, [Some("11".into()), Some("12".into())]);
+}
