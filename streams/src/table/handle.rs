@@ -388,7 +388,8 @@ where
     ///
     /// The read and the write are atomic with respect to other writers of the table: `f` runs
     /// with the key's partition locked, as a windowed table's update does, so it must only
-    /// change the value it is given (using the table inside it would wait for itself). A table
+    /// change the value it is given: using the same table inside it panics, naming the table
+    /// (read what `f` needs before calling `update`; other tables are fine). A table
     /// with write hooks (a side of a table join) runs `f` unlocked instead, and again on the
     /// newer value if another write came in between.
     pub fn update<Q>(&self, key: &Q, mut f: impl FnMut(&mut V)) -> Result<V>

@@ -30,6 +30,7 @@
 //! 5. On commit: [`TableCore::flush_store`] makes the applied batches durable (redb).
 
 mod flush;
+mod reentry;
 mod txn;
 mod writes;
 
@@ -298,6 +299,7 @@ impl TableCore {
     }
 
     fn state(&self, partition: i32) -> Option<Shared> {
+        reentry::refuse_inside_update(self, self.name());
         let parts = self.parts.read().unwrap_or_else(|e| e.into_inner());
         parts.get(&partition).cloned()
     }

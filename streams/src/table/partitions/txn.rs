@@ -168,6 +168,8 @@ impl TableCore {
         }
         let log = self.cache_is_off();
         self.with_active(partition, key, |st| {
+            // `f` runs under the lock: the same table used inside it would deadlock.
+            let _updating = super::reentry::Updating::enter(self);
             let before = st.pending_bytes();
             let mut f = Some(f);
             let out = match st.rewrite_pending(key, log, |v| (f.take().expect("once"))(v)) {

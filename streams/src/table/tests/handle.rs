@@ -287,3 +287,25 @@ fn an_update_rewrites_its_pending_write_in_place_and_counts_its_bytes_once() {
     let values: Vec<_> = flush.records().iter().map(|r| r.value.clone()).collect();
     assert_eq!(values, [Some("11".into()), Some("12".into())]);
 }
+
+#[test]
+fn using_a_table_inside_its_own_update_panics_with_its_name_instead_of_deadlocking() {
+    let table = held::<i64>(spec(), Arc::new(MemoryStore::new())).with_default(|| 0);
+    let a = key_in(&table, 0);
+    let inner = table.clone();
+    let key = a.clone();
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        table.update(a.as_str(), |v| {
+            *v += inner.get(key.as_str()).unwrap().unwrap_or(0)
+        })
+    }))
+    .expect_err("the same table inside its update closure");
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        message.contains("inside its own update closure"),
+        "{message}"
+    );
+    // The mark is gone and the partition's lock was released: the table works on.
+    assert_eq!(table.update(a.as_str(), |v| *v += 1).unwrap(), 1);
+    assert_eq!(table.get(a.as_str()).unwrap(), Some(1));
+}
