@@ -45,6 +45,20 @@ pub(crate) fn put_varlong(out: &mut Vec<u8>, v: i64) {
     out.push(z as u8);
 }
 
+/// Writes `v` as a zigzag varlong into `out` at `pos`; returns the position after it. For
+/// encoders filling a fixed buffer: no length bookkeeping per byte, as `Vec::push` has.
+#[inline]
+pub(crate) fn put_varlong_at(out: &mut [u8], mut pos: usize, v: i64) -> usize {
+    let mut z = zigzag64(v);
+    while z >= 0x80 {
+        out[pos] = (z as u8) | 0x80;
+        pos += 1;
+        z >>= 7;
+    }
+    out[pos] = z as u8;
+    pos + 1
+}
+
 /// Reads an unsigned LEB128 of at most `max_bytes` bytes at `*pos`.
 #[inline]
 fn read_raw(buf: &[u8], pos: &mut usize, max_bytes: usize, what: &'static str) -> Result<u64> {
