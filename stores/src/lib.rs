@@ -54,6 +54,7 @@
 mod batch;
 mod error;
 mod memory;
+mod order;
 mod partition;
 mod redb_store;
 mod store;
@@ -65,6 +66,7 @@ mod url;
 pub use batch::{BatchOp, WriteBatch};
 pub use error::{Error, Result};
 pub use memory::MemoryStore;
+pub use order::key_order;
 pub use partition::{Offset, Partition};
 pub use redb_store::{RedbOptions, RedbStore};
 pub use store::{prefix_end, Entry, EntryIter, PartitionStats, Store, StoreStats};

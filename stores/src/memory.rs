@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::order::key_order;
 use crate::store::is_empty_range;
 use crate::{
     BatchOp, Entry, EntryIter, Error, Offset, Partition, PartitionStats, Result, Store, StoreStats,
@@ -14,9 +15,33 @@ use crate::{
 /// calls to `next`, so a long scan does not stall writers.
 const SCAN_CHUNK: usize = 256;
 
+/// A stored key, ordered by [`key_order`] (the bytes' order, compared inline: a batch's inserts
+/// and deletes compare ~29-byte keys with long shared prefixes); read by its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key(Vec<u8>);
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        key_order(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+// The same order as the bytes' (`key_order` is `<[u8]>::cmp`), as `Borrow` requires.
+impl std::borrow::Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 #[derive(Debug, Default)]
 struct PartitionData {
-    entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    entries: BTreeMap<Key, Vec<u8>>,
     offset: Option<Offset>,
     /// Sum of key and value lengths, kept up to date so stats are O(1).
     bytes: u64,
@@ -78,6 +103,18 @@ impl Store for MemoryStore {
             .cloned())
     }
 
+    fn read_value(
+        &self,
+        partition: Partition,
+        key: &[u8],
+        read: &mut dyn FnMut(Option<&[u8]>),
+    ) -> Result<()> {
+        let partitions = self.read()?;
+        let value = partitions.get(&partition).and_then(|p| p.entries.get(key));
+        read(value.map(Vec::as_slice));
+        Ok(())
+    }
+
     fn range(
         &self,
         partition: Partition,
@@ -102,8 +139,13 @@ impl Store for MemoryStore {
         let (mut ops, offsets) = batch.into_parts();
         // Inserting in key order keeps the upper tree nodes in cache (measured: ~1.3x at 10,000
         // records a batch). The sort is stable: writes to one key keep their order.
-        if !ops.is_sorted_by(|a, b| (a.partition(), a.key()) <= (b.partition(), b.key())) {
-            ops.sort_by(|a, b| (a.partition(), a.key()).cmp(&(b.partition(), b.key())));
+        let order = |a: &BatchOp, b: &BatchOp| {
+            a.partition()
+                .cmp(&b.partition())
+                .then_with(|| key_order(a.key(), b.key()))
+        };
+        if !ops.is_sorted_by(|a, b| order(a, b).is_le()) {
+            ops.sort_by(order);
         }
         let mut partitions = self.write()?;
         for op in ops {
@@ -116,15 +158,16 @@ impl Store for MemoryStore {
                     let data = partitions.entry(partition).or_default();
                     let added = (key.len() + value.len()) as u64;
                     let key_len = key.len() as u64;
-                    if let Some(old) = data.entries.insert(key, value) {
+                    if let Some(old) = data.entries.insert(Key(key), value) {
                         data.bytes -= key_len + old.len() as u64;
                     }
                     data.bytes += added;
                 }
                 BatchOp::Delete { partition, key } => {
                     if let Some(data) = partitions.get_mut(&partition) {
+                        let key = Key(key);
                         if let Some(old) = data.entries.remove(&key) {
-                            data.bytes -= (key.len() + old.len()) as u64;
+                            data.bytes -= (key.0.len() + old.len()) as u64;
                         }
                     }
                 }
@@ -212,7 +255,7 @@ impl ChunkedScan<'_> {
                 .entries
                 .range::<[u8], _>((start, end))
                 .take(SCAN_CHUNK)
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.0.clone(), v.clone()))
                 .collect(),
             None => Vec::new(),
         };

@@ -63,6 +63,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The value of `key` in `partition`.
     fn get(&self, partition: Partition, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
+    /// Calls `read` with the value of `key` in `partition` (`None`: no entry), where the
+    /// backend can without copying it ([`MemoryStore`](crate::MemoryStore): under its read
+    /// lock, so `read` must not use the store); by default on a [`get`](Store::get)'s copy.
+    fn read_value(
+        &self,
+        partition: Partition,
+        key: &[u8],
+        read: &mut dyn FnMut(Option<&[u8]>),
+    ) -> Result<()> {
+        read(self.get(partition, key)?.as_deref());
+        Ok(())
+    }
+
     /// Entries of `partition` with keys within `start..end` (any bounds), in ascending key order.
     /// An empty or inverted range yields nothing.
     fn range(

@@ -251,6 +251,14 @@ where
             .map_err(|e| self.encode_error("value", e))
     }
 
+    /// Appends the encoded `value` to `out`: the bytes of [`Self::encode_value`], for a caller
+    /// that frames them (a window's end before its value) in one buffer it reuses.
+    pub(crate) fn encode_value_into(&self, value: &V, out: &mut Vec<u8>) -> Result<()> {
+        self.value_ser
+            .encode_into(value, out)
+            .map_err(|e| self.encode_error("value", e))
+    }
+
     fn encode_error(&self, part: &'static str, e: Error) -> Error {
         Error::TableEncode {
             table: self.name().to_owned(),

@@ -30,6 +30,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use stores::key_order;
 
 use super::effects::Effects;
 use super::idle::Activity;
@@ -108,7 +109,8 @@ impl Pending {
             .drain()
             .map(|(key, value)| ChangelogRecord { key, value })
             .collect();
-        writes.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        // `key_order`: the keys' byte order, without a call to memcmp per comparison.
+        writes.sort_unstable_by(|a, b| key_order(&a.key, &b.key));
         if self.writes.capacity() > 4 * writes.len().max(1024) {
             self.writes.shrink_to(writes.len());
         }
@@ -124,7 +126,7 @@ pub(crate) struct Flushed(Arc<Vec<ChangelogRecord>>);
 
 impl Flushed {
     fn get(&self, key: &[u8]) -> Option<&Option<Bytes>> {
-        let i = self.0.binary_search_by(|r| r.key[..].cmp(key)).ok()?;
+        let i = self.0.binary_search_by(|r| key_order(&r.key, key)).ok()?;
         Some(&self.0[i].value)
     }
 

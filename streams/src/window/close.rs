@@ -71,7 +71,7 @@ where
         let (bytes, partition, prefix) = self.encode_user_key(key)?;
         self.table.core().with_partition(partition, &bytes, |txn| {
             let (mut held, before) = self.take_windows(txn)?;
-            let PartitionWindows { clock, due } = &mut held;
+            let PartitionWindows { clock, due } = &mut *held;
             let outcome = self.file(txn, clock, due, &bytes, &prefix, time, f)?;
             if matches!(outcome, Outcome::Updated(_)) {
                 clock.stream_time = clock.stream_time.max(time);
@@ -150,17 +150,18 @@ where
 
     /// The partition's clock and due times for a change, and the clock as last written: kept
     /// by the table partition since the last change, or built from its entries when it has
-    /// none (see `due.rs`). [`settle`](Self::settle) puts them back.
+    /// none (see `due.rs`). [`settle`](Self::settle) puts them back, in the same box (not
+    /// boxed anew per event).
     pub(super) fn take_windows(
         &self,
         txn: &mut PartitionTxn<'_>,
-    ) -> Result<(PartitionWindows, Clock)> {
+    ) -> Result<(Box<PartitionWindows>, Clock)> {
         let kept = txn
             .take_derived()
             .and_then(|kept| kept.downcast::<PartitionWindows>().ok());
         let mut held = match kept {
-            Some(kept) => *kept,
-            None => self.build_windows(txn)?,
+            Some(kept) => kept,
+            None => Box::new(self.build_windows(txn)?),
         };
         let before = held.clock;
         // No-op but after a build: nothing is due before the first due time.
@@ -201,10 +202,10 @@ where
     pub(super) fn settle(
         &self,
         txn: &mut PartitionTxn<'_>,
-        mut held: PartitionWindows,
+        mut held: Box<PartitionWindows>,
         before: Clock,
     ) -> Result<(Closes<K, V>, Clock)> {
-        let PartitionWindows { clock, due } = &mut held;
+        let PartitionWindows { clock, due } = &mut *held;
         let closed = if clock.stream_time < clock.next_due {
             Closes::default()
         } else if let Some(size) = self.uncollected_fixed_size() {
@@ -222,7 +223,7 @@ where
             txn.put(Clock::key(), Some(clock.encode()));
         }
         let clock = *clock;
-        txn.keep_derived(Box::new(held));
+        txn.keep_derived(held);
         Ok((closed, clock))
     }
 
@@ -260,8 +261,10 @@ where
                 closed += 1;
             }
             if expire_at <= now {
-                let prefix = layout::key_prefix(&user_key).unwrap_or_default();
-                txn.put(layout::window_key(&prefix, start), None);
+                // Its key was stored, so it is not longer than 4 GiB.
+                if let Some(key) = layout::window_key_of(&user_key, start) {
+                    txn.put(key, None);
+                }
             } else {
                 let next = if close_at > now { close_at } else { expire_at };
                 schedule(clock, due, &user_key, start, next);

@@ -80,6 +80,15 @@ pub(crate) fn window_key(prefix: &BytesMut, start: i64) -> Bytes {
     buf.freeze()
 }
 
+/// The store key of `user_key`'s window starting at `start`, in one allocation (no prefix
+/// built first); `None` for a key longer than 4 GiB.
+pub(crate) fn window_key_of(user_key: &[u8], start: i64) -> Option<Bytes> {
+    let mut buf = BytesMut::with_capacity(1 + 4 + user_key.len() + 8);
+    buf.put_u8(WINDOW_TAG);
+    put_window_body(&mut buf, user_key, Some(start))?;
+    Some(buf.freeze())
+}
+
 /// The due entry of `user_key`'s window starting at `start`, at `time`, as an earlier version
 /// stored it. `None` for a key longer than 4 GiB.
 #[cfg(test)]
@@ -158,7 +167,13 @@ pub(crate) fn parse_key(key: &[u8]) -> Option<StoreKey<'_>> {
     }
 }
 
+/// Starts a window's stored value in `out`: its end (the encoded value follows).
+pub(crate) fn put_window_end(out: &mut Vec<u8>, end: i64) {
+    out.put_u64((end as u64) ^ (1 << 63));
+}
+
 /// A window's stored value: its end, then the encoded value.
+#[cfg(test)]
 pub(crate) fn window_value(end: i64, value: &[u8]) -> Bytes {
     let mut buf = BytesMut::with_capacity(8 + value.len());
     put_time(&mut buf, end);
@@ -244,6 +259,7 @@ mod tests {
         ) {
             let (pa, pb) = (key_prefix(&a).unwrap(), key_prefix(&b).unwrap());
             let ka = window_key(&pa, s1);
+            prop_assert_eq!(Some(ka.clone()), window_key_of(&a, s1));
             prop_assert_eq!(parse_key(&ka), Some(StoreKey::Window { user_key: &a, start: s1 }));
             // One key's windows sort by start.
             prop_assert_eq!(ka.cmp(&window_key(&pa, s2)), s1.cmp(&s2));
@@ -264,6 +280,10 @@ mod tests {
             prop_assert!(due.as_ref() > Clock::key().as_ref());
             let v = window_value(s2, &b);
             prop_assert_eq!(parse_value(&v), Some((s2, &b[..])));
+            let mut framed = Vec::new();
+            put_window_end(&mut framed, s2);
+            framed.extend_from_slice(&b);
+            prop_assert_eq!(&framed[..], &v[..]);
         }
     }
 }

@@ -37,18 +37,21 @@ where
     K: Serialize + DeserializeOwned + Send + Sync + 'static,
     V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
+    /// Writes `window`'s entry under `key` (the caller built it for its read): the window's
+    /// end and the encoded value framed in `scratch` (reused across an update's windows), then
+    /// copied into one buffer of their size: one allocation per window written.
     fn put_window(
         &self,
         txn: &mut PartitionTxn<'_>,
-        prefix: &BytesMut,
+        key: Bytes,
         window: Window,
         value: &V,
+        scratch: &mut Vec<u8>,
     ) -> Result<()> {
-        let bytes = self.table.encode_value(value)?;
-        txn.put(
-            layout::window_key(prefix, window.start),
-            Some(layout::window_value(window.end, &bytes)),
-        );
+        scratch.clear();
+        layout::put_window_end(scratch, window.end);
+        self.table.encode_value_into(value, scratch)?;
+        txn.put(key, Some(Bytes::copy_from_slice(scratch)));
         Ok(())
     }
 
@@ -67,6 +70,7 @@ where
         f: &mut dyn FnMut(&mut V),
     ) -> Result<Outcome<V>> {
         let stream_time = clock.stream_time;
+        let mut scratch = Vec::with_capacity(64);
         let is_open = |w: Window| self.spec.close_ms(w) > stream_time;
         match self.spec.cut() {
             Cut::Tumbling { .. } | Cut::Hopping { .. } => {
@@ -88,7 +92,7 @@ where
                         }
                     };
                     f(&mut value);
-                    self.put_window(txn, prefix, w, &value)?;
+                    self.put_window(txn, key, w, &value, &mut scratch)?;
                     // Windows come latest start first: the first is the current one.
                     current.get_or_insert(value);
                 }
@@ -109,7 +113,7 @@ where
                     }
                 };
                 f(&mut value);
-                self.put_window(txn, prefix, bucket, &value)?;
+                self.put_window(txn, key, bucket, &value, &mut scratch)?;
                 let from = bucket.end.saturating_sub(size);
                 let buckets = self.stored_windows(txn, prefix, from, bucket.end)?;
                 let folded = self.fold(buckets.into_iter().map(|(_, v)| v));
@@ -159,7 +163,8 @@ where
                 for start in joined.into_iter().filter(|s| *s != session.start) {
                     txn.put(layout::window_key(prefix, start), None);
                 }
-                self.put_window(txn, prefix, session, &value)?;
+                let key = layout::window_key(prefix, session.start);
+                self.put_window(txn, key, session, &value, &mut scratch)?;
                 Ok(Outcome::Updated(value))
             }
         }

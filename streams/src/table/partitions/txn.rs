@@ -80,6 +80,31 @@ impl TableCore {
         }
     }
 
+    /// Runs `read` on the store's value of `key` in `partition`, where the store holds it
+    /// (no copy for the memory store).
+    fn read_stored<T>(
+        &self,
+        partition: i32,
+        key: &[u8],
+        read: impl FnOnce(Option<&[u8]>) -> Result<T>,
+    ) -> Result<T> {
+        let mut read = Some(read);
+        let mut out = None;
+        self.store()?
+            .read_value(partition, key, &mut |value| {
+                if let Some(read) = read.take() {
+                    out = Some(read(value));
+                }
+            })
+            .map_err(|e| self.store_error(&[partition], e))?;
+        match (out, read) {
+            (Some(out), _) => out,
+            // A store that did not call back has no value to give.
+            (None, Some(read)) => read(None),
+            (None, None) => unreachable!("`read` ran, so its result was kept"),
+        }
+    }
+
     /// The value bytes of `key`: its newest write, else the store's.
     pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
         self.with_owned(key, |p, st| self.read_locked(p, st, key))
@@ -97,13 +122,7 @@ impl TableCore {
         self.with_active(partition, key, |st| {
             let value = match st.lookup(key) {
                 Some(write) => read(write.map(|b| &b[..]))?,
-                None => {
-                    let stored = self
-                        .store()?
-                        .get(partition, key)
-                        .map_err(|e| self.store_error(&[partition], e))?;
-                    read(stored.as_deref())?
-                }
+                None => self.read_stored(partition, key, read)?,
             };
             Ok((value, st.version))
         })
@@ -390,14 +409,7 @@ impl PartitionTxn<'_> {
         }
         match self.state.lookup(key) {
             Some(write) => read(write.map(|b| &b[..])),
-            None => {
-                let stored = self
-                    .core
-                    .store()?
-                    .get(self.partition, key)
-                    .map_err(|e| self.core.store_error(&[self.partition], e))?;
-                read(stored.as_deref())
-            }
+            None => self.core.read_stored(self.partition, key, read),
         }
     }
 

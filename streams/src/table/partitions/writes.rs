@@ -74,7 +74,7 @@ impl TxnWrites {
     /// The writes in key order (the order a change's writes always took).
     pub fn into_sorted(self) -> Vec<(Bytes, Option<Bytes>)> {
         let mut list = self.list;
-        list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        list.sort_unstable_by(|a, b| stores::key_order(&a.0, &b.0));
         list
     }
 }
