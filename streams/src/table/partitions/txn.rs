@@ -197,13 +197,7 @@ impl TableCore {
                     let f = f.take().expect("not called");
                     let (write, out) = match st.lookup(key) {
                         Some(write) => f(write.map(|b| &b[..]))?,
-                        None => {
-                            let stored = self
-                                .store()?
-                                .get(partition, key)
-                                .map_err(|e| self.store_error(&[partition], e))?;
-                            f(stored.as_deref())?
-                        }
+                        None => self.read_stored(partition, key, f)?,
                     };
                     if let Some(value) = write {
                         st.write(Bytes::copy_from_slice(key), value, log);
